@@ -1,0 +1,24 @@
+package spmesh
+
+// Header holds string key/value pairs that travel with a message: trace
+// context, correlation ids, application metadata. A nil Header is empty and
+// valid for reading.
+type Header map[string]string
+
+// Get returns the value for key, or "".
+func (h Header) Get(key string) string { return h[key] }
+
+// Set sets key to value. It panics on a nil Header, like a map.
+func (h Header) Set(key, value string) { h[key] = value }
+
+// Clone returns a copy of h (nil for an empty h).
+func (h Header) Clone() Header {
+	if len(h) == 0 {
+		return nil
+	}
+	c := make(Header, len(h))
+	for k, v := range h {
+		c[k] = v
+	}
+	return c
+}

@@ -1,0 +1,292 @@
+package wire
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// A minimal msgpack writer and reader for the envelope header: no reflection,
+// no allocation on the write side, bounds-checked on the read side.
+
+func appendMapLen(b []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(b, 0x80|byte(n))
+	case n <= math.MaxUint16:
+		return append(b, 0xde, byte(n>>8), byte(n))
+	default:
+		return append(b, 0xdf, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
+func appendUint(b []byte, v uint64) []byte {
+	switch {
+	case v < 128:
+		return append(b, byte(v))
+	case v <= math.MaxUint8:
+		return append(b, 0xcc, byte(v))
+	case v <= math.MaxUint16:
+		return append(b, 0xcd, byte(v>>8), byte(v))
+	case v <= math.MaxUint32:
+		return append(b, 0xce, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 0xcf), v)
+	}
+}
+
+func appendInt(b []byte, v int64) []byte {
+	switch {
+	case v >= 0:
+		return appendUint(b, uint64(v))
+	case v >= -32:
+		return append(b, byte(v))
+	case v >= math.MinInt8:
+		return append(b, 0xd0, byte(v))
+	case v >= math.MinInt16:
+		return append(b, 0xd1, byte(v>>8), byte(v))
+	case v >= math.MinInt32:
+		return append(b, 0xd2, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(v))
+	}
+}
+
+func appendStr(b []byte, s string) []byte {
+	n := len(s)
+	switch {
+	case n < 32:
+		b = append(b, 0xa0|byte(n))
+	case n <= math.MaxUint8:
+		b = append(b, 0xd9, byte(n))
+	case n <= math.MaxUint16:
+		b = append(b, 0xda, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0xdb, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(b, s...)
+}
+
+func appendBin(b []byte, p []byte) []byte {
+	n := len(p)
+	switch {
+	case n <= math.MaxUint8:
+		b = append(b, 0xc4, byte(n))
+	case n <= math.MaxUint16:
+		b = append(b, 0xc5, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0xc6, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(b, p...)
+}
+
+// reader decodes msgpack values from b, never reading past its end.
+type reader struct {
+	b []byte
+	i int
+}
+
+func (r *reader) byte1() (byte, error) {
+	if r.i >= len(r.b) {
+		return 0, errShort
+	}
+	c := r.b[r.i]
+	r.i++
+	return c, nil
+}
+
+func (r *reader) take(n uint64) ([]byte, error) {
+	if n > uint64(len(r.b)-r.i) {
+		return nil, errShort
+	}
+	p := r.b[r.i : r.i+int(n)]
+	r.i += int(n)
+	return p, nil
+}
+
+func (r *reader) be(n int) (uint64, error) {
+	p, err := r.take(uint64(n))
+	if err != nil {
+		return 0, err
+	}
+	var v uint64
+	for _, c := range p {
+		v = v<<8 | uint64(c)
+	}
+	return v, nil
+}
+
+func (r *reader) mapLen() (uint64, error) {
+	c, err := r.byte1()
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case c&0xf0 == 0x80:
+		return uint64(c & 0x0f), nil
+	case c == 0xde:
+		return r.be(2)
+	case c == 0xdf:
+		return r.be(4)
+	}
+	return 0, errType
+}
+
+// int reads any msgpack integer as int64 (uint64 values above MaxInt64 fail).
+func (r *reader) int() (int64, error) {
+	c, err := r.byte1()
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case c < 0x80:
+		return int64(c), nil
+	case c >= 0xe0:
+		return int64(int8(c)), nil
+	}
+	var v uint64
+	switch c {
+	case 0xcc, 0xcd, 0xce, 0xcf:
+		v, err = r.be(1 << (c - 0xcc))
+		if err == nil && v > math.MaxInt64 {
+			err = errRange
+		}
+		return int64(v), err
+	case 0xd0:
+		v, err = r.be(1)
+		return int64(int8(v)), err
+	case 0xd1:
+		v, err = r.be(2)
+		return int64(int16(v)), err
+	case 0xd2:
+		v, err = r.be(4)
+		return int64(int32(v)), err
+	case 0xd3:
+		v, err = r.be(8)
+		return int64(v), err
+	}
+	return 0, errType
+}
+
+// uint reads a non-negative msgpack integer.
+func (r *reader) uint() (uint64, error) {
+	c, err := r.byte1()
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case c < 0x80:
+		return uint64(c), nil
+	case c >= 0xcc && c <= 0xcf:
+		return r.be(1 << (c - 0xcc))
+	}
+	return 0, errType
+}
+
+// str reads a msgpack str (or bin) and returns a slice of the frame.
+func (r *reader) str() ([]byte, error) {
+	c, err := r.byte1()
+	if err != nil {
+		return nil, err
+	}
+	var n uint64
+	switch {
+	case c&0xe0 == 0xa0:
+		n = uint64(c & 0x1f)
+	case c == 0xd9, c == 0xc4:
+		n, err = r.be(1)
+	case c == 0xda, c == 0xc5:
+		n, err = r.be(2)
+	case c == 0xdb, c == 0xc6:
+		n, err = r.be(4)
+	default:
+		return nil, errType
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.take(n)
+}
+
+// skip skips one value of any type, nesting at most depth levels.
+func (r *reader) skip(depth int) error {
+	if depth <= 0 {
+		return errDepth
+	}
+	c, err := r.byte1()
+	if err != nil {
+		return err
+	}
+	var n uint64 // bytes to skip, or elements for containers
+	elems := uint64(0)
+	switch {
+	case c < 0x80 || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+		return nil
+	case c&0xf0 == 0x80:
+		elems = 2 * uint64(c&0x0f)
+	case c&0xf0 == 0x90:
+		elems = uint64(c & 0x0f)
+	case c&0xe0 == 0xa0:
+		n = uint64(c & 0x1f)
+	default:
+		switch c {
+		case 0xc4, 0xd9:
+			n, err = r.be(1)
+		case 0xc5, 0xda:
+			n, err = r.be(2)
+		case 0xc6, 0xdb:
+			n, err = r.be(4)
+		case 0xcc, 0xd0:
+			n = 1
+		case 0xcd, 0xd1:
+			n = 2
+		case 0xca, 0xce, 0xd2:
+			n = 4
+		case 0xcb, 0xcf, 0xd3:
+			n = 8
+		case 0xd4:
+			n = 2
+		case 0xd5:
+			n = 3
+		case 0xd6:
+			n = 5
+		case 0xd7:
+			n = 9
+		case 0xd8:
+			n = 17
+		case 0xc7, 0xc8, 0xc9:
+			var l uint64
+			l, err = r.be(1 << (c - 0xc7))
+			n = l + 1
+		case 0xdc:
+			elems, err = r.be(2)
+		case 0xdd:
+			elems, err = r.be(4)
+		case 0xde:
+			elems, err = r.be(2)
+			elems *= 2
+		case 0xdf:
+			elems, err = r.be(4)
+			elems *= 2
+		default:
+			return errType
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		_, err = r.take(n)
+		return err
+	}
+	// Every element takes at least one byte: reject counts the frame can't hold
+	// before looping.
+	if elems > uint64(len(r.b)-r.i) {
+		return errShort
+	}
+	for ; elems > 0; elems-- {
+		if err := r.skip(depth - 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}

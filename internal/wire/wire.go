@@ -1,0 +1,333 @@
+// Package wire is spmesh's one envelope, shared by every pattern. It is
+// documented here byte by byte so that a peer in another language (NNG,
+// nanomsg, pynng) can speak it.
+//
+// # Frame
+//
+// One envelope is the body of one SP message (what mangos calls a message
+// body; the SP protocol headers, such as REQ request ids, are separate):
+//
+//	[topic 0x00]   pub/sub only: the topic's UTF-8 bytes, then one 0x00 byte
+//	version        1 byte, currently 0x01
+//	kind           1 byte (see Kind)
+//	header         one msgpack map, keys are small unsigned integers
+//	body           all remaining bytes, as produced by the message's codec
+//
+// Topics never contain bytes below 0x20 and the version byte is 0x01, so a
+// decoder tells a topic-prefixed frame from a plain one by its first byte.
+// Putting the topic first lets a SUB socket's prefix filter work.
+//
+// # Header keys
+//
+//	1  id        bin 16     message id, stable across resends (de-duplication)
+//	2  time      int        send time, Unix nanoseconds
+//	3  headers   map        user headers, str -> str
+//	4  pub       uint       publisher id (pub/sub)
+//	5  seq       uint       publisher sequence number, from 1, +1 per message
+//	6  attempt   uint       delivery attempt, from 1 (req/rep, jobs)
+//	7  deadline  int        caller's deadline, Unix nanoseconds (0: none)
+//	8  code      int        error code of a remote error (with key 9)
+//	9  error     str        error message: the handler failed
+//	10 from      str        sender's name (survey respondents, workers)
+//	11 flags     uint       bit 0: declined (survey), bit 1: nack (jobs)
+//
+// Keys may appear in any order; absent keys take their zero value; unknown
+// keys are skipped, so later versions can add keys. Integers may use any
+// msgpack integer encoding.
+//
+// Decoding never panics, reads only within the frame, and allocates at most
+// what the frame holds (strings and the header map are copied out of it; the
+// body aliases the frame).
+package wire
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/spmesh/spmesh"
+)
+
+// Version is the envelope version this package writes and reads.
+const Version = 1
+
+// Kind is the message kind, byte 2 of a plain frame.
+type Kind byte
+
+// Message kinds.
+const (
+	KindPublish  Kind = 1 // pub/sub message
+	KindRequest  Kind = 2 // req/rep request
+	KindReply    Kind = 3 // req/rep reply (an error reply carries keys 8, 9)
+	KindPush     Kind = 4 // pipeline push (at most once)
+	KindJob      Kind = 5 // pipeline job (at least once)
+	KindAck      Kind = 6 // pipeline job ack (an error or nack carries keys 8, 9, 11)
+	KindSurvey   Kind = 7 // survey question
+	KindResponse Kind = 8 // survey answer
+	kindMax           = KindResponse
+)
+
+// Flags bits (header key 11).
+const (
+	FlagDeclined = 1 << 0
+	FlagNack     = 1 << 1
+)
+
+// ID identifies a message; resends keep it.
+type ID [16]byte
+
+// String returns the id in hex.
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// Msg is a decoded envelope. Body aliases the frame it was decoded from.
+type Msg struct {
+	Kind     Kind
+	Topic    string
+	ID       ID
+	Time     int64
+	Header   spmesh.Header
+	Pub      uint64
+	Seq      uint64
+	Attempt  uint32
+	Deadline int64
+	Code     int64
+	Err      string // non-empty: the remote handler failed
+	From     string
+	Flags    uint64
+	Body     []byte
+}
+
+var (
+	errShort = errors.New("truncated")
+	errType  = errors.New("unexpected msgpack type")
+	errRange = errors.New("integer out of range")
+	errDepth = errors.New("nesting too deep")
+)
+
+const (
+	keyID = 1 + iota
+	keyTime
+	keyHeaders
+	keyPub
+	keySeq
+	keyAttempt
+	keyDeadline
+	keyCode
+	keyError
+	keyFrom
+	keyFlags
+)
+
+// ValidTopicByte reports whether c may appear in a topic.
+func ValidTopicByte(c byte) bool { return c >= 0x20 && c != 0x7f }
+
+// AppendHeader appends the envelope of m, everything but the body, to dst.
+// The caller appends the body after it. m.Topic must be valid (no byte below
+// 0x20) when non-empty; it is written only for KindPublish.
+func AppendHeader(dst []byte, m *Msg) []byte {
+	if m.Kind == KindPublish {
+		dst = append(dst, m.Topic...)
+		dst = append(dst, 0)
+	}
+	dst = append(dst, Version, byte(m.Kind))
+	n := 2 // id, time
+	if len(m.Header) > 0 {
+		n++
+	}
+	if m.Pub != 0 {
+		n++
+	}
+	if m.Seq != 0 {
+		n++
+	}
+	if m.Attempt != 0 {
+		n++
+	}
+	if m.Deadline != 0 {
+		n++
+	}
+	if m.Code != 0 {
+		n++
+	}
+	if m.Err != "" {
+		n++
+	}
+	if m.From != "" {
+		n++
+	}
+	if m.Flags != 0 {
+		n++
+	}
+	dst = appendMapLen(dst, n)
+	dst = appendBin(append(dst, keyID), m.ID[:])
+	dst = appendInt(append(dst, keyTime), m.Time)
+	if len(m.Header) > 0 {
+		dst = appendMapLen(append(dst, keyHeaders), len(m.Header))
+		for k, v := range m.Header {
+			dst = appendStr(appendStr(dst, k), v)
+		}
+	}
+	if m.Pub != 0 {
+		dst = appendUint(append(dst, keyPub), m.Pub)
+	}
+	if m.Seq != 0 {
+		dst = appendUint(append(dst, keySeq), m.Seq)
+	}
+	if m.Attempt != 0 {
+		dst = appendUint(append(dst, keyAttempt), uint64(m.Attempt))
+	}
+	if m.Deadline != 0 {
+		dst = appendInt(append(dst, keyDeadline), m.Deadline)
+	}
+	if m.Code != 0 {
+		dst = appendInt(append(dst, keyCode), m.Code)
+	}
+	if m.Err != "" {
+		dst = appendStr(append(dst, keyError), m.Err)
+	}
+	if m.From != "" {
+		dst = appendStr(append(dst, keyFrom), m.From)
+	}
+	if m.Flags != 0 {
+		dst = appendUint(append(dst, keyFlags), m.Flags)
+	}
+	return dst
+}
+
+// Decode parses frame into m, replacing its contents. Errors wrap
+// [spmesh.ErrDecode].
+func Decode(frame []byte, m *Msg) error {
+	if err := decode(frame, m); err != nil {
+		return fmt.Errorf("%w: envelope: %v", spmesh.ErrDecode, err)
+	}
+	return nil
+}
+
+func decode(frame []byte, m *Msg) error {
+	*m = Msg{}
+	r := reader{b: frame}
+	if len(frame) > 0 && ValidTopicByte(frame[0]) {
+		i := 0
+		for i < len(frame) && frame[i] != 0 {
+			if !ValidTopicByte(frame[i]) {
+				return errors.New("bad topic byte")
+			}
+			i++
+		}
+		if i == len(frame) {
+			return errors.New("topic not terminated")
+		}
+		m.Topic = string(frame[:i])
+		r.i = i + 1
+	}
+	v, err := r.byte1()
+	if err != nil {
+		return err
+	}
+	if v != Version {
+		return fmt.Errorf("unsupported version %d", v)
+	}
+	k, err := r.byte1()
+	if err != nil {
+		return err
+	}
+	m.Kind = Kind(k)
+	if m.Kind == 0 || m.Kind > kindMax {
+		return fmt.Errorf("unknown kind %d", k)
+	}
+	if (m.Kind == KindPublish) != (m.Topic != "") {
+		return errors.New("topic present on a non-publish frame or missing on a publish frame")
+	}
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	if n > uint64(len(frame)-r.i) {
+		return errShort
+	}
+	for ; n > 0; n-- {
+		key, err := r.uint()
+		if err != nil {
+			return err
+		}
+		if err := m.field(&r, key); err != nil {
+			return fmt.Errorf("key %d: %w", key, err)
+		}
+	}
+	m.Body = frame[r.i:len(frame):len(frame)]
+	return nil
+}
+
+func (m *Msg) field(r *reader, key uint64) error {
+	var err error
+	var u uint64
+	var p []byte
+	switch key {
+	case keyID:
+		if p, err = r.str(); err == nil {
+			if len(p) != len(m.ID) {
+				return errors.New("id must be 16 bytes")
+			}
+			copy(m.ID[:], p)
+		}
+	case keyTime:
+		m.Time, err = r.int()
+	case keyHeaders:
+		return m.headers(r)
+	case keyPub:
+		m.Pub, err = r.uint()
+	case keySeq:
+		m.Seq, err = r.uint()
+	case keyAttempt:
+		if u, err = r.uint(); err == nil {
+			if u > 1<<32-1 {
+				return errRange
+			}
+			m.Attempt = uint32(u)
+		}
+	case keyDeadline:
+		m.Deadline, err = r.int()
+	case keyCode:
+		m.Code, err = r.int()
+	case keyError:
+		if p, err = r.str(); err == nil {
+			m.Err = string(p)
+		}
+	case keyFrom:
+		if p, err = r.str(); err == nil {
+			m.From = string(p)
+		}
+	case keyFlags:
+		m.Flags, err = r.uint()
+	default:
+		err = r.skip(8)
+	}
+	return err
+}
+
+func (m *Msg) headers(r *reader) error {
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	// Each pair takes at least two bytes: bound the map by what the frame holds.
+	if n > uint64(len(r.b)-r.i)/2 {
+		return errShort
+	}
+	if n == 0 {
+		return nil
+	}
+	m.Header = make(spmesh.Header, n)
+	for ; n > 0; n-- {
+		k, err := r.str()
+		if err != nil {
+			return err
+		}
+		v, err := r.str()
+		if err != nil {
+			return err
+		}
+		m.Header[string(k)] = string(v)
+	}
+	return nil
+}

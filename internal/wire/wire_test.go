@@ -1,0 +1,146 @@
+package wire
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/spmesh/spmesh"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func full() *Msg {
+	return &Msg{
+		Kind: KindPublish, Topic: "images.ready", ID: ID{1, 2, 3, 15: 16}, Time: 1700000000123456789,
+		Header: spmesh.Header{"trace": "abc", "k": "v"}, Pub: 1 << 40, Seq: 300,
+		Attempt: 3, Deadline: -5, Code: -70000, Err: "boom", From: "worker-1", Flags: FlagNack,
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	cases := []*Msg{
+		full(),
+		{Kind: KindRequest, ID: ID{9}, Time: 1},
+		{Kind: KindReply, Err: "x", Code: 7},
+		{Kind: KindSurvey, Deadline: 1 << 62, Header: spmesh.Header{"": ""}},
+	}
+	for _, want := range cases {
+		body := []byte("payload")
+		frame := append(AppendHeader(nil, want), body...)
+		var got Msg
+		if err := Decode(frame, &got); err != nil {
+			t.Fatalf("decode %+v: %v", want, err)
+		}
+		w := *want
+		w.Body = body
+		if !reflect.DeepEqual(&got, &w) {
+			t.Fatalf("got %+v, want %+v", got, w)
+		}
+	}
+}
+
+func TestTruncatedFramesFail(t *testing.T) {
+	frame := AppendHeader(nil, full())
+	for i := 0; i < len(frame); i++ {
+		var m Msg
+		err := Decode(frame[:i], &m)
+		if err == nil {
+			t.Fatalf("prefix of %d/%d bytes decoded without error", i, len(frame))
+		}
+		if !errors.Is(err, spmesh.ErrDecode) {
+			t.Fatalf("got %v, want an error wrapping ErrDecode", err)
+		}
+	}
+}
+
+func TestRejects(t *testing.T) {
+	bad := map[string][]byte{
+		"empty":         {},
+		"version":       {2, 1, 0x80},
+		"kind zero":     {1, 0, 0x80},
+		"kind high":     {1, 200, 0x80},
+		"topic no nul":  []byte("abc"),
+		"topic on req":  append([]byte("t\x00"), 1, byte(KindRequest), 0x80),
+		"publish no tp": {1, byte(KindPublish), 0x80},
+		"huge map":      {1, 2, 0xdf, 0xff, 0xff, 0xff, 0xff},
+		"huge headers":  {1, 2, 0x81, 3, 0xdf, 0xff, 0xff, 0xff, 0xff},
+		"huge str":      {1, 2, 0x81, 9, 0xdb, 0xff, 0xff, 0xff, 0xff},
+		"short id":      {1, 2, 0x81, 1, 0xc4, 1, 0},
+		"deep unknown":  {1, 2, 0x81, 99, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0},
+		"attempt range": {1, 2, 0x81, 6, 0xcf, 1, 0, 0, 0, 0, 0, 0, 0},
+	}
+	for name, frame := range bad {
+		var m Msg
+		if err := Decode(frame, &m); err == nil {
+			t.Errorf("%s: decoded without error: %+v", name, m)
+		}
+	}
+}
+
+func TestUnknownKeysSkipped(t *testing.T) {
+	// map of 2: key 50 -> [1, "x", {1: 2}], key 2 -> 7, then body.
+	frame := []byte{1, byte(KindRequest), 0x82, 50, 0x93, 1, 0xa1, 'x', 0x81, 1, 2, 2, 7, 'B'}
+	var m Msg
+	if err := Decode(frame, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Time != 7 || string(m.Body) != "B" {
+		t.Fatalf("got time %d body %q, want 7 \"B\"", m.Time, m.Body)
+	}
+}
+
+func TestAppendHeaderAllocs(t *testing.T) {
+	m := &Msg{Kind: KindPublish, Topic: "a.b", Pub: 5, Seq: 6, Time: 7}
+	buf := make([]byte, 0, 256)
+	if n := testing.AllocsPerRun(100, func() { buf = AppendHeader(buf[:0], m) }); n != 0 {
+		t.Fatalf("got %v allocs per AppendHeader, want 0", n)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(AppendHeader(nil, full()))
+	f.Add(append(AppendHeader(nil, &Msg{Kind: KindRequest, Attempt: 1}), "body"...))
+	f.Add([]byte{1, byte(KindReply), 0x82, 8, 0xd0, 0x80, 9, 0xa2, 'h', 'i'})
+	f.Add([]byte("t.x\x00\x01\x01\x80"))
+	f.Add([]byte{1, 2, 0x81, 99, 0xc7, 3, 1, 1, 2, 3})
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		var m Msg
+		if err := Decode(frame, &m); err != nil {
+			return
+		}
+		// What decodes must re-encode to a frame that decodes to the same message.
+		again := append(AppendHeader(nil, &m), m.Body...)
+		var m2 Msg
+		if err := Decode(again, &m2); err != nil {
+			t.Fatalf("re-encoded frame failed: %v", err)
+		}
+		if len(m.Header) == 0 {
+			m.Header, m2.Header = nil, nil
+		}
+		if !reflect.DeepEqual(m, m2) {
+			t.Fatalf("got %+v after re-encoding, want %+v", m2, m)
+		}
+	})
+}
+
+func BenchmarkAppendHeader(b *testing.B) {
+	m := &Msg{Kind: KindPublish, Topic: "images.ready", Pub: 5, Seq: 6, Time: 7}
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendHeader(buf[:0], m)
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	frame := append(AppendHeader(nil, &Msg{Kind: KindPublish, Topic: "images.ready", Pub: 5, Seq: 6, Time: 7}), make([]byte, 256)...)
+	var m Msg
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := Decode(frame, &m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

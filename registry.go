@@ -1,0 +1,39 @@
+package spmesh
+
+// Role names the side of a pattern an endpoint plays. Binders (publisher,
+// replier, worker/puller, surveyor) listen and advertise; connectors watch
+// the counterpart role and dial every endpoint of it.
+type Role string
+
+// The roles advertised by binders.
+const (
+	RolePublisher Role = "pub"
+	RoleReplier   Role = "rep"
+	RolePuller    Role = "pull"
+	RoleWorker    Role = "work"
+	RoleSurveyor  Role = "surveyor"
+)
+
+// Endpoint is one advertised socket: a service, the role it plays there, and
+// the address its peers dial.
+type Endpoint struct {
+	Service string `msgpack:"s"`
+	Role    Role   `msgpack:"r"`
+	Addr    string `msgpack:"a"` // e.g. tcp://10.0.0.5:7001
+	Node    string `msgpack:"-"` // the advertising node, filled in by the registry
+}
+
+// Registry is the narrow seam between the pattern packages and discovery.
+// discovery.Node (gossip) and discovery.Static (a hand-driven list) implement
+// it; the patterns never import discovery.
+type Registry interface {
+	// Advertise publishes ep until withdraw is called.
+	Advertise(ep Endpoint) (withdraw func(), err error)
+	// Watch reports the endpoints of service in role: first the current set,
+	// then the full new set after every change. The channel is owned by the
+	// registry and closed after stop is called or the registry closes.
+	Watch(service string, role Role) (updates <-chan []Endpoint, stop func(), err error)
+	// AdvertiseHost is the host (IP or name) that this node's peers can reach
+	// it on; binders listen there when given no address.
+	AdvertiseHost() string
+}
