@@ -1,0 +1,486 @@
+// Package sock is all of spmesh's mangos glue, written once: opening sockets
+// of each protocol, listening and dialing (asynchronous, with reconnect
+// backoff), transports, error translation, context deadlines, counters, and
+// the peer set that follows a discovery registry. Nothing else in spmesh
+// imports mangos protocols or transports directly.
+package sock
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/wire"
+	"go.nanomsg.org/mangos/v3"
+	"go.nanomsg.org/mangos/v3/protocol/pub"
+	"go.nanomsg.org/mangos/v3/protocol/pull"
+	"go.nanomsg.org/mangos/v3/protocol/push"
+	"go.nanomsg.org/mangos/v3/protocol/rep"
+	"go.nanomsg.org/mangos/v3/protocol/req"
+	"go.nanomsg.org/mangos/v3/protocol/respondent"
+	"go.nanomsg.org/mangos/v3/protocol/sub"
+	"go.nanomsg.org/mangos/v3/protocol/surveyor"
+
+	// The transports spmesh speaks.
+	_ "go.nanomsg.org/mangos/v3/transport/inproc"
+	_ "go.nanomsg.org/mangos/v3/transport/ipc"
+	_ "go.nanomsg.org/mangos/v3/transport/tcp"
+	_ "go.nanomsg.org/mangos/v3/transport/tlstcp"
+	_ "go.nanomsg.org/mangos/v3/transport/ws"
+	_ "go.nanomsg.org/mangos/v3/transport/wss"
+)
+
+// Proto is a mangos protocol.
+type Proto int
+
+// The protocols.
+const (
+	Pub Proto = iota
+	Sub
+	Req
+	Rep
+	Push
+	Pull
+	Surveyor
+	Respondent
+)
+
+func (p Proto) open() (mangos.Socket, error) {
+	switch p {
+	case Pub:
+		return pub.NewSocket()
+	case Sub:
+		return sub.NewSocket()
+	case Req:
+		return req.NewSocket()
+	case Rep:
+		return rep.NewSocket()
+	case Push:
+		return push.NewSocket()
+	case Pull:
+		return pull.NewSocket()
+	case Surveyor:
+		return surveyor.NewSocket()
+	case Respondent:
+		return respondent.NewSocket()
+	}
+	return nil, fmt.Errorf("spmesh: unknown protocol %d", p)
+}
+
+// Wiring says how a socket takes part in discovery: a binder advertises
+// itself in role Bind; a connector dials every endpoint advertised in role
+// Watch. Either may be empty.
+type Wiring struct {
+	Bind  spmesh.Role
+	Watch spmesh.Role
+}
+
+// Counters are a socket's statistics, updated atomically.
+type Counters struct {
+	Sent, Received, Dropped, Resent, DecodeErrors atomic.Uint64
+}
+
+// Socket is one mangos socket with spmesh's settings applied.
+type Socket struct {
+	M        mangos.Socket
+	Settings Settings
+	C        Counters
+
+	closed atomic.Bool
+	peers  atomic.Int64
+	ids    idGen
+
+	mu        sync.Mutex
+	dialers   map[string]*dialer // by address
+	hungup    map[mangos.Dialer]bool
+	listeners []mangos.Listener
+	bound     []string
+	withdraw  []func()
+	stopWatch func()
+	pipeHooks []func(mangos.PipeEvent, mangos.Pipe)
+	wg        sync.WaitGroup
+}
+
+type dialer struct {
+	d    mangos.Dialer
+	pipe mangos.Pipe
+}
+
+// Open opens a socket of protocol p, applies s, and wires it: static listens
+// and dials from s, then discovery per w when s has a registry.
+func Open(p Proto, s Settings, w Wiring) (*Socket, error) {
+	m, err := p.open()
+	if err != nil {
+		return nil, Err(err)
+	}
+	so := &Socket{M: m, Settings: s, dialers: map[string]*dialer{}, hungup: map[mangos.Dialer]bool{}}
+	so.ids.init()
+	opts := map[string]any{
+		mangos.OptionMaxRecvSize:      s.MaxMsgSize,
+		mangos.OptionReconnectTime:    s.ReconnectMin,
+		mangos.OptionMaxReconnectTime: s.ReconnectMax,
+		mangos.OptionDialAsynch:       true,
+	}
+	if s.TLS != nil {
+		opts[mangos.OptionTLSConfig] = s.TLS
+	}
+	for k, v := range opts {
+		if err := m.SetOption(k, v); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("spmesh: set %s: %w", k, Err(err))
+		}
+	}
+	// Queue lengths: not every protocol has both; ignore the ones it lacks.
+	_ = m.SetOption(mangos.OptionReadQLen, s.RecvQueue)
+	_ = m.SetOption(mangos.OptionWriteQLen, s.SendQueue)
+	m.SetPipeEventHook(so.pipeEvent)
+	if err := so.wire(w); err != nil {
+		so.Close()
+		return nil, err
+	}
+	return so, nil
+}
+
+func (so *Socket) wire(w Wiring) error {
+	s := &so.Settings
+	for _, a := range s.Listen {
+		if _, err := so.Listen(a); err != nil {
+			return err
+		}
+	}
+	for _, a := range s.Dial {
+		if err := so.Dial(a); err != nil {
+			return err
+		}
+	}
+	if s.Registry == nil {
+		return nil
+	}
+	if w.Bind != "" {
+		if len(s.Listen) == 0 {
+			if _, err := so.Listen("tcp://" + net.JoinHostPort(s.Registry.AdvertiseHost(), "0")); err != nil {
+				return err
+			}
+		}
+		so.mu.Lock()
+		bound := append([]string(nil), so.bound...)
+		so.mu.Unlock()
+		for _, a := range bound {
+			wd, err := s.Registry.Advertise(spmesh.Endpoint{Service: s.Service, Role: w.Bind, Addr: advertisable(a, s.Registry.AdvertiseHost())})
+			if err != nil {
+				return fmt.Errorf("spmesh: advertise %s: %w", s.Service, err)
+			}
+			so.mu.Lock()
+			so.withdraw = append(so.withdraw, wd)
+			so.mu.Unlock()
+		}
+	}
+	if w.Watch != "" {
+		updates, stop, err := s.Registry.Watch(s.Service, w.Watch)
+		if err != nil {
+			return fmt.Errorf("spmesh: watch %s: %w", s.Service, err)
+		}
+		so.mu.Lock()
+		so.stopWatch = stop
+		so.mu.Unlock()
+		so.wg.Add(1)
+		go so.follow(updates)
+	}
+	return nil
+}
+
+// advertisable replaces an unspecified listen host (0.0.0.0, ::) by host.
+func advertisable(addr, host string) string {
+	i := strings.Index(addr, "://")
+	if i < 0 || !strings.HasPrefix(addr, "tcp") && !strings.HasPrefix(addr, "tls+tcp") && !strings.HasPrefix(addr, "ws") {
+		return addr
+	}
+	hp := addr[i+3:]
+	rest := ""
+	if j := strings.IndexByte(hp, '/'); j >= 0 {
+		hp, rest = hp[:j], hp[j:]
+	}
+	h, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
+		return addr[:i+3] + net.JoinHostPort(host, port) + rest
+	}
+	return addr
+}
+
+// follow keeps exactly one dial to each advertised endpoint.
+func (so *Socket) follow(updates <-chan []spmesh.Endpoint) {
+	defer so.wg.Done()
+	dialed := map[string]bool{}
+	for eps := range updates {
+		want := make(map[string]bool, len(eps))
+		for _, ep := range eps {
+			want[ep.Addr] = true
+			if !dialed[ep.Addr] {
+				if err := so.Dial(ep.Addr); err != nil {
+					so.Settings.Logger.Warn("spmesh: dial discovered endpoint", "addr", ep.Addr, "err", err)
+					continue
+				}
+				dialed[ep.Addr] = true
+			}
+		}
+		for a := range dialed {
+			if !want[a] {
+				so.Hangup(a)
+				delete(dialed, a)
+			}
+		}
+	}
+}
+
+// Listen listens on addr and returns the bound address (port 0 resolved).
+func (so *Socket) Listen(addr string) (string, error) {
+	if err := CheckAddr(addr); err != nil {
+		return "", err
+	}
+	if so.closed.Load() {
+		return "", spmesh.ErrClosed
+	}
+	l, err := so.M.NewListener(addr, nil)
+	if err != nil {
+		return "", fmt.Errorf("spmesh: listen %s: %w", addr, Err(err))
+	}
+	if err := l.Listen(); err != nil {
+		return "", fmt.Errorf("spmesh: listen %s: %w", addr, Err(err))
+	}
+	bound := l.Address()
+	so.mu.Lock()
+	so.listeners = append(so.listeners, l)
+	so.bound = append(so.bound, bound)
+	so.mu.Unlock()
+	return bound, nil
+}
+
+// Dial connects to addr in the background, reconnecting with backoff for as
+// long as the socket is open; dialing an address already dialed is a no-op.
+func (so *Socket) Dial(addr string) error {
+	if err := CheckAddr(addr); err != nil {
+		return err
+	}
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	if so.closed.Load() {
+		return spmesh.ErrClosed
+	}
+	if _, ok := so.dialers[addr]; ok {
+		return nil
+	}
+	d, err := so.M.NewDialer(addr, nil)
+	if err != nil {
+		return fmt.Errorf("spmesh: dial %s: %w", addr, Err(err))
+	}
+	so.dialers[addr] = &dialer{d: d}
+	if err := d.Dial(); err != nil {
+		delete(so.dialers, addr)
+		return fmt.Errorf("spmesh: dial %s: %w", addr, Err(err))
+	}
+	return nil
+}
+
+// Hangup stops dialing addr and closes its connection.
+func (so *Socket) Hangup(addr string) {
+	so.mu.Lock()
+	dl, ok := so.dialers[addr]
+	if ok {
+		delete(so.dialers, addr)
+		so.hungup[dl.d] = true
+	}
+	so.mu.Unlock()
+	if !ok {
+		return
+	}
+	dl.d.Close()
+	if dl.pipe != nil {
+		dl.pipe.Close()
+	}
+}
+
+// OnPipe adds a hook called on every connection event.
+func (so *Socket) OnPipe(f func(mangos.PipeEvent, mangos.Pipe)) {
+	so.mu.Lock()
+	so.pipeHooks = append(so.pipeHooks, f)
+	so.mu.Unlock()
+}
+
+func (so *Socket) pipeEvent(ev mangos.PipeEvent, p mangos.Pipe) {
+	so.mu.Lock()
+	if d := p.Dialer(); d != nil {
+		if so.hungup[d] && ev == mangos.PipeEventAttached {
+			// A dial that completed after Hangup: drop the connection.
+			// (Closing in the Attaching hook would deadlock mangos.)
+			defer p.Close()
+		}
+		for _, dl := range so.dialers {
+			if dl.d == d {
+				if ev == mangos.PipeEventAttached {
+					dl.pipe = p
+				} else if ev == mangos.PipeEventDetached && dl.pipe == p {
+					dl.pipe = nil
+				}
+			}
+		}
+	}
+	hooks := so.pipeHooks
+	so.mu.Unlock()
+	switch ev {
+	case mangos.PipeEventAttached:
+		so.peers.Add(1)
+	case mangos.PipeEventDetached:
+		so.peers.Add(-1)
+	}
+	for _, h := range hooks {
+		h(ev, p)
+	}
+}
+
+// Peers is the number of established connections.
+func (so *Socket) Peers() int { return int(so.peers.Load()) }
+
+// Bound returns the addresses the socket listens on.
+func (so *Socket) Bound() []string {
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	return append([]string(nil), so.bound...)
+}
+
+// Closed reports whether Close was called.
+func (so *Socket) Closed() bool { return so.closed.Load() }
+
+// Close withdraws advertisements, stops following the registry and closes
+// the mangos socket. It is idempotent.
+func (so *Socket) Close() error {
+	if so.closed.Swap(true) {
+		return nil
+	}
+	so.mu.Lock()
+	withdraw, stop := so.withdraw, so.stopWatch
+	so.withdraw, so.stopWatch = nil, nil
+	so.mu.Unlock()
+	for _, wd := range withdraw {
+		wd()
+	}
+	if stop != nil {
+		stop()
+	}
+	so.wg.Wait()
+	err := so.M.Close()
+	if errors.Is(err, mangos.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Stats returns the counters.
+func (so *Socket) Stats() spmesh.Stats {
+	return spmesh.Stats{
+		Sent:         so.C.Sent.Load(),
+		Received:     so.C.Received.Load(),
+		Dropped:      so.C.Dropped.Load(),
+		Resent:       so.C.Resent.Load(),
+		DecodeErrors: so.C.DecodeErrors.Load(),
+		Peers:        so.Peers(),
+	}
+}
+
+// NewID returns a fresh message id: a random per-socket prefix and a counter.
+func (so *Socket) NewID() wire.ID { return so.ids.next() }
+
+type idGen struct {
+	prefix uint64
+	n      atomic.Uint64
+}
+
+func (g *idGen) init() {
+	var b [16]byte
+	rand.Read(b[:])
+	g.prefix = binary.BigEndian.Uint64(b[:8])
+	g.n.Store(binary.BigEndian.Uint64(b[8:]) >> 16)
+}
+
+func (g *idGen) next() (id wire.ID) {
+	binary.BigEndian.PutUint64(id[:8], g.prefix)
+	binary.BigEndian.PutUint64(id[8:], g.n.Add(1))
+	return id
+}
+
+// RandomUint64 returns a random non-zero number (publisher ids).
+func RandomUint64() uint64 {
+	var b [8]byte
+	for {
+		rand.Read(b[:])
+		if v := binary.BigEndian.Uint64(b[:]); v != 0 {
+			return v
+		}
+	}
+}
+
+// Err translates a mangos error into spmesh's vocabulary.
+func Err(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, mangos.ErrClosed):
+		return spmesh.ErrClosed
+	case errors.Is(err, mangos.ErrTooLong):
+		return spmesh.ErrTooLarge
+	case errors.Is(err, mangos.ErrNoPeers):
+		return spmesh.ErrNoPeers
+	case errors.Is(err, mangos.ErrRecvTimeout), errors.Is(err, mangos.ErrSendTimeout):
+		return spmesh.ErrTimeout
+	case errors.Is(err, mangos.ErrBadAddr), errors.Is(err, mangos.ErrBadTran):
+		return fmt.Errorf("%w: bad address (%v)", spmesh.ErrInvalidOption, err)
+	case errors.Is(err, mangos.ErrAddrInUse):
+		return fmt.Errorf("spmesh: address in use: %v", err)
+	case errors.Is(err, mangos.ErrTLSNoConfig), errors.Is(err, mangos.ErrTLSNoCert):
+		return fmt.Errorf("%w: TLS: %v", spmesh.ErrInvalidOption, err)
+	}
+	return fmt.Errorf("spmesh: %v", err)
+}
+
+// CtxErr returns ctx.Err() when ctx has ended, else err translated: a call
+// cut short by its context reports the context's error.
+func CtxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	return Err(err)
+}
+
+// Deadline converts ctx's deadline into a mangos deadline option value:
+// the time left, or 0 (no deadline) when ctx has none. A context past its
+// deadline yields a minimal positive value.
+func Deadline(ctx context.Context) time.Duration {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return 0
+	}
+	if left := time.Until(d); left > 0 {
+		return left
+	}
+	return time.Nanosecond
+}
+
+// Bind makes the context ctx govern mc: when ctx ends, mc is closed, which
+// aborts any Send or Recv on it. Call the returned stop when the operation
+// is over; it reports false if ctx already closed mc.
+func Bind(ctx context.Context, mc mangos.Context) (stop func() bool) {
+	if ctx.Done() == nil {
+		return func() bool { return true }
+	}
+	return context.AfterFunc(ctx, func() { mc.Close() })
+}

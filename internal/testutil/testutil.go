@@ -1,0 +1,79 @@
+// Package testutil holds what the spmesh test suites share: a retry-until
+// helper, address helpers, hostile frames and the conformance suite every
+// pattern package runs.
+package testutil
+
+import (
+	"fmt"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Eventually calls cond until it returns nil, failing the test with the last
+// error when timeout passes first. It is the only way tests wait.
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	if err := Until(timeout, cond); err != nil {
+		t.Fatalf("condition not met within %v: %v", timeout, err)
+	}
+}
+
+// Until calls cond until it returns nil or timeout passes; it returns the
+// last error then.
+func Until(timeout time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	tick := time.Millisecond
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(tick)
+		if tick < 20*time.Millisecond {
+			tick *= 2
+		}
+	}
+}
+
+var seq atomic.Int64
+
+// Inproc returns a fresh inproc:// address.
+func Inproc(t testing.TB) string {
+	return fmt.Sprintf("inproc://%s-%d", t.Name(), seq.Add(1))
+}
+
+// FreeTCP returns a tcp:// address on 127.0.0.1 whose port was free a moment
+// ago. Prefer listening on port 0 where the caller can read the bound address.
+func FreeTCP(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return "tcp://" + l.Addr().String()
+}
+
+// Garbage returns hostile frames: random bytes, truncated and malformed
+// envelopes. Oversized frames are made by the caller from its size limit.
+func Garbage() [][]byte {
+	return [][]byte{
+		{},
+		{0},
+		{1},
+		{1, 1},
+		{2, 1, 0x80},
+		{1, 99, 0x80},
+		{1, 2, 0xdf, 0xff, 0xff, 0xff, 0xff},
+		[]byte("topic.without.terminator"),
+		[]byte("t\x00\x01\x01\x81\x03\xdf\xff\xff\xff\xff"),
+		[]byte("t\x00\x01\x01\x81\x09\xdb\x7f\xff\xff\xff"),
+		[]byte("\xff\xfe\xfd\x00garbage"),
+		{1, 2, 0x81, 99, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0},
+	}
+}

@@ -1,0 +1,81 @@
+package pubsub
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/sock"
+)
+
+// Option configures a [Publisher] or a [Subscriber].
+type Option interface{ apply(*config) error }
+
+type config struct {
+	sock sock.Settings
+	subs []string
+}
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+func wrap(o sock.Option) Option { return optionFunc(func(c *config) error { return o(&c.sock) }) }
+
+func newConfig(opts []Option) (config, error) {
+	c := config{sock: sock.DefaultSettings()}
+	for _, o := range opts {
+		if o == nil {
+			return c, sock.Invalid("nil option")
+		}
+		if err := o.apply(&c); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// WithCodec sets the payload codec (default [spmesh.Msgpack]).
+func WithCodec(c spmesh.Codec) Option { return wrap(sock.WithCodec(c)) }
+
+// WithLogger sets the logger (silent by default).
+func WithLogger(l *slog.Logger) Option { return wrap(sock.WithLogger(l)) }
+
+// WithListen listens on addr, e.g. "tcp://0.0.0.0:7001" or "inproc://name".
+func WithListen(addr string) Option { return wrap(sock.WithListen(addr)) }
+
+// WithDial dials addr in the background, reconnecting as needed.
+func WithDial(addr string) Option { return wrap(sock.WithDial(addr)) }
+
+// WithTLS sets the TLS configuration for tls+tcp:// and wss:// addresses.
+func WithTLS(c *tls.Config) Option { return wrap(sock.WithTLS(c)) }
+
+// WithMaxMessageSize sets the largest frame sent or accepted (default 8 MiB).
+func WithMaxMessageSize(n int) Option { return wrap(sock.WithMaxMessageSize(n)) }
+
+// WithQueueLen sets the receive and per-peer send queues, in messages
+// (default 1024). A subscriber that falls further behind drops.
+func WithQueueLen(n int) Option { return wrap(sock.WithQueueLen(n)) }
+
+// WithReconnect sets the dial retry backoff (default 50ms doubling to 2s).
+func WithReconnect(min, max time.Duration) Option { return wrap(sock.WithReconnect(min, max)) }
+
+// WithDiscovery wires by service name through reg: a Publisher listens and
+// advertises, a Subscriber dials every publisher of the service.
+func WithDiscovery(reg spmesh.Registry, service string) Option {
+	return wrap(sock.WithDiscovery(reg, service))
+}
+
+// WithSubscribe subscribes a Subscriber to patterns from the start.
+func WithSubscribe(patterns ...string) Option {
+	return optionFunc(func(c *config) error {
+		for _, p := range patterns {
+			if _, err := parsePattern(p); err != nil {
+				return sock.Invalid("subscription: %v", err)
+			}
+		}
+		c.subs = append(c.subs, patterns...)
+		return nil
+	})
+}

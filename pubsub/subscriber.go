@@ -1,0 +1,343 @@
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/sock"
+	"github.com/spmesh/spmesh/internal/wire"
+	"go.nanomsg.org/mangos/v3"
+)
+
+// Message is one received publication.
+type Message struct {
+	Topic     string
+	Header    spmesh.Header
+	ID        string    // message id (hex)
+	Publisher uint64    // the sending Publisher's id
+	Seq       uint64    // per publisher and topic, from 1
+	Time      time.Time // when it was published (sender's clock)
+	Data      []byte    // the encoded body; Decode turns it into a value
+
+	codec spmesh.Codec
+}
+
+// Decode decodes the body into v (a pointer) with the subscriber's codec.
+func (m *Message) Decode(v any) error { return m.codec.Unmarshal(m.Data, v) }
+
+// Decode decodes m's body as a T.
+func Decode[T any](m *Message) (T, error) {
+	var v T
+	err := m.Decode(&v)
+	return v, err
+}
+
+// PublisherStats counts what one subscriber saw of one publisher.
+type PublisherStats struct {
+	Received uint64 // messages delivered from this publisher
+	Gaps     uint64 // messages missed: holes in the sequence numbers
+}
+
+// SubscriberStats are a subscriber's counters, with the per-publisher view.
+type SubscriberStats struct {
+	spmesh.Stats
+	Publishers map[uint64]PublisherStats
+}
+
+type topicKey struct {
+	pub   uint64
+	topic string
+}
+
+// maxTracked bounds the sequence table: past it, the least recently seen
+// publisher/topic pairs are forgotten (their next message starts afresh).
+const maxTracked = 4096
+
+// Subscriber receives the messages of its subscriptions from every connected
+// [Publisher]. Messages arrive in order per publisher; when the subscriber
+// falls behind its queue, messages are dropped and counted as per-publisher
+// sequence gaps in [Subscriber.Stats]. A Subscriber is safe for concurrent use.
+type Subscriber struct {
+	so    *sock.Socket
+	codec spmesh.Codec
+
+	subMu sync.Mutex
+	subs  atomic.Pointer[[]pattern] // copy on write, read per message
+	ch    chan *Message
+	done  chan struct{} // closed by Close: run stops at once
+	ended chan struct{} // closed when run has returned
+
+	closeOnce sync.Once
+	draining  atomic.Bool
+
+	seqMu sync.Mutex
+	last  map[topicKey]uint64
+	pubs  map[uint64]*PublisherStats
+}
+
+// NewSubscriber opens a subscriber. It receives nothing until subscribed
+// ([WithSubscribe] or [Subscriber.Subscribe]).
+func NewSubscriber(opts ...Option) (*Subscriber, error) {
+	c, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	so, err := sock.Open(sock.Sub, c.sock, sock.Wiring{Watch: spmesh.RolePublisher})
+	if err != nil {
+		return nil, err
+	}
+	s := &Subscriber{
+		so: so, codec: c.sock.Codec,
+		ch:    make(chan *Message, c.sock.RecvQueue),
+		done:  make(chan struct{}),
+		ended: make(chan struct{}),
+		last:  map[topicKey]uint64{},
+		pubs:  map[uint64]*PublisherStats{},
+	}
+	s.subs.Store(&[]pattern{})
+	if err := s.Subscribe(c.subs...); err != nil {
+		so.Close()
+		return nil, err
+	}
+	go s.run()
+	return s, nil
+}
+
+// Listen listens on addr for publishers to dial, returning the bound address.
+func (s *Subscriber) Listen(addr string) (string, error) { return s.so.Listen(addr) }
+
+// Dial connects to a publisher listening at addr, in the background.
+func (s *Subscriber) Dial(addr string) error { return s.so.Dial(addr) }
+
+// Subscribe adds subscription patterns: "images.ready" (that topic only),
+// "images.*" (one token), "images.>" (one or more tokens), ">" (everything).
+// Subscribing twice to a pattern is a no-op.
+func (s *Subscriber) Subscribe(patterns ...string) error {
+	if s.so.Closed() {
+		return spmesh.ErrClosed
+	}
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	cur := *s.subs.Load()
+	next := append([]pattern(nil), cur...)
+outer:
+	for _, raw := range patterns {
+		p, err := parsePattern(raw)
+		if err != nil {
+			return err
+		}
+		for _, q := range next {
+			if q.raw == raw {
+				continue outer
+			}
+		}
+		if err := s.so.M.SetOption(mangos.OptionSubscribe, p.prefix); err != nil {
+			return sock.Err(err)
+		}
+		next = append(next, p)
+	}
+	s.subs.Store(&next)
+	return nil
+}
+
+// Unsubscribe removes a subscription pattern; messages already queued for it
+// may still be delivered.
+func (s *Subscriber) Unsubscribe(raw string) error {
+	if s.so.Closed() {
+		return spmesh.ErrClosed
+	}
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	cur := *s.subs.Load()
+	next := make([]pattern, 0, len(cur))
+	var gone *pattern
+	for i := range cur {
+		if cur[i].raw == raw {
+			gone = &cur[i]
+			continue
+		}
+		next = append(next, cur[i])
+	}
+	if gone == nil {
+		return fmt.Errorf("%w: not subscribed to %q", spmesh.ErrInvalidTopic, raw)
+	}
+	// Keep the mangos prefix while another pattern still uses it.
+	shared := false
+	for _, q := range next {
+		if string(q.prefix) == string(gone.prefix) {
+			shared = true
+		}
+	}
+	if !shared {
+		if err := s.so.M.SetOption(mangos.OptionUnsubscribe, gone.prefix); err != nil {
+			return sock.Err(err)
+		}
+	}
+	s.subs.Store(&next)
+	return nil
+}
+
+func (s *Subscriber) run() {
+	defer close(s.ended)
+	defer close(s.ch)
+	var env wire.Msg
+	for {
+		m, err := s.so.M.RecvMsg()
+		if err != nil {
+			if errors.Is(err, mangos.ErrClosed) {
+				return
+			}
+			s.so.Settings.Logger.Warn("spmesh: subscriber receive", "err", err)
+			continue
+		}
+		if err := wire.Decode(m.Body, &env); err != nil || env.Kind != wire.KindPublish {
+			s.so.C.DecodeErrors.Add(1)
+			s.so.Settings.Logger.Debug("spmesh: discarded bad frame", "err", err, "kind", env.Kind)
+			continue
+		}
+		if !s.wants(env.Topic) {
+			continue
+		}
+		s.track(&env)
+		msg := &Message{
+			Topic: env.Topic, Header: env.Header, ID: env.ID.String(),
+			Publisher: env.Pub, Seq: env.Seq, Time: time.Unix(0, env.Time),
+			Data: env.Body, codec: s.codec,
+		}
+		select {
+		case s.ch <- msg:
+		case <-s.done:
+			return
+		}
+	}
+}
+
+func (s *Subscriber) wants(topic string) bool {
+	subs := *s.subs.Load()
+	for i := range subs {
+		if subs[i].match(topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// track updates the sequence table and counts gaps.
+func (s *Subscriber) track(env *wire.Msg) {
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
+	ps := s.pubs[env.Pub]
+	if ps == nil {
+		if len(s.pubs) >= maxTracked {
+			clear(s.pubs)
+			clear(s.last)
+		}
+		ps = &PublisherStats{}
+		s.pubs[env.Pub] = ps
+	}
+	ps.Received++
+	k := topicKey{env.Pub, env.Topic}
+	if last, ok := s.last[k]; ok && env.Seq > last+1 {
+		gap := env.Seq - last - 1
+		ps.Gaps += gap
+		s.so.C.Dropped.Add(gap)
+	}
+	if len(s.last) >= maxTracked {
+		clear(s.last)
+	}
+	s.last[k] = env.Seq
+	s.so.C.Received.Add(1)
+}
+
+// Next returns the next message, waiting until one arrives or ctx ends.
+func (s *Subscriber) Next(ctx context.Context) (*Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.so.Closed() && !s.draining.Load() {
+		return nil, spmesh.ErrClosed
+	}
+	select {
+	case m, ok := <-s.ch:
+		if !ok {
+			return nil, spmesh.ErrClosed
+		}
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// C returns the subscriber's channel, for select. The subscriber owns it and
+// closes it on Close (or when Drain has delivered everything).
+func (s *Subscriber) C() <-chan *Message { return s.ch }
+
+// All iterates over messages until ctx ends or the subscriber closes. A
+// final error other than closing is yielded once.
+func (s *Subscriber) All(ctx context.Context) iter.Seq2[*Message, error] {
+	return func(yield func(*Message, error) bool) {
+		for {
+			m, err := s.Next(ctx)
+			if errors.Is(err, spmesh.ErrClosed) {
+				return
+			}
+			if !yield(m, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Stats returns the counters: Dropped is the sum of sequence gaps over all
+// publishers.
+func (s *Subscriber) Stats() SubscriberStats {
+	st := SubscriberStats{Stats: s.so.Stats(), Publishers: map[uint64]PublisherStats{}}
+	s.seqMu.Lock()
+	for id, ps := range s.pubs {
+		st.Publishers[id] = *ps
+	}
+	s.seqMu.Unlock()
+	return st
+}
+
+// Drain stops receiving, lets the application take every message already
+// received (through Next or C), then closes. If ctx ends first, the
+// remaining messages are dropped and ctx.Err() returned.
+func (s *Subscriber) Drain(ctx context.Context) error {
+	if s.so.Closed() {
+		return spmesh.ErrClosed
+	}
+	s.draining.Store(true)
+	s.so.Close() // stops intake; run closes s.ch after its last message
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	var err error
+	ended := false
+	for err == nil && (!ended || len(s.ch) > 0) {
+		select {
+		case <-s.ended:
+			ended = true
+		case <-t.C:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	s.draining.Store(false)
+	s.Close()
+	return err
+}
+
+// Close closes the subscriber at once; queued messages are dropped. It is
+// idempotent.
+func (s *Subscriber) Close() error {
+	err := s.so.Close()
+	s.closeOnce.Do(func() { close(s.done) })
+	<-s.ended
+	return err
+}
