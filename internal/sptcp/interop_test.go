@@ -53,7 +53,7 @@ func newSock(t *testing.T, open func() (mangos.Socket, error)) mangos.Socket {
 
 // connect makes ls listen with its side's transport and ds dial it with its
 // own; opts go to both.
-func connect(t *testing.T, ls, ds mangos.Socket, l, d side, opts map[string]any) {
+func connect(t testing.TB, ls, ds mangos.Socket, l, d side, opts map[string]any) {
 	t.Helper()
 	lst, err := ls.NewListener(l.scheme+"://127.0.0.1:0", opts)
 	if err != nil {
