@@ -1,0 +1,73 @@
+// Package reqrep is request/reply over mangos REQ/REP: a [Requester] sends a
+// request to one of the connected [Replier]s and waits for its answer; a
+// Replier serves requests with a [Handler], many at once.
+//
+// # Traps first
+//
+//   - At least once: a request is resent when the connection carrying it
+//     drops (a replier killed mid-request) and, with [WithAttemptTimeout],
+//     when an attempt gets no reply in time. The first attempt may have been
+//     handled already, so a request can be handled twice (or more). Every
+//     attempt carries the same [Request.ID] and a growing [Request.Attempt]:
+//     handlers whose work is not idempotent de-duplicate on the ID. A reply
+//     to an earlier attempt that arrives after a resend is dropped.
+//   - No replier, no wait: with nobody connected, a call fails at once with
+//     [spmesh.ErrNoPeers] (like NATS's no-responders); this includes the
+//     moment right after Dial, before the connection is up, and a request
+//     whose connection drops when it was the last one. [WithWaitForReplier]
+//     waits for a replier instead, until the caller's ctx ends.
+//   - What blocks: Request blocks until the reply, the caller's ctx, or the
+//     attempts run out ([WithMaxAttempts]). Without a ctx deadline and
+//     without an attempt timeout, a replier that hangs holds the call for
+//     as long as its connection lives.
+//   - Deadlines travel: the caller's ctx deadline is sent with the request
+//     and the handler's ctx ends at that same instant, so abandoned work
+//     stops. It is wall-clock time: hosts need synchronised clocks (NTP).
+//     Cancelling a ctx without a deadline is not sent.
+//   - Load: requests go to a connection that is free to send, preferring
+//     the replier that answered last (mangos REQ scheduling). Concurrent
+//     calls spread over every replier; one sequential caller tends to stay
+//     with one responsive replier.
+//   - Limits: a frame over the receiver's [WithMaxMessageSize] is refused
+//     (over TCP, mangos closes the connection, and the request is resent);
+//     give both sides the same limit. A request over the sender's own limit
+//     fails at once with [spmesh.ErrTooLarge].
+//   - Errors: a handler error reaches the caller as a [*spmesh.RemoteError]
+//     with the error's text and its code ([spmesh.Coder], [spmesh.Errorf]);
+//     a handler panic is recovered, logged, and reported with code
+//     [spmesh.CodePanic]; the replier keeps serving. Remote errors are not
+//     retried. Frames that are not requests are counted and answered with
+//     an error.
+//   - Drain and Close: [Replier.Drain] stops taking requests, finishes those
+//     in hand, then closes; requests queued at the replier but not taken are
+//     resent by their callers when the connections close. [Replier.Close]
+//     cancels the running handlers' contexts and waits for them to return.
+//
+// # Constructors
+//
+//   - [NewRequester](opts...): the calling side. [Requester.Request],
+//     [Requester.RequestHeader], the typed [Ask], and [Requester.Do] for full
+//     control over ID, attempts and timeouts (what layered packages such as
+//     the pipeline's Producer use).
+//   - [NewReplier](handler, opts...): the serving side, with [HandlerFunc]
+//     and the typed [TypedHandler] adapters.
+//
+// Wiring is static ([WithListen], [WithDial], or the Listen and Dial
+// methods) or by service name through a registry ([WithDiscovery]): a
+// Replier listens and advertises, a Requester dials every advertised
+// replier. Either side may listen or dial.
+//
+// # Workflow
+//
+//	rep, _ := reqrep.NewReplier(reqrep.TypedHandler(
+//		func(ctx context.Context, req *reqrep.Request, in Resize) (Thumb, error) {
+//			return makeThumb(ctx, in)
+//		}), reqrep.WithListen("tcp://0.0.0.0:7001"))
+//	defer rep.Close()
+//
+//	rq, _ := reqrep.NewRequester(reqrep.WithDial("tcp://10.0.0.5:7001"))
+//	defer rq.Close()
+//	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+//	defer cancel()
+//	thumb, err := reqrep.Ask[Thumb](ctx, rq, Resize{ID: 42, Width: 128})
+package reqrep

@@ -1,0 +1,183 @@
+package reqrep
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/sock"
+)
+
+// Option configures a [Requester] or a [Replier]. Options that apply to one
+// side only say so; giving one to the other side is an error wrapping
+// [spmesh.ErrInvalidOption].
+type Option interface{ apply(*config) error }
+
+// Defaults.
+const (
+	// DefaultConcurrency is the number of requests a Replier handles at once.
+	DefaultConcurrency = 32
+)
+
+type side uint8
+
+const (
+	forRequester side = 1 << iota
+	forReplier
+)
+
+type config struct {
+	sock sock.Settings
+	role spmesh.Role
+	only side   // options given that belong to one side
+	what string // name of the last such option, for the error message
+
+	// Requester.
+	attemptTimeout time.Duration
+	maxAttempts    int
+	wait           bool
+
+	// Replier.
+	concurrency int
+}
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+func wrap(o sock.Option) Option { return optionFunc(func(c *config) error { return o(&c.sock) }) }
+
+func sided(s side, name string, f func(*config) error) Option {
+	return optionFunc(func(c *config) error {
+		if err := f(c); err != nil {
+			return err
+		}
+		c.only |= s
+		c.what = name
+		return nil
+	})
+}
+
+func newConfig(s side, opts []Option) (config, error) {
+	c := config{sock: sock.DefaultSettings(), role: spmesh.RoleReplier, concurrency: DefaultConcurrency}
+	for _, o := range opts {
+		if o == nil {
+			return c, sock.Invalid("nil option")
+		}
+		if err := o.apply(&c); err != nil {
+			return c, err
+		}
+	}
+	if c.only&^s != 0 {
+		other := "Requester"
+		if s == forRequester {
+			other = "Replier"
+		}
+		return c, sock.Invalid("%s applies to a %s only", c.what, other)
+	}
+	return c, nil
+}
+
+// WithCodec sets the payload codec (default [spmesh.Msgpack]). Both sides
+// must use the same codec.
+func WithCodec(c spmesh.Codec) Option { return wrap(sock.WithCodec(c)) }
+
+// WithLogger sets the logger (silent by default). A Replier logs recovered
+// handler panics at level Error; both sides log resends at level Debug.
+func WithLogger(l *slog.Logger) Option { return wrap(sock.WithLogger(l)) }
+
+// WithListen listens on addr, e.g. "tcp://0.0.0.0:7001" or "inproc://name".
+func WithListen(addr string) Option { return wrap(sock.WithListen(addr)) }
+
+// WithDial dials addr in the background, reconnecting as needed.
+func WithDial(addr string) Option { return wrap(sock.WithDial(addr)) }
+
+// WithTLS sets the TLS configuration for tls+tcp:// and wss:// addresses.
+func WithTLS(c *tls.Config) Option { return wrap(sock.WithTLS(c)) }
+
+// WithMaxMessageSize sets the largest frame sent or accepted (default 8 MiB).
+// Give both sides the same limit: over TCP a frame above the receiver's limit
+// closes the connection, which a Requester answers by resending.
+func WithMaxMessageSize(n int) Option { return wrap(sock.WithMaxMessageSize(n)) }
+
+// WithQueueLen sets the per-connection send queue of a Replier, in messages
+// (default 1024).
+func WithQueueLen(n int) Option { return wrap(sock.WithQueueLen(n)) }
+
+// WithReconnect sets the dial retry backoff (default 50ms doubling to 2s).
+func WithReconnect(min, max time.Duration) Option { return wrap(sock.WithReconnect(min, max)) }
+
+// WithDiscovery wires by service name through reg: a Replier listens (on an
+// ephemeral port of the registry's host unless given [WithListen]) and
+// advertises itself; a Requester dials every replier of the service and
+// hangs up on those that leave.
+func WithDiscovery(reg spmesh.Registry, service string) Option {
+	return wrap(sock.WithDiscovery(reg, service))
+}
+
+// WithRole sets the role advertised (Replier) or watched (Requester) in
+// discovery; the default is [spmesh.RoleReplier]. Packages layered on
+// reqrep (the pipeline's Producer and Worker use [spmesh.RoleWorker]) set it
+// so that their peers do not mix with plain repliers of the same service.
+func WithRole(r spmesh.Role) Option {
+	return optionFunc(func(c *config) error {
+		if r == "" {
+			return sock.Invalid("empty role")
+		}
+		c.role = r
+		return nil
+	})
+}
+
+// WithAttemptTimeout makes a Requester resend a request that got no reply
+// within d (default 0: no per-attempt timeout; a request is still resent
+// when the connection carrying it drops). The caller's ctx bounds the whole
+// call across attempts. Requester only.
+func WithAttemptTimeout(d time.Duration) Option {
+	return sided(forRequester, "WithAttemptTimeout", func(c *config) error {
+		if d < 0 {
+			return sock.Invalid("attempt timeout %v is negative", d)
+		}
+		c.attemptTimeout = d
+		return nil
+	})
+}
+
+// WithMaxAttempts bounds the attempts of one request (default 0: unbounded,
+// the caller's ctx alone ends the call). When the last attempt times out or
+// loses its connection, the call fails with an error wrapping
+// [spmesh.ErrTimeout]. Requester only.
+func WithMaxAttempts(n int) Option {
+	return sided(forRequester, "WithMaxAttempts", func(c *config) error {
+		if n < 0 {
+			return sock.Invalid("max attempts %d is negative", n)
+		}
+		c.maxAttempts = n
+		return nil
+	})
+}
+
+// WithWaitForReplier makes a Requester wait (until the caller's ctx ends)
+// for a replier to connect instead of failing at once with
+// [spmesh.ErrNoPeers]. A request whose connection drops while no other
+// replier is connected then waits for one too. Requester only.
+func WithWaitForReplier() Option {
+	return sided(forRequester, "WithWaitForReplier", func(c *config) error {
+		c.wait = true
+		return nil
+	})
+}
+
+// WithConcurrency sets how many requests a Replier handles at once (default
+// [DefaultConcurrency]); each runs in its own long-lived goroutine. Further
+// requests wait in the connections. Replier only.
+func WithConcurrency(n int) Option {
+	return sided(forReplier, "WithConcurrency", func(c *config) error {
+		if n < 1 || n > 1<<16 {
+			return sock.Invalid("concurrency %d out of range [1, 65536]", n)
+		}
+		c.concurrency = n
+		return nil
+	})
+}
