@@ -1,0 +1,55 @@
+// Package survey asks every peer a question and gathers their answers until
+// a deadline, over mangos SURVEYOR/RESPONDENT sockets: health checks, "who
+// has capacity?", cluster-wide queries.
+//
+// # What is dropped, what blocks
+//
+//   - A survey is one round, at most once: it reaches the respondents
+//     connected when it is sent (a respondent that connects a moment later
+//     never sees it), and is never resent. With nobody connected it runs to
+//     its deadline and collects nothing.
+//   - A survey ends at its deadline ([WithTimeout], default 1 s; the caller's
+//     context deadline when earlier), when its context is cancelled, when
+//     [Responses.Close] is called, or as soon as every expected respondent
+//     has answered ([WithExpect], or [WithExpectFunc], the seam through which
+//     discovery supplies the members of a service). A declined answer counts
+//     as an answer. [Responses.Missing] lists the expected that did not answer.
+//   - Answers arriving after the end are never delivered, nor mixed into
+//     another survey: each survey has its own mangos context and survey id.
+//     For as long as the survey lasted (at least 1 s, at most 10 s) after it
+//     ends they are counted in [SurveyorStats] Late and Dropped; after that
+//     mangos discards them uncounted. A survey that ended because every
+//     expected respondent answered stops listening at once, so a stray
+//     answer from an unexpected respondent is then discarded uncounted too.
+//   - Each survey buffers up to [WithQueueLen] answers (default 1024) until
+//     [Responses.Next] takes them; more are dropped and counted in Dropped.
+//   - Frames that fail to decode (a foreign or hostile peer) are discarded
+//     and counted in Stats().DecodeErrors, on both sides. Answers that carry
+//     no valid survey id never get past mangos and are not counted.
+//   - [Surveyor.Survey] does not wait for answers: it encodes and queues the
+//     question (to a peer whose send queue is full, it is dropped) and
+//     returns. [Responses.Next] blocks until an answer arrives, the survey
+//     ends (an error matching [ErrDone]) or its ctx ends.
+//   - A [Respondent] runs its [Handler] on [WithWorkers] surveys at once
+//     (default 8); further surveys wait in the socket's queue. A handler
+//     error or panic becomes an error answer (a [*spmesh.RemoteError] in
+//     [Response.Err]); a panic is logged and the respondent keeps serving.
+//     A handler may decline by returning [ErrDeclined]. An answer is always
+//     sent, even past the deadline (the surveyor then counts it late).
+//   - [Respondent.Close] cancels the handlers' contexts and waits for them
+//     to return; answers not yet sent are dropped. [Respondent.Drain]
+//     lets running handlers finish first.
+//
+// # Constructors and workflow
+//
+//   - [NewSurveyor]: usually listens ([WithListen]); with [WithDiscovery] it
+//     listens on an ephemeral port and advertises itself for the service.
+//   - [NewRespondent]: usually dials the surveyors ([WithDial]); with
+//     [WithDiscovery] it dials every surveyor of the service and hangs up
+//     when one goes away. Each respondent has a name ([WithName]; by default
+//     the host name plus a random suffix) that its answers carry.
+//
+// Call [Surveyor.Survey], then take the answers with [Responses.Next] or the
+// iterator [Responses.All]; [Decode] turns an answer into a typed value, and
+// [Response.From] says who sent it. Several surveys may run at once.
+package survey

@@ -1,0 +1,181 @@
+package survey
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/sock"
+)
+
+// Option configures a [Surveyor] or a [Respondent] at construction.
+type Option interface{ apply(*config) error }
+
+// SurveyOption configures one survey, passed to [Surveyor.Survey]. Every
+// SurveyOption is also an [Option]: given to [NewSurveyor], it sets the
+// default for every survey.
+type SurveyOption interface {
+	Option
+	applySurvey(*call) error
+}
+
+// DefaultTimeout is how long a survey collects answers unless
+// [WithTimeout] or the caller's context says otherwise.
+const DefaultTimeout = time.Second
+
+// DefaultWorkers is the number of surveys a [Respondent] answers at once
+// unless [WithWorkers] says otherwise.
+const DefaultWorkers = 8
+
+type config struct {
+	sock       sock.Settings
+	call       call
+	expectFunc func() []string
+	workers    int
+}
+
+// call is the per-survey configuration.
+type call struct {
+	timeout time.Duration
+	expect  []string // nil: unknown
+	// expectCall is set by a WithExpect given to this very survey.
+	expectCall bool
+	header     spmesh.Header
+}
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+// surveyOption applies to one survey, or, as an Option, to the defaults.
+type surveyOption func(*call) error
+
+func (f surveyOption) apply(c *config) error     { return f(&c.call) }
+func (f surveyOption) applySurvey(c *call) error { return f(c) }
+
+func wrap(o sock.Option) Option { return optionFunc(func(c *config) error { return o(&c.sock) }) }
+
+func newConfig(opts []Option) (config, error) {
+	c := config{sock: sock.DefaultSettings(), call: call{timeout: DefaultTimeout}, workers: DefaultWorkers}
+	for _, o := range opts {
+		if o == nil {
+			return c, sock.Invalid("nil option")
+		}
+		if err := o.apply(&c); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// WithCodec sets the payload codec (default [spmesh.Msgpack]). Surveyor and
+// respondents must agree on it.
+func WithCodec(c spmesh.Codec) Option { return wrap(sock.WithCodec(c)) }
+
+// WithLogger sets the logger (silent by default). A Respondent logs handler
+// panics at Error level.
+func WithLogger(l *slog.Logger) Option { return wrap(sock.WithLogger(l)) }
+
+// WithListen listens on addr, e.g. "tcp://0.0.0.0:7001" or "inproc://name".
+// A Surveyor usually listens and respondents dial it.
+func WithListen(addr string) Option { return wrap(sock.WithListen(addr)) }
+
+// WithDial dials addr in the background, reconnecting as needed.
+func WithDial(addr string) Option { return wrap(sock.WithDial(addr)) }
+
+// WithTLS sets the TLS configuration for tls+tcp:// and wss:// addresses.
+func WithTLS(c *tls.Config) Option { return wrap(sock.WithTLS(c)) }
+
+// WithMaxMessageSize sets the largest frame sent or accepted (default 8 MiB).
+func WithMaxMessageSize(n int) Option { return wrap(sock.WithMaxMessageSize(n)) }
+
+// WithQueueLen sets how many answers one survey buffers before further
+// answers are dropped (and counted in Stats().Dropped), and the per-peer
+// send queue (default 1024).
+func WithQueueLen(n int) Option { return wrap(sock.WithQueueLen(n)) }
+
+// WithReconnect sets the dial retry backoff (default 50ms doubling to 2s).
+func WithReconnect(min, max time.Duration) Option { return wrap(sock.WithReconnect(min, max)) }
+
+// WithDiscovery wires by service name through reg: a Surveyor listens and
+// advertises itself, a Respondent dials every surveyor of the service.
+func WithDiscovery(reg spmesh.Registry, service string) Option {
+	return wrap(sock.WithDiscovery(reg, service))
+}
+
+// WithName sets a Respondent's name, which every answer carries
+// ([Response.From]) and which [WithExpect] lists. The default is the host
+// name plus a random suffix, unique per Respondent.
+func WithName(name string) Option { return wrap(sock.WithName(name)) }
+
+// WithWorkers sets how many surveys a Respondent answers at once (default
+// [DefaultWorkers]); each worker runs one handler at a time.
+func WithWorkers(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n < 1 || n > 1<<16 {
+			return sock.Invalid("workers %d out of range [1, 65536]", n)
+		}
+		c.workers = n
+		return nil
+	})
+}
+
+// WithTimeout sets how long a survey collects answers (default
+// [DefaultTimeout]). The caller's context deadline, when earlier, ends the
+// survey first.
+func WithTimeout(d time.Duration) SurveyOption {
+	return surveyOption(func(c *call) error {
+		if d <= 0 {
+			return sock.Invalid("survey timeout %v", d)
+		}
+		c.timeout = d
+		return nil
+	})
+}
+
+// WithExpect names the respondents expected to answer. A survey that knows
+// them finishes as soon as each has answered (declining counts as an
+// answer) instead of waiting for its deadline, and [Responses.Missing]
+// lists those that did not. An empty list means nobody is expected: the
+// survey finishes at once. Given per survey, it overrides [WithExpectFunc].
+func WithExpect(names ...string) SurveyOption {
+	names = slices.Clone(names)
+	if names == nil {
+		names = []string{}
+	}
+	return surveyOption(func(c *call) error {
+		for _, n := range names {
+			if n == "" {
+				return sock.Invalid("empty respondent name in expected set")
+			}
+		}
+		c.expect, c.expectCall = names, true
+		return nil
+	})
+}
+
+// WithHeader sets headers that travel with the question ([Question.Header]).
+func WithHeader(h spmesh.Header) SurveyOption {
+	h = h.Clone()
+	return surveyOption(func(c *call) error {
+		c.header = h
+		return nil
+	})
+}
+
+// WithExpectFunc makes a Surveyor ask f, at the start of every survey that
+// has no [WithExpect] of its own, which respondents are expected. This is
+// the seam through which discovery supplies the current members of a
+// service; f returning nil means "unknown" (the survey runs to its
+// deadline). f must be safe to call concurrently and quick.
+func WithExpectFunc(f func() []string) Option {
+	return optionFunc(func(c *config) error {
+		if f == nil {
+			return sock.Invalid("nil expect func")
+		}
+		c.expectFunc = f
+		return nil
+	})
+}

@@ -1,0 +1,544 @@
+package survey
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/sock"
+	"github.com/spmesh/spmesh/internal/wire"
+	"go.nanomsg.org/mangos/v3"
+)
+
+// ErrDone is returned by [Responses.Next] once a survey is over and every
+// answer it collected has been taken: its deadline passed, or every
+// expected respondent answered. The error returned matches ErrDone with
+// errors.Is; when the survey's own deadline ended it, it also matches
+// [spmesh.ErrTimeout], and when the caller's context deadline ended it,
+// context.DeadlineExceeded.
+var ErrDone = errors.New("spmesh: survey done")
+
+// endError is why a survey ended; it matches ErrDone and, per cause, more.
+type endError struct {
+	msg string
+	is  error // a second sentinel it matches, or nil
+}
+
+func (e *endError) Error() string { return e.msg }
+
+func (e *endError) Is(target error) bool { return target == ErrDone || e.is != nil && target == e.is }
+
+var (
+	endComplete    = &endError{msg: "spmesh: survey done: every expected respondent answered"}
+	endTimeout     = &endError{msg: "spmesh: survey done: deadline reached", is: spmesh.ErrTimeout}
+	endCtxDeadline = &endError{msg: "spmesh: survey done: context deadline reached", is: context.DeadlineExceeded}
+)
+
+// Late answers are counted for a while after a survey ends: for as long as
+// the survey lasted, but at least minLate and at most maxLate.
+const (
+	minLate = time.Second
+	maxLate = 10 * time.Second
+)
+
+// Response is one respondent's answer.
+type Response struct {
+	// From is the respondent's name (see [WithName]).
+	From string
+	// Header holds the headers the respondent's handler set
+	// ([Question.SetReplyHeader]).
+	Header spmesh.Header
+	// Time is when the respondent answered, by its clock.
+	Time time.Time
+	// Declined is true when the respondent's handler returned
+	// [ErrDeclined]: it answered "no" and sent no value.
+	Declined bool
+	// Err is a [*spmesh.RemoteError] when the respondent's handler failed or
+	// panicked (Code [spmesh.CodePanic]), nil otherwise.
+	Err error
+	// Data is the encoded answer; [Response.Decode] turns it into a value.
+	Data []byte
+
+	codec spmesh.Codec
+}
+
+// Decode decodes the answer into v (a pointer) with the surveyor's codec.
+// It returns Err for a failed handler and an error wrapping [ErrDeclined]
+// for a declined survey.
+func (r *Response) Decode(v any) error {
+	if r.Err != nil {
+		return r.Err
+	}
+	if r.Declined {
+		return fmt.Errorf("%w: by %q", ErrDeclined, r.From)
+	}
+	return r.codec.Unmarshal(r.Data, v)
+}
+
+// Decoder is what [Decode] reads: a [*Response] or a [*Question].
+type Decoder interface {
+	Decode(v any) error
+}
+
+// Decode decodes d (a [*Response] or [*Question]) as a T.
+func Decode[T any](d Decoder) (T, error) {
+	var v T
+	err := d.Decode(&v)
+	return v, err
+}
+
+// SurveyorStats are a Surveyor's counters. Sent counts surveys, Received
+// the answers delivered to [Responses], Dropped the answers that arrived
+// too late or overflowed a survey's queue, and Late the first kind alone.
+type SurveyorStats struct {
+	spmesh.Stats
+	Late uint64 // answers to a survey that had already ended (a subset of Dropped)
+}
+
+// Surveyor asks every connected [Respondent] a question and gathers their
+// answers until a deadline. Several surveys may run at once; each collects
+// only its own answers. A Surveyor is safe for concurrent use.
+type Surveyor struct {
+	so         *sock.Socket
+	codec      spmesh.Codec
+	defaults   call
+	expectFunc func() []string
+	late       atomic.Uint64
+
+	mu     sync.Mutex
+	closed bool
+	free   []mangos.Context // idle mangos contexts, one per concurrent survey
+	wg     sync.WaitGroup   // collectors
+}
+
+// NewSurveyor opens a surveyor. Give it an address with [WithListen] (or
+// call [Surveyor.Listen] later) for respondents to dial, or a registry with
+// [WithDiscovery]. Options that are also [SurveyOption]s set the defaults
+// of every survey.
+func NewSurveyor(opts ...Option) (*Surveyor, error) {
+	c, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	so, err := sock.Open(sock.Surveyor, c.sock, sock.Wiring{Bind: spmesh.RoleSurveyor})
+	if err != nil {
+		return nil, err
+	}
+	return &Surveyor{so: so, codec: c.sock.Codec, defaults: c.call, expectFunc: c.expectFunc}, nil
+}
+
+// Listen listens on addr and returns the bound address (port 0 resolved).
+func (s *Surveyor) Listen(addr string) (string, error) { return s.so.Listen(addr) }
+
+// Dial connects to a respondent listening at addr, in the background.
+func (s *Surveyor) Dial(addr string) error { return s.so.Dial(addr) }
+
+// Survey sends question to every respondent connected now and returns the
+// stream of their answers. The survey ends at its deadline (the earlier of
+// [WithTimeout] and ctx's deadline), as soon as every expected respondent
+// has answered ([WithExpect], [WithExpectFunc]), or when ctx is cancelled.
+// With no respondent connected it still runs to its deadline and collects
+// nothing. Close the returned [Responses] when done with it.
+func (s *Surveyor) Survey(ctx context.Context, question any, opts ...SurveyOption) (*Responses, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.so.Closed() {
+		return nil, spmesh.ErrClosed
+	}
+	c := s.defaults
+	c.expectCall = false
+	for _, o := range opts {
+		if o == nil {
+			return nil, sock.Invalid("nil survey option")
+		}
+		if err := o.applySurvey(&c); err != nil {
+			return nil, err
+		}
+	}
+	if !c.expectCall && s.expectFunc != nil {
+		if names := s.expectFunc(); names != nil {
+			c.expect = names
+		}
+	}
+
+	now := time.Now()
+	deadline, timeoutEnd := now.Add(c.timeout), error(endTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline, timeoutEnd = d, endCtxDeadline
+	}
+	late := min(max(deadline.Sub(now), minLate), maxLate)
+
+	env := wire.Msg{Kind: wire.KindSurvey, ID: s.so.NewID(), Time: now.UnixNano(), Header: c.header, Deadline: deadline.UnixNano()}
+	m := mangos.NewMessage(128)
+	m.Body = wire.AppendHeader(m.Body[:0], &env)
+	body, err := spmesh.AppendMarshal(s.codec, m.Body, question)
+	if err != nil {
+		m.Free()
+		return nil, fmt.Errorf("spmesh: encode %T: %w", question, err)
+	}
+	if len(body) > s.so.Settings.MaxMsgSize {
+		m.Free()
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", spmesh.ErrTooLarge, len(body), s.so.Settings.MaxMsgSize)
+	}
+	m.Body = body
+
+	rs := newResponses(s, deadline, timeoutEnd, c.expect)
+	mc, err := s.acquire() // counts the collector in s.wg
+	if err != nil {
+		m.Free()
+		return nil, err
+	}
+	if err := mc.SetOption(mangos.OptionSurveyTime, time.Until(deadline)+late); err != nil {
+		m.Free()
+		s.release(mc)
+		s.wg.Done()
+		return nil, sock.Err(err)
+	}
+	if err := mc.SendMsg(m); err != nil {
+		s.release(mc)
+		s.wg.Done()
+		return nil, sock.Err(err)
+	}
+	s.so.C.Sent.Add(1)
+	if rs.expected != nil && rs.pending == 0 {
+		rs.mu.Lock()
+		rs.complete = true
+		rs.mu.Unlock()
+		rs.finish(endComplete)
+	}
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				rs.finish(endCtxDeadline)
+			} else {
+				rs.finish(ctx.Err())
+			}
+		})
+		rs.mu.Lock()
+		if rs.ended {
+			rs.mu.Unlock()
+			stop()
+		} else {
+			rs.stopCtx = stop
+			rs.mu.Unlock()
+		}
+	}
+	go s.collect(mc, rs, deadline.Add(late))
+	return rs, nil
+}
+
+// acquire takes an idle mangos context or opens one, and counts a
+// collector in s.wg. Contexts are reused rather than closed because the
+// mangos surveyor keeps every context it ever opened until the socket
+// closes.
+func (s *Surveyor) acquire() (mangos.Context, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, spmesh.ErrClosed
+	}
+	if n := len(s.free); n > 0 {
+		mc := s.free[n-1]
+		s.free = s.free[:n-1]
+		s.wg.Add(1)
+		return mc, nil
+	}
+	mc, err := s.so.M.OpenContext()
+	if err != nil {
+		return nil, sock.Err(err)
+	}
+	s.wg.Add(1)
+	return mc, nil
+}
+
+func (s *Surveyor) release(mc mangos.Context) {
+	s.mu.Lock()
+	if !s.closed {
+		s.free = append(s.free, mc)
+	}
+	s.mu.Unlock()
+}
+
+// collect reads the answers of one survey from its mangos context: into
+// rs until the survey ends, then, counted as late, until lateUntil. It
+// returns the context for reuse at once when every expected respondent
+// has answered.
+func (s *Surveyor) collect(mc mangos.Context, rs *Responses, lateUntil time.Time) {
+	defer s.wg.Done()
+	var env wire.Msg
+	for {
+		rs.mu.Lock()
+		ended, complete := rs.ended, rs.complete
+		rs.mu.Unlock()
+		if complete {
+			break
+		}
+		until := rs.deadline
+		if ended {
+			until = lateUntil
+		}
+		wait := time.Until(until)
+		if wait <= 0 {
+			if !ended {
+				rs.finish(rs.timeoutEnd)
+				continue
+			}
+			break
+		}
+		if err := mc.SetOption(mangos.OptionRecvDeadline, wait); err != nil {
+			rs.finish(sock.Err(err))
+			return
+		}
+		m, err := mc.RecvMsg()
+		switch {
+		case err == nil:
+		case errors.Is(err, mangos.ErrRecvTimeout):
+			continue
+		case errors.Is(err, mangos.ErrClosed):
+			rs.finish(spmesh.ErrClosed)
+			return
+		default:
+			// The mangos survey itself expired: nothing more can arrive.
+			rs.finish(rs.timeoutEnd)
+			s.release(mc)
+			return
+		}
+		if err := wire.Decode(m.Body, &env); err != nil || env.Kind != wire.KindResponse {
+			s.so.C.DecodeErrors.Add(1)
+			s.so.Settings.Logger.Debug("spmesh: discarded bad survey response", "err", err, "kind", env.Kind)
+			m.Free()
+			continue
+		}
+		r := &Response{
+			From: env.From, Header: env.Header, Time: time.Unix(0, env.Time),
+			Declined: env.Flags&wire.FlagDeclined != 0, Data: env.Body, codec: s.codec,
+		}
+		if env.Err != "" || env.Code != 0 {
+			r.Err = &spmesh.RemoteError{Code: int(env.Code), Message: env.Err}
+		}
+		rs.add(r)
+	}
+	s.release(mc)
+}
+
+// Stats returns the surveyor's counters.
+func (s *Surveyor) Stats() SurveyorStats {
+	return SurveyorStats{Stats: s.so.Stats(), Late: s.late.Load()}
+}
+
+// Close closes the surveyor at once: running surveys end, and every call on
+// it or on its [Responses] returns [spmesh.ErrClosed]. It is idempotent.
+func (s *Surveyor) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.free = nil
+	s.mu.Unlock()
+	err := s.so.Close() // closes every mangos context: collectors return
+	s.wg.Wait()
+	return err
+}
+
+// Responses is the stream of one survey's answers. Take them with
+// [Responses.Next] or [Responses.All]; the stream ends with an error
+// matching [ErrDone] when the survey is over. It is safe for concurrent use.
+type Responses struct {
+	s          *Surveyor
+	deadline   time.Time
+	timeoutEnd error
+	max        int
+
+	mu       sync.Mutex
+	buf      []*Response
+	head     int
+	ended    bool  // no more answers are accepted
+	complete bool  // ended because every expected respondent answered
+	closed   bool  // Close was called
+	end      error // why it ended
+	expected map[string]bool
+	pending  int
+	stopCtx  func() bool
+
+	notify chan struct{} // a token per new answer or the end
+}
+
+func newResponses(s *Surveyor, deadline time.Time, timeoutEnd error, expect []string) *Responses {
+	rs := &Responses{s: s, deadline: deadline, timeoutEnd: timeoutEnd, max: s.so.Settings.RecvQueue, notify: make(chan struct{}, 1)}
+	if expect != nil {
+		rs.expected = make(map[string]bool, len(expect))
+		for _, n := range expect {
+			if _, dup := rs.expected[n]; n != "" && !dup {
+				rs.expected[n] = false
+				rs.pending++
+			}
+		}
+	}
+	return rs
+}
+
+func (rs *Responses) signal() {
+	select {
+	case rs.notify <- struct{}{}:
+	default:
+	}
+}
+
+// add accepts one answer, or counts it as late or dropped.
+func (rs *Responses) add(r *Response) {
+	c := &rs.s.so.C
+	rs.mu.Lock()
+	if rs.ended {
+		rs.mu.Unlock()
+		rs.s.late.Add(1)
+		c.Dropped.Add(1)
+		return
+	}
+	if len(rs.buf)-rs.head >= rs.max {
+		rs.mu.Unlock()
+		c.Dropped.Add(1)
+		return
+	}
+	rs.buf = append(rs.buf, r)
+	c.Received.Add(1)
+	var stop func() bool
+	if rs.expected != nil {
+		if answered, ok := rs.expected[r.From]; ok && !answered {
+			rs.expected[r.From] = true
+			rs.pending--
+			if rs.pending == 0 {
+				rs.complete = true
+				stop = rs.endLocked(endComplete)
+			}
+		}
+	}
+	rs.mu.Unlock()
+	rs.signal()
+	if stop != nil {
+		stop()
+	}
+}
+
+// endLocked ends the survey; it returns the context watch to stop.
+func (rs *Responses) endLocked(why error) (stop func() bool) {
+	if rs.ended {
+		return nil
+	}
+	rs.ended, rs.end = true, why
+	stop, rs.stopCtx = rs.stopCtx, nil
+	return stop
+}
+
+func (rs *Responses) finish(why error) {
+	rs.mu.Lock()
+	stop := rs.endLocked(why)
+	rs.mu.Unlock()
+	rs.signal()
+	if stop != nil {
+		stop()
+	}
+}
+
+// Next returns the next answer, waiting until one arrives, the survey ends
+// (an error matching [ErrDone]) or ctx ends (ctx.Err()). Answers that
+// arrived before the end are all returned before the end is reported.
+func (rs *Responses) Next(ctx context.Context) (*Response, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for {
+		if rs.s.so.Closed() {
+			return nil, spmesh.ErrClosed
+		}
+		rs.mu.Lock()
+		if rs.closed {
+			rs.mu.Unlock()
+			return nil, spmesh.ErrClosed
+		}
+		if rs.head < len(rs.buf) {
+			r := rs.buf[rs.head]
+			rs.buf[rs.head] = nil
+			rs.head++
+			more := rs.head < len(rs.buf) || rs.ended
+			if rs.head == len(rs.buf) {
+				rs.buf, rs.head = rs.buf[:0], 0
+			}
+			rs.mu.Unlock()
+			if more {
+				rs.signal() // wake another waiting caller, if any
+			}
+			return r, nil
+		}
+		if rs.ended {
+			end := rs.end
+			rs.mu.Unlock()
+			rs.signal()
+			return nil, end
+		}
+		rs.mu.Unlock()
+		select {
+		case <-rs.notify:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// All iterates over the answers until the survey ends or ctx ends. The end
+// of the survey ends the loop quietly; any other error (ctx's, or
+// [spmesh.ErrClosed]) is yielded once, last.
+func (rs *Responses) All(ctx context.Context) iter.Seq2[*Response, error] {
+	return func(yield func(*Response, error) bool) {
+		for {
+			r, err := rs.Next(ctx)
+			if errors.Is(err, ErrDone) {
+				return
+			}
+			if !yield(r, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Missing returns the expected respondents that have not answered, sorted;
+// nil when the survey expects nobody in particular. Called after the end,
+// it is the final list of who did not answer.
+func (rs *Responses) Missing() []string {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.expected == nil {
+		return nil
+	}
+	out := []string{}
+	for n, answered := range rs.expected {
+		if !answered {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Deadline is when the survey stops collecting answers.
+func (rs *Responses) Deadline() time.Time { return rs.deadline }
+
+// Close ends the survey early: answers still arriving are counted as late.
+// Next then returns [spmesh.ErrClosed]. It is idempotent.
+func (rs *Responses) Close() error {
+	rs.mu.Lock()
+	rs.closed = true
+	stop := rs.endLocked(spmesh.ErrClosed)
+	rs.buf, rs.head = nil, 0
+	rs.mu.Unlock()
+	rs.signal()
+	if stop != nil {
+		stop()
+	}
+	return nil
+}
