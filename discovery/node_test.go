@@ -1,0 +1,377 @@
+package discovery_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/discovery"
+	"github.com/spmesh/spmesh/internal/testutil"
+	"github.com/spmesh/spmesh/pubsub"
+)
+
+// newNode starts a loopback node joined to seeds, closed at cleanup.
+func newNode(t *testing.T, name string, seeds []string, mod ...func(*discovery.Config)) *discovery.Node {
+	t.Helper()
+	c := discovery.LocalConfig()
+	c.Name = name
+	c.Seeds = seeds
+	for _, m := range mod {
+		m(&c)
+	}
+	n, err := discovery.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// mesh starts k nodes seeded by the first.
+func mesh(t *testing.T, k int, mod ...func(*discovery.Config)) []*discovery.Node {
+	t.Helper()
+	first := newNode(t, "n0", nil, mod...)
+	nodes := []*discovery.Node{first}
+	for i := 1; i < k; i++ {
+		nodes = append(nodes, newNode(t, fmt.Sprintf("n%d", i), []string{first.Addr()}, mod...))
+	}
+	return nodes
+}
+
+func names(ms []discovery.Member) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Name)
+	}
+	return out
+}
+
+// converged waits until every node sees want members.
+func converged(t *testing.T, nodes []*discovery.Node, want int) {
+	t.Helper()
+	testutil.Eventually(t, 20*time.Second, func() error {
+		for _, n := range nodes {
+			if got := len(n.Members()); got != want {
+				return fmt.Errorf("%s sees %d members %v, want %d", n.Name(), got, names(n.Members()), want)
+			}
+		}
+		return nil
+	})
+}
+
+func TestMeshConverges(t *testing.T) {
+	nodes := mesh(t, 20)
+	converged(t, nodes, 20)
+	// Services advertised on one node are seen by all the others.
+	wd, err := nodes[7].Advertise(ep("thumbnails", spmesh.RoleReplier, "tcp://127.0.0.1:7001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		for _, n := range nodes {
+			got := n.Endpoints("thumbnails", spmesh.RoleReplier)
+			if len(got) != 1 || got[0].Node != "n7" || got[0].Addr != "tcp://127.0.0.1:7001" {
+				return fmt.Errorf("%s sees %v, want the replier of n7", n.Name(), got)
+			}
+		}
+		return nil
+	})
+	wd()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		for _, n := range nodes {
+			if got := n.Endpoints("thumbnails", spmesh.RoleReplier); len(got) != 0 {
+				return fmt.Errorf("%s sees %v after withdraw, want none", n.Name(), got)
+			}
+		}
+		return nil
+	})
+	// A node that leaves is dropped by all.
+	if err := nodes[19].Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	converged(t, nodes[:19], 19)
+}
+
+// pubSubRoundTrip wires a publisher through pubReg and a subscriber through
+// subReg by service name only, and checks a message goes through.
+func pubSubRoundTrip(t *testing.T, pubReg, subReg spmesh.Registry, service string) (*pubsub.Publisher, *pubsub.Subscriber) {
+	t.Helper()
+	p, err := pubsub.NewPublisher(pubsub.WithDiscovery(pubReg, service))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	s, err := pubsub.NewSubscriber(pubsub.WithDiscovery(subReg, service), pubsub.WithSubscribe(">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	testutil.Eventually(t, 20*time.Second, func() error {
+		if err := p.Publish(context.Background(), "hello", "world"); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		m, err := s.Next(ctx)
+		if err != nil {
+			return fmt.Errorf("subscriber received nothing: %w", err)
+		}
+		if v, err := pubsub.Decode[string](m); err != nil || v != "world" {
+			return fmt.Errorf("got %q, %v, want \"world\"", v, err)
+		}
+		return nil
+	})
+	return p, s
+}
+
+func TestPubSubWiredByName(t *testing.T) {
+	nodes := mesh(t, 3)
+	converged(t, nodes, 3)
+	_, s := pubSubRoundTrip(t, nodes[1], nodes[2], "events")
+	if got := s.Stats().Peers; got != 1 {
+		t.Fatalf("subscriber peers: got %d, want 1", got)
+	}
+	// The publisher's node leaves: its endpoint disappears and the
+	// subscriber hangs up.
+	ch, stop, err := nodes[2].Watch("events", spmesh.RolePublisher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if got := next(t, ch); len(got) != 1 || got[0].Node != "n1" {
+		t.Fatalf("watch: got %v, want the publisher on n1", got)
+	}
+	if err := nodes[1].Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, ch); len(got) != 0 {
+		t.Fatalf("watch after leave: got %v, want none", got)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if got := s.Stats().Peers; got != 0 {
+			return fmt.Errorf("subscriber peers: got %d, want 0", got)
+		}
+		return nil
+	})
+}
+
+func TestManyServices(t *testing.T) {
+	nodes := mesh(t, 2)
+	converged(t, nodes, 2)
+	var want []string
+	for i := range 50 {
+		a := fmt.Sprintf("tcp://127.0.0.1:%d", 20000+i)
+		svc := fmt.Sprintf("service-with-a-fairly-long-name-%02d", i)
+		if _, err := nodes[0].Advertise(ep(svc, spmesh.RoleWorker, a)); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, svc+"|"+a)
+	}
+	slices.Sort(want)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		for _, m := range nodes[1].Members() {
+			if m.Name != "n0" {
+				continue
+			}
+			var got []string
+			for _, e := range m.Endpoints {
+				got = append(got, e.Service+"|"+e.Addr)
+			}
+			slices.Sort(got)
+			if !m.Complete || !slices.Equal(got, want) {
+				return fmt.Errorf("n1 sees %d endpoints of n0 (complete %v), want 50", len(got), m.Complete)
+			}
+			return nil
+		}
+		return errors.New("n1 does not see n0")
+	})
+	// Watch on one of them from the other node.
+	ch, stop, err := nodes[1].Watch("service-with-a-fairly-long-name-42", spmesh.RoleWorker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if got := next(t, ch); len(got) != 1 || got[0].Addr != "tcp://127.0.0.1:20042" {
+		t.Fatalf("watch: got %v, want port 20042", got)
+	}
+	// A late joiner gets them all too.
+	late := newNode(t, "late", []string{nodes[1].Addr()})
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if got := len(late.Endpoints("service-with-a-fairly-long-name-07", spmesh.RoleWorker)); got != 1 {
+			return fmt.Errorf("late joiner sees %d endpoints of service 07, want 1", got)
+		}
+		return nil
+	})
+}
+
+func TestEncryptionAndLabel(t *testing.T) {
+	k1 := []byte("0123456789abcdef")
+	k2 := []byte("fedcba9876543210")
+	withKey := func(k []byte, label string) func(*discovery.Config) {
+		return func(c *discovery.Config) { c.SecretKey, c.Label = k, label }
+	}
+	a := newNode(t, "a", nil, withKey(k1, "blue"))
+	b := newNode(t, "b", []string{a.Addr()}, withKey(k1, "blue"))
+	converged(t, []*discovery.Node{a, b}, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		mod  func(*discovery.Config)
+	}{
+		{"wrong key", withKey(k2, "blue")},
+		{"no key", withKey(nil, "blue")},
+		{"other label", withKey(k1, "green")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newNode(t, "c-"+strings.ReplaceAll(tc.name, " ", "-"), nil, tc.mod)
+			if k, err := c.Join(ctx, a.Addr()); err == nil {
+				t.Fatalf("join: got %d answered, want an error", k)
+			}
+			if got := len(c.Members()); got != 1 {
+				t.Fatalf("outsider sees %d members, want 1", got)
+			}
+			if got := names(a.Members()); !slices.Equal(got, []string{"a", "b"}) {
+				t.Fatalf("mesh members: got %v, want [a b]", got)
+			}
+		})
+	}
+	// Key rotation: install k2 everywhere, use it, remove k1.
+	for _, n := range []*discovery.Node{a, b} {
+		if err := n.InstallKey(k2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []*discovery.Node{a, b} {
+		if err := n.UseKey(k2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []*discovery.Node{a, b} {
+		if err := n.RemoveKey(k1); err != nil {
+			t.Fatal(err)
+		}
+		if got := n.Keys(); len(got) != 1 || string(got[0]) != string(k2) {
+			t.Fatalf("keys after rotation: got %q, want [k2]", got)
+		}
+	}
+	d := newNode(t, "d", nil, withKey(k2, "blue"))
+	if _, err := d.Join(ctx, a.Addr()); err != nil {
+		t.Fatalf("join with the rotated key: got %v, want nil", err)
+	}
+	converged(t, []*discovery.Node{a, b, d}, 3)
+	if err := d.InstallKey([]byte("short")); !errors.Is(err, spmesh.ErrInvalidOption) {
+		t.Fatalf("short key: got %v, want ErrInvalidOption", err)
+	}
+	plain := newNode(t, "plain", nil)
+	if err := plain.InstallKey(k1); !errors.Is(err, spmesh.ErrInvalidOption) {
+		t.Fatalf("key on a node without encryption: got %v, want ErrInvalidOption", err)
+	}
+}
+
+func TestCloseAndLeave(t *testing.T) {
+	nodes := mesh(t, 2)
+	converged(t, nodes, 2)
+	n := nodes[1]
+	ch, stop, err := n.Watch("x", spmesh.RolePublisher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(t, ch)
+	events := n.Events()
+	var wg sync.WaitGroup
+	for range 4 { // concurrent Close and Leave never panic
+		wg.Go(func() { n.Close() })
+		wg.Go(func() { n.Leave(context.Background()) })
+	}
+	wg.Wait()
+	if _, ok := <-ch; ok {
+		t.Fatal("watch after Close: got an open channel, want closed")
+	}
+	stop()
+	for range events {
+	}
+	if _, err := n.Advertise(ep("x", spmesh.RolePublisher, "tcp://1.2.3.4:5")); !errors.Is(err, spmesh.ErrClosed) {
+		t.Fatalf("Advertise after Close: got %v, want ErrClosed", err)
+	}
+	if _, _, err := n.Watch("x", spmesh.RolePublisher); !errors.Is(err, spmesh.ErrClosed) {
+		t.Fatalf("Watch after Close: got %v, want ErrClosed", err)
+	}
+	if err := n.Leave(context.Background()); !errors.Is(err, spmesh.ErrClosed) {
+		t.Fatalf("Leave after Close: got %v, want ErrClosed", err)
+	}
+	if _, err := n.Join(context.Background(), nodes[0].Addr()); !errors.Is(err, spmesh.ErrClosed) {
+		t.Fatalf("Join after Close: got %v, want ErrClosed", err)
+	}
+	if got := n.Members(); got != nil {
+		t.Fatalf("Members after Close: got %v, want nil", got)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("second Close: got %v, want nil", err)
+	}
+}
+
+func TestEvents(t *testing.T) {
+	a := newNode(t, "a", nil)
+	b := newNode(t, "b", []string{a.Addr()})
+	want := func(typ discovery.EventType, node string) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case ev := <-a.Events():
+				t.Logf("event %v %s", ev.Type, ev.Node)
+				if ev.Type == typ && ev.Node == node {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("got no %v event for %s within 10s, want one", typ, node)
+			}
+		}
+	}
+	want(discovery.EventJoin, "b")
+	wd, err := b.Advertise(ep("svc", spmesh.RoleReplier, "tcp://127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(discovery.EventServiceAdded, "b")
+	wd()
+	want(discovery.EventServiceRemoved, "b")
+	if err := b.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want(discovery.EventLeave, "b")
+}
+
+func TestConfigErrors(t *testing.T) {
+	for name, mod := range map[string]func(*discovery.Config){
+		"bad port":       func(c *discovery.Config) { c.BindPort = 70000 },
+		"bad bind":       func(c *discovery.Config) { c.BindAddr = "not-an-ip" },
+		"short key":      func(c *discovery.Config) { c.SecretKey = []byte("abc") },
+		"long label":     func(c *discovery.Config) { c.Label = strings.Repeat("x", 256) },
+		"probe timeout":  func(c *discovery.Config) { c.ProbeTimeout = 2 * c.ProbeInterval },
+		"empty seed":     func(c *discovery.Config) { c.Seeds = []string{" "} },
+		"zero rejoin":    func(c *discovery.Config) { c.RejoinInterval = 0 },
+		"extra, no main": func(c *discovery.Config) { c.ExtraKeys = [][]byte{[]byte("0123456789abcdef")} },
+	} {
+		c := discovery.LocalConfig()
+		mod(&c)
+		if n, err := discovery.New(c); !errors.Is(err, spmesh.ErrInvalidOption) {
+			if n != nil {
+				n.Close()
+			}
+			t.Errorf("%s: got %v, want ErrInvalidOption", name, err)
+		}
+	}
+	n1 := discovery.DefaultName()
+	n2 := discovery.DefaultName()
+	if n1 == n2 || !strings.Contains(n1, "-") {
+		t.Fatalf("default names: got %q and %q, want distinct host-suffix names", n1, n2)
+	}
+}
