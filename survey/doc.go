@@ -30,7 +30,7 @@
 //     question (to a peer whose send queue is full, it is dropped) and
 //     returns. [Responses.Next] blocks until an answer arrives, the survey
 //     ends (an error matching [ErrDone]) or its ctx ends.
-//   - A [Respondent] runs its [Handler] on [WithWorkers] surveys at once
+//   - A [Respondent] runs its [Handler] on [WithConcurrency] surveys at once
 //     (default 8); further surveys wait in the socket's queue. A handler
 //     error or panic becomes an error answer (a [*spmesh.RemoteError] in
 //     [Response.Err]); a panic is logged and the respondent keeps serving.

@@ -10,7 +10,9 @@ import (
 	"github.com/spmesh/spmesh/internal/sock"
 )
 
-// Option configures a [Surveyor] or a [Respondent] at construction.
+// Option configures a [Surveyor] or a [Respondent] at construction. Options
+// that apply to one side only say so; giving one to the other side is an
+// error wrapping [spmesh.ErrInvalidOption].
 type Option interface{ apply(*config) error }
 
 // SurveyOption configures one survey, passed to [Surveyor.Survey]. Every
@@ -25,15 +27,23 @@ type SurveyOption interface {
 // [WithTimeout] or the caller's context says otherwise.
 const DefaultTimeout = time.Second
 
-// DefaultWorkers is the number of surveys a [Respondent] answers at once
-// unless [WithWorkers] says otherwise.
-const DefaultWorkers = 8
+// DefaultConcurrency is the number of surveys a [Respondent] answers at
+// once unless [WithConcurrency] says otherwise.
+const DefaultConcurrency = 8
+
+type side uint8
+
+const (
+	forSurveyor side = iota + 1
+	forRespondent
+)
 
 type config struct {
-	sock       sock.Settings
-	call       call
-	expectFunc func() []string
-	workers    int
+	side        side
+	sock        sock.Settings
+	call        call
+	expectFunc  func() []string
+	concurrency int
 }
 
 // call is the per-survey configuration.
@@ -49,16 +59,46 @@ type optionFunc func(*config) error
 
 func (f optionFunc) apply(c *config) error { return f(c) }
 
-// surveyOption applies to one survey, or, as an Option, to the defaults.
-type surveyOption func(*call) error
+// surveyOption applies to one survey, or, as an Option, to a Surveyor's
+// defaults.
+type surveyOption struct {
+	name string
+	f    func(*call) error
+}
 
-func (f surveyOption) apply(c *config) error     { return f(&c.call) }
-func (f surveyOption) applySurvey(c *call) error { return f(c) }
+func (o surveyOption) apply(c *config) error {
+	if err := only(c, forSurveyor, o.name); err != nil {
+		return err
+	}
+	return o.f(&c.call)
+}
+
+func (o surveyOption) applySurvey(c *call) error { return o.f(c) }
+
+// sided is an option for one side only.
+func sided(s side, name string, f func(*config) error) Option {
+	return optionFunc(func(c *config) error {
+		if err := only(c, s, name); err != nil {
+			return err
+		}
+		return f(c)
+	})
+}
+
+func only(c *config, s side, name string) error {
+	if c.side == s {
+		return nil
+	}
+	if s == forSurveyor {
+		return sock.Invalid("%s is a Surveyor option", name)
+	}
+	return sock.Invalid("%s is a Respondent option", name)
+}
 
 func wrap(o sock.Option) Option { return optionFunc(func(c *config) error { return o(&c.sock) }) }
 
-func newConfig(opts []Option) (config, error) {
-	c := config{sock: sock.DefaultSettings(), call: call{timeout: DefaultTimeout}, workers: DefaultWorkers}
+func newConfig(s side, opts []Option) (config, error) {
+	c := config{side: s, sock: sock.DefaultSettings(), call: call{timeout: DefaultTimeout}, concurrency: DefaultConcurrency}
 	for _, o := range opts {
 		if o == nil {
 			return c, sock.Invalid("nil option")
@@ -107,45 +147,51 @@ func WithDiscovery(reg spmesh.Registry, service string) Option {
 
 // WithName sets a Respondent's name, which every answer carries
 // ([Response.From]) and which [WithExpect] lists. The default is the host
-// name plus a random suffix, unique per Respondent.
-func WithName(name string) Option { return wrap(sock.WithName(name)) }
+// name plus a random suffix, unique per Respondent. Respondent only.
+func WithName(name string) Option {
+	return sided(forRespondent, "WithName", func(c *config) error { return sock.WithName(name)(&c.sock) })
+}
 
-// WithWorkers sets how many surveys a Respondent answers at once (default
-// [DefaultWorkers]); each worker runs one handler at a time.
-func WithWorkers(n int) Option {
-	return optionFunc(func(c *config) error {
+// WithConcurrency sets how many surveys a Respondent answers at once
+// (default [DefaultConcurrency]), each on its own long-lived goroutine and
+// mangos context; further surveys wait in the socket's queue. Respondent
+// only.
+func WithConcurrency(n int) Option {
+	return sided(forRespondent, "WithConcurrency", func(c *config) error {
 		if n < 1 || n > 1<<16 {
-			return sock.Invalid("workers %d out of range [1, 65536]", n)
+			return sock.Invalid("concurrency %d out of range [1, 65536]", n)
 		}
-		c.workers = n
+		c.concurrency = n
 		return nil
 	})
 }
 
 // WithTimeout sets how long a survey collects answers (default
 // [DefaultTimeout]). The caller's context deadline, when earlier, ends the
-// survey first.
+// survey first. Surveyor only.
 func WithTimeout(d time.Duration) SurveyOption {
-	return surveyOption(func(c *call) error {
+	return surveyOption{"WithTimeout", func(c *call) error {
 		if d <= 0 {
 			return sock.Invalid("survey timeout %v", d)
 		}
 		c.timeout = d
 		return nil
-	})
+	}}
 }
 
 // WithExpect names the respondents expected to answer. A survey that knows
 // them finishes as soon as each has answered (declining counts as an
 // answer) instead of waiting for its deadline, and [Responses.Missing]
 // lists those that did not. An empty list means nobody is expected: the
-// survey finishes at once. Given per survey, it overrides [WithExpectFunc].
+// survey finishes at once. Given per survey, it overrides [WithExpectFunc];
+// given to [NewSurveyor], it is the default when [WithExpectFunc] gives
+// none. Surveyor only.
 func WithExpect(names ...string) SurveyOption {
 	names = slices.Clone(names)
 	if names == nil {
 		names = []string{}
 	}
-	return surveyOption(func(c *call) error {
+	return surveyOption{"WithExpect", func(c *call) error {
 		for _, n := range names {
 			if n == "" {
 				return sock.Invalid("empty respondent name in expected set")
@@ -153,16 +199,17 @@ func WithExpect(names ...string) SurveyOption {
 		}
 		c.expect, c.expectCall = names, true
 		return nil
-	})
+	}}
 }
 
 // WithHeader sets headers that travel with the question ([Question.Header]).
+// Surveyor only.
 func WithHeader(h spmesh.Header) SurveyOption {
 	h = h.Clone()
-	return surveyOption(func(c *call) error {
+	return surveyOption{"WithHeader", func(c *call) error {
 		c.header = h
 		return nil
-	})
+	}}
 }
 
 // WithExpectFunc makes a Surveyor ask f, at the start of every survey that

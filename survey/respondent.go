@@ -24,7 +24,7 @@ var ErrDeclined = errors.New("spmesh: survey declined")
 
 // drainLinger is how long Drain leaves the last answers to reach the wire
 // before closing the connections (bounded by Drain's ctx).
-const drainLinger = 100 * time.Millisecond
+const drainLinger = 50 * time.Millisecond
 
 // Question is one survey as a [Handler] sees it.
 type Question struct {
@@ -57,34 +57,50 @@ func (q *Question) SetReplyHeader(key, value string) {
 	q.reply[key] = value
 }
 
-// Handler answers surveys. Respond returns the answer (encoded with the
+// Handler answers surveys. ServeSurvey returns the answer (encoded with the
 // codec), or an error: [ErrDeclined] to decline, any other error to report
 // a failure, which the surveyor receives as a [*spmesh.RemoteError] (with
 // the code of a [spmesh.Coder] error). A panic is recovered, logged and
 // reported the same way, with code [spmesh.CodePanic]; the respondent keeps
 // serving. ctx ends at the survey's deadline or when the respondent closes.
 type Handler interface {
-	Respond(ctx context.Context, q *Question) (any, error)
+	ServeSurvey(ctx context.Context, q *Question) (answer any, err error)
 }
 
 // HandlerFunc adapts a function to a [Handler].
 type HandlerFunc func(ctx context.Context, q *Question) (any, error)
 
-// Respond calls f.
-func (f HandlerFunc) Respond(ctx context.Context, q *Question) (any, error) { return f(ctx, q) }
+// ServeSurvey calls f.
+func (f HandlerFunc) ServeSurvey(ctx context.Context, q *Question) (any, error) { return f(ctx, q) }
+
+// TypedHandler adapts a function taking a decoded In to a [Handler]. A
+// question that does not decode as an In is answered with an error
+// wrapping [spmesh.ErrDecode] without calling f.
+func TypedHandler[In, Out any](f func(ctx context.Context, q *Question, in In) (Out, error)) Handler {
+	return HandlerFunc(func(ctx context.Context, q *Question) (any, error) {
+		var in In
+		if err := q.Decode(&in); err != nil {
+			return nil, err
+		}
+		return f(ctx, q, in)
+	})
+}
 
 // RespondentStats are a Respondent's counters. Received counts surveys
 // handed to the handler, Sent answers queued for the wire (declines and
-// failures included), Dropped answers that could not be sent.
+// errors included), Dropped surveys taken but not answered (the connection
+// closed first, or Drain caught them), DecodeErrors frames that were not
+// surveys (never answered).
 type RespondentStats struct {
 	spmesh.Stats
+	InFlight int    // handlers running
 	Declined uint64 // answers that declined
-	Failed   uint64 // handler errors and panics
-	Panics   uint64 // handler panics (a subset of Failed)
+	Errors   uint64 // handler errors, panics included, and answers that failed to encode
+	Panics   uint64 // recovered handler panics
 }
 
 // Respondent answers the surveys of every [Surveyor] it is connected to,
-// running its [Handler] on up to [WithWorkers] surveys at once. A
+// running its [Handler] on up to [WithConcurrency] surveys at once. A
 // Respondent is safe for concurrent use.
 type Respondent struct {
 	so      *sock.Socket
@@ -98,8 +114,9 @@ type Respondent struct {
 
 	closeOnce sync.Once
 	draining  atomic.Bool
+	inflight  atomic.Int64
 	declined  atomic.Uint64
-	failed    atomic.Uint64
+	errs      atomic.Uint64
 	panics    atomic.Uint64
 }
 
@@ -117,7 +134,7 @@ func NewRespondent(h Handler, opts ...Option) (*Respondent, error) {
 	if h == nil {
 		return nil, sock.Invalid("nil handler")
 	}
-	c, err := newConfig(opts)
+	c, err := newConfig(forRespondent, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +151,7 @@ func NewRespondent(h Handler, opts ...Option) (*Respondent, error) {
 	}
 	r := &Respondent{so: so, h: h, name: c.sock.Name, codec: c.sock.Codec}
 	r.base, r.cancel = context.WithCancel(context.Background())
-	for range c.workers {
+	for range c.concurrency {
 		mc, err := so.M.OpenContext()
 		if err != nil {
 			r.Close()
@@ -157,6 +174,9 @@ func (r *Respondent) Listen(addr string) (string, error) { return r.so.Listen(ad
 
 // Dial connects to a surveyor listening at addr, in the background.
 func (r *Respondent) Dial(addr string) error { return r.so.Dial(addr) }
+
+// Addrs returns the addresses the respondent listens on.
+func (r *Respondent) Addrs() []string { return r.so.Bound() }
 
 func (r *Respondent) work(w *worker) {
 	defer r.wg.Done()
@@ -206,7 +226,9 @@ func (r *Respondent) serve(mc mangos.Context, m *mangos.Message, env *wire.Msg) 
 		ctx, cancel = context.WithDeadline(ctx, q.Deadline)
 		defer cancel()
 	}
+	r.inflight.Add(1)
 	v, herr := r.call(ctx, q)
+	r.inflight.Add(-1)
 
 	ans := wire.Msg{Kind: wire.KindResponse, ID: env.ID, Header: q.reply, From: r.name}
 	out := mangos.NewMessage(128)
@@ -236,7 +258,7 @@ func (r *Respondent) serve(mc mangos.Context, m *mangos.Message, env *wire.Msg) 
 			if ans.Err == "" {
 				ans.Err = "error"
 			}
-			r.failed.Add(1)
+			r.errs.Add(1)
 		}
 		out.Body = wire.AppendHeader(out.Body[:0], &ans)
 	}
@@ -269,15 +291,16 @@ func (r *Respondent) call(ctx context.Context, q *Question) (v any, err error) {
 			v, err = nil, &spmesh.RemoteError{Code: spmesh.CodePanic, Message: fmt.Sprint("panic: ", p)}
 		}
 	}()
-	return r.h.Respond(ctx, q)
+	return r.h.ServeSurvey(ctx, q)
 }
 
 // Stats returns the respondent's counters.
 func (r *Respondent) Stats() RespondentStats {
 	return RespondentStats{
 		Stats:    r.so.Stats(),
+		InFlight: int(r.inflight.Load()),
 		Declined: r.declined.Load(),
-		Failed:   r.failed.Load(),
+		Errors:   r.errs.Load(),
 		Panics:   r.panics.Load(),
 	}
 }

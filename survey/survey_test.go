@@ -326,8 +326,8 @@ func TestHandlerFailures(t *testing.T) {
 		}
 		testutil.Eventually(t, 10*time.Second, func() error {
 			// Sent is counted once the answer is queued: it may trail the surveyor.
-			if st := r.Stats(); st.Panics != 1 || st.Failed != 2 || st.Declined != 1 || st.Received != 4 || st.Sent != 4 {
-				return fmt.Errorf("got respondent stats %+v, want 1 panic, 2 failed, 1 declined, 4 received and sent", st)
+			if st := r.Stats(); st.Panics != 1 || st.Errors != 2 || st.Declined != 1 || st.Received != 4 || st.Sent != 4 {
+				return fmt.Errorf("got respondent stats %+v, want 1 panic, 2 errors, 1 declined, 4 received and sent", st)
 			}
 			return nil
 		})
@@ -519,11 +519,17 @@ func TestConformance(t *testing.T) {
 			"bad address":   func() error { _, err := survey.NewSurveyor(survey.WithListen("foo://x")); return err },
 			"queue zero":    func() error { _, err := survey.NewSurveyor(survey.WithQueueLen(0)); return err },
 			"tiny max size": func() error { _, err := survey.NewRespondent(echo(""), survey.WithMaxMessageSize(1)); return err },
-			"backoff":       func() error { _, err := survey.NewRespondent(echo(""), survey.WithReconnect(time.Second, 0)); return err },
+			"backoff": func() error {
+				_, err := survey.NewRespondent(echo(""), survey.WithReconnect(time.Second, 0))
+				return err
+			},
 			"nil registry":  func() error { _, err := survey.NewRespondent(echo(""), survey.WithDiscovery(nil, "x")); return err },
 			"timeout":       func() error { _, err := survey.NewSurveyor(survey.WithTimeout(-time.Second)); return err },
 			"empty name":    func() error { _, err := survey.NewRespondent(echo(""), survey.WithName("")); return err },
-			"workers":       func() error { _, err := survey.NewRespondent(echo(""), survey.WithWorkers(0)); return err },
+			"concurrency":   func() error { _, err := survey.NewRespondent(echo(""), survey.WithConcurrency(0)); return err },
+			"wrong side 1":  func() error { _, err := survey.NewSurveyor(survey.WithName("x")); return err },
+			"wrong side 2":  func() error { _, err := survey.NewRespondent(echo(""), survey.WithTimeout(time.Second)); return err },
+			"wrong side 3":  func() error { _, err := survey.NewSurveyor(survey.WithConcurrency(2)); return err },
 			"nil handler":   func() error { _, err := survey.NewRespondent(nil); return err },
 			"nil expect fn": func() error { _, err := survey.NewSurveyor(survey.WithExpectFunc(nil)); return err },
 			"nil option":    func() error { _, err := survey.NewSurveyor(nil); return err },

@@ -122,7 +122,7 @@ type Surveyor struct {
 // [WithDiscovery]. Options that are also [SurveyOption]s set the defaults
 // of every survey.
 func NewSurveyor(opts ...Option) (*Surveyor, error) {
-	c, err := newConfig(opts)
+	c, err := newConfig(forSurveyor, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +138,9 @@ func (s *Surveyor) Listen(addr string) (string, error) { return s.so.Listen(addr
 
 // Dial connects to a respondent listening at addr, in the background.
 func (s *Surveyor) Dial(addr string) error { return s.so.Dial(addr) }
+
+// Addrs returns the addresses the surveyor listens on.
+func (s *Surveyor) Addrs() []string { return s.so.Bound() }
 
 // Survey sends question to every respondent connected now and returns the
 // stream of their answers. The survey ends at its deadline (the earlier of
