@@ -23,11 +23,13 @@
 //   - Deadlines travel: the caller's ctx deadline is sent with the request
 //     and the handler's ctx ends at that same instant, so abandoned work
 //     stops. It is wall-clock time: hosts need synchronised clocks (NTP).
-//     Cancelling a ctx without a deadline is not sent.
-//   - Load: requests go to a connection that is free to send, preferring
+//     Cancelling a ctx without a deadline is not sent. A request that
+//     arrives after its deadline is answered with an error and its handler
+//     is not called.
+//   - Load: requests go to a connection that is free to send, favouring
 //     the replier that answered last (mangos REQ scheduling). Concurrent
-//     calls spread over every replier; one sequential caller tends to stay
-//     with one responsive replier.
+//     calls spread over every replier; the requests of one sequential
+//     caller spread unevenly. There is no weighting by replier load.
 //   - Limits: a frame over the receiver's [WithMaxMessageSize] is refused
 //     (over TCP, mangos closes the connection, and the request is resent);
 //     give both sides the same limit. A request over the sender's own limit

@@ -23,8 +23,9 @@ const linger = 50 * time.Millisecond
 // ReplierStats are a replier's counters. Received counts requests handed to
 // the handler, Sent the replies (error replies included), DecodeErrors the
 // frames that were not requests (each answered with an error reply), and
-// Dropped the requests taken but not answered (oversized frames, and
-// requests caught by Drain).
+// Dropped the requests not handed to the handler: oversized, expired on
+// arrival (both answered with an error), or caught by Drain (resent by
+// their callers).
 type ReplierStats struct {
 	spmesh.Stats
 	// InFlight is the number of handlers running.
@@ -169,6 +170,13 @@ func (r *Replier) handle(w *worker, m *mangos.Message, req *Request, env *wire.M
 	ctx, cancel := r.base, context.CancelFunc(nil)
 	if env.Deadline != 0 {
 		req.Deadline = time.Unix(0, env.Deadline)
+		if !time.Now().Before(req.Deadline) {
+			// Abandoned before it was taken: don't do the work.
+			r.so.C.Dropped.Add(1)
+			r.reply(w, env, nil, fmt.Errorf("spmesh: request expired before it was handled: %w", context.DeadlineExceeded), nil)
+			req.Data, req.Header = nil, nil
+			return
+		}
 		ctx, cancel = context.WithDeadline(r.base, req.Deadline)
 	}
 	r.inflight.Add(1)
@@ -258,6 +266,9 @@ func (r *Replier) Drain(ctx context.Context) error {
 	}
 	r.drainMu.Lock()
 	defer r.drainMu.Unlock()
+	if r.so.Closed() {
+		return spmesh.ErrClosed
+	}
 	r.draining.Store(true)
 	for _, w := range r.workers {
 		if w.state.CompareAndSwap(idle, stopped) {

@@ -708,3 +708,46 @@ func TestClosedRequester(t *testing.T) {
 		t.Fatalf("Do after Close: got %v, want ErrClosed", err)
 	}
 }
+
+// TestExpiredOnArrival: a request whose deadline passed before it was taken
+// is answered with an error and never reaches the handler.
+func TestExpiredOnArrival(t *testing.T) {
+	addr := testutil.Inproc(t)
+	var calls atomic.Int64
+	rp := mustReplier(t, reqrep.HandlerFunc(func(ctx context.Context, req *reqrep.Request) (any, error) {
+		calls.Add(1)
+		return "ok", nil
+	}), reqrep.WithListen(addr))
+	raw, err := req.NewSocket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if err := raw.Dial(addr); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		deadline time.Time
+		expired  bool
+	}{{time.Now().Add(-time.Second), true}, {time.Now().Add(time.Minute), false}} {
+		frame := wire.AppendHeader(nil, &wire.Msg{Kind: wire.KindRequest, ID: wire.ID{7}, Attempt: 1, Deadline: tc.deadline.UnixNano()})
+		frame, _ = spmesh.AppendMarshal(spmesh.Msgpack, frame, "x")
+		if err := raw.Send(frame); err != nil {
+			t.Fatal(err)
+		}
+		b, err := raw.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env wire.Msg
+		if err := wire.Decode(b, &env); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(env.Err, "expired"); got != tc.expired || env.ID != (wire.ID{7}) {
+			t.Fatalf("deadline %v: got reply %+v, want expired=%v for id 07", tc.deadline, env, tc.expired)
+		}
+	}
+	if n, st := calls.Load(), rp.Stats(); n != 1 || st.Dropped != 1 {
+		t.Fatalf("got %d handler calls, %d dropped, want 1 and 1", n, st.Dropped)
+	}
+}
