@@ -198,6 +198,20 @@ func (s *Surveyor) Survey(ctx context.Context, question any, opts ...SurveyOptio
 		m.Free()
 		return nil, err
 	}
+	// The mangos queue only absorbs bursts while collect is descheduled
+	// (collect moves answers on into rs at once), but what overflows it is
+	// dropped uncounted: size it for every answer when the respondents are
+	// unknown, for the expected ones and some strays otherwise.
+	qlen := s.so.Settings.RecvQueue
+	if rs.expected != nil {
+		qlen = min(qlen, len(rs.expected)+64)
+	}
+	if err := mc.SetOption(mangos.OptionReadQLen, qlen); err != nil {
+		m.Free()
+		s.release(mc)
+		s.wg.Done()
+		return nil, sock.Err(err)
+	}
 	if err := mc.SetOption(mangos.OptionSurveyTime, time.Until(deadline)+late); err != nil {
 		m.Free()
 		s.release(mc)
