@@ -39,7 +39,9 @@
 //     error or panic becomes an error answer (a [*spmesh.RemoteError] in
 //     [Response.Err]); a panic is logged and the respondent keeps serving.
 //     A handler may decline by returning [ErrDeclined]. An answer is always
-//     sent, even past the deadline (the surveyor then counts it late).
+//     sent, even past the deadline (the surveyor then counts it late),
+//     unless the surveyor's connection takes nothing for 1 s (a stuck peer):
+//     then it is dropped and counted in the respondent's Stats().Dropped.
 //   - [Respondent.Close] cancels the handlers' contexts and waits for them
 //     to return; answers not yet sent are dropped. [Respondent.Drain]
 //     lets running handlers finish first.

@@ -22,6 +22,11 @@ import (
 // wrap it.
 var ErrDeclined = errors.New("spmesh: survey declined")
 
+// sendTimeout bounds how long a worker waits to queue an answer to a
+// surveyor whose connection is not draining (a stuck or hostile peer): past
+// it the answer is dropped, and the worker serves on.
+const sendTimeout = time.Second
+
 // drainLinger is how long Drain leaves the last answers to reach the wire
 // before closing the connections (bounded by Drain's ctx).
 const drainLinger = 50 * time.Millisecond
@@ -153,6 +158,9 @@ func NewRespondent(h Handler, opts ...Option) (*Respondent, error) {
 	r.base, r.cancel = context.WithCancel(context.Background())
 	for range c.concurrency {
 		mc, err := so.M.OpenContext()
+		if err == nil {
+			err = mc.SetOption(mangos.OptionSendDeadline, sendTimeout)
+		}
 		if err != nil {
 			r.Close()
 			return nil, sock.Err(err)
