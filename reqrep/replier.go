@@ -299,8 +299,10 @@ func (r *Replier) Drain(ctx context.Context) error {
 // resent by their callers to other repliers. Close returns once the
 // handlers have returned. It is idempotent.
 func (r *Replier) Close() error {
-	r.cancel()
+	// Close the socket first: a handler ending because of the cancel must
+	// not get its reply out, so that the caller resends the request.
 	err := r.so.Close()
+	r.cancel()
 	r.wg.Wait()
 	return err
 }
