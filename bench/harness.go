@@ -1,0 +1,228 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// errNotBuilt marks a system that cannot run a scenario yet.
+var errNotBuilt = errors.New("n/a (not built yet)")
+
+// stream is one sender feeding one or more receivers.
+type stream struct {
+	send   func([]byte) error // one message; may block (backpressure)
+	counts []*atomic.Uint64   // messages arrived, per receiver
+	fanout bool               // every receiver gets every message (pub/sub)
+	close  func()
+}
+
+// rpc is one caller making sequential round trips.
+type rpc struct {
+	call  func([]byte) error
+	close func()
+}
+
+func counters(n int) []*atomic.Uint64 {
+	cs := make([]*atomic.Uint64, n)
+	for i := range cs {
+		cs[i] = new(atomic.Uint64)
+	}
+	return cs
+}
+
+func total(cs []*atomic.Uint64) (n uint64) {
+	for _, c := range cs {
+		n += c.Load()
+	}
+	return n
+}
+
+// result is one measurement of one system in one scenario.
+type result struct {
+	err error
+
+	// Throughput scenarios.
+	sent, recv uint64
+	receivers  int
+	fanout     bool
+	elapsed    time.Duration
+	size       int
+
+	// Latency scenarios.
+	lat []time.Duration // sorted
+
+	heap    int64   // heap in use after the scenario, over the baseline before it
+	allocs  float64 // process-wide mallocs per message sent
+	latency bool
+}
+
+// rate is messages per second: per receiver for fan-out, else in total.
+func (r *result) rate() float64 {
+	if r.latency {
+		return float64(len(r.lat)) / r.elapsed.Seconds()
+	}
+	if r.elapsed <= 0 {
+		return 0
+	}
+	n := float64(r.recv)
+	if r.fanout {
+		n /= float64(r.receivers)
+	}
+	return n / r.elapsed.Seconds()
+}
+
+func (r *result) drops() uint64 {
+	want := r.sent
+	if r.fanout {
+		want *= uint64(r.receivers)
+	}
+	if r.recv >= want {
+		return 0
+	}
+	return want - r.recv
+}
+
+func (r *result) pct(p float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	i := min(len(r.lat)-1, int(p*float64(len(r.lat))))
+	return r.lat[i]
+}
+
+// key is what the median is taken over: higher is better.
+func (r *result) key() float64 {
+	if r.err != nil {
+		return -1
+	}
+	if r.latency {
+		return -float64(r.pct(0.5))
+	}
+	return r.rate()
+}
+
+type memBase struct{ heap uint64 }
+
+func baseline() memBase {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return memBase{heap: ms.HeapInuse}
+}
+
+func (b memBase) delta() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapInuse) - int64(b.heap)
+}
+
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
+}
+
+const (
+	warmupLimit = 10 * time.Second
+	quiet       = 200 * time.Millisecond // no arrival for this long: drained
+	drainLimit  = 5 * time.Second
+)
+
+// measureStream sends for d, then waits for the receivers to drain, and
+// counts only what arrived.
+func measureStream(st *stream, size int, d time.Duration, mem memBase) *result {
+	defer st.close()
+	payload := make([]byte, size)
+	// Warm up: every receiver has heard from the sender.
+	deadline := time.Now().Add(warmupLimit)
+	for {
+		ready := true
+		for _, c := range st.counts {
+			if c.Load() == 0 {
+				ready = false
+			}
+		}
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			return &result{err: fmt.Errorf("receivers not connected within %v", warmupLimit)}
+		}
+		if err := st.send(payload); err != nil {
+			return &result{err: fmt.Errorf("warm-up send: %w", err)}
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	waitQuiet(st.counts, quiet, drainLimit)
+
+	base := total(st.counts)
+	m0 := mallocs()
+	start := time.Now()
+	var sent uint64
+	for {
+		if err := st.send(payload); err != nil {
+			return &result{err: fmt.Errorf("send: %w", err)}
+		}
+		sent++
+		if sent%64 == 0 && time.Since(start) >= d {
+			break
+		}
+	}
+	last := waitQuiet(st.counts, quiet, drainLimit)
+	r := &result{
+		sent: sent, recv: total(st.counts) - base, receivers: len(st.counts), fanout: st.fanout,
+		elapsed: last.Sub(start), size: size,
+	}
+	r.allocs = float64(mallocs()-m0) / float64(sent)
+	r.heap = mem.delta()
+	return r
+}
+
+// waitQuiet polls until the counts have not moved for q (or limit passes)
+// and returns when they last moved.
+func waitQuiet(cs []*atomic.Uint64, q, limit time.Duration) time.Time {
+	end := time.Now().Add(limit)
+	last, at := total(cs), time.Now()
+	for {
+		time.Sleep(time.Millisecond)
+		now := time.Now()
+		if n := total(cs); n != last {
+			last, at = n, now
+		}
+		if now.Sub(at) >= q || now.After(end) {
+			return at
+		}
+	}
+}
+
+// measureRPC makes sequential round trips for d.
+func measureRPC(r *rpc, size int, d time.Duration, mem memBase) *result {
+	defer r.close()
+	payload := make([]byte, size)
+	for range 200 {
+		if err := r.call(payload); err != nil {
+			return &result{err: fmt.Errorf("warm-up call: %w", err)}
+		}
+	}
+	lat := make([]time.Duration, 0, 1<<16)
+	m0 := mallocs()
+	start := time.Now()
+	for time.Since(start) < d {
+		t0 := time.Now()
+		if err := r.call(payload); err != nil {
+			return &result{err: fmt.Errorf("call: %w", err)}
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	res := &result{latency: true, elapsed: time.Since(start), size: size}
+	res.allocs = float64(mallocs()-m0) / float64(len(lat))
+	slices.Sort(lat)
+	res.lat = lat
+	res.heap = mem.delta()
+	return res
+}

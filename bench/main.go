@@ -1,0 +1,276 @@
+// Command bench measures spmesh against raw mangos v3 and NATS side by side,
+// in one process, over TCP loopback, and prints a markdown table.
+//
+//	cd bench && go run . [-only regexp] [-duration d] [-runs n]
+//
+// Systems: spmesh (tcp://, the raw codec), raw mangos v3 with its stock tcp
+// transport, raw mangos over spmesh's batching transport (sptcp://), and
+// NATS (an embedded nats-server/v2, nats.go clients; JetStream with memory
+// storage for the acked pipeline). Each cell warms up until every receiver
+// has heard from the sender, sends for -duration as fast as the system
+// takes it, then waits until nothing more arrives: only what arrived is
+// counted, the rest is reported as drops. Ratios compare with NATS and with
+// stock raw mangos from the same run; with -runs > 1 each cell is the median
+// run (by throughput, or by p50 for latency). The heap column is the heap in
+// use after the scenario (all of its sockets, servers and queues alive,
+// after a GC) over the heap before it; allocs/msg counts every allocation in
+// the process during the measured part, divided by the messages sent.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// system is one contender; a nil scenario function prints n/a.
+type system struct {
+	name     string
+	pubsub   func(size, subs int) (*stream, error)
+	pipeline func(size, workers int) (*stream, error)
+	acked    func(size, workers int) (*stream, error)
+	reqrep   func(size int) (*rpc, error)
+}
+
+// scenario is one table section.
+type scenario struct {
+	name  string // for -only
+	title string
+	run   func(s *system, d time.Duration) *result
+}
+
+func systems() []*system {
+	return []*system{
+		spmeshSystem(),
+		mangosSystem("mangos", "tcp"),
+		mangosSystem("mangos+sptcp", "sptcp"),
+		natsSystem(),
+	}
+}
+
+// Reference systems for the ratio columns.
+const (
+	refNATS   = "nats"
+	refMangos = "mangos"
+)
+
+func streamRun(pick func(*system) func(int, int) (*stream, error), size, n int) func(*system, time.Duration) *result {
+	return func(s *system, d time.Duration) *result {
+		f := pick(s)
+		if f == nil {
+			return &result{err: errNotBuilt}
+		}
+		mem := baseline()
+		st, err := f(size, n)
+		if err != nil {
+			return &result{err: err}
+		}
+		return measureStream(st, size, d, mem)
+	}
+}
+
+func scenarios() []scenario {
+	var sc []scenario
+	pubsub := func(s *system) func(int, int) (*stream, error) { return s.pubsub }
+	for _, n := range []int{16, 256, 4096, 65536} {
+		sc = append(sc, scenario{
+			name: "pubsub-" + sizeName(n), title: "pub/sub 1→1, " + sizeText(n),
+			run: streamRun(pubsub, n, 1),
+		})
+	}
+	sc = append(sc,
+		scenario{name: "fanout4-256B", title: "fan-out 1→4, 256 B (per subscriber)", run: streamRun(pubsub, 256, 4)},
+		scenario{name: "reqrep-64B", title: "req/rep sequential, 64 B", run: func(s *system, d time.Duration) *result {
+			if s.reqrep == nil {
+				return &result{err: errNotBuilt}
+			}
+			mem := baseline()
+			r, err := s.reqrep(64)
+			if err != nil {
+				return &result{err: err}
+			}
+			return measureRPC(r, 64, d, mem)
+		}},
+		scenario{name: "pipeline2-256B", title: "pipeline 1→2, 256 B", run: streamRun(func(s *system) func(int, int) (*stream, error) { return s.pipeline }, 256, 2)},
+		scenario{name: "acked2-256B", title: "at-least-once pipeline 1→2, acked, 256 B", run: streamRun(func(s *system) func(int, int) (*stream, error) { return s.acked }, 256, 2)},
+	)
+	return sc
+}
+
+func sizeName(n int) string { return strings.ReplaceAll(sizeText(n), " ", "") }
+
+func sizeText(n int) string {
+	if n >= 1024 && n%1024 == 0 {
+		return fmt.Sprintf("%d KiB", n/1024)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// config is what a bench run does.
+type config struct {
+	only     *regexp.Regexp
+	duration time.Duration
+	runs     int
+	progress io.Writer // nil: quiet
+}
+
+// table holds the median result per scenario and system.
+type table struct {
+	cfg       config
+	scenarios []scenario
+	systems   []*system
+	cells     map[string]*result // "scenario/system"
+	took      time.Duration
+}
+
+func (c config) selected(sc scenario, s *system) bool {
+	return c.only == nil || c.only.MatchString(sc.name+"/"+s.name)
+}
+
+// run measures every selected cell c.runs times, interleaving the runs so
+// that noise spreads over all systems, and keeps each cell's median.
+func run(c config) *table {
+	t := &table{cfg: c, scenarios: scenarios(), systems: systems(), cells: map[string]*result{}}
+	start := time.Now()
+	all := map[string][]*result{}
+	for r := range c.runs {
+		for _, sc := range t.scenarios {
+			for _, s := range t.systems {
+				if !c.selected(sc, s) {
+					continue
+				}
+				k := sc.name + "/" + s.name
+				res := sc.run(s, c.duration)
+				all[k] = append(all[k], res)
+				if c.progress != nil {
+					fmt.Fprintf(c.progress, "run %d/%d %-32s %s\n", r+1, c.runs, k, brief(res))
+				}
+			}
+		}
+	}
+	for k, rs := range all {
+		slices.SortFunc(rs, func(a, b *result) int {
+			switch {
+			case a.key() < b.key():
+				return -1
+			case a.key() > b.key():
+				return 1
+			}
+			return 0
+		})
+		t.cells[k] = rs[len(rs)/2]
+	}
+	t.took = time.Since(start)
+	return t
+}
+
+func brief(r *result) string {
+	switch {
+	case r.err != nil:
+		return r.err.Error()
+	case r.latency:
+		return fmt.Sprintf("p50 %v", r.pct(0.5))
+	}
+	return fmt.Sprintf("%s msg/s, drops %d", count(r.rate()), r.drops())
+}
+
+func count(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func dur(d time.Duration) string {
+	us := float64(d) / float64(time.Microsecond)
+	if us >= 1000 {
+		return fmt.Sprintf("%.2f ms", us/1000)
+	}
+	return fmt.Sprintf("%.1f µs", us)
+}
+
+func (t *table) ratio(sc scenario, r *result, ref string) string {
+	o, ok := t.cells[sc.name+"/"+ref]
+	if !ok || o.err != nil || r.err != nil {
+		return "–"
+	}
+	if r.latency {
+		if o.pct(0.5) == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f× p50", float64(r.pct(0.5))/float64(o.pct(0.5)))
+	}
+	if o.rate() == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", r.rate()/o.rate())
+}
+
+func (t *table) write(w io.Writer) {
+	fmt.Fprintf(w, "%s %s/%s, %d CPUs; %v per cell, median of %d run(s); whole table in %v.\n\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), t.cfg.duration, t.cfg.runs, t.took.Round(time.Second))
+	fmt.Fprintln(w, "| scenario | system | result | vs NATS | vs mangos | drops | heap Δ | allocs/msg |")
+	fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|---:|")
+	for _, sc := range t.scenarios {
+		for _, s := range t.systems {
+			r, ok := t.cells[sc.name+"/"+s.name]
+			if !ok {
+				continue
+			}
+			if r.err != nil {
+				fmt.Fprintf(w, "| %s | %s | %s | – | – | – | – | – |\n", sc.title, s.name, r.err)
+				continue
+			}
+			var res, drops string
+			if r.latency {
+				res = fmt.Sprintf("p50 %s · p99 %s · p99.9 %s · %s rt/s",
+					dur(r.pct(0.5)), dur(r.pct(0.99)), dur(r.pct(0.999)), count(r.rate()))
+				drops = "–"
+			} else {
+				res = fmt.Sprintf("%s msg/s · %.0f MB/s", count(r.rate()), r.rate()*float64(r.size)/1e6)
+				d := r.drops()
+				want := r.sent
+				if r.fanout {
+					want *= uint64(r.receivers)
+				}
+				drops = fmt.Sprintf("%d (%.1f%%)", d, 100*float64(d)/float64(max(want, 1)))
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %+.1f MiB | %.1f |\n",
+				sc.title, s.name, res, t.ratio(sc, r, refNATS), t.ratio(sc, r, refMangos), drops,
+				float64(r.heap)/(1<<20), r.allocs)
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "vs NATS / vs mangos: throughput ratio (higher is better); for req/rep, p50 latency ratio (lower is better).")
+	fmt.Fprintln(w, "mangos+sptcp is raw mangos over spmesh's batching SP/TCP transport (same wire format as stock tcp).")
+}
+
+func main() {
+	only := flag.String("only", "", "run only the cells whose \"scenario/system\" matches this regexp (e.g. 'pubsub-256B' or '/nats$')")
+	duration := flag.Duration("duration", time.Second, "measured time per cell")
+	runs := flag.Int("runs", 1, "runs per cell; the table shows the median")
+	quiet := flag.Bool("q", false, "no progress lines on stderr")
+	flag.Parse()
+	c := config{duration: *duration, runs: max(*runs, 1)}
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -only:", err)
+			os.Exit(2)
+		}
+		c.only = re
+	}
+	if !*quiet {
+		c.progress = os.Stderr
+	}
+	run(c).write(os.Stdout)
+}

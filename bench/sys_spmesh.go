@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/pipeline"
+	"github.com/spmesh/spmesh/pubsub"
+	"github.com/spmesh/spmesh/reqrep"
+)
+
+// spmesh over tcp:// (whatever transport internal/sock maps it to), with
+// the raw codec so that every system moves the same bytes.
+func spmeshSystem() *system {
+	return &system{
+		name:     "spmesh",
+		pubsub:   spmeshPubSub,
+		pipeline: spmeshPipeline,
+		reqrep:   spmeshReqRep,
+		// acked: the at-least-once Producer/Worker is not built yet.
+	}
+}
+
+const loopback = "tcp://127.0.0.1:0"
+
+// closers closes what was opened, last first.
+type closers []func() error
+
+func (cs *closers) add(f func() error) { *cs = append(*cs, f) }
+
+func (cs closers) close() {
+	for i := len(cs) - 1; i >= 0; i-- {
+		cs[i]()
+	}
+}
+
+func spmeshPubSub(size, subs int) (*stream, error) {
+	var cs closers
+	pub, err := pubsub.NewPublisher(pubsub.WithCodec(spmesh.Raw))
+	if err != nil {
+		return nil, err
+	}
+	cs.add(pub.Close)
+	addr, err := pub.Listen(loopback)
+	if err != nil {
+		cs.close()
+		return nil, err
+	}
+	counts := counters(subs)
+	for i := range subs {
+		sub, err := pubsub.NewSubscriber(pubsub.WithCodec(spmesh.Raw), pubsub.WithSubscribe("bench"), pubsub.WithDial(addr))
+		if err != nil {
+			cs.close()
+			return nil, err
+		}
+		cs.add(sub.Close)
+		go func() {
+			for range sub.C() {
+				counts[i].Add(1)
+			}
+		}()
+	}
+	ctx := context.Background()
+	return &stream{
+		send:   func(b []byte) error { return pub.Publish(ctx, "bench", b) },
+		counts: counts, fanout: true, close: cs.close,
+	}, nil
+}
+
+func spmeshPipeline(size, workers int) (*stream, error) {
+	var cs closers
+	counts := counters(workers)
+	opts := []pipeline.Option{pipeline.WithCodec(spmesh.Raw)}
+	for i := range workers {
+		pl, err := pipeline.NewPuller(pipeline.WithCodec(spmesh.Raw))
+		if err != nil {
+			cs.close()
+			return nil, err
+		}
+		cs.add(pl.Close)
+		addr, err := pl.Listen(loopback)
+		if err != nil {
+			cs.close()
+			return nil, err
+		}
+		opts = append(opts, pipeline.WithDial(addr))
+		go func() {
+			for range pl.C() {
+				counts[i].Add(1)
+			}
+		}()
+	}
+	push, err := pipeline.NewPusher(opts...)
+	if err != nil {
+		cs.close()
+		return nil, err
+	}
+	cs.add(push.Close)
+	ctx := context.Background()
+	return &stream{
+		send:   func(b []byte) error { return push.Push(ctx, b) },
+		counts: counts, close: cs.close,
+	}, nil
+}
+
+func spmeshReqRep(size int) (*rpc, error) {
+	var cs closers
+	echo := reqrep.HandlerFunc(func(_ context.Context, r *reqrep.Request) (any, error) { return r.Data, nil })
+	rep, err := reqrep.NewReplier(echo, reqrep.WithCodec(spmesh.Raw))
+	if err != nil {
+		return nil, err
+	}
+	cs.add(rep.Close)
+	addr, err := rep.Listen(loopback)
+	if err != nil {
+		cs.close()
+		return nil, err
+	}
+	req, err := reqrep.NewRequester(reqrep.WithCodec(spmesh.Raw), reqrep.WithDial(addr), reqrep.WithWaitForReplier())
+	if err != nil {
+		cs.close()
+		return nil, err
+	}
+	cs.add(req.Close)
+	ctx := context.Background()
+	var resp []byte
+	return &rpc{
+		call: func(b []byte) error {
+			if err := req.Request(ctx, b, &resp); err != nil {
+				return err
+			}
+			if len(resp) != len(b) {
+				return errors.New("short reply")
+			}
+			return nil
+		},
+		close: cs.close,
+	}, nil
+}
