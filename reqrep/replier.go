@@ -206,7 +206,7 @@ func (r *Replier) call(ctx context.Context, req *Request) (v any, err error) {
 
 // reply sends the reply to the request env: v encoded, or herr when non-nil.
 func (r *Replier) reply(w *worker, env *wire.Msg, v any, herr error, h spmesh.Header) {
-	out := mangos.NewMessage(256)
+	out := mangos.NewMessage(sizeHint(h, v))
 	renv := wire.Msg{Kind: wire.KindReply, ID: env.ID, Time: time.Now().UnixNano(), Header: h, Attempt: env.Attempt}
 	if herr == nil {
 		b, err := spmesh.AppendMarshal(r.codec, wire.AppendHeader(out.Body[:0], &renv), v)

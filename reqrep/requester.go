@@ -270,7 +270,7 @@ func (r *Requester) err(ctx context.Context, err error) error {
 }
 
 func (r *Requester) encode(id wire.ID, attempt int, deadline int64, h spmesh.Header, body any) (*mangos.Message, error) {
-	m := mangos.NewMessage(256)
+	m := mangos.NewMessage(sizeHint(h, body))
 	env := wire.Msg{Kind: wire.KindRequest, ID: id, Time: time.Now().UnixNano(), Header: h, Attempt: uint32(attempt), Deadline: deadline}
 	b, err := spmesh.AppendMarshal(r.codec, wire.AppendHeader(m.Body[:0], &env), body)
 	if err != nil {
@@ -345,4 +345,20 @@ func (r *Requester) Close() error {
 	r.pool = nil
 	r.poolMu.Unlock()
 	return err
+}
+
+// sizeHint guesses the frame size of a message, so that its buffer comes
+// from the right mangos pool instead of growing while it is encoded.
+func sizeHint(h spmesh.Header, body any) int {
+	n := 128
+	for k, v := range h {
+		n += len(k) + len(v) + 10
+	}
+	switch b := body.(type) {
+	case []byte:
+		n += len(b)
+	case string:
+		n += len(b)
+	}
+	return n
 }
