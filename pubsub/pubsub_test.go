@@ -119,6 +119,7 @@ func TestConformance(t *testing.T) {
 			"backoff":       func() error { _, err := pubsub.NewSubscriber(pubsub.WithReconnect(time.Second, time.Millisecond)); return err },
 			"nil registry":  func() error { _, err := pubsub.NewSubscriber(pubsub.WithDiscovery(nil, "x")); return err },
 		},
+		Hostile: hostile,
 	})
 }
 

@@ -1,0 +1,144 @@
+package pubsub_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/testutil"
+	"github.com/spmesh/spmesh/pubsub"
+	"go.nanomsg.org/mangos/v3"
+	mpub "go.nanomsg.org/mangos/v3/protocol/pub"
+	msub "go.nanomsg.org/mangos/v3/protocol/sub"
+)
+
+// The benchmarks publish through a window of at most `window` messages in
+// flight, so that nothing is dropped and the figure is delivered messages.
+const window = 256
+
+var sizes = []int{16, 256, 4096}
+
+func benchAddrs(b *testing.B) map[string]func() string {
+	return map[string]func() string{
+		"inproc": func() string { return testutil.Inproc(b) },
+		"tcp":    func() string { return testutil.FreeTCP(b) },
+	}
+}
+
+func BenchmarkPublishReceive(b *testing.B) {
+	for _, tr := range []string{"inproc", "tcp"} {
+		for _, size := range sizes {
+			b.Run(fmt.Sprintf("spmesh/%s/%dB", tr, size), func(b *testing.B) { benchSpmesh(b, benchAddrs(b)[tr](), size) })
+			b.Run(fmt.Sprintf("mangos/%s/%dB", tr, size), func(b *testing.B) { benchMangos(b, benchAddrs(b)[tr](), size) })
+		}
+	}
+}
+
+func benchSpmesh(b *testing.B, addr string, size int) {
+	p, err := pubsub.NewPublisher(pubsub.WithListen(addr), pubsub.WithCodec(spmesh.Raw))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	s, err := pubsub.NewSubscriber(pubsub.WithDial(addr), pubsub.WithSubscribe("bench.data"), pubsub.WithCodec(spmesh.Raw))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	payload := make([]byte, size)
+	testutil.Eventually(b, 10*time.Second, func() error {
+		p.Publish(ctx, "bench.data", payload)
+		c, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+		defer cancel()
+		_, err := s.Next(c)
+		return err
+	})
+	for s.Stats().Publishers[p.ID()].Received != 0 && len(s.C()) > 0 {
+		<-s.C()
+	}
+	var got atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 0; n < b.N; n++ {
+			if _, err := s.Next(ctx); err != nil {
+				return
+			}
+			got.Add(1)
+		}
+	}()
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for int64(i)-got.Load() >= window {
+			runtime.Gosched()
+		}
+		if err := p.Publish(ctx, "bench.data", payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-done
+	b.StopTimer()
+	if st := s.Stats(); st.Dropped != 0 {
+		b.Fatalf("dropped %d", st.Dropped)
+	}
+}
+
+func benchMangos(b *testing.B, addr string, size int) {
+	p, _ := mpub.NewSocket()
+	defer p.Close()
+	if err := p.Listen(addr); err != nil {
+		b.Fatal(err)
+	}
+	s, _ := msub.NewSocket()
+	defer s.Close()
+	s.SetOption(mangos.OptionSubscribe, []byte("bench.data"))
+	s.SetOption(mangos.OptionDialAsynch, true)
+	s.Dial(addr)
+	payload := append([]byte("bench.data\x00"), make([]byte, size)...)
+	s.SetOption(mangos.OptionRecvDeadline, 10*time.Millisecond)
+	testutil.Eventually(b, 10*time.Second, func() error {
+		p.Send(payload)
+		_, err := s.Recv()
+		return err
+	})
+	for {
+		if _, err := s.Recv(); err != nil {
+			break
+		}
+	}
+	s.SetOption(mangos.OptionRecvDeadline, time.Duration(0))
+	var got atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 0; n < b.N; n++ {
+			m, err := s.RecvMsg()
+			if err != nil {
+				return
+			}
+			m.Free()
+			got.Add(1)
+		}
+	}()
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for int64(i)-got.Load() >= window {
+			runtime.Gosched()
+		}
+		m := mangos.NewMessage(len(payload))
+		m.Body = append(m.Body, payload...)
+		if err := p.SendMsg(m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-done
+}

@@ -1,0 +1,42 @@
+// Package pubsub is publish/subscribe over mangos PUB/SUB sockets.
+//
+// # What is dropped, what blocks
+//
+//   - Delivery is at most once. A [Publisher] never blocks on a slow or dead
+//     subscriber: when a subscriber's queue ([WithQueueLen], default 1024) is
+//     full, messages for it are dropped.
+//   - Drops are visible: every message carries its publisher's id and a
+//     sequence number per publisher and topic. A [Subscriber] counts the
+//     holes per publisher in [Subscriber.Stats] (Publishers[id].Gaps, and
+//     their sum in Dropped). A loss after the last message received shows up
+//     only when a later message from that publisher arrives.
+//   - Order is kept per publisher; messages of different publishers interleave.
+//   - A subscriber receives only what is published while it is connected and
+//     subscribed: there is no history or replay.
+//   - Frames that fail to decode (a foreign or hostile peer) are discarded
+//     and counted in Stats().DecodeErrors. Frames over the maximum size
+//     ([WithMaxMessageSize], default 8 MiB) close that connection (TCP), which
+//     then reconnects.
+//   - [Subscriber.Next] blocks until a message arrives or its ctx ends.
+//     Publish blocks only to encode and queue.
+//
+// # Topics
+//
+// Topics are dot-separated tokens, as in NATS: "images.ready" matches only
+// itself (never "images.ready2" or "images.ready.x"); "images.*" matches one
+// token; "images.>" matches one or more; ">" matches everything. Publish
+// topics have no wildcards. Spaces and control bytes are not allowed.
+//
+// # Constructors and workflow
+//
+//   - [NewPublisher]: binds (listens) or dials; with [WithDiscovery] it
+//     listens on an ephemeral port and advertises itself for the service.
+//   - [NewSubscriber]: dials or listens; with [WithDiscovery] it dials every
+//     publisher of the service and hangs up when one goes away.
+//
+// Subscribe with [WithSubscribe] or [Subscriber.Subscribe], then receive with
+// [Subscriber.Next], the iterator [Subscriber.All], or the channel
+// [Subscriber.C] in a select. [Decode] turns a message into a typed value.
+// [Subscriber.Close] drops what is queued; [Subscriber.Drain] hands it over
+// first.
+package pubsub
