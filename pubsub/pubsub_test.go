@@ -116,8 +116,11 @@ func TestConformance(t *testing.T) {
 			"queue zero":    func() error { _, err := pubsub.NewSubscriber(pubsub.WithQueueLen(0)); return err },
 			"tiny max size": func() error { _, err := pubsub.NewPublisher(pubsub.WithMaxMessageSize(1)); return err },
 			"bad pattern":   func() error { _, err := pubsub.NewSubscriber(pubsub.WithSubscribe("a.>.b")); return err },
-			"backoff":       func() error { _, err := pubsub.NewSubscriber(pubsub.WithReconnect(time.Second, time.Millisecond)); return err },
-			"nil registry":  func() error { _, err := pubsub.NewSubscriber(pubsub.WithDiscovery(nil, "x")); return err },
+			"backoff": func() error {
+				_, err := pubsub.NewSubscriber(pubsub.WithReconnect(time.Second, time.Millisecond))
+				return err
+			},
+			"nil registry": func() error { _, err := pubsub.NewSubscriber(pubsub.WithDiscovery(nil, "x")); return err },
 		},
 		Hostile: hostile,
 	})
