@@ -34,6 +34,9 @@ type ReplierStats struct {
 	Errors uint64
 	// Panics counts recovered handler panics.
 	Panics uint64
+	// Draining is true once Drain has been called: the replier takes no
+	// more requests.
+	Draining bool
 }
 
 // Replier answers requests with a [Handler], running up to its concurrency
@@ -252,6 +255,7 @@ func (r *Replier) Stats() ReplierStats {
 		InFlight: int(r.inflight.Load()),
 		Errors:   r.errs.Load(),
 		Panics:   r.panics.Load(),
+		Draining: r.draining.Load(),
 	}
 }
 

@@ -751,3 +751,77 @@ func TestExpiredOnArrival(t *testing.T) {
 		t.Fatalf("got %d handler calls, %d dropped, want 1 and 1", n, st.Dropped)
 	}
 }
+
+// TestDrainResendsQueued: a request queued at a draining replier, never
+// taken, is resent when the replier closes and answered by another.
+func TestDrainResendsQueued(t *testing.T) {
+	addrA := testutil.Inproc(t)
+	started := make(chan struct{}, 1)
+	release := make(chan struct{})
+	a := mustReplier(t, reqrep.HandlerFunc(func(ctx context.Context, req *reqrep.Request) (any, error) {
+		started <- struct{}{}
+		<-release
+		return "a", nil
+	}), reqrep.WithListen(addrA), reqrep.WithConcurrency(1))
+	rq := mustRequester(t, reqrep.WithDial(addrA))
+	peers(t, rq, 1)
+	ctx := ctxT(t, 20*time.Second)
+	type result struct {
+		by      string
+		attempt int
+		err     error
+	}
+	results := make(chan result, 2)
+	call := func() {
+		rep, err := rq.Do(ctx, &reqrep.Call{Body: "x"})
+		if err != nil {
+			results <- result{err: err}
+			return
+		}
+		var by string
+		err = rep.Decode(&by)
+		results <- result{by, rep.Attempt, err}
+	}
+	go call()
+	<-started // the first request is in hand
+	go call()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if st := rq.Stats(); st.Sent != 2 {
+			return fmt.Errorf("requests sent: got %d, want 2", st.Sent)
+		}
+		return nil
+	})
+	// The second request waits at a, whose one handler is busy. Now b joins
+	// and a drains.
+	addrB := testutil.Inproc(t)
+	mustReplier(t, reqrep.HandlerFunc(func(ctx context.Context, req *reqrep.Request) (any, error) {
+		return "b", nil
+	}), reqrep.WithListen(addrB))
+	if err := rq.Dial(addrB); err != nil {
+		t.Fatal(err)
+	}
+	peers(t, rq, 2)
+	drained := make(chan error, 1)
+	go func() { drained <- a.Drain(ctx) }()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !a.Stats().Draining {
+			return errors.New("a not draining yet")
+		}
+		return nil
+	})
+	close(release)
+	if err := <-drained; err != nil {
+		t.Fatalf("Drain: got %v, want nil", err)
+	}
+	got := map[string]int{}
+	for range 2 {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("request: %v", r.err)
+		}
+		got[r.by] = r.attempt
+	}
+	if len(got) != 2 || got["a"] != 1 || got["b"] != 2 {
+		t.Fatalf("answers (replier: attempt): got %v, want a: 1 (in hand) and b: 2 (resent)", got)
+	}
+}
