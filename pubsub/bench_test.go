@@ -18,7 +18,7 @@ import (
 
 // The benchmarks publish through a window of at most `window` messages in
 // flight, so that nothing is dropped and the figure is delivered messages.
-const window = 256
+const window = 64
 
 var sizes = []int{16, 256, 4096}
 
@@ -65,8 +65,10 @@ func benchSpmesh(b *testing.B, addr string, size int) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		c, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
 		for n := 0; n < b.N; n++ {
-			if _, err := s.Next(ctx); err != nil {
+			if _, err := s.Next(c); err != nil {
 				return
 			}
 			got.Add(1)
@@ -77,6 +79,11 @@ func benchSpmesh(b *testing.B, addr string, size int) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for int64(i)-got.Load() >= window {
+			select {
+			case <-done:
+				b.Fatalf("receiver gave up after %d of %d: %+v", got.Load(), b.N, s.Stats().Stats)
+			default:
+			}
 			runtime.Gosched()
 		}
 		if err := p.Publish(ctx, "bench.data", payload); err != nil {
@@ -113,7 +120,7 @@ func benchMangos(b *testing.B, addr string, size int) {
 			break
 		}
 	}
-	s.SetOption(mangos.OptionRecvDeadline, time.Duration(0))
+	s.SetOption(mangos.OptionRecvDeadline, 5*time.Second)
 	var got atomic.Int64
 	done := make(chan struct{})
 	go func() {
@@ -132,6 +139,11 @@ func benchMangos(b *testing.B, addr string, size int) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for int64(i)-got.Load() >= window {
+			select {
+			case <-done:
+				b.Fatalf("receiver gave up after %d of %d", got.Load(), b.N)
+			default:
+			}
 			runtime.Gosched()
 		}
 		m := mangos.NewMessage(len(payload))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spmesh/spmesh"
@@ -21,6 +22,8 @@ type Publisher struct {
 
 	mu   sync.Mutex        // orders sequence numbers with sends
 	seqs map[string]uint64 // per topic
+
+	sizeHint atomic.Int64 // last frame size: buffers start big enough
 }
 
 // NewPublisher opens a publisher. Give it addresses with [WithListen] or
@@ -64,7 +67,7 @@ func (p *Publisher) PublishHeader(ctx context.Context, topic string, h spmesh.He
 	if err := checkTopic(topic); err != nil {
 		return err
 	}
-	m := mangos.NewMessage(64 + len(topic))
+	m := mangos.NewMessage(int(p.sizeHint.Load()) + len(topic) + 64)
 	env := wire.Msg{Kind: wire.KindPublish, Topic: topic, ID: p.so.NewID(), Time: time.Now().UnixNano(), Header: h, Pub: p.id}
 	p.mu.Lock()
 	env.Seq = p.seqs[topic] + 1
@@ -81,6 +84,7 @@ func (p *Publisher) PublishHeader(ctx context.Context, topic string, h spmesh.He
 		return fmt.Errorf("%w: %d bytes, limit %d", spmesh.ErrTooLarge, len(body), p.so.Settings.MaxMsgSize)
 	}
 	m.Body = body
+	p.sizeHint.Store(int64(len(body)))
 	err = p.so.M.SendMsg(m)
 	if err == nil {
 		p.seqs[topic] = env.Seq
