@@ -343,15 +343,18 @@ func (n *Node) DroppedEvents() uint64 { return n.dropped.Load() }
 // answered. It returns ctx.Err() if ctx ends first (the attempt goes on in
 // the background until TCPTimeout), and an error when none answered.
 func (n *Node) Join(ctx context.Context, addrs ...string) (int, error) {
-	if n.isClosed() {
-		return 0, spmesh.ErrClosed
-	}
 	type result struct {
 		k   int
 		err error
 	}
 	ch := make(chan result, 1)
-	n.wg.Add(1)
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return 0, spmesh.ErrClosed
+	}
+	n.wg.Add(1) // under n.mu: never concurrent with Close's Wait at zero
+	n.mu.Unlock()
 	go func() {
 		defer n.wg.Done()
 		k, err := n.join(addrs)

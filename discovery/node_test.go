@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -373,5 +374,106 @@ func TestConfigErrors(t *testing.T) {
 	n2 := discovery.DefaultName()
 	if n1 == n2 || !strings.Contains(n1, "-") {
 		t.Fatalf("default names: got %q and %q, want distinct host-suffix names", n1, n2)
+	}
+}
+
+// TestSeedRetried: a node whose seed is not up yet joins it once it is.
+func TestSeedRetried(t *testing.T) {
+	port := freePort(t)
+	logs := &logRecorder{}
+	b := newNode(t, "b", []string{fmt.Sprintf("127.0.0.1:%d", port)}, func(c *discovery.Config) { c.Logger = slog.New(logs) })
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !logs.has("retrying in the background") {
+			return errors.New("no log of a failed first join yet")
+		}
+		return nil
+	})
+	if got := len(b.Members()); got != 1 {
+		t.Fatalf("members before the seed starts: got %d, want 1", got)
+	}
+	a := newNode(t, "a", nil, func(c *discovery.Config) { c.BindPort = port })
+	converged(t, []*discovery.Node{a, b}, 2)
+}
+
+// logRecorder is a slog handler keeping the messages.
+type logRecorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, r.Message)
+	return nil
+}
+
+func (l *logRecorder) has(sub string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.ContainsFunc(l.msgs, func(m string) bool { return strings.Contains(m, sub) })
+}
+
+// freePort returns a port free for TCP and UDP on 127.0.0.1 a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	n, err := discovery.New(discovery.LocalConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, p, _ := strings.Cut(n.Addr(), ":")
+	n.Close()
+	var port int
+	fmt.Sscan(p, &port)
+	return port
+}
+
+// TestRestartSameName: a node killed (closed without leaving) and started
+// again under the same name on another port is accepted by the mesh.
+func TestRestartSameName(t *testing.T) {
+	fast := func(c *discovery.Config) {
+		c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = 100*time.Millisecond, 50*time.Millisecond, 2
+		c.ReclaimAfter, c.RejoinInterval = 100*time.Millisecond, 100*time.Millisecond
+	}
+	a := newNode(t, "a", nil, fast)
+	b := newNode(t, "b", []string{a.Addr()}, fast)
+	if _, err := b.Advertise(ep("svc", spmesh.RolePublisher, "tcp://127.0.0.1:1")); err != nil {
+		t.Fatal(err)
+	}
+	converged(t, []*discovery.Node{a, b}, 2)
+	old := b.Addr()
+	b.Close()
+	converged(t, []*discovery.Node{a}, 1)
+	b2 := newNode(t, "b", []string{a.Addr()}, fast)
+	if _, err := b2.Advertise(ep("svc", spmesh.RolePublisher, "tcp://127.0.0.1:2")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		for _, m := range a.Members() {
+			if m.Name == "b" && m.Addr == b2.Addr() && len(m.Endpoints) == 1 && m.Endpoints[0].Addr == "tcp://127.0.0.1:2" {
+				return nil
+			}
+		}
+		return fmt.Errorf("a sees %+v, want b at %s (was %s) with its new endpoint", a.Members(), b2.Addr(), old)
+	})
+}
+
+// TestEventsDropped: nobody reads events; the node counts the drops and
+// goes on.
+func TestEventsDropped(t *testing.T) {
+	n := newNode(t, "a", nil, func(c *discovery.Config) { c.EventBuffer = 1 })
+	for i := range 5 {
+		if _, err := n.Advertise(ep(fmt.Sprint("svc", i), spmesh.RolePublisher, "tcp://127.0.0.1:1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := n.DroppedEvents(); got != 4 {
+		t.Fatalf("dropped events: got %d, want 4", got)
+	}
+	if got := len(n.Endpoints("svc3", "")); got != 1 {
+		t.Fatalf("endpoints of svc3: got %d, want 1", got)
 	}
 }
