@@ -14,7 +14,9 @@ import (
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/discovery"
 	"github.com/spmesh/spmesh/internal/testutil"
+	"github.com/spmesh/spmesh/pipeline"
 	"github.com/spmesh/spmesh/pubsub"
+	"github.com/spmesh/spmesh/reqrep"
 )
 
 // newNode starts a loopback node joined to seeds, closed at cleanup.
@@ -475,5 +477,84 @@ func TestEventsDropped(t *testing.T) {
 	}
 	if got := len(n.Endpoints("svc3", "")); got != 1 {
 		t.Fatalf("endpoints of svc3: got %d, want 1", got)
+	}
+}
+
+// TestPatternsWiredByName: req/rep and push/pull sockets on different nodes
+// find each other by service name only; a replier whose node leaves is
+// unwired and requests go to the one left.
+func TestPatternsWiredByName(t *testing.T) {
+	nodes := mesh(t, 3)
+	converged(t, nodes, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i, n := range nodes[1:] {
+		name := fmt.Sprint("rep", i+1)
+		r, err := reqrep.NewReplier(reqrep.HandlerFunc(func(ctx context.Context, req *reqrep.Request) (any, error) {
+			return name, nil
+		}), reqrep.WithDiscovery(n, "thumbs"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+	}
+	req, err := reqrep.NewRequester(reqrep.WithDiscovery(nodes[0], "thumbs"), reqrep.WithWaitForReplier(),
+		reqrep.WithAttemptTimeout(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer req.Close()
+	seen := map[string]bool{}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		var who string
+		if err := req.Request(ctx, "who", &who); err != nil {
+			return err
+		}
+		seen[who] = true
+		if len(seen) != 2 {
+			return fmt.Errorf("repliers answered: got %v, want rep1 and rep2", seen)
+		}
+		return nil
+	})
+
+	pl, err := pipeline.NewPuller(pipeline.WithDiscovery(nodes[2], "jobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	pu, err := pipeline.NewPusher(pipeline.WithDiscovery(nodes[0], "jobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pu.Close()
+	if err := pu.Push(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	m, err := pl.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := pipeline.Decode[int](m); err != nil || v != 7 {
+		t.Fatalf("pulled: got %v, %v, want 7", v, err)
+	}
+
+	if err := nodes[1].Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if got := len(nodes[0].Endpoints("thumbs", spmesh.RoleReplier)); got != 1 {
+			return fmt.Errorf("repliers known to n0: got %d, want 1", got)
+		}
+		// rep1 still runs: only the hang-up stops requests reaching it.
+		if got := req.Stats().Peers; got != 1 {
+			return fmt.Errorf("requester connections: got %d, want 1", got)
+		}
+		return nil
+	})
+	for range 10 {
+		var who string
+		if err := req.Request(ctx, "who", &who); err != nil || who != "rep2" {
+			t.Fatalf("after rep1's node left: got %q, %v, want rep2", who, err)
+		}
 	}
 }
