@@ -34,6 +34,10 @@ func Decode[T any](m *Message) (T, error) {
 	return v, err
 }
 
+// pooledMax is the largest frame whose buffer mangos recycles (its
+// largest message pool); larger ones are handed to the application as is.
+const pooledMax = 64 << 10
+
 // Puller receives the messages that connected [Pusher]s send it, its share
 // of their load. Messages from one pusher arrive in the order pushed.
 // Frames that are not valid pipeline messages are discarded and counted as
@@ -108,6 +112,12 @@ func (pl *Puller) run() {
 		msg := &Message{
 			Header: env.Header, ID: env.ID.String(), Time: time.Unix(0, env.Time),
 			Data: env.Body, codec: pl.codec,
+		}
+		if len(m.Body) <= pooledMax {
+			// A small frame's buffer goes back to mangos' pool; the
+			// application gets an exact-size copy of the body.
+			msg.Data = append([]byte(nil), env.Body...)
+			m.Free()
 		}
 		select {
 		case pl.ch <- msg:

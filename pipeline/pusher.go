@@ -141,7 +141,7 @@ func (p *Pusher) PushHeader(ctx context.Context, h spmesh.Header, v any) error {
 }
 
 func (p *Pusher) encode(h spmesh.Header, v any) (*mangos.Message, error) {
-	m := mangos.NewMessage(64)
+	m := mangos.NewMessage(sizeHint(h, v))
 	env := wire.Msg{Kind: wire.KindPush, ID: p.so.NewID(), Time: time.Now().UnixNano(), Header: h}
 	m.Body = wire.AppendHeader(m.Body[:0], &env)
 	body, err := spmesh.AppendMarshal(p.so.Settings.Codec, m.Body, v)
@@ -155,6 +155,22 @@ func (p *Pusher) encode(h spmesh.Header, v any) (*mangos.Message, error) {
 	}
 	m.Body = body
 	return m, nil
+}
+
+// sizeHint guesses a frame's size so that mangos' pooled buffer is large
+// enough and the body is encoded without growing it.
+func sizeHint(h spmesh.Header, v any) int {
+	n := 48 // version, kind, id, time and msgpack overhead
+	for k, val := range h {
+		n += len(k) + len(val) + 4
+	}
+	switch b := v.(type) {
+	case []byte:
+		return n + len(b) + 5
+	case string:
+		return n + len(b) + 5
+	}
+	return n + 192
 }
 
 // awaitPuller waits until a puller is connected.

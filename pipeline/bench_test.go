@@ -1,0 +1,131 @@
+package pipeline_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/spmesh/spmesh/pipeline"
+	"go.nanomsg.org/mangos/v3"
+	"go.nanomsg.org/mangos/v3/protocol/pull"
+	"go.nanomsg.org/mangos/v3/protocol/push"
+)
+
+const benchSize = 256
+
+// BenchmarkPushPull measures jobs/s from 1 pusher to 2 pullers over TCP on
+// loopback at 256 B, through spmesh and through raw mangos PUSH/PULL in the
+// same run. A job counts when a puller has received it.
+func BenchmarkPushPull(b *testing.B) {
+	b.Run("spmesh", benchSpmesh)
+	b.Run("mangos", benchMangos)
+}
+
+func benchSpmesh(b *testing.B) {
+	var opts []pipeline.Option
+	var pls []*pipeline.Puller
+	for range 2 {
+		pl := mustPuller(b)
+		opts = append(opts, pipeline.WithDial(listen(b, pl, "tcp")))
+		pls = append(pls, pl)
+	}
+	p := mustPusher(b, opts...)
+	peers(b, p, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	payload := make([]byte, benchSize)
+
+	var got atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, pl := range pls {
+		wg.Go(func() {
+			for _, err := range pl.All(ctx) {
+				if err != nil {
+					return
+				}
+				if got.Add(1) == int64(b.N) {
+					close(done)
+				}
+			}
+		})
+	}
+	b.ReportAllocs()
+	b.SetBytes(benchSize)
+	b.ResetTimer()
+	for range b.N {
+		if err := p.Push(ctx, payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-done
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+	cancel()
+	wg.Wait()
+}
+
+func benchMangos(b *testing.B) {
+	ps, err := push.NewSocket()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ps.Close()
+	var attached atomic.Int64
+	ps.SetPipeEventHook(func(ev mangos.PipeEvent, _ mangos.Pipe) {
+		if ev == mangos.PipeEventAttached {
+			attached.Add(1)
+		}
+	})
+	var got atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait() // after the sockets close (defers run last first)
+	for range 2 {
+		pl, err := pull.NewSocket()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pl.Close()
+		l, err := pl.NewListener("tcp://127.0.0.1:0", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Listen(); err != nil {
+			b.Fatal(err)
+		}
+		if err := ps.Dial(l.Address()); err != nil {
+			b.Fatal(err)
+		}
+		wg.Go(func() {
+			for {
+				m, err := pl.RecvMsg()
+				if err != nil {
+					return
+				}
+				m.Free()
+				if got.Add(1) == int64(b.N) {
+					close(done)
+				}
+			}
+		})
+	}
+	if attached.Load() != 2 {
+		b.Fatalf("raw pushers attached: got %d, want 2", attached.Load())
+	}
+	payload := make([]byte, benchSize)
+	b.ReportAllocs()
+	b.SetBytes(benchSize)
+	b.ResetTimer()
+	for range b.N {
+		m := mangos.NewMessage(benchSize)
+		m.Body = append(m.Body, payload...)
+		if err := ps.SendMsg(m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-done
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+}
