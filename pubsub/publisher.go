@@ -2,15 +2,12 @@ package pubsub
 
 import (
 	"context"
-	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/wire"
-	"go.nanomsg.org/mangos/v3"
 )
 
 // Publisher sends messages on topics to every connected [Subscriber]. It
@@ -22,8 +19,6 @@ type Publisher struct {
 
 	mu   sync.Mutex        // orders sequence numbers with sends
 	seqs map[string]uint64 // per topic
-
-	sizeHint atomic.Int64 // last frame size: buffers start big enough
 }
 
 // NewPublisher opens a publisher. Give it addresses with [WithListen] or
@@ -67,24 +62,14 @@ func (p *Publisher) PublishHeader(ctx context.Context, topic string, h spmesh.He
 	if err := checkTopic(topic); err != nil {
 		return err
 	}
-	m := mangos.NewMessage(int(p.sizeHint.Load()) + len(topic) + 64)
 	env := wire.Msg{Kind: wire.KindPublish, Topic: topic, ID: p.so.NewID(), Time: time.Now().UnixNano(), Header: h, Pub: p.id}
 	p.mu.Lock()
 	env.Seq = p.seqs[topic] + 1
-	m.Body = wire.AppendHeader(m.Body[:0], &env)
-	body, err := spmesh.AppendMarshal(p.so.Settings.Codec, m.Body, v)
+	m, err := p.so.Encode(&env, v)
 	if err != nil {
 		p.mu.Unlock()
-		m.Free()
-		return fmt.Errorf("spmesh: encode %T: %w", v, err)
+		return err
 	}
-	if len(body) > p.so.Settings.MaxMsgSize {
-		p.mu.Unlock()
-		m.Free()
-		return fmt.Errorf("%w: %d bytes, limit %d", spmesh.ErrTooLarge, len(body), p.so.Settings.MaxMsgSize)
-	}
-	m.Body = body
-	p.sizeHint.Store(int64(len(body)))
 	err = p.so.M.SendMsg(m)
 	if err == nil {
 		p.seqs[topic] = env.Seq

@@ -2,7 +2,6 @@ package pubsub
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"sync"
@@ -69,12 +68,7 @@ type Subscriber struct {
 
 	subMu sync.Mutex
 	subs  atomic.Pointer[[]pattern] // copy on write, read per message
-	ch    chan *Message
-	done  chan struct{} // closed by Close: run stops at once
-	ended chan struct{} // closed when run has returned
-
-	closeOnce sync.Once
-	draining  atomic.Bool
+	in    *sock.Inbox[*Message]
 
 	seqMu sync.Mutex
 	last  map[topicKey]uint64
@@ -94,18 +88,15 @@ func NewSubscriber(opts ...Option) (*Subscriber, error) {
 	}
 	s := &Subscriber{
 		so: so, codec: c.sock.Codec,
-		ch:    make(chan *Message, c.sock.RecvQueue),
-		done:  make(chan struct{}),
-		ended: make(chan struct{}),
-		last:  map[topicKey]uint64{},
-		pubs:  map[uint64]*PublisherStats{},
+		last: map[topicKey]uint64{},
+		pubs: map[uint64]*PublisherStats{},
 	}
 	s.subs.Store(&[]pattern{})
 	if err := s.Subscribe(c.subs...); err != nil {
 		so.Close()
 		return nil, err
 	}
-	go s.run()
+	s.in = sock.NewInbox(so, wire.KindPublish, s.convert)
 	return s, nil
 }
 
@@ -183,39 +174,16 @@ func (s *Subscriber) Unsubscribe(raw string) error {
 	return nil
 }
 
-func (s *Subscriber) run() {
-	defer close(s.ended)
-	defer close(s.ch)
-	var env wire.Msg
-	for {
-		m, err := s.so.M.RecvMsg()
-		if err != nil {
-			if errors.Is(err, mangos.ErrClosed) {
-				return
-			}
-			s.so.Settings.Logger.Warn("spmesh: subscriber receive", "err", err)
-			continue
-		}
-		if err := wire.Decode(m.Body, &env); err != nil || env.Kind != wire.KindPublish {
-			s.so.C.DecodeErrors.Add(1)
-			s.so.Settings.Logger.Debug("spmesh: discarded bad frame", "err", err, "kind", env.Kind)
-			continue
-		}
-		if !s.wants(env.Topic) {
-			continue
-		}
-		s.track(&env)
-		msg := &Message{
-			Topic: env.Topic, Header: env.Header, ID: env.ID.String(),
-			Publisher: env.Pub, Seq: env.Seq, Time: time.Unix(0, env.Time),
-			Data: env.Body, codec: s.codec,
-		}
-		select {
-		case s.ch <- msg:
-		case <-s.done:
-			return
-		}
+func (s *Subscriber) convert(env *wire.Msg) (*Message, bool) {
+	if !s.wants(env.Topic) {
+		return nil, false
 	}
+	s.track(env)
+	return &Message{
+		Topic: env.Topic, Header: env.Header, ID: env.ID.String(),
+		Publisher: env.Pub, Seq: env.Seq, Time: time.Unix(0, env.Time),
+		Data: env.Body, codec: s.codec,
+	}, true
 }
 
 func (s *Subscriber) wants(topic string) bool {
@@ -252,47 +220,18 @@ func (s *Subscriber) track(env *wire.Msg) {
 		clear(s.last)
 	}
 	s.last[k] = env.Seq
-	s.so.C.Received.Add(1)
 }
 
 // Next returns the next message, waiting until one arrives or ctx ends.
-func (s *Subscriber) Next(ctx context.Context) (*Message, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if s.so.Closed() && !s.draining.Load() {
-		return nil, spmesh.ErrClosed
-	}
-	select {
-	case m, ok := <-s.ch:
-		if !ok {
-			return nil, spmesh.ErrClosed
-		}
-		return m, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
+func (s *Subscriber) Next(ctx context.Context) (*Message, error) { return s.in.Next(ctx) }
 
 // C returns the subscriber's channel, for select. The subscriber owns it and
 // closes it on Close (or when Drain has delivered everything).
-func (s *Subscriber) C() <-chan *Message { return s.ch }
+func (s *Subscriber) C() <-chan *Message { return s.in.C() }
 
 // All iterates over messages until ctx ends or the subscriber closes. A
 // final error other than closing is yielded once.
-func (s *Subscriber) All(ctx context.Context) iter.Seq2[*Message, error] {
-	return func(yield func(*Message, error) bool) {
-		for {
-			m, err := s.Next(ctx)
-			if errors.Is(err, spmesh.ErrClosed) {
-				return
-			}
-			if !yield(m, err) || err != nil {
-				return
-			}
-		}
-	}
-}
+func (s *Subscriber) All(ctx context.Context) iter.Seq2[*Message, error] { return s.in.All(ctx) }
 
 // Stats returns the counters: Dropped is the sum of sequence gaps over all
 // publishers.
@@ -307,37 +246,10 @@ func (s *Subscriber) Stats() SubscriberStats {
 }
 
 // Drain stops receiving, lets the application take every message already
-// received (through Next or C), then closes. If ctx ends first, the
+// received (through Next, All or C), then closes. If ctx ends first, the
 // remaining messages are dropped and ctx.Err() returned.
-func (s *Subscriber) Drain(ctx context.Context) error {
-	if s.so.Closed() {
-		return spmesh.ErrClosed
-	}
-	s.draining.Store(true)
-	s.so.Close() // stops intake; run closes s.ch after its last message
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
-	var err error
-	ended := false
-	for err == nil && (!ended || len(s.ch) > 0) {
-		select {
-		case <-s.ended:
-			ended = true
-		case <-t.C:
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-	}
-	s.draining.Store(false)
-	s.Close()
-	return err
-}
+func (s *Subscriber) Drain(ctx context.Context) error { return s.in.Drain(ctx) }
 
 // Close closes the subscriber at once; queued messages are dropped. It is
 // idempotent.
-func (s *Subscriber) Close() error {
-	err := s.so.Close()
-	s.closeOnce.Do(func() { close(s.done) })
-	<-s.ended
-	return err
-}
+func (s *Subscriber) Close() error { return s.in.Close() }

@@ -94,9 +94,10 @@ type Socket struct {
 	Settings Settings
 	C        Counters
 
-	closed atomic.Bool
-	peers  atomic.Int64
-	ids    idGen
+	closed   atomic.Bool
+	peers    atomic.Int64
+	ids      idGen
+	lastSize atomic.Int64 // previous frame's size, to size the next buffer
 
 	mu        sync.Mutex
 	dialers   map[string]*dialer // by address

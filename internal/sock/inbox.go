@@ -1,0 +1,154 @@
+package sock
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/wire"
+	"go.nanomsg.org/mangos/v3"
+)
+
+// Inbox is the receive side shared by the sockets that hand messages to the
+// application (Subscriber, Puller): one goroutine reads the mangos socket,
+// decodes each envelope, discards and counts frames that fail or are not of
+// the expected kind, and queues what convert returns on a channel the inbox
+// owns. When the channel is full the goroutine waits, so mangos' own queue
+// fills and the protocol's drop policy applies.
+type Inbox[T any] struct {
+	so      *Socket
+	ch      chan T
+	done    chan struct{} // closed by Close: the reader stops at once
+	ended   chan struct{} // closed when the reader has returned
+	once    sync.Once
+	drainMu sync.Mutex
+	drain   atomic.Bool
+}
+
+// NewInbox starts reading so. convert turns a decoded envelope (its Body
+// aliasing m) into a message, or reports false to skip it silently.
+func NewInbox[T any](so *Socket, kind wire.Kind, convert func(env *wire.Msg) (T, bool)) *Inbox[T] {
+	in := &Inbox[T]{
+		so:    so,
+		ch:    make(chan T, so.Settings.RecvQueue),
+		done:  make(chan struct{}),
+		ended: make(chan struct{}),
+	}
+	go in.run(kind, convert)
+	return in
+}
+
+func (in *Inbox[T]) run(kind wire.Kind, convert func(*wire.Msg) (T, bool)) {
+	defer close(in.ended)
+	defer close(in.ch)
+	var env wire.Msg
+	for {
+		m, err := in.so.M.RecvMsg()
+		if err != nil {
+			if errors.Is(err, mangos.ErrClosed) {
+				return
+			}
+			in.so.Settings.Logger.Warn("spmesh: receive", "err", Err(err))
+			continue
+		}
+		if err := wire.Decode(m.Body, &env); err != nil || env.Kind != kind {
+			in.so.C.DecodeErrors.Add(1)
+			in.so.Settings.Logger.Debug("spmesh: discarded bad frame", "err", err, "kind", env.Kind)
+			m.Free()
+			continue
+		}
+		v, ok := convert(&env)
+		if !ok {
+			m.Free()
+			continue
+		}
+		// m's buffer now belongs to v (its Body aliases it): never Free it.
+		select {
+		case in.ch <- v:
+			in.so.C.Received.Add(1)
+		case <-in.done:
+			return
+		}
+	}
+}
+
+// Next returns the next message, waiting until one arrives or ctx ends.
+func (in *Inbox[T]) Next(ctx context.Context) (T, error) {
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	if in.so.Closed() && !in.drain.Load() {
+		return zero, spmesh.ErrClosed
+	}
+	select {
+	case v, ok := <-in.ch:
+		if !ok {
+			return zero, spmesh.ErrClosed
+		}
+		return v, nil
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// C is the inbox's channel; it is closed on Close, or by Drain once empty.
+func (in *Inbox[T]) C() <-chan T { return in.ch }
+
+// All iterates until ctx ends or the inbox closes; a final error other than
+// closing is yielded once.
+func (in *Inbox[T]) All(ctx context.Context) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		for {
+			v, err := in.Next(ctx)
+			if errors.Is(err, spmesh.ErrClosed) {
+				return
+			}
+			if !yield(v, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Drain closes the socket (no more intake; advertisements withdrawn), waits
+// until the application has taken every queued message, then closes. If ctx
+// ends first the rest are dropped and ctx.Err() returned.
+func (in *Inbox[T]) Drain(ctx context.Context) error {
+	in.drainMu.Lock()
+	defer in.drainMu.Unlock()
+	if in.so.Closed() {
+		return spmesh.ErrClosed
+	}
+	in.drain.Store(true)
+	in.so.Close() // the reader returns after its last message and closes ch
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	var err error
+	ended := false
+	for err == nil && (!ended || len(in.ch) > 0) {
+		select {
+		case <-in.ended:
+			ended = true
+		case <-t.C:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	in.drain.Store(false)
+	in.Close()
+	return err
+}
+
+// Close closes the socket and stops the reader at once; queued messages are
+// dropped. It is idempotent.
+func (in *Inbox[T]) Close() error {
+	err := in.so.Close()
+	in.once.Do(func() { close(in.done) })
+	<-in.ended
+	return err
+}
