@@ -397,12 +397,15 @@ func TestConformancePuller(t *testing.T) {
 			return err
 		},
 		Invalid: map[string]func() error{
-			"nil codec":       func() error { _, err := pipeline.NewPuller(pipeline.WithCodec(nil)); return err },
-			"nil logger":      func() error { _, err := pipeline.NewPuller(pipeline.WithLogger(nil)); return err },
-			"bad address":     func() error { _, err := pipeline.NewPuller(pipeline.WithListen("foo://x")); return err },
-			"queue zero":      func() error { _, err := pipeline.NewPuller(pipeline.WithQueueLen(0)); return err },
-			"tiny max size":   func() error { _, err := pipeline.NewPuller(pipeline.WithMaxMessageSize(1)); return err },
-			"backoff":         func() error { _, err := pipeline.NewPuller(pipeline.WithReconnect(time.Second, time.Millisecond)); return err },
+			"nil codec":     func() error { _, err := pipeline.NewPuller(pipeline.WithCodec(nil)); return err },
+			"nil logger":    func() error { _, err := pipeline.NewPuller(pipeline.WithLogger(nil)); return err },
+			"bad address":   func() error { _, err := pipeline.NewPuller(pipeline.WithListen("foo://x")); return err },
+			"queue zero":    func() error { _, err := pipeline.NewPuller(pipeline.WithQueueLen(0)); return err },
+			"tiny max size": func() error { _, err := pipeline.NewPuller(pipeline.WithMaxMessageSize(1)); return err },
+			"backoff": func() error {
+				_, err := pipeline.NewPuller(pipeline.WithReconnect(time.Second, time.Millisecond))
+				return err
+			},
 			"nil registry":    func() error { _, err := pipeline.NewPuller(pipeline.WithDiscovery(nil, "x")); return err },
 			"nil option":      func() error { _, err := pipeline.NewPuller(nil); return err },
 			"pusher-only opt": func() error { _, err := pipeline.NewPuller(pipeline.WithNonBlocking()); return err },
@@ -483,4 +486,13 @@ func TestConformancePusher(t *testing.T) {
 			"bad service":   func() error { _, err := pipeline.NewPusher(pipeline.WithDiscovery(&registry{}, "a b")); return err },
 		},
 	})
+}
+
+func TestDecodeNil(t *testing.T) {
+	if _, err := pipeline.Decode[int]((*pipeline.Message)(nil)); !errors.Is(err, spmesh.ErrDecode) {
+		t.Fatalf("nil message: got %v, want ErrDecode", err)
+	}
+	if _, err := pipeline.Decode[int](&pipeline.Message{}); !errors.Is(err, spmesh.ErrDecode) {
+		t.Fatalf("zero message: got %v, want ErrDecode", err)
+	}
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"sync"
 	"sync/atomic"
@@ -25,10 +26,17 @@ type Message struct {
 }
 
 // Decode decodes the body into v (a pointer) with the puller's codec.
-func (m *Message) Decode(v any) error { return m.codec.Unmarshal(m.Data, v) }
+func (m *Message) Decode(v any) error {
+	if m == nil || m.codec == nil {
+		return fmt.Errorf("%w: no message (a nil or zero Message)", spmesh.ErrDecode)
+	}
+	return m.codec.Unmarshal(m.Data, v)
+}
 
-// Decode decodes m's body as a T.
-func Decode[T any](m *Message) (T, error) {
+// Decode decodes m's body as a T. m is a received [*Message]; any type of
+// this package with a Decode method (such as the at-least-once half's jobs)
+// works the same way.
+func Decode[T any](m interface{ Decode(v any) error }) (T, error) {
 	var v T
 	err := m.Decode(&v)
 	return v, err
