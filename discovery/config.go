@@ -17,8 +17,7 @@ import (
 const DefaultPort = 7946
 
 // Config configures a [Node]. Start from [LANConfig] or [LocalConfig] and
-// change what you need; a zero duration or count means "the preset's value"
-// only when the field says so.
+// change what you need: [New] rejects zero timings rather than guessing.
 type Config struct {
 	// Name is the node's name in the mesh; it must be unique. Empty picks
 	// the hostname plus a short random suffix, so several processes on one
@@ -87,10 +86,12 @@ type Config struct {
 	// fetching a peer's full service records).
 	TCPTimeout time.Duration
 
-	// RejoinInterval is how often the node re-joins its seeds and the
-	// addresses of peers that failed within RejoinWindow (and peers that
-	// left within the last minute), so that split meshes merge again.
-	// Negative disables re-joining (and the retry of seeds).
+	// RejoinInterval is how often the node re-joins the seeds that are not
+	// live members (by address; seeds given by host name are always
+	// re-joined) and the addresses of peers that failed within RejoinWindow
+	// (and peers that left within the last minute), so that split meshes
+	// merge again. Each re-join is one TCP state exchange. Negative
+	// disables re-joining (and the retry of seeds).
 	RejoinInterval time.Duration
 	RejoinWindow   time.Duration
 
@@ -110,7 +111,9 @@ type Config struct {
 
 // LANConfig returns a configuration for nodes on one data-center network:
 // gossip on port DefaultPort of every interface, memberlist's LAN timings
-// (failure noticed in a few seconds), re-join every 10 s.
+// (failure noticed in a few seconds), re-join every 10 s. Several nodes on
+// one host need distinct ports: set BindPort to 0 (a free port) and hand
+// [Node.Addr] to the others, or give each its own port.
 func LANConfig() Config {
 	return Config{
 		BindAddr:         "0.0.0.0",
