@@ -496,3 +496,68 @@ func TestDecodeNil(t *testing.T) {
 		t.Fatalf("zero message: got %v, want ErrDecode", err)
 	}
 }
+
+// TestPullerGone: when a puller goes away, pushes go to the ones left.
+func TestPullerGone(t *testing.T) {
+	transports(t, func(t *testing.T, addr string) {
+		a, b := mustPuller(t), mustPuller(t)
+		addrB := addr
+		if addr != "tcp" {
+			addrB = addr + "-b"
+		}
+		p := mustPusher(t, pipeline.WithDial(listen(t, a, addr)), pipeline.WithDial(listen(t, b, addrB)))
+		peers(t, p, 2)
+		a.Close()
+		peers(t, p, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for i := range 100 {
+			if err := p.Push(ctx, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 100 {
+			if _, err := b.Next(ctx); err != nil {
+				t.Fatalf("job %d of 100 at the remaining puller: %v", i, err)
+			}
+		}
+	})
+}
+
+// TestHostileOversized: a frame over the size limit costs the sender its
+// connection; the puller keeps serving the (reconnected) peer.
+func TestHostileOversized(t *testing.T) {
+	pl := mustPuller(t, pipeline.WithMaxMessageSize(1024))
+	addr := listen(t, pl, "tcp")
+	raw, err := push.NewSocket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetOption(mangos.OptionReconnectTime, 10*time.Millisecond)
+	if err := raw.Dial(addr); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Send(make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	good := append(wire.AppendHeader(nil, &wire.Msg{Kind: wire.KindPush}), 0x07)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if err := raw.Send(good); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		m, err := pl.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if v, err := pipeline.Decode[int](m); err != nil || v != 7 {
+			t.Fatalf("got %d, %v, want 7, nil", v, err)
+		}
+		return nil
+	})
+	if st := pl.Stats(); st.DecodeErrors != 0 {
+		t.Fatalf("decode errors: got %d, want 0 (the oversized frame must be refused by the transport)", st.DecodeErrors)
+	}
+}
