@@ -38,8 +38,8 @@ type Config struct {
 	AdvertiseAddr string
 	AdvertisePort int
 
-	// Seeds are "host:port" (or "host", port DefaultPort) addresses joined at
-	// start. When none answers, the node keeps retrying every RejoinInterval
+	// Seeds are "host:port" addresses (a bare "host" means this node's own
+	// gossip port) joined at start. When none answers, the node keeps retrying every RejoinInterval
 	// in the background; New never blocks on them.
 	Seeds []string
 
