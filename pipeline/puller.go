@@ -2,11 +2,8 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spmesh/spmesh"
@@ -42,10 +39,6 @@ func Decode[T any](m interface{ Decode(v any) error }) (T, error) {
 	return v, err
 }
 
-// pooledMax is the largest frame whose buffer mangos recycles (its
-// largest message pool); larger ones are handed to the application as is.
-const pooledMax = 64 << 10
-
 // Puller receives the messages that connected [Pusher]s send it, its share
 // of their load. Messages from one pusher arrive in the order pushed.
 // Frames that are not valid pipeline messages are discarded and counted as
@@ -54,12 +47,7 @@ type Puller struct {
 	so    *sock.Socket
 	codec spmesh.Codec
 
-	ch    chan *Message
-	done  chan struct{} // closed by Close: run stops at once
-	ended chan struct{} // closed when run has returned
-
-	closeOnce sync.Once
-	draining  atomic.Bool
+	in *sock.Inbox[*Message]
 }
 
 // NewPuller opens a puller. Give it an address with [WithListen] (or
@@ -82,13 +70,13 @@ func NewPuller(opts ...Option) (*Puller, error) {
 		so.Close()
 		return nil, sock.Err(err)
 	}
-	pl := &Puller{
-		so: so, codec: c.sock.Codec,
-		ch:    make(chan *Message, c.sock.RecvQueue),
-		done:  make(chan struct{}),
-		ended: make(chan struct{}),
-	}
-	go pl.run()
+	pl := &Puller{so: so, codec: c.sock.Codec}
+	pl.in = sock.NewInbox(so, wire.KindPush, func(env *wire.Msg) (*Message, bool) {
+		return &Message{
+			Header: env.Header, ID: env.ID.String(), Time: time.Unix(0, env.Time),
+			Data: env.Body, codec: pl.codec,
+		}, true
+	})
 	return pl, nil
 }
 
@@ -98,82 +86,16 @@ func (pl *Puller) Listen(addr string) (string, error) { return pl.so.Listen(addr
 // Dial connects to a pusher listening at addr, in the background.
 func (pl *Puller) Dial(addr string) error { return pl.so.Dial(addr) }
 
-func (pl *Puller) run() {
-	defer close(pl.ended)
-	defer close(pl.ch)
-	var env wire.Msg
-	for {
-		m, err := pl.so.M.RecvMsg()
-		if err != nil {
-			if errors.Is(err, mangos.ErrClosed) {
-				return
-			}
-			pl.so.Settings.Logger.Warn("spmesh: puller receive", "err", sock.Err(err))
-			continue
-		}
-		if err := wire.Decode(m.Body, &env); err != nil || env.Kind != wire.KindPush {
-			pl.so.C.DecodeErrors.Add(1)
-			pl.so.Settings.Logger.Debug("spmesh: discarded bad frame", "err", err, "kind", env.Kind)
-			m.Free()
-			continue
-		}
-		msg := &Message{
-			Header: env.Header, ID: env.ID.String(), Time: time.Unix(0, env.Time),
-			Data: env.Body, codec: pl.codec,
-		}
-		if len(m.Body) <= pooledMax {
-			// A small frame's buffer goes back to mangos' pool; the
-			// application gets an exact-size copy of the body.
-			msg.Data = append([]byte(nil), env.Body...)
-			m.Free()
-		}
-		select {
-		case pl.ch <- msg:
-			pl.so.C.Received.Add(1)
-		case <-pl.done:
-			return
-		}
-	}
-}
-
 // Next returns the next message, waiting until one arrives or ctx ends.
-func (pl *Puller) Next(ctx context.Context) (*Message, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if pl.so.Closed() && !pl.draining.Load() {
-		return nil, spmesh.ErrClosed
-	}
-	select {
-	case m, ok := <-pl.ch:
-		if !ok {
-			return nil, spmesh.ErrClosed
-		}
-		return m, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
+func (pl *Puller) Next(ctx context.Context) (*Message, error) { return pl.in.Next(ctx) }
 
 // C returns the puller's channel, for select. The puller owns it and closes
 // it on Close (or when Drain has delivered everything).
-func (pl *Puller) C() <-chan *Message { return pl.ch }
+func (pl *Puller) C() <-chan *Message { return pl.in.C() }
 
 // All iterates over messages until ctx ends or the puller closes. A final
 // error other than closing is yielded once.
-func (pl *Puller) All(ctx context.Context) iter.Seq2[*Message, error] {
-	return func(yield func(*Message, error) bool) {
-		for {
-			m, err := pl.Next(ctx)
-			if errors.Is(err, spmesh.ErrClosed) {
-				return
-			}
-			if !yield(m, err) || err != nil {
-				return
-			}
-		}
-	}
-}
+func (pl *Puller) All(ctx context.Context) iter.Seq2[*Message, error] { return pl.in.All(ctx) }
 
 // Stats returns the puller's counters: Received counts messages queued for
 // the application, DecodeErrors the frames discarded.
@@ -184,41 +106,8 @@ func (pl *Puller) Stats() spmesh.Stats { return pl.so.Stats() }
 // accepted (through Next, All or C), then closes. Messages in flight on the
 // network are lost. If ctx ends first, the rest are dropped and ctx.Err()
 // returned.
-func (pl *Puller) Drain(ctx context.Context) error {
-	if pl.so.Closed() {
-		return spmesh.ErrClosed
-	}
-	pl.draining.Store(true)
-	pl.so.Close() // stops intake; run closes pl.ch after its last message
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
-	var err error
-	ended := false
-	for err == nil && (!ended || len(pl.ch) > 0) {
-		select {
-		case <-pl.ended:
-			ended = true
-		case <-t.C:
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-	}
-	pl.draining.Store(false)
-	pl.Close()
-	return err
-}
+func (pl *Puller) Drain(ctx context.Context) error { return pl.in.Drain(ctx) }
 
 // Close closes the puller at once; messages not yet taken are dropped (and
 // counted in Stats as Dropped). It is idempotent.
-func (pl *Puller) Close() error {
-	err := pl.so.Close()
-	pl.closeOnce.Do(func() {
-		close(pl.done)
-		<-pl.ended
-		for range pl.ch {
-			pl.so.C.Dropped.Add(1)
-		}
-	})
-	<-pl.ended
-	return err
-}
+func (pl *Puller) Close() error { return pl.in.Close() }

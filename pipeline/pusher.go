@@ -102,7 +102,8 @@ func (p *Pusher) PushHeader(ctx context.Context, h spmesh.Header, v any) error {
 	if p.so.Closed() {
 		return spmesh.ErrClosed
 	}
-	m, err := p.encode(h, v)
+	env := wire.Msg{Kind: wire.KindPush, ID: p.so.NewID(), Time: time.Now().UnixNano(), Header: h}
+	m, err := p.so.Encode(&env, v)
 	if err != nil {
 		return err
 	}
@@ -138,39 +139,6 @@ func (p *Pusher) PushHeader(ctx context.Context, h spmesh.Header, v any) error {
 		m.Free()
 		return spmesh.ErrClosed
 	}
-}
-
-func (p *Pusher) encode(h spmesh.Header, v any) (*mangos.Message, error) {
-	m := mangos.NewMessage(sizeHint(h, v))
-	env := wire.Msg{Kind: wire.KindPush, ID: p.so.NewID(), Time: time.Now().UnixNano(), Header: h}
-	m.Body = wire.AppendHeader(m.Body[:0], &env)
-	body, err := spmesh.AppendMarshal(p.so.Settings.Codec, m.Body, v)
-	if err != nil {
-		m.Free()
-		return nil, fmt.Errorf("spmesh: encode %T: %w", v, err)
-	}
-	if len(body) > p.so.Settings.MaxMsgSize {
-		m.Free()
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", spmesh.ErrTooLarge, len(body), p.so.Settings.MaxMsgSize)
-	}
-	m.Body = body
-	return m, nil
-}
-
-// sizeHint guesses a frame's size so that mangos' pooled buffer is large
-// enough and the body is encoded without growing it.
-func sizeHint(h spmesh.Header, v any) int {
-	n := 48 // version, kind, id, time and msgpack overhead
-	for k, val := range h {
-		n += len(k) + len(val) + 4
-	}
-	switch b := v.(type) {
-	case []byte:
-		return n + len(b) + 5
-	case string:
-		return n + len(b) + 5
-	}
-	return n + 192
 }
 
 // awaitPuller waits until a puller is connected.

@@ -29,8 +29,11 @@ type Inbox[T any] struct {
 	drain   atomic.Bool
 }
 
-// NewInbox starts reading so. convert turns a decoded envelope (its Body
-// aliasing m) into a message, or reports false to skip it silently.
+// pooledMax is the largest frame whose buffer mangos recycles.
+const pooledMax = 64 << 10
+
+// NewInbox starts reading so. convert turns a decoded envelope into a
+// message (it may keep env.Body), or reports false to skip it silently.
 func NewInbox[T any](so *Socket, kind wire.Kind, convert func(env *wire.Msg) (T, bool)) *Inbox[T] {
 	in := &Inbox[T]{
 		so:    so,
@@ -61,12 +64,17 @@ func (in *Inbox[T]) run(kind wire.Kind, convert func(*wire.Msg) (T, bool)) {
 			m.Free()
 			continue
 		}
+		if len(m.Body) <= pooledMax {
+			// A small frame's buffer goes back to mangos' pool; the
+			// application gets an exact-size copy of the body. A large
+			// one is handed over as is (never freed: v aliases it).
+			env.Body = append([]byte(nil), env.Body...)
+			m.Free()
+		}
 		v, ok := convert(&env)
 		if !ok {
-			m.Free()
 			continue
 		}
-		// m's buffer now belongs to v (its Body aliases it): never Free it.
 		select {
 		case in.ch <- v:
 			in.so.C.Received.Add(1)
@@ -145,10 +153,16 @@ func (in *Inbox[T]) Drain(ctx context.Context) error {
 }
 
 // Close closes the socket and stops the reader at once; queued messages are
-// dropped. It is idempotent.
+// dropped and counted as Dropped. It is idempotent.
 func (in *Inbox[T]) Close() error {
 	err := in.so.Close()
-	in.once.Do(func() { close(in.done) })
+	in.once.Do(func() {
+		close(in.done)
+		<-in.ended
+		for range in.ch {
+			in.so.C.Dropped.Add(1)
+		}
+	})
 	<-in.ended
 	return err
 }
