@@ -120,6 +120,11 @@ func WithDiscovery(reg spmesh.Registry, service string) Option {
 // discovery; the default is [spmesh.RoleReplier]. Packages layered on
 // reqrep (the pipeline's Producer and Worker use [spmesh.RoleWorker]) set it
 // so that their peers do not mix with plain repliers of the same service.
+// [spmesh.RoleWorker] also changes the frames: requests go out as pipeline
+// jobs and replies come back as acks (an error reply flagged as a nack), so
+// such a Requester or Replier speaks to pipeline Workers or Producers, and
+// refuses the frames of plain repliers and requesters (answering them with
+// an error, counted in Stats().DecodeErrors).
 func WithRole(r spmesh.Role) Option {
 	return optionFunc(func(c *config) error {
 		if r == "" {

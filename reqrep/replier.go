@@ -46,6 +46,7 @@ type Replier struct {
 	so      *sock.Socket
 	h       Handler
 	codec   spmesh.Codec
+	fr      frames
 	workers []*worker
 	wg      sync.WaitGroup
 
@@ -86,7 +87,7 @@ func NewReplier(h Handler, opts ...Option) (*Replier, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Replier{so: so, h: h, codec: c.sock.Codec}
+	r := &Replier{so: so, h: h, codec: c.sock.Codec, fr: framesFor(c.role)}
 	r.base, r.cancel = context.WithCancel(context.Background())
 	for range c.concurrency {
 		mc, err := so.M.OpenContext()
@@ -157,10 +158,10 @@ func (r *Replier) handle(w *worker, m *mangos.Message, req *Request, env *wire.M
 		r.reply(w, &wire.Msg{}, nil, fmt.Errorf("%w: request of %d bytes, limit %d", spmesh.ErrTooLarge, len(m.Body), max), nil)
 		return
 	}
-	if err := wire.Decode(m.Body, env); err != nil || env.Kind != wire.KindRequest {
+	if err := wire.Decode(m.Body, env); err != nil || env.Kind != r.fr.request {
 		r.so.C.DecodeErrors.Add(1)
 		if err == nil {
-			err = fmt.Errorf("%w: got a %d frame, want a request", spmesh.ErrDecode, env.Kind)
+			err = fmt.Errorf("%w: got a %d frame, want a request (%d)", spmesh.ErrDecode, env.Kind, r.fr.request)
 		}
 		r.reply(w, &wire.Msg{ID: env.ID}, nil, err, nil)
 		return
@@ -210,7 +211,7 @@ func (r *Replier) call(ctx context.Context, req *Request) (v any, err error) {
 // reply sends the reply to the request env: v encoded, or herr when non-nil.
 func (r *Replier) reply(w *worker, env *wire.Msg, v any, herr error, h spmesh.Header) {
 	out := mangos.NewMessage(sizeHint(h, v))
-	renv := wire.Msg{Kind: wire.KindReply, ID: env.ID, Time: time.Now().UnixNano(), Header: h, Attempt: env.Attempt}
+	renv := wire.Msg{Kind: r.fr.reply, ID: env.ID, Time: time.Now().UnixNano(), Header: h, Attempt: env.Attempt}
 	if herr == nil {
 		b, err := spmesh.AppendMarshal(r.codec, wire.AppendHeader(out.Body[:0], &renv), v)
 		switch {
@@ -231,6 +232,7 @@ func (r *Replier) reply(w *worker, env *wire.Msg, v any, herr error, h spmesh.He
 		if renv.Err == "" {
 			renv.Err = "error"
 		}
+		renv.Flags = r.fr.errFlags
 		var c spmesh.Coder
 		var re *spmesh.RemoteError
 		switch {

@@ -37,6 +37,7 @@ type RequesterStats struct {
 type Requester struct {
 	so             *sock.Socket
 	codec          spmesh.Codec
+	fr             frames
 	attemptTimeout time.Duration
 	maxAttempts    int
 
@@ -81,7 +82,7 @@ func NewRequester(opts ...Option) (*Requester, error) {
 		}
 	}
 	return &Requester{
-		so: so, codec: c.sock.Codec,
+		so: so, codec: c.sock.Codec, fr: framesFor(c.role),
 		attemptTimeout: c.attemptTimeout, maxAttempts: c.maxAttempts,
 	}, nil
 }
@@ -113,7 +114,7 @@ func (r *Requester) RequestHeader(ctx context.Context, h spmesh.Header, req, res
 		return nil, err
 	}
 	defer m.Free()
-	if env.Err != "" {
+	if r.fr.failed(&env) {
 		return env.Header, r.remoteErr(ctx, &env)
 	}
 	if resp != nil {
@@ -146,7 +147,7 @@ func (r *Requester) Do(ctx context.Context, c *Call) (*Reply, error) {
 	}
 	// The reply keeps m's body: m goes to the garbage collector, not the pool.
 	rep := &Reply{ID: ID(env.ID), Header: env.Header, Attempt: attempt, Data: env.Body, codec: r.codec}
-	if env.Err != "" {
+	if r.fr.failed(&env) {
 		return rep, r.remoteErr(ctx, &env)
 	}
 	return rep, nil
@@ -199,7 +200,7 @@ func (r *Requester) roundTrip(ctx context.Context, c *Call, env *wire.Msg) (*man
 	}()
 
 	for {
-		m, err := r.encode(id, attempt, deadline, c.Header, c.Body)
+		m, err := r.encode(id, attempt, deadline, c)
 		if err != nil {
 			return nil, attempt, err
 		}
@@ -209,7 +210,7 @@ func (r *Requester) roundTrip(ctx context.Context, c *Call, env *wire.Msg) (*man
 		r.so.C.Sent.Add(1)
 		reply, err := rc.mc.RecvMsg()
 		if err == nil {
-			if derr := wire.Decode(reply.Body, env); derr != nil || env.Kind != wire.KindReply || env.ID != id {
+			if derr := wire.Decode(reply.Body, env); derr != nil || env.Kind != r.fr.reply || env.ID != id {
 				reply.Free()
 				r.so.C.DecodeErrors.Add(1)
 				if derr == nil {
@@ -254,7 +255,11 @@ func (r *Requester) remoteErr(ctx context.Context, env *wire.Msg) error {
 	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
 		return context.DeadlineExceeded
 	}
-	return &spmesh.RemoteError{Code: int(env.Code), Message: env.Err}
+	msg := env.Err
+	if msg == "" {
+		msg = "nack"
+	}
+	return &spmesh.RemoteError{Code: int(env.Code), Message: msg}
 }
 
 // err translates an error of a send or receive: the caller's ctx, then
@@ -269,10 +274,16 @@ func (r *Requester) err(ctx context.Context, err error) error {
 	return sock.Err(err)
 }
 
-func (r *Requester) encode(id wire.ID, attempt int, deadline int64, h spmesh.Header, body any) (*mangos.Message, error) {
-	m := mangos.NewMessage(sizeHint(h, body))
-	env := wire.Msg{Kind: wire.KindRequest, ID: id, Time: time.Now().UnixNano(), Header: h, Attempt: uint32(attempt), Deadline: deadline}
-	b, err := spmesh.AppendMarshal(r.codec, wire.AppendHeader(m.Body[:0], &env), body)
+// encode builds the frame of one attempt of c: c.Data as is when set, else
+// c.Body encoded with the codec.
+func (r *Requester) encode(id wire.ID, attempt int, deadline int64, c *Call) (*mangos.Message, error) {
+	codec, body := r.codec, c.Body
+	if c.Data != nil {
+		codec, body = spmesh.Raw, c.Data
+	}
+	m := mangos.NewMessage(sizeHint(c.Header, body))
+	env := wire.Msg{Kind: r.fr.request, ID: id, Time: time.Now().UnixNano(), Header: c.Header, Attempt: uint32(attempt), Deadline: deadline}
+	b, err := spmesh.AppendMarshal(codec, wire.AppendHeader(m.Body[:0], &env), body)
 	if err != nil {
 		m.Free()
 		return nil, fmt.Errorf("spmesh: encode %T: %w", body, err)
