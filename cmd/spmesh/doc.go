@@ -1,0 +1,34 @@
+// Command spmesh joins an spmesh mesh from a shell and talks to it: list its
+// members and services, watch them change, and publish, subscribe, request,
+// reply, push, pull, survey and respond by service name. It is to spmesh what
+// nats is to NATS and nngcat to NNG.
+//
+// Traps, first:
+//   - Every command joins the mesh as a short-lived member (a discovery.Node)
+//     through --join (or SPMESH_JOIN) and leaves it gracefully on exit and on
+//     SIGINT/SIGTERM; a second signal kills it at once. With --dial/--listen
+//     alone it joins nothing and talks to the given addresses.
+//   - pub and push are at most once. pub waits for --subscribers subscribers
+//     (default 1) to connect, at most --wait, and publishes anyway after that
+//     (a warning says how many heard it). Both linger (--linger) after the
+//     last message so that what is queued reaches the wire before the process
+//     exits: mangos has no flush.
+//   - A survey reaches the respondents connected when it is sent: survey waits
+//     up to --wait for them (or until the --expect'ed ones are connected).
+//     Respondents do not advertise themselves, so "who did not answer" is
+//     known by name only for --expect'ed respondents (spmesh respond answers
+//     under its node name, or --name); otherwise survey reports how many
+//     connected respondents did not answer.
+//   - Bodies: with the msgpack codec (default) a message given on the command
+//     line that parses as JSON is sent as that value (so a Go peer decodes it
+//     into a struct or map); anything else as a string (--string forces it).
+//     Received msgpack bodies are shown as JSON; raw bodies as text, or as hex
+//     when they are not printable UTF-8.
+//
+// Exit codes: 0 success, 1 other error, 2 usage, 3 cannot join the mesh,
+// 4 no such service, 5 nobody answered, 6 the remote handler returned an
+// error, 130 interrupted.
+//
+// Run "spmesh help" and "spmesh help COMMAND" for the commands and their
+// flags; cmd/spmesh/README.md has a session transcript.
+package main

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/discovery"
+	"github.com/urfave/cli/v3"
+)
+
+// Flag names shared by several commands.
+const (
+	flagJoin      = "join"
+	flagBind      = "bind"
+	flagAdvertise = "advertise"
+	flagKey       = "key"
+	flagLabel     = "label"
+	flagName      = "name"
+	flagDial      = "dial"
+	flagListen    = "listen"
+	flagWait      = "wait"
+	flagJSON      = "json"
+	flagCodec     = "codec"
+	flagVerbose   = "verbose"
+)
+
+// meshFlags are the flags of every command that joins the mesh.
+func meshFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: flagJoin, Aliases: []string{"j"}, Category: "mesh",
+			Usage:   "join the mesh through this seed `host:port` (repeatable, or comma separated)",
+			Sources: cli.EnvVars("SPMESH_JOIN")},
+		&cli.StringFlag{Name: flagBind, Category: "mesh",
+			Usage:   "gossip on `host:port` (default 127.0.0.1:0 when every seed is on loopback, else 0.0.0.0:0; agent: 0.0.0.0:7946)",
+			Sources: cli.EnvVars("SPMESH_BIND")},
+		&cli.StringFlag{Name: flagAdvertise, Category: "mesh",
+			Usage: "tell peers to reach this node at `host[:port]` (NAT, or a bind to 0.0.0.0 on a host without a private IP)"},
+		&cli.StringFlag{Name: flagKey, Category: "mesh",
+			Usage:   "gossip encryption key, `base64` of 16, 24 or 32 bytes",
+			Sources: cli.EnvVars("SPMESH_KEY")},
+		&cli.StringFlag{Name: flagLabel, Category: "mesh",
+			Usage:   "mesh `label`: meshes sharing a network stay apart",
+			Sources: cli.EnvVars("SPMESH_LABEL")},
+		&cli.StringFlag{Name: flagName, Category: "mesh",
+			Usage: "this node's `name` in the mesh (default: host name plus a random suffix)"},
+		&cli.DurationFlag{Name: flagWait, Category: "mesh", Value: 2 * time.Second,
+			Usage: "how long to wait for the mesh to show a service or peers before giving up"},
+		&cli.BoolFlag{Name: flagJSON, Category: "output",
+			Usage: "print JSON (one document, or one object per line for streams)"},
+		&cli.BoolFlag{Name: flagVerbose, Aliases: []string{"v"}, Category: "output",
+			Config: cli.BoolConfig{Count: new(int)},
+			Usage:  "print progress to stderr: the node's gossip address, readiness, peers (-vv: library logs)"},
+	}
+}
+
+// addrFlags are the flags of the commands that open a socket.
+func addrFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: flagDial, Category: "addresses",
+			Usage: "also dial this `address` (e.g. tcp://10.0.0.5:7001; repeatable)"},
+		&cli.StringSliceFlag{Name: flagListen, Category: "addresses",
+			Usage: "also listen on this `address` (e.g. tcp://0.0.0.0:7001; repeatable)"},
+		&cli.StringFlag{Name: flagCodec, Category: "output", Value: "msgpack",
+			Usage: "payload codec: msgpack or raw", Sources: cli.EnvVars("SPMESH_CODEC")},
+	}
+}
+
+func flags(groups ...[]cli.Flag) []cli.Flag {
+	var all []cli.Flag
+	for _, g := range groups {
+		all = append(all, g...)
+	}
+	return all
+}
+
+// session is one command's run: its output settings and its mesh node.
+type session struct {
+	cmd     *cli.Command
+	stdout  io.Writer
+	stderr  io.Writer
+	json    bool
+	verbose int
+	codec   spmesh.Codec
+	node    *discovery.Node // nil without a mesh
+	dial    []string
+	listen  []string
+}
+
+// newSession reads the common flags. It joins nothing yet.
+func newSession(cmd *cli.Command) (*session, error) {
+	s := &session{
+		cmd:     cmd,
+		stdout:  cmd.Root().Writer,
+		stderr:  cmd.Root().ErrWriter,
+		json:    cmd.Bool(flagJSON),
+		verbose: cmd.Count(flagVerbose),
+		codec:   spmesh.Msgpack,
+	}
+	if hasFlag(cmd, flagCodec) {
+		switch c := cmd.String(flagCodec); c {
+		case "msgpack":
+		case "raw":
+			s.codec = spmesh.Raw
+		default:
+			return nil, usagef("--codec %q: want msgpack or raw", c)
+		}
+		s.dial = cmd.StringSlice(flagDial)
+		s.listen = cmd.StringSlice(flagListen)
+	}
+	return s, nil
+}
+
+func hasFlag(cmd *cli.Command, name string) bool {
+	for _, f := range cmd.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// logf prints a progress line to stderr with -v.
+func (s *session) logf(format string, args ...any) {
+	if s.verbose > 0 {
+		fmt.Fprintf(s.stderr, "spmesh: "+format+"\n", args...)
+	}
+}
+
+// warnf prints a warning to stderr.
+func (s *session) warnf(format string, args ...any) {
+	fmt.Fprintf(s.stderr, "spmesh: "+format+"\n", args...)
+}
+
+// meshWanted reports whether the command should join (or start) a mesh:
+// seeds were given, or a gossip address to bind (a node without seeds is
+// the first of a new mesh).
+func (s *session) meshWanted() bool {
+	return len(s.cmd.StringSlice(flagJoin)) > 0 || s.cmd.IsSet(flagBind)
+}
+
+// needMesh joins the mesh, failing with a usage error when no seed was given.
+func (s *session) needMesh(ctx context.Context) error {
+	if !s.meshWanted() {
+		return usagef("no mesh to join: give --join host:port (or SPMESH_JOIN)")
+	}
+	return s.joinMesh(ctx, "0.0.0.0:0")
+}
+
+// needWiring joins the mesh when asked to, and otherwise requires static
+// addresses.
+func (s *session) needWiring(ctx context.Context) error {
+	if s.meshWanted() {
+		return s.joinMesh(ctx, "0.0.0.0:0")
+	}
+	if len(s.dial) == 0 && len(s.listen) == 0 {
+		return usagef("nothing to talk to: give --join host:port (or SPMESH_JOIN) to join a mesh, or --dial/--listen addresses")
+	}
+	return nil
+}
+
+// joinMesh starts the node and joins the seeds. defaultBind applies when
+// --bind is not given and a seed is not on loopback.
+func (s *session) joinMesh(ctx context.Context, defaultBind string) error {
+	cmd := s.cmd
+	seeds := cmd.StringSlice(flagJoin)
+	for i, sd := range seeds {
+		seeds[i] = strings.TrimSpace(sd)
+	}
+	bind := cmd.String(flagBind)
+	if bind == "" {
+		bind = defaultBind
+		if len(seeds) > 0 && allLoopback(seeds) {
+			bind = "127.0.0.1:0"
+		}
+	}
+	host, port, err := splitHostPort(bind, "--bind")
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return usagef("--bind %q: want an IP address", bind)
+	}
+	cfg := discovery.LANConfig()
+	if ip.IsLoopback() {
+		// One machine: fast timings.
+		cfg = discovery.LocalConfig()
+	}
+	cfg.BindAddr, cfg.BindPort = host, port
+	cfg.Seeds = seeds
+	cfg.Name = cmd.String(flagName)
+	cfg.Label = cmd.String(flagLabel)
+	if a := cmd.String(flagAdvertise); a != "" {
+		if h, p, err := net.SplitHostPort(a); err == nil {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				return usagef("--advertise %q: bad port", a)
+			}
+			cfg.AdvertiseAddr, cfg.AdvertisePort = h, n
+		} else {
+			cfg.AdvertiseAddr = a
+		}
+	}
+	if k := cmd.String(flagKey); k != "" {
+		key, err := base64.StdEncoding.DecodeString(k)
+		if err != nil {
+			return usagef("--key: not base64: %v", err)
+		}
+		cfg.SecretKey = key
+	}
+	if s.verbose > 1 {
+		cfg.Logger = slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	node, err := discovery.New(cfg)
+	if err != nil {
+		if errors.Is(err, spmesh.ErrInvalidOption) {
+			return withCode(exitUsage, err)
+		}
+		return withCode(exitNoJoin, fmt.Errorf("cannot start a mesh node on %s: %w", bind, err))
+	}
+	if len(seeds) > 0 {
+		jctx, cancel := context.WithTimeout(ctx, cfg.TCPTimeout+time.Second)
+		_, err := node.Join(jctx, seeds...)
+		cancel()
+		if err != nil {
+			node.Close()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return withCode(exitNoJoin, fmt.Errorf("cannot join the mesh through %s: %w", strings.Join(seeds, ", "), err))
+		}
+	}
+	s.node = node
+	s.logf("node %s gossiping on %s (%d members)", node.Name(), node.Addr(), len(node.Members()))
+	return nil
+}
+
+// close leaves the mesh gracefully (bounded, whatever ctx the command had).
+func (s *session) close() {
+	if s.node == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := s.node.Leave(ctx); err != nil && !errors.Is(err, spmesh.ErrClosed) {
+		s.logf("leave: %v", err)
+	} else {
+		s.logf("left the mesh")
+	}
+}
+
+// registry returns the node as a registry, or nil without a mesh.
+func (s *session) registry() spmesh.Registry {
+	if s.node == nil {
+		return nil
+	}
+	return s.node
+}
+
+// waitService waits until the mesh shows an endpoint of service in role,
+// for at most --wait; it fails with exitNoService.
+func (s *session) waitService(ctx context.Context, service string, role spmesh.Role) ([]spmesh.Endpoint, error) {
+	var eps []spmesh.Endpoint
+	err := s.waitFor(ctx, func() bool {
+		eps = s.node.Endpoints(service, role)
+		return len(eps) > 0
+	})
+	if err != nil {
+		if errors.Is(err, errWaited) {
+			return nil, withCode(exitNoService, fmt.Errorf("no such service: nobody in the mesh advertises %q as %s (waited %v)", service, roleName(role), s.cmd.Duration(flagWait)))
+		}
+		return nil, err
+	}
+	return eps, nil
+}
+
+var errWaited = errors.New("waited too long")
+
+// waitFor polls cond until it holds, for at most --wait. It returns
+// errWaited when the time is up, ctx.Err() when ctx ends.
+func (s *session) waitFor(ctx context.Context, cond func() bool) error {
+	deadline := time.NewTimer(s.cmd.Duration(flagWait))
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			if cond() {
+				return nil
+			}
+			return errWaited
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+func roleName(r spmesh.Role) string {
+	switch r {
+	case spmesh.RoleReplier:
+		return "replier"
+	case spmesh.RolePuller:
+		return "puller"
+	case spmesh.RolePublisher:
+		return "publisher"
+	case spmesh.RoleSurveyor:
+		return "surveyor"
+	case spmesh.RoleWorker:
+		return "worker"
+	}
+	return string(r)
+}
+
+func splitHostPort(hp, what string) (string, int, error) {
+	h, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, usagef("%s %q: want host:port", what, hp)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 0 || n > 65535 {
+		return "", 0, usagef("%s %q: bad port", what, hp)
+	}
+	if h == "" {
+		h = "0.0.0.0"
+	}
+	return h, n, nil
+}
+
+func allLoopback(addrs []string) bool {
+	for _, a := range addrs {
+		h := a
+		if hh, _, err := net.SplitHostPort(a); err == nil {
+			h = hh
+		}
+		ip := net.ParseIP(h)
+		if h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return false
+		}
+	}
+	return true
+}
+
+// serviceArg splits the positional arguments of a pattern command: with a
+// mesh the first is the service; with addresses alone there is none.
+func (s *session) serviceArg(args []string) (service string, rest []string, err error) {
+	if s.node == nil {
+		return "", args, nil
+	}
+	if len(args) == 0 || args[0] == "" {
+		return "", nil, usagef("missing SERVICE")
+	}
+	return args[0], args[1:], nil
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/pipeline"
+	"github.com/urfave/cli/v3"
+)
+
+func pushCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "push",
+		Usage:     "push a message to one puller of a service (or one message per line of stdin)",
+		ArgsUsage: "SERVICE [MESSAGE]",
+		Description: `push sends MESSAGE (or the --file, or each line of stdin) to the pullers of
+SERVICE, each message to one of them, load balanced. It waits for a puller
+(at most --timeout per message: backpressure), lingers after the last message
+so that queued messages reach the wire, and leaves.
+
+At most once: a message in flight when its puller dies is lost. A SERVICE
+with no puller in the mesh (after --wait) exits with 4; no puller taking a
+message within --timeout exits with 5.
+
+With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
+		Flags: flags(meshFlags(), addrFlags(), bodyFlags(), []cli.Flag{
+			&cli.DurationFlag{Name: flagTimeout, Aliases: []string{"t"}, Value: 10 * time.Second,
+				Usage: "give up when a message cannot be queued for a puller within this long"},
+			lingerFlag(),
+		}),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			s, err := newSession(cmd)
+			if err != nil {
+				return err
+			}
+			h, err := headers(cmd)
+			if err != nil {
+				return err
+			}
+			if err := s.needWiring(ctx); err != nil {
+				return err
+			}
+			defer s.close()
+			service, args, err := s.serviceArg(cmd.Args().Slice())
+			if err != nil {
+				return err
+			}
+			opts := []pipeline.Option{pipeline.WithCodec(s.codec)}
+			if s.node != nil {
+				if _, err := s.waitService(ctx, service, spmesh.RolePuller); err != nil {
+					return err
+				}
+				opts = append(opts, pipeline.WithDiscovery(s.node, service))
+			}
+			for _, a := range s.listen {
+				opts = append(opts, pipeline.WithListen(a))
+			}
+			for _, a := range s.dial {
+				opts = append(opts, pipeline.WithDial(a))
+			}
+			p, err := pipeline.NewPusher(opts...)
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			enc := encoder{codec: s.codec, asString: cmd.Bool(flagString)}
+			timeout := cmd.Duration(flagTimeout)
+			pushed := uint64(0)
+			err = messages(cmd, args, enc, func(v any) error {
+				pctx, cancel := context.WithTimeout(ctx, timeout)
+				defer cancel()
+				err := p.PushHeader(pctx, h, v)
+				if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+					return withCode(exitNoAnswer, fmt.Errorf("nobody answered: no puller took the message within %v", timeout))
+				}
+				if err == nil {
+					pushed++
+				}
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			// Wait until the pusher has handed everything to the transport,
+			// then linger for the transport to write it.
+			s.waitFor(ctx, func() bool { return p.Stats().Sent >= pushed })
+			s.logf("pushed %d messages", p.Stats().Sent)
+			return linger(ctx, cmd.Duration(flagLinger))
+		},
+	}
+}
+
+func pullCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "pull",
+		Usage:     "take a service's pushed messages and print them",
+		ArgsUsage: "SERVICE",
+		Description: `pull advertises itself as a puller of SERVICE and prints every message pushed
+to it (its share of the load) until interrupted, or until --count messages:
+id, headers, body (msgpack as JSON, raw as text or hex).
+
+With --dial/--listen and no mesh, give no SERVICE.`,
+		Flags: flags(meshFlags(), addrFlags(), []cli.Flag{
+			&cli.IntFlag{Name: flagCount, Aliases: []string{"n"}, Usage: "exit after this many messages (0: until interrupted)"},
+		}),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			s, err := newSession(cmd)
+			if err != nil {
+				return err
+			}
+			if err := s.needWiring(ctx); err != nil {
+				return err
+			}
+			defer s.close()
+			service, rest, err := s.serviceArg(cmd.Args().Slice())
+			if err != nil {
+				return err
+			}
+			if len(rest) > 0 {
+				return usagef("too many arguments: %q", rest)
+			}
+			opts := []pipeline.Option{pipeline.WithCodec(s.codec)}
+			if s.node != nil {
+				opts = append(opts, pipeline.WithDiscovery(s.node, service))
+			}
+			for _, a := range s.listen {
+				opts = append(opts, pipeline.WithListen(a))
+			}
+			for _, a := range s.dial {
+				opts = append(opts, pipeline.WithDial(a))
+			}
+			pl, err := pipeline.NewPuller(opts...)
+			if err != nil {
+				return err
+			}
+			defer pl.Close()
+			s.logf("pulling %s", orAddr(service))
+			count, seen := cmd.Int(flagCount), 0
+			for {
+				m, err := pl.Next(ctx)
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+				b := decodeBody(s.codec, m.Data)
+				if s.json {
+					o := map[string]any{"id": m.ID, "time": m.Time.Format(time.RFC3339Nano)}
+					if len(m.Header) > 0 {
+						o["header"] = m.Header
+					}
+					b.fields(o)
+					if err := printJSON(s.stdout, o); err != nil {
+						return err
+					}
+				} else {
+					line := []string{m.ID}
+					if ht := headerText(m.Header); ht != "" {
+						line = append(line, ht)
+					}
+					line = append(line, b.String())
+					if _, err := fmt.Fprintln(s.stdout, strings.Join(line, " ")); err != nil {
+						return err
+					}
+				}
+				seen++
+				if count > 0 && seen >= count {
+					return nil
+				}
+			}
+		},
+	}
+}

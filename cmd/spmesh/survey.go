@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/survey"
+	"github.com/urfave/cli/v3"
+)
+
+const flagExpect = "expect"
+
+func surveyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "survey",
+		Usage:     "ask every respondent of a service a question; print each answer and who did not answer",
+		ArgsUsage: "SERVICE [QUESTION]",
+		Description: `survey advertises itself as the surveyor of SERVICE, waits for respondents to
+connect (until the --expect'ed ones are, or until their number has been
+steady for a moment; at most --wait), sends QUESTION (or the --file; nil when
+neither), and prints every answer until --timeout, or until every --expect'ed
+respondent has answered: "FROM BODY", "FROM declined" or "FROM error ...".
+Then it reports on stderr who did not answer: the --expect'ed respondents by
+name (spmesh respond answers under its node name), else how many of the
+connected respondents stayed silent. --json prints one document:
+{"answers": [{"from", "body", "declined", "error", "code", "header"}],
+ "missing": [...], "respondents": N}.
+
+Exits with 5 when nobody answered or an --expect'ed respondent did not.
+
+With --dial/--listen and no mesh, give no SERVICE: QUESTION comes first.`,
+		Flags: flags(meshFlags(), addrFlags(), bodyFlags(), []cli.Flag{
+			&cli.DurationFlag{Name: flagTimeout, Aliases: []string{"t"}, Value: survey.DefaultTimeout,
+				Usage: "how long the survey collects answers"},
+			&cli.StringSliceFlag{Name: flagExpect, Aliases: []string{"e"},
+				Usage: "expect an answer from respondent `name` (repeatable): finish early when all answered, report the missing"},
+		}),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			s, err := newSession(cmd)
+			if err != nil {
+				return err
+			}
+			h, err := headers(cmd)
+			if err != nil {
+				return err
+			}
+			if err := s.needWiring(ctx); err != nil {
+				return err
+			}
+			defer s.close()
+			service, args, err := s.serviceArg(cmd.Args().Slice())
+			if err != nil {
+				return err
+			}
+			question, err := oneMessage(cmd, args, encoder{codec: s.codec, asString: cmd.Bool(flagString)})
+			if err != nil {
+				return err
+			}
+			opts := []survey.Option{survey.WithCodec(s.codec)}
+			if s.node != nil {
+				opts = append(opts, survey.WithDiscovery(s.node, service))
+			}
+			for _, a := range s.listen {
+				opts = append(opts, survey.WithListen(a))
+			}
+			for _, a := range s.dial {
+				opts = append(opts, survey.WithDial(a))
+			}
+			sv, err := survey.NewSurveyor(opts...)
+			if err != nil {
+				return err
+			}
+			defer sv.Close()
+			expect := cmd.StringSlice(flagExpect)
+			if err := s.waitRespondents(ctx, sv, len(expect)); err != nil {
+				return err
+			}
+			connected := sv.Stats().Peers
+			s.logf("surveying %s: %d respondents connected", orAddr(service), connected)
+			sopts := []survey.SurveyOption{survey.WithTimeout(cmd.Duration(flagTimeout))}
+			if len(expect) > 0 {
+				sopts = append(sopts, survey.WithExpect(expect...))
+			}
+			if len(h) > 0 {
+				sopts = append(sopts, survey.WithHeader(h))
+			}
+			res, err := sv.Survey(ctx, question, sopts...)
+			if err != nil {
+				return err
+			}
+			defer res.Close()
+			var answers []map[string]any
+			for r, err := range res.All(ctx) {
+				if err != nil {
+					return err
+				}
+				o := map[string]any{"from": r.From}
+				if len(r.Header) > 0 {
+					o["header"] = r.Header
+				}
+				var re *spmesh.RemoteError
+				switch {
+				case r.Declined:
+					o["declined"] = true
+				case errors.As(r.Err, &re):
+					o["error"], o["code"] = re.Message, re.Code
+				default:
+					decodeBody(s.codec, r.Data).fields(o)
+				}
+				answers = append(answers, o)
+				if !s.json {
+					fmt.Fprintln(s.stdout, answerText(s, r))
+				}
+			}
+			missing := res.Missing()
+			if s.json {
+				if answers == nil {
+					answers = []map[string]any{}
+				}
+				o := map[string]any{"answers": answers, "respondents": connected}
+				if missing != nil {
+					o["missing"] = missing
+				}
+				if err := printJSON(s.stdout, o); err != nil {
+					return err
+				}
+			}
+			switch {
+			case len(missing) > 0:
+				return withCode(exitNoAnswer, fmt.Errorf("nobody answered: no answer from %s", strings.Join(missing, ", ")))
+			case len(answers) == 0:
+				return withCode(exitNoAnswer, fmt.Errorf("nobody answered (%d respondents connected)", connected))
+			case len(answers) < connected:
+				s.warnf("%d of %d connected respondents did not answer", connected-len(answers), connected)
+			}
+			return nil
+		},
+	}
+}
+
+func answerText(s *session, r *survey.Response) string {
+	line := r.From
+	if ht := headerText(r.Header); ht != "" {
+		line += " " + ht
+	}
+	var re *spmesh.RemoteError
+	switch {
+	case r.Declined:
+		return line + " declined"
+	case errors.As(r.Err, &re):
+		return fmt.Sprintf("%s error (code %d): %s", line, re.Code, re.Message)
+	}
+	return line + " " + decodeBody(s.codec, r.Data).String()
+}
+
+// waitRespondents waits, at most --wait, for want respondents to connect;
+// with want 0, until some are connected and their number has not changed
+// for a moment.
+func (s *session) waitRespondents(ctx context.Context, sv *survey.Surveyor, want int) error {
+	const steady = 300 * time.Millisecond
+	last, since := -1, time.Now()
+	err := s.waitFor(ctx, func() bool {
+		n := sv.Stats().Peers
+		if want > 0 {
+			return n >= want
+		}
+		if n != last {
+			last, since = n, time.Now()
+			return false
+		}
+		return n > 0 && time.Since(since) >= steady
+	})
+	if errors.Is(err, errWaited) {
+		return nil
+	}
+	return err
+}
+
+// oneMessage is the single message of a command: its argument, --file, or
+// nil.
+func oneMessage(cmd *cli.Command, args []string, enc encoder) (any, error) {
+	if len(args) > 1 {
+		return nil, usagef("too many arguments: %q (quote the message)", args)
+	}
+	file := cmd.String(flagFile)
+	switch {
+	case file != "" && len(args) == 1:
+		return nil, usagef("give the message as an argument or with --file, not both")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		return enc.value(b)
+	case len(args) == 1:
+		return enc.value([]byte(args[0]))
+	}
+	if enc.codec.Name() == "raw" {
+		return []byte(nil), nil
+	}
+	return nil, nil
+}
+
+func respondCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "respond",
+		Usage:     "answer a service's surveys with fixed data, a shell command, or an echo",
+		ArgsUsage: "SERVICE",
+		Description: `respond dials every surveyor of SERVICE and answers each survey: with --data
+(or --file), with the output of --command run once per survey, or, with
+neither, with the question itself (echo). Its answers carry its name: the
+node's name (--name). It prints each question (-q: not) until interrupted,
+or until --count surveys are answered, then finishes those in hand and
+leaves the mesh.
+
+--command works as for reply (the question on stdin, SPMESH_SURVEY_ID and
+SPMESH_HEADER_<KEY> in the environment, stdout the answer, a non-zero exit
+an error answer) and is killed at the survey's deadline.
+
+With --dial/--listen and no mesh, give no SERVICE.`,
+		Flags: flags(meshFlags(), addrFlags(), answerFlags()),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			s, err := newSession(cmd)
+			if err != nil {
+				return err
+			}
+			if err := s.needWiring(ctx); err != nil {
+				return err
+			}
+			defer s.close()
+			service, rest, err := s.serviceArg(cmd.Args().Slice())
+			if err != nil {
+				return err
+			}
+			if len(rest) > 0 {
+				return usagef("too many arguments: %q", rest)
+			}
+			ans, err := newAnswerer(cmd, s.codec, "SPMESH_SERVICE="+service)
+			if err != nil {
+				return err
+			}
+			srv := newServing(s, cmd.Int(flagCount), cmd.Bool(flagQuiet))
+			h := survey.HandlerFunc(func(ctx context.Context, q *survey.Question) (any, error) {
+				srv.print(map[string]any{"id": q.ID}, q.Header, q.Data, "survey "+q.ID)
+				defer srv.done()
+				return ans.answer(ctx, q.Data, requestEnv("SURVEY", q.ID, 0, q.Header))
+			})
+			name := cmd.String(flagName)
+			if name == "" && s.node != nil {
+				name = s.node.Name()
+			}
+			opts := []survey.Option{survey.WithCodec(s.codec), survey.WithConcurrency(max(cmd.Int(flagConcurrency), 1))}
+			if name != "" {
+				opts = append(opts, survey.WithName(name))
+			}
+			if s.node != nil {
+				opts = append(opts, survey.WithDiscovery(s.node, service))
+			}
+			for _, a := range s.listen {
+				opts = append(opts, survey.WithListen(a))
+			}
+			for _, a := range s.dial {
+				opts = append(opts, survey.WithDial(a))
+			}
+			r, err := survey.NewRespondent(h, opts...)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			s.logf("answering surveys of %s as %s", orAddr(service), r.Name())
+			srv.wait(ctx)
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			r.Drain(dctx)
+			return nil
+		},
+	}
+}
