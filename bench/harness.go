@@ -107,15 +107,22 @@ func (r *result) key() float64 {
 
 type memBase struct{ heap uint64 }
 
-func baseline() memBase {
+// gc collects twice, so that sync.Pool caches (kept for one cycle) are
+// emptied and only what the scenario's sockets hold remains.
+func gc() {
 	runtime.GC()
+	runtime.GC()
+}
+
+func baseline() memBase {
+	gc()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return memBase{heap: ms.HeapInuse}
 }
 
 func (b memBase) delta() int64 {
-	runtime.GC()
+	gc()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapInuse) - int64(b.heap)

@@ -24,6 +24,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -259,6 +260,8 @@ func main() {
 	duration := flag.Duration("duration", time.Second, "measured time per cell")
 	runs := flag.Int("runs", 1, "runs per cell; the table shows the median")
 	quiet := flag.Bool("q", false, "no progress lines on stderr")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memprofile := flag.String("memprofile", "", "write an allocation profile of the whole run to this file")
 	flag.Parse()
 	c := config{duration: *duration, runs: max(*runs, 1)}
 	if *only != "" {
@@ -271,6 +274,29 @@ func main() {
 	}
 	if !*quiet {
 		c.progress = os.Stderr
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -cpuprofile:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *memprofile != "" {
+		runtime.MemProfileRate = 4096
+		defer func() {
+			f, err := os.Create(*memprofile)
+			if err == nil {
+				err = pprof.Lookup("allocs").WriteTo(f, 0)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench: -memprofile:", err)
+			}
+		}()
 	}
 	run(c).write(os.Stdout)
 }
