@@ -8,6 +8,7 @@ import (
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
+	"github.com/spmesh/spmesh/reqrep"
 )
 
 // Option configures the types of this package. The options shared by every
@@ -24,7 +25,8 @@ type target uint8
 const (
 	forPusher target = 1 << iota
 	forPuller
-	// The at-least-once half adds its targets here (forProducer, forWorker).
+	forProducer
+	forWorker
 
 	forAll = ^target(0)
 )
@@ -35,6 +37,10 @@ func (t target) String() string {
 		return "Pusher"
 	case forPuller:
 		return "Puller"
+	case forProducer:
+		return "Producer"
+	case forWorker:
+		return "Worker"
 	}
 	return fmt.Sprintf("target(%d)", uint8(t))
 }
@@ -43,13 +49,38 @@ func (t target) String() string {
 // Each type reads only its own part; add a part per new type rather than
 // mixing fields.
 type config struct {
-	sock   sock.Settings // every type: codec, addresses, queues, discovery
-	pusher pusherConfig  // Pusher only
+	sock     sock.Settings  // every type: codec, addresses, queues, discovery
+	pusher   pusherConfig   // Pusher only
+	producer producerConfig // Producer only
+	worker   workerConfig   // Worker only
+}
 
-	// At-least-once half (Producer/Worker): add its parts here, e.g.
-	// producer producerConfig and worker workerConfig (attempt/ack timeout,
-	// max attempts, concurrency, dead letter), with their defaults set in
-	// newConfig.
+// Defaults of the at-least-once half.
+const (
+	// DefaultAckTimeout is how long a [Producer] waits for the ack of one
+	// delivery before it sends the job again.
+	DefaultAckTimeout = 30 * time.Second
+	// DefaultMaxAttempts is how many deliveries a job gets before it goes
+	// to the dead letter.
+	DefaultMaxAttempts = 5
+	// DefaultMaxInFlight is how many jobs a [Producer] has unacked at once.
+	DefaultMaxInFlight = 64
+	// DefaultConcurrency is how many jobs a [Worker] handles at once.
+	DefaultConcurrency = 8
+)
+
+type producerConfig struct {
+	ackTimeout  time.Duration // 0: none
+	maxAttempts int
+	maxInFlight int
+	deadLetter  func(*DeadLetter) // nil: log it
+	wait        bool
+}
+
+type workerConfig struct {
+	concurrency int
+	dedupSize   int // 0: no de-duplication
+	dedupTTL    time.Duration
 }
 
 type pusherConfig struct {
@@ -77,7 +108,15 @@ func wrap(o sock.Option) Option {
 
 // newConfig applies opts for a t over the defaults.
 func newConfig(t target, opts []Option) (config, error) {
-	c := config{sock: sock.DefaultSettings()}
+	c := config{
+		sock: sock.DefaultSettings(),
+		producer: producerConfig{
+			ackTimeout:  DefaultAckTimeout,
+			maxAttempts: DefaultMaxAttempts,
+			maxInFlight: DefaultMaxInFlight,
+		},
+		worker: workerConfig{concurrency: DefaultConcurrency},
+	}
 	for _, o := range opts {
 		if o == nil {
 			return c, sock.Invalid("nil option")
@@ -111,7 +150,9 @@ func WithMaxMessageSize(n int) Option { return wrap(sock.WithMaxMessageSize(n)) 
 // WithQueueLen sets how many messages a socket buffers (default 1024): on a
 // [Pusher], pushes accepted but not yet handed to a puller; on a [Puller],
 // messages received but not yet taken by the application. A Pusher whose
-// queue is full blocks (or, with [WithNonBlocking], fails).
+// queue is full blocks (or, with [WithNonBlocking], fails). On a [Worker],
+// it bounds the acks waiting to be written to each connection; a
+// [Producer] has no such queue (its bound is [WithMaxInFlight]).
 func WithQueueLen(n int) Option { return wrap(sock.WithQueueLen(n)) }
 
 // WithReconnect sets the dial retry backoff (default 50ms doubling to 2s).
@@ -119,7 +160,10 @@ func WithReconnect(min, max time.Duration) Option { return wrap(sock.WithReconne
 
 // WithDiscovery wires by service name through reg: a [Puller] listens and
 // advertises itself as a puller of service; a [Pusher] dials every puller
-// of service, and hangs up when one is withdrawn.
+// of service, and hangs up when one is withdrawn. Likewise a [Worker]
+// advertises itself as a worker ([spmesh.RoleWorker]) and a [Producer]
+// dials every worker of service. Pullers and workers of one service do not
+// mix: a Pusher never dials a Worker, nor a Producer a Puller.
 func WithDiscovery(reg spmesh.Registry, service string) Option {
 	return wrap(sock.WithDiscovery(reg, service))
 }
@@ -132,4 +176,136 @@ func WithNonBlocking() Option {
 		c.pusher.nonBlocking = true
 		return nil
 	}}
+}
+
+// WithAckTimeout sets how long a [Producer] waits for a worker to ack one
+// delivery of a job (default [DefaultAckTimeout]); then it sends the job
+// again, as a new attempt, to whichever worker is free (the first worker may
+// still be running it: a duplicate). It must exceed the time a job takes,
+// including the time it waits at a busy worker. 0 disables the timer: only a
+// nack or a lost connection then redelivers, and a hung worker holds its
+// job for as long as its connection lives. Producer only.
+func WithAckTimeout(d time.Duration) Option {
+	return option{name: "WithAckTimeout", fits: forProducer, set: func(c *config) error {
+		if d < 0 {
+			return sock.Invalid("ack timeout %v is negative", d)
+		}
+		c.producer.ackTimeout = d
+		return nil
+	}}
+}
+
+// WithMaxAttempts sets how many deliveries a [Producer] makes of one job
+// (default [DefaultMaxAttempts], at least 1) before it hands the job to the
+// dead letter ([WithDeadLetter]). Producer only.
+func WithMaxAttempts(n int) Option {
+	return option{name: "WithMaxAttempts", fits: forProducer, set: func(c *config) error {
+		if n < 1 || n > 1<<20 {
+			return sock.Invalid("max attempts %d out of range [1, 1048576]", n)
+		}
+		c.producer.maxAttempts = n
+		return nil
+	}}
+}
+
+// WithMaxInFlight bounds the jobs a [Producer] has sent and not yet seen
+// acked or given up (default [DefaultMaxInFlight]): the async window.
+// Produce and ProduceAsync block while it is full. Size it to the workers'
+// total concurrency to keep them all busy. Producer only.
+func WithMaxInFlight(n int) Option {
+	return option{name: "WithMaxInFlight", fits: forProducer, set: func(c *config) error {
+		if n < 1 || n > 1<<16 {
+			return sock.Invalid("max in flight %d out of range [1, 65536]", n)
+		}
+		c.producer.maxInFlight = n
+		return nil
+	}}
+}
+
+// WithDeadLetter sets the function a [Producer] calls with each job that
+// ran out of attempts (every delivery nacked, timed out or lost). It runs
+// on the producer's goroutine for that job, before the job's Produce or
+// [Result] reports [ErrDeadLetter], and holds a place in the window while it
+// runs: keep it short (store the job, alert, ...). Without it, dead letters
+// are logged at level Error. Either way they are counted in
+// Stats().DeadLettered. Producer only.
+func WithDeadLetter(f func(dl *DeadLetter)) Option {
+	return option{name: "WithDeadLetter", fits: forProducer, set: func(c *config) error {
+		if f == nil {
+			return sock.Invalid("nil dead-letter function")
+		}
+		c.producer.deadLetter = f
+		return nil
+	}}
+}
+
+// WithWaitForWorker makes a [Producer] wait for a worker to connect, until
+// the job's ctx ends, instead of failing at once with an error wrapping
+// [spmesh.ErrNoPeers]; a job whose worker is lost while no other is
+// connected waits for one too. Producer only.
+func WithWaitForWorker() Option {
+	return option{name: "WithWaitForWorker", fits: forProducer, set: func(c *config) error {
+		c.producer.wait = true
+		return nil
+	}}
+}
+
+// WithConcurrency sets how many jobs a [Worker] handles at once (default
+// [DefaultConcurrency]), each in its own long-lived goroutine. Further jobs
+// wait in the connections, their ack timers running. Worker only.
+func WithConcurrency(n int) Option {
+	return option{name: "WithConcurrency", fits: forWorker, set: func(c *config) error {
+		if n < 1 || n > 1<<16 {
+			return sock.Invalid("concurrency %d out of range [1, 65536]", n)
+		}
+		c.worker.concurrency = n
+		return nil
+	}}
+}
+
+// WithDedup makes a [Worker] remember the ids of the last size jobs it
+// acked, each for at most ttl (0: until it is among the oldest past size).
+// A job whose id it remembers is acked again at once, without running the
+// handler, and counted in Stats().Duplicates; a job arriving while another
+// delivery of the same id is running here waits for that one and takes its
+// outcome when it was an ack. The window is per worker: a duplicate that
+// reaches another worker runs again. Off by default. Worker only.
+func WithDedup(size int, ttl time.Duration) Option {
+	return option{name: "WithDedup", fits: forWorker, set: func(c *config) error {
+		if size < 1 || size > 1<<24 {
+			return sock.Invalid("dedup size %d out of range [1, 16777216]", size)
+		}
+		if ttl < 0 {
+			return sock.Invalid("dedup ttl %v is negative", ttl)
+		}
+		c.worker.dedupSize, c.worker.dedupTTL = size, ttl
+		return nil
+	}}
+}
+
+// reqrepOptions carries the shared settings over to the reqrep socket that
+// a Producer or Worker rides on. Every field of sock.Settings that the
+// pipeline's options can set must appear here.
+func reqrepOptions(s *sock.Settings) []reqrep.Option {
+	opts := []reqrep.Option{
+		reqrep.WithRole(spmesh.RoleWorker),
+		reqrep.WithCodec(s.Codec),
+		reqrep.WithLogger(s.Logger),
+		reqrep.WithMaxMessageSize(s.MaxMsgSize),
+		reqrep.WithQueueLen(s.SendQueue),
+		reqrep.WithReconnect(s.ReconnectMin, s.ReconnectMax),
+	}
+	for _, a := range s.Listen {
+		opts = append(opts, reqrep.WithListen(a))
+	}
+	for _, a := range s.Dial {
+		opts = append(opts, reqrep.WithDial(a))
+	}
+	if s.TLS != nil {
+		opts = append(opts, reqrep.WithTLS(s.TLS))
+	}
+	if s.Registry != nil {
+		opts = append(opts, reqrep.WithDiscovery(s.Registry, s.Service))
+	}
+	return opts
 }

@@ -1,0 +1,673 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/testutil"
+	"github.com/spmesh/spmesh/internal/wire"
+	"github.com/spmesh/spmesh/pipeline"
+	"go.nanomsg.org/mangos/v3"
+	"go.nanomsg.org/mangos/v3/protocol/rep"
+)
+
+func mustProducer(t testing.TB, opts ...pipeline.Option) *pipeline.Producer {
+	t.Helper()
+	p, err := pipeline.NewProducer(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func mustWorker(t testing.TB, h pipeline.Handler, opts ...pipeline.Option) *pipeline.Worker {
+	t.Helper()
+	w, err := pipeline.NewWorker(h, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// listenWorker makes w listen on addr ("tcp": a loopback port) and returns
+// the bound address.
+func listenWorker(t testing.TB, w *pipeline.Worker, addr string) string {
+	t.Helper()
+	if addr == "tcp" {
+		addr = "tcp://127.0.0.1:0"
+	}
+	bound, err := w.Listen(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bound
+}
+
+// workerPeers waits until p has n workers connected.
+func workerPeers(t testing.TB, p *pipeline.Producer, n int) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if got := p.Stats().Peers; got != n {
+			return fmt.Errorf("producer peers: got %d, want %d", got, n)
+		}
+		return nil
+	})
+}
+
+// suffix makes the i-th address of a test from addr: inproc addresses get a
+// suffix, "tcp" stays (each listener picks a port).
+func suffix(addr string, i int) string {
+	if addr == "tcp" {
+		return addr
+	}
+	return fmt.Sprintf("%s-%d", addr, i)
+}
+
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// pair starts a worker running h on addr and a producer dialing it.
+func pair(t *testing.T, addr string, h pipeline.Handler, popts []pipeline.Option, wopts ...pipeline.Option) (*pipeline.Producer, *pipeline.Worker) {
+	t.Helper()
+	w := mustWorker(t, h, wopts...)
+	p := mustProducer(t, append(popts, pipeline.WithDial(listenWorker(t, w, addr)))...)
+	workerPeers(t, p, 1)
+	return p, w
+}
+
+func TestProduceAck(t *testing.T) {
+	transports(t, func(t *testing.T, addr string) {
+		var mu sync.Mutex
+		var seen []*pipeline.Job
+		p, w := pair(t, addr, pipeline.TypedHandler(func(ctx context.Context, j *pipeline.Job, v job) error {
+			if v.Image != "img" || j.Header.Get("trace") != fmt.Sprint(v.N) {
+				return fmt.Errorf("got job %+v with header %v", v, j.Header)
+			}
+			mu.Lock()
+			seen = append(seen, &pipeline.Job{ID: j.ID, Attempt: j.Attempt, Time: j.Time, Deadline: j.Deadline})
+			mu.Unlock()
+			return nil
+		}), nil)
+		ctx := ctxT(t, 10*time.Second)
+		for i := range 50 {
+			r, err := p.Submit(ctx, pipeline.Task{Header: spmesh.Header{"trace": fmt.Sprint(i)}, Body: job{"img", i}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Wait(ctx); err != nil {
+				t.Fatalf("job %d: got %v, want acked", i, err)
+			}
+			if r.Attempts() != 1 || r.Err() != nil || r.ID().IsZero() {
+				t.Fatalf("job %d: got %d attempts, err %v, id %s, want 1, nil, an id", i, r.Attempts(), r.Err(), r.ID())
+			}
+		}
+		if err := p.Produce(ctx, job{"img", 50}); err == nil {
+			t.Fatal("job without its header: got acked, want a nack") // the handler checks the header
+		}
+		ids := map[pipeline.JobID]bool{}
+		for _, j := range seen {
+			if ids[j.ID] || j.Attempt != 1 || j.Time.IsZero() || j.Deadline.IsZero() {
+				t.Fatalf("got job %+v, want a fresh id, attempt 1, a time and the ctx deadline", j)
+			}
+			ids[j.ID] = true
+		}
+		ps, ws := p.Stats(), w.Stats()
+		if ps.Produced != 51 || ps.Acked != 50 || ps.Nacked != 5 || ps.DeadLettered != 1 || ps.InFlight != 0 || ps.Peers != 1 {
+			t.Fatalf("producer stats: got %+v, want 51 produced, 50 acked, 5 nacked, 1 dead letter", ps)
+		}
+		if ws.Acked != 50 || ws.Nacked != 5 || ws.Received != 55 || ws.InFlight != 0 {
+			t.Fatalf("worker stats: got %+v, want 50 acked, 5 nacked, 55 received", ws)
+		}
+	})
+}
+
+// TestProduceAsyncWindow: at most WithMaxInFlight jobs are in flight; the
+// next ProduceAsync blocks until one is acked.
+func TestProduceAsyncWindow(t *testing.T) {
+	transports(t, func(t *testing.T, addr string) {
+		gate := make(chan struct{})
+		p, _ := pair(t, addr, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+			select {
+			case <-gate:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}), []pipeline.Option{pipeline.WithMaxInFlight(4)}, pipeline.WithConcurrency(8))
+		ctx := ctxT(t, 20*time.Second)
+		var rs []*pipeline.Result
+		for i := range 4 {
+			r, err := p.ProduceAsync(ctx, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs = append(rs, r)
+		}
+		if st := p.Stats(); st.InFlight != 4 {
+			t.Fatalf("in flight: got %d, want 4", st.InFlight)
+		}
+		short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+		defer cancel()
+		if _, err := p.ProduceAsync(short, 4); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("fifth job, window of 4 full: got %v, want context.DeadlineExceeded", err)
+		}
+		if err := rs[0].Err(); err != nil {
+			t.Fatalf("pending job's Err: got %v, want nil", err)
+		}
+		select {
+		case <-rs[0].Done():
+			t.Fatal("job done before its handler returned")
+		default:
+		}
+		// The blocked ProduceAsync goes through once a job is acked.
+		fifth := make(chan error, 1)
+		go func() {
+			r, err := p.ProduceAsync(ctx, 5)
+			if err == nil {
+				err = r.Wait(ctx)
+			}
+			fifth <- err
+		}()
+		close(gate)
+		for i, r := range rs {
+			if err := r.Wait(ctx); err != nil {
+				t.Fatalf("job %d: %v", i, err)
+			}
+		}
+		if err := <-fifth; err != nil {
+			t.Fatalf("job after the window freed: got %v, want acked", err)
+		}
+	})
+}
+
+// TestLoadSpreadsOverWorkers: one producer with a window keeps 3 workers
+// busy; every job is acked once and each worker takes a share.
+func TestLoadSpreadsOverWorkers(t *testing.T) {
+	transports(t, func(t *testing.T, addr string) {
+		const n = 3000
+		var counts [3]atomic.Int64
+		var opts []pipeline.Option
+		for i := range 3 {
+			w := mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+				counts[i].Add(1)
+				return nil
+			}))
+			opts = append(opts, pipeline.WithDial(listenWorker(t, w, suffix(addr, i))))
+		}
+		p := mustProducer(t, append(opts, pipeline.WithMaxInFlight(32))...)
+		workerPeers(t, p, 3)
+		ctx := ctxT(t, 30*time.Second)
+		rs := make([]*pipeline.Result, 0, n)
+		for i := range n {
+			r, err := p.ProduceAsync(ctx, job{"img", i})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs = append(rs, r)
+		}
+		for i, r := range rs {
+			if err := r.Wait(ctx); err != nil {
+				t.Fatalf("job %d: %v", i, err)
+			}
+		}
+		var sum int64
+		for i := range counts {
+			c := counts[i].Load()
+			t.Logf("worker %d: %d jobs", i, c)
+			if c < n/10 {
+				t.Errorf("worker %d: got %d jobs, want a fair share of %d (at least %d)", i, c, n, n/10)
+			}
+			sum += c
+		}
+		if sum != n {
+			t.Fatalf("jobs run: got %d, want %d (each once)", sum, n)
+		}
+		if st := p.Stats(); st.Acked != n || st.Resent != 0 {
+			t.Fatalf("producer stats: got %+v, want %d acked, 0 resent", st, n)
+		}
+	})
+}
+
+// TestNackRedelivers: a failed job comes back with the same id and the
+// next attempt number.
+func TestNackRedelivers(t *testing.T) {
+	transports(t, func(t *testing.T, addr string) {
+		var mu sync.Mutex
+		var got []string
+		p, _ := pair(t, addr, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+			mu.Lock()
+			got = append(got, fmt.Sprintf("%s/%d", j.ID, j.Attempt))
+			mu.Unlock()
+			if j.Attempt < 3 {
+				return spmesh.Errorf(503, "busy")
+			}
+			return nil
+		}), nil)
+		r, err := p.ProduceAsync(ctxT(t, 10*time.Second), "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Wait(ctxT(t, 10*time.Second)); err != nil || r.Attempts() != 3 {
+			t.Fatalf("got %v after %d attempts, want acked at attempt 3", err, r.Attempts())
+		}
+		id := r.ID().String()
+		mu.Lock()
+		defer mu.Unlock()
+		if want := []string{id + "/1", id + "/2", id + "/3"}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("deliveries: got %v, want %v", got, want)
+		}
+		if st := p.Stats(); st.Nacked != 2 || st.Resent != 2 || st.Sent != 3 || st.Acked != 1 {
+			t.Fatalf("stats: got %+v, want 2 nacked, 2 resent, 3 sent, 1 acked", st)
+		}
+	})
+}
+
+// TestAckTimeoutRedelivers: a hung handler does not hold the job: after the
+// ack timeout it is delivered again.
+func TestAckTimeoutRedelivers(t *testing.T) {
+	transports(t, func(t *testing.T, addr string) {
+		const ackTimeout = 100 * time.Millisecond
+		hung := make(chan struct{}, 1)
+		p, w := pair(t, addr, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+			if j.Attempt == 1 {
+				hung <- struct{}{}
+				<-ctx.Done() // hangs until the worker closes
+				return ctx.Err()
+			}
+			return nil
+		}), []pipeline.Option{pipeline.WithAckTimeout(ackTimeout)}, pipeline.WithConcurrency(2))
+		start := time.Now()
+		err := p.Produce(ctxT(t, 10*time.Second), "x")
+		if took := time.Since(start); err != nil || took < ackTimeout {
+			t.Fatalf("got %v after %v, want acked after the ack timeout (%v)", err, took, ackTimeout)
+		}
+		<-hung
+		if st := p.Stats(); st.Timeouts != 1 || st.Resent != 1 || st.Acked != 1 {
+			t.Fatalf("stats: got %+v, want 1 timeout, 1 resent, 1 acked", st)
+		}
+		if st := w.Stats(); st.InFlight != 1 || st.Acked != 1 {
+			t.Fatalf("worker stats: got %+v, want the hung handler in flight and 1 acked", st)
+		}
+	})
+}
+
+// TestDeadLetter: a job failing every attempt reaches the dead letter,
+// then the caller, never silently dropped.
+func TestDeadLetter(t *testing.T) {
+	transports(t, func(t *testing.T, addr string) {
+		var dls []*pipeline.DeadLetter
+		var calls atomic.Int64
+		p, _ := pair(t, addr, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+			calls.Add(1)
+			return spmesh.Errorf(42, "cannot do %d", j.Attempt)
+		}), []pipeline.Option{pipeline.WithMaxAttempts(3), pipeline.WithDeadLetter(func(dl *pipeline.DeadLetter) {
+			dls = append(dls, dl) // one job at a time here
+		})})
+		r, err := p.Submit(ctxT(t, 10*time.Second), pipeline.Task{Header: spmesh.Header{"k": "v"}, Body: job{"bad", 7}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = r.Wait(ctxT(t, 10*time.Second))
+		var re *spmesh.RemoteError
+		if !errors.Is(err, pipeline.ErrDeadLetter) || !errors.As(err, &re) || re.Code != 42 || re.Message != "cannot do 3" {
+			t.Fatalf("got %v, want ErrDeadLetter wrapping the last remote error (code 42, attempt 3)", err)
+		}
+		if calls.Load() != 3 || len(dls) != 1 {
+			t.Fatalf("got %d handler calls and %d dead letters, want 3 and 1", calls.Load(), len(dls))
+		}
+		dl := dls[0]
+		v, derr := pipeline.Decode[job](dl)
+		if dl.ID != r.ID() || dl.Attempts != 3 || dl.Header.Get("k") != "v" || derr != nil || v.N != 7 || !errors.As(dl.Err, &re) {
+			t.Fatalf("dead letter: got %+v (decoded %+v, %v), want job 7, 3 attempts, header and cause", dl, v, derr)
+		}
+		if st := p.Stats(); st.DeadLettered != 1 || st.Nacked != 3 || st.Acked != 0 || st.InFlight != 0 {
+			t.Fatalf("stats: got %+v, want 1 dead letter, 3 nacks", st)
+		}
+	})
+}
+
+// TestDeadLetterDefault: with no dead-letter function the job is logged,
+// counted, and reported to the caller; ack timeouts count as failures too.
+func TestDeadLetterDefault(t *testing.T) {
+	var logs syncBuffer
+	addr := testutil.Inproc(t)
+	p, _ := pair(t, addr, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+		<-ctx.Done() // never acks
+		return ctx.Err()
+	}), []pipeline.Option{
+		pipeline.WithMaxAttempts(2), pipeline.WithAckTimeout(20 * time.Millisecond),
+		pipeline.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
+	})
+	err := p.Produce(ctxT(t, 10*time.Second), "x")
+	if !errors.Is(err, pipeline.ErrDeadLetter) || !errors.Is(err, spmesh.ErrTimeout) {
+		t.Fatalf("got %v, want ErrDeadLetter wrapping ErrTimeout", err)
+	}
+	if st := p.Stats(); st.DeadLettered != 1 || st.Timeouts != 2 || st.Resent != 1 {
+		t.Fatalf("stats: got %+v, want 1 dead letter, 2 timeouts, 1 resent", st)
+	}
+	if s := logs.String(); !strings.Contains(s, "level=ERROR") || !strings.Contains(s, "dead-lettered") {
+		t.Fatalf("log: got %q, want an error record about the dead letter", s)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestNoWorkers: no worker connected fails fast, unless told to wait.
+func TestNoWorkers(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	p := mustProducer(t, pipeline.WithDial(addr))
+	if err := p.Produce(ctxT(t, 10*time.Second), "x"); !errors.Is(err, spmesh.ErrNoPeers) {
+		t.Fatalf("no worker: got %v, want ErrNoPeers", err)
+	}
+	if _, err := p.ProduceAsync(ctxT(t, 10*time.Second), "x"); !errors.Is(err, spmesh.ErrNoPeers) {
+		t.Fatalf("no worker, async: got %v, want ErrNoPeers", err)
+	}
+	pw := mustProducer(t, pipeline.WithDial(addr), pipeline.WithWaitForWorker())
+	short, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if err := pw.Produce(short, "x"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("no worker, waiting: got %v, want context.DeadlineExceeded", err)
+	}
+	// A worker that comes later gets the waiting job.
+	done := make(chan error, 1)
+	go func() { done <- pw.Produce(ctxT(t, 20*time.Second), "late") }()
+	mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error { return nil }), pipeline.WithListen(addr))
+	if err := <-done; err != nil {
+		t.Fatalf("job waiting for a worker: got %v, want acked", err)
+	}
+	if st := p.Stats(); st.Produced != 0 || st.Failed != 0 {
+		t.Fatalf("stats of the fast-failing producer: got %+v, want nothing produced", st)
+	}
+}
+
+// TestWorkerLost: a worker closing with a job in hand (its ack never sent)
+// loses the job to another worker.
+func TestWorkerLost(t *testing.T) {
+	transports(t, func(t *testing.T, addr string) {
+		inHand := make(chan struct{}, 1)
+		a := mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+			inHand <- struct{}{}
+			<-ctx.Done()
+			return nil // too late: the worker is closed, the ack is not sent
+		}))
+		p := mustProducer(t, pipeline.WithDial(listenWorker(t, a, suffix(addr, 0))))
+		workerPeers(t, p, 1)
+		r, err := p.ProduceAsync(ctxT(t, 20*time.Second), "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-inHand
+		b := mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error { return nil }))
+		if err := p.Dial(listenWorker(t, b, suffix(addr, 1))); err != nil {
+			t.Fatal(err)
+		}
+		workerPeers(t, p, 2)
+		a.Close()
+		if err := r.Wait(ctxT(t, 20*time.Second)); err != nil || r.Attempts() != 2 {
+			t.Fatalf("got %v after %d attempts, want acked by the other worker at attempt 2", err, r.Attempts())
+		}
+		if st := p.Stats(); st.Lost != 1 || st.Resent != 1 {
+			t.Fatalf("stats: got %+v, want 1 lost, 1 resent", st)
+		}
+		if st := a.Stats(); st.Acked != 1 || st.Sent != 0 {
+			t.Fatalf("closed worker: got %+v, want its handler counted as acked but no ack sent", st)
+		}
+	})
+}
+
+// TestProducerClose: Close abandons the jobs in flight, fails their futures
+// with ErrClosed and lists them.
+func TestProducerClose(t *testing.T) {
+	transports(t, func(t *testing.T, addr string) {
+		started := make(chan struct{}, 3)
+		p, _ := pair(t, addr, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+			started <- struct{}{}
+			<-ctx.Done()
+			return ctx.Err()
+		}), nil)
+		ctx := ctxT(t, 20*time.Second)
+		want := map[pipeline.JobID]bool{}
+		var rs []*pipeline.Result
+		for i := range 3 {
+			r, err := p.ProduceAsync(ctx, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[r.ID()] = true
+			rs = append(rs, r)
+		}
+		for range 3 {
+			<-started
+		}
+		err := p.Close()
+		var ue *pipeline.UnackedError
+		if !errors.Is(err, pipeline.ErrUnacked) || !errors.As(err, &ue) || len(ue.IDs) != 3 {
+			t.Fatalf("Close with 3 jobs in flight: got %v, want an UnackedError listing 3 jobs", err)
+		}
+		for _, id := range ue.IDs {
+			if !want[id] {
+				t.Fatalf("unacked ids: got %v, want the 3 jobs produced", ue.IDs)
+			}
+		}
+		for i, r := range rs {
+			if err := r.Wait(ctx); !errors.Is(err, spmesh.ErrClosed) {
+				t.Fatalf("job %d after Close: got %v, want ErrClosed", i, err)
+			}
+		}
+		if err := p.Close(); err != nil {
+			t.Fatalf("second Close: got %v, want nil", err)
+		}
+		if _, err := p.ProduceAsync(ctx, 1); !errors.Is(err, spmesh.ErrClosed) {
+			t.Fatalf("ProduceAsync after Close: got %v, want ErrClosed", err)
+		}
+		if err := p.Drain(ctx); !errors.Is(err, spmesh.ErrClosed) {
+			t.Fatalf("Drain after Close: got %v, want ErrClosed", err)
+		}
+		if st := p.Stats(); st.Failed != 3 || st.InFlight != 0 {
+			t.Fatalf("stats: got %+v, want 3 failed, none in flight", st)
+		}
+	})
+}
+
+// TestProducerDrain: Drain refuses new jobs and returns once those in
+// flight are acked.
+func TestProducerDrain(t *testing.T) {
+	gate := make(chan struct{})
+	p, _ := pair(t, testutil.Inproc(t), pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+		<-gate
+		return nil
+	}), nil)
+	ctx := ctxT(t, 20*time.Second)
+	var rs []*pipeline.Result
+	for i := range 5 {
+		r, err := p.ProduceAsync(ctx, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r)
+	}
+	drained := make(chan error, 1)
+	go func() { drained <- p.Drain(ctx) }()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if _, err := p.ProduceAsync(ctx, 99); !errors.Is(err, spmesh.ErrClosed) {
+			return fmt.Errorf("ProduceAsync while draining: got %v, want ErrClosed", err)
+		}
+		return nil
+	})
+	close(gate)
+	if err := <-drained; err != nil {
+		t.Fatalf("Drain: got %v, want nil", err)
+	}
+	for i, r := range rs {
+		if err := r.Err(); err != nil {
+			t.Fatalf("job %d after Drain: got %v, want acked", i, err)
+		}
+	}
+	// Drain running out of time closes and reports what was left.
+	p2, _ := pair(t, testutil.Inproc(t), pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}), nil)
+	if _, err := p2.ProduceAsync(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if err := p2.Drain(short); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, pipeline.ErrUnacked) {
+		t.Fatalf("Drain past its deadline: got %v, want DeadlineExceeded and ErrUnacked", err)
+	}
+}
+
+func TestProduceErrors(t *testing.T) {
+	p, _ := pair(t, testutil.Inproc(t), pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error { return nil }),
+		[]pipeline.Option{pipeline.WithMaxMessageSize(1024)})
+	ctx := ctxT(t, 10*time.Second)
+	if err := p.Produce(ctx, make([]byte, 2048)); !errors.Is(err, spmesh.ErrTooLarge) {
+		t.Errorf("oversized: got %v, want ErrTooLarge", err)
+	}
+	if err := p.Produce(ctx, make(chan int)); err == nil {
+		t.Errorf("unencodable value: got nil, want an error")
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := p.Produce(cancelled, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled ctx: got %v, want context.Canceled", err)
+	}
+	if st := p.Stats(); st.Produced != 0 || st.Failed != 0 {
+		t.Errorf("stats: got %+v, want every job refused before it was produced", st)
+	}
+	if _, err := pipeline.Decode[int]((*pipeline.DeadLetter)(nil)); !errors.Is(err, spmesh.ErrDecode) {
+		t.Errorf("nil dead letter: got %v, want ErrDecode", err)
+	}
+	if _, err := pipeline.Decode[int]((*pipeline.Job)(nil)); !errors.Is(err, spmesh.ErrDecode) {
+		t.Errorf("nil job: got %v, want ErrDecode", err)
+	}
+	if a, b := pipeline.JobIDOf("cat.jpg"), pipeline.JobIDOf("cat.jpg"); a != b || a.IsZero() || a == pipeline.JobIDOf("dog.jpg") {
+		t.Errorf("JobIDOf: got %s twice and %s, want stable distinct ids", a, pipeline.JobIDOf("dog.jpg"))
+	}
+}
+
+func TestConformanceProducer(t *testing.T) {
+	h := pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error { return nil })
+	testutil.Run(t, testutil.Pattern{
+		Open: func(t *testing.T, addr string) io.Closer {
+			return mustProducer(t, pipeline.WithDial(addr), pipeline.WithWaitForWorker(), pipeline.WithMaxAttempts(2))
+		},
+		// With no worker connected, Produce waits until ctx ends.
+		Wait: func(ctx context.Context, s io.Closer) error {
+			return s.(*pipeline.Producer).Produce(ctx, job{"img", 1})
+		},
+		Invalid: map[string]func() error{
+			"nil codec":         func() error { _, err := pipeline.NewProducer(pipeline.WithCodec(nil)); return err },
+			"bad address":       func() error { _, err := pipeline.NewProducer(pipeline.WithDial("foo://x")); return err },
+			"ack timeout < 0":   func() error { _, err := pipeline.NewProducer(pipeline.WithAckTimeout(-1)); return err },
+			"max attempts 0":    func() error { _, err := pipeline.NewProducer(pipeline.WithMaxAttempts(0)); return err },
+			"max in flight 0":   func() error { _, err := pipeline.NewProducer(pipeline.WithMaxInFlight(0)); return err },
+			"nil dead letter":   func() error { _, err := pipeline.NewProducer(pipeline.WithDeadLetter(nil)); return err },
+			"worker-only opt":   func() error { _, err := pipeline.NewProducer(pipeline.WithConcurrency(2)); return err },
+			"pusher-only opt":   func() error { _, err := pipeline.NewProducer(pipeline.WithNonBlocking()); return err },
+			"nil option":        func() error { _, err := pipeline.NewProducer(nil); return err },
+			"nil handler":       func() error { _, err := pipeline.NewWorker(nil); return err },
+			"concurrency 0":     func() error { _, err := pipeline.NewWorker(h, pipeline.WithConcurrency(0)); return err },
+			"dedup size 0":      func() error { _, err := pipeline.NewWorker(h, pipeline.WithDedup(0, 0)); return err },
+			"dedup ttl < 0":     func() error { _, err := pipeline.NewWorker(h, pipeline.WithDedup(8, -1)); return err },
+			"producer-only opt": func() error { _, err := pipeline.NewWorker(h, pipeline.WithAckTimeout(time.Second)); return err },
+			"worker on puller":  func() error { _, err := pipeline.NewPuller(pipeline.WithDedup(8, 0)); return err },
+			"queue zero":        func() error { _, err := pipeline.NewWorker(h, pipeline.WithQueueLen(0)); return err },
+			"bad worker addr":   func() error { _, err := pipeline.NewWorker(h, pipeline.WithListen("nope")); return err },
+		},
+		Hostile: hostileWorker,
+	})
+}
+
+// hostileWorker answers the producer's jobs with garbage from a raw mangos
+// REP peer: each job fails and is delivered again, then dead-lettered with
+// an error wrapping ErrDecode; a proper ack still works afterwards.
+func hostileWorker(t *testing.T, s io.Closer, addr string, frames [][]byte) {
+	p := s.(*pipeline.Producer)
+	raw, err := rep.NewSocket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if err := raw.Listen(addr); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 20*time.Second)
+	answer := func(reply func(env *wire.Msg) []byte) (int, error) {
+		r, err := p.ProduceAsync(ctx, "q")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for {
+			select {
+			case <-r.Done():
+				return n, r.Err()
+			default:
+			}
+			if err := raw.SetOption(mangos.OptionRecvDeadline, 50*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			m, err := raw.RecvMsg()
+			if errors.Is(err, mangos.ErrRecvTimeout) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var env wire.Msg
+			if err := wire.Decode(m.Body, &env); err != nil || env.Kind != wire.KindJob {
+				t.Fatalf("producer sent %+v, %v, want a job", env, err)
+			}
+			n++
+			m.Body = append(m.Body[:0:0], reply(&env)...)
+			if err := raw.SendMsg(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i, f := range frames {
+		n, err := answer(func(*wire.Msg) []byte { return f })
+		if !errors.Is(err, spmesh.ErrDecode) || !errors.Is(err, pipeline.ErrDeadLetter) || n != 2 {
+			t.Errorf("garbage ack %d %q: got %v after %d deliveries, want ErrDecode, dead letter after 2", i, f, err, n)
+		}
+	}
+	if n, err := answer(func(env *wire.Msg) []byte {
+		return append(wire.AppendHeader(nil, &wire.Msg{Kind: wire.KindAck, ID: env.ID}), 0xc0)
+	}); err != nil || n != 1 {
+		t.Fatalf("proper ack after garbage: got %v after %d deliveries, want acked at once", err, n)
+	}
+	if st := p.Stats(); st.DecodeErrors != uint64(2*len(frames)) || st.Acked != 1 {
+		t.Fatalf("stats: got %+v, want %d decode errors, 1 acked", st, 2*len(frames))
+	}
+}
