@@ -195,7 +195,7 @@ func decodeMsgpack(data []byte) (any, bool) {
 	r := bytes.NewReader(data)
 	d := msgpack.NewDecoder(r)
 	d.SetMapDecoder(decodeAnyMap)
-	v, err := d.DecodeInterfaceLoose()
+	v, err := d.DecodeInterface()
 	if err != nil || r.Len() != 0 {
 		return nil, false
 	}
@@ -212,11 +212,11 @@ func decodeAnyMap(d *msgpack.Decoder) (any, error) {
 	}
 	m := make(map[string]any, min(n, 1024))
 	for range n {
-		k, err := d.DecodeInterfaceLoose()
+		k, err := d.DecodeInterface()
 		if err != nil {
 			return nil, err
 		}
-		v, err := d.DecodeInterfaceLoose()
+		v, err := d.DecodeInterface()
 		if err != nil {
 			return nil, err
 		}

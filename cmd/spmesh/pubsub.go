@@ -185,11 +185,7 @@ the first PATTERN) and keeps doing so as publishers come and go.`,
 			} else {
 				s.logf("subscribed to %s", strings.Join(patterns, " "))
 			}
-			type stream struct {
-				pub   uint64
-				topic string
-			}
-			last := map[stream]uint64{}
+			g := gaps{}
 			count, seen := cmd.Int(flagCount), 0
 			for {
 				m, err := sub.Next(ctx)
@@ -199,13 +195,7 @@ the first PATTERN) and keeps doing so as publishers come and go.`,
 					}
 					return err
 				}
-				var missed uint64
-				k := stream{m.Publisher, m.Topic}
-				if prev, ok := last[k]; ok && m.Seq > prev+1 {
-					missed = m.Seq - prev - 1
-				}
-				last[k] = m.Seq
-				if err := s.printMessage(m, missed); err != nil {
+				if err := s.printMessage(m, g.missed(m.Publisher, m.Topic, m.Seq)); err != nil {
 					return err
 				}
 				seen++
@@ -215,6 +205,27 @@ the first PATTERN) and keeps doing so as publishers come and go.`,
 			}
 		},
 	}
+}
+
+// gaps follows the sequence numbers of each publisher and topic.
+type gaps map[stream]uint64
+
+type stream struct {
+	pub   uint64
+	topic string
+}
+
+// missed records seq and returns how many messages of that publisher and
+// topic were skipped before it (0 for the first one seen: the subscriber
+// may have joined late).
+func (g gaps) missed(pub uint64, topic string, seq uint64) uint64 {
+	k := stream{pub, topic}
+	prev, ok := g[k]
+	g[k] = seq
+	if ok && seq > prev+1 {
+		return seq - prev - 1
+	}
+	return 0
 }
 
 func (s *session) printMessage(m *pubsub.Message, missed uint64) error {

@@ -13,7 +13,10 @@ import (
 	"github.com/urfave/cli/v3"
 )
 
-const flagExpect = "expect"
+const (
+	flagExpect      = "expect"
+	flagRespondents = "respondents"
+)
 
 func surveyCommand() *cli.Command {
 	return &cli.Command{
@@ -21,8 +24,8 @@ func surveyCommand() *cli.Command {
 		Usage:     "ask every respondent of a service a question; print each answer and who did not answer",
 		ArgsUsage: "SERVICE [QUESTION]",
 		Description: `survey advertises itself as the surveyor of SERVICE, waits for respondents to
-connect (until the --expect'ed ones are, or until their number has been
-steady for a moment; at most --wait), sends QUESTION (or the --file; nil when
+connect (until --respondents are, by default as many as --expect'ed, or
+else until their number has been steady for a moment; at most --wait), sends QUESTION (or the --file; nil when
 neither), and prints every answer until --timeout, or until every --expect'ed
 respondent has answered: "FROM BODY", "FROM declined" or "FROM error ...".
 Then it reports on stderr who did not answer: the --expect'ed respondents by
@@ -39,6 +42,8 @@ With --dial/--listen and no mesh, give no SERVICE: QUESTION comes first.`,
 				Usage: "how long the survey collects answers"},
 			&cli.StringSliceFlag{Name: flagExpect, Aliases: []string{"e"},
 				Usage: "expect an answer from respondent `name` (repeatable): finish early when all answered, report the missing"},
+			&cli.IntFlag{Name: flagRespondents, Aliases: []string{"r"},
+				Usage: "wait (at most --wait) for this many respondents to connect before asking (default: the number of --expect'ed; without, until their number is steady)"},
 		}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			s, err := newSession(cmd)
@@ -77,7 +82,11 @@ With --dial/--listen and no mesh, give no SERVICE: QUESTION comes first.`,
 			}
 			defer sv.Close()
 			expect := cmd.StringSlice(flagExpect)
-			if err := s.waitRespondents(ctx, sv, len(expect)); err != nil {
+			want := len(expect)
+			if cmd.IsSet(flagRespondents) {
+				want = cmd.Int(flagRespondents)
+			}
+			if err := s.waitRespondents(ctx, sv, want); err != nil {
 				return err
 			}
 			connected := sv.Stats().Peers
