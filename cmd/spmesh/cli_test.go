@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -26,9 +27,11 @@ func TestPubSub(t *testing.T) {
 	sub.waitLine(sub.stderr, `subscribed to images\.> on service images`, waitReady)
 	subJSON.waitLine(subJSON.stderr, `subscribed to images\.ready on service images`, waitReady)
 
-	mustRun(t, 0, "", "pub", "images.ready", "-j", addr, "--subscribers", "2", "--wait", "20s",
+	// Both subscribers connected before publishing; a generous linger so
+	// that a loaded machine writes the messages before the process exits.
+	mustRun(t, 0, "", "pub", "images.ready", "-j", addr, "--subscribers", "2", "--wait", "20s", "--linger", "1s",
 		"-H", "trace=abc", `{"path":"cat.jpg","size":42}`)
-	mustRun(t, 0, "one\ntwo words\n", "pub", "images.thumb", "-j", addr, "--wait", "20s")
+	mustRun(t, 0, "one\ntwo words\n", "pub", "images.thumb", "-j", addr, "--subscribers", "2", "--wait", "20s", "--linger", "1s")
 
 	if code := sub.wait(waitReady); code != 0 {
 		t.Fatalf("got sub exit %d, want 0\n%s", code, sub)
@@ -220,7 +223,7 @@ func TestPushPull(t *testing.T) {
 	_, addr := seed(t)
 	pull := start(t, "pull", "jobs", "-j", addr, "-v", "--count", "2")
 	pull.waitLine(pull.stderr, `pulling jobs`, waitReady)
-	mustRun(t, 0, "job 1\n{\"n\":2}\n", "push", "jobs", "-j", addr, "--wait", "20s", "-H", "k=v")
+	mustRun(t, 0, "job 1\n{\"n\":2}\n", "push", "jobs", "-j", addr, "--wait", "20s", "--linger", "1s", "-H", "k=v")
 	if code := pull.wait(waitReady); code != 0 {
 		t.Fatalf("got pull exit %d, want 0\n%s", code, pull)
 	}
@@ -355,6 +358,35 @@ func TestLeaveOnSignal(t *testing.T) {
 			t.Fatalf("the seed saw no leave event within %v", waitReady)
 		}
 	}
+}
+
+// TestKeyAndLabel: an encrypted, labelled mesh is joined with the key and
+// label from the environment (SPMESH_JOIN comma separated), and refuses a
+// wrong key or label (exit 3).
+func TestKeyAndLabel(t *testing.T) {
+	t.Parallel()
+	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef"))
+	other := base64.StdEncoding.EncodeToString([]byte("fedcba9876543210"))
+	agent := start(t, "agent", "--bind", "127.0.0.1:0", "--name", "agent-k", "--key", key, "--label", "prod")
+	addr := agent.waitLine(agent.stdout, `^agent-k (127\.0\.0\.1:\d+)$`, waitReady)[1]
+	env := func(key, label string) []string {
+		return []string{"SPMESH_JOIN=" + addr + "," + closedPort(t), "SPMESH_KEY=" + key, "SPMESH_LABEL=" + label}
+	}
+	r := mustRunEnv(t, 0, env(key, "prod"), "members")
+	if !regexpMatch(`(?m)^agent-k `, r.stdout) {
+		t.Fatalf("got members\n%s\nwant agent-k listed", r.stdout)
+	}
+	mustRunEnv(t, exitNoJoin, env(other, "prod"), "members")
+	mustRunEnv(t, exitNoJoin, env(key, "dev"), "members")
+}
+
+func mustRunEnv(t *testing.T, want int, env []string, args ...string) result {
+	t.Helper()
+	r := runEnv(t, env, "", args...)
+	if r.code != want {
+		t.Fatalf("got exit %d, want %d (env %q)\n%s", r.code, want, env, r)
+	}
+	return r
 }
 
 func regexpMatch(expr, s string) bool {

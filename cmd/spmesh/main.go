@@ -136,6 +136,7 @@ point the other commands at it with --join 127.0.0.1:7946.`,
 		Writer:                        stdout,
 		ErrWriter:                     stderr,
 		HideVersion:                   true,
+		UseShortOptionHandling:        true,
 		ExitErrHandler:                func(context.Context, *cli.Command, error) {},
 		OnUsageError:                  onUsageError,
 		Commands: []*cli.Command{

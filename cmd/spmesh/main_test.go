@@ -66,10 +66,16 @@ func (r result) String() string {
 // deadline.
 func runCLI(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
+	return runEnv(t, nil, stdin, args...)
+}
+
+// runEnv is runCLI with extra environment variables (NAME=value).
+func runEnv(t *testing.T, env []string, stdin string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := exec.CommandContext(ctx, bin, args...)
-	c.Env = cleanEnv()
+	c.Env = append(cleanEnv(), env...)
 	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if stdin != "" {
 		c.Stdin = strings.NewReader(stdin)
