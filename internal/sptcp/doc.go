@@ -32,8 +32,10 @@
 // further frames accumulate and go out together in its next write. A lone
 // message is written at once. Bodies of [RefThreshold] bytes or more are not
 // copied: they go out by reference in a vectored write. Reads go through a
-// [ReadBuffer]-byte buffer, so one read system call yields many small
-// frames.
+// buffer that grows from [MinReadBuffer] to [ReadBuffer] bytes while reads
+// fill it (one read system call yields many small frames) and shrinks back,
+// halving at most once a second, when the pipe goes quiet; write buffers larger than [KeepWriteBuffer] are
+// dropped after a burst. An idle pipe holds about 8 KiB.
 //
 // Schemes: importing the package registers [Transport] under "sptcp" and
 // [TLSTransport] under "sptls+tcp" (TLS configured with

@@ -29,11 +29,17 @@ type ref struct {
 
 // pipe is one established SP connection.
 type pipe struct {
-	c       net.Conn // what is read and written (a *tls.Conn for TLS)
-	raw     net.Conn // the TCP connection underneath
-	br      *bufio.Reader
-	maxRecv int
-	opts    snapshot
+	c      net.Conn // what is read and written (a *tls.Conn for TLS)
+	raw    net.Conn // the TCP connection underneath
+	br     *bufio.Reader
+	small  int // reads in a row that filled under 1/8 of the buffer
+	resize int // the read buffer's next size, applied once it is empty
+
+	shrinkEvery          time.Duration
+	lastFull, lastShrink time.Time // read side
+	lastBigWrite         time.Time // under mu
+	maxRecv              int
+	opts                 snapshot
 
 	mu        sync.Mutex
 	space     sync.Cond // Send waits here for the buffer to drain
@@ -66,7 +72,7 @@ func handshake(c, raw net.Conn, proto mangos.ProtocolInfo, s snapshot, deadline 
 	if _, err := c.Write(hdr[:]); err != nil {
 		return fail(err)
 	}
-	br := bufio.NewReaderSize(c, ReadBuffer)
+	br := bufio.NewReaderSize(c, MinReadBuffer)
 	got, err := br.Peek(8)
 	if err != nil {
 		return fail(err)
@@ -84,7 +90,7 @@ func handshake(c, raw net.Conn, proto mangos.ProtocolInfo, s snapshot, deadline 
 		return fail(err)
 	}
 	p := &pipe{
-		c: c, raw: raw, br: br, maxRecv: s.maxRecv, opts: s,
+		c: c, raw: raw, br: br, maxRecv: s.maxRecv, opts: s, shrinkEvery: time.Second,
 		buf:  make([]byte, 0, 4096),
 		wake: make(chan struct{}, 1),
 		done: make(chan struct{}),
@@ -181,7 +187,7 @@ func (p *pipe) flush() {
 				p.space.Broadcast()
 				p.raw.Close() // the reader notices, and mangos closes the pipe
 			}
-			if cap(buf) <= 2*HighWater {
+			if p.keep(buf) {
 				p.spare = buf[:0]
 			}
 			p.spareRefs = refs[:0]
@@ -194,11 +200,34 @@ func (p *pipe) flush() {
 	}
 }
 
+// keep reports whether the flusher keeps buf for the next batch: a buffer
+// over KeepWriteBuffer bytes is dropped once batches have used under a
+// quarter of it for shrinkEvery (a burst is over). Called with p.mu held.
+func (p *pipe) keep(buf []byte) bool {
+	if cap(buf) <= KeepWriteBuffer {
+		return true
+	}
+	now := time.Now()
+	if len(buf) >= cap(buf)/4 {
+		p.lastBigWrite = now
+		return true
+	}
+	return now.Sub(p.lastBigWrite) < p.shrinkEvery
+}
+
 // Recv reads the next frame. Only one goroutine may call it at a time.
 func (p *pipe) Recv() (*mangos.Message, error) {
+	empty := p.br.Buffered() == 0
+	if empty && p.resize != 0 {
+		p.br = bufio.NewReaderSize(p.c, p.resize)
+		p.resize = 0
+	}
 	h, err := p.br.Peek(8)
 	if err != nil {
 		return nil, err
+	}
+	if empty {
+		p.adapt()
 	}
 	sz := binary.BigEndian.Uint64(h)
 	_, _ = p.br.Discard(8)
@@ -217,6 +246,34 @@ func (p *pipe) Recv() (*mangos.Message, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// adapt sizes the read buffer after a read system call filled it: a full
+// buffer means more was waiting, so the next one is twice as large. It
+// shrinks by half when reads have used little of it for a while (at most
+// once per shrinkEvery, and not within shrinkEvery of a full read), so a
+// busy pipe does not reallocate back and forth. The buffer is replaced only
+// once it is empty, so no byte is lost or copied.
+func (p *pipe) adapt() {
+	n, size := p.br.Buffered(), p.br.Size()
+	switch {
+	case n == size:
+		p.small = 0
+		p.lastFull = time.Now()
+		if size < ReadBuffer {
+			p.resize = 2 * size
+		}
+	case n < size/8 && size > MinReadBuffer:
+		if p.small++; p.small >= 64 {
+			p.small = 0
+			if now := time.Now(); now.Sub(p.lastFull) >= p.shrinkEvery && now.Sub(p.lastShrink) >= p.shrinkEvery {
+				p.lastShrink = now
+				p.resize = size / 2
+			}
+		}
+	default:
+		p.small = 0
+	}
 }
 
 // recvGrowing reads an n-byte body without a receive limit, allocating as

@@ -25,8 +25,16 @@ const (
 	// HighWater is how many bytes may wait in a pipe's write buffer before
 	// Send blocks.
 	HighWater = 256 << 10
-	// ReadBuffer is the size of a pipe's read buffer.
+	// ReadBuffer is the largest size of a pipe's read buffer. It starts at
+	// MinReadBuffer, doubles while reads fill it, and halves again after
+	// a run of reads that use little of it, so idle pipes stay small.
 	ReadBuffer = 64 << 10
+	// MinReadBuffer is the smallest (and first) read buffer size.
+	MinReadBuffer = 4 << 10
+	// KeepWriteBuffer is the largest write buffer kept between writes
+	// when the last write used less than a quarter of it: past a burst,
+	// big buffers go back to the garbage collector.
+	KeepWriteBuffer = 64 << 10
 	// RefThreshold is the body size from which Send keeps a reference to
 	// the message instead of copying it.
 	RefThreshold = 32 << 10

@@ -655,3 +655,68 @@ func TestOptions(t *testing.T) {
 		t.Errorf("TLS state on plain TCP: got %v, want %v", err, mangos.ErrBadOption)
 	}
 }
+
+// Buffers grow for a burst and shrink back once the pipe goes quiet.
+func TestBuffersAdapt(t *testing.T) {
+	lp, dp := pipes(t)
+	l, d := lp.(*pipe), dp.(*pipe)
+	for _, p := range []*pipe{l, d} { // no waiting between halvings here
+		p.mu.Lock()
+		p.shrinkEvery = 0
+		p.mu.Unlock()
+	}
+	readSize := func() int {
+		if l.resize != 0 {
+			return l.resize
+		}
+		return l.br.Size()
+	}
+	if got := readSize(); got != MinReadBuffer {
+		t.Fatalf("read buffer at start: got %d, want %d", got, MinReadBuffer)
+	}
+	// A burst queued before the reader starts: every read fills the buffer.
+	const burst = 30000
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := range burst {
+			if dp.Send(msg(payload(i, 200))) != nil {
+				return
+			}
+		}
+	}()
+	testutil.Eventually(t, wait, func() error {
+		select {
+		case <-sent:
+			return nil
+		default:
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.waiters == 0 {
+			return fmt.Errorf("sender neither done nor blocked (pending %d)", d.pending)
+		}
+		return nil
+	})
+	for range burst {
+		recvBody(t, lp)
+	}
+	if got := readSize(); got != ReadBuffer {
+		t.Fatalf("read buffer after a burst: got %d, want %d", got, ReadBuffer)
+	}
+	// Quiet: lone messages, each read far from filling the buffer.
+	for i := range 300 {
+		if err := dp.Send(msg(payload(i, 100))); err != nil {
+			t.Fatal(err)
+		}
+		recvBody(t, lp)
+	}
+	if got := readSize(); got != MinReadBuffer {
+		t.Fatalf("read buffer after quiet: got %d, want %d", got, MinReadBuffer)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if cap(d.buf) > KeepWriteBuffer || cap(d.spare) > KeepWriteBuffer {
+		t.Fatalf("write buffers after quiet: got cap %d and %d, want <= %d", cap(d.buf), cap(d.spare), KeepWriteBuffer)
+	}
+}
