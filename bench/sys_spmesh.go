@@ -18,7 +18,7 @@ func spmeshSystem() *system {
 		pubsub:   spmeshPubSub,
 		pipeline: spmeshPipeline,
 		reqrep:   spmeshReqRep,
-		// acked: the at-least-once Producer/Worker is not built yet.
+		acked:    spmeshAcked,
 	}
 }
 
