@@ -29,9 +29,19 @@ func TestPubSub(t *testing.T) {
 
 	// Both subscribers connected before publishing; a generous linger so
 	// that a loaded machine writes the messages before the process exits.
-	mustRun(t, 0, "", "pub", "images.ready", "-j", addr, "--subscribers", "2", "--wait", "20s", "--linger", "1s",
+	pub1 := mustRun(t, 0, "", "pub", "images.ready", "-j", addr, "--subscribers", "2", "--wait", "20s", "--linger", "1s",
 		"-H", "trace=abc", `{"path":"cat.jpg","size":42}`)
-	mustRun(t, 0, "one\ntwo words\n", "pub", "images.thumb", "-j", addr, "--subscribers", "2", "--wait", "20s", "--linger", "1s")
+	// The JSON subscriber is done after one message; the other one is then
+	// the only subscriber.
+	if code := subJSON.wait(waitReady); code != 0 {
+		t.Fatalf("got sub --json exit %d, want 0\n%s", code, subJSON)
+	}
+	pub2 := mustRun(t, 0, "one\ntwo words\n", "pub", "images.thumb", "-j", addr, "--wait", "20s", "--linger", "1s")
+	for _, r := range []result{pub1, pub2} {
+		if r.stderr != "" {
+			t.Fatalf("got stderr %q, want none (subscribers connected before publishing)\n%s", r.stderr, r)
+		}
+	}
 
 	if code := sub.wait(waitReady); code != 0 {
 		t.Fatalf("got sub exit %d, want 0\n%s", code, sub)
@@ -45,9 +55,6 @@ func TestPubSub(t *testing.T) {
 		sub.waitLine(sub.stdout, w, time.Second)
 	}
 
-	if code := subJSON.wait(waitReady); code != 0 {
-		t.Fatalf("got sub --json exit %d, want 0\n%s", code, subJSON)
-	}
 	var m struct {
 		Topic     string
 		Publisher string
