@@ -328,6 +328,14 @@ func TestDialListen(t *testing.T) {
 
 	b := testutil.FreeTCP(t)
 	mustRun(t, exitNoAnswer, "", "req", "--dial", b, "--timeout", "300ms", "ping")
+
+	// Interrupted while waiting for a replier: exit 130.
+	req := start(t, "req", "--dial", b, "--timeout", "1m", "-v", "ping")
+	req.waitLine(req.stderr, `sending requests to the replier`, waitReady)
+	req.signal(syscall.SIGINT)
+	if code := req.wait(waitReady); code != exitInterrupted {
+		t.Fatalf("got exit %d after SIGINT, want %d\n%s", code, exitInterrupted, req)
+	}
 }
 
 // TestLeaveOnSignal: SIGINT makes a serving command leave the mesh

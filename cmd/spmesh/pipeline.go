@@ -138,7 +138,7 @@ With --dial/--listen and no mesh, give no SERVICE.`,
 				return err
 			}
 			defer pl.Close()
-			s.logf("pulling %s", orAddr(service))
+			s.logf("pulling %s", orDefault(service, "messages"))
 			count, seen := cmd.Int(flagCount), 0
 			for {
 				m, err := pl.Next(ctx)

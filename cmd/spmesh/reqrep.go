@@ -69,6 +69,7 @@ With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
 				return err
 			}
 			defer r.Close()
+			s.logf("sending requests to %s", orDefault(service, "the replier"))
 			enc := encoder{codec: s.codec, asString: cmd.Bool(flagString)}
 			timeout := cmd.Duration(flagTimeout)
 			return messages(cmd, args, enc, func(v any) error {
@@ -183,7 +184,7 @@ deadline.`,
 				return err
 			}
 			defer r.Close()
-			s.logf("serving %s at %s", orAddr(service), strings.Join(r.Addrs(), " "))
+			s.logf("serving %s at %s", orDefault(service, "requests"), strings.Join(r.Addrs(), " "))
 			srv.wait(ctx)
 			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -193,9 +194,11 @@ deadline.`,
 	}
 }
 
-func orAddr(service string) string {
+// orDefault names a service in progress lines, or says what is served
+// without one.
+func orDefault(service, dflt string) string {
 	if service == "" {
-		return "requests"
+		return dflt
 	}
 	return service
 }

@@ -90,7 +90,7 @@ With --dial/--listen and no mesh, give no SERVICE: QUESTION comes first.`,
 				return err
 			}
 			connected := sv.Stats().Peers
-			s.logf("surveying %s: %d respondents connected", orAddr(service), connected)
+			s.logf("surveying %s: %d respondents connected", orDefault(service, "respondents"), connected)
 			sopts := []survey.SurveyOption{survey.WithTimeout(cmd.Duration(flagTimeout))}
 			if len(expect) > 0 {
 				sopts = append(sopts, survey.WithExpect(expect...))
@@ -281,7 +281,7 @@ With --dial/--listen and no mesh, give no SERVICE.`,
 				return err
 			}
 			defer r.Close()
-			s.logf("answering surveys of %s as %s", orAddr(service), r.Name())
+			s.logf("answering surveys of %s as %s", orDefault(service, "any surveyor"), r.Name())
 			srv.wait(ctx)
 			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
