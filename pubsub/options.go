@@ -79,3 +79,7 @@ func WithSubscribe(patterns ...string) Option {
 		return nil
 	})
 }
+
+// WithStockTCP makes tcp:// and tls+tcp:// use mangos' stock transport
+// instead of spmesh's batching one (the default; same wire format).
+func WithStockTCP() Option { return wrap(sock.WithStockTCP()) }

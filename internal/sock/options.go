@@ -27,6 +27,7 @@ type Settings struct {
 	Registry     spmesh.Registry
 	Service      string
 	Name         string // this socket's name on the wire (respondents, workers)
+	StockTCP     bool   // use mangos' own tcp transport instead of sptcp
 }
 
 // Defaults for Settings.
@@ -182,4 +183,14 @@ func CheckAddr(addr string) error {
 		}
 	}
 	return Invalid("address %q: want one of %v followed by an address", addr, schemes)
+}
+
+// WithStockTCP makes tcp:// and tls+tcp:// addresses use mangos' stock TCP
+// transport (one write system call per message) instead of spmesh's
+// batching one. Both speak the same SP/TCP wire format.
+func WithStockTCP() Option {
+	return func(s *Settings) error {
+		s.StockTCP = true
+		return nil
+	}
 }

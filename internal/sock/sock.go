@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/sptcp"
 	"github.com/spmesh/spmesh/internal/wire"
 	"go.nanomsg.org/mangos/v3"
 	"go.nanomsg.org/mangos/v3/protocol/pub"
@@ -129,9 +130,6 @@ func Open(p Proto, s Settings, w Wiring) (*Socket, error) {
 		mangos.OptionReconnectTime:    s.ReconnectMin,
 		mangos.OptionMaxReconnectTime: s.ReconnectMax,
 		mangos.OptionDialAsynch:       true,
-	}
-	if s.TLS != nil {
-		opts[mangos.OptionTLSConfig] = s.TLS
 	}
 	for k, v := range opts {
 		if err := m.SetOption(k, v); err != nil {
@@ -252,19 +250,37 @@ func (so *Socket) Listen(addr string) (string, error) {
 	if so.closed.Load() {
 		return "", spmesh.ErrClosed
 	}
-	l, err := so.M.NewListener(addr, nil)
+	l, err := so.M.NewListener(so.transportAddr(addr), so.endpointOptions(addr))
 	if err != nil {
 		return "", fmt.Errorf("spmesh: listen %s: %w", addr, Err(err))
 	}
 	if err := l.Listen(); err != nil {
 		return "", fmt.Errorf("spmesh: listen %s: %w", addr, Err(err))
 	}
-	bound := l.Address()
+	bound := sptcp.PublicAddr(l.Address())
 	so.mu.Lock()
 	so.listeners = append(so.listeners, l)
 	so.bound = append(so.bound, bound)
 	so.mu.Unlock()
 	return bound, nil
+}
+
+// transportAddr maps tcp:// and tls+tcp:// to spmesh's batching transport
+// (same wire format) unless the stock mangos transport was chosen.
+func (so *Socket) transportAddr(addr string) string {
+	if so.Settings.StockTCP {
+		return addr
+	}
+	return sptcp.Addr(addr)
+}
+
+// endpointOptions carries the TLS configuration to the transports that use
+// it (mangos accepts it only per dialer or listener).
+func (so *Socket) endpointOptions(addr string) map[string]any {
+	if so.Settings.TLS != nil && (strings.HasPrefix(addr, "tls+tcp://") || strings.HasPrefix(addr, "wss://")) {
+		return map[string]any{mangos.OptionTLSConfig: so.Settings.TLS}
+	}
+	return nil
 }
 
 // Dial connects to addr in the background, reconnecting with backoff for as
@@ -281,7 +297,7 @@ func (so *Socket) Dial(addr string) error {
 	if _, ok := so.dialers[addr]; ok {
 		return nil
 	}
-	d, err := so.M.NewDialer(addr, nil)
+	d, err := so.M.NewDialer(so.transportAddr(addr), so.endpointOptions(addr))
 	if err != nil {
 		return fmt.Errorf("spmesh: dial %s: %w", addr, Err(err))
 	}
