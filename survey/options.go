@@ -139,6 +139,10 @@ func WithQueueLen(n int) Option { return wrap(sock.WithQueueLen(n)) }
 // WithReconnect sets the dial retry backoff (default 50ms doubling to 2s).
 func WithReconnect(min, max time.Duration) Option { return wrap(sock.WithReconnect(min, max)) }
 
+// WithStockTCP makes tcp:// and tls+tcp:// use mangos' stock transport
+// instead of spmesh's batching one (the default; same wire format).
+func WithStockTCP() Option { return wrap(sock.WithStockTCP()) }
+
 // WithDiscovery wires by service name through reg: a Surveyor listens and
 // advertises itself, a Respondent dials every surveyor of the service.
 func WithDiscovery(reg spmesh.Registry, service string) Option {
