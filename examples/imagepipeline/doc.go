@@ -1,0 +1,90 @@
+// Command imagepipeline is spmesh's flagship demo: a brokerless
+// image-processing pipeline of worker processes, wired only by service names.
+//
+//	go run ./examples/imagepipeline                  # the whole demo on this machine
+//	go run ./examples/imagepipeline -chaos           # kill a worker mid-run, start a new one
+//	go run ./examples/imagepipeline -in ./photos     # your JPEG/PNG files instead of synthetic ones
+//
+// With no flags it starts a sink, a producer and 3 workers as child
+// processes of the same binary on loopback, runs 60 synthetic images through
+// them in a few seconds, shows a progress bar (images/s, per-worker counts
+// and load), prints a summary and where the contact sheet is, and stops every
+// process cleanly. The supervisor (the parent) is the mesh's seed: the one
+// address a child is given is the seed's gossip address (-join); every
+// socket finds its peers by service name through discovery.Node.
+//
+// # Traps first
+//
+//   - What is dropped: the "image ready" announcements and the workers' load
+//     reports travel over pub/sub, at most once; a listener that is not
+//     connected yet misses them (the summary counts the announcements seen).
+//     The load survey is one round, deadline bound: a worker that does not
+//     answer within 400 ms is left out of that round. Images and results
+//     are never dropped.
+//   - What is retried: every image is an at-least-once job
+//     (pipeline.Producer to pipeline.Worker). It is delivered again when its
+//     worker dies (its connection drops), nacks it, or does not ack within
+//     30 s, up to 20 deliveries, then logged as dead-lettered and the run
+//     fails. A worker acks an image only once the sink has acked its
+//     result, so an acked image is a stored image.
+//   - Results are jobs too (each worker is a pipeline.Producer to the sink's
+//     pipeline.Worker): a sink killed or restarted mid-run loses nothing.
+//     The sink acks a result only after its files are written (under a
+//     temporary name, then renamed) and a line is appended to the run's
+//     index.jsonl; a result it had not acked is delivered again by the
+//     worker holding it, to the restarted sink, which reads the index back
+//     (so what was stored before stays stored, and a redelivery counts as a
+//     duplicate). Try -chaos-sink.
+//   - Duplicates: at-least-once means a job can run twice (a worker killed
+//     after its result reached the sink, an ack timeout). Workers keep a
+//     de-duplication window (pipeline.WithDedup) for jobs delivered to them
+//     again; the sink stores each image once and counts the rest in the
+//     summary's duplicates.
+//   - What blocks: the producer keeps -window jobs in flight (default 8) and
+//     waits for room; workers wait for the sink while it is down (their jobs
+//     then take longer, and past the ack timeout the producer sends them
+//     again). With no worker or no sink, everything waits for one to join.
+//   - Children die with the supervisor (Linux: the parent death signal,
+//     SIGKILL); elsewhere a supervisor killed hard leaves them running.
+//     Ctrl-C stops the supervisor gracefully: the children ignore the
+//     terminal's SIGINT and are stopped in order with SIGTERM (producer,
+//     then workers, which finish the jobs in hand, then the sink), each
+//     leaving the mesh (discovery.Node.Leave). A second Ctrl-C kills at
+//     once. With -role, Ctrl-C or SIGTERM stops that process gracefully.
+//
+// # The roles and the services they meet on
+//
+//	producer  images -> "imagepipeline.jobs"    (pipeline.Producer, at least once)
+//	          announces "images.ready" on "imagepipeline.events" (pubsub.Publisher)
+//	          surveys "imagepipeline.load" twice a second (survey.Surveyor), publishes "workers.load"
+//	          asks "imagepipeline.sink" to finish the run (reqrep.Requester)
+//	worker    "imagepipeline.jobs" (pipeline.Worker): thumbnail (Catmull-Rom, golang.org/x/image/draw)
+//	          plus a grayscale copy (-transform gray) or a 1/2, 1/4, 1/8 ladder (-transform ladder)
+//	          results -> "imagepipeline.results" (pipeline.Producer, at least once)
+//	          answers "imagepipeline.load" (survey.Respondent)
+//	sink      "imagepipeline.results" (pipeline.Worker): writes thumbs/, gray/ (or the ladder),
+//	          index.jsonl, and at the end contact-sheet.png
+//	          answers "imagepipeline.sink" status and finish requests (reqrep.Replier)
+//	          announces "images.stored" on "imagepipeline.events"
+//
+// The demo's supervisor polls the sink's status (req/rep) for the progress
+// bar and listens to "workers.load" for who is busy.
+//
+// # Run one role per host
+//
+//	host-a$ imagepipeline -role sink                        # seed; gossip on :7946, output in ./imagepipeline-out
+//	host-b$ imagepipeline -role worker -join host-a:7946
+//	host-c$ imagepipeline -role worker -join host-a:7946
+//	host-d$ imagepipeline -role producer -join host-a:7946 -in ./photos
+//
+// Start them in any order; the producer runs its images, has the sink finish
+// the run, prints the summary and leaves; workers and the sink run until
+// Ctrl-C. Any member's address works as -join. -gossip sets the gossip
+// address (default :7946; a loopback address picks fast local timings; when
+// the default port is taken, a free one is used). Workers started later take
+// jobs as soon as the producer's discovery sees them.
+//
+// Output goes to a new directory under os.TempDir() for the demo, and to
+// ./imagepipeline-out with -role sink (kept across restarts); -out changes
+// either. Each run is a subdirectory named by its run id.
+package main

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// envMain makes the test binary run the demo instead of the tests: the
+// end-to-end tests start it as a real process, and it starts its roles by
+// re-executing itself (the environment is inherited), exactly as the
+// installed binary does.
+const envMain = "IMAGEPIPELINE_TEST_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envMain) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// demo runs the demo as a process with args plus an output directory and a
+// summary file, and returns the summary and the combined output.
+func demo(t *testing.T, args ...string) (Summary, string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sumPath := filepath.Join(dir, "summary.json")
+	args = append(args, "-out", filepath.Join(dir, "out"), "-summary", sumPath)
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), envMain+"=1")
+	cmd.SysProcAttr = childAttr()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(90 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("demo %v still running after 90 s; output:\n%s", args, out.String())
+	}
+	if err != nil {
+		t.Fatalf("demo %v: got %v, want exit status 0; output:\n%s", args, err, out.String())
+	}
+	data, err := os.ReadFile(sumPath)
+	if err != nil {
+		t.Fatalf("summary: %v; output:\n%s", err, out.String())
+	}
+	var sum Summary
+	if err := json.Unmarshal(data, &sum); err != nil {
+		t.Fatal(err)
+	}
+	return sum, out.String()
+}
+
+// checkOutput checks that the run holds one thumbnail of the right size and
+// one grayscale copy per synthetic image (of -size 320, -thumb 80), and a
+// contact sheet that decodes as a PNG.
+func checkOutput(t *testing.T, sum Summary, n int) {
+	t.Helper()
+	if sum.Total != n || sum.Processed != n || len(sum.Missing) != 0 {
+		t.Fatalf("summary: got total %d, processed %d, missing %v, want %d, %d, none", sum.Total, sum.Processed, sum.Missing, n, n)
+	}
+	thumbs, err := filepath.Glob(filepath.Join(sum.Dir, "thumbs", "*.png"))
+	if err != nil || len(thumbs) != n {
+		t.Fatalf("thumbnails: got %d (%v), want %d", len(thumbs), err, n)
+	}
+	grays, _ := filepath.Glob(filepath.Join(sum.Dir, "gray", "*.jpg"))
+	if len(grays) != n {
+		t.Fatalf("grayscale copies: got %d, want %d", len(grays), n)
+	}
+	// Sources cycle through 320x240, 240x320 and 400x225.
+	wants := []image.Point{{80, 60}, {60, 80}, {80, 45}}
+	for i := 1; i <= n; i++ {
+		img, err := readPNG(filepath.Join(sum.Dir, "thumbs", fmt.Sprintf("img-%04d.png", i)))
+		if err != nil {
+			t.Fatalf("thumbnail %d: %v", i, err)
+		}
+		if got, want := img.Bounds().Size(), wants[(i-1)%3]; got != want {
+			t.Errorf("thumbnail %d: got %v, want %v", i, got, want)
+		}
+	}
+	f, err := os.Open(sum.Sheet)
+	if err != nil {
+		t.Fatalf("contact sheet: %v", err)
+	}
+	defer f.Close()
+	sheet, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("contact sheet %s: got %v, want a PNG", sum.Sheet, err)
+	}
+	if b := sheet.Bounds(); b.Dx() < 80 || b.Dy() < 80 {
+		t.Fatalf("contact sheet: got %v, want at least one 80px tile", b)
+	}
+}
+
+// TestDemo runs the whole demo with its defaults but fewer images: a sink, a
+// producer and 3 workers as processes, wired by name through discovery.
+func TestDemo(t *testing.T) {
+	const n = 12
+	sum, out := demo(t, "-n", fmt.Sprint(n), "-size", "320", "-thumb", "80", "-work", "20ms")
+	checkOutput(t, sum, n)
+	total := 0
+	for _, c := range sum.PerWorker {
+		total += c
+	}
+	if total != n {
+		t.Fatalf("per-worker counts %v: got a sum of %d, want %d", sum.PerWorker, total, n)
+	}
+	for _, want := range []string{"started worker-3", "imagepipeline done", "contact sheet"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output: got\n%s\nwant it to contain %q", out, want)
+		}
+	}
+}
+
+// TestChaos kills a worker and the sink mid-run (SIGKILL) and starts new
+// ones: every image still ends up stored, and the late worker takes jobs.
+func TestChaos(t *testing.T) {
+	const n = 48
+	sum, out := demo(t, "-n", fmt.Sprint(n), "-size", "320", "-thumb", "80", "-work", "400ms", "-chaos", "-chaos-sink")
+	checkOutput(t, sum, n)
+	if !slices.Contains(sum.Killed, "worker-2") || !slices.Contains(sum.Killed, "sink") {
+		t.Fatalf("killed: got %v, want worker-2 and sink", sum.Killed)
+	}
+	if got := sum.PerWorker["worker-4"]; got == 0 {
+		t.Errorf("late worker-4: got %d images, want some; per worker %v; output:\n%s", got, sum.PerWorker, out)
+	}
+	if sum.Restored == 0 {
+		t.Errorf("restarted sink: got %d images restored from its index, want some", sum.Restored)
+	}
+}
+
+func TestFitSize(t *testing.T) {
+	for _, c := range []struct{ w, h, box, ww, wh int }{
+		{640, 480, 160, 160, 120},
+		{480, 640, 160, 120, 160},
+		{800, 450, 160, 160, 90},
+		{100, 50, 160, 100, 50}, // never enlarged
+		{5000, 1, 160, 160, 1},  // never below a pixel
+	} {
+		if w, h := fitSize(c.w, c.h, c.box); w != c.ww || h != c.wh {
+			t.Errorf("fitSize(%d, %d, %d): got %dx%d, want %dx%d", c.w, c.h, c.box, w, h, c.ww, c.wh)
+		}
+	}
+}
+
+func TestProcess(t *testing.T) {
+	data, err := encodeJPEG(syntheticImage(2, 320)) // 240x320
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		transform string
+		variants  []string
+	}{{"gray", []string{"gray"}}, {"ladder", []string{"half", "quarter", "eighth"}}} {
+		r, err := process(&ImageJob{Run: "r", ID: "img-0002", Data: data}, 80, c.transform)
+		if err != nil {
+			t.Fatal(err)
+		}
+		thumb, err := png.Decode(bytes.NewReader(r.Thumb))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := thumb.Bounds().Size(), image.Pt(60, 80); got != want {
+			t.Errorf("%s: thumbnail: got %v, want %v", c.transform, got, want)
+		}
+		var names []string
+		for _, v := range r.Variants {
+			names = append(names, v.Name)
+			img, _, err := image.Decode(bytes.NewReader(v.Data))
+			if err != nil {
+				t.Fatalf("%s: variant %s: %v", c.transform, v.Name, err)
+			}
+			if v.Name == "quarter" && img.Bounds().Size() != image.Pt(60, 80) {
+				t.Errorf("quarter: got %v, want 60x80", img.Bounds().Size())
+			}
+			if v.Name == "gray" && img.Bounds().Size() != image.Pt(240, 320) {
+				t.Errorf("gray: got %v, want 240x320", img.Bounds().Size())
+			}
+		}
+		if !slices.Equal(names, c.variants) {
+			t.Errorf("%s: variants: got %v, want %v", c.transform, names, c.variants)
+		}
+	}
+	if _, err := process(&ImageJob{ID: "x", Data: []byte("not an image")}, 160, "gray"); err == nil {
+		t.Error("garbage image: got no error, want one")
+	}
+}
+
+// TestStoreRestart stores results, counts a duplicate, then opens the same
+// directory again as a restarted sink would: what was stored is still there.
+func TestStoreRestart(t *testing.T) {
+	dir := t.TempDir()
+	thumb, _ := encodePNG(image.NewRGBA(image.Rect(0, 0, 16, 12)))
+	res := func(id, worker string) *Result {
+		return &Result{Run: "run-1", ID: id, Worker: worker, Thumb: thumb,
+			Variants: []Variant{{Name: "gray", Ext: ".jpg", Data: []byte("jpeg")}}}
+	}
+	s, err := newStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*Result{res("a", "w1"), res("b", "w2"), res("a", "w2")} {
+		if _, err := s.put(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ := s.status("")
+	if st.Stored != 2 || st.Duplicates != 1 || st.PerWorker["w1"] != 1 || st.PerWorker["w2"] != 1 {
+		t.Fatalf("status: got %+v, want 2 stored, 1 duplicate, 1 each", st)
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = newStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if dup, err := s.put(res("b", "w3")); err != nil || !dup {
+		t.Fatalf("put again after restart: got dup %v, %v, want a duplicate", dup, err)
+	}
+	fin, err := s.finish("run-1", []string{"a", "b", "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fin.Stored != 2 || fin.Restored != 2 || !slices.Equal(fin.Missing, []string{"c"}) || !fin.Finished {
+		t.Fatalf("finish: got %+v, want 2 stored, 2 restored, c missing", fin)
+	}
+	if _, err := readPNG(fin.Sheet); err != nil {
+		t.Fatalf("contact sheet: %v", err)
+	}
+	if _, err := s.put(&Result{Run: "../x", ID: "a"}); err == nil {
+		t.Error("run id ../x: got no error, want one")
+	}
+	if _, err := s.put(&Result{Run: "run-1", ID: "../a"}); err == nil {
+		t.Error("image id ../a: got no error, want one")
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	got := progressLine(15, 60, 12.5, map[string]int{"worker-2": 7, "worker-1": 8}, map[string]Load{"worker-1": {InFlight: 2}}, 20)
+	want := "[#####...............]  15/60  12.5 img/s  worker-1:8(2 busy) worker-2:7"
+	if got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{{"-role", "boss"}, {"-transform", "sepia"}, {"-n", "0"}, {"-thumb", "4"}, {"-size", "8"}, {"-run", "../x"}} {
+		var out bytes.Buffer
+		if code := run(args, &out, &out); code != 2 {
+			t.Errorf("%v: got exit code %d, want 2 (%s)", args, code, out.String())
+		}
+	}
+}

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/discovery"
+	"github.com/spmesh/spmesh/pipeline"
+	"github.com/spmesh/spmesh/pubsub"
+	"github.com/spmesh/spmesh/reqrep"
+	"github.com/spmesh/spmesh/survey"
+)
+
+// source yields the run's images: files of -in, or synthetic ones.
+type source struct {
+	files []string
+	ids   []string
+	n     int
+	size  int // synthetic images' -size
+}
+
+func newSource(c config) (*source, error) {
+	if c.in == "" {
+		s := &source{n: c.n, size: c.size}
+		for i := range c.n {
+			s.ids = append(s.ids, fmt.Sprintf("img-%04d", i+1))
+		}
+		return s, nil
+	}
+	files, err := listImages(c.in)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no images in %s", c.in)
+	}
+	s := &source{files: files, n: len(files)}
+	seen := map[string]bool{}
+	for _, f := range files {
+		id := imageID(f)
+		for k := 2; seen[id]; k++ { // a.jpg and a.png
+			id = fmt.Sprintf("%s-%d", imageID(f), k)
+		}
+		seen[id] = true
+		s.ids = append(s.ids, id)
+	}
+	return s, nil
+}
+
+// image returns image i (from 0): its name and encoded bytes.
+func (s *source) image(i int) (name string, data []byte, err error) {
+	if s.files == nil {
+		data, err := encodeJPEG(syntheticImage(i+1, s.size))
+		return "synthetic", data, err
+	}
+	data, err = os.ReadFile(s.files[i])
+	return filepath.Base(s.files[i]), data, err
+}
+
+// runProducer announces every image (pub/sub), hands each to the workers
+// as an at-least-once job, surveys the workers' load while they work, and
+// when every job is acked asks the sink to finish the run (req/rep).
+func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logger) error {
+	src, err := newSource(c)
+	if err != nil {
+		return err
+	}
+	run := c.runID
+	if run == "" {
+		run = newRunID()
+	}
+	node, err := c.newNode(log)
+	if err != nil {
+		return err
+	}
+	defer leave(node, log)
+
+	pub, err := pubsub.NewPublisher(pubsub.WithDiscovery(node, svcEvents))
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	sv, err := survey.NewSurveyor(survey.WithDiscovery(node, svcLoad), survey.WithTimeout(400*time.Millisecond),
+		survey.WithExpectFunc(func() []string { return workerNames(node) }))
+	if err != nil {
+		return err
+	}
+	defer sv.Close()
+	sink, err := reqrep.NewRequester(reqrep.WithDiscovery(node, svcSink), reqrep.WithWaitForReplier(),
+		reqrep.WithAttemptTimeout(10*time.Second))
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	// The jobs: each image goes to one worker and is delivered again if that
+	// worker nacks it, goes away, or does not ack within the ack timeout.
+	jobs, err := pipeline.NewProducer(pipeline.WithDiscovery(node, svcJobs),
+		pipeline.WithWaitForWorker(),            // workers may join after us
+		pipeline.WithMaxInFlight(c.window),      // jobs sent and not yet acked
+		pipeline.WithAckTimeout(30*time.Second), // a job includes handing its result to the sink
+		pipeline.WithMaxAttempts(20),
+		pipeline.WithMaxMessageSize(maxMessage),
+		pipeline.WithDeadLetter(func(dl *pipeline.DeadLetter) {
+			log.Error("image gave up after every attempt", "job", dl.ID, "attempts", dl.Attempts, "err", dl.Err)
+		}))
+	if err != nil {
+		return err
+	}
+	defer jobs.Close()
+
+	var con *console
+	if !c.child {
+		con = newConsole(stdout)
+	}
+	loads := &loadBoard{}
+	surveyCtx, stopSurvey := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	bg.Go(func() { surveyLoop(surveyCtx, sv, pub, loads, log) })
+	if con != nil {
+		bg.Go(func() { showProgress(surveyCtx, con, jobs, src.n, loads) })
+	}
+	defer bg.Wait()
+	defer stopSurvey()
+
+	start := time.Now()
+	log.Info("producing", "run", run, "images", src.n)
+	results := make([]*pipeline.Result, 0, src.n)
+	for i, id := range src.ids {
+		name, data, err := src.image(i)
+		if err != nil {
+			return err
+		}
+		ann := Announcement{Run: run, ID: id, Name: name, Bytes: len(data)}
+		if cfg, _, err := image.DecodeConfig(bytes.NewReader(data)); err == nil {
+			ann.Width, ann.Height = cfg.Width, cfg.Height
+		}
+		// At most once: whoever listens now hears it; nobody waits for it.
+		_ = pub.Publish(ctx, topicReady, ann)
+		// A stable job id (run + image): a worker that sees the job again
+		// recognises it (WithDedup).
+		r, err := jobs.Submit(ctx, pipeline.Task{
+			ID:   pipeline.JobIDOf(run + "/" + id),
+			Body: ImageJob{Run: run, ID: id, Name: name, Data: data},
+		})
+		if err != nil {
+			return fmt.Errorf("image %s: %w", id, err)
+		}
+		results = append(results, r)
+	}
+	for i, r := range results {
+		if err := r.Wait(ctx); err != nil {
+			return fmt.Errorf("image %s: %w", src.ids[i], err)
+		}
+	}
+	stopSurvey()
+	bg.Wait()
+	elapsed := time.Since(start)
+
+	// Every image is acked, and a worker acks only once the sink has acked
+	// its result: the sink holds them all. Ask it to check and finish.
+	st, err := reqrep.Ask[SinkStatus](ctx, sink, SinkRequest{Op: "finish", Run: run, Expect: src.ids})
+	if err != nil {
+		return fmt.Errorf("finish: %w", err)
+	}
+	ps := jobs.Stats()
+	log.Info("run finished", "run", run, "stored", st.Stored, "missing", len(st.Missing),
+		"redeliveries", ps.Resent, "sheet", st.Sheet)
+	if con != nil {
+		con.Done(progressLine(int(ps.Acked), src.n, float64(ps.Acked)/elapsed.Seconds(), st.PerWorker, nil, 20))
+		printSummary(stdout, Summary{
+			Run: run, Dir: st.Dir, Sheet: st.Sheet, Total: src.n, Processed: st.Stored,
+			Duplicates: st.Duplicates, Missing: st.Missing, PerWorker: st.PerWorker, Elapsed: elapsed,
+		})
+	}
+	if len(st.Missing) > 0 {
+		return fmt.Errorf("the sink misses %d images", len(st.Missing))
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return jobs.Drain(dctx)
+}
+
+// workerNames lists the nodes advertising a worker for the jobs: the
+// respondents a survey expects (a worker's survey name is its node name).
+func workerNames(node *discovery.Node) []string {
+	var names []string
+	for _, ep := range node.Endpoints(svcJobs, spmesh.RoleWorker) {
+		if !slices.Contains(names, ep.Node) {
+			names = append(names, ep.Node)
+		}
+	}
+	return names
+}
+
+// loadBoard holds the latest survey of the workers.
+type loadBoard struct {
+	mu    sync.Mutex
+	loads map[string]Load
+}
+
+func (b *loadBoard) set(ls []Load) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.loads = map[string]Load{}
+	for _, l := range ls {
+		b.loads[l.Worker] = l
+	}
+}
+
+func (b *loadBoard) get() map[string]Load {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.loads
+}
+
+// surveyLoop asks the workers for their load twice a second and publishes
+// the answers (topicLoad) for whoever shows progress.
+func surveyLoop(ctx context.Context, sv *survey.Surveyor, pub *pubsub.Publisher, board *loadBoard, log *slog.Logger) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		rs, err := sv.Survey(ctx, "load?")
+		if err != nil {
+			return
+		}
+		var loads []Load
+		for resp, err := range rs.All(ctx) {
+			if err != nil {
+				break
+			}
+			if l, err := survey.Decode[Load](resp); err == nil {
+				loads = append(loads, l)
+			}
+		}
+		if missing := rs.Missing(); len(missing) > 0 {
+			log.Debug("workers did not answer the survey", "missing", missing)
+		}
+		rs.Close()
+		slices.SortFunc(loads, func(a, b Load) int { return strings.Compare(a.Worker, b.Worker) })
+		board.set(loads)
+		_ = pub.Publish(ctx, topicLoad, loads)
+	}
+}
+
+// showProgress draws the producer's progress line (with -role producer).
+func showProgress(ctx context.Context, con *console, jobs *pipeline.Producer, total int, board *loadBoard) {
+	start := time.Now()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		acked := int(jobs.Stats().Acked)
+		loads := board.get()
+		per := map[string]int{}
+		for w, l := range loads {
+			per[w] = l.Done
+		}
+		con.Progress(progressLine(acked, total, float64(acked)/time.Since(start).Seconds(), per, loads, 20))
+	}
+}
