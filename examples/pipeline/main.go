@@ -1,7 +1,13 @@
-// Command pipeline shows work distribution without a broker: a pusher spreads
-// jobs over two pullers found by service name (at most once: fast, and a job
-// in a dying puller's hands is lost). Everything runs in this process over
-// loopback TCP, wired through a discovery.Static registry.
+// Command pipeline shows work distribution without a broker, both halves:
+//
+//   - at most once: a Pusher spreads jobs over two Pullers found by service
+//     name (fast; a job in a dying puller's hands is lost);
+//   - at least once: a Producer hands jobs to Workers and each job is acked
+//     after its handler returns nil; a job whose handler fails (or whose
+//     worker dies, or does not ack in time) is delivered again.
+//
+// Everything runs in this process over loopback TCP, wired through a
+// discovery.Static registry.
 //
 //	go run ./examples/pipeline
 package main
@@ -30,6 +36,54 @@ func main() {
 	defer reg.Close()
 
 	atMostOnce(ctx, reg)
+	atLeastOnce(ctx, reg)
+}
+
+// atLeastOnce produces 6 jobs for two workers; the first delivery of
+// img-03 fails, and the producer delivers it again.
+func atLeastOnce(ctx context.Context, reg *discovery.Static) {
+	var mu sync.Mutex
+	attempts := map[string]int{}
+	for _, name := range []string{"worker-1", "worker-2"} {
+		w, err := pipeline.NewWorker(pipeline.TypedHandler(func(ctx context.Context, job *pipeline.Job, j Job) error {
+			mu.Lock()
+			defer mu.Unlock()
+			attempts[j.Image] = job.Attempt
+			if j.Image == "img-03" && job.Attempt == 1 {
+				return fmt.Errorf("%s: disk full", name) // a nack: delivered again
+			}
+			return nil // the ack
+		}), pipeline.WithDiscovery(reg, "thumbnails"), pipeline.WithConcurrency(2))
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer w.Close()
+	}
+	p, err := pipeline.NewProducer(pipeline.WithDiscovery(reg, "thumbnails"),
+		pipeline.WithWaitForWorker(), // wait for a worker rather than fail with ErrNoPeers
+		pipeline.WithMaxAttempts(5))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+
+	// ProduceAsync returns once the job is in flight; Wait waits for its ack.
+	var results []*pipeline.Result
+	for i := range 6 {
+		r, err := p.ProduceAsync(ctx, Job{Image: fmt.Sprintf("img-%02d", i+1)})
+		if err != nil {
+			log.Fatal(err)
+		}
+		results = append(results, r)
+	}
+	for _, r := range results {
+		if err := r.Wait(ctx); err != nil {
+			log.Fatal(err)
+		}
+	}
+	st := p.Stats()
+	fmt.Printf("at least once: %d jobs acked, %d nacked and delivered again; img-03 took %d attempts\n",
+		st.Acked, st.Nacked, attempts["img-03"])
 }
 
 // atMostOnce pushes 10 jobs to two pullers.
@@ -83,6 +137,6 @@ func atMostOnce(ctx context.Context, reg *discovery.Static) {
 	wg.Wait()
 	for _, name := range []string{"puller-1", "puller-2"} {
 		slices.Sort(done[name])
-		fmt.Printf("at most once: %s pulled %d jobs\n", name, len(done[name]))
+		fmt.Printf("at most once: %s pulled %d of %d jobs\n", name, len(done[name]), jobs)
 	}
 }
