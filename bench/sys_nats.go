@@ -189,6 +189,7 @@ func natsAcked(size, workers int) (*stream, error) {
 	}); err != nil {
 		return fail(err)
 	}
+	stall := jetstream.WithStallWait(10 * time.Second)
 	counts := counters(workers)
 	var ccs []jetstream.ConsumeContext
 	for i := range workers {
@@ -218,8 +219,13 @@ func natsAcked(size, workers int) (*stream, error) {
 	}
 	return &stream{
 		send: func(b []byte) error {
-			_, err := js.PublishAsync("jobs", b)
-			return err
+			for {
+				// A full window of unacked publishes is backpressure: wait.
+				_, err := js.PublishAsync("jobs", b, stall)
+				if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+					return err
+				}
+			}
 		},
 		counts: counts,
 		close: func() {
