@@ -12,7 +12,15 @@ const (
 	RolePuller    Role = "pull"
 	RoleWorker    Role = "work"
 	RoleSurveyor  Role = "surveyor"
+	// RoleRespondent is announced by survey respondents, which dial rather
+	// than listen: their Addr is "name:" followed by the respondent's name,
+	// so that surveyors know whom to expect. Nobody dials it.
+	RoleRespondent Role = "respondent"
 )
+
+// NameAddrPrefix starts the Addr of an endpoint that names a socket instead
+// of giving an address to dial (see [RoleRespondent]).
+const NameAddrPrefix = "name:"
 
 // Endpoint is one advertised socket: a service, the role it plays there, and
 // the address its peers dial.

@@ -109,6 +109,7 @@ type Surveyor struct {
 	codec      spmesh.Codec
 	defaults   call
 	expectFunc func() []string
+	roster     *sock.Roster // with discovery: the respondents announced
 	late       atomic.Uint64
 
 	mu     sync.Mutex
@@ -130,7 +131,16 @@ func NewSurveyor(opts ...Option) (*Surveyor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Surveyor{so: so, codec: c.sock.Codec, defaults: c.call, expectFunc: c.expectFunc}, nil
+	s := &Surveyor{so: so, codec: c.sock.Codec, defaults: c.call, expectFunc: c.expectFunc}
+	if reg := c.sock.Registry; reg != nil && s.expectFunc == nil {
+		// Respondents announce themselves for the service: expect them.
+		if s.roster, err = sock.NewRoster(reg, c.sock.Service, spmesh.RoleRespondent); err != nil {
+			so.Close()
+			return nil, fmt.Errorf("spmesh: watch respondents of %s: %w", c.sock.Service, err)
+		}
+		s.expectFunc = s.roster.Names
+	}
+	return s, nil
 }
 
 // Listen listens on addr and returns the bound address (port 0 resolved).
@@ -359,6 +369,9 @@ func (s *Surveyor) Close() error {
 	s.mu.Unlock()
 	err := s.so.Close() // closes every mangos context: collectors return
 	s.wg.Wait()
+	if s.roster != nil {
+		s.roster.Close()
+	}
 	return err
 }
 

@@ -78,10 +78,13 @@ func (p Proto) open() (mangos.Socket, error) {
 
 // Wiring says how a socket takes part in discovery: a binder advertises
 // itself in role Bind; a connector dials every endpoint advertised in role
-// Watch. Either may be empty.
+// Watch; a socket with Announce advertises its name (Settings.Name) in that
+// role, for peers that want to know who is there (survey respondents).
+// Any may be empty.
 type Wiring struct {
-	Bind  spmesh.Role
-	Watch spmesh.Role
+	Bind     spmesh.Role
+	Watch    spmesh.Role
+	Announce spmesh.Role
 }
 
 // Counters are a socket's statistics, updated atomically.
@@ -181,6 +184,15 @@ func (so *Socket) wire(w Wiring) error {
 			so.withdraw = append(so.withdraw, wd)
 			so.mu.Unlock()
 		}
+	}
+	if w.Announce != "" && s.Name != "" {
+		wd, err := s.Registry.Advertise(spmesh.Endpoint{Service: s.Service, Role: w.Announce, Addr: spmesh.NameAddrPrefix + s.Name})
+		if err != nil {
+			return fmt.Errorf("spmesh: announce %s: %w", s.Service, err)
+		}
+		so.mu.Lock()
+		so.withdraw = append(so.withdraw, wd)
+		so.mu.Unlock()
 	}
 	if w.Watch != "" {
 		updates, stop, err := s.Registry.Watch(s.Service, w.Watch)
