@@ -11,9 +11,10 @@
 //   - A survey ends at its deadline ([WithTimeout], default 1 s; the caller's
 //     context deadline when earlier), when its context is cancelled, when
 //     [Responses.Close] is called, or as soon as every expected respondent
-//     has answered ([WithExpect], or [WithExpectFunc], the seam through which
-//     discovery supplies the members of a service). A declined answer counts
-//     as an answer. [Responses.Missing] lists the expected that did not answer.
+//     has answered: those given by [WithExpect] or [WithExpectFunc], or else,
+//     with [WithDiscovery], the respondents announced for the service at the
+//     survey's start. A declined answer counts as an answer.
+//     [Responses.Missing] lists the expected that did not answer.
 //   - Answers arriving after the end are never delivered, nor mixed into
 //     another survey: each survey has its own mangos context and survey id.
 //     For as long as the survey lasted (at least 1 s, at most 10 s) after it
@@ -51,8 +52,9 @@
 //   - [NewSurveyor]: usually listens ([WithListen]); with [WithDiscovery] it
 //     listens on an ephemeral port and advertises itself for the service.
 //   - [NewRespondent]: usually dials the surveyors ([WithDial]); with
-//     [WithDiscovery] it dials every surveyor of the service and hangs up
-//     when one goes away. Each respondent has a name ([WithName]; by default
+//     [WithDiscovery] it dials every surveyor of the service, hangs up
+//     when one goes away, and announces its name so that surveyors expect
+//     its answer. Each respondent has a name ([WithName]; by default
 //     the host name plus a random suffix) that its answers carry.
 //
 // Call [Surveyor.Survey], then take the answers with [Responses.Next] or the
