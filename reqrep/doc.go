@@ -52,7 +52,9 @@
 //     control over ID, attempts and timeouts (what layered packages such as
 //     the pipeline's Producer use).
 //   - [NewReplier](handler, opts...): the serving side, with [HandlerFunc]
-//     and the typed [TypedHandler] adapters.
+//     and the typed [TypedHandler] adapters. A handler returning
+//     [SkipReply] answers nothing: with [Call.NoReply] on the calling side,
+//     that makes a one-way request.
 //
 // Wiring is static ([WithListen], [WithDial], or the Listen and Dial
 // methods) or by service name through a registry ([WithDiscovery]): a

@@ -189,10 +189,15 @@ func (r *Replier) handle(w *worker, m *mangos.Message, req *Request, env *wire.M
 	if cancel != nil {
 		cancel()
 	}
-	if err != nil {
+	switch {
+	case err == SkipReply:
+		// One-way: nothing goes back.
+	case err != nil:
 		r.errs.Add(1)
+		fallthrough
+	default:
+		r.reply(w, env, v, err, req.reply)
 	}
-	r.reply(w, env, v, err, req.reply)
 	req.Data, req.Header, req.reply = nil, nil, nil
 }
 
