@@ -395,6 +395,7 @@ func (p *Producer) deliver(r *Result) (int, error) {
 				p.log.Debug("spmesh: job nacked, redelivering", "id", r.id, "attempt", rep.Attempt, "err", err)
 				call.Attempt = rep.Attempt + 1
 				p.retries.Add(1)
+				p.steer(r.ctx)
 				continue
 			}
 			return rep.Attempt, p.deadLetter(r, rep.Attempt, err)
@@ -421,6 +422,27 @@ func (p *Producer) deliver(r *Result) (int, error) {
 			}
 			return call.Attempt, err
 		}
+	}
+}
+
+// probeHeader marks a probe: a frame that a Worker acks at once without
+// running its handler.
+const probeHeader = "spmesh-probe"
+
+var probe = spmesh.Header{probeHeader: "1"}
+
+// steer makes the next delivery go to another worker than the one that
+// just nacked: mangos REQ sends to the connection that answered last
+// first, which would hand the job straight back to the worker that failed
+// it. A probe (answered at once, its answer ignored) takes that place in
+// the queue. With one worker there is nowhere else to go.
+func (p *Producer) steer(ctx context.Context) {
+	if p.rq.Stats().Peers < 2 {
+		return
+	}
+	_, err := p.rq.Do(ctx, &reqrep.Call{Header: probe, Data: []byte{}, MaxAttempts: 1, AttemptTimeout: -1, NoReply: true})
+	if err != nil {
+		p.log.Debug("spmesh: probe not sent", "err", err)
 	}
 }
 

@@ -671,3 +671,74 @@ func hostileWorker(t *testing.T, s io.Closer, addr string, frames [][]byte) {
 		t.Fatalf("stats: got %+v, want %d decode errors, 1 acked", st, 2*len(frames))
 	}
 }
+
+// TestNackGoesElsewhere: a job a worker failed is delivered again to
+// another worker, even with the pool idle (mangos alone hands it back to
+// the worker that answered last, the one that failed it: over TCP most jobs
+// the broken worker got first then failed every attempt). Steering is best
+// effort (a connection busy writing is out of mangos' queue for a moment),
+// so the test checks that jobs rarely return to the broken worker, and that
+// none runs out of its 5 attempts.
+func TestNackGoesElsewhere(t *testing.T) {
+	transports(t, func(t *testing.T, addr string) {
+		gate := make(chan struct{})
+		var mu sync.Mutex
+		failed := map[pipeline.JobID]int{}
+		bad := mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+			<-gate
+			mu.Lock()
+			failed[j.ID]++
+			mu.Unlock()
+			return errors.New("broken worker")
+		}))
+		p := mustProducer(t, pipeline.WithMaxAttempts(5), pipeline.WithDial(listenWorker(t, bad, suffix(addr, 0))))
+		workerPeers(t, p, 1)
+		ctx := ctxT(t, 20*time.Second)
+		// The first job reaches the broken worker alone; the good ones
+		// connect before it fails.
+		first, err := p.ProduceAsync(ctx, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testutil.Eventually(t, 10*time.Second, func() error {
+			if n := bad.Stats().InFlight; n != 1 {
+				return fmt.Errorf("jobs at the broken worker: got %d, want 1", n)
+			}
+			return nil
+		})
+		var good [2]atomic.Int64
+		for i := range good {
+			w := mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+				good[i].Add(1)
+				return nil
+			}))
+			if err := p.Dial(listenWorker(t, w, suffix(addr, i+1))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		workerPeers(t, p, 3)
+		close(gate)
+		if err := first.Wait(ctx); err != nil {
+			t.Fatalf("first job: got %v, want acked by a good worker", err)
+		}
+		// Then a stream of jobs, sequentially: the broken worker gets some.
+		for i := 0; bad.Stats().Nacked < 10 && i < 1000; i++ {
+			if err := p.Produce(ctx, i); err != nil {
+				t.Fatalf("job %d: got %v, want acked by a good worker", i, err)
+			}
+		}
+		st := p.Stats()
+		t.Logf("%d jobs, nacked %d, good workers ran %d and %d", st.Produced, st.Nacked, good[0].Load(), good[1].Load())
+		if st.DeadLettered != 0 || st.Acked != st.Produced {
+			t.Fatalf("stats: got %+v, want every job acked, no dead letter", st)
+		}
+		if n := bad.Stats().Nacked; n != st.Nacked {
+			t.Fatalf("broken worker: got %d nacks, producer saw %d, want equal (probes are not jobs)", n, st.Nacked)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(failed) == 0 || float64(st.Nacked) > 1.5*float64(len(failed)) {
+			t.Fatalf("broken worker: got %d deliveries of %d jobs, want most jobs failed there once only", st.Nacked, len(failed))
+		}
+	})
+}

@@ -136,6 +136,11 @@ func NewWorker(h Handler, opts ...Option) (*Worker, error) {
 // serve is the reqrep handler: one delivery of a job. The ack is the reply,
 // sent by reqrep after serve returns nil; an error reply is the nack.
 func (w *Worker) serve(ctx context.Context, req *reqrep.Request) (any, error) {
+	if _, ok := req.Header[probeHeader]; ok && len(req.Header) == 1 {
+		// A producer steering its next job elsewhere: no reply, which
+		// would put this worker first in its queue again.
+		return nil, reqrep.SkipReply
+	}
 	job := &Job{
 		ID: JobID(req.ID), Attempt: req.Attempt, Header: req.Header,
 		Time: req.Time, Deadline: req.Deadline, Data: req.Data, codec: w.codec,
