@@ -2,8 +2,8 @@ package reqrep
 
 import (
 	"context"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"time"
 
 	"github.com/spmesh/spmesh"
