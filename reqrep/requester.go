@@ -234,7 +234,11 @@ func (r *Requester) roundTrip(ctx context.Context, c *Call, env *wire.Msg) (*man
 		case errors.Is(err, mangos.ErrRecvTimeout):
 			why = "attempt timed out"
 			r.timeouts.Add(1)
-		case errors.Is(err, mangos.ErrCanceled):
+		case errors.Is(err, mangos.ErrCanceled), errors.Is(err, mangos.ErrProtoState):
+			// Canceled: the connection carrying the request dropped
+			// while we waited. ProtoState: it dropped between the send
+			// and the receive, and mangos cancelled the request before
+			// RecvMsg began (no request left to wait for). Both are lost.
 			r.lost.Add(1)
 		default:
 			return nil, attempt, r.err(ctx, err)
