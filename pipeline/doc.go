@@ -43,10 +43,70 @@
 //	p, _ := pipeline.NewPusher(pipeline.WithDiscovery(reg, "thumbnails"))
 //	err := p.Push(ctx, Job{Image: "cat.jpg"})
 //
-// # At least once
+// # Traps first: at least once
 //
-// (Producer / Worker: to be written with that half. It rides on REQ/REP:
-// the worker's reply is the ack; redelivery after worker death, ack timeout
-// or nack; max attempts, then a dead letter. State its traps here, in the
-// same form as above, and list its constructors under Constructors.)
+// [Producer] / [Worker] ride on the reqrep package (mangos REQ/REP): a job
+// is a request, the worker's reply is its ack.
+//
+//   - Duplicates: a job is delivered again when its worker fails it (the
+//     handler returned an error or panicked: a nack), does not ack it within
+//     [WithAckTimeout] (default 30s; a hung or merely slow worker: its
+//     handler keeps running), or its connection drops (worker killed,
+//     closed, or drained with the job still queued). The earlier delivery
+//     may have done the work, so a job can run more than once. Every
+//     delivery carries the same [Job.ID] and a growing [Job.Attempt]; a
+//     Worker given [WithDedup] acks an id it acked lately without running
+//     it again, but only its own: nothing is shared between workers.
+//   - Dead letter, never silently dropped: after [WithMaxAttempts]
+//     deliveries (default 5) the job goes to the function given with
+//     [WithDeadLetter] (default: logged at level Error, and the logger is
+//     silent by default), is counted in Stats().DeadLettered, and its
+//     Produce or [Result] fails with an error wrapping [ErrDeadLetter].
+//   - Other ends, not retried: a job whose ctx ends, whose Producer closes
+//     ([spmesh.ErrClosed]; Close lists such jobs in an [*UnackedError]), or
+//     that has no worker to go to ([spmesh.ErrNoPeers], see below) fails
+//     with that error, counted in Stats().Failed. The caller decides.
+//   - What blocks: Produce until the ack (or one of the ends above);
+//     Produce and ProduceAsync while [WithMaxInFlight] jobs (default 64)
+//     are in flight. With no worker connected they fail at once with
+//     [spmesh.ErrNoPeers], and so does a job whose worker is lost while no
+//     other is connected; [WithWaitForWorker] waits for one instead, until
+//     the job's ctx ends.
+//   - ctx: the ctx given to Produce or ProduceAsync bounds the whole job,
+//     every delivery included, and its deadline travels to the worker, whose
+//     handler ctx ends at the same instant (clocks must agree). For
+//     ProduceAsync, use a ctx that lives as long as the job should.
+//   - Load: jobs go to the worker connections free to send, favouring the
+//     worker that answered last (mangos REQ scheduling), not the least
+//     loaded one; a job nacked by one worker is steered to another when
+//     there is one (best effort). A worker takes [WithConcurrency] jobs at
+//     a time (default 8); more wait in its connections with their ack
+//     timers running, so the ack timeout must cover that wait too.
+//   - Order: none. Jobs run concurrently and redeliveries overtake.
+//   - Wire: Producer and Worker speak reqrep's frames as pipeline jobs and
+//     acks, so they neither serve nor call plain reqrep peers, and Pushers
+//     and Pullers never mix with them (different protocols and roles).
+//
+// # Constructors: at least once
+//
+//	NewProducer(opts...)      connector: dials workers (WithDial, or every
+//	                          worker of a service with WithDiscovery);
+//	                          Produce, ProduceAsync, Submit, Drain, Close
+//	NewWorker(handler, opts...) binder: listens (WithListen, or advertised
+//	                          with WithDiscovery); runs handler (Handler,
+//	                          HandlerFunc, TypedHandler); Drain, Close
+//
+// # Workflow (at least once)
+//
+//	w, _ := pipeline.NewWorker(pipeline.TypedHandler(
+//		func(ctx context.Context, job *pipeline.Job, r Resize) error {
+//			return makeThumb(ctx, r) // nil acks, an error nacks
+//		}), pipeline.WithDiscovery(reg, "thumbnails"), pipeline.WithDedup(10000, time.Hour))
+//	defer w.Drain(ctx)
+//
+//	p, _ := pipeline.NewProducer(pipeline.WithDiscovery(reg, "thumbnails"),
+//		pipeline.WithWaitForWorker(), pipeline.WithDeadLetter(park))
+//	r, err := p.ProduceAsync(ctx, Resize{Image: "cat.jpg"})
+//	...
+//	err = r.Wait(ctx) // nil: acked
 package pipeline

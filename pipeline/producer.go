@@ -198,6 +198,7 @@ type Producer struct {
 	idSeq    atomic.Uint64
 
 	produced, acked, nacked, retries, dead, failed atomic.Uint64
+	probes                                         atomic.Uint64 // sent by steer, not deliveries
 }
 
 // NewProducer opens a producer. Give it workers with [WithDial] (or
@@ -443,7 +444,9 @@ func (p *Producer) steer(ctx context.Context) {
 	_, err := p.rq.Do(ctx, &reqrep.Call{Header: probe, Data: []byte{}, MaxAttempts: 1, AttemptTimeout: -1, NoReply: true})
 	if err != nil {
 		p.log.Debug("spmesh: probe not sent", "err", err)
+		return
 	}
+	p.probes.Add(1)
 }
 
 // deadLetter hands r to the dead-letter function (or the log) and returns
@@ -468,6 +471,7 @@ func (p *Producer) deadLetter(r *Result, attempts int, cause error) error {
 
 // Stats returns the producer's counters.
 func (p *Producer) Stats() ProducerStats {
+	probes := p.probes.Load() // first: each was counted as sent before
 	rs := p.rq.Stats()
 	st := ProducerStats{
 		Stats:        rs.Stats,
@@ -481,6 +485,7 @@ func (p *Producer) Stats() ProducerStats {
 		InFlight:     len(p.slots),
 	}
 	st.Resent += p.retries.Load()
+	st.Sent -= probes
 	return st
 }
 

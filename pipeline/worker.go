@@ -106,6 +106,7 @@ type Worker struct {
 	dd    *dedup // nil: no de-duplication
 
 	acked, nacked, dups atomic.Uint64
+	probes              atomic.Uint64 // received from producers, not jobs
 }
 
 // NewWorker opens a worker running h. Give it an address with [WithListen]
@@ -137,6 +138,7 @@ func NewWorker(h Handler, opts ...Option) (*Worker, error) {
 // sent by reqrep after serve returns nil; an error reply is the nack.
 func (w *Worker) serve(ctx context.Context, req *reqrep.Request) (any, error) {
 	if _, ok := req.Header[probeHeader]; ok && len(req.Header) == 1 {
+		w.probes.Add(1)
 		// A producer steering its next job elsewhere: no reply, which
 		// would put this worker first in its queue again.
 		return nil, reqrep.SkipReply
@@ -185,7 +187,9 @@ func (w *Worker) Addrs() []string { return w.rp.Addrs() }
 
 // Stats returns the worker's counters.
 func (w *Worker) Stats() WorkerStats {
+	probes := w.probes.Load() // first: each was counted as received before
 	rs := w.rp.Stats()
+	rs.Received -= probes
 	return WorkerStats{
 		Stats:      rs.Stats,
 		InFlight:   rs.InFlight,
