@@ -91,8 +91,9 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	defer pub.Close()
-	sv, err := survey.NewSurveyor(survey.WithDiscovery(node, svcLoad), survey.WithTimeout(400*time.Millisecond),
-		survey.WithExpectFunc(func() []string { return workerNames(node) }))
+	// The workers' respondents announce themselves through discovery: a
+	// survey ends as soon as every one of them has answered.
+	sv, err := survey.NewSurveyor(survey.WithDiscovery(node, svcLoad), survey.WithTimeout(400*time.Millisecond))
 	if err != nil {
 		return err
 	}
@@ -126,7 +127,13 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 	loads := &loadBoard{}
 	surveyCtx, stopSurvey := context.WithCancel(ctx)
 	var bg sync.WaitGroup
-	bg.Go(func() { surveyLoop(surveyCtx, sv, pub, loads, log) })
+	bg.Go(func() {
+		surveyLoop(surveyCtx, sv, pub, loads, func() {
+			st := jobs.Stats()
+			log.Debug("jobs", "workers", workerNames(node), "connected", st.Peers, "in flight", st.InFlight,
+				"acked", st.Acked, "redelivered", st.Resent)
+		})
+	})
 	if con != nil {
 		bg.Go(func() { showProgress(surveyCtx, con, jobs, src.n, loads) })
 	}
@@ -191,8 +198,7 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 	return jobs.Drain(dctx)
 }
 
-// workerNames lists the nodes advertising a worker for the jobs: the
-// respondents a survey expects (a worker's survey name is its node name).
+// workerNames lists the nodes advertising a worker for the jobs.
 func workerNames(node *discovery.Node) []string {
 	var names []string
 	for _, ep := range node.Endpoints(svcJobs, spmesh.RoleWorker) {
@@ -225,8 +231,9 @@ func (b *loadBoard) get() map[string]Load {
 }
 
 // surveyLoop asks the workers for their load twice a second and publishes
-// the answers (topicLoad) for whoever shows progress.
-func surveyLoop(ctx context.Context, sv *survey.Surveyor, pub *pubsub.Publisher, board *loadBoard, log *slog.Logger) {
+// the answers (topicLoad) for whoever shows progress; after each round it
+// calls report.
+func surveyLoop(ctx context.Context, sv *survey.Surveyor, pub *pubsub.Publisher, board *loadBoard, report func()) {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -248,10 +255,8 @@ func surveyLoop(ctx context.Context, sv *survey.Surveyor, pub *pubsub.Publisher,
 				loads = append(loads, l)
 			}
 		}
-		if missing := rs.Missing(); len(missing) > 0 {
-			log.Debug("workers did not answer the survey", "missing", missing)
-		}
 		rs.Close()
+		report()
 		slices.SortFunc(loads, func(a, b Load) int { return strings.Compare(a.Worker, b.Worker) })
 		board.set(loads)
 		_ = pub.Publish(ctx, topicLoad, loads)

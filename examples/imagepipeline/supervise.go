@@ -36,6 +36,7 @@ type Summary struct {
 	PerWorker   map[string]int
 	Killed      []string // processes killed by -chaos and -chaos-sink
 	Started     []string // processes started late
+	Answered    []string // workers that answered the producer's load survey
 	Elapsed     time.Duration
 	Restored    int // images a restarted sink found already stored
 	Interrupted bool
@@ -77,9 +78,10 @@ type supervisor struct {
 	stopping bool           // stopAll has begun: no more restarts
 	logs     sync.WaitGroup // the goroutines copying children's output
 
-	loadMu sync.Mutex
-	load   map[string]Load
-	seen   int // announcements
+	loadMu   sync.Mutex
+	load     map[string]Load
+	answered []string // every worker seen in a load survey
+	seen     int      // announcements
 }
 
 func supervise(ctx context.Context, c config, stdout, stderr io.Writer) error {
@@ -204,6 +206,7 @@ loop:
 	}
 	s.loadMu.Lock()
 	sum.Announced = s.seen
+	sum.Answered = slices.Sorted(slices.Values(s.answered))
 	s.loadMu.Unlock()
 	sum.Missing = status.Missing
 	if !sum.Interrupted && runErr == nil && !status.Finished {
@@ -420,6 +423,9 @@ func (s *supervisor) watchEvents(sub *pubsub.Subscriber) {
 			clear(s.load)
 			for _, l := range loads {
 				s.load[l.Worker] = l
+				if !slices.Contains(s.answered, l.Worker) {
+					s.answered = append(s.answered, l.Worker)
+				}
 			}
 			s.loadMu.Unlock()
 		}
