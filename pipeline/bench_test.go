@@ -16,10 +16,63 @@ const benchSize = 256
 
 // BenchmarkPushPull measures jobs/s from 1 pusher to 2 pullers over TCP on
 // loopback at 256 B, through spmesh and through raw mangos PUSH/PULL in the
-// same run. A job counts when a puller has received it.
+// same run. A job counts when a puller has received it. The at-least-once
+// half runs beside them (acked): 1 Producer with an async window of 64 to 2
+// Workers, a job counting once its ack is back.
 func BenchmarkPushPull(b *testing.B) {
 	b.Run("spmesh", benchSpmesh)
 	b.Run("mangos", benchMangos)
+	b.Run("acked", benchProducerWorker)
+}
+
+func benchProducerWorker(b *testing.B) {
+	var opts []pipeline.Option
+	for range 2 {
+		w := mustWorker(b, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error { return nil }),
+			pipeline.WithConcurrency(32))
+		opts = append(opts, pipeline.WithDial(listenWorker(b, w, "tcp")))
+	}
+	p := mustProducer(b, append(opts, pipeline.WithMaxInFlight(64))...)
+	workerPeers(b, p, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	payload := make([]byte, benchSize)
+
+	// A reader waits for the results in order while the producer runs
+	// ahead by at most the window.
+	results := make(chan *pipeline.Result, 64)
+	failed := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for r := range results {
+			if err := r.Wait(ctx); err != nil {
+				select {
+				case failed <- err:
+				default:
+				}
+			}
+		}
+	}()
+	b.ReportAllocs()
+	b.SetBytes(benchSize)
+	b.ResetTimer()
+	for range b.N {
+		r, err := p.ProduceAsync(ctx, payload)
+		if err != nil {
+			b.Fatal(err)
+		}
+		results <- r
+	}
+	close(results)
+	<-done
+	b.StopTimer()
+	select {
+	case err := <-failed:
+		b.Fatal(err)
+	default:
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
 }
 
 func benchSpmesh(b *testing.B) {

@@ -196,6 +196,7 @@ type Producer struct {
 
 	idPrefix uint64
 	idSeq    atomic.Uint64
+	lastSize atomic.Int64 // size of the last job encoded
 
 	produced, acked, nacked, retries, dead, failed atomic.Uint64
 	probes                                         atomic.Uint64 // sent by steer, not deliveries
@@ -270,10 +271,11 @@ func (p *Producer) Submit(ctx context.Context, t Task) (*Result, error) {
 	if p.closed.Load() || p.draining.Load() {
 		return nil, spmesh.ErrClosed
 	}
-	data, err := spmesh.AppendMarshal(p.codec, nil, t.Body)
+	data, err := spmesh.AppendMarshal(p.codec, make([]byte, 0, p.bodyHint(t.Body)), t.Body)
 	if err != nil {
 		return nil, fmt.Errorf("spmesh: encode %T: %w", t.Body, err)
 	}
+	p.lastSize.Store(int64(len(data)))
 	if data == nil {
 		data = []byte{} // nil would mean "no pre-encoded body" to reqrep
 	}
@@ -305,6 +307,18 @@ func (p *Producer) Submit(ctx context.Context, t Task) (*Result, error) {
 	}
 	p.produced.Add(1)
 	return r, nil
+}
+
+// bodyHint guesses the encoded size of v, so that it is encoded into one
+// allocation: from its length for bytes and strings, else from the last job.
+func (p *Producer) bodyHint(v any) int {
+	switch b := v.(type) {
+	case []byte:
+		return len(b) + 5 // msgpack bin header
+	case string:
+		return len(b) + 5
+	}
+	return int(p.lastSize.Load()) + 16
 }
 
 // newID returns a fresh job id: the producer's random prefix, then a

@@ -134,6 +134,8 @@ func NewWorker(h Handler, opts ...Option) (*Worker, error) {
 	return w, nil
 }
 
+var jobPool = sync.Pool{New: func() any { return new(Job) }}
+
 // serve is the reqrep handler: one delivery of a job. The ack is the reply,
 // sent by reqrep after serve returns nil; an error reply is the nack.
 func (w *Worker) serve(ctx context.Context, req *reqrep.Request) (any, error) {
@@ -143,10 +145,15 @@ func (w *Worker) serve(ctx context.Context, req *reqrep.Request) (any, error) {
 		// would put this worker first in its queue again.
 		return nil, reqrep.SkipReply
 	}
-	job := &Job{
+	job := jobPool.Get().(*Job)
+	*job = Job{
 		ID: JobID(req.ID), Attempt: req.Attempt, Header: req.Header,
 		Time: req.Time, Deadline: req.Deadline, Data: req.Data, codec: w.codec,
 	}
+	defer func() { // the handler may not keep job: it is reused
+		*job = Job{}
+		jobPool.Put(job)
+	}()
 	if w.dd != nil {
 		dup, err := w.dd.begin(ctx, job.ID)
 		if err != nil {
