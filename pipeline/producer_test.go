@@ -742,3 +742,70 @@ func TestNackGoesElsewhere(t *testing.T) {
 		}
 	})
 }
+
+// roles is a registry that reports, as a real one does, only the endpoints
+// of the service and role watched (the shared test registry reports all).
+type roles struct{ *registry }
+
+func (r roles) Watch(service string, role spmesh.Role) (<-chan []spmesh.Endpoint, func(), error) {
+	in, stop, err := r.registry.Watch(service, role)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make(chan []spmesh.Endpoint, 1)
+	go func() {
+		defer close(out)
+		for eps := range in {
+			var keep []spmesh.Endpoint
+			for _, ep := range eps {
+				if ep.Service == service && ep.Role == role {
+					keep = append(keep, ep)
+				}
+			}
+			out <- keep
+		}
+	}()
+	return out, stop, nil
+}
+
+// TestProducerDiscovery: workers advertise themselves as workers, the
+// producer dials them and not the pullers of the same service, and a
+// draining worker's jobs go to the other one.
+func TestProducerDiscovery(t *testing.T) {
+	reg := roles{&registry{}}
+	var ws []*pipeline.Worker
+	var counts [2]atomic.Int64
+	for i := range 2 {
+		ws = append(ws, mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+			counts[i].Add(1)
+			return nil
+		}), pipeline.WithDiscovery(reg, "thumbnails")))
+	}
+	mustPuller(t, pipeline.WithDiscovery(reg, "thumbnails"))
+	p := mustProducer(t, pipeline.WithDiscovery(reg, "thumbnails"))
+	workerPeers(t, p, 2)
+	reg.mu.Lock()
+	var workers int
+	for _, ep := range reg.eps {
+		if ep.Role == spmesh.RoleWorker && ep.Service == "thumbnails" {
+			workers++
+		}
+	}
+	reg.mu.Unlock()
+	if workers != 2 {
+		t.Fatalf("workers advertised: got %d, want 2", workers)
+	}
+	ctx := ctxT(t, 20*time.Second)
+	if err := ws[0].Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	workerPeers(t, p, 1)
+	for i := range 20 {
+		if err := p.Produce(ctx, i); err != nil {
+			t.Fatalf("job %d: %v", i, err)
+		}
+	}
+	if a, b := counts[0].Load(), counts[1].Load(); a != 0 || b != 20 {
+		t.Fatalf("jobs run: got %d at the drained worker and %d at the other, want 0 and 20", a, b)
+	}
+}
