@@ -32,8 +32,9 @@ var ErrUnacked = errors.New("spmesh: jobs not acked")
 type JobID [16]byte
 
 // JobIDOf returns a stable id derived from key (its SHA-256, truncated):
-// the same key always gives the same id, so a job produced again after a
-// producer restart is recognised as a duplicate by the workers.
+// the same key always gives the same id, so a job produced again (after a
+// producer restart, say) is recognised as a duplicate by a worker that
+// acked it within its de-duplication window ([WithDedup]).
 func JobIDOf(key string) JobID {
 	sum := sha256.Sum256([]byte(key))
 	return JobID(sum[:16])
