@@ -3,7 +3,8 @@
 //
 //	cd bench && go run . [-only regexp] [-duration d] [-runs n]
 //
-// Systems: spmesh (tcp://, the raw codec), raw mangos v3 with its stock tcp
+// Systems: spmesh (tcp://, which spmesh carries over its batching sptcp
+// transport by default; the raw codec), raw mangos v3 with its stock tcp
 // transport, raw mangos over spmesh's batching transport (sptcp://), and
 // NATS (an embedded nats-server/v2, nats.go clients; JetStream with memory
 // storage for the acked pipeline). Each cell warms up until every receiver

@@ -10,8 +10,9 @@ import (
 	"github.com/spmesh/spmesh/reqrep"
 )
 
-// spmesh over tcp:// (whatever transport internal/sock maps it to), with
-// the raw codec so that every system moves the same bytes.
+// spmesh over tcp:// (internal/sock maps it to the sptcp transport unless
+// a socket asks for mangos' stock one), with the raw codec so that every
+// system moves the same bytes.
 func spmeshSystem() *system {
 	return &system{
 		name:     "spmesh",
