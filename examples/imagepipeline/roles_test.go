@@ -1,0 +1,93 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spmesh/spmesh/internal/testutil"
+)
+
+// TestRoles runs one role per process, as on separate hosts: a sink (the
+// seed), then two workers and a producer joined through the sink's gossip
+// address, the only address given. The producer finishes the run and exits;
+// the others stop gracefully on SIGTERM.
+func TestRoles(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	start := func(args ...string) *running {
+		r := &running{out: &syncBuffer{}, done: make(chan struct{})}
+		r.cmd = exec.Command(exe, append(args, "-gossip", "127.0.0.1:0")...)
+		r.cmd.Env = append(os.Environ(), envMain+"=1")
+		r.cmd.SysProcAttr = childAttr()
+		r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+		if err := r.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			r.err = r.cmd.Wait()
+			close(r.done)
+		}()
+		t.Cleanup(func() {
+			_ = r.cmd.Process.Kill()
+			<-r.done
+		})
+		return r
+	}
+	wait := func(name string, r *running) {
+		t.Helper()
+		select {
+		case <-r.done:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%s: still running after 60 s; output:\n%s", name, r.out.String())
+		}
+		if r.err != nil {
+			t.Fatalf("%s: got %v, want exit status 0; output:\n%s", name, r.err, r.out.String())
+		}
+	}
+
+	sink := start("-role", "sink", "-name", "sink", "-out", filepath.Join(dir, "out"))
+	var seed string
+	testutil.Eventually(t, 30*time.Second, func() error {
+		m := regexp.MustCompile(`others join with -join (\S+)"`).FindStringSubmatch(sink.out.String())
+		if m == nil {
+			return fmt.Errorf("sink output: got\n%s\nwant its gossip address", sink.out.String())
+		}
+		seed = m[1]
+		return nil
+	})
+	w1 := start("-role", "worker", "-name", "w1", "-join", seed, "-size", "320", "-thumb", "80", "-work", "10ms")
+	w2 := start("-role", "worker", "-name", "w2", "-join", seed, "-size", "320", "-thumb", "80", "-work", "10ms", "-transform", "ladder")
+	prod := start("-role", "producer", "-join", seed, "-n", "9", "-size", "320", "-run", "roles-test")
+	wait("producer", prod)
+	if out := prod.out.String(); !strings.Contains(out, "processed     9 of 9 images") || !strings.Contains(out, "none lost") {
+		t.Fatalf("producer output: got\n%s\nwant 9 of 9 images processed, none lost", out)
+	}
+	for _, r := range []*running{w1, w2, sink} {
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	wait("w1", w1)
+	wait("w2", w2)
+	wait("sink", sink)
+	if out := sink.out.String(); !strings.Contains(out, "run roles-test: 9 images stored, 0 missing") {
+		t.Fatalf("sink output: got\n%s\nwant the finished run", out)
+	}
+	thumbs, _ := filepath.Glob(filepath.Join(dir, "out", "roles-test", "thumbs", "*.png"))
+	if len(thumbs) != 9 {
+		t.Fatalf("thumbnails: got %d, want 9", len(thumbs))
+	}
+	if _, err := readPNG(filepath.Join(dir, "out", "roles-test", "contact-sheet.png")); err != nil {
+		t.Fatalf("contact sheet: %v", err)
+	}
+}
