@@ -1,5 +1,7 @@
 package spmesh
 
+import "encoding/hex"
+
 // Header holds string key/value pairs that travel with a message: trace
 // context, correlation ids, application metadata. A nil Header is empty and
 // valid for reading.
@@ -22,3 +24,13 @@ func (h Header) Clone() Header {
 	}
 	return c
 }
+
+// ID identifies a message. It is unique per sender and stays the same
+// across resends and redeliveries, so receivers can de-duplicate by it.
+type ID [16]byte
+
+// String returns the id in hex.
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// IsZero reports whether id is the zero ID.
+func (id ID) IsZero() bool { return id == ID{} }

@@ -88,7 +88,7 @@ func TestPushPull(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		ids := map[string]bool{}
+		ids := map[spmesh.ID]bool{}
 		for i := range 100 {
 			m, err := pl.Next(ctx)
 			if err != nil {

@@ -15,7 +15,7 @@ import (
 // Message is one message received by a [Puller].
 type Message struct {
 	Header spmesh.Header
-	ID     string    // message id (hex), unique per message
+	ID     spmesh.ID // message id, unique per message
 	Time   time.Time // when it was pushed (sender's clock)
 	Data   []byte    // the encoded body; Decode turns it into a value
 
@@ -73,7 +73,7 @@ func NewPuller(opts ...Option) (*Puller, error) {
 	pl := &Puller{so: so, codec: c.sock.Codec}
 	pl.in = sock.NewInbox(so, wire.KindPush, func(env *wire.Msg) (*Message, bool) {
 		return &Message{
-			Header: env.Header, ID: env.ID.String(), Time: time.Unix(0, env.Time),
+			Header: env.Header, ID: env.ID, Time: time.Unix(0, env.Time),
 			Data: env.Body, codec: pl.codec,
 		}, true
 	})

@@ -18,7 +18,7 @@ import (
 type Message struct {
 	Topic     string
 	Header    spmesh.Header
-	ID        string    // message id (hex)
+	ID        spmesh.ID // message id; stable, for de-duplication
 	Publisher uint64    // the sending Publisher's id
 	Seq       uint64    // per publisher and topic, from 1
 	Time      time.Time // when it was published (sender's clock)
@@ -180,7 +180,7 @@ func (s *Subscriber) convert(env *wire.Msg) (*Message, bool) {
 	}
 	s.track(env)
 	return &Message{
-		Topic: env.Topic, Header: env.Header, ID: env.ID.String(),
+		Topic: env.Topic, Header: env.Header, ID: env.ID,
 		Publisher: env.Pub, Seq: env.Seq, Time: time.Unix(0, env.Time),
 		Data: env.Body, codec: s.codec,
 	}, true

@@ -2,7 +2,6 @@ package reqrep
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"time"
 
@@ -11,14 +10,8 @@ import (
 
 // ID identifies a request. It stays the same across the resends of one call
 // (and across a caller's own retries when it passes the ID in [Call.ID]), so
-// a handler can use it to de-duplicate.
-type ID [16]byte
-
-// String returns the id in hex.
-func (id ID) String() string { return hex.EncodeToString(id[:]) }
-
-// IsZero reports whether id is the zero ID.
-func (id ID) IsZero() bool { return id == ID{} }
+// a replier can de-duplicate by it.
+type ID = spmesh.ID
 
 // Request is one request as a [Handler] sees it. It and its Data are valid
 // only until the handler returns: copy what must outlive it.

@@ -33,8 +33,8 @@ const drainLinger = 50 * time.Millisecond
 
 // Question is one survey as a [Handler] sees it.
 type Question struct {
-	// ID is the survey's id (hex); every respondent sees the same one.
-	ID string
+	// ID is the survey's id; every respondent sees the same one.
+	ID spmesh.ID
 	// Header holds the headers the surveyor sent ([WithHeader]).
 	Header spmesh.Header
 	// Time is when the survey was sent, by the surveyor's clock.
@@ -226,7 +226,7 @@ func (r *Respondent) serve(mc mangos.Context, m *mangos.Message, env *wire.Msg) 
 		return
 	}
 	r.so.C.Received.Add(1)
-	q := &Question{ID: env.ID.String(), Header: env.Header, Time: time.Unix(0, env.Time), Data: env.Body, codec: r.codec}
+	q := &Question{ID: env.ID, Header: env.Header, Time: time.Unix(0, env.Time), Data: env.Body, codec: r.codec}
 	ctx := r.base
 	if env.Deadline > 0 {
 		q.Deadline = time.Unix(0, env.Deadline)

@@ -159,7 +159,7 @@ With --dial/--listen and no mesh, give no SERVICE.`,
 						return err
 					}
 				} else {
-					line := []string{m.ID}
+					line := []string{m.ID.String()}
 					if ht := headerText(m.Header); ht != "" {
 						line = append(line, ht)
 					}

@@ -255,9 +255,9 @@ With --dial/--listen and no mesh, give no SERVICE.`,
 			}
 			srv := newServing(s, cmd.Int(flagCount), cmd.Bool(flagQuiet))
 			h := survey.HandlerFunc(func(ctx context.Context, q *survey.Question) (any, error) {
-				srv.print(map[string]any{"id": q.ID}, q.Header, q.Data, "survey "+q.ID)
+				srv.print(map[string]any{"id": q.ID.String()}, q.Header, q.Data, "survey "+q.ID.String())
 				defer srv.done()
-				return ans.answer(ctx, q.Data, requestEnv("SURVEY", q.ID, 0, q.Header))
+				return ans.answer(ctx, q.Data, requestEnv("SURVEY", q.ID.String(), 0, q.Header))
 			})
 			name := cmd.String(flagName)
 			if name == "" && s.node != nil {

@@ -41,7 +41,6 @@
 package wire
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -74,10 +73,7 @@ const (
 )
 
 // ID identifies a message; resends keep it.
-type ID [16]byte
-
-// String returns the id in hex.
-func (id ID) String() string { return hex.EncodeToString(id[:]) }
+type ID = spmesh.ID
 
 // Msg is a decoded envelope. Body aliases the frame it was decoded from.
 type Msg struct {
