@@ -140,8 +140,14 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 	defer bg.Wait()
 	defer stopSurvey()
 
+	// Jobs go to the worker connections ready to send, favouring the worker
+	// that answered last (mangos REQ): workers connected after the first
+	// jobs went out get few. Give the connections to the workers that
+	// discovery already knows a moment to come up, so the first jobs
+	// spread over all of them.
+	warmUp(ctx, node, jobs, 3*time.Second)
 	start := time.Now()
-	log.Info("producing", "run", run, "images", src.n)
+	log.Info("producing", "run", run, "images", src.n, "workers", jobs.Stats().Peers)
 	results := make([]*pipeline.Result, 0, src.n)
 	for i, id := range src.ids {
 		name, data, err := src.image(i)
@@ -196,6 +202,21 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 	dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	return jobs.Drain(dctx)
+}
+
+// warmUp waits, up to limit, until the producer is connected to every
+// worker discovery knows of (at least one).
+func warmUp(ctx context.Context, node *discovery.Node, jobs *pipeline.Producer, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		if known := len(node.Endpoints(svcJobs, spmesh.RoleWorker)); known > 0 && jobs.Stats().Peers >= known {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // workerNames lists the nodes advertising a worker for the jobs.

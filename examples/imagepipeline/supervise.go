@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/discovery"
 	"github.com/spmesh/spmesh/pubsub"
 	"github.com/spmesh/spmesh/reqrep"
@@ -139,6 +140,11 @@ func supervise(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		if _, err := s.start("worker", fmt.Sprintf("worker-%d", i)); err != nil {
 			return err
 		}
+	}
+	// The producer starts once the workers are in the mesh, so that its
+	// first jobs spread over all of them (see warmUp).
+	if err := s.waitWorkers(ctx, c.workers, 20*time.Second); err != nil {
+		return err
 	}
 	producer, err := s.start("producer", "producer")
 	if err != nil {
@@ -283,6 +289,23 @@ func (s *supervisor) start(role, name string) (*child, error) {
 	s.mu.Unlock()
 	s.con.Println(fmt.Sprintf("started %-9s pid %d", name, cmd.Process.Pid))
 	return ch, nil
+}
+
+// waitWorkers waits until n workers advertise themselves for the jobs, up
+// to limit.
+func (s *supervisor) waitWorkers(ctx context.Context, n int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for len(s.node.Endpoints(svcJobs, spmesh.RoleWorker)) < n {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d workers joined the mesh within %v", len(s.node.Endpoints(svcJobs, spmesh.RoleWorker)), n, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // chaos kills a worker with SIGKILL (its jobs in flight are redelivered to
