@@ -40,6 +40,15 @@
 //     de-duplication window (pipeline.WithDedup) for jobs delivered to them
 //     again; the sink stores each image once and counts the rest in the
 //     summary's duplicates.
+//   - Load: jobs go to the worker connections ready to send, favouring the
+//     worker that answered last (mangos REQ scheduling, see package
+//     pipeline), not the least loaded. The demo starts the producer once
+//     its workers are in the mesh, and the producer waits (up to 3 s) for
+//     its connections to the workers discovery knows before the first job,
+//     so the load spreads. A worker that joins mid-run is connected within a
+//     gossip round and answers the load survey at once, but it gets only the
+//     jobs whose send finds its connection first: often a few, sometimes
+//     none (with -chaos, watch worker-4's count).
 //   - What blocks: the producer keeps -window jobs in flight (default 8) and
 //     waits for room; workers wait for the sink while it is down (their jobs
 //     then take longer, and past the ack timeout the producer sends them
@@ -81,8 +90,8 @@
 // the run, prints the summary and leaves; workers and the sink run until
 // Ctrl-C. Any member's address works as -join. -gossip sets the gossip
 // address (default :7946; a loopback address picks fast local timings; when
-// the default port is taken, a free one is used). Workers started later take
-// jobs as soon as the producer's discovery sees them.
+// the default port is taken, a free one is used). Start the workers before
+// the producer for an even spread (see Load above).
 //
 // Output goes to a new directory under os.TempDir() for the demo, and to
 // ./imagepipeline-out with -role sink (kept across restarts); -out changes
