@@ -133,6 +133,41 @@ func TestDemo(t *testing.T) {
 	}
 }
 
+// TestDemoDir runs the demo on a directory: images of several formats, an
+// unreadable one (reported as failed, not retried forever) and a file that
+// is not an image (ignored).
+func TestDemoDir(t *testing.T) {
+	in := t.TempDir()
+	jpg, _ := encodeJPEG(syntheticImage(1, 320)) // 320x240
+	pngData, _ := encodePNG(syntheticImage(2, 320))
+	for name, data := range map[string][]byte{
+		"a.jpg": jpg, "b.png": pngData, "broken.jpg": []byte("not a jpeg"), "notes.txt": []byte("hello"),
+	} {
+		if err := os.WriteFile(filepath.Join(in, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum, out := demo(t, "-in", in, "-thumb", "80", "-work", "0s", "-workers", "2")
+	if sum.Total != 3 || sum.Processed != 3 || len(sum.Missing) != 0 {
+		t.Fatalf("summary: got total %d, processed %d, missing %v, want 3, 3, none; output:\n%s", sum.Total, sum.Processed, sum.Missing, out)
+	}
+	if _, ok := sum.Failed["broken"]; !ok || len(sum.Failed) != 1 {
+		t.Fatalf("failed: got %v, want broken only", sum.Failed)
+	}
+	for id, want := range map[string]image.Point{"a": {80, 60}, "b": {60, 80}} {
+		img, err := readPNG(filepath.Join(sum.Dir, "thumbs", id+".png"))
+		if err != nil {
+			t.Fatalf("thumbnail %s: %v", id, err)
+		}
+		if got := img.Bounds().Size(); got != want {
+			t.Errorf("thumbnail %s: got %v, want %v", id, got, want)
+		}
+	}
+	if _, err := readPNG(sum.Sheet); err != nil {
+		t.Fatalf("contact sheet: %v", err)
+	}
+}
+
 // TestChaos kills a worker and the sink mid-run (SIGKILL) and starts new
 // ones: every image still ends up stored, and the late worker takes jobs.
 func TestChaos(t *testing.T) {
@@ -255,6 +290,12 @@ func TestStoreRestart(t *testing.T) {
 	}
 	if _, err := readPNG(fin.Sheet); err != nil {
 		t.Fatalf("contact sheet: %v", err)
+	}
+	if dup, err := s.put(&Result{Run: "run-1", ID: "c", Worker: "w1", Err: "unexpected EOF"}); err != nil || dup {
+		t.Fatalf("failed image: got dup %v, %v, want stored", dup, err)
+	}
+	if st, _ := s.status("run-1"); st.Stored != 3 || st.Failed["c"] != "unexpected EOF" {
+		t.Fatalf("status: got %d stored, failed %v, want 3 and c", st.Stored, st.Failed)
 	}
 	if _, err := s.put(&Result{Run: "../x", ID: "a"}); err == nil {
 		t.Error("run id ../x: got no error, want one")

@@ -64,6 +64,7 @@ type Result struct {
 	Thumb    []byte        // PNG thumbnail
 	Variants []Variant     // the extra transform
 	Took     time.Duration // processing time on the worker
+	Err      string        // the image could not be processed (unreadable): no outputs
 }
 
 // Stored is published on topicStored when the sink stores a result.
@@ -91,14 +92,15 @@ type SinkRequest struct {
 // SinkStatus is the sink's answer: what it holds for a run.
 type SinkStatus struct {
 	Run        string
-	Dir        string         // where the run's files are (on the sink's host)
-	Stored     int            // distinct images stored
-	Duplicates int            // results received again for an image already stored
-	PerWorker  map[string]int // distinct images stored, by the worker that made them first
-	Finished   bool           // the producer finished the run (see Missing and Sheet)
-	Missing    []string       // expected ids not stored when the run was finished
-	Sheet      string         // the contact sheet's path, once finished
-	Restored   int            // images found on disk when the sink (re)started
+	Dir        string            // where the run's files are (on the sink's host)
+	Stored     int               // distinct images with a result (Failed included)
+	Failed     map[string]string // images that could not be processed, with why
+	Duplicates int               // results received again for an image already stored
+	PerWorker  map[string]int    // distinct images stored, by the worker that made them first
+	Finished   bool              // the producer finished the run (see Missing and Sheet)
+	Missing    []string          // expected ids not stored when the run was finished
+	Sheet      string            // the contact sheet's path, once finished
+	Restored   int               // images found on disk when the sink (re)started
 }
 
 // nodeConfig builds the discovery configuration for one process gossiping

@@ -193,7 +193,7 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 		con.Done(progressLine(int(ps.Acked), src.n, float64(ps.Acked)/elapsed.Seconds(), st.PerWorker, nil, 20))
 		printSummary(stdout, Summary{
 			Run: run, Dir: st.Dir, Sheet: st.Sheet, Total: src.n, Processed: st.Stored,
-			Duplicates: st.Duplicates, Missing: st.Missing, PerWorker: st.PerWorker, Elapsed: elapsed,
+			Duplicates: st.Duplicates, Missing: st.Missing, Failed: st.Failed, PerWorker: st.PerWorker, Elapsed: elapsed,
 		})
 	}
 	if len(st.Missing) > 0 {

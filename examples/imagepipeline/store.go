@@ -36,6 +36,7 @@ type runState struct {
 	have      map[string]string // id -> worker that made it
 	order     []string          // ids in the order stored
 	perWorker map[string]int
+	failed    map[string]string // id -> why it could not be processed
 	dups      int
 	restored  int
 	sheet     string
@@ -54,6 +55,7 @@ type finishRecord struct {
 type indexLine struct {
 	ID     string `json:"id"`
 	Worker string `json:"worker"`
+	Error  string `json:"error,omitempty"` // the image could not be processed
 }
 
 func newStore(root string) (*store, error) {
@@ -71,7 +73,7 @@ func (s *store) runLocked(run string) (*runState, error) {
 	if run == "" || imageID(run) != run {
 		return nil, fmt.Errorf("bad run id %q", run)
 	}
-	rs := &runState{dir: filepath.Join(s.root, run), have: map[string]string{}, perWorker: map[string]int{}}
+	rs := &runState{dir: filepath.Join(s.root, run), have: map[string]string{}, perWorker: map[string]int{}, failed: map[string]string{}}
 	if err := os.MkdirAll(filepath.Join(rs.dir, "thumbs"), 0o755); err != nil {
 		return nil, err
 	}
@@ -84,9 +86,7 @@ func (s *store) runLocked(run string) (*runState, error) {
 				continue // a line cut short by a crash: its image will be redelivered
 			}
 			if _, dup := rs.have[l.ID]; !dup {
-				rs.have[l.ID] = l.Worker
-				rs.order = append(rs.order, l.ID)
-				rs.perWorker[l.Worker]++
+				rs.addLocked(l)
 				rs.restored++
 			}
 		}
@@ -128,8 +128,10 @@ func (s *store) put(r *Result) (dup bool, err error) {
 		return dup, err
 	}
 
-	if err := writeFile(filepath.Join(rs.dir, "thumbs", r.ID+".png"), r.Thumb); err != nil {
-		return false, err
+	if r.Err == "" {
+		if err := writeFile(filepath.Join(rs.dir, "thumbs", r.ID+".png"), r.Thumb); err != nil {
+			return false, err
+		}
 	}
 	for _, v := range r.Variants {
 		if imageID(v.Name) != v.Name || (v.Ext != ".png" && v.Ext != ".jpg") {
@@ -146,15 +148,24 @@ func (s *store) put(r *Result) (dup bool, err error) {
 		rs.dups++
 		return true, nil
 	}
-	line, _ := json.Marshal(indexLine{ID: r.ID, Worker: r.Worker})
+	l := indexLine{ID: r.ID, Worker: r.Worker, Error: r.Err}
+	line, _ := json.Marshal(l)
 	if _, err := rs.index.Write(append(line, '\n')); err != nil {
 		return false, err
 	}
-	rs.have[r.ID] = r.Worker
-	rs.order = append(rs.order, r.ID)
-	rs.perWorker[r.Worker]++
+	rs.addLocked(l)
 	s.latest = r.Run
 	return false, nil
+}
+
+// addLocked records one image's result.
+func (rs *runState) addLocked(l indexLine) {
+	rs.have[l.ID] = l.Worker
+	rs.order = append(rs.order, l.ID)
+	rs.perWorker[l.Worker]++
+	if l.Error != "" {
+		rs.failed[l.ID] = l.Error
+	}
 }
 
 // writeFile writes data to path through a temporary file and a rename, so
@@ -204,6 +215,7 @@ func (rs *runState) statusLocked(run string) SinkStatus {
 		Stored:     len(rs.have),
 		Duplicates: rs.dups,
 		PerWorker:  maps.Clone(rs.perWorker),
+		Failed:     maps.Clone(rs.failed),
 		Sheet:      rs.sheet,
 		Restored:   rs.restored,
 		Finished:   rs.finished,
@@ -234,7 +246,9 @@ func (s *store) finish(run string, expect []string) (SinkStatus, error) {
 			missing = append(missing, id)
 			continue
 		}
-		workers[id] = w
+		if _, failed := rs.failed[id]; !failed {
+			workers[id] = w
+		}
 	}
 	s.mu.Unlock()
 

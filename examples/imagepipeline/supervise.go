@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -34,6 +35,7 @@ type Summary struct {
 	Processed   int    // distinct images stored by the sink
 	Duplicates  int    // results delivered more than once (at-least-once at work)
 	Missing     []string
+	Failed      map[string]string // images that could not be processed, with why
 	PerWorker   map[string]int
 	Killed      []string // processes killed by -chaos and -chaos-sink
 	Started     []string // processes started late
@@ -214,7 +216,7 @@ loop:
 	sum.Announced = s.seen
 	sum.Answered = slices.Sorted(slices.Values(s.answered))
 	s.loadMu.Unlock()
-	sum.Missing = status.Missing
+	sum.Missing, sum.Failed = status.Missing, status.Failed
 	if !sum.Interrupted && runErr == nil && !status.Finished {
 		runErr = errors.New("the sink did not confirm the run")
 	}
@@ -477,6 +479,10 @@ func printSummary(w io.Writer, s Summary) {
 		lost = fmt.Sprintf("%d not processed", n)
 	}
 	fmt.Fprintf(w, "  delivery      %s; %d duplicates (at-least-once redeliveries, stored once)\n", lost, s.Duplicates)
+	if len(s.Failed) > 0 {
+		ids := slices.Sorted(maps.Keys(s.Failed))
+		fmt.Fprintf(w, "  unreadable    %d images could not be processed, e.g. %s: %s\n", len(ids), ids[0], s.Failed[ids[0]])
+	}
 	if s.Announced > 0 {
 		fmt.Fprintf(w, "  announced     %d images seen on pub/sub (at most once)\n", s.Announced)
 	}

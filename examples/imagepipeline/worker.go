@@ -42,10 +42,13 @@ func runWorker(ctx context.Context, c config, log *slog.Logger) error {
 		start := time.Now()
 		res, err := process(&in, c.thumb, c.transform)
 		if err != nil {
+			// An unreadable image fails the same way every time: rather than
+			// nack it until it is dead-lettered, report it to the sink as
+			// failed (and ack it).
 			log.Warn("cannot process", "image", in.ID, "err", err)
-			return err // nack: delivered again, and dead-lettered at the last attempt
+			res = &Result{Run: in.Run, ID: in.ID, Err: err.Error()}
 		}
-		if c.work > 0 { // simulated extra work, so the demo can be watched
+		if c.work > 0 && res.Err == "" { // simulated extra work, so the demo can be watched
 			select {
 			case <-time.After(c.work):
 			case <-ctx.Done():
