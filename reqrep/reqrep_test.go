@@ -200,7 +200,7 @@ func TestRemoteErrors(t *testing.T) {
 		{"panic", spmesh.CodePanic, "panic: boom"},
 		{"plain", 0, "plain failure"},
 		{"coded", 42, "wrapped: coded failure"},
-		{"unencodable", 0, "spmesh: encode reply chan int"},
+		{"unencodable", 0, "spmesh: encode reply: spmesh: encode chan int"},
 	} {
 		err := rq.Request(ctx, tc.req, nil)
 		var re *spmesh.RemoteError

@@ -293,19 +293,8 @@ func (r *Requester) encode(id wire.ID, attempt int, deadline int64, c *Call) (*m
 	if c.Data != nil {
 		codec, body = spmesh.Raw, c.Data
 	}
-	m := mangos.NewMessage(sizeHint(c.Header, body))
 	env := wire.Msg{Kind: r.fr.request, ID: id, Time: time.Now().UnixNano(), Header: c.Header, Attempt: uint32(attempt), Deadline: deadline}
-	b, err := spmesh.AppendMarshal(codec, wire.AppendHeader(m.Body[:0], &env), body)
-	if err != nil {
-		m.Free()
-		return nil, fmt.Errorf("spmesh: encode %T: %w", body, err)
-	}
-	if len(b) > r.so.Settings.MaxMsgSize {
-		m.Free()
-		return nil, fmt.Errorf("%w: request of %d bytes, limit %d", spmesh.ErrTooLarge, len(b), r.so.Settings.MaxMsgSize)
-	}
-	m.Body = b
-	return m, nil
+	return r.so.EncodeWith(codec, &env, body)
 }
 
 // get takes an idle context from the pool or opens one.
@@ -370,18 +359,3 @@ func (r *Requester) Close() error {
 	return err
 }
 
-// sizeHint guesses the frame size of a message, so that its buffer comes
-// from the right mangos pool instead of growing while it is encoded.
-func sizeHint(h spmesh.Header, body any) int {
-	n := 128
-	for k, v := range h {
-		n += len(k) + len(v) + 10
-	}
-	switch b := body.(type) {
-	case []byte:
-		n += len(b)
-	case string:
-		n += len(b)
-	}
-	return n
-}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/debug"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,10 +24,6 @@ var ErrDeclined = errors.New("spmesh: survey declined")
 // surveyor whose connection is not draining (a stuck or hostile peer): past
 // it the answer is dropped, and the worker serves on.
 const sendTimeout = time.Second
-
-// drainLinger is how long Drain leaves the last answers to reach the wire
-// before closing the connections (bounded by Drain's ctx).
-const drainLinger = 50 * time.Millisecond
 
 // Question is one survey as a [Handler] sees it.
 type Question struct {
@@ -108,28 +102,12 @@ type RespondentStats struct {
 // running its [Handler] on up to [WithConcurrency] surveys at once. A
 // Respondent is safe for concurrent use.
 type Respondent struct {
-	so      *sock.Socket
-	h       Handler
-	name    string
-	codec   spmesh.Codec
-	base    context.Context // parent of handler contexts, cancelled by Close
-	cancel  context.CancelFunc
-	workers []*worker
-	wg      sync.WaitGroup
-
-	closeOnce sync.Once
-	draining  atomic.Bool
-	inflight  atomic.Int64
-	declined  atomic.Uint64
-	errs      atomic.Uint64
-	panics    atomic.Uint64
-}
-
-type worker struct {
-	mc      mangos.Context
-	mu      sync.Mutex
-	busy    bool // between receiving a survey and sending its answer
-	stopped bool // Drain closed it or asked it to stop
+	so       *sock.Socket
+	srv      *sock.Server
+	h        Handler
+	name     string
+	codec    spmesh.Codec
+	declined atomic.Uint64
 }
 
 // NewRespondent opens a respondent that answers with h. Give it a
@@ -155,22 +133,10 @@ func NewRespondent(h Handler, opts ...Option) (*Respondent, error) {
 		return nil, err
 	}
 	r := &Respondent{so: so, h: h, name: c.sock.Name, codec: c.sock.Codec}
-	r.base, r.cancel = context.WithCancel(context.Background())
-	for range c.concurrency {
-		mc, err := so.M.OpenContext()
-		if err == nil {
-			err = mc.SetOption(mangos.OptionSendDeadline, sendTimeout)
-		}
-		if err != nil {
-			r.Close()
-			return nil, sock.Err(err)
-		}
-		r.workers = append(r.workers, &worker{mc: mc})
+	if r.srv, err = sock.NewServer(so, c.concurrency, sendTimeout, r.serve); err != nil {
+		return nil, err
 	}
-	r.wg.Add(len(r.workers))
-	for _, w := range r.workers {
-		go r.work(w)
-	}
+	r.srv.Start()
 	return r, nil
 }
 
@@ -186,130 +152,42 @@ func (r *Respondent) Dial(addr string) error { return r.so.Dial(addr) }
 // Addrs returns the addresses the respondent listens on.
 func (r *Respondent) Addrs() []string { return r.so.Bound() }
 
-func (r *Respondent) work(w *worker) {
-	defer r.wg.Done()
-	var env wire.Msg
-	for {
-		m, err := w.mc.RecvMsg()
-		if err != nil {
-			if !errors.Is(err, mangos.ErrClosed) {
-				r.so.Settings.Logger.Warn("spmesh: respondent receive", "err", err)
-			}
-			return
-		}
-		w.mu.Lock()
-		stopped := w.stopped
-		w.busy = !stopped
-		w.mu.Unlock()
-		if stopped {
-			// Drain closed this context as the survey arrived.
-			r.so.C.Dropped.Add(1)
-			return
-		}
-		r.serve(w.mc, m, &env)
-		w.mu.Lock()
-		w.busy = false
-		stopped = w.stopped
-		w.mu.Unlock()
-		if stopped {
-			w.mc.Close()
-			return
-		}
-	}
-}
-
 // serve answers one survey frame.
-func (r *Respondent) serve(mc mangos.Context, m *mangos.Message, env *wire.Msg) {
-	if err := wire.Decode(m.Body, env); err != nil || env.Kind != wire.KindSurvey {
+func (r *Respondent) serve(base context.Context, m *mangos.Message) *mangos.Message {
+	var env wire.Msg
+	if err := wire.Decode(m.Body, &env); err != nil || env.Kind != wire.KindSurvey {
 		r.so.C.DecodeErrors.Add(1)
 		r.so.Settings.Logger.Debug("spmesh: discarded bad survey", "err", err, "kind", env.Kind)
-		return
+		return nil
 	}
 	r.so.C.Received.Add(1)
 	q := &Question{ID: env.ID, Header: env.Header, Time: time.Unix(0, env.Time), Data: env.Body, codec: r.codec}
-	ctx := r.base
 	if env.Deadline > 0 {
 		q.Deadline = time.Unix(0, env.Deadline)
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, q.Deadline)
-		defer cancel()
 	}
-	r.inflight.Add(1)
-	v, herr := r.call(ctx, q)
-	r.inflight.Add(-1)
-
+	ctx, cancel := r.srv.HandlerContext(base, env.Deadline)
+	v, herr := r.srv.Call("survey", q.ID, func() (any, error) { return r.h.ServeSurvey(ctx, q) })
+	cancel()
 	ans := wire.Msg{Kind: wire.KindResponse, ID: env.ID, Header: q.reply, From: r.name}
-	out := mangos.NewMessage(128)
-	if herr == nil {
-		ans.Time = time.Now().UnixNano()
-		out.Body = wire.AppendHeader(out.Body[:0], &ans)
-		body, err := spmesh.AppendMarshal(r.codec, out.Body, v)
-		switch {
-		case err != nil:
-			herr = fmt.Errorf("spmesh: encode answer %T: %v", v, err)
-		case len(body) > r.so.Settings.MaxMsgSize:
-			herr = fmt.Errorf("%w: answer of %d bytes, limit %d", spmesh.ErrTooLarge, len(body), r.so.Settings.MaxMsgSize)
-		default:
-			out.Body = body
-		}
-		if herr != nil {
-			r.so.Settings.Logger.Warn("spmesh: survey answer not sent", "err", herr)
-		}
+	switch {
+	case errors.Is(herr, ErrDeclined):
+		ans.Flags = wire.FlagDeclined
+		r.declined.Add(1)
+		v, herr = nil, nil
+	case herr != nil:
+		r.srv.Errors.Add(1)
 	}
-	if herr != nil {
-		ans.Time = time.Now().UnixNano()
-		if errors.Is(herr, ErrDeclined) {
-			ans.Flags = wire.FlagDeclined
-			r.declined.Add(1)
-		} else {
-			ans.Code, ans.Err = errorCode(herr), herr.Error()
-			if ans.Err == "" {
-				ans.Err = "error"
-			}
-			r.errs.Add(1)
-		}
-		out.Body = wire.AppendHeader(out.Body[:0], &ans)
-	}
-	if err := mc.SendMsg(out); err != nil {
-		out.Free()
-		r.so.C.Dropped.Add(1)
-		return
-	}
-	r.so.C.Sent.Add(1)
-}
-
-func errorCode(err error) int64 {
-	var re *spmesh.RemoteError
-	if errors.As(err, &re) {
-		return int64(re.Code)
-	}
-	var c spmesh.Coder
-	if errors.As(err, &c) {
-		return int64(c.Code())
-	}
-	return 0
-}
-
-// call runs the handler, turning a panic into a remote error.
-func (r *Respondent) call(ctx context.Context, q *Question) (v any, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			r.panics.Add(1)
-			r.so.Settings.Logger.Error("spmesh: survey handler panicked", "panic", p, "survey", q.ID, "stack", string(debug.Stack()))
-			v, err = nil, &spmesh.RemoteError{Code: spmesh.CodePanic, Message: fmt.Sprint("panic: ", p)}
-		}
-	}()
-	return r.h.ServeSurvey(ctx, q)
+	return r.srv.Reply(&ans, v, herr, 0)
 }
 
 // Stats returns the respondent's counters.
 func (r *Respondent) Stats() RespondentStats {
 	return RespondentStats{
 		Stats:    r.so.Stats(),
-		InFlight: int(r.inflight.Load()),
+		InFlight: int(r.srv.InFlight.Load()),
 		Declined: r.declined.Load(),
-		Errors:   r.errs.Load(),
-		Panics:   r.panics.Load(),
+		Errors:   r.srv.Errors.Load(),
+		Panics:   r.srv.Panics.Load(),
 	}
 }
 
@@ -318,46 +196,9 @@ func (r *Respondent) Stats() RespondentStats {
 // If ctx ends first, it closes at once (cancelling the handlers' contexts)
 // and returns ctx.Err(). A survey arriving at the very moment Drain starts
 // may go unanswered (counted in Stats().Dropped).
-func (r *Respondent) Drain(ctx context.Context) error {
-	if r.so.Closed() || r.draining.Swap(true) {
-		return spmesh.ErrClosed
-	}
-	for _, w := range r.workers {
-		w.mu.Lock()
-		w.stopped = true
-		if !w.busy {
-			w.mc.Close()
-		}
-		w.mu.Unlock()
-	}
-	done := make(chan struct{})
-	go func() { r.wg.Wait(); close(done) }()
-	var err error
-	select {
-	case <-done:
-		t := time.NewTimer(drainLinger)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	r.Close()
-	<-done
-	return err
-}
+func (r *Respondent) Drain(ctx context.Context) error { return r.srv.Drain(ctx) }
 
 // Close closes the respondent at once: handlers' contexts are cancelled,
 // answers not yet sent are dropped, and Close waits for running handlers to
 // return. It is idempotent.
-func (r *Respondent) Close() error {
-	var err error
-	r.closeOnce.Do(func() {
-		r.cancel()
-		err = r.so.Close() // closes every mangos context: workers return
-		r.wg.Wait()
-	})
-	return err
-}
+func (r *Respondent) Close() error { return r.srv.Close() }

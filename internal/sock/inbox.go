@@ -75,10 +75,13 @@ func (in *Inbox[T]) run(kind wire.Kind, convert func(*wire.Msg) (T, bool)) {
 		if !ok {
 			continue
 		}
+		// Count first: the application may hold v before the send returns.
+		in.so.C.Received.Add(1)
 		select {
 		case in.ch <- v:
-			in.so.C.Received.Add(1)
 		case <-in.done:
+			in.so.C.Received.Add(^uint64(0))
+			in.so.C.Dropped.Add(1)
 			return
 		}
 	}
