@@ -358,4 +358,3 @@ func (r *Requester) Close() error {
 	r.poolMu.Unlock()
 	return err
 }
-
