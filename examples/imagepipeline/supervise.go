@@ -145,9 +145,11 @@ func supervise(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	}
 	// The producer starts once the workers are in the mesh, so that its
 	// first jobs spread over all of them (see warmUp).
+	waited := time.Now()
 	if err := s.waitWorkers(ctx, c.workers, 20*time.Second); err != nil {
 		return err
 	}
+	log.Info("workers in the mesh", "took", time.Since(waited))
 	producer, err := s.start("producer", "producer")
 	if err != nil {
 		return err
