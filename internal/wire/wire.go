@@ -7,7 +7,8 @@
 // One envelope is the body of one SP message (what mangos calls a message
 // body; the SP protocol headers, such as REQ request ids, are separate):
 //
-//	[topic 0x00]   pub/sub only: the topic's UTF-8 bytes, then one 0x00 byte
+//	[topic 0x00]   pub/sub only (kinds 1 and 9): the topic's UTF-8 bytes,
+//	               then one 0x00 byte
 //	version        1 byte, currently 0x01
 //	kind           1 byte (see Kind)
 //	header         one msgpack map, keys are small unsigned integers
@@ -34,6 +35,51 @@
 // Keys may appear in any order; absent keys take their zero value; unknown
 // keys are skipped, so later versions can add keys. Integers may use any
 // msgpack integer encoding.
+//
+// # Batch frame (pub/sub)
+//
+// A publisher under load packs consecutive messages of one topic into one
+// frame of kind 9, so that a burst costs one SP message instead of one per
+// message. It starts like a plain pub/sub frame, so SUB prefix filters work
+// unchanged:
+//
+//	topic 0x00     the topic's bytes and one 0x00 byte, as for kind 1
+//	version        1 byte, 0x01
+//	kind           1 byte, 0x09
+//	header         one msgpack map (same keys): the batch's base values
+//	entries        one or more, up to the end of the frame
+//
+// Each entry is one message, framed as a msgpack bin: 0xc4 and a 1-byte
+// length, 0xc5 and a 2-byte, or 0xc6 and a 4-byte big-endian length, then
+// that many bytes:
+//
+//	entry header   one msgpack map (same keys) holding what this message
+//	               does not take from the batch: usually empty (0x80) or
+//	               only key 3 (headers)
+//	body           the rest of the entry's bytes
+//
+// Entry i (counting from 0) is the pub/sub message (kind 1) on the batch's
+// topic whose header keys are, before its own map is applied:
+//
+//	id        the batch id with its last 8 bytes, read as a big-endian
+//	          unsigned integer, plus i (modulo 2^64)
+//	seq       the batch seq plus i
+//	headers   none (a key 3 in the batch header is not inherited)
+//	any other key (time, pub, ...): the batch header's value
+//
+// Keys present in the entry's own map then replace these. Entries are in
+// publish order. A batch with no entry, an entry that is not a bin, or an
+// entry whose map runs past its end fails the whole frame. Example: topic
+// "t", batch id 00..05, time T, publisher P, seq 7, two entries with bodies
+// "a" and "bc" (the second with header k=v):
+//
+//	74 00 01 09                     "t", 0x00, version, kind 9
+//	84 01 c4 10 00..05 02 <T> 04 <P> 05 07     batch header, 4 keys
+//	c4 02 80 61                     entry 0: id 00..05, seq 7, body "a"
+//	c4 09 81 03 81 a1 6b a1 76 62 63    entry 1: id 00..06, seq 8, {k: v}, body "bc"
+//
+// Decoders that predate kind 9 discard batch frames as an unknown kind, so
+// a publisher talking to them must not batch.
 //
 // Decoding never panics, reads only within the frame, and allocates at most
 // what the frame holds (strings and the header map are copied out of it; the
@@ -63,7 +109,8 @@ const (
 	KindAck      Kind = 6 // pipeline job ack (an error or nack carries keys 8, 9, 11)
 	KindSurvey   Kind = 7 // survey question
 	KindResponse Kind = 8 // survey answer
-	kindMax           = KindResponse
+	KindBatch    Kind = 9 // pub/sub batch: several messages of one topic (see the package doc)
+	kindMax           = KindBatch
 )
 
 // Flags bits (header key 11).
@@ -117,16 +164,26 @@ const (
 // ValidTopicByte reports whether c may appear in a topic.
 func ValidTopicByte(c byte) bool { return c >= 0x20 && c != 0x7f }
 
+// topical reports whether frames of kind k start with a topic.
+func topical(k Kind) bool { return k == KindPublish || k == KindBatch }
+
 // AppendHeader appends the envelope of m, everything but the body, to dst.
 // The caller appends the body after it. m.Topic must be valid (no byte below
-// 0x20) when non-empty; it is written only for KindPublish.
+// 0x20) when non-empty; it is written only for KindPublish and KindBatch.
+// For KindBatch the caller appends the entries (see [AppendEntry]).
 func AppendHeader(dst []byte, m *Msg) []byte {
-	if m.Kind == KindPublish {
+	return appendHeader(dst, m, 0)
+}
+
+// appendHeader is AppendHeader for a header map that the caller completes
+// with extra more key/value pairs.
+func appendHeader(dst []byte, m *Msg, extra int) []byte {
+	if topical(m.Kind) {
 		dst = append(dst, m.Topic...)
 		dst = append(dst, 0)
 	}
 	dst = append(dst, Version, byte(m.Kind))
-	n := 2 // id, time
+	n := 2 + extra // id, time
 	if len(m.Header) > 0 {
 		n++
 	}
@@ -191,15 +248,33 @@ func AppendHeader(dst []byte, m *Msg) []byte {
 }
 
 // Decode parses frame into m, replacing its contents. Errors wrap
-// [spmesh.ErrDecode].
+// [spmesh.ErrDecode]. For a batch (KindBatch) m holds the batch header and
+// m.Body the undecoded entries: read them with [Entries].
 func Decode(frame []byte, m *Msg) error {
-	if err := decode(frame, m); err != nil {
+	if err := decode(frame, m, ""); err != nil {
 		return fmt.Errorf("%w: envelope: %v", spmesh.ErrDecode, err)
 	}
 	return nil
 }
 
-func decode(frame []byte, m *Msg) error {
+// A Decoder decodes frames like [Decode], and reuses the previous frame's
+// topic string when the next frame has the same topic, so that a stream of
+// frames on one topic allocates no topic strings. The zero value is ready;
+// a Decoder is not safe for concurrent use.
+type Decoder struct{ topic string }
+
+// Decode is [Decode] with the topic reused.
+func (d *Decoder) Decode(frame []byte, m *Msg) error {
+	if err := decode(frame, m, d.topic); err != nil {
+		return fmt.Errorf("%w: envelope: %v", spmesh.ErrDecode, err)
+	}
+	if m.Topic != "" {
+		d.topic = m.Topic
+	}
+	return nil
+}
+
+func decode(frame []byte, m *Msg, lastTopic string) error {
 	*m = Msg{}
 	r := reader{b: frame}
 	if len(frame) > 0 && ValidTopicByte(frame[0]) {
@@ -213,7 +288,11 @@ func decode(frame []byte, m *Msg) error {
 		if i == len(frame) {
 			return errors.New("topic not terminated")
 		}
-		m.Topic = string(frame[:i])
+		if t := frame[:i]; string(t) == lastTopic {
+			m.Topic = lastTopic
+		} else {
+			m.Topic = string(t)
+		}
 		r.i = i + 1
 	}
 	v, err := r.byte1()
@@ -231,7 +310,7 @@ func decode(frame []byte, m *Msg) error {
 	if m.Kind == 0 || m.Kind > kindMax {
 		return fmt.Errorf("unknown kind %d", k)
 	}
-	if (m.Kind == KindPublish) != (m.Topic != "") {
+	if topical(m.Kind) != (m.Topic != "") {
 		return errors.New("topic present on a non-publish frame or missing on a publish frame")
 	}
 	n, err := r.mapLen()
