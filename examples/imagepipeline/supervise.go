@@ -123,8 +123,15 @@ func supervise(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer sub.Close()
-	go s.watchEvents(sub)
+	events := make(chan struct{})
+	go func() {
+		defer close(events)
+		s.watchEvents(sub)
+	}()
+	defer func() {
+		sub.Close() // ends watchEvents
+		<-events
+	}()
 	sink, err := reqrep.NewRequester(reqrep.WithDiscovery(s.node, svcSink), reqrep.WithWaitForReplier(),
 		reqrep.WithAttemptTimeout(time.Second), reqrep.WithMaxMessageSize(maxMessage))
 	if err != nil {
