@@ -329,3 +329,23 @@ func printJSON(w io.Writer, v any) error {
 	_, err = w.Write(b)
 	return err
 }
+
+// printReceived prints a received message: with --json, fields plus its
+// header (when it has one) and body as one object; else one line of
+// prefix, header and body.
+func (s *session) printReceived(fields map[string]any, prefix string, h spmesh.Header, data []byte) error {
+	b := decodeBody(s.codec, data)
+	if s.json {
+		if len(h) > 0 {
+			fields["header"] = h
+		}
+		b.fields(fields)
+		return printJSON(s.stdout, fields)
+	}
+	line := prefix
+	if ht := headerText(h); ht != "" {
+		line += " " + ht
+	}
+	_, err := fmt.Fprintln(s.stdout, line+" "+b.String())
+	return err
+}

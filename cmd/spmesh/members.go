@@ -71,11 +71,8 @@ State is "alive", or "syncing" while a member's records are still being
 fetched. Services are listed as service/role@address.`,
 		Flags: flags(meshFlags()),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			s, err := newSession(cmd)
+			s, err := openMesh(ctx, cmd)
 			if err != nil {
-				return err
-			}
-			if err := s.needMesh(ctx); err != nil {
 				return err
 			}
 			defer s.close()
@@ -119,11 +116,8 @@ rep (replier), pull (puller), work (worker), surveyor. Connectors
 (subscribers, requesters, pushers, respondents) do not advertise.`,
 		Flags: flags(meshFlags()),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			s, err := newSession(cmd)
+			s, err := openMesh(ctx, cmd)
 			if err != nil {
-				return err
-			}
-			if err := s.needMesh(ctx); err != nil {
 				return err
 			}
 			defer s.close()
@@ -221,11 +215,8 @@ cannot take are dropped and reported.`,
 			&cli.IntFlag{Name: flagCount, Aliases: []string{"n"}, Usage: "exit after this many events (0: until interrupted)"},
 		}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			s, err := newSession(cmd)
+			s, err := openMesh(ctx, cmd)
 			if err != nil {
-				return err
-			}
-			if err := s.needMesh(ctx); err != nil {
 				return err
 			}
 			defer s.close()

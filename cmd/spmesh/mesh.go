@@ -90,6 +90,7 @@ type session struct {
 	json    bool
 	verbose int
 	codec   spmesh.Codec
+	header  spmesh.Header   // --header, for the commands that send
 	node    *discovery.Node // nil without a mesh
 	dial    []string
 	listen  []string
@@ -147,6 +148,76 @@ func (s *session) warnf(format string, args ...any) {
 // the first of a new mesh).
 func (s *session) meshWanted() bool {
 	return len(s.cmd.StringSlice(flagJoin)) > 0 || s.cmd.IsSet(flagBind)
+}
+
+// openMesh starts a command that needs the mesh (members, services,
+// watch): it reads the common flags and joins the mesh. The caller closes
+// the session.
+func openMesh(ctx context.Context, cmd *cli.Command) (*session, error) {
+	s, err := newSession(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.needMesh(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// openPattern starts a command that talks through a pattern socket and
+// takes SERVICE first: it reads the common flags and the --header to send
+// (for the commands that send), joins the mesh (or checks the --dial and
+// --listen addresses), and splits SERVICE off the arguments (in a mesh;
+// there is none with addresses alone). The caller closes the session.
+func openPattern(ctx context.Context, cmd *cli.Command) (s *session, service string, args []string, err error) {
+	if s, err = newSession(cmd); err != nil {
+		return nil, "", nil, err
+	}
+	if hasFlag(cmd, flagHeader) {
+		if s.header, err = headers(cmd); err != nil {
+			return nil, "", nil, err
+		}
+	}
+	if err := s.needWiring(ctx); err != nil {
+		return nil, "", nil, err
+	}
+	if service, args, err = s.serviceArg(cmd.Args().Slice()); err != nil {
+		s.close()
+		return nil, "", nil, err
+	}
+	return s, service, args, nil
+}
+
+// openService is openPattern for the commands that take nothing after
+// SERVICE.
+func openService(ctx context.Context, cmd *cli.Command) (*session, string, error) {
+	s, service, rest, err := openPattern(ctx, cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(rest) > 0 {
+		s.close()
+		return nil, "", usagef("too many arguments: %q", rest)
+	}
+	return s, service, nil
+}
+
+// wiring returns the options that wire a pattern socket: discovery of
+// service in a mesh, then the --listen and --dial addresses. discover,
+// listen and dial are the pattern package's WithDiscovery, WithListen and
+// WithDial.
+func wiring[O any](s *session, service string, discover func(spmesh.Registry, string) O, listen, dial func(string) O) []O {
+	var opts []O
+	if s.node != nil {
+		opts = append(opts, discover(s.node, service))
+	}
+	for _, a := range s.listen {
+		opts = append(opts, listen(a))
+	}
+	for _, a := range s.dial {
+		opts = append(opts, dial(a))
+	}
+	return opts
 }
 
 // needMesh joins the mesh, failing with a usage error when no seed was given.
@@ -269,20 +340,19 @@ func (s *session) registry() spmesh.Registry {
 }
 
 // waitService waits until the mesh shows an endpoint of service in role,
-// for at most --wait; it fails with exitNoService.
-func (s *session) waitService(ctx context.Context, service string, role spmesh.Role) ([]spmesh.Endpoint, error) {
-	var eps []spmesh.Endpoint
-	err := s.waitFor(ctx, func() bool {
-		eps = s.node.Endpoints(service, role)
-		return len(eps) > 0
-	})
-	if err != nil {
-		if errors.Is(err, errWaited) {
-			return nil, withCode(exitNoService, fmt.Errorf("no such service: nobody in the mesh advertises %q as %s (waited %v)", service, roleName(role), s.cmd.Duration(flagWait)))
-		}
-		return nil, err
+// for at most --wait; it fails with exitNoService. Without a mesh it
+// returns at once.
+func (s *session) waitService(ctx context.Context, service string, role spmesh.Role) error {
+	if s.node == nil {
+		return nil
 	}
-	return eps, nil
+	err := s.waitFor(ctx, func() bool {
+		return len(s.node.Endpoints(service, role)) > 0
+	})
+	if errors.Is(err, errWaited) {
+		return withCode(exitNoService, fmt.Errorf("no such service: nobody in the mesh advertises %q as %s (waited %v)", service, roleName(role), s.cmd.Duration(flagWait)))
+	}
+	return err
 }
 
 var errWaited = errors.New("waited too long")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spmesh/spmesh"
@@ -33,35 +32,16 @@ With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
 			lingerFlag(),
 		}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			s, err := newSession(cmd)
+			s, service, args, err := openPattern(ctx, cmd)
 			if err != nil {
-				return err
-			}
-			h, err := headers(cmd)
-			if err != nil {
-				return err
-			}
-			if err := s.needWiring(ctx); err != nil {
 				return err
 			}
 			defer s.close()
-			service, args, err := s.serviceArg(cmd.Args().Slice())
-			if err != nil {
+			if err := s.waitService(ctx, service, spmesh.RolePuller); err != nil {
 				return err
 			}
-			opts := []pipeline.Option{pipeline.WithCodec(s.codec)}
-			if s.node != nil {
-				if _, err := s.waitService(ctx, service, spmesh.RolePuller); err != nil {
-					return err
-				}
-				opts = append(opts, pipeline.WithDiscovery(s.node, service))
-			}
-			for _, a := range s.listen {
-				opts = append(opts, pipeline.WithListen(a))
-			}
-			for _, a := range s.dial {
-				opts = append(opts, pipeline.WithDial(a))
-			}
+			opts := append([]pipeline.Option{pipeline.WithCodec(s.codec)},
+				wiring(s, service, pipeline.WithDiscovery, pipeline.WithListen, pipeline.WithDial)...)
 			p, err := pipeline.NewPusher(opts...)
 			if err != nil {
 				return err
@@ -73,7 +53,7 @@ With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
 			err = messages(cmd, args, enc, func(v any) error {
 				pctx, cancel := context.WithTimeout(ctx, timeout)
 				defer cancel()
-				err := p.PushHeader(pctx, h, v)
+				err := p.PushHeader(pctx, s.header, v)
 				if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 					return withCode(exitNoAnswer, fmt.Errorf("nobody answered: no puller took the message within %v", timeout))
 				}
@@ -108,71 +88,23 @@ With --dial/--listen and no mesh, give no SERVICE.`,
 			&cli.IntFlag{Name: flagCount, Aliases: []string{"n"}, Usage: "exit after this many messages (0: until interrupted)"},
 		}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			s, err := newSession(cmd)
+			s, service, err := openService(ctx, cmd)
 			if err != nil {
-				return err
-			}
-			if err := s.needWiring(ctx); err != nil {
 				return err
 			}
 			defer s.close()
-			service, rest, err := s.serviceArg(cmd.Args().Slice())
-			if err != nil {
-				return err
-			}
-			if len(rest) > 0 {
-				return usagef("too many arguments: %q", rest)
-			}
-			opts := []pipeline.Option{pipeline.WithCodec(s.codec)}
-			if s.node != nil {
-				opts = append(opts, pipeline.WithDiscovery(s.node, service))
-			}
-			for _, a := range s.listen {
-				opts = append(opts, pipeline.WithListen(a))
-			}
-			for _, a := range s.dial {
-				opts = append(opts, pipeline.WithDial(a))
-			}
+			opts := append([]pipeline.Option{pipeline.WithCodec(s.codec)},
+				wiring(s, service, pipeline.WithDiscovery, pipeline.WithListen, pipeline.WithDial)...)
 			pl, err := pipeline.NewPuller(opts...)
 			if err != nil {
 				return err
 			}
 			defer pl.Close()
 			s.logf("pulling %s", orDefault(service, "messages"))
-			count, seen := cmd.Int(flagCount), 0
-			for {
-				m, err := pl.Next(ctx)
-				if err != nil {
-					if ctx.Err() != nil {
-						return nil
-					}
-					return err
-				}
-				b := decodeBody(s.codec, m.Data)
-				if s.json {
-					o := map[string]any{"id": m.ID, "time": m.Time.Format(time.RFC3339Nano)}
-					if len(m.Header) > 0 {
-						o["header"] = m.Header
-					}
-					b.fields(o)
-					if err := printJSON(s.stdout, o); err != nil {
-						return err
-					}
-				} else {
-					line := []string{m.ID.String()}
-					if ht := headerText(m.Header); ht != "" {
-						line = append(line, ht)
-					}
-					line = append(line, b.String())
-					if _, err := fmt.Fprintln(s.stdout, strings.Join(line, " ")); err != nil {
-						return err
-					}
-				}
-				seen++
-				if count > 0 && seen >= count {
-					return nil
-				}
-			}
+			return printAll(ctx, cmd, pl.Next, func(m *pipeline.Message) error {
+				o := map[string]any{"id": m.ID, "time": m.Time.Format(time.RFC3339Nano)}
+				return s.printReceived(o, m.ID.String(), m.Header, m.Data)
+			})
 		},
 	}
 }

@@ -69,28 +69,21 @@ anything else as a string; with --codec raw the bytes go as they are.`,
 				return usagef("missing TOPIC")
 			}
 			topic, args := args[0], args[1:]
-			h, err := headers(cmd)
-			if err != nil {
+			if s.header, err = headers(cmd); err != nil {
 				return err
 			}
 			if err := s.needWiring(ctx); err != nil {
 				return err
 			}
 			defer s.close()
-			opts := []pubsub.Option{pubsub.WithCodec(s.codec)}
+			svc := ""
 			if s.node != nil {
-				svc, err := pubsubService(cmd, topic)
-				if err != nil {
+				if svc, err = pubsubService(cmd, topic); err != nil {
 					return err
 				}
-				opts = append(opts, pubsub.WithDiscovery(s.node, svc))
 			}
-			for _, a := range s.listen {
-				opts = append(opts, pubsub.WithListen(a))
-			}
-			for _, a := range s.dial {
-				opts = append(opts, pubsub.WithDial(a))
-			}
+			opts := append([]pubsub.Option{pubsub.WithCodec(s.codec)},
+				wiring(s, svc, pubsub.WithDiscovery, pubsub.WithListen, pubsub.WithDial)...)
 			p, err := pubsub.NewPublisher(opts...)
 			if err != nil {
 				return err
@@ -107,7 +100,7 @@ anything else as a string; with --codec raw the bytes go as they are.`,
 			s.logf("publishing on %s to %d subscribers", topic, p.Stats().Peers)
 			enc := encoder{codec: s.codec, asString: cmd.Bool(flagString)}
 			err = messages(cmd, args, enc, func(v any) error {
-				return p.PublishHeader(ctx, topic, h, v)
+				return p.PublishHeader(ctx, topic, s.header, v)
 			})
 			if err != nil {
 				return err
@@ -161,20 +154,14 @@ the first PATTERN) and keeps doing so as publishers come and go.`,
 				return err
 			}
 			defer s.close()
-			opts := []pubsub.Option{pubsub.WithCodec(s.codec), pubsub.WithSubscribe(patterns...)}
 			svc := ""
 			if s.node != nil {
 				if svc, err = pubsubService(cmd, patterns[0]); err != nil {
 					return err
 				}
-				opts = append(opts, pubsub.WithDiscovery(s.node, svc))
 			}
-			for _, a := range s.listen {
-				opts = append(opts, pubsub.WithListen(a))
-			}
-			for _, a := range s.dial {
-				opts = append(opts, pubsub.WithDial(a))
-			}
+			opts := append([]pubsub.Option{pubsub.WithCodec(s.codec), pubsub.WithSubscribe(patterns...)},
+				wiring(s, svc, pubsub.WithDiscovery, pubsub.WithListen, pubsub.WithDial)...)
 			sub, err := pubsub.NewSubscriber(opts...)
 			if err != nil {
 				return err
@@ -186,23 +173,9 @@ the first PATTERN) and keeps doing so as publishers come and go.`,
 				s.logf("subscribed to %s", strings.Join(patterns, " "))
 			}
 			g := gaps{}
-			count, seen := cmd.Int(flagCount), 0
-			for {
-				m, err := sub.Next(ctx)
-				if err != nil {
-					if ctx.Err() != nil {
-						return nil
-					}
-					return err
-				}
-				if err := s.printMessage(m, g.missed(m.Publisher, m.Topic, m.Seq)); err != nil {
-					return err
-				}
-				seen++
-				if count > 0 && seen >= count {
-					return nil
-				}
-			}
+			return printAll(ctx, cmd, sub.Next, func(m *pubsub.Message) error {
+				return s.printMessage(m, g.missed(m.Publisher, m.Topic, m.Seq))
+			})
 		},
 	}
 }
@@ -229,27 +202,15 @@ func (g gaps) missed(pub uint64, topic string, seq uint64) uint64 {
 }
 
 func (s *session) printMessage(m *pubsub.Message, missed uint64) error {
-	b := decodeBody(s.codec, m.Data)
 	pub := fmt.Sprintf("%016x", m.Publisher)
-	if s.json {
-		o := map[string]any{"topic": m.Topic, "publisher": pub, "seq": m.Seq, "id": m.ID,
-			"time": m.Time.Format(time.RFC3339Nano)}
-		if len(m.Header) > 0 {
-			o["header"] = m.Header
-		}
-		if missed > 0 {
-			o["missed"] = missed
-		}
-		b.fields(o)
-		return printJSON(s.stdout, o)
-	}
+	o := map[string]any{"topic": m.Topic, "publisher": pub, "seq": m.Seq, "id": m.ID,
+		"time": m.Time.Format(time.RFC3339Nano)}
 	if missed > 0 {
-		s.warnf("gap: %d messages missed from publisher %s on %s (seq %d-%d)", missed, pub, m.Topic, m.Seq-missed, m.Seq-1)
+		if s.json {
+			o["missed"] = missed
+		} else {
+			s.warnf("gap: %d messages missed from publisher %s on %s (seq %d-%d)", missed, pub, m.Topic, m.Seq-missed, m.Seq-1)
+		}
 	}
-	line := fmt.Sprintf("%s pub=%s seq=%d", m.Topic, pub, m.Seq)
-	if h := headerText(m.Header); h != "" {
-		line += " " + h
-	}
-	_, err := fmt.Fprintln(s.stdout, line+" "+b.String())
-	return err
+	return s.printReceived(o, fmt.Sprintf("%s pub=%s seq=%d", m.Topic, pub, m.Seq), m.Header, m.Data)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spmesh/spmesh"
@@ -35,35 +34,16 @@ With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
 				Usage: "give up on a request after this long (the deadline travels to the replier)"},
 		}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			s, err := newSession(cmd)
+			s, service, args, err := openPattern(ctx, cmd)
 			if err != nil {
-				return err
-			}
-			h, err := headers(cmd)
-			if err != nil {
-				return err
-			}
-			if err := s.needWiring(ctx); err != nil {
 				return err
 			}
 			defer s.close()
-			service, args, err := s.serviceArg(cmd.Args().Slice())
-			if err != nil {
+			if err := s.waitService(ctx, service, spmesh.RoleReplier); err != nil {
 				return err
 			}
-			opts := []reqrep.Option{reqrep.WithCodec(s.codec), reqrep.WithWaitForReplier()}
-			if s.node != nil {
-				if _, err := s.waitService(ctx, service, spmesh.RoleReplier); err != nil {
-					return err
-				}
-				opts = append(opts, reqrep.WithDiscovery(s.node, service))
-			}
-			for _, a := range s.listen {
-				opts = append(opts, reqrep.WithListen(a))
-			}
-			for _, a := range s.dial {
-				opts = append(opts, reqrep.WithDial(a))
-			}
+			opts := append([]reqrep.Option{reqrep.WithCodec(s.codec), reqrep.WithWaitForReplier()},
+				wiring(s, service, reqrep.WithDiscovery, reqrep.WithListen, reqrep.WithDial)...)
 			r, err := reqrep.NewRequester(opts...)
 			if err != nil {
 				return err
@@ -75,7 +55,7 @@ With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
 			return messages(cmd, args, enc, func(v any) error {
 				rctx, cancel := context.WithTimeout(ctx, timeout)
 				defer cancel()
-				rep, err := r.Do(rctx, &reqrep.Call{Header: h, Body: v})
+				rep, err := r.Do(rctx, &reqrep.Call{Header: s.header, Body: v})
 				var re *spmesh.RemoteError
 				switch {
 				case errors.As(err, &re):
@@ -107,19 +87,13 @@ With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
 }
 
 func (s *session) printReply(rep *reqrep.Reply) error {
-	b := decodeBody(s.codec, rep.Data)
 	if s.json {
-		o := map[string]any{"id": rep.ID.String(), "attempt": rep.Attempt}
-		if len(rep.Header) > 0 {
-			o["header"] = rep.Header
-		}
-		b.fields(o)
-		return printJSON(s.stdout, o)
+		return s.printReceived(map[string]any{"id": rep.ID.String(), "attempt": rep.Attempt}, "", rep.Header, rep.Data)
 	}
 	if h := headerText(rep.Header); h != "" {
 		s.logf("reply header %s", h)
 	}
-	_, err := fmt.Fprintln(s.stdout, b.String())
+	_, err := fmt.Fprintln(s.stdout, decodeBody(s.codec, rep.Data).String())
 	return err
 }
 
@@ -143,53 +117,32 @@ message is the command's stderr. The command is killed at the request's
 deadline.`,
 		Flags: flags(meshFlags(), addrFlags(), answerFlags()),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			s, err := newSession(cmd)
+			s, service, err := openService(ctx, cmd)
 			if err != nil {
-				return err
-			}
-			if err := s.needWiring(ctx); err != nil {
 				return err
 			}
 			defer s.close()
-			service, rest, err := s.serviceArg(cmd.Args().Slice())
+			srv, err := newServing(s, cmd, service)
 			if err != nil {
 				return err
 			}
-			if len(rest) > 0 {
-				return usagef("too many arguments: %q", rest)
-			}
-			ans, err := newAnswerer(cmd, s.codec, "SPMESH_SERVICE="+service)
-			if err != nil {
-				return err
-			}
-			srv := newServing(s, cmd.Int(flagCount), cmd.Bool(flagQuiet))
 			h := reqrep.HandlerFunc(func(ctx context.Context, req *reqrep.Request) (any, error) {
-				srv.print(map[string]any{"id": req.ID.String(), "attempt": req.Attempt}, req.Header, req.Data,
-					fmt.Sprintf("request %s attempt=%d", req.ID, req.Attempt))
-				defer srv.done()
-				return ans.answer(ctx, req.Data, requestEnv("REQUEST", req.ID.String(), req.Attempt, req.Header))
+				return srv.answer(ctx, request{
+					fields: map[string]any{"id": req.ID.String(), "attempt": req.Attempt},
+					prefix: fmt.Sprintf("request %s attempt=%d", req.ID, req.Attempt),
+					header: req.Header, data: req.Data,
+					env: requestEnv("REQUEST", req.ID.String(), req.Attempt, req.Header),
+				})
 			})
-			opts := []reqrep.Option{reqrep.WithCodec(s.codec), reqrep.WithConcurrency(max(cmd.Int(flagConcurrency), 1))}
-			if s.node != nil {
-				opts = append(opts, reqrep.WithDiscovery(s.node, service))
-			}
-			for _, a := range s.listen {
-				opts = append(opts, reqrep.WithListen(a))
-			}
-			for _, a := range s.dial {
-				opts = append(opts, reqrep.WithDial(a))
-			}
+			opts := append([]reqrep.Option{reqrep.WithCodec(s.codec), reqrep.WithConcurrency(max(cmd.Int(flagConcurrency), 1))},
+				wiring(s, service, reqrep.WithDiscovery, reqrep.WithListen, reqrep.WithDial)...)
 			r, err := reqrep.NewReplier(h, opts...)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
 			s.logf("serving %s at %s", orDefault(service, "requests"), strings.Join(r.Addrs(), " "))
-			srv.wait(ctx)
-			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			r.Drain(dctx)
-			return nil
+			return srv.serve(ctx, r.Drain)
 		},
 	}
 }
@@ -201,64 +154,4 @@ func orDefault(service, dflt string) string {
 		return dflt
 	}
 	return service
-}
-
-// serving is the shared loop state of the serving commands: output under a
-// lock, and the --count of requests after which they stop.
-type serving struct {
-	s     *session
-	quiet bool
-	mu    sync.Mutex
-	left  int // requests still to answer; <= 0 with no --count
-	count bool
-	end   chan struct{}
-}
-
-func newServing(s *session, count int, quiet bool) *serving {
-	return &serving{s: s, quiet: quiet, left: count, count: count > 0, end: make(chan struct{})}
-}
-
-// print prints a request (text: prefix, headers, body; JSON: o plus header
-// and body fields).
-func (v *serving) print(o map[string]any, h spmesh.Header, data []byte, prefix string) {
-	if v.quiet {
-		return
-	}
-	b := decodeBody(v.s.codec, data)
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.s.json {
-		if len(h) > 0 {
-			o["header"] = h
-		}
-		b.fields(o)
-		printJSON(v.s.stdout, o)
-		return
-	}
-	line := prefix
-	if ht := headerText(h); ht != "" {
-		line += " " + ht
-	}
-	fmt.Fprintln(v.s.stdout, line+" "+b.String())
-}
-
-// done counts one request answered.
-func (v *serving) done() {
-	if !v.count {
-		return
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.left--
-	if v.left == 0 {
-		close(v.end)
-	}
-}
-
-// wait returns when ctx ends or --count requests were answered.
-func (v *serving) wait(ctx context.Context) {
-	select {
-	case <-ctx.Done():
-	case <-v.end:
-	}
 }

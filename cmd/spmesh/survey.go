@@ -46,36 +46,17 @@ With --dial/--listen and no mesh, give no SERVICE: QUESTION comes first.`,
 				Usage: "wait (at most --wait) for this many respondents to connect before asking (default: the number of --expect'ed; without, until their number is steady)"},
 		}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			s, err := newSession(cmd)
+			s, service, args, err := openPattern(ctx, cmd)
 			if err != nil {
-				return err
-			}
-			h, err := headers(cmd)
-			if err != nil {
-				return err
-			}
-			if err := s.needWiring(ctx); err != nil {
 				return err
 			}
 			defer s.close()
-			service, args, err := s.serviceArg(cmd.Args().Slice())
-			if err != nil {
-				return err
-			}
 			question, err := oneMessage(cmd, args, encoder{codec: s.codec, asString: cmd.Bool(flagString)})
 			if err != nil {
 				return err
 			}
-			opts := []survey.Option{survey.WithCodec(s.codec)}
-			if s.node != nil {
-				opts = append(opts, survey.WithDiscovery(s.node, service))
-			}
-			for _, a := range s.listen {
-				opts = append(opts, survey.WithListen(a))
-			}
-			for _, a := range s.dial {
-				opts = append(opts, survey.WithDial(a))
-			}
+			opts := append([]survey.Option{survey.WithCodec(s.codec)},
+				wiring(s, service, survey.WithDiscovery, survey.WithListen, survey.WithDial)...)
 			sv, err := survey.NewSurveyor(opts...)
 			if err != nil {
 				return err
@@ -95,8 +76,8 @@ With --dial/--listen and no mesh, give no SERVICE: QUESTION comes first.`,
 			if len(expect) > 0 {
 				sopts = append(sopts, survey.WithExpect(expect...))
 			}
-			if len(h) > 0 {
-				sopts = append(sopts, survey.WithHeader(h))
+			if len(s.header) > 0 {
+				sopts = append(sopts, survey.WithHeader(s.header))
 			}
 			res, err := sv.Survey(ctx, question, sopts...)
 			if err != nil {
@@ -234,30 +215,22 @@ an error answer) and is killed at the survey's deadline.
 With --dial/--listen and no mesh, give no SERVICE.`,
 		Flags: flags(meshFlags(), addrFlags(), answerFlags()),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			s, err := newSession(cmd)
+			s, service, err := openService(ctx, cmd)
 			if err != nil {
-				return err
-			}
-			if err := s.needWiring(ctx); err != nil {
 				return err
 			}
 			defer s.close()
-			service, rest, err := s.serviceArg(cmd.Args().Slice())
+			srv, err := newServing(s, cmd, service)
 			if err != nil {
 				return err
 			}
-			if len(rest) > 0 {
-				return usagef("too many arguments: %q", rest)
-			}
-			ans, err := newAnswerer(cmd, s.codec, "SPMESH_SERVICE="+service)
-			if err != nil {
-				return err
-			}
-			srv := newServing(s, cmd.Int(flagCount), cmd.Bool(flagQuiet))
 			h := survey.HandlerFunc(func(ctx context.Context, q *survey.Question) (any, error) {
-				srv.print(map[string]any{"id": q.ID.String()}, q.Header, q.Data, "survey "+q.ID.String())
-				defer srv.done()
-				return ans.answer(ctx, q.Data, requestEnv("SURVEY", q.ID.String(), 0, q.Header))
+				return srv.answer(ctx, request{
+					fields: map[string]any{"id": q.ID.String()},
+					prefix: "survey " + q.ID.String(),
+					header: q.Header, data: q.Data,
+					env: requestEnv("SURVEY", q.ID.String(), 0, q.Header),
+				})
 			})
 			name := cmd.String(flagName)
 			if name == "" && s.node != nil {
@@ -267,26 +240,14 @@ With --dial/--listen and no mesh, give no SERVICE.`,
 			if name != "" {
 				opts = append(opts, survey.WithName(name))
 			}
-			if s.node != nil {
-				opts = append(opts, survey.WithDiscovery(s.node, service))
-			}
-			for _, a := range s.listen {
-				opts = append(opts, survey.WithListen(a))
-			}
-			for _, a := range s.dial {
-				opts = append(opts, survey.WithDial(a))
-			}
+			opts = append(opts, wiring(s, service, survey.WithDiscovery, survey.WithListen, survey.WithDial)...)
 			r, err := survey.NewRespondent(h, opts...)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
 			s.logf("answering surveys of %s as %s", orDefault(service, "any surveyor"), r.Name())
-			srv.wait(ctx)
-			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			r.Drain(dctx)
-			return nil
+			return srv.serve(ctx, r.Drain)
 		},
 	}
 }
