@@ -18,7 +18,34 @@
 //     ([WithMaxMessageSize], default 8 MiB) close that connection (TCP), which
 //     then reconnects.
 //   - [Subscriber.Next] blocks until a message arrives or its ctx ends.
-//     Publish blocks only to encode and queue.
+//     Publish blocks only to encode and queue, and, when it runs ahead of
+//     its publisher's own sender by 256 KiB or 4096 messages, until that
+//     sender (CPU-bound, never waiting on a subscriber) catches up or ctx
+//     ends.
+//   - A message that Publish accepted is sent even if Close follows at once;
+//     what is still queued for a connection at Close is dropped.
+//
+// # Batching
+//
+// A [Publisher] encodes each message into a pending buffer and wakes its
+// sender goroutine, which takes everything pending at once: a lone message
+// goes out at once as a plain frame; a burst on one topic goes out in batch
+// frames (up to 256 messages or 8 KiB each, the wire format is in
+// internal/wire), so that a burst costs one frame per batch on both sides.
+// Consequences:
+//
+//   - [Message.Time] is when the publisher's sender took the message, one
+//     clock reading for everything it took together (within microseconds
+//     of Publish under load, at once when idle).
+//   - Queue lengths ([WithQueueLen]) count frames on the publisher's
+//     connections and on the subscriber's socket, and messages on the
+//     subscriber's channel: a subscriber's memory is bounded by about
+//     queue length x 8 KiB per queue, and a stalled subscriber drops whole
+//     batches (counted as gaps like any drop).
+//   - Messages of one batch share its memory on the subscriber: holding a
+//     [Message] keeps the batch's bodies alive.
+//   - Subscribers of spmesh versions before batch frames discard them as
+//     undecodable: give such a mesh's publishers WithBatching(false).
 //
 // # Topics
 //

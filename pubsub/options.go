@@ -13,8 +13,9 @@ import (
 type Option interface{ apply(*config) error }
 
 type config struct {
-	sock sock.Settings
-	subs []string
+	sock    sock.Settings
+	subs    []string
+	noBatch bool
 }
 
 type optionFunc func(*config) error
@@ -54,8 +55,10 @@ func WithTLS(c *tls.Config) Option { return wrap(sock.WithTLS(c)) }
 // WithMaxMessageSize sets the largest frame sent or accepted (default 8 MiB).
 func WithMaxMessageSize(n int) Option { return wrap(sock.WithMaxMessageSize(n)) }
 
-// WithQueueLen sets the receive and per-peer send queues, in messages
-// (default 1024). A subscriber that falls further behind drops.
+// WithQueueLen sets the receive and per-peer send queues (default 1024):
+// in frames on the sockets (a batch frame carries up to 256 messages, at
+// most 8 KiB), in messages on a subscriber's channel. A subscriber that
+// falls further behind drops.
 func WithQueueLen(n int) Option { return wrap(sock.WithQueueLen(n)) }
 
 // WithReconnect sets the dial retry backoff (default 50ms doubling to 2s).
@@ -83,3 +86,16 @@ func WithSubscribe(patterns ...string) Option {
 // WithStockTCP makes tcp:// and tls+tcp:// use mangos' stock transport
 // instead of spmesh's batching one (the default; same wire format).
 func WithStockTCP() Option { return wrap(sock.WithStockTCP()) }
+
+// WithBatching turns a Publisher's batching on (the default) or off. On, a
+// burst of messages on one topic travels in batch frames (several messages
+// per frame, at no added latency when idle: a lone message is sent at
+// once); off, every message is its own frame, as subscribers of spmesh
+// versions that predate batch frames require. Subscribers read both forms;
+// the option does nothing to them.
+func WithBatching(on bool) Option {
+	return optionFunc(func(c *config) error {
+		c.noBatch = !on
+		return nil
+	})
+}

@@ -2,23 +2,77 @@ package pubsub
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/wire"
+	"go.nanomsg.org/mangos/v3"
+)
+
+// Batching limits (see the package doc).
+const (
+	// maxBatchFrame is the largest batch frame. Below 8 KiB, so that a
+	// batch fits mangos' 8 KiB buffer class on both sides: every queued
+	// frame then costs at most 8 KiB, whatever it holds.
+	maxBatchFrame = 8<<10 - 1
+	// maxBatchMsgs bounds the messages in one batch frame.
+	maxBatchMsgs = 256
+	// maxPendingBytes and maxPendingMsgs bound what Publish accepts ahead
+	// of the flusher; past them Publish waits for the flusher to take it.
+	maxPendingBytes = 256 << 10
+	maxPendingMsgs  = 4096
+	// keepPending is the largest pending buffer kept after a flush (a
+	// large message's buffer is dropped).
+	keepPending = 1 << 20
 )
 
 // Publisher sends messages on topics to every connected [Subscriber]. It
 // never blocks on a slow subscriber: that subscriber's messages are dropped
 // and the subscriber sees the gap. A Publisher is safe for concurrent use.
 type Publisher struct {
-	so *sock.Socket
-	id uint64
+	so       *sock.Socket
+	id       uint64
+	codec    spmesh.Codec
+	batching bool
+	maxFrame int // largest batch frame
 
-	mu   sync.Mutex        // orders sequence numbers with sends
-	seqs map[string]uint64 // per topic
+	mu        sync.Mutex // orders sequence numbers with sends
+	closed    bool
+	topics    map[string]*topicSeq // validated topics and their counters
+	lastTopic string               // the previous Publish's topic
+	last      *topicSeq            // and its counter
+
+	// Batching: Publish appends to pend; the flusher takes it.
+	pend    pending
+	idle    bool          // the flusher waits on wake
+	wake    chan struct{} // capacity 1: one token when idle turns false
+	waiters int           // Publish calls waiting for room
+	room    chan struct{} // closed when the flusher takes pend, if waiters > 0
+	done    chan struct{} // closed when the flusher has returned
+}
+
+type topicSeq struct{ seq uint64 }
+
+// pending is what Publish accepted and the flusher has not sent: entry
+// contents (wire.AppendEntryHead and the body) back to back in buf.
+type pending struct {
+	buf  []byte
+	ents []entry
+}
+
+type entry struct {
+	topic string
+	end   int // the content is buf[previous end:end]
+	seq   uint64
+	id    wire.ID
+}
+
+func (pd *pending) full() bool {
+	return len(pd.buf) >= maxPendingBytes || len(pd.ents) >= maxPendingMsgs
 }
 
 // NewPublisher opens a publisher. Give it addresses with [WithListen] or
@@ -33,7 +87,20 @@ func NewPublisher(opts ...Option) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Publisher{so: so, id: sock.RandomUint64(), seqs: map[string]uint64{}}, nil
+	p := &Publisher{
+		so: so, id: sock.RandomUint64(), codec: c.sock.Codec,
+		batching: !c.noBatch, maxFrame: min(maxBatchFrame, c.sock.MaxMsgSize),
+		topics: map[string]*topicSeq{},
+		wake:   make(chan struct{}, 1),
+		room:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	if p.batching {
+		go p.flusher()
+	} else {
+		close(p.done)
+	}
+	return p, nil
 }
 
 // ID is the publisher's random id, as subscribers see it in [Message.Publisher].
@@ -56,23 +123,100 @@ func (p *Publisher) PublishHeader(ctx context.Context, topic string, h spmesh.He
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if p.so.Closed() {
-		return spmesh.ErrClosed
-	}
-	if err := checkTopic(topic); err != nil {
+	p.mu.Lock()
+	ts, err := p.topic(topic)
+	if err != nil {
+		p.mu.Unlock()
 		return err
 	}
-	env := wire.Msg{Kind: wire.KindPublish, Topic: topic, ID: p.so.NewID(), Time: time.Now().UnixNano(), Header: h, Pub: p.id}
+	if !p.batching {
+		return p.sendNow(ts, topic, h, v) // unlocks
+	}
+	for p.pend.full() && !p.closed {
+		if err := p.waitRoom(ctx); err != nil {
+			return err // unlocked
+		}
+	}
+	if p.closed {
+		p.mu.Unlock()
+		return spmesh.ErrClosed
+	}
+	off := len(p.pend.buf)
+	b, err := spmesh.AppendMarshal(p.codec, wire.AppendEntryHead(p.pend.buf, h), v)
+	if err != nil {
+		p.mu.Unlock()
+		return fmt.Errorf("spmesh: encode %T: %w", v, err)
+	}
+	if n := len(b) - off + wire.PublishOverhead(topic); n > p.so.Settings.MaxMsgSize {
+		p.pend.buf = b[:off]
+		p.mu.Unlock()
+		return fmt.Errorf("%w: %d bytes, limit %d", spmesh.ErrTooLarge, n, p.so.Settings.MaxMsgSize)
+	}
+	ts.seq++
+	p.pend.buf = b
+	p.pend.ents = append(p.pend.ents, entry{topic: topic, end: len(b), seq: ts.seq, id: p.so.NewID()})
+	if p.idle {
+		p.idle = false
+		p.wake <- struct{}{}
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+// topic returns topic's counter, validating a topic not seen before. The
+// caller holds p.mu.
+func (p *Publisher) topic(topic string) (*topicSeq, error) {
+	if p.closed {
+		return nil, spmesh.ErrClosed
+	}
+	if p.last != nil && topic == p.lastTopic {
+		return p.last, nil
+	}
+	ts := p.topics[topic]
+	if ts == nil {
+		if err := checkTopic(topic); err != nil {
+			return nil, err
+		}
+		ts = &topicSeq{}
+		p.topics[topic] = ts
+	}
+	p.lastTopic, p.last = topic, ts
+	return ts, nil
+}
+
+// waitRoom waits, without p.mu, until the flusher takes the pending
+// messages, p closes or ctx ends. It returns with p.mu held, or unlocked
+// with ctx's error.
+func (p *Publisher) waitRoom(ctx context.Context) error {
+	p.waiters++
+	room := p.room
+	p.mu.Unlock()
+	var err error
+	select {
+	case <-room:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	p.mu.Lock()
-	env.Seq = p.seqs[topic] + 1
-	m, err := p.so.Encode(&env, v)
+	p.waiters--
+	if err != nil {
+		p.mu.Unlock()
+	}
+	return err
+}
+
+// sendNow encodes and sends one plain frame (batching off). The caller
+// holds p.mu; sendNow releases it.
+func (p *Publisher) sendNow(ts *topicSeq, topic string, h spmesh.Header, v any) error {
+	env := wire.Msg{Kind: wire.KindPublish, Topic: topic, ID: p.so.NewID(), Time: time.Now().UnixNano(), Header: h, Pub: p.id, Seq: ts.seq + 1}
+	m, err := p.so.EncodeWith(p.codec, &env, v)
 	if err != nil {
 		p.mu.Unlock()
 		return err
 	}
 	err = p.so.M.SendMsg(m)
 	if err == nil {
-		p.seqs[topic] = env.Seq
+		ts.seq++
 	}
 	p.mu.Unlock()
 	if err != nil {
@@ -82,9 +226,113 @@ func (p *Publisher) PublishHeader(ctx context.Context, topic string, h spmesh.He
 	return nil
 }
 
+// flusher sends what Publish accepted: it takes the whole pending buffer
+// at once (Publish goes on filling a fresh one meanwhile) and sends each run
+// of messages on one topic as batch frames, a lone message as a plain frame.
+// After Close it sends what is left, then returns.
+func (p *Publisher) flusher() {
+	defer close(p.done)
+	var spare pending
+	for {
+		p.mu.Lock()
+		for len(p.pend.ents) == 0 {
+			if p.closed {
+				p.mu.Unlock()
+				return
+			}
+			p.idle = true
+			p.mu.Unlock()
+			<-p.wake
+			p.mu.Lock()
+		}
+		work := p.pend
+		p.pend = spare
+		if p.waiters > 0 {
+			close(p.room)
+			p.room = make(chan struct{})
+		}
+		p.mu.Unlock()
+		p.flush(&work)
+		if cap(work.buf) > keepPending {
+			work = pending{}
+		}
+		spare = pending{buf: work.buf[:0], ents: work.ents[:0]}
+	}
+}
+
+// flush sends w's messages in order. All of them carry the same time: now.
+func (p *Publisher) flush(w *pending) {
+	now := time.Now().UnixNano()
+	ents := w.ents
+	start := 0 // content offset of ents[0]
+	for len(ents) > 0 {
+		first := &ents[0]
+		overhead := wire.PublishOverhead(first.topic) + 1 // batch header
+		size := overhead
+		firstID := binary.BigEndian.Uint64(first.id[8:])
+		end := start
+		n := 0
+		for n < len(ents) && n < maxBatchMsgs {
+			e := &ents[n]
+			if n > 0 && (e.topic != first.topic || e.seq != first.seq+uint64(n) || binary.BigEndian.Uint64(e.id[8:]) != firstID+uint64(n)) {
+				break
+			}
+			l := e.end - end
+			if n > 0 && size+wire.EntryOverhead(l)+l > p.maxFrame {
+				break
+			}
+			size += wire.EntryOverhead(l) + l
+			end = e.end
+			n++
+		}
+		base := wire.Msg{Topic: first.topic, ID: first.id, Time: now, Pub: p.id, Seq: first.seq}
+		var m *mangos.Message
+		if n == 1 {
+			m = mangos.NewMessage(overhead + end - start)
+			m.Body = wire.AppendPublishEntry(m.Body[:0], &base, w.buf[start:end])
+		} else {
+			m = mangos.NewMessage(size)
+			base.Kind = wire.KindBatch
+			b := wire.AppendHeader(m.Body[:0], &base)
+			off := start
+			for i := range n {
+				b = wire.AppendEntry(b, w.buf[off:ents[i].end])
+				off = ents[i].end
+			}
+			m.Body = b
+		}
+		if err := p.so.M.SendMsg(m); err != nil {
+			// Only a closed socket fails: what is left is dropped.
+			p.so.C.Dropped.Add(uint64(len(ents)))
+			break
+		}
+		p.so.C.Sent.Add(uint64(n))
+		ents = ents[n:]
+		start = end
+	}
+	clear(w.ents) // drop the topic strings
+}
+
 // Stats returns the publisher's counters.
 func (p *Publisher) Stats() spmesh.Stats { return p.so.Stats() }
 
-// Close closes the publisher at once; messages still queued are dropped.
-// It is idempotent.
-func (p *Publisher) Close() error { return p.so.Close() }
+// Close closes the publisher at once. Messages that Publish accepted are
+// handed to the connections first (without waiting for any subscriber);
+// messages still queued for a connection are dropped. It is idempotent.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		if p.idle {
+			p.idle = false
+			p.wake <- struct{}{}
+		}
+		if p.waiters > 0 {
+			close(p.room)
+			p.room = make(chan struct{})
+		}
+	}
+	p.mu.Unlock()
+	<-p.done
+	return p.so.Close()
+}

@@ -10,18 +10,19 @@ import (
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
-	"github.com/spmesh/spmesh/internal/wire"
 	"go.nanomsg.org/mangos/v3"
 )
 
-// Message is one received publication.
+// Message is one received publication. Messages that arrived in one batch
+// frame share its memory: holding one keeps the batch's bodies (at most
+// 8 KiB) alive.
 type Message struct {
 	Topic     string
 	Header    spmesh.Header
 	ID        spmesh.ID // message id; stable, for de-duplication
 	Publisher uint64    // the sending Publisher's id
 	Seq       uint64    // per publisher and topic, from 1
-	Time      time.Time // when it was published (sender's clock)
+	Time      time.Time // when the publisher sent it (its clock; one reading per batch)
 	Data      []byte    // the encoded body; Decode turns it into a value
 
 	codec spmesh.Codec
@@ -67,11 +68,11 @@ type Subscriber struct {
 	codec spmesh.Codec
 
 	subMu sync.Mutex
-	subs  atomic.Pointer[[]pattern] // copy on write, read per message
-	in    *sock.Inbox[*Message]
+	subs  atomic.Pointer[[]pattern] // copy on write, read per frame
+	in    *inbox
 
 	seqMu sync.Mutex
-	last  map[topicKey]uint64
+	last  map[topicKey]*uint64 // last sequence number per publisher and topic
 	pubs  map[uint64]*PublisherStats
 }
 
@@ -88,7 +89,7 @@ func NewSubscriber(opts ...Option) (*Subscriber, error) {
 	}
 	s := &Subscriber{
 		so: so, codec: c.sock.Codec,
-		last: map[topicKey]uint64{},
+		last: map[topicKey]*uint64{},
 		pubs: map[uint64]*PublisherStats{},
 	}
 	s.subs.Store(&[]pattern{})
@@ -96,7 +97,7 @@ func NewSubscriber(opts ...Option) (*Subscriber, error) {
 		so.Close()
 		return nil, err
 	}
-	s.in = sock.NewInbox(so, wire.KindPublish, s.convert)
+	s.in = newInbox(s)
 	return s, nil
 }
 
@@ -172,54 +173,6 @@ func (s *Subscriber) Unsubscribe(raw string) error {
 	}
 	s.subs.Store(&next)
 	return nil
-}
-
-func (s *Subscriber) convert(env *wire.Msg) (*Message, bool) {
-	if !s.wants(env.Topic) {
-		return nil, false
-	}
-	s.track(env)
-	return &Message{
-		Topic: env.Topic, Header: env.Header, ID: env.ID,
-		Publisher: env.Pub, Seq: env.Seq, Time: time.Unix(0, env.Time),
-		Data: env.Body, codec: s.codec,
-	}, true
-}
-
-func (s *Subscriber) wants(topic string) bool {
-	subs := *s.subs.Load()
-	for i := range subs {
-		if subs[i].match(topic) {
-			return true
-		}
-	}
-	return false
-}
-
-// track updates the sequence table and counts gaps.
-func (s *Subscriber) track(env *wire.Msg) {
-	s.seqMu.Lock()
-	defer s.seqMu.Unlock()
-	ps := s.pubs[env.Pub]
-	if ps == nil {
-		if len(s.pubs) >= maxTracked {
-			clear(s.pubs)
-			clear(s.last)
-		}
-		ps = &PublisherStats{}
-		s.pubs[env.Pub] = ps
-	}
-	ps.Received++
-	k := topicKey{env.Pub, env.Topic}
-	if last, ok := s.last[k]; ok && env.Seq > last+1 {
-		gap := env.Seq - last - 1
-		ps.Gaps += gap
-		s.so.C.Dropped.Add(gap)
-	}
-	if len(s.last) >= maxTracked {
-		clear(s.last)
-	}
-	s.last[k] = env.Seq
 }
 
 // Next returns the next message, waiting until one arrives or ctx ends.

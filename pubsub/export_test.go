@@ -1,0 +1,7 @@
+package pubsub
+
+// Limits for the tests in package pubsub_test.
+const (
+	MaxBatchFrame   = maxBatchFrame
+	MaxPendingBytes = maxPendingBytes
+)
