@@ -26,13 +26,12 @@ func BenchmarkPushPull(b *testing.B) {
 }
 
 func benchProducerWorker(b *testing.B) {
-	var opts []pipeline.Option
+	var ws []*pipeline.Worker
 	for range 2 {
-		w := mustWorker(b, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error { return nil }),
-			pipeline.WithConcurrency(32))
-		opts = append(opts, pipeline.WithDial(listenWorker(b, w, "tcp")))
+		ws = append(ws, mustWorker(b, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error { return nil }),
+			pipeline.WithConcurrency(32)))
 	}
-	p := mustProducer(b, append(opts, pipeline.WithMaxInFlight(64))...)
+	p := mustProducer(b, append(dialAll(b, "tcp", ws), pipeline.WithMaxInFlight(64))...)
 	workerPeers(b, p, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -76,14 +75,8 @@ func benchProducerWorker(b *testing.B) {
 }
 
 func benchSpmesh(b *testing.B) {
-	var opts []pipeline.Option
-	var pls []*pipeline.Puller
-	for range 2 {
-		pl := mustPuller(b)
-		opts = append(opts, pipeline.WithDial(listen(b, pl, "tcp")))
-		pls = append(pls, pl)
-	}
-	p := mustPusher(b, opts...)
+	pls := []*pipeline.Puller{mustPuller(b), mustPuller(b)}
+	p := mustPusher(b, dialAll(b, "tcp", pls)...)
 	peers(b, p, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -16,64 +16,7 @@ import (
 	"github.com/spmesh/spmesh/pipeline"
 	"go.nanomsg.org/mangos/v3"
 	"go.nanomsg.org/mangos/v3/protocol/push"
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type job struct {
-	Image string
-	N     int
-}
-
-func mustPusher(t testing.TB, opts ...pipeline.Option) *pipeline.Pusher {
-	t.Helper()
-	p, err := pipeline.NewPusher(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
-}
-
-func mustPuller(t testing.TB, opts ...pipeline.Option) *pipeline.Puller {
-	t.Helper()
-	pl, err := pipeline.NewPuller(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pl.Close() })
-	return pl
-}
-
-// listen makes pl listen on addr and returns the bound address.
-func listen(t testing.TB, pl *pipeline.Puller, addr string) string {
-	t.Helper()
-	if addr == "tcp" {
-		addr = "tcp://127.0.0.1:0"
-	}
-	bound, err := pl.Listen(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bound
-}
-
-// peers waits until the pusher has n pullers connected.
-func peers(t testing.TB, p *pipeline.Pusher, n int) {
-	t.Helper()
-	testutil.Eventually(t, 10*time.Second, func() error {
-		if got := p.Stats().Peers; got != n {
-			return fmt.Errorf("pusher peers: got %d, want %d", got, n)
-		}
-		return nil
-	})
-}
-
-func transports(t *testing.T, f func(t *testing.T, addr string)) {
-	t.Run("inproc", func(t *testing.T) { f(t, testutil.Inproc(t)) })
-	t.Run("tcp", func(t *testing.T) { f(t, "tcp") })
-}
 
 func TestPushPull(t *testing.T) {
 	transports(t, func(t *testing.T, addr string) {
@@ -116,14 +59,7 @@ func TestPushPull(t *testing.T) {
 func TestPullerDials(t *testing.T) {
 	transports(t, func(t *testing.T, addr string) {
 		p := mustPusher(t)
-		if addr == "tcp" {
-			addr = "tcp://127.0.0.1:0"
-		}
-		bound, err := p.Listen(addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pl := mustPuller(t, pipeline.WithDial(bound))
+		pl := mustPuller(t, pipeline.WithDial(listen(t, p, addr)))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		// Push waits for the puller to connect: no explicit wait needed.
@@ -143,18 +79,8 @@ func TestPullerDials(t *testing.T) {
 func TestLoadSpread(t *testing.T) {
 	transports(t, func(t *testing.T, addr string) {
 		const n = 3000
-		var pls []*pipeline.Puller
-		var opts []pipeline.Option
-		for i := range 3 {
-			pl := mustPuller(t)
-			a := addr
-			if a != "tcp" {
-				a = fmt.Sprintf("%s-%d", addr, i)
-			}
-			opts = append(opts, pipeline.WithDial(listen(t, pl, a)))
-			pls = append(pls, pl)
-		}
-		p := mustPusher(t, opts...)
+		pls := []*pipeline.Puller{mustPuller(t), mustPuller(t), mustPuller(t)}
+		p := mustPusher(t, dialAll(t, addr, pls)...)
 		peers(t, p, 3)
 
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -322,23 +248,30 @@ func TestPusherCloseDropsQueued(t *testing.T) {
 	}
 }
 
-func TestDrain(t *testing.T) {
+// queued returns a puller holding n pushed messages that nobody has taken
+// yet.
+func queued(t *testing.T, n int) *pipeline.Puller {
+	t.Helper()
 	pl := mustPuller(t)
-	addr := listen(t, pl, testutil.Inproc(t))
-	p := mustPusher(t, pipeline.WithDial(addr))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for i := range 100 {
+	p := mustPusher(t, pipeline.WithDial(listen(t, pl, testutil.Inproc(t))))
+	ctx := ctxT(t, 10*time.Second)
+	for i := range n {
 		if err := p.Push(ctx, i); err != nil {
 			t.Fatal(err)
 		}
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
-		if got := pl.Stats().Received; got != 100 {
-			return fmt.Errorf("received: got %d, want 100", got)
+		if got := pl.Stats().Received; got != uint64(n) {
+			return fmt.Errorf("received: got %d, want %d", got, n)
 		}
 		return nil
 	})
+	return pl
+}
+
+func TestDrain(t *testing.T) {
+	pl := queued(t, 100)
+	ctx := ctxT(t, 10*time.Second)
 	got := make(chan int, 1)
 	go func() {
 		n := 0
@@ -362,22 +295,8 @@ func TestDrain(t *testing.T) {
 }
 
 func TestDrainDeadline(t *testing.T) {
-	pl := mustPuller(t)
-	addr := listen(t, pl, testutil.Inproc(t))
-	p := mustPusher(t, pipeline.WithDial(addr))
-	ctx := context.Background()
-	for i := range 10 {
-		if err := p.Push(ctx, i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testutil.Eventually(t, 10*time.Second, func() error {
-		if got := pl.Stats().Received; got != 10 {
-			return fmt.Errorf("received: got %d, want 10", got)
-		}
-		return nil
-	})
-	dctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	pl := queued(t, 10)
+	dctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if err := pl.Drain(dctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Drain with nobody reading: got %v, want context.DeadlineExceeded", err)
@@ -501,11 +420,7 @@ func TestDecodeNil(t *testing.T) {
 func TestPullerGone(t *testing.T) {
 	transports(t, func(t *testing.T, addr string) {
 		a, b := mustPuller(t), mustPuller(t)
-		addrB := addr
-		if addr != "tcp" {
-			addrB = addr + "-b"
-		}
-		p := mustPusher(t, pipeline.WithDial(listen(t, a, addr)), pipeline.WithDial(listen(t, b, addrB)))
+		p := mustPusher(t, dialAll(t, addr, []*pipeline.Puller{a, b})...)
 		peers(t, p, 2)
 		a.Close()
 		peers(t, p, 1)

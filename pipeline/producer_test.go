@@ -20,75 +20,6 @@ import (
 	"go.nanomsg.org/mangos/v3/protocol/rep"
 )
 
-func mustProducer(t testing.TB, opts ...pipeline.Option) *pipeline.Producer {
-	t.Helper()
-	p, err := pipeline.NewProducer(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
-}
-
-func mustWorker(t testing.TB, h pipeline.Handler, opts ...pipeline.Option) *pipeline.Worker {
-	t.Helper()
-	w, err := pipeline.NewWorker(h, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
-	return w
-}
-
-// listenWorker makes w listen on addr ("tcp": a loopback port) and returns
-// the bound address.
-func listenWorker(t testing.TB, w *pipeline.Worker, addr string) string {
-	t.Helper()
-	if addr == "tcp" {
-		addr = "tcp://127.0.0.1:0"
-	}
-	bound, err := w.Listen(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bound
-}
-
-// workerPeers waits until p has n workers connected.
-func workerPeers(t testing.TB, p *pipeline.Producer, n int) {
-	t.Helper()
-	testutil.Eventually(t, 10*time.Second, func() error {
-		if got := p.Stats().Peers; got != n {
-			return fmt.Errorf("producer peers: got %d, want %d", got, n)
-		}
-		return nil
-	})
-}
-
-// suffix makes the i-th address of a test from addr: inproc addresses get a
-// suffix, "tcp" stays (each listener picks a port).
-func suffix(addr string, i int) string {
-	if addr == "tcp" {
-		return addr
-	}
-	return fmt.Sprintf("%s-%d", addr, i)
-}
-
-func ctxT(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// pair starts a worker running h on addr and a producer dialing it.
-func pair(t *testing.T, addr string, h pipeline.Handler, popts []pipeline.Option, wopts ...pipeline.Option) (*pipeline.Producer, *pipeline.Worker) {
-	t.Helper()
-	w := mustWorker(t, h, wopts...)
-	p := mustProducer(t, append(popts, pipeline.WithDial(listenWorker(t, w, addr)))...)
-	workerPeers(t, p, 1)
-	return p, w
-}
-
 func TestProduceAck(t *testing.T) {
 	transports(t, func(t *testing.T, addr string) {
 		var mu sync.Mutex
@@ -200,15 +131,14 @@ func TestLoadSpreadsOverWorkers(t *testing.T) {
 	transports(t, func(t *testing.T, addr string) {
 		const n = 3000
 		var counts [3]atomic.Int64
-		var opts []pipeline.Option
+		var ws []*pipeline.Worker
 		for i := range 3 {
-			w := mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+			ws = append(ws, mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
 				counts[i].Add(1)
 				return nil
-			}))
-			opts = append(opts, pipeline.WithDial(listenWorker(t, w, suffix(addr, i))))
+			})))
 		}
-		p := mustProducer(t, append(opts, pipeline.WithMaxInFlight(32))...)
+		p := mustProducer(t, append(dialAll(t, addr, ws), pipeline.WithMaxInFlight(32))...)
 		workerPeers(t, p, 3)
 		ctx := ctxT(t, 30*time.Second)
 		rs := make([]*pipeline.Result, 0, n)
@@ -419,7 +349,7 @@ func TestWorkerLost(t *testing.T) {
 			<-ctx.Done()
 			return nil // too late: the worker is closed, the ack is not sent
 		}))
-		p := mustProducer(t, pipeline.WithDial(listenWorker(t, a, suffix(addr, 0))))
+		p := mustProducer(t, pipeline.WithDial(listen(t, a, suffix(addr, 0))))
 		workerPeers(t, p, 1)
 		r, err := p.ProduceAsync(ctxT(t, 20*time.Second), "x")
 		if err != nil {
@@ -427,7 +357,7 @@ func TestWorkerLost(t *testing.T) {
 		}
 		<-inHand
 		b := mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error { return nil }))
-		if err := p.Dial(listenWorker(t, b, suffix(addr, 1))); err != nil {
+		if err := p.Dial(listen(t, b, suffix(addr, 1))); err != nil {
 			t.Fatal(err)
 		}
 		workerPeers(t, p, 2)
@@ -691,7 +621,7 @@ func TestNackGoesElsewhere(t *testing.T) {
 			mu.Unlock()
 			return errors.New("broken worker")
 		}))
-		p := mustProducer(t, pipeline.WithMaxAttempts(5), pipeline.WithDial(listenWorker(t, bad, suffix(addr, 0))))
+		p := mustProducer(t, pipeline.WithMaxAttempts(5), pipeline.WithDial(listen(t, bad, suffix(addr, 0))))
 		workerPeers(t, p, 1)
 		ctx := ctxT(t, 20*time.Second)
 		// The first job reaches the broken worker alone; the good ones
@@ -712,7 +642,7 @@ func TestNackGoesElsewhere(t *testing.T) {
 				good[i].Add(1)
 				return nil
 			}))
-			if err := p.Dial(listenWorker(t, w, suffix(addr, i+1))); err != nil {
+			if err := p.Dial(listen(t, w, suffix(addr, i+1))); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -163,7 +163,7 @@ func TestWorkerDrain(t *testing.T) {
 			<-release
 			return nil
 		}), pipeline.WithConcurrency(1))
-		p := mustProducer(t, pipeline.WithDial(listenWorker(t, a, suffix(addr, 0))))
+		p := mustProducer(t, pipeline.WithDial(listen(t, a, suffix(addr, 0))))
 		workerPeers(t, p, 1)
 		ctx := ctxT(t, 20*time.Second)
 		r1, err := p.ProduceAsync(ctx, 1)
@@ -186,7 +186,7 @@ func TestWorkerDrain(t *testing.T) {
 			bRuns.Add(1)
 			return nil
 		}))
-		if err := p.Dial(listenWorker(t, b, suffix(addr, 1))); err != nil {
+		if err := p.Dial(listen(t, b, suffix(addr, 1))); err != nil {
 			t.Fatal(err)
 		}
 		workerPeers(t, p, 2)
@@ -261,7 +261,7 @@ func TestWorkerHostile(t *testing.T) {
 	transports(t, func(t *testing.T, addr string) {
 		var c counter
 		w := mustWorker(t, &c)
-		addr = listenWorker(t, w, addr)
+		addr = listen(t, w, addr)
 		raw, err := req.NewSocket()
 		if err != nil {
 			t.Fatal(err)
