@@ -1,6 +1,9 @@
 package spmesh
 
-import "encoding/hex"
+import (
+	"encoding/hex"
+	"fmt"
+)
 
 // Header holds string key/value pairs that travel with a message: trace
 // context, correlation ids, application metadata. A nil Header is empty and
@@ -34,3 +37,18 @@ func (id ID) String() string { return hex.EncodeToString(id[:]) }
 
 // IsZero reports whether id is the zero ID.
 func (id ID) IsZero() bool { return id == ID{} }
+
+// MarshalText encodes the id as hex (so JSON shows it as a string).
+func (id ID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText decodes a hex id.
+func (id *ID) UnmarshalText(b []byte) error {
+	if hex.DecodedLen(len(b)) != len(id) {
+		return fmt.Errorf("%w: id %q: want %d hex digits", ErrDecode, b, 2*len(id))
+	}
+	_, err := hex.Decode(id[:], b)
+	if err != nil {
+		return fmt.Errorf("%w: id %q: %v", ErrDecode, b, err)
+	}
+	return nil
+}

@@ -301,7 +301,9 @@ func (s *session) joinMesh(ctx context.Context, defaultBind string) error {
 		return withCode(exitNoJoin, fmt.Errorf("cannot start a mesh node on %s: %w", bind, err))
 	}
 	if len(seeds) > 0 {
-		jctx, cancel := context.WithTimeout(ctx, cfg.TCPTimeout+time.Second)
+		// A seed that refuses or rejects us fails at once; a slow one (a
+		// loaded machine) gets a few gossip timeouts before we give up.
+		jctx, cancel := context.WithTimeout(ctx, max(cfg.TCPTimeout+time.Second, 10*time.Second))
 		_, err := node.Join(jctx, seeds...)
 		cancel()
 		if err != nil {
