@@ -124,6 +124,28 @@ func TestBatchFrames(t *testing.T) {
 			if !batching && kinds[wire.KindBatch] != 0 {
 				t.Fatalf("got %d batch frames with batching off, want 0", kinds[wire.KindBatch])
 			}
+			// Large bodies (sent in frames of their own) keep their place
+			// among small ones.
+			var want []string
+			for i := range 300 {
+				body := fmt.Sprint(i)
+				if i%3 == 1 {
+					body += string(make([]byte, 5000+i))
+				}
+				want = append(want, body)
+				if err := p.Publish(ctx, "mixed", []byte(body)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, msgs = r.read(t)
+			if len(msgs) != len(want) {
+				t.Fatalf("got %d mixed messages, want %d", len(msgs), len(want))
+			}
+			for i, m := range msgs {
+				if string(m.Body) != want[i] || m.Seq != uint64(i+1) {
+					t.Fatalf("mixed message %d: got %d bytes seq %d, want %d bytes seq %d", i, len(m.Body), m.Seq, len(want[i]), i+1)
+				}
+			}
 		})
 	}
 }

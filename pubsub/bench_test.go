@@ -154,3 +154,50 @@ func benchMangos(b *testing.B, addr string, size int) {
 	}
 	<-done
 }
+
+// BenchmarkLatency publishes one message at a time and waits for it: the
+// figure is the one-way latency of a lone message (plus the wake-up of the
+// receiver), with batching on and off.
+func BenchmarkLatency(b *testing.B) {
+	for _, tr := range []string{"inproc", "tcp"} {
+		for _, batching := range []bool{true, false} {
+			b.Run(fmt.Sprintf("%s/batching=%v", tr, batching), func(b *testing.B) {
+				addr := benchAddrs(b)[tr]()
+				p, err := pubsub.NewPublisher(pubsub.WithListen(addr), pubsub.WithCodec(spmesh.Raw), pubsub.WithBatching(batching))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer p.Close()
+				s, err := pubsub.NewSubscriber(pubsub.WithDial(addr), pubsub.WithSubscribe("lat"), pubsub.WithCodec(spmesh.Raw))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				ctx := context.Background()
+				payload := make([]byte, 64)
+				testutil.Eventually(b, 10*time.Second, func() error {
+					p.Publish(ctx, "lat", payload)
+					c, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+					defer cancel()
+					_, err := s.Next(c)
+					return err
+				})
+				for len(s.C()) > 0 {
+					<-s.C()
+				}
+				c, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					if err := p.Publish(ctx, "lat", payload); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := s.Next(c); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -72,6 +72,11 @@ func (in *inbox) run() {
 		in.s.track(msgs)
 		for i := range msgs {
 			select {
+			case in.ch <- &msgs[i]: // the common case, without a full select
+				continue
+			default:
+			}
+			select {
 			case in.ch <- &msgs[i]:
 			case <-in.done:
 				so.C.Received.Add(uint64(i))

@@ -28,6 +28,10 @@ const (
 	// keepPending is the largest pending buffer kept after a flush (a
 	// large message's buffer is dropped).
 	keepPending = 1 << 20
+	// alone is the size from which a []byte or string body is encoded
+	// straight into its own plain frame at Publish, sparing a copy: no
+	// batch could hold two such messages anyway.
+	alone = maxBatchFrame / 2
 )
 
 // Publisher sends messages on topics to every connected [Subscriber]. It
@@ -60,8 +64,9 @@ type topicSeq struct{ seq uint64 }
 // pending is what Publish accepted and the flusher has not sent: entry
 // contents (wire.AppendEntryHead and the body) back to back in buf.
 type pending struct {
-	buf  []byte
-	ents []entry
+	buf   []byte
+	ents  []entry
+	large int // bytes held in entries' frames
 }
 
 type entry struct {
@@ -69,10 +74,22 @@ type entry struct {
 	end   int // the content is buf[previous end:end]
 	seq   uint64
 	id    wire.ID
+	frame *mangos.Message // a large message's own frame, ready to send
 }
 
 func (pd *pending) full() bool {
-	return len(pd.buf) >= maxPendingBytes || len(pd.ents) >= maxPendingMsgs
+	return len(pd.buf)+pd.large >= maxPendingBytes || len(pd.ents) >= maxPendingMsgs
+}
+
+// bodySize is the size of v's body when known before encoding.
+func bodySize(v any) int {
+	switch b := v.(type) {
+	case []byte:
+		return len(b)
+	case string:
+		return len(b)
+	}
+	return 0
 }
 
 // NewPublisher opens a publisher. Give it addresses with [WithListen] or
@@ -141,6 +158,9 @@ func (p *Publisher) PublishHeader(ctx context.Context, topic string, h spmesh.He
 		p.mu.Unlock()
 		return spmesh.ErrClosed
 	}
+	if bodySize(v) >= alone {
+		return p.appendLarge(ts, topic, h, v) // unlocks
+	}
 	off := len(p.pend.buf)
 	b, err := spmesh.AppendMarshal(p.codec, wire.AppendEntryHead(p.pend.buf, h), v)
 	if err != nil {
@@ -155,10 +175,33 @@ func (p *Publisher) PublishHeader(ctx context.Context, topic string, h spmesh.He
 	ts.seq++
 	p.pend.buf = b
 	p.pend.ents = append(p.pend.ents, entry{topic: topic, end: len(b), seq: ts.seq, id: p.so.NewID()})
+	p.wakeFlusher()
+	p.mu.Unlock()
+	return nil
+}
+
+// wakeFlusher wakes the flusher if it waits. The caller holds p.mu.
+func (p *Publisher) wakeFlusher() {
 	if p.idle {
 		p.idle = false
 		p.wake <- struct{}{}
 	}
+}
+
+// appendLarge encodes a large message straight into its own plain frame
+// (time: now) and queues it in order. The caller holds p.mu; appendLarge
+// releases it.
+func (p *Publisher) appendLarge(ts *topicSeq, topic string, h spmesh.Header, v any) error {
+	env := wire.Msg{Kind: wire.KindPublish, Topic: topic, ID: p.so.NewID(), Time: time.Now().UnixNano(), Header: h, Pub: p.id, Seq: ts.seq + 1}
+	m, err := p.so.EncodeWith(p.codec, &env, v)
+	if err != nil {
+		p.mu.Unlock()
+		return err
+	}
+	ts.seq++
+	p.pend.large += len(m.Body)
+	p.pend.ents = append(p.pend.ents, entry{topic: topic, end: len(p.pend.buf), seq: ts.seq, id: env.ID, frame: m})
+	p.wakeFlusher()
 	p.mu.Unlock()
 	return nil
 }
@@ -267,6 +310,13 @@ func (p *Publisher) flush(w *pending) {
 	start := 0 // content offset of ents[0]
 	for len(ents) > 0 {
 		first := &ents[0]
+		if first.frame != nil {
+			if !p.sendFrame(first.frame, ents) {
+				break
+			}
+			ents = ents[1:]
+			continue
+		}
 		overhead := wire.PublishOverhead(first.topic) + 1 // batch header
 		size := overhead
 		firstID := binary.BigEndian.Uint64(first.id[8:])
@@ -274,7 +324,7 @@ func (p *Publisher) flush(w *pending) {
 		n := 0
 		for n < len(ents) && n < maxBatchMsgs {
 			e := &ents[n]
-			if n > 0 && (e.topic != first.topic || e.seq != first.seq+uint64(n) || binary.BigEndian.Uint64(e.id[8:]) != firstID+uint64(n)) {
+			if n > 0 && (e.frame != nil || e.topic != first.topic || e.seq != first.seq+uint64(n) || binary.BigEndian.Uint64(e.id[8:]) != firstID+uint64(n)) {
 				break
 			}
 			l := e.end - end
@@ -301,16 +351,31 @@ func (p *Publisher) flush(w *pending) {
 			}
 			m.Body = b
 		}
-		if err := p.so.M.SendMsg(m); err != nil {
-			// Only a closed socket fails: what is left is dropped.
-			p.so.C.Dropped.Add(uint64(len(ents)))
+		if !p.sendFrame(m, ents) {
 			break
 		}
-		p.so.C.Sent.Add(uint64(n))
+		p.so.C.Sent.Add(uint64(n - 1))
 		ents = ents[n:]
 		start = end
 	}
-	clear(w.ents) // drop the topic strings
+	clear(w.ents) // drop the topic strings and frames
+	w.large = 0
+}
+
+// sendFrame sends m, the first frame for rest. Only a closed socket fails:
+// then rest is dropped, its large frames freed.
+func (p *Publisher) sendFrame(m *mangos.Message, rest []entry) bool {
+	if err := p.so.M.SendMsg(m); err != nil {
+		p.so.C.Dropped.Add(uint64(len(rest)))
+		for i := 1; i < len(rest); i++ {
+			if f := rest[i].frame; f != nil {
+				f.Free()
+			}
+		}
+		return false
+	}
+	p.so.C.Sent.Add(1)
+	return true
 }
 
 // Stats returns the publisher's counters.
