@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -58,8 +59,11 @@ type Node struct {
 	peers    map[string]*peer
 	gone     map[string]goneNode // by name: failed or left, for re-joins
 	replyTo  map[string]bool     // peers that asked for our records
-	hub      hub
-	events   chan Event
+	// spreading is set while spread's exchanges run; spreadAgain asks for
+	// another round after them.
+	spreading, spreadAgain bool
+	hub                    hub
+	events                 chan Event
 }
 
 // peer is what this node knows of another member.
@@ -358,6 +362,9 @@ func (n *Node) Join(ctx context.Context, addrs ...string) (int, error) {
 	go func() {
 		defer n.wg.Done()
 		k, err := n.join(addrs)
+		if k > 0 {
+			n.spreadJoined()
+		}
 		ch <- result{k, err}
 	}()
 	select {
@@ -587,7 +594,83 @@ func (n *Node) metaLoop() {
 		_ = n.guard(func() error { return n.ml.UpdateNode(n.cfg.GossipInterval) })
 		n.metaMu.Unlock()
 		n.kick(n.kickFetch) // peers that asked for older records get the new ones
+		n.spread()
 	}
+}
+
+// spreadJoined spreads this node's endpoints after a join: the joined
+// seeds got them in the exchange, but the members the join just revealed
+// would hear of them only through the seeds' gossip (see spread), or at the
+// next push/pull. Endpoints advertised while the join ran are covered too.
+func (n *Node) spreadJoined() {
+	n.mu.Lock()
+	some := len(n.localEps) > 0
+	n.mu.Unlock()
+	if some {
+		n.spread()
+	}
+}
+
+// spreadAll is the mesh size up to which a local change is handed to every
+// live peer by a state exchange; in larger meshes spreadSome random peers
+// get it that way, and gossip carries it on.
+const (
+	spreadAll  = 32
+	spreadSome = 4
+)
+
+// spread hands this node's state (its new metadata) to live peers by a
+// push/pull exchange over TCP, in the background. memberlist gossips a
+// metadata change to a few random members a few times only; members that
+// stopped answering but are not yet declared dead (a worker just killed)
+// take their share of those transmissions, so a live peer can miss the
+// change until the next push/pull, PushPullInterval later. The exchange
+// reaches each live peer for sure. At most one spread runs at a time; a
+// change made during one starts another after it (its exchanges carry the
+// state of their time).
+func (n *Node) spread() {
+	n.mu.Lock()
+	if n.closed || n.leaving {
+		n.mu.Unlock()
+		return
+	}
+	if n.spreading {
+		n.spreadAgain = true
+		n.mu.Unlock()
+		return
+	}
+	addrs := make([]string, 0, len(n.peers))
+	for _, p := range n.peers {
+		if !p.leaving {
+			addrs = append(addrs, p.addr)
+		}
+	}
+	if len(addrs) == 0 {
+		n.mu.Unlock()
+		return
+	}
+	if len(addrs) > spreadAll {
+		rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
+		addrs = addrs[:spreadSome]
+	}
+	n.spreading = true
+	n.wg.Add(1) // under n.mu: never concurrent with Close's Wait at zero
+	n.mu.Unlock()
+	go func() {
+		defer n.wg.Done()
+		_, err := n.join(addrs)
+		if err != nil && !errors.Is(err, spmesh.ErrClosed) {
+			n.log.Debug("spmesh: discovery: spread state", "err", err)
+		}
+		n.mu.Lock()
+		n.spreading = false
+		again := n.spreadAgain
+		n.spreadAgain = false
+		n.mu.Unlock()
+		if again {
+			n.spread()
+		}
+	}()
 }
 
 func (n *Node) kick(ch chan struct{}) {
@@ -715,6 +798,7 @@ func (n *Node) rejoinLoop() {
 	if !joined {
 		if _, err := n.join(n.cfg.Seeds); err == nil {
 			joined = true
+			n.spreadJoined()
 		} else if !errors.Is(err, spmesh.ErrClosed) {
 			n.log.Warn("spmesh: discovery: join seeds (retrying in the background)", "err", err)
 		}
@@ -737,6 +821,9 @@ func (n *Node) rejoinLoop() {
 		k, err := n.join(addrs)
 		if errors.Is(err, spmesh.ErrClosed) {
 			return
+		}
+		if k > 0 {
+			n.spreadJoined()
 		}
 		if k > 0 && !joined {
 			joined = true
