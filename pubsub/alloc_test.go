@@ -28,3 +28,23 @@ func TestPublishAllocs(t *testing.T) {
 		t.Fatalf("got %v allocs per Publish, want <= 1", n)
 	}
 }
+
+// PublishBytes does not even box the body: no allocation per message.
+func TestPublishBytesAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("alloc count")
+	}
+	addr := testutil.Inproc(t)
+	p := mustPub(t, pubsub.WithListen(addr))
+	payload := make([]byte, 256)
+	ctx := context.Background()
+	n := testing.AllocsPerRun(1000, func() {
+		if err := p.PublishBytes(ctx, "bench.data", nil, payload); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("allocs per PublishBytes (256 B, no subscriber): %v", n)
+	if n >= 0.1 {
+		t.Fatalf("got %v allocs per PublishBytes, want 0", n)
+	}
+}

@@ -137,6 +137,19 @@ func (p *Publisher) Publish(ctx context.Context, topic string, v any) error {
 
 // PublishHeader is [Publisher.Publish] with headers that travel with the message.
 func (p *Publisher) PublishHeader(ctx context.Context, topic string, h spmesh.Header, v any) error {
+	return p.publish(ctx, topic, h, v, nil, false)
+}
+
+// PublishBytes sends data as the message body, as is, without the codec:
+// data is already encoded in the subscribers' codec (or is the payload
+// itself with [spmesh.Raw]). h may be nil. It spares the allocation that
+// passing a []byte as an any costs, and Publish's codec call.
+func (p *Publisher) PublishBytes(ctx context.Context, topic string, h spmesh.Header, data []byte) error {
+	return p.publish(ctx, topic, h, nil, data, true)
+}
+
+// publish sends v encoded by the codec, or data as is when raw.
+func (p *Publisher) publish(ctx context.Context, topic string, h spmesh.Header, v any, data []byte, raw bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -146,8 +159,15 @@ func (p *Publisher) PublishHeader(ctx context.Context, topic string, h spmesh.He
 		p.mu.Unlock()
 		return err
 	}
+	codec := p.codec
+	if raw {
+		codec = spmesh.Raw
+	}
 	if !p.batching {
-		return p.sendNow(ts, topic, h, v) // unlocks
+		if raw {
+			v = data // boxed only here and for a large body
+		}
+		return p.sendNow(ts, topic, h, codec, v) // unlocks
 	}
 	for p.pend.full() && !p.closed {
 		if err := p.waitRoom(ctx); err != nil {
@@ -158,12 +178,17 @@ func (p *Publisher) PublishHeader(ctx context.Context, topic string, h spmesh.He
 		p.mu.Unlock()
 		return spmesh.ErrClosed
 	}
-	if bodySize(v) >= alone {
-		return p.appendLarge(ts, topic, h, v) // unlocks
+	if raw && len(data) >= alone {
+		return p.appendLarge(ts, topic, h, codec, data) // unlocks
+	}
+	if !raw && bodySize(v) >= alone {
+		return p.appendLarge(ts, topic, h, codec, v) // unlocks
 	}
 	off := len(p.pend.buf)
-	b, err := spmesh.AppendMarshal(p.codec, wire.AppendEntryHead(p.pend.buf, h), v)
-	if err != nil {
+	b := wire.AppendEntryHead(p.pend.buf, h)
+	if raw {
+		b = append(b, data...)
+	} else if b, err = spmesh.AppendMarshal(codec, b, v); err != nil {
 		p.mu.Unlock()
 		return fmt.Errorf("spmesh: encode %T: %w", v, err)
 	}
@@ -191,9 +216,9 @@ func (p *Publisher) wakeFlusher() {
 // appendLarge encodes a large message straight into its own plain frame
 // (time: now) and queues it in order. The caller holds p.mu; appendLarge
 // releases it.
-func (p *Publisher) appendLarge(ts *topicSeq, topic string, h spmesh.Header, v any) error {
+func (p *Publisher) appendLarge(ts *topicSeq, topic string, h spmesh.Header, codec spmesh.Codec, v any) error {
 	env := wire.Msg{Kind: wire.KindPublish, Topic: topic, ID: p.so.NewID(), Time: time.Now().UnixNano(), Header: h, Pub: p.id, Seq: ts.seq + 1}
-	m, err := p.so.EncodeWith(p.codec, &env, v)
+	m, err := p.so.EncodeWith(codec, &env, v)
 	if err != nil {
 		p.mu.Unlock()
 		return err
@@ -250,9 +275,9 @@ func (p *Publisher) waitRoom(ctx context.Context) error {
 
 // sendNow encodes and sends one plain frame (batching off). The caller
 // holds p.mu; sendNow releases it.
-func (p *Publisher) sendNow(ts *topicSeq, topic string, h spmesh.Header, v any) error {
+func (p *Publisher) sendNow(ts *topicSeq, topic string, h spmesh.Header, codec spmesh.Codec, v any) error {
 	env := wire.Msg{Kind: wire.KindPublish, Topic: topic, ID: p.so.NewID(), Time: time.Now().UnixNano(), Header: h, Pub: p.id, Seq: ts.seq + 1}
-	m, err := p.so.EncodeWith(p.codec, &env, v)
+	m, err := p.so.EncodeWith(codec, &env, v)
 	if err != nil {
 		p.mu.Unlock()
 		return err

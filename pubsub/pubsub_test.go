@@ -142,3 +142,33 @@ func TestPublishErrors(t *testing.T) {
 		t.Errorf("after close: got %v, want ErrClosed", err)
 	}
 }
+
+func TestPublishBytes(t *testing.T) {
+	addr := testutil.Inproc(t)
+	p := mustPub(t, pubsub.WithListen(addr))
+	s := mustSub(t, pubsub.WithDial(addr), pubsub.WithSubscribe("b"))
+	connected(t, p, s, "b")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The body is already msgpack, the subscriber's codec.
+	small, _ := spmesh.Msgpack.Marshal(event{Name: "small", N: 1})
+	large, _ := spmesh.Msgpack.Marshal(event{Name: string(make([]byte, 10000)), N: 2})
+	for i, b := range [][]byte{small, large, small} {
+		if err := p.PublishBytes(ctx, "b", spmesh.Header{"i": fmt.Sprint(i)}, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, want := range []int{1, 2, 1} {
+		m, err := s.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := pubsub.Decode[event](m)
+		if err != nil || ev.N != want || m.Header.Get("i") != fmt.Sprint(i) {
+			t.Fatalf("message %d: got %d, header %v (%v), want %d", i, ev.N, m.Header, err, want)
+		}
+	}
+	if err := p.PublishBytes(ctx, "a.*", nil, small); !errors.Is(err, spmesh.ErrInvalidTopic) {
+		t.Fatalf("wildcard topic: got %v, want ErrInvalidTopic", err)
+	}
+}
