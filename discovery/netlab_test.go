@@ -7,6 +7,7 @@ package discovery_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -254,16 +255,21 @@ var childCommands = netlab.Commands{
 			kidLocked(func() any { kid.reqs[a[0]] = r; return nil })
 			kid.closers = append(kid.closers, func() { r.Close() })
 		}
-		var who []string
-		for range k {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			var got string
-			err := r.Request(ctx, "who", &got)
-			cancel()
-			if err != nil {
-				return strings.Join(who, ","), err
-			}
-			who = append(who, got)
+		// k requests at once: mangos REQ hands sequential requests to the
+		// replier that answered last, while concurrent ones spread.
+		who := make([]string, k)
+		errs := make([]error, k)
+		var wg sync.WaitGroup
+		for i := range k {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				errs[i] = r.Request(ctx, "who", &who[i])
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return "", err
 		}
 		slices.Sort(who)
 		return strings.Join(slices.Compact(who), ","), nil

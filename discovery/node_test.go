@@ -516,11 +516,21 @@ func TestPatternsWiredByName(t *testing.T) {
 	defer req.Close()
 	seen := map[string]bool{}
 	testutil.Eventually(t, 20*time.Second, func() error {
-		var who string
-		if err := req.Request(ctx, "who", &who); err != nil {
+		// Concurrent requests spread over the repliers (mangos REQ gives
+		// sequential ones to whichever answered last).
+		who := make([]string, 8)
+		errs := make([]error, 8)
+		var wg sync.WaitGroup
+		for i := range who {
+			wg.Go(func() { errs[i] = req.Request(ctx, "who", &who[i]) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
 			return err
 		}
-		seen[who] = true
+		for _, w := range who {
+			seen[w] = true
+		}
 		if len(seen) != 2 {
 			return fmt.Errorf("repliers answered: got %v, want rep1 and rep2", seen)
 		}
