@@ -158,6 +158,10 @@ func WithQueueLen(n int) Option { return wrap(sock.WithQueueLen(n)) }
 // WithReconnect sets the dial retry backoff (default 50ms doubling to 2s).
 func WithReconnect(min, max time.Duration) Option { return wrap(sock.WithReconnect(min, max)) }
 
+// WithStockTCP makes tcp:// and tls+tcp:// use mangos' stock transport
+// instead of spmesh's batching one (the default; same wire format).
+func WithStockTCP() Option { return wrap(sock.WithStockTCP()) }
+
 // WithDiscovery wires by service name through reg: a [Puller] listens and
 // advertises itself as a puller of service; a [Pusher] dials every puller
 // of service, and hangs up when one is withdrawn. Likewise a [Worker]

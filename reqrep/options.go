@@ -108,6 +108,10 @@ func WithQueueLen(n int) Option { return wrap(sock.WithQueueLen(n)) }
 // WithReconnect sets the dial retry backoff (default 50ms doubling to 2s).
 func WithReconnect(min, max time.Duration) Option { return wrap(sock.WithReconnect(min, max)) }
 
+// WithStockTCP makes tcp:// and tls+tcp:// use mangos' stock transport
+// instead of spmesh's batching one (the default; same wire format).
+func WithStockTCP() Option { return wrap(sock.WithStockTCP()) }
+
 // WithDiscovery wires by service name through reg: a Replier listens (on an
 // ephemeral port of the registry's host unless given [WithListen]) and
 // advertises itself; a Requester dials every replier of the service and
