@@ -63,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.name, "name", "", "with -role: this process's name in the mesh (default: role-host-random)")
 	fs.StringVar(&c.in, "in", "", "a directory of JPEG/PNG images (default: generate synthetic ones)")
 	fs.StringVar(&c.out, "out", "", "output directory of the sink (default: a new directory under "+os.TempDir()+")")
-	fs.IntVar(&c.n, "n", 60, "how many synthetic images to generate when -in is not given")
+	fs.IntVar(&c.n, "n", 60, "how many synthetic images to generate when -in is not given (twice as many with -chaos)")
 	fs.IntVar(&c.workers, "workers", 3, "demo: how many worker processes to start")
 	fs.IntVar(&c.concurrency, "concurrency", 2, "images one worker processes at once")
 	fs.IntVar(&c.window, "window", 8, "jobs the producer has in flight at once (sized to the workers' total concurrency or a bit more)")
@@ -84,7 +84,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	fs.Visit(func(f *flag.Flag) { c.gossipSet = c.gossipSet || f.Name == "gossip" })
+	nSet := false
+	fs.Visit(func(f *flag.Flag) {
+		c.gossipSet = c.gossipSet || f.Name == "gossip"
+		nSet = nSet || f.Name == "n"
+	})
+	if c.chaos && !nSet && c.in == "" {
+		// Leave the replacement worker time to join and take its share.
+		c.n = 2 * c.n
+	}
 	if err := c.check(); err != nil {
 		fmt.Fprintln(stderr, "imagepipeline:", err)
 		return 2
