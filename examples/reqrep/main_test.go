@@ -1,11 +1,10 @@
 package main
 
 import (
-	"io"
-	"os"
 	"strings"
 	"testing"
 
+	"github.com/spmesh/spmesh/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -15,29 +14,7 @@ func TestMain(m *testing.M) {
 
 // TestRun runs the example and checks what it prints.
 func TestRun(t *testing.T) {
-	if got, want := capture(t, main), "remote error: 400 bad width -1"; !strings.Contains(got, want) {
+	if got, want := testutil.Stdout(t, main), "remote error: 400 bad width -1"; !strings.Contains(got, want) {
 		t.Fatalf("output: got %q, want it to contain %q", got, want)
 	}
-}
-
-// capture returns what f writes to os.Stdout.
-func capture(t *testing.T, f func()) string {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout := os.Stdout
-	os.Stdout = w
-	out := make(chan string)
-	go func() {
-		b, _ := io.ReadAll(r)
-		out <- string(b)
-	}()
-	defer func() {
-		os.Stdout = stdout
-	}()
-	f()
-	w.Close()
-	return <-out
 }

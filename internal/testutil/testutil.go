@@ -5,6 +5,8 @@ package testutil
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -76,4 +78,24 @@ func Garbage() [][]byte {
 		[]byte("\xff\xfe\xfd\x00garbage"),
 		{1, 2, 0x81, 99, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0},
 	}
+}
+
+// Stdout returns what f writes to os.Stdout (examples' main functions).
+func Stdout(t testing.TB, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = w
+	out := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(r)
+		out <- string(b)
+	}()
+	defer func() { os.Stdout = stdout }()
+	f()
+	w.Close()
+	return <-out
 }
