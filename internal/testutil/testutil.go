@@ -6,8 +6,8 @@ package testutil
 import (
 	"fmt"
 	"io"
-	"os"
 	"net"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
