@@ -127,23 +127,19 @@ func (d *frameDecoder) decode(s *Subscriber, m *mangos.Message) ([]Message, erro
 	if err != nil {
 		return nil, err
 	}
+	if pooled {
+		// One copy of the entries, so that the frame goes back to the
+		// pool; the bodies alias the copy. (append, unlike make, does not
+		// zero what it copies over.)
+		env.Body = append([]byte(nil), env.Body...)
+		es = wire.NewEntries(env)
+	}
 	msgs := make([]Message, n)
-	size := 0
 	for i := range msgs {
 		if _, err := es.Next(&d.entry); err != nil {
 			return nil, err
 		}
 		s.message(&msgs[i], &d.entry)
-		size += len(d.entry.Body)
-	}
-	if pooled {
-		// One copy of all the bodies, so that the frame goes back to the pool.
-		arena := make([]byte, 0, size)
-		for i := range msgs {
-			b := msgs[i].Data
-			arena = append(arena, b...)
-			msgs[i].Data = arena[len(arena)-len(b) : len(arena) : len(arena)]
-		}
 	}
 	return msgs, nil
 }
