@@ -120,30 +120,14 @@ func (d *mlDelegate) MergeRemoteState(buf []byte, join bool) {
 }
 
 // NotifyJoin records a new (or returning) member.
-func (e *mlEvents) NotifyJoin(nd *memberlist.Node) {
-	n := (*Node)(e)
-	if nd.Name == n.name {
-		return
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
-		return
-	}
-	p := n.peers[nd.Name]
-	if p == nil {
-		p = &peer{full: true}
-		n.peers[nd.Name] = p
-	}
-	p.node, p.addr = copyNode(nd), nodeAddr(nd)
-	delete(n.gone, nd.Name)
-	n.emit(Event{Type: EventJoin, Node: nd.Name, Addr: p.addr})
-	n.applyMeta(p, nd.Meta)
-}
+func (e *mlEvents) NotifyJoin(nd *memberlist.Node) { (*Node)(e).noteMember(nd, EventJoin) }
 
 // NotifyUpdate takes in a member's new metadata (or address).
-func (e *mlEvents) NotifyUpdate(nd *memberlist.Node) {
-	n := (*Node)(e)
+func (e *mlEvents) NotifyUpdate(nd *memberlist.Node) { (*Node)(e).noteMember(nd, EventUpdate) }
+
+// noteMember records nd (joined or updated), emits ev and takes in its
+// metadata.
+func (n *Node) noteMember(nd *memberlist.Node, ev EventType) {
 	if nd.Name == n.name {
 		return
 	}
@@ -158,7 +142,10 @@ func (e *mlEvents) NotifyUpdate(nd *memberlist.Node) {
 		n.peers[nd.Name] = p
 	}
 	p.node, p.addr = copyNode(nd), nodeAddr(nd)
-	n.emit(Event{Type: EventUpdate, Node: nd.Name, Addr: p.addr})
+	if ev == EventJoin {
+		delete(n.gone, nd.Name)
+	}
+	n.emit(Event{Type: ev, Node: nd.Name, Addr: p.addr})
 	n.applyMeta(p, nd.Meta)
 }
 
