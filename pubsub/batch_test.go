@@ -220,3 +220,24 @@ func indexOf(s []string, v string) int {
 	}
 	return -1
 }
+
+// Hostile batch frames are counted once each and do not stop the subscriber.
+func TestHostileBatches(t *testing.T) {
+	head := wire.AppendHeader(nil, &wire.Msg{Kind: wire.KindBatch, Topic: "t", Seq: 1})
+	good := wire.AppendEntry(nil, []byte{0x80, 'x'})
+	frames := [][]byte{
+		head, // no entries
+		append(append([]byte(nil), head...), 0xa1, 'x'),                        // entry not a bin
+		append(append([]byte(nil), head...), 0xc6, 0xff, 0xff, 0xff, 0xff, 0x80), // entry past the end
+		append(append(append([]byte(nil), head...), good...), 0xc4, 2, 0x81, 2), // good entry, then a map past its entry
+		append(append(append([]byte(nil), head...), good...), 0xc4, 7, 0x81, 3, 0xdf, 0xff, 0xff, 0xff, 0xff), // huge headers
+	}
+	transports(t, func(t *testing.T, addr string) {
+		s := mustSub(t, pubsub.WithListen(addr), pubsub.WithSubscribe(">"))
+		hostile(t, s, addr, frames)
+		// The bad batches carry publisher id 0; the probes a real id.
+		if ps, ok := s.Stats().Publishers[0]; ok {
+			t.Fatalf("got %+v from the hostile batches, want no entry of a bad batch delivered", ps)
+		}
+	})
+}
