@@ -227,9 +227,9 @@ func TestHostileBatches(t *testing.T) {
 	good := wire.AppendEntry(nil, []byte{0x80, 'x'})
 	frames := [][]byte{
 		head, // no entries
-		append(append([]byte(nil), head...), 0xa1, 'x'),                        // entry not a bin
-		append(append([]byte(nil), head...), 0xc6, 0xff, 0xff, 0xff, 0xff, 0x80), // entry past the end
-		append(append(append([]byte(nil), head...), good...), 0xc4, 2, 0x81, 2), // good entry, then a map past its entry
+		append(append([]byte(nil), head...), 0xa1, 'x'),                                                       // entry not a bin
+		append(append([]byte(nil), head...), 0xc6, 0xff, 0xff, 0xff, 0xff, 0x80),                              // entry past the end
+		append(append(append([]byte(nil), head...), good...), 0xc4, 2, 0x81, 2),                               // good entry, then a map past its entry
 		append(append(append([]byte(nil), head...), good...), 0xc4, 7, 0x81, 3, 0xdf, 0xff, 0xff, 0xff, 0xff), // huge headers
 	}
 	transports(t, func(t *testing.T, addr string) {
