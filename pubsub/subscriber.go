@@ -69,7 +69,7 @@ type Subscriber struct {
 
 	subMu sync.Mutex
 	subs  atomic.Pointer[[]pattern] // copy on write, read per frame
-	in    *inbox
+	in    *sock.Inbox[*Message]
 
 	seqMu sync.Mutex
 	last  map[topicKey]*uint64 // last sequence number per publisher and topic

@@ -3,6 +3,7 @@ package sock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"sync"
 	"sync/atomic"
@@ -32,23 +33,60 @@ type Inbox[T any] struct {
 // pooledMax is the largest frame whose buffer mangos recycles.
 const pooledMax = 64 << 10
 
-// NewInbox starts reading so. convert turns a decoded envelope into a
-// message (it may keep env.Body), or reports false to skip it silently.
+// Pooled reports whether m's buffer goes back to mangos' pool when freed:
+// a receiver copies what it keeps out of such a frame and frees it, and
+// keeps a larger frame's buffer as is.
+func Pooled(m *mangos.Message) bool { return len(m.Body) <= pooledMax }
+
+// FrameFunc turns one received frame into messages, handing each to emit
+// in order; emit reports false once the inbox is closing (stop then). It
+// owns m: it frees it or hands its memory to the messages. An error counts
+// the frame as a decode error.
+type FrameFunc[T any] func(m *mangos.Message, emit func(T) bool) error
+
+// NewInbox starts reading so for frames of one kind. convert turns a
+// decoded envelope into a message (it may keep env.Body), or reports false
+// to skip it silently.
 func NewInbox[T any](so *Socket, kind wire.Kind, convert func(env *wire.Msg) (T, bool)) *Inbox[T] {
+	var env wire.Msg
+	return NewFrameInbox(so, func(m *mangos.Message, emit func(T) bool) error {
+		if err := wire.Decode(m.Body, &env); err != nil || env.Kind != kind {
+			m.Free()
+			if err == nil {
+				err = fmt.Errorf("%w: got a %d frame, want %d", spmesh.ErrDecode, env.Kind, kind)
+			}
+			return err
+		}
+		if Pooled(m) {
+			// The application gets an exact-size copy of the body; the
+			// buffer goes back to the pool. A large frame is handed over
+			// as is (never freed: the message aliases it).
+			env.Body = append([]byte(nil), env.Body...)
+			m.Free()
+		}
+		if v, ok := convert(&env); ok {
+			emit(v)
+		}
+		return nil
+	})
+}
+
+// NewFrameInbox starts reading so, turning each frame into messages with
+// decode (which runs on the reader goroutine only).
+func NewFrameInbox[T any](so *Socket, decode FrameFunc[T]) *Inbox[T] {
 	in := &Inbox[T]{
 		so:    so,
 		ch:    make(chan T, so.Settings.RecvQueue),
 		done:  make(chan struct{}),
 		ended: make(chan struct{}),
 	}
-	go in.run(kind, convert)
+	go in.run(decode)
 	return in
 }
 
-func (in *Inbox[T]) run(kind wire.Kind, convert func(*wire.Msg) (T, bool)) {
+func (in *Inbox[T]) run(decode FrameFunc[T]) {
 	defer close(in.ended)
 	defer close(in.ch)
-	var env wire.Msg
 	for {
 		m, err := in.so.M.RecvMsg()
 		if err != nil {
@@ -58,32 +96,35 @@ func (in *Inbox[T]) run(kind wire.Kind, convert func(*wire.Msg) (T, bool)) {
 			in.so.Settings.Logger.Warn("spmesh: receive", "err", Err(err))
 			continue
 		}
-		if err := wire.Decode(m.Body, &env); err != nil || env.Kind != kind {
+		if err := decode(m, in.emit); err != nil {
 			in.so.C.DecodeErrors.Add(1)
-			in.so.Settings.Logger.Debug("spmesh: discarded bad frame", "err", err, "kind", env.Kind)
-			m.Free()
-			continue
+			in.so.Settings.Logger.Debug("spmesh: discarded bad frame", "err", err)
 		}
-		if len(m.Body) <= pooledMax {
-			// A small frame's buffer goes back to mangos' pool; the
-			// application gets an exact-size copy of the body. A large
-			// one is handed over as is (never freed: v aliases it).
-			env.Body = append([]byte(nil), env.Body...)
-			m.Free()
-		}
-		v, ok := convert(&env)
-		if !ok {
-			continue
-		}
-		// Count first: the application may hold v before the send returns.
-		in.so.C.Received.Add(1)
 		select {
-		case in.ch <- v:
 		case <-in.done:
-			in.so.C.Received.Add(^uint64(0))
-			in.so.C.Dropped.Add(1)
 			return
+		default:
 		}
+	}
+}
+
+// emit queues v, waiting while the channel is full; false once closing (v
+// is then counted as dropped).
+func (in *Inbox[T]) emit(v T) bool {
+	// Count first: the application may hold v before the send returns.
+	in.so.C.Received.Add(1)
+	select {
+	case in.ch <- v: // the common case, without the full select
+		return true
+	default:
+	}
+	select {
+	case in.ch <- v:
+		return true
+	case <-in.done:
+		in.so.C.Received.Add(^uint64(0))
+		in.so.C.Dropped.Add(1)
+		return false
 	}
 }
 
