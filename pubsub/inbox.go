@@ -151,4 +151,3 @@ func (s *Subscriber) track(msgs []Message) {
 		*last = m.Seq
 	}
 }
-
