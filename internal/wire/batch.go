@@ -134,24 +134,7 @@ func (e *Entries) next(m *Msg) error {
 	}
 	binary.BigEndian.PutUint64(m.ID[8:], binary.BigEndian.Uint64(b.ID[8:])+e.i)
 	r := reader{b: content}
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
-	if n > uint64(len(content)-r.i) {
-		return errShort
-	}
-	for ; n > 0; n-- {
-		key, err := r.uint()
-		if err != nil {
-			return err
-		}
-		if err := m.field(&r, key); err != nil {
-			return fmt.Errorf("key %d: %w", key, err)
-		}
-	}
-	m.Body = content[r.i:len(content):len(content)]
-	return nil
+	return m.fields(&r)
 }
 
 // bin reads a msgpack bin and returns a slice of the frame.

@@ -313,11 +313,16 @@ func decode(frame []byte, m *Msg, lastTopic string) error {
 	if topical(m.Kind) != (m.Topic != "") {
 		return errors.New("topic present on a non-publish frame or missing on a publish frame")
 	}
+	return m.fields(&r)
+}
+
+// fields reads the header map at r into m; the rest of r's bytes are the body.
+func (m *Msg) fields(r *reader) error {
 	n, err := r.mapLen()
 	if err != nil {
 		return err
 	}
-	if n > uint64(len(frame)-r.i) {
+	if n > uint64(len(r.b)-r.i) {
 		return errShort
 	}
 	for ; n > 0; n-- {
@@ -325,11 +330,11 @@ func decode(frame []byte, m *Msg, lastTopic string) error {
 		if err != nil {
 			return err
 		}
-		if err := m.field(&r, key); err != nil {
+		if err := m.field(r, key); err != nil {
 			return fmt.Errorf("key %d: %w", key, err)
 		}
 	}
-	m.Body = frame[r.i:len(frame):len(frame)]
+	m.Body = r.b[r.i:len(r.b):len(r.b)]
 	return nil
 }
 
