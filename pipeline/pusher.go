@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spmesh/spmesh"
@@ -29,6 +30,10 @@ type Pusher struct {
 	nonBlocking bool
 
 	q     chan *mangos.Message // accepted, not yet handed to mangos
+	// queued counts messages put on q (or about to be) that forward has
+	// not yet handed to mangos. A Push that finds it 0 may hand its message
+	// to mangos itself without overtaking one pushed before it.
+	queued atomic.Int64
 	done  chan struct{}        // closed by Close
 	ended chan struct{}        // closed when forward has returned
 
@@ -112,16 +117,18 @@ func (p *Pusher) PushHeader(ctx context.Context, h spmesh.Header, v any) error {
 			m.Free()
 			return fmt.Errorf("%w: no puller connected", spmesh.ErrNoPeers)
 		}
+		p.queued.Add(1)
 		select {
 		case p.q <- m:
 			return nil
-		case <-p.done:
-			m.Free()
-			return spmesh.ErrClosed
 		default:
-			m.Free()
-			return fmt.Errorf("%w: send queue full (pullers busy)", spmesh.ErrNoPeers)
 		}
+		p.queued.Add(-1)
+		m.Free()
+		if p.so.Closed() {
+			return spmesh.ErrClosed
+		}
+		return fmt.Errorf("%w: send queue full (pullers busy)", spmesh.ErrNoPeers)
 	}
 	if p.so.Peers() == 0 {
 		if err := p.awaitPuller(ctx); err != nil {
@@ -129,16 +136,44 @@ func (p *Pusher) PushHeader(ctx context.Context, h spmesh.Header, v any) error {
 			return err
 		}
 	}
+	if ctx.Done() == nil && p.queued.Load() == 0 {
+		// Nothing can cancel this push and nothing queued before it is
+		// still waiting for forward: hand the message to mangos here,
+		// saving a goroutine hop. Blocking in SendMsg is then what the
+		// select below would do; Close unblocks it.
+		return p.send(m)
+	}
+	p.queued.Add(1)
+	select {
+	case p.q <- m: // the common case, without the full select
+		return nil
+	default:
+	}
 	select {
 	case p.q <- m:
 		return nil
 	case <-ctx.Done():
+		p.queued.Add(-1)
 		m.Free()
 		return ctx.Err()
 	case <-p.done:
+		p.queued.Add(-1)
 		m.Free()
 		return spmesh.ErrClosed
 	}
+}
+
+// send hands m to mangos on the caller's goroutine.
+func (p *Pusher) send(m *mangos.Message) error {
+	if err := p.so.M.SendMsg(m); err != nil {
+		m.Free()
+		if errors.Is(err, mangos.ErrClosed) {
+			return spmesh.ErrClosed
+		}
+		return sock.Err(err)
+	}
+	p.so.C.Sent.Add(1)
+	return nil
 }
 
 // awaitPuller waits until a puller is connected.
@@ -169,21 +204,28 @@ func (p *Pusher) awaitPuller(ctx context.Context) error {
 func (p *Pusher) forward() {
 	defer close(p.ended)
 	for {
+		var m *mangos.Message
 		select {
-		case m := <-p.q:
-			if err := p.so.M.SendMsg(m); err != nil {
-				m.Free()
-				p.so.C.Dropped.Add(1)
-				if errors.Is(err, mangos.ErrClosed) {
-					return
-				}
-				p.so.Settings.Logger.Warn("spmesh: pusher send", "err", sock.Err(err))
-				continue
+		case m = <-p.q: // the common case under load, without the full select
+		default:
+			select {
+			case m = <-p.q:
+			case <-p.done:
+				return
 			}
-			p.so.C.Sent.Add(1)
-		case <-p.done:
-			return
 		}
+		err := p.so.M.SendMsg(m)
+		p.queued.Add(-1)
+		if err != nil {
+			m.Free()
+			p.so.C.Dropped.Add(1)
+			if errors.Is(err, mangos.ErrClosed) {
+				return
+			}
+			p.so.Settings.Logger.Warn("spmesh: pusher send", "err", sock.Err(err))
+			continue
+		}
+		p.so.C.Sent.Add(1)
 	}
 }
 

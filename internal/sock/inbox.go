@@ -87,6 +87,7 @@ func NewFrameInbox[T any](so *Socket, decode FrameFunc[T]) *Inbox[T] {
 func (in *Inbox[T]) run(decode FrameFunc[T]) {
 	defer close(in.ended)
 	defer close(in.ch)
+	emit := in.emit // once: a method value passed on would allocate per frame
 	for {
 		m, err := in.so.M.RecvMsg()
 		if err != nil {
@@ -96,7 +97,7 @@ func (in *Inbox[T]) run(decode FrameFunc[T]) {
 			in.so.Settings.Logger.Warn("spmesh: receive", "err", Err(err))
 			continue
 		}
-		if err := decode(m, in.emit); err != nil {
+		if err := decode(m, emit); err != nil {
 			in.so.C.DecodeErrors.Add(1)
 			in.so.Settings.Logger.Debug("spmesh: discarded bad frame", "err", err)
 		}
@@ -136,6 +137,14 @@ func (in *Inbox[T]) Next(ctx context.Context) (T, error) {
 	}
 	if in.so.Closed() && !in.drain.Load() {
 		return zero, spmesh.ErrClosed
+	}
+	select {
+	case v, ok := <-in.ch: // the common case, without the full select
+		if !ok {
+			return zero, spmesh.ErrClosed
+		}
+		return v, nil
+	default:
 	}
 	select {
 	case v, ok := <-in.ch:
