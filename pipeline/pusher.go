@@ -30,12 +30,13 @@ type Pusher struct {
 	nonBlocking bool
 
 	q     chan *mangos.Message // accepted, not yet handed to mangos
+	done  chan struct{}        // closed by Close
+	ended chan struct{}        // closed when forward has returned
+
 	// queued counts messages put on q (or about to be) that forward has
 	// not yet handed to mangos. A Push that finds it 0 may hand its message
 	// to mangos itself without overtaking one pushed before it.
 	queued atomic.Int64
-	done  chan struct{}        // closed by Close
-	ended chan struct{}        // closed when forward has returned
 
 	closeOnce sync.Once
 
