@@ -327,6 +327,11 @@ func (so *Socket) Hangup(addr string) {
 	dl, ok := so.dialers[addr]
 	if ok {
 		delete(so.dialers, addr)
+		if len(so.hungup) >= 1024 {
+			// Bound the memory of a long-lived socket whose peers churn:
+			// a dial still in flight this long after its hangup is gone.
+			clear(so.hungup)
+		}
 		so.hungup[dl.d] = true
 	}
 	so.mu.Unlock()
@@ -352,6 +357,7 @@ func (so *Socket) pipeEvent(ev mangos.PipeEvent, p mangos.Pipe) {
 		if so.hungup[d] && ev == mangos.PipeEventAttached {
 			// A dial that completed after Hangup: drop the connection.
 			// (Closing in the Attaching hook would deadlock mangos.)
+			delete(so.hungup, d)
 			defer p.Close()
 		}
 		for _, dl := range so.dialers {
