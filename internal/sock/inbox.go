@@ -48,7 +48,10 @@ type FrameFunc[T any] func(m *mangos.Message, emit func(T) bool) error
 // decoded envelope into a message (it may keep env.Body), or reports false
 // to skip it silently.
 func NewInbox[T any](so *Socket, kind wire.Kind, convert func(env *wire.Msg) (T, bool)) *Inbox[T] {
-	var env wire.Msg
+	var (
+		env  wire.Msg
+		slab []byte // small bodies are copied into it, one after another
+	)
 	return NewFrameInbox(so, func(m *mangos.Message, emit func(T) bool) error {
 		if err := wire.Decode(m.Body, &env); err != nil || env.Kind != kind {
 			m.Free()
@@ -58,10 +61,10 @@ func NewInbox[T any](so *Socket, kind wire.Kind, convert func(env *wire.Msg) (T,
 			return err
 		}
 		if Pooled(m) {
-			// The application gets an exact-size copy of the body; the
-			// buffer goes back to the pool. A large frame is handed over
-			// as is (never freed: the message aliases it).
-			env.Body = append([]byte(nil), env.Body...)
+			// The application gets a copy of the body; the buffer goes
+			// back to the pool. A large frame is handed over as is (never
+			// freed: the message aliases it).
+			env.Body = copyBody(&slab, env.Body)
 			m.Free()
 		}
 		if v, ok := convert(&env); ok {
@@ -69,6 +72,31 @@ func NewInbox[T any](so *Socket, kind wire.Kind, convert func(env *wire.Msg) (T,
 		}
 		return nil
 	})
+}
+
+// A body up to slabMax bytes is copied into a shared block of slabSize
+// bytes rather than an allocation of its own: one allocation serves many
+// small messages. A message kept by the application keeps its whole block
+// alive (at most slabSize bytes).
+const (
+	slabSize = 4 << 10
+	slabMax  = 512
+)
+
+// copyBody returns a copy of b, carved from *slab when b is small. The copy's
+// capacity is its length, so appending to it never writes over a neighbour.
+func copyBody(slab *[]byte, b []byte) []byte {
+	n := len(b)
+	if n == 0 || n > slabMax {
+		return append([]byte(nil), b...)
+	}
+	s := *slab
+	if cap(s)-len(s) < n {
+		s = make([]byte, 0, slabSize)
+	}
+	s = append(s, b...)
+	*slab = s
+	return s[len(s)-n : len(s) : len(s)]
 }
 
 // NewFrameInbox starts reading so, turning each frame into messages with
