@@ -238,10 +238,24 @@ func TestPusherCloseDropsQueued(t *testing.T) {
 	addr := listen(t, pl, testutil.Inproc(t))
 	p := mustPusher(t, pipeline.WithDial(addr), pipeline.WithQueueLen(8), pipeline.WithNonBlocking())
 	peers(t, p, 1)
-	pushed := 0
-	for p.Push(context.Background(), pushed) == nil {
-		pushed++
-	}
+	// Fill until a push is refused and nothing more leaves the queue: a
+	// refusal alone can come while the queue is still draining into the
+	// transport, and Close would then find it empty.
+	pushed, lastSent := 0, ^uint64(0)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		refusedAtOnce := true
+		for p.Push(context.Background(), pushed) == nil {
+			pushed++
+			refusedAtOnce = false
+		}
+		sent := p.Stats().Sent
+		stuck := refusedAtOnce && sent == lastSent
+		lastSent = sent
+		if !stuck {
+			return fmt.Errorf("pusher still draining: %d sent of %d pushed", sent, pushed)
+		}
+		return nil
+	})
 	p.Close()
 	st := p.Stats()
 	if st.Dropped == 0 || st.Sent+st.Dropped != uint64(pushed) {
