@@ -199,9 +199,10 @@ func (p *Pusher) awaitPuller(ctx context.Context) error {
 }
 
 // forward hands queued messages to the mangos socket, which gives each to
-// the next ready puller. Being the only goroutine that may block in mangos'
-// SendMsg, it lets Push wait on a channel with ctx and Close in the same
-// select: exact deadlines and cancellation, no timer per message.
+// the next ready puller. Blocking in mangos' SendMsg on Push's behalf, it
+// lets a Push whose ctx can end wait on a channel with ctx and Close in the
+// same select: exact deadlines and cancellation, no timer per message. (A
+// Push whose ctx cannot end calls SendMsg itself: see PushHeader.)
 func (p *Pusher) forward() {
 	defer close(p.ended)
 	for {
