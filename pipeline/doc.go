@@ -19,6 +19,8 @@
 //     the transport; a Puller up to [WithQueueLen] messages its application
 //     has not taken, plus one per connection in transit. A slow puller keeps
 //     what it holds: load balancing decides only where the next message goes.
+//     Bodies of up to 512 bytes are copied into shared 4 KiB blocks, so a
+//     [Message] the application keeps holds its block (at most 4 KiB) alive.
 //   - Order: messages from one pusher to one puller arrive in the order
 //     pushed; across pullers there is no order.
 //   - Bad frames (garbage, other kinds, from a non-spmesh peer) are discarded
