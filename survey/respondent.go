@@ -25,7 +25,8 @@ var ErrDeclined = errors.New("spmesh: survey declined")
 // it the answer is dropped, and the worker serves on.
 const sendTimeout = time.Second
 
-// Question is one survey as a [Handler] sees it.
+// Question is one survey as a [Handler] sees it. It and its Data are valid
+// only until the handler returns: copy what must outlive it.
 type Question struct {
 	// ID is the survey's id; every respondent sees the same one.
 	ID spmesh.ID
