@@ -333,14 +333,6 @@ func (s *session) close() {
 	}
 }
 
-// registry returns the node as a registry, or nil without a mesh.
-func (s *session) registry() spmesh.Registry {
-	if s.node == nil {
-		return nil
-	}
-	return s.node
-}
-
 // waitService waits until the mesh shows an endpoint of service in role,
 // for at most --wait; it fails with exitNoService. Without a mesh it
 // returns at once.
