@@ -80,8 +80,10 @@
 //     ProduceAsync, use a ctx that lives as long as the job should.
 //   - Load: jobs go to the worker connections free to send, favouring the
 //     worker that answered last (mangos REQ scheduling), not the least
-//     loaded one; a job nacked by one worker is steered to another when
-//     there is one (best effort). A worker takes [WithConcurrency] jobs at
+//     loaded one: a worker that joins a busy pipeline gets jobs only as the
+//     scheduling happens to reach it (from a fair share to, under heavy
+//     load, almost none). A job nacked by one worker is steered to another
+//     when there is one (best effort). A worker takes [WithConcurrency] jobs at
 //     a time (default 8); more wait in its connections with their ack
 //     timers running, so the ack timeout must cover that wait too.
 //   - Order: none. Jobs run concurrently and redeliveries overtake.
