@@ -2,16 +2,8 @@ package sptcp
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"testing"
 	"time"
 
@@ -223,7 +215,7 @@ func TestInteropMaxRecvSize(t *testing.T) {
 }
 
 func TestTLS(t *testing.T) {
-	srv, cli := tlsConfigs(t)
+	srv, cli := testutil.TLSConfigs(t)
 	tlsOurs, tlsStock := side{"sptls", TLSScheme}, side{"stock-tls", "tls+tcp"}
 	for _, c := range [][2]side{{tlsOurs, tlsOurs}, {tlsOurs, tlsStock}, {tlsStock, tlsOurs}} {
 		t.Run(c[0].name+"-listens-"+c[1].name+"-dials", func(t *testing.T) {
@@ -256,32 +248,4 @@ func TestTLS(t *testing.T) {
 			t.Fatalf("dial without config: got %v, want %v", err, mangos.ErrTLSNoConfig)
 		}
 	})
-}
-
-func tlsConfigs(t *testing.T) (srv, cli *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:         true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	srv = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	cli = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
-	return srv, cli
 }
