@@ -40,8 +40,31 @@ type RemoteError struct {
 	Message string
 }
 
-// CodePanic is the [RemoteError.Code] of a handler that panicked.
-const CodePanic = -1
+// Codes that spmesh itself puts in [RemoteError.Code]. Application codes
+// should be positive.
+const (
+	// CodePanic is the code of a handler that panicked.
+	CodePanic = -1
+	// CodeTooLarge is the code of a message the remote side refused for its
+	// size; errors.Is(err, ErrTooLarge) holds for it, and callers do not
+	// resend it.
+	CodeTooLarge = -2
+	// CodeDecode is the code of a message the remote side could not decode;
+	// errors.Is(err, ErrDecode) holds for it.
+	CodeDecode = -3
+)
+
+// Is makes errors.Is(err, ErrTooLarge) and errors.Is(err, ErrDecode) hold for
+// remote errors carrying [CodeTooLarge] and [CodeDecode].
+func (e *RemoteError) Is(target error) bool {
+	switch e.Code {
+	case CodeTooLarge:
+		return target == ErrTooLarge
+	case CodeDecode:
+		return target == ErrDecode
+	}
+	return false
+}
 
 // Error implements error.
 func (e *RemoteError) Error() string {

@@ -1,5 +1,7 @@
 package spmesh
 
+import "crypto/tls"
+
 // Role names the side of a pattern an endpoint plays. Binders (publisher,
 // replier, worker/puller, surveyor) listen and advertise; connectors watch
 // the counterpart role and dial every endpoint of it.
@@ -44,4 +46,31 @@ type Registry interface {
 	// AdvertiseHost is the host (IP or name) that this node's peers can reach
 	// it on; binders listen there when given no address.
 	AdvertiseHost() string
+}
+
+// TLSPolicy is the transport security a registry imposes on every socket
+// wired through it (discovery.Node carries one from its Config), so that one
+// configuration secures the gossip and every socket of a node.
+type TLSPolicy struct {
+	// Server configures the listeners of binders (publisher, replier,
+	// worker, puller, surveyor): with it they listen on tls+tcp:// and
+	// advertise that. Nil: binders listen on plain tcp://.
+	Server *tls.Config
+	// Client configures the dials of connectors to tls+tcp:// endpoints.
+	Client *tls.Config
+	// Require refuses plaintext: connectors never dial an endpoint whose
+	// scheme is not tls+tcp:// or wss:// (each refusal counted in
+	// Stats.EndpointsRefused and logged), and binders never listen on one.
+	Require bool
+	// VerifyNode, with mutual TLS, requires the certificate presented at an
+	// endpoint to name the member that advertised it (a DNS SAN equal to the
+	// member's node name), so that no member can serve another's traffic.
+	VerifyNode bool
+}
+
+// SecureRegistry is implemented by registries that carry a [TLSPolicy].
+// The sockets wired through such a registry apply it.
+type SecureRegistry interface {
+	Registry
+	TLSPolicy() TLSPolicy
 }

@@ -2,6 +2,9 @@ package spmesh
 
 // Stats are a socket's counters since it was opened. Every pattern type has a
 // Stats method returning them (some add pattern-specific detail).
+//
+// Every refusal spmesh makes to protect a process from a peer is counted in
+// one of the fields below, so that a limit that bites is never silent.
 type Stats struct {
 	Sent         uint64 // messages handed to the transport
 	Received     uint64 // messages delivered to the application
@@ -9,4 +12,27 @@ type Stats struct {
 	Resent       uint64 // retransmissions (requests, redelivered jobs)
 	DecodeErrors uint64 // frames or payloads that failed to decode and were discarded
 	Peers        int    // connections currently established
+
+	// TooLarge counts messages refused for size, on send or on receive
+	// (also counted in Dropped when a received one is discarded).
+	TooLarge uint64
+	// SendTimeouts counts replies, acks and answers dropped because the
+	// peer did not take them within the send timeout (a peer that stopped
+	// reading); the peer resends on its own attempt timeout.
+	SendTimeouts uint64
+	// ConnsRefused counts incoming connections refused at the listener's
+	// connection cap.
+	ConnsRefused uint64
+	// ConnTimeouts counts connections closed because a frame did not
+	// complete in time, or nothing arrived before the idle timeout.
+	ConnTimeouts uint64
+	// HandshakeErrors counts failed SP or TLS handshakes, on either side.
+	HandshakeErrors uint64
+	// EndpointsRefused counts discovered endpoints this socket did not dial
+	// because the security policy refused them (a plaintext endpoint when
+	// TLS is required, a scheme not allowed for remote members).
+	EndpointsRefused uint64
+	// LastError is the last connection-level error (dial, handshake, TLS),
+	// with the peer's address; empty when there was none.
+	LastError string
 }

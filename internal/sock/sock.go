@@ -87,9 +87,29 @@ type Wiring struct {
 	Announce spmesh.Role
 }
 
-// Counters are a socket's statistics, updated atomically.
+// Counters are a socket's statistics, updated atomically. Their meaning is
+// documented on spmesh.Stats.
 type Counters struct {
-	Sent, Received, Dropped, Resent, DecodeErrors atomic.Uint64
+	Sent, Received, Dropped, Resent, DecodeErrors      atomic.Uint64
+	TooLarge, SendTimeouts, ConnsRefused, ConnTimeouts atomic.Uint64
+	HandshakeErrors, EndpointsRefused                  atomic.Uint64
+
+	lastErr atomic.Pointer[string]
+}
+
+// SetLastError records err (with the peer's address) as the socket's last
+// connection-level error.
+func (c *Counters) SetLastError(addr string, err error) {
+	s := addr + ": " + err.Error()
+	c.lastErr.Store(&s)
+}
+
+// LastError returns what SetLastError last recorded, or "".
+func (c *Counters) LastError() string {
+	if p := c.lastErr.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // Socket is one mangos socket with spmesh's settings applied.
@@ -429,6 +449,14 @@ func (so *Socket) Stats() spmesh.Stats {
 		Resent:       so.C.Resent.Load(),
 		DecodeErrors: so.C.DecodeErrors.Load(),
 		Peers:        so.Peers(),
+
+		TooLarge:         so.C.TooLarge.Load(),
+		SendTimeouts:     so.C.SendTimeouts.Load(),
+		ConnsRefused:     so.C.ConnsRefused.Load(),
+		ConnTimeouts:     so.C.ConnTimeouts.Load(),
+		HandshakeErrors:  so.C.HandshakeErrors.Load(),
+		EndpointsRefused: so.C.EndpointsRefused.Load(),
+		LastError:        so.C.LastError(),
 	}
 }
 
