@@ -54,6 +54,13 @@ type Config struct {
 	SecretKey []byte
 	ExtraKeys [][]byte
 
+	// TLS is the transport security of every socket wired through this
+	// node with WithDiscovery: binders listen on tls+tcp:// with TLS.Server
+	// and advertise it, connectors dial with TLS.Client, and TLS.Require
+	// refuses plaintext endpoints (see [spmesh.TLSPolicy]). The zero value
+	// is plaintext.
+	TLS spmesh.TLSPolicy
+
 	// Logger receives memberlist's and the node's logs (silent when nil).
 	Logger *slog.Logger
 

@@ -182,6 +182,12 @@ func New(cfg Config) (*Node, error) {
 // Name returns the node's name in the mesh.
 func (n *Node) Name() string { return n.name }
 
+// TLSPolicy returns Config.TLS: the transport security of the sockets wired
+// through this node.
+func (n *Node) TLSPolicy() spmesh.TLSPolicy { return n.cfg.TLS }
+
+var _ spmesh.SecureRegistry = (*Node)(nil)
+
 // Addr returns the gossip address peers reach this node on (host:port, the
 // real port when BindPort was 0): give it to other nodes as a seed.
 func (n *Node) Addr() string { return n.addr }
