@@ -195,6 +195,9 @@ func (c *Config) check() error {
 	case c.EventBuffer < 0:
 		return bad("event buffer %d", c.EventBuffer)
 	}
+	if err := checkTLSPolicy(c.TLS); err != nil {
+		return err
+	}
 	for _, k := range append([][]byte{c.SecretKey}, c.ExtraKeys...) {
 		if k != nil && !validKey(k) {
 			return bad("gossip key of %d bytes: want 16, 24 or 32", len(k))
@@ -207,6 +210,25 @@ func (c *Config) check() error {
 		if strings.TrimSpace(s) == "" {
 			return bad("empty seed address")
 		}
+	}
+	return nil
+}
+
+// checkTLSPolicy refuses a policy that cannot work, naming the field: a
+// Require with neither side configured (nothing could ever connect), a
+// VerifyNode without the client side that would verify, and a server side
+// without a certificate (every handshake would fail).
+func checkTLSPolicy(p spmesh.TLSPolicy) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: discovery: "+format, append([]any{spmesh.ErrInvalidOption}, args...)...)
+	}
+	switch {
+	case p.Require && p.Server == nil && p.Client == nil:
+		return bad("TLS.Require without TLS.Server or TLS.Client: nothing could listen or dial")
+	case p.VerifyNode && p.Client == nil:
+		return bad("TLS.VerifyNode without TLS.Client: the dialing side verifies the node's certificate")
+	case p.Server != nil && len(p.Server.Certificates) == 0 && p.Server.GetCertificate == nil && p.Server.GetConfigForClient == nil:
+		return bad("TLS.Server has no certificate (Certificates, GetCertificate or GetConfigForClient)")
 	}
 	return nil
 }

@@ -19,12 +19,13 @@ type Static struct {
 	host string
 
 	mu     sync.Mutex
+	tls    spmesh.TLSPolicy
 	eps    map[spmesh.Endpoint]int // endpoint -> how many times added or advertised
 	hub    hub
 	closed bool
 }
 
-var _ spmesh.Registry = (*Static)(nil)
+var _ spmesh.SecureRegistry = (*Static)(nil)
 
 // NewStatic returns a Static registry holding eps. Sockets that advertise
 // through it listen on host (default "127.0.0.1" when host is empty).
@@ -35,6 +36,28 @@ func NewStatic(host string, eps ...spmesh.Endpoint) *Static {
 	s := &Static{host: host, eps: map[spmesh.Endpoint]int{}, hub: newHub()}
 	s.Add(eps...)
 	return s
+}
+
+// SetTLSPolicy sets the transport security of the sockets wired through s
+// from now on (see [spmesh.TLSPolicy] and Config.TLS); sockets read it when
+// they are built, so set it before wiring them. It is validated like
+// Config.TLS: an error wrapping ErrInvalidOption names the field at fault.
+func (s *Static) SetTLSPolicy(p spmesh.TLSPolicy) error {
+	if err := checkTLSPolicy(p); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tls = p
+	return nil
+}
+
+// TLSPolicy returns the policy set by SetTLSPolicy (the zero value,
+// plaintext, until then).
+func (s *Static) TLSPolicy() spmesh.TLSPolicy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tls
 }
 
 // AdvertiseHost returns the host given to NewStatic.
