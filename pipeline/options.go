@@ -162,6 +162,29 @@ func WithReconnect(min, max time.Duration) Option { return wrap(sock.WithReconne
 // instead of spmesh's batching one (the default; same wire format).
 func WithStockTCP() Option { return wrap(sock.WithStockTCP()) }
 
+// Connection limits of spmesh's TCP transport (tcp://, tls+tcp://); they
+// cannot be combined with WithStockTCP. See the internal/sock options of
+// the same names for the details.
+
+// WithMaxConns sets how many connections each listener holds at once
+// (default 4096); past it new connections are closed at once and counted
+// in Stats.ConnsRefused.
+func WithMaxConns(n int) Option { return wrap(sock.WithMaxConns(n)) }
+
+// WithFrameTimeout sets how long a frame may take once its first byte
+// arrived, plus one second per 128 KiB it claims (default 30s; 0: none).
+// A connection past it is closed and counted in Stats.ConnTimeouts.
+func WithFrameTimeout(d time.Duration) Option { return wrap(sock.WithFrameTimeout(d)) }
+
+// WithIdleTimeout sets how long a connection accepted by a listener may go
+// without exchanging a first frame (default 60s; 0: none). Connections that
+// exchanged a frame are never closed for idling.
+func WithIdleTimeout(d time.Duration) Option { return wrap(sock.WithIdleTimeout(d)) }
+
+// WithHandshakeTimeout bounds connecting plus the TLS and SP handshakes
+// (default 10s).
+func WithHandshakeTimeout(d time.Duration) Option { return wrap(sock.WithHandshakeTimeout(d)) }
+
 // WithDiscovery wires by service name through reg: a [Puller] listens and
 // advertises itself as a puller of service; a [Pusher] dials every puller
 // of service, and hangs up when one is withdrawn. Likewise a [Worker]

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/sptcp"
 )
 
 // Settings are the options every spmesh socket shares. The pattern packages
@@ -28,6 +29,14 @@ type Settings struct {
 	Service      string
 	Name         string // this socket's name on the wire (respondents, workers)
 	StockTCP     bool   // use mangos' own tcp transport instead of sptcp
+
+	// Connection limits of spmesh's TCP transport (tcp://, tls+tcp://);
+	// a zero timeout means none.
+	MaxConns         int           // connections per listener
+	FrameTimeout     time.Duration // for a frame to arrive once begun (+1 s per 128 KiB)
+	IdleTimeout      time.Duration // for an accepted connection to exchange a first frame
+	HandshakeTimeout time.Duration // for connecting plus the TLS and SP handshakes
+	limitsSet        string        // the first connection limit option given, if any
 }
 
 // Defaults for Settings.
@@ -36,6 +45,11 @@ const (
 	DefaultQueue        = 1024
 	DefaultReconnectMin = 50 * time.Millisecond
 	DefaultReconnectMax = 2 * time.Second
+
+	DefaultMaxConns         = sptcp.MaxConns
+	DefaultFrameTimeout     = sptcp.FrameTimeout
+	DefaultIdleTimeout      = sptcp.IdleTimeout
+	DefaultHandshakeTimeout = sptcp.HandshakeTimeout
 )
 
 // DefaultSettings returns the settings before options are applied.
@@ -48,6 +62,11 @@ func DefaultSettings() Settings {
 		SendQueue:    DefaultQueue,
 		ReconnectMin: DefaultReconnectMin,
 		ReconnectMax: DefaultReconnectMax,
+
+		MaxConns:         DefaultMaxConns,
+		FrameTimeout:     DefaultFrameTimeout,
+		IdleTimeout:      DefaultIdleTimeout,
+		HandshakeTimeout: DefaultHandshakeTimeout,
 	}
 }
 
@@ -188,9 +207,104 @@ func CheckAddr(addr string) error {
 // WithStockTCP makes tcp:// and tls+tcp:// addresses use mangos' stock TCP
 // transport (one write system call per message) instead of spmesh's
 // batching one. Both speak the same SP/TCP wire format.
+//
+// The stock transport has none of the connection limits (WithMaxConns,
+// WithFrameTimeout, WithIdleTimeout, WithHandshakeTimeout; it allocates a
+// frame's claimed size up front): giving it together with one of them is
+// an error.
 func WithStockTCP() Option {
 	return func(s *Settings) error {
+		if s.limitsSet != "" {
+			return Invalid("WithStockTCP: %s cannot apply to the stock TCP transport", s.limitsSet)
+		}
 		s.StockTCP = true
 		return nil
+	}
+}
+
+// connLimit is the common part of the connection limit options.
+func connLimit(name string, f func(*Settings) error) Option {
+	return func(s *Settings) error {
+		if s.StockTCP {
+			return Invalid("%s cannot apply to the stock TCP transport (WithStockTCP)", name)
+		}
+		if err := f(s); err != nil {
+			return err
+		}
+		if s.limitsSet == "" {
+			s.limitsSet = name
+		}
+		return nil
+	}
+}
+
+// WithMaxConns sets how many connections each listener holds at once,
+// handshaking or established (default DefaultMaxConns); past it new
+// connections are closed at once and counted in Stats.ConnsRefused.
+func WithMaxConns(n int) Option {
+	return connLimit("WithMaxConns", func(s *Settings) error {
+		if n < 1 || n > 1<<20 {
+			return Invalid("WithMaxConns: %d out of range [1, 1048576]", n)
+		}
+		s.MaxConns = n
+		return nil
+	})
+}
+
+// WithFrameTimeout sets how long a frame may take to arrive once its first
+// byte did, plus one second per 128 KiB it claims (default
+// DefaultFrameTimeout); 0 means no limit. A connection past it is closed
+// and counted in Stats.ConnTimeouts.
+func WithFrameTimeout(d time.Duration) Option {
+	return connLimit("WithFrameTimeout", func(s *Settings) error {
+		if d < 0 {
+			return Invalid("WithFrameTimeout: negative duration %v", d)
+		}
+		s.FrameTimeout = d
+		return nil
+	})
+}
+
+// WithIdleTimeout sets how long a connection accepted by a listener may
+// stay without exchanging a first frame (default DefaultIdleTimeout); 0
+// means no limit. Connections that exchanged a frame, connections this
+// socket dialed and peers that never send (subscribers, pullers) are never
+// closed for idling. A connection past it is closed and counted in
+// Stats.ConnTimeouts; its peer, if it is spmesh, redials.
+func WithIdleTimeout(d time.Duration) Option {
+	return connLimit("WithIdleTimeout", func(s *Settings) error {
+		if d < 0 {
+			return Invalid("WithIdleTimeout: negative duration %v", d)
+		}
+		s.IdleTimeout = d
+		return nil
+	})
+}
+
+// WithHandshakeTimeout sets how long connecting plus the TLS and SP
+// handshakes may take, on both sides (default DefaultHandshakeTimeout).
+func WithHandshakeTimeout(d time.Duration) Option {
+	return connLimit("WithHandshakeTimeout", func(s *Settings) error {
+		if d <= 0 {
+			return Invalid("WithHandshakeTimeout: %v, want > 0", d)
+		}
+		s.HandshakeTimeout = d
+		return nil
+	})
+}
+
+// limits maps the settings to the transport's.
+func (s *Settings) limits() sptcp.Limits {
+	off := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1
+		}
+		return d
+	}
+	return sptcp.Limits{
+		MaxConns:         s.MaxConns,
+		FrameTimeout:     off(s.FrameTimeout),
+		IdleTimeout:      off(s.IdleTimeout),
+		HandshakeTimeout: off(s.HandshakeTimeout),
 	}
 }

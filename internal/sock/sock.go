@@ -132,6 +132,7 @@ type Socket struct {
 	stopWatch func()
 	pipeHooks []func(mangos.PipeEvent, mangos.Pipe)
 	wg        sync.WaitGroup
+	obs       *observer // what the transport reports: see observe.go
 }
 
 type dialer struct {
@@ -147,6 +148,7 @@ func Open(p Proto, s Settings, w Wiring) (*Socket, error) {
 		return nil, Err(err)
 	}
 	so := &Socket{M: m, Settings: s, dialers: map[string]*dialer{}, hungup: map[mangos.Dialer]bool{}}
+	so.obs = newObserver(so)
 	so.ids.init()
 	opts := map[string]any{
 		mangos.OptionMaxRecvSize:      s.MaxMsgSize,
@@ -307,12 +309,19 @@ func (so *Socket) transportAddr(addr string) string {
 }
 
 // endpointOptions carries the TLS configuration to the transports that use
-// it (mangos accepts it only per dialer or listener).
+// it (mangos accepts it only per dialer or listener), and to spmesh's TCP
+// transport the connection limits and the observer that counts and logs
+// what happens on its connections.
 func (so *Socket) endpointOptions(addr string) map[string]any {
+	opts := map[string]any{}
 	if so.Settings.TLS != nil && (strings.HasPrefix(addr, "tls+tcp://") || strings.HasPrefix(addr, "wss://")) {
-		return map[string]any{mangos.OptionTLSConfig: so.Settings.TLS}
+		opts[mangos.OptionTLSConfig] = so.Settings.TLS
 	}
-	return nil
+	if !so.Settings.StockTCP && (strings.HasPrefix(addr, "tcp://") || strings.HasPrefix(addr, "tls+tcp://")) {
+		opts[sptcp.OptionObserver] = so.obs
+		opts[sptcp.OptionLimits] = so.Settings.limits()
+	}
+	return opts
 }
 
 // Dial connects to addr in the background, reconnecting with backoff for as

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -17,8 +19,8 @@ const (
 	// maxFrame caps a length prefix when no receive limit is set.
 	maxFrame = 1 << 40
 	// growStep is the size up to which a received body is allocated at
-	// once without a receive limit; past it the body grows as bytes arrive.
-	growStep = 1 << 20
+	// once; past it the body grows as bytes arrive.
+	growStep = 64 << 10
 )
 
 // ref is a message body written by reference, at offset at of the buffer.
@@ -41,6 +43,18 @@ type pipe struct {
 	maxRecv              int
 	opts                 snapshot
 
+	// Read side, owned by the Recv goroutine.
+	peer       uint16 // the peer's protocol
+	remote     string
+	lim        Limits
+	obs        Observer
+	idle       bool      // no frame exchanged yet, and IdleTimeout applies
+	idleEnd    time.Time // when an idle connection is closed
+	frameStart time.Time // first sight of the frame being read; zero between frames
+	frameSize  uint64    // its claimed size, once known
+	armed      time.Time // the read deadline set on the connection; zero for none
+	onClose    func()    // the listener's slot release, if any
+
 	mu        sync.Mutex
 	space     sync.Cond // Send waits here for the buffer to drain
 	waiters   int
@@ -50,6 +64,7 @@ type pipe struct {
 	spare     []byte
 	spareRefs []ref
 	writing   bool // the flusher is in a write
+	sent      bool // a frame was queued (ends the idle phase)
 	closed    bool
 	err       error // sticky write error
 
@@ -58,43 +73,76 @@ type pipe struct {
 	closeOnce sync.Once
 }
 
-// handshake exchanges SP headers on c (whose TCP connection is raw) and
-// returns a running pipe, or closes c and returns an error.
-func handshake(c, raw net.Conn, proto mangos.ProtocolInfo, s snapshot, deadline time.Time) (*pipe, error) {
-	fail := func(err error) (*pipe, error) {
+// handshake runs the TLS handshake (if c is TLS) and exchanges SP headers on
+// c (whose TCP connection is raw), all before dl, and returns a running
+// pipe, or closes c, reports the failure to the observer and returns an
+// error. accepted says the connection came from a listener.
+func handshake(c, raw net.Conn, proto mangos.ProtocolInfo, s snapshot, dl time.Time, accepted bool) (*pipe, error) {
+	remote := raw.RemoteAddr().String()
+	fail := func(what string, err error) (*pipe, error) {
 		raw.Close()
+		if isTimeout(err) {
+			err = fmt.Errorf("%w (%s): %v", ErrHandshakeTimeout, what, err)
+			s.obs.ConnTimeout(remote, err)
+		} else {
+			err = fmt.Errorf("%s handshake: %w", what, err)
+			s.obs.HandshakeError(remote, err)
+		}
 		return nil, err
 	}
-	if err := c.SetDeadline(deadline); err != nil {
-		return fail(err)
+	if err := c.SetDeadline(dl); err != nil {
+		return fail("SP", err)
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		if err := tc.Handshake(); err != nil {
+			return fail("TLS", err)
+		}
 	}
 	hdr := [8]byte{0, 'S', 'P', 0, byte(proto.Self >> 8), byte(proto.Self), 0, 0}
 	if _, err := c.Write(hdr[:]); err != nil {
-		return fail(err)
+		return fail("SP", err)
 	}
 	br := bufio.NewReaderSize(c, MinReadBuffer)
 	got, err := br.Peek(8)
 	if err != nil {
-		return fail(err)
+		if _, ok := c.(*tls.Conn); ok && !isTimeout(err) && !errors.Is(err, io.EOF) {
+			// A TLS 1.3 client learns that the server refused its
+			// certificate only here, from the server's alert.
+			return fail("TLS", err)
+		}
+		return fail("SP", err)
 	}
 	switch {
 	case got[0] != 0 || got[1] != 'S' || got[2] != 'P' || got[6] != 0 || got[7] != 0:
-		return fail(mangos.ErrBadHeader)
+		return fail("SP", mangos.ErrBadHeader)
 	case got[3] != 0:
-		return fail(mangos.ErrBadVersion)
+		return fail("SP", mangos.ErrBadVersion)
 	case binary.BigEndian.Uint16(got[4:]) != proto.Peer:
-		return fail(mangos.ErrBadProto)
+		return fail("SP", fmt.Errorf("%w: peer speaks %#x, want %#x", mangos.ErrBadProto, binary.BigEndian.Uint16(got[4:]), proto.Peer))
 	}
 	_, _ = br.Discard(8)
-	if err := c.SetDeadline(time.Time{}); err != nil {
-		return fail(err)
-	}
 	p := &pipe{
 		c: c, raw: raw, br: br, maxRecv: s.maxRecv, opts: s, shrinkEvery: time.Second,
+		peer: proto.Peer, remote: remote, lim: s.limits, obs: s.obs,
 		buf:  make([]byte, 0, 4096),
 		wake: make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}
+	if err := c.SetWriteDeadline(time.Time{}); err != nil {
+		return fail("SP", err)
+	}
+	// A connection that came in must exchange a frame within IdleTimeout,
+	// unless its peer is one that never sends (SUB, PULL).
+	p.idle = accepted && s.limits.IdleTimeout > 0 && proto.Peer != mangos.ProtoSub && proto.Peer != mangos.ProtoPull
+	var rd time.Time
+	if p.idle {
+		p.idleEnd = time.Now().Add(s.limits.IdleTimeout)
+		rd = p.idleEnd
+	}
+	if err := c.SetReadDeadline(rd); err != nil {
+		return fail("SP", err)
+	}
+	p.armed = rd
 	p.space.L = &p.mu
 	go p.flush()
 	return p, nil
@@ -127,6 +175,7 @@ func (p *pipe) Send(m *mangos.Message) error {
 		p.buf = append(p.buf, m.Body...)
 	}
 	p.pending += 8 + hl + bl
+	p.sent = true
 	idle := !p.writing
 	p.mu.Unlock()
 	if idle {
@@ -217,35 +266,234 @@ func (p *pipe) keep(buf []byte) bool {
 
 // Recv reads the next frame. Only one goroutine may call it at a time.
 func (p *pipe) Recv() (*mangos.Message, error) {
-	empty := p.br.Buffered() == 0
-	if empty && p.resize != 0 {
-		p.br = bufio.NewReaderSize(p.c, p.resize)
-		p.resize = 0
+	for {
+		m, err := p.recv()
+		if m != nil || err != nil {
+			return m, err
+		}
+		// An oversized frame was discarded: read the next one.
 	}
-	h, err := p.br.Peek(8)
-	if err != nil {
-		return nil, err
+}
+
+// recv reads one frame; nil, nil means an oversized frame was dropped.
+func (p *pipe) recv() (*mangos.Message, error) {
+	if n := p.br.Buffered(); n < 8 {
+		if err := p.head(n); err != nil {
+			return nil, err
+		}
 	}
-	if empty {
-		p.adapt()
-	}
+	h, _ := p.br.Peek(8)
 	sz := binary.BigEndian.Uint64(h)
-	_, _ = p.br.Discard(8)
 	if sz > maxFrame || p.maxRecv > 0 && sz > uint64(p.maxRecv) {
+		return p.oversize(sz)
+	}
+	_, _ = p.br.Discard(8)
+	n := int(sz)
+	if p.br.Buffered() >= n {
+		// The whole frame is buffered: no wait, no deadline.
+		m := mangos.NewMessage(n)
+		m.Body = m.Body[:n]
+		_, _ = p.br.Read(m.Body)
+		p.framed()
+		return m, nil
+	}
+	p.begin(sz)
+	if n <= growStep {
+		m := mangos.NewMessage(n)
+		m.Body = m.Body[:n]
+		if err := p.fill(m.Body); err != nil {
+			m.Free()
+			return nil, err
+		}
+		p.framed()
+		return m, nil
+	}
+	return p.recvGrowing(n)
+}
+
+// head waits until a frame's 8-byte length prefix is buffered (n bytes
+// are): first for any byte with no deadline (or the idle one), then, the
+// frame having begun, for the rest within the frame deadline.
+func (p *pipe) head(n int) error {
+	if n == 0 {
+		if p.resize != 0 {
+			p.br = bufio.NewReaderSize(p.c, p.resize)
+			p.resize = 0
+		}
+		if err := p.peek(1); err != nil {
+			return err
+		}
+		p.adapt()
+		if p.br.Buffered() >= 8 {
+			return nil
+		}
+	}
+	p.begin(0)
+	return p.peek(8)
+}
+
+// peek waits until n bytes are buffered, under the read deadlines.
+func (p *pipe) peek(n int) error {
+	p.arm()
+	for {
+		_, err := p.br.Peek(n)
+		if err == nil {
+			return nil
+		}
+		if err = p.timedOut(err); err != nil {
+			return err
+		}
+	}
+}
+
+// fill reads len(b) bytes into b, under the read deadlines.
+func (p *pipe) fill(b []byte) error {
+	p.arm()
+	for len(b) > 0 {
+		k, err := p.br.Read(b)
+		b = b[k:]
+		if err != nil {
+			if err = p.timedOut(err); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// begin notes that a frame (of claimed size sz, 0 while unknown) has begun
+// and not fully arrived: from now on reads wait under its deadline.
+func (p *pipe) begin(sz uint64) {
+	if p.frameStart.IsZero() {
+		p.frameStart = time.Now()
+	}
+	p.frameSize = sz
+}
+
+// framed notes that a frame was exchanged: the idle phase is over and no
+// frame is in progress.
+func (p *pipe) framed() {
+	p.idle = false
+	p.frameStart = time.Time{}
+}
+
+// frameEnd is when the frame in progress must have arrived (zero: never).
+func (p *pipe) frameEnd() time.Time {
+	if p.frameStart.IsZero() || p.lim.FrameTimeout < 0 {
+		return time.Time{}
+	}
+	return p.frameStart.Add(p.lim.FrameTimeout + time.Duration(p.frameSize/MinFrameRate)*time.Second)
+}
+
+// want is the read deadline the pipe needs now (zero: none).
+func (p *pipe) want() time.Time {
+	w := p.frameEnd()
+	if p.idle && (w.IsZero() || p.idleEnd.Before(w)) {
+		w = p.idleEnd
+	}
+	return w
+}
+
+// arm sets the read deadline before a read that may block, lazily: a
+// deadline already set that is earlier than needed stays (when it fires,
+// timedOut moves it), and none is cleared here, so that frames that arrive
+// whole cost no deadline system call at all.
+func (p *pipe) arm() {
+	w := p.want()
+	if w.IsZero() || !p.armed.IsZero() && !p.armed.After(w) {
+		return
+	}
+	p.setDeadline(w)
+}
+
+func (p *pipe) setDeadline(t time.Time) {
+	_ = p.c.SetReadDeadline(t)
+	p.armed = t
+}
+
+// timedOut decides what a read error means: a deadline that fired early
+// (set for an earlier frame) is moved and nil returned, so the read goes
+// on; a frame or idle deadline that passed closes the pipe and reports it;
+// any other error is returned as is.
+func (p *pipe) timedOut(err error) error {
+	if !isTimeout(err) {
+		return err
+	}
+	if p.idle {
+		p.mu.Lock()
+		sent := p.sent
+		p.mu.Unlock()
+		if sent {
+			p.idle = false
+		}
+	}
+	now := time.Now()
+	switch {
+	case p.idle && !now.Before(p.idleEnd):
+		err = ErrIdleTimeout
+	case !p.frameStart.IsZero() && !p.frameEnd().IsZero() && !now.Before(p.frameEnd()):
+		err = fmt.Errorf("%w: %d of %d bytes in %v", ErrFrameTimeout,
+			p.br.Buffered(), p.frameSize, now.Sub(p.frameStart).Round(time.Millisecond))
+	default:
+		p.setDeadline(p.want())
+		return nil
+	}
+	p.obs.ConnTimeout(p.remote, err)
+	p.Close()
+	return err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// oversize handles a length prefix over the receive limit: when the peer
+// has a reply channel and the claim is within OversizeCeiling times the
+// limit, the frame is read (its first OversizePrefix bytes kept, the rest
+// discarded as it arrives) and the observer's replacement, if any, is
+// returned; otherwise the pipe is closed. Nothing of the claimed size is
+// ever allocated.
+func (p *pipe) oversize(sz uint64) (*mangos.Message, error) {
+	if p.maxRecv == 0 || sz/OversizeCeiling > uint64(p.maxRecv) || !replies(p.peer) {
+		if fr, ok := p.obs.(FrameRefuser); ok {
+			fr.FrameRefused(p.remote, p.peer, sz)
+		}
 		p.Close()
 		return nil, mangos.ErrTooLong
 	}
-	n := int(sz)
-	if p.maxRecv == 0 && n > growStep {
-		return p.recvGrowing(n)
-	}
-	m := mangos.NewMessage(n)
-	m.Body = m.Body[:n]
-	if _, err := io.ReadFull(p.br, m.Body); err != nil {
-		m.Free()
+	_, _ = p.br.Discard(8)
+	p.begin(sz)
+	prefix := make([]byte, min(sz, OversizePrefix))
+	if err := p.fill(prefix); err != nil {
 		return nil, err
 	}
-	return m, nil
+	for left := sz - uint64(len(prefix)); left > 0; {
+		if p.br.Buffered() == 0 {
+			if err := p.peek(1); err != nil {
+				return nil, err
+			}
+		}
+		k, _ := p.br.Discard(int(min(left, uint64(p.br.Buffered()))))
+		left -= uint64(k)
+	}
+	p.framed()
+	if b := p.obs.Oversize(p.peer, prefix, sz); b != nil {
+		m := mangos.NewMessage(len(b))
+		m.Body = append(m.Body, b...)
+		return m, nil
+	}
+	return nil, nil
+}
+
+// replies reports whether a peer of protocol proto has a reply channel: a
+// refusal can travel back to whoever is waiting for the answer.
+func replies(proto uint16) bool {
+	switch proto {
+	case mangos.ProtoReq, mangos.ProtoRep, mangos.ProtoSurveyor, mangos.ProtoRespondent:
+		return true
+	}
+	return false
 }
 
 // adapt sizes the read buffer after a read system call filled it: a full
@@ -276,20 +524,22 @@ func (p *pipe) adapt() {
 	}
 }
 
-// recvGrowing reads an n-byte body without a receive limit, allocating as
-// the bytes arrive rather than trusting the length prefix.
+// recvGrowing reads an n-byte body (n > growStep), allocating as the bytes
+// arrive rather than trusting the length prefix: the buffer starts at
+// growStep and doubles when full, capped at n, so what is held stays
+// within twice what arrived (plus growStep).
 func (p *pipe) recvGrowing(n int) (*mangos.Message, error) {
 	body := make([]byte, 0, growStep)
 	for len(body) < n {
 		if len(body) == cap(body) {
 			body = slices.Grow(body, min(n, 2*cap(body))-len(body))
 		}
-		k, err := io.ReadFull(p.br, body[len(body):min(n, cap(body))])
-		body = body[:len(body)+k]
-		if err != nil {
+		if err := p.fill(body[len(body):min(n, cap(body))]); err != nil {
 			return nil, err
 		}
+		body = body[:min(n, cap(body))]
 	}
+	p.framed()
 	m := mangos.NewMessage(0)
 	m.Body = body
 	return m, nil
@@ -319,6 +569,9 @@ func (p *pipe) Close() error {
 		}
 		p.refs, p.buf, p.spare = nil, nil, nil
 		p.mu.Unlock()
+		if p.onClose != nil {
+			p.onClose()
+		}
 	})
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -38,10 +39,106 @@ const (
 	// RefThreshold is the body size from which Send keeps a reference to
 	// the message instead of copying it.
 	RefThreshold = 32 << 10
-	// HandshakeTimeout bounds connecting plus the TLS and SP handshakes.
+	// HandshakeTimeout is the default bound on connecting plus the TLS and
+	// SP handshakes (Limits.HandshakeTimeout).
 	HandshakeTimeout = 10 * time.Second
+	// FrameTimeout is the default time a frame has to arrive once its first
+	// byte did (Limits.FrameTimeout), before the per-size allowance
+	// MinFrameRate adds.
+	FrameTimeout = 30 * time.Second
+	// MinFrameRate is the slowest transfer a frame is allowed on top of
+	// FrameTimeout: an n-byte frame has FrameTimeout + n/MinFrameRate
+	// seconds, so an 8 MiB frame survives a 1 Mbit/s link.
+	MinFrameRate = 128 << 10
+	// IdleTimeout is the default time an accepted connection has to
+	// exchange its first frame (Limits.IdleTimeout).
+	IdleTimeout = 60 * time.Second
+	// MaxConns is the default number of connections a listener holds at
+	// once, handshaking or established (Limits.MaxConns).
+	MaxConns = 4096
+	// OversizePrefix is how many bytes of an oversized frame are kept for
+	// Observer.Oversize; the rest is read and discarded.
+	OversizePrefix = 512
+	// OversizeCeiling is how many times the receive limit a claim may be
+	// and still be discarded in place (with a reply channel) rather than
+	// closing the connection at once.
+	OversizeCeiling = 16
 	// CloseLinger bounds how long Close spends writing buffered frames.
 	CloseLinger = 100 * time.Millisecond
+)
+
+// Endpoint options (dialer and listener) through which internal/sock learns
+// what happens on the connections and sets their limits.
+const (
+	// OptionObserver is an [Observer]; nil (the default) observes nothing.
+	OptionObserver = "SPMESH-OBSERVER"
+	// OptionLimits is a [Limits] value.
+	OptionLimits = "SPMESH-LIMITS"
+)
+
+// Observer is told about connection-level events of a dialer or listener.
+// Its methods are called from connection goroutines, concurrently, and
+// must not block.
+type Observer interface {
+	// ConnRefused: a listener at its connection cap closed a new
+	// connection from remote at once.
+	ConnRefused(remote string)
+	// ConnTimeout: a connection to or from remote was closed because a
+	// handshake, a frame or the first frame did not arrive in time; err is
+	// one of ErrHandshakeTimeout, ErrFrameTimeout, ErrIdleTimeout.
+	ConnTimeout(remote string, err error)
+	// HandshakeError: the SP header or the TLS handshake failed, on the
+	// listener or the dialer side.
+	HandshakeError(remote string, err error)
+	// DialError: connecting to addr failed (before any handshake).
+	DialError(addr string, err error)
+	// Oversize: a frame of size bytes, over the receive limit, came from a
+	// peer of protocol peerProto that has a reply channel (REQ, REP,
+	// SURVEYOR, RESPONDENT); prefix is its first bytes (at most
+	// OversizePrefix, a copy the observer may keep). The rest was read and
+	// discarded. A non-nil result is delivered in place of the frame; nil
+	// drops it.
+	Oversize(peerProto uint16, prefix []byte, size uint64) []byte
+}
+
+// FrameRefuser is an optional interface of an [Observer]: FrameRefused is
+// called when an oversized frame closes the connection instead (a peer
+// without a reply channel, or a claim past OversizeCeiling times the limit).
+type FrameRefuser interface {
+	FrameRefused(remote string, peerProto uint16, size uint64)
+}
+
+// Limits bound what a peer can hold. A zero field means the package
+// default (MaxConns, FrameTimeout, IdleTimeout, HandshakeTimeout); a
+// negative one means no limit. MaxConns and IdleTimeout apply to
+// listeners only.
+type Limits struct {
+	MaxConns                                    int
+	FrameTimeout, IdleTimeout, HandshakeTimeout time.Duration
+}
+
+// withDefaults replaces zero fields by the defaults.
+func (l Limits) withDefaults() Limits {
+	if l.MaxConns == 0 {
+		l.MaxConns = MaxConns
+	}
+	if l.FrameTimeout == 0 {
+		l.FrameTimeout = FrameTimeout
+	}
+	if l.IdleTimeout == 0 {
+		l.IdleTimeout = IdleTimeout
+	}
+	if l.HandshakeTimeout == 0 {
+		l.HandshakeTimeout = HandshakeTimeout
+	}
+	return l
+}
+
+// Why a connection was closed for time.
+var (
+	ErrHandshakeTimeout = errors.New("handshake timeout")
+	ErrFrameTimeout     = errors.New("incomplete frame timeout")
+	ErrIdleTimeout      = errors.New("idle timeout: no frame exchanged")
 )
 
 // Transport is the plain TCP transport, registered under [Scheme].
@@ -126,6 +223,8 @@ type config struct {
 	keepAlive time.Duration // 0: the system default; < 0: off
 	noDelay   bool
 	tls       *tls.Config
+	obs       Observer
+	limits    Limits
 }
 
 func newConfig(isTLS bool) *config { return &config{isTLS: isTLS, noDelay: true} }
@@ -171,6 +270,22 @@ func (c *config) set(name string, v any) error {
 			return nil
 		}
 		return mangos.ErrBadValue
+	case OptionObserver:
+		if v == nil {
+			c.obs = nil
+			return nil
+		}
+		if b, ok := v.(Observer); ok {
+			c.obs = b
+			return nil
+		}
+		return mangos.ErrBadValue
+	case OptionLimits:
+		if b, ok := v.(Limits); ok {
+			c.limits = b
+			return nil
+		}
+		return mangos.ErrBadValue
 	}
 	return mangos.ErrBadOption
 }
@@ -191,6 +306,10 @@ func (c *config) get(name string) (any, error) {
 		if c.isTLS {
 			return c.tls, nil
 		}
+	case OptionObserver:
+		return c.obs, nil
+	case OptionLimits:
+		return c.limits, nil
 	}
 	return nil, mangos.ErrBadOption
 }
@@ -201,12 +320,35 @@ type snapshot struct {
 	keepAlive time.Duration
 	noDelay   bool
 	tls       *tls.Config
+	obs       Observer // never nil: nopObserver when none was set
+	limits    Limits   // defaults applied
 }
 
 func (c *config) snap() snapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return snapshot{maxRecv: c.maxRecv, keepAlive: c.keepAlive, noDelay: c.noDelay, tls: c.tls}
+	obs := c.obs
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	return snapshot{maxRecv: c.maxRecv, keepAlive: c.keepAlive, noDelay: c.noDelay, tls: c.tls,
+		obs: obs, limits: c.limits.withDefaults()}
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ConnRefused(string)                     {}
+func (nopObserver) ConnTimeout(string, error)              {}
+func (nopObserver) HandshakeError(string, error)           {}
+func (nopObserver) DialError(string, error)                {}
+func (nopObserver) Oversize(uint16, []byte, uint64) []byte { return nil }
+
+// deadline returns now + d, or the zero time (none) when d < 0.
+func deadline(d time.Duration) time.Time {
+	if d < 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
 }
 
 // setup applies the socket options to a fresh TCP connection.
@@ -232,10 +374,14 @@ func (d *dialer) Dial() (transport.Pipe, error) {
 	if d.cfg.isTLS && s.tls == nil {
 		return nil, mangos.ErrTLSNoConfig
 	}
-	deadline := time.Now().Add(HandshakeTimeout)
-	nd := net.Dialer{Deadline: deadline, KeepAlive: s.keepAlive}
+	dl := deadline(s.limits.HandshakeTimeout)
+	nd := net.Dialer{Deadline: dl, KeepAlive: s.keepAlive}
 	c, err := nd.Dial("tcp", d.addr)
 	if err != nil {
+		if isTimeout(err) {
+			err = fmt.Errorf("%w: connect: %v", ErrHandshakeTimeout, err)
+		}
+		s.obs.DialError(d.addr, err)
 		return nil, err
 	}
 	s.setup(c)
@@ -248,11 +394,7 @@ func (d *dialer) Dial() (transport.Pipe, error) {
 		}
 		c = tls.Client(c, cfg)
 	}
-	p, err := handshake(c, raw, d.proto, s, deadline)
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
+	return handshake(c, raw, d.proto, s, dl, false)
 }
 
 func (d *dialer) SetOption(name string, v any) error { return d.cfg.set(name, v) }
@@ -267,6 +409,7 @@ type listener struct {
 	mu     sync.Mutex
 	l      net.Listener
 	conns  map[net.Conn]bool // handshaking
+	live   int               // connections held: handshaking or piped
 	closed bool
 	ready  chan *pipe
 	closeq chan struct{}
@@ -325,34 +468,60 @@ func (l *listener) accept(nl net.Listener) {
 			continue
 		}
 		backoff = time.Millisecond
+		s := l.cfg.snap()
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
 			c.Close()
 			return
 		}
+		if s.limits.MaxConns > 0 && l.live >= s.limits.MaxConns {
+			l.mu.Unlock()
+			l.refuse(c, s)
+			continue
+		}
+		l.live++
 		l.conns[c] = true
 		l.wg.Add(1)
 		l.mu.Unlock()
-		go l.serve(c)
+		go l.serve(c, s)
 	}
 }
 
-func (l *listener) serve(raw net.Conn) {
+// refuse closes a connection past the cap at once, with a reset so that
+// neither side keeps it in TIME_WAIT.
+func (l *listener) refuse(c net.Conn, s snapshot) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	remote := c.RemoteAddr().String()
+	c.Close()
+	s.obs.ConnRefused(remote)
+}
+
+// release gives back the connection slot of a pipe or failed handshake.
+func (l *listener) release() {
+	l.mu.Lock()
+	l.live--
+	l.mu.Unlock()
+}
+
+func (l *listener) serve(raw net.Conn, s snapshot) {
 	defer l.wg.Done()
-	s := l.cfg.snap()
 	s.setup(raw)
 	c := raw
 	if s.tls != nil {
 		c = tls.Server(raw, s.tls)
 	}
-	p, err := handshake(c, raw, l.proto, s, time.Now().Add(HandshakeTimeout))
+	p, err := handshake(c, raw, l.proto, s, deadline(s.limits.HandshakeTimeout), true)
 	l.mu.Lock()
 	delete(l.conns, raw)
 	l.mu.Unlock()
 	if err != nil {
-		return // handshake closed the connection
+		l.release() // handshake closed the connection
+		return
 	}
+	p.onClose = l.release
 	select {
 	case l.ready <- p:
 	case <-l.closeq:
