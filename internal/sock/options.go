@@ -20,6 +20,7 @@ type Settings struct {
 	Listen       []string
 	Dial         []string
 	TLS          *tls.Config
+	RequireTLS   bool // no plaintext listen or dial (see WithRequireTLS)
 	MaxMsgSize   int // bytes; larger frames are refused on send and receive
 	RecvQueue    int // messages buffered on receive, per socket
 	SendQueue    int // messages buffered on send, per peer
@@ -306,5 +307,18 @@ func (s *Settings) limits() sptcp.Limits {
 		FrameTimeout:     off(s.FrameTimeout),
 		IdleTimeout:      off(s.IdleTimeout),
 		HandshakeTimeout: off(s.HandshakeTimeout),
+	}
+}
+
+// WithRequireTLS refuses plaintext on this socket, as the registry's
+// spmesh.TLSPolicy.Require does for the sockets wired through it: listening
+// or dialing tcp://, ws://, ipc:// or inproc:// is an error, and discovered
+// endpoints are dialed only on tls+tcp:// and wss:// (the others are
+// counted in Stats.EndpointsRefused and logged). It needs a TLS config
+// (WithTLS, or the registry's) to connect at all.
+func WithRequireTLS() Option {
+	return func(s *Settings) error {
+		s.RequireTLS = true
+		return nil
 	}
 }

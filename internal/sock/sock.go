@@ -8,6 +8,7 @@ package sock
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -133,6 +134,7 @@ type Socket struct {
 	pipeHooks []func(mangos.PipeEvent, mangos.Pipe)
 	wg        sync.WaitGroup
 	obs       *observer // what the transport reports: see observe.go
+	pol       policy    // transport security: see policy.go
 }
 
 type dialer struct {
@@ -147,7 +149,12 @@ func Open(p Proto, s Settings, w Wiring) (*Socket, error) {
 	if err != nil {
 		return nil, Err(err)
 	}
-	so := &Socket{M: m, Settings: s, dialers: map[string]*dialer{}, hungup: map[mangos.Dialer]bool{}}
+	pol, err := resolvePolicy(&s)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	so := &Socket{M: m, Settings: s, pol: pol, dialers: map[string]*dialer{}, hungup: map[mangos.Dialer]bool{}}
 	so.obs = newObserver(so)
 	so.ids.init()
 	opts := map[string]any{
@@ -190,7 +197,14 @@ func (so *Socket) wire(w Wiring) error {
 	}
 	if w.Bind != "" {
 		if len(s.Listen) == 0 {
-			if _, err := so.Listen("tcp://" + net.JoinHostPort(s.Registry.AdvertiseHost(), "0")); err != nil {
+			// With TLS configured, never plaintext by default.
+			scheme := "tcp://"
+			if so.pol.server != nil {
+				scheme = "tls+tcp://"
+			} else if so.pol.secure {
+				return Invalid("a binder wired by discovery with TLS configured needs a server TLS config (a certificate) to listen; none was given")
+			}
+			if _, err := so.Listen(scheme + net.JoinHostPort(s.Registry.AdvertiseHost(), "0")); err != nil {
 				return err
 			}
 		}
@@ -251,22 +265,34 @@ func advertisable(addr, host string) string {
 	return addr
 }
 
-// follow keeps exactly one dial to each advertised endpoint.
+// follow keeps exactly one dial to each advertised endpoint the policy
+// allows; each refused one is counted and logged once for as long as it
+// stays advertised.
 func (so *Socket) follow(updates <-chan []spmesh.Endpoint) {
 	defer so.wg.Done()
 	dialed := map[string]bool{}
+	refused := map[spmesh.Endpoint]bool{}
 	for eps := range updates {
 		want := make(map[string]bool, len(eps))
+		seen := make(map[spmesh.Endpoint]bool, len(refused))
 		for _, ep := range eps {
+			if why := so.pol.refuse(ep); why != "" {
+				if !refused[ep] {
+					so.refused(ep, why)
+				}
+				seen[ep] = true
+				continue
+			}
 			want[ep.Addr] = true
 			if !dialed[ep.Addr] {
-				if err := so.Dial(ep.Addr); err != nil {
+				if err := so.dial(ep.Addr, ep.Node); err != nil {
 					so.Settings.Logger.Warn("spmesh: dial discovered endpoint", "addr", ep.Addr, "err", err)
 					continue
 				}
 				dialed[ep.Addr] = true
 			}
 		}
+		refused = seen
 		for a := range dialed {
 			if !want[a] {
 				so.Hangup(a)
@@ -281,10 +307,13 @@ func (so *Socket) Listen(addr string) (string, error) {
 	if err := CheckAddr(addr); err != nil {
 		return "", err
 	}
+	if err := so.pol.checkListen(addr); err != nil {
+		return "", err
+	}
 	if so.closed.Load() {
 		return "", spmesh.ErrClosed
 	}
-	l, err := so.M.NewListener(so.transportAddr(addr), so.endpointOptions(addr))
+	l, err := so.M.NewListener(so.transportAddr(addr), so.endpointOptions(addr, so.pol.listenConfig(addr)))
 	if err != nil {
 		return "", fmt.Errorf("spmesh: listen %s: %w", addr, Err(err))
 	}
@@ -308,14 +337,14 @@ func (so *Socket) transportAddr(addr string) string {
 	return sptcp.Addr(addr)
 }
 
-// endpointOptions carries the TLS configuration to the transports that use
-// it (mangos accepts it only per dialer or listener), and to spmesh's TCP
-// transport the connection limits and the observer that counts and logs
-// what happens on its connections.
-func (so *Socket) endpointOptions(addr string) map[string]any {
+// endpointOptions carries the TLS configuration tc to the transports that
+// use it (mangos accepts it only per dialer or listener), and to spmesh's
+// TCP transport the connection limits and the observer that counts and
+// logs what happens on its connections.
+func (so *Socket) endpointOptions(addr string, tc *tls.Config) map[string]any {
 	opts := map[string]any{}
-	if so.Settings.TLS != nil && (strings.HasPrefix(addr, "tls+tcp://") || strings.HasPrefix(addr, "wss://")) {
-		opts[mangos.OptionTLSConfig] = so.Settings.TLS
+	if tc != nil && isSecure(addr) {
+		opts[mangos.OptionTLSConfig] = tc
 	}
 	if !so.Settings.StockTCP && (strings.HasPrefix(addr, "tcp://") || strings.HasPrefix(addr, "tls+tcp://")) {
 		opts[sptcp.OptionObserver] = so.obs
@@ -326,7 +355,18 @@ func (so *Socket) endpointOptions(addr string) map[string]any {
 
 // Dial connects to addr in the background, reconnecting with backoff for as
 // long as the socket is open; dialing an address already dialed is a no-op.
+// With TLS required, a plaintext addr is an error.
 func (so *Socket) Dial(addr string) error {
+	if err := so.pol.checkDial(addr); err != nil {
+		return err
+	}
+	return so.dial(addr, "")
+}
+
+// dial dials addr, advertised by node ("" for a static dial): with node
+// verification on, the TLS handshake requires node's name in the
+// certificate.
+func (so *Socket) dial(addr, node string) error {
 	if err := CheckAddr(addr); err != nil {
 		return err
 	}
@@ -338,7 +378,7 @@ func (so *Socket) Dial(addr string) error {
 	if _, ok := so.dialers[addr]; ok {
 		return nil
 	}
-	d, err := so.M.NewDialer(so.transportAddr(addr), so.endpointOptions(addr))
+	d, err := so.M.NewDialer(so.transportAddr(addr), so.endpointOptions(addr, so.pol.dialConfig(addr, node)))
 	if err != nil {
 		return fmt.Errorf("spmesh: dial %s: %w", addr, Err(err))
 	}
@@ -522,6 +562,45 @@ func Err(err error) error {
 		return fmt.Errorf("%w: TLS: %v", spmesh.ErrInvalidOption, err)
 	}
 	return fmt.Errorf("spmesh: %v", err)
+}
+
+// NoPeers returns an error wrapping spmesh.ErrNoPeers that says what is
+// missing (e.g. "no worker connected") and, when the socket recorded one,
+// the last connection error (a refused handshake, a refused endpoint, a
+// failed dial): why nobody could be reached. Every pattern produces its
+// ErrNoPeers here.
+func (so *Socket) NoPeers(what string) error {
+	return NoPeersError(what, so.C.LastError())
+}
+
+// NoPeersError is NoPeers for a caller that holds the last error (from
+// Stats().LastError) rather than the socket.
+func NoPeersError(what, lastErr string) error {
+	if lastErr == "" {
+		return fmt.Errorf("%w: %s", spmesh.ErrNoPeers, what)
+	}
+	return fmt.Errorf("%w: %s (last error: %s)", spmesh.ErrNoPeers, what, lastErr)
+}
+
+// Explain adds the last connection error to err when err means that
+// nobody could be reached: ErrNoPeers, or a context deadline that passed
+// while no peer was connected. The result still wraps err (errors.Is holds
+// for ErrNoPeers and context.DeadlineExceeded). Other errors are returned
+// as they are.
+func (so *Socket) Explain(err error) error {
+	last := so.C.LastError()
+	switch {
+	case err == nil || last == "":
+		return err
+	case errors.Is(err, spmesh.ErrNoPeers):
+		if err == spmesh.ErrNoPeers {
+			return NoPeersError("nobody connected", last)
+		}
+		return fmt.Errorf("%w (last error: %s)", err, last)
+	case errors.Is(err, context.DeadlineExceeded) && so.Peers() == 0:
+		return fmt.Errorf("%w: no peers (last error: %s)", err, last)
+	}
+	return err
 }
 
 // CtxErr returns ctx.Err() when ctx has ended, else err translated: a call
