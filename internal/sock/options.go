@@ -20,7 +20,6 @@ type Settings struct {
 	Listen       []string
 	Dial         []string
 	TLS          *tls.Config
-	RequireTLS   bool // no plaintext listen or dial (see WithRequireTLS)
 	MaxMsgSize   int  // bytes; larger frames are refused on send and receive
 	RecvQueue    int  // messages buffered on receive, per socket
 	SendQueue    int  // messages buffered on send, per peer
@@ -38,6 +37,9 @@ type Settings struct {
 	IdleTimeout      time.Duration // for an accepted connection to exchange a first frame
 	HandshakeTimeout time.Duration // for connecting plus the TLS and SP handshakes
 	limitsSet        string        // the first connection limit option given, if any
+
+	// RequireTLS refuses plaintext listens and dials (WithRequireTLS).
+	RequireTLS bool
 }
 
 // Defaults for Settings.
