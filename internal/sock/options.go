@@ -20,9 +20,9 @@ type Settings struct {
 	Listen       []string
 	Dial         []string
 	TLS          *tls.Config
-	MaxMsgSize   int  // bytes; larger frames are refused on send and receive
-	RecvQueue    int  // messages buffered on receive, per socket
-	SendQueue    int  // messages buffered on send, per peer
+	MaxMsgSize   int // bytes; larger frames are refused on send and receive
+	RecvQueue    int // messages buffered on receive, per socket
+	SendQueue    int // messages buffered on send, per peer
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
 	Registry     spmesh.Registry
