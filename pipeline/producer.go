@@ -284,7 +284,7 @@ func (p *Producer) Submit(ctx context.Context, t Task) (*Result, error) {
 		return nil, fmt.Errorf("%w: job of %d bytes, limit %d", spmesh.ErrTooLarge, len(data), p.maxSize)
 	}
 	if !p.cfg.wait && p.rq.Stats().Peers == 0 {
-		return nil, fmt.Errorf("%w: no worker connected", spmesh.ErrNoPeers)
+		return nil, sock.NoPeersError("no worker connected", p.rq.Stats().LastError)
 	}
 	select {
 	case p.slots <- struct{}{}:

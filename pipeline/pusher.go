@@ -116,7 +116,7 @@ func (p *Pusher) PushHeader(ctx context.Context, h spmesh.Header, v any) error {
 	if p.nonBlocking {
 		if p.so.Peers() == 0 {
 			m.Free()
-			return fmt.Errorf("%w: no puller connected", spmesh.ErrNoPeers)
+			return p.so.NoPeers("no puller connected")
 		}
 		p.queued.Add(1)
 		select {
@@ -191,7 +191,7 @@ func (p *Pusher) awaitPuller(ctx context.Context) error {
 		select {
 		case <-attached:
 		case <-ctx.Done():
-			return ctx.Err()
+			return p.so.Explain(ctx.Err())
 		case <-p.done:
 			return spmesh.ErrClosed
 		}

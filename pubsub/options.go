@@ -49,8 +49,17 @@ func WithListen(addr string) Option { return wrap(sock.WithListen(addr)) }
 // WithDial dials addr in the background, reconnecting as needed.
 func WithDial(addr string) Option { return wrap(sock.WithDial(addr)) }
 
-// WithTLS sets the TLS configuration for tls+tcp:// and wss:// addresses.
+// WithTLS sets the TLS configuration for tls+tcp:// and wss:// addresses
+// (it replaces the registry's spmesh.TLSPolicy configs for this socket).
+// With [WithDiscovery] it means no plaintext by default: a binder listens on
+// tls+tcp:// and a connector refuses discovered tcp:// and ws:// endpoints
+// (counted in Stats.EndpointsRefused, logged).
 func WithTLS(c *tls.Config) Option { return wrap(sock.WithTLS(c)) }
+
+// WithRequireTLS refuses plaintext altogether, like the registry's
+// TLSPolicy.Require: listening or dialing anything but tls+tcp:// or
+// wss:// is an error, and only such endpoints are dialed from discovery.
+func WithRequireTLS() Option { return wrap(sock.WithRequireTLS()) }
 
 // WithMaxMessageSize sets the largest frame sent or accepted (default 8 MiB).
 func WithMaxMessageSize(n int) Option { return wrap(sock.WithMaxMessageSize(n)) }

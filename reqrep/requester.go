@@ -278,12 +278,12 @@ func (r *Requester) remoteErr(ctx context.Context, env *wire.Msg) error {
 // Close, then mangos's own.
 func (r *Requester) err(ctx context.Context, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
-		return cerr
+		return r.so.Explain(cerr)
 	}
 	if r.so.Closed() {
 		return spmesh.ErrClosed
 	}
-	return sock.Err(err)
+	return r.so.Explain(sock.Err(err))
 }
 
 // encode builds the frame of one attempt of c: c.Data as is when set, else
