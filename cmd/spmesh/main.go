@@ -69,6 +69,8 @@ func exitCode(err error) int {
 		return ee.code
 	case errors.As(err, &re):
 		return exitRemoteError
+	case errors.Is(err, spmesh.ErrInvalidOption):
+		return exitUsage // a flag's value the library refused (e.g. plaintext with --require-tls)
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -35,7 +36,7 @@ const (
 
 // meshFlags are the flags of every command that joins the mesh.
 func meshFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringSliceFlag{Name: flagJoin, Aliases: []string{"j"}, Category: "mesh",
 			Usage:   "join the mesh through this seed `host:port` (repeatable, or comma separated)",
 			Sources: cli.EnvVars("SPMESH_JOIN")},
@@ -59,7 +60,7 @@ func meshFlags() []cli.Flag {
 		&cli.BoolFlag{Name: flagVerbose, Aliases: []string{"v"}, Category: "output",
 			Config: cli.BoolConfig{Count: new(int)},
 			Usage:  "print progress to stderr: the node's gossip address, readiness, peers (-vv: library logs)"},
-	}
+	}, tlsFlags()...)
 }
 
 // addrFlags are the flags of the commands that open a socket.
@@ -92,6 +93,8 @@ type session struct {
 	codec   spmesh.Codec
 	header  spmesh.Header   // --header, for the commands that send
 	node    *discovery.Node // nil without a mesh
+	tlsPol  spmesh.TLSPolicy
+	tls     *tls.Config // both sides, for sockets wired by address alone; nil: no TLS
 	dial    []string
 	listen  []string
 }
@@ -105,6 +108,10 @@ func newSession(cmd *cli.Command) (*session, error) {
 		json:    cmd.Bool(flagJSON),
 		verbose: cmd.Count(flagVerbose),
 		codec:   spmesh.Msgpack,
+	}
+	var err error
+	if s.tlsPol, s.tls, err = tlsSettings(cmd); err != nil {
+		return nil, err
 	}
 	if hasFlag(cmd, flagCodec) {
 		switch c := cmd.String(flagCodec); c {
@@ -204,12 +211,22 @@ func openService(ctx context.Context, cmd *cli.Command) (*session, string, error
 
 // wiring returns the options that wire a pattern socket: discovery of
 // service in a mesh, then the --listen and --dial addresses. discover,
-// listen and dial are the pattern package's WithDiscovery, WithListen and
-// WithDial.
-func wiring[O any](s *session, service string, discover func(spmesh.Registry, string) O, listen, dial func(string) O) []O {
+// listen, dial, withTLS and requireTLS are the pattern package's
+// WithDiscovery, WithListen, WithDial, WithTLS and WithRequireTLS. In a
+// mesh the node's TLS policy (from the TLS flags) applies to the socket;
+// without one the TLS flags are given to the socket itself.
+func wiring[O any](s *session, service string, discover func(spmesh.Registry, string) O, listen, dial func(string) O,
+	withTLS func(*tls.Config) O, requireTLS func() O) []O {
 	var opts []O
 	if s.node != nil {
 		opts = append(opts, discover(s.node, service))
+	} else {
+		if s.tls != nil {
+			opts = append(opts, withTLS(s.tls))
+		}
+		if s.tlsPol.Require {
+			opts = append(opts, requireTLS())
+		}
 	}
 	for _, a := range s.listen {
 		opts = append(opts, listen(a))
@@ -272,6 +289,7 @@ func (s *session) joinMesh(ctx context.Context, defaultBind string) error {
 	cfg.Seeds = seeds
 	cfg.Name = cmd.String(flagName)
 	cfg.Label = cmd.String(flagLabel)
+	cfg.TLS = s.tlsPol
 	if a := cmd.String(flagAdvertise); a != "" {
 		if h, p, err := net.SplitHostPort(a); err == nil {
 			n, err := strconv.Atoi(p)
@@ -311,7 +329,7 @@ func (s *session) joinMesh(ctx context.Context, defaultBind string) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return withCode(exitNoJoin, fmt.Errorf("cannot join the mesh through %s: %w", strings.Join(seeds, ", "), err))
+			return withCode(exitNoJoin, explainJoin(fmt.Errorf("cannot join the mesh through %s: %w", strings.Join(seeds, ", "), err)))
 		}
 	}
 	s.node = node

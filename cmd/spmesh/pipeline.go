@@ -41,7 +41,7 @@ With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
 				return err
 			}
 			opts := append([]pipeline.Option{pipeline.WithCodec(s.codec)},
-				wiring(s, service, pipeline.WithDiscovery, pipeline.WithListen, pipeline.WithDial)...)
+				wiring(s, service, pipeline.WithDiscovery, pipeline.WithListen, pipeline.WithDial, pipeline.WithTLS, pipeline.WithRequireTLS)...)
 			p, err := pipeline.NewPusher(opts...)
 			if err != nil {
 				return err
@@ -55,7 +55,7 @@ With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
 				defer cancel()
 				err := p.PushHeader(pctx, s.header, v)
 				if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-					return withCode(exitNoAnswer, fmt.Errorf("nobody answered: no puller took the message within %v", timeout))
+					return withCode(exitNoAnswer, fmt.Errorf("nobody answered: no puller took the message within %v%s", timeout, notConnected(p.Stats())))
 				}
 				if err == nil {
 					pushed++
@@ -94,7 +94,7 @@ With --dial/--listen and no mesh, give no SERVICE.`,
 			}
 			defer s.close()
 			opts := append([]pipeline.Option{pipeline.WithCodec(s.codec)},
-				wiring(s, service, pipeline.WithDiscovery, pipeline.WithListen, pipeline.WithDial)...)
+				wiring(s, service, pipeline.WithDiscovery, pipeline.WithListen, pipeline.WithDial, pipeline.WithTLS, pipeline.WithRequireTLS)...)
 			pl, err := pipeline.NewPuller(opts...)
 			if err != nil {
 				return err

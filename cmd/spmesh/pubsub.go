@@ -83,7 +83,7 @@ anything else as a string; with --codec raw the bytes go as they are.`,
 				}
 			}
 			opts := append([]pubsub.Option{pubsub.WithCodec(s.codec)},
-				wiring(s, svc, pubsub.WithDiscovery, pubsub.WithListen, pubsub.WithDial)...)
+				wiring(s, svc, pubsub.WithDiscovery, pubsub.WithListen, pubsub.WithDial, pubsub.WithTLS, pubsub.WithRequireTLS)...)
 			p, err := pubsub.NewPublisher(opts...)
 			if err != nil {
 				return err
@@ -161,7 +161,7 @@ the first PATTERN) and keeps doing so as publishers come and go.`,
 				}
 			}
 			opts := append([]pubsub.Option{pubsub.WithCodec(s.codec), pubsub.WithSubscribe(patterns...)},
-				wiring(s, svc, pubsub.WithDiscovery, pubsub.WithListen, pubsub.WithDial)...)
+				wiring(s, svc, pubsub.WithDiscovery, pubsub.WithListen, pubsub.WithDial, pubsub.WithTLS, pubsub.WithRequireTLS)...)
 			sub, err := pubsub.NewSubscriber(opts...)
 			if err != nil {
 				return err

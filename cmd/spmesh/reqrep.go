@@ -43,7 +43,7 @@ With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
 				return err
 			}
 			opts := append([]reqrep.Option{reqrep.WithCodec(s.codec), reqrep.WithWaitForReplier()},
-				wiring(s, service, reqrep.WithDiscovery, reqrep.WithListen, reqrep.WithDial)...)
+				wiring(s, service, reqrep.WithDiscovery, reqrep.WithListen, reqrep.WithDial, reqrep.WithTLS, reqrep.WithRequireTLS)...)
 			r, err := reqrep.NewRequester(opts...)
 			if err != nil {
 				return err
@@ -76,7 +76,7 @@ With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
 					if service != "" {
 						what = "a replier of " + service
 					}
-					return withCode(exitNoAnswer, fmt.Errorf("nobody answered: no reply from %s within %v", what, timeout))
+					return withCode(exitNoAnswer, fmt.Errorf("nobody answered: no reply from %s within %v%s", what, timeout, notConnected(r.Stats().Stats)))
 				case err != nil:
 					return err
 				}
@@ -135,7 +135,7 @@ deadline.`,
 				})
 			})
 			opts := append([]reqrep.Option{reqrep.WithCodec(s.codec), reqrep.WithConcurrency(max(cmd.Int(flagConcurrency), 1))},
-				wiring(s, service, reqrep.WithDiscovery, reqrep.WithListen, reqrep.WithDial)...)
+				wiring(s, service, reqrep.WithDiscovery, reqrep.WithListen, reqrep.WithDial, reqrep.WithTLS, reqrep.WithRequireTLS)...)
 			r, err := reqrep.NewReplier(h, opts...)
 			if err != nil {
 				return err

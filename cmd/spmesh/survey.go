@@ -56,7 +56,7 @@ With --dial/--listen and no mesh, give no SERVICE: QUESTION comes first.`,
 				return err
 			}
 			opts := append([]survey.Option{survey.WithCodec(s.codec)},
-				wiring(s, service, survey.WithDiscovery, survey.WithListen, survey.WithDial)...)
+				wiring(s, service, survey.WithDiscovery, survey.WithListen, survey.WithDial, survey.WithTLS, survey.WithRequireTLS)...)
 			sv, err := survey.NewSurveyor(opts...)
 			if err != nil {
 				return err
@@ -240,7 +240,7 @@ With --dial/--listen and no mesh, give no SERVICE.`,
 			if name != "" {
 				opts = append(opts, survey.WithName(name))
 			}
-			opts = append(opts, wiring(s, service, survey.WithDiscovery, survey.WithListen, survey.WithDial)...)
+			opts = append(opts, wiring(s, service, survey.WithDiscovery, survey.WithListen, survey.WithDial, survey.WithTLS, survey.WithRequireTLS)...)
 			r, err := survey.NewRespondent(h, opts...)
 			if err != nil {
 				return err

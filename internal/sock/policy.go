@@ -121,6 +121,9 @@ func (p *policy) refuse(ep spmesh.Endpoint) string {
 	case isLocalOnly(ep.Addr) && !local:
 		return fmt.Sprintf("a host-local address advertised by another node (%s)", ep.Node)
 	case isSecure(ep.Addr):
+		if p.client == nil {
+			return "TLS endpoint and no TLS client config on this socket (WithTLS, or the registry's TLSPolicy.Client)"
+		}
 		if p.verifyNode && ep.Node == "" {
 			return "TLS node verification is on and the endpoint names no node"
 		}

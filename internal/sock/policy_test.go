@@ -341,3 +341,16 @@ func TestExplain(t *testing.T) {
 		t.Fatalf("got %q, want %q", err, want)
 	}
 }
+
+// A socket without a TLS client config does not dial a tls+tcp://
+// endpoint (it could not complete a handshake): the refusal is counted and
+// says why.
+func TestTLSEndpointWithoutClientConfigRefused(t *testing.T) {
+	reg := discovery.NewStatic("127.0.0.1")
+	defer reg.Close()
+	reg.Add(spmesh.Endpoint{Service: "svc", Role: spmesh.RoleReplier, Addr: "tls+tcp://127.0.0.1:1", Node: "n"})
+	req := open(t, sock.Req, sock.Wiring{Watch: spmesh.RoleReplier}, sock.WithDiscovery(reg, "svc"))
+	testutil.Eventually(t, 10*time.Second, stat(req, "refused", func(s spmesh.Stats) bool {
+		return s.EndpointsRefused == 1 && strings.Contains(s.LastError, "no TLS client config")
+	}))
+}

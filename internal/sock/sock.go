@@ -286,6 +286,7 @@ func (so *Socket) follow(updates <-chan []spmesh.Endpoint) {
 			want[ep.Addr] = true
 			if !dialed[ep.Addr] {
 				if err := so.dial(ep.Addr, ep.Node); err != nil {
+					so.C.SetLastError(ep.Addr, err)
 					so.Settings.Logger.Warn("spmesh: dial discovered endpoint", "addr", ep.Addr, "err", err)
 					continue
 				}
