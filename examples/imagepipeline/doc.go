@@ -93,6 +93,21 @@
 // the default port is taken, a free one is used). Start the workers before
 // the producer for an even spread (see Load above).
 //
+// # Secure mode
+//
+// With -secure the demo makes a throwaway certificate authority, one
+// certificate per process naming it (its node name as a DNS SAN), and a
+// gossip key, in a temporary directory removed at the end, and runs every
+// process with discovery.Config.SecretKey and a spmesh.TLSPolicy: gossip is
+// encrypted, every socket listens and dials on tls+tcp:// with mutual TLS,
+// plaintext is refused (Require: a plaintext endpoint is never dialed, only
+// counted in Stats.EndpointsRefused), and the certificate at each endpoint
+// must name the member that advertised it (VerifyNode), so a process cannot
+// serve another's traffic. The summary lists the endpoints advertised
+// during the run; TestDemoSecure checks that each is tls+tcp://. With
+// -role, -pki DIR runs one process in the same mode from a directory
+// holding ca.pem, gossip.key, NAME.pem and NAME-key.pem (NAME is -name).
+//
 // Output goes to a new directory under os.TempDir() for the demo, and to
 // ./imagepipeline-out with -role sink (kept across restarts); -out changes
 // either. Each run is a subdirectory named by its run id.

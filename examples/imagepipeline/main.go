@@ -46,6 +46,8 @@ type config struct {
 	logLevel    string
 	verbose     bool
 	child       bool
+	secure      bool   // demo: a throwaway CA, certificates and gossip key; mutual TLS everywhere
+	pki         string // with -role: the PKI directory (see secure.go)
 }
 
 // run parses args and runs the chosen role; it returns the exit code.
@@ -78,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.logLevel, "log", "", "log level: debug, info, warn, error (default: info with -role, warn for the demo's children)")
 	fs.BoolVar(&c.verbose, "v", false, "demo: show the children's info logs")
 	fs.BoolVar(&c.child, "child", false, "internal: started by the demo's supervisor")
+	fs.BoolVar(&c.secure, "secure", false, "demo: generate a throwaway CA, a certificate per process and a gossip key, and run everything over mutual TLS (plaintext refused, certificates must name their node)")
+	fs.StringVar(&c.pki, "pki", "", "with -role: secure mode from this directory (ca.pem, gossip.key, NAME.pem, NAME-key.pem for -name NAME)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -174,6 +178,9 @@ func (c *config) check() error {
 	case c.runID != "" && imageID(c.runID) != c.runID:
 		return fmt.Errorf("-run %q: use letters, digits, - and _ only", c.runID)
 	}
+	if c.pki != "" && c.role == "" {
+		return fmt.Errorf("-pki is for one role (-role); the demo makes its own with -secure")
+	}
 	if c.name == "" && c.role != "" {
 		c.name = c.role + "-" + discovery.DefaultName()
 	}
@@ -216,6 +223,11 @@ func (c *config) newNode(log *slog.Logger) (*discovery.Node, error) {
 	cfg, err := nodeConfig(c.name, c.gossip, c.join, glog)
 	if err != nil {
 		return nil, err
+	}
+	if c.pki != "" {
+		if err := secureConfig(&cfg, c.pki, c.name); err != nil {
+			return nil, err
+		}
 	}
 	n, err := discovery.New(cfg)
 	if err != nil && !c.gossipSet && cfg.BindPort != 0 {

@@ -314,10 +314,42 @@ func TestProgressLine(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
-	for _, args := range [][]string{{"-role", "boss"}, {"-transform", "sepia"}, {"-n", "0"}, {"-thumb", "4"}, {"-size", "8"}, {"-run", "../x"}} {
+	for _, args := range [][]string{{"-role", "boss"}, {"-transform", "sepia"}, {"-n", "0"}, {"-thumb", "4"}, {"-size", "8"}, {"-run", "../x"}, {"-pki", "/tmp"}} {
 		var out bytes.Buffer
 		if code := run(args, &out, &out); code != 2 {
 			t.Errorf("%v: got exit code %d, want 2 (%s)", args, code, out.String())
 		}
+	}
+}
+
+// TestDemoSecure runs the demo with -secure: the whole pipeline over mutual
+// TLS with a throwaway CA, plaintext refused and node names verified. Every
+// endpoint advertised during the run is tls+tcp://, and the supervisor's
+// own sockets saw no refused endpoint and no failed handshake.
+func TestDemoSecure(t *testing.T) {
+	const n = 9
+	sum, out := demo(t, "-secure", "-n", fmt.Sprint(n), "-size", "320", "-thumb", "80", "-work", "20ms")
+	checkOutput(t, sum, n)
+	if !sum.Secure {
+		t.Fatalf("summary: got Secure false, want true; output:\n%s", out)
+	}
+	services := map[string]bool{}
+	for _, ep := range sum.Endpoints {
+		service, addr, _ := strings.Cut(ep, "@")
+		if !strings.HasPrefix(addr, "tls+tcp://") {
+			t.Errorf("endpoint %s: got %s, want tls+tcp://", service, addr)
+		}
+		services[service] = true
+	}
+	if len(services) != len(demoEndpoints) {
+		t.Errorf("got endpoints of %v, want one of each of the %d listening services", services, len(demoEndpoints))
+	}
+	for i, st := range sum.Sockets {
+		if st.EndpointsRefused != 0 || st.HandshakeErrors != 0 || st.Received == 0 {
+			t.Errorf("supervisor socket %d: got %+v, want messages received, no refusal, no failed handshake", i, st)
+		}
+	}
+	if !strings.Contains(out, "0 of them plaintext") {
+		t.Errorf("output: got\n%s\nwant the security line", out)
 	}
 }

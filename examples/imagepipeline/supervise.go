@@ -43,6 +43,11 @@ type Summary struct {
 	Elapsed     time.Duration
 	Restored    int // images a restarted sink found already stored
 	Interrupted bool
+	// Secure mode (-secure): every endpoint advertised during the run, and
+	// what the supervisor's own sockets saw.
+	Secure    bool
+	Endpoints []string       // service/role@address, sorted
+	Sockets   []spmesh.Stats // the supervisor's subscriber and requester
 }
 
 // child is one role process started by the supervisor.
@@ -75,6 +80,8 @@ type supervisor struct {
 	out  string
 	run  string
 
+	pki      *throwawayPKI // -secure
+	eps      map[string]bool
 	mu       sync.Mutex
 	children []*child
 	sinks    int            // sinks started
@@ -112,6 +119,16 @@ func supervise(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	}
 	s := &supervisor{c: c, con: newConsole(stdout), exe: exe, out: out, run: newRunID(), load: map[string]Load{}}
 	s.c.name, s.c.gossip, s.c.child = "supervisor", "127.0.0.1:0", true // child: quiet unless -v
+	if c.secure {
+		if s.pki, err = newThrowawayPKI(); err != nil {
+			return err
+		}
+		defer os.RemoveAll(s.pki.dir)
+		if err := s.pki.issue(s.c.name); err != nil {
+			return err
+		}
+		s.c.pki, s.eps = s.pki.dir, map[string]bool{}
+	}
 	log := s.c.logger(lineWriter(s.con.Println))
 	if s.node, err = s.c.newNode(log); err != nil {
 		return err
@@ -141,6 +158,9 @@ func supervise(ctx context.Context, c config, stdout, stderr io.Writer) error {
 
 	s.con.Println(fmt.Sprintf("imagepipeline: %d images, 1 producer, %d workers, 1 sink; mesh seed %s; output %s",
 		total, c.workers, s.node.Addr(), out))
+	if s.pki != nil {
+		s.con.Println("secure: gossip key, mutual TLS with a throwaway CA (" + s.pki.dir + "), plaintext refused, certificates must name their node")
+	}
 	s.sinks = 1
 	if _, err := s.start("sink", "sink"); err != nil {
 		return err
@@ -196,6 +216,7 @@ loop:
 			s.killSink(&sum)
 		}
 		s.watchChildren(producer)
+		s.noteEndpoints()
 	}
 	if ctx.Err() != nil && !sum.Interrupted {
 		sum.Interrupted, runErr = true, nil
@@ -226,6 +247,11 @@ loop:
 	sum.Answered = slices.Sorted(slices.Values(s.answered))
 	s.loadMu.Unlock()
 	sum.Missing, sum.Failed = status.Missing, status.Failed
+	if s.pki != nil {
+		sum.Secure = true
+		sum.Endpoints = slices.Sorted(maps.Keys(s.eps))
+		sum.Sockets = []spmesh.Stats{sub.Stats().Stats, sink.Stats().Stats}
+	}
 	if !sum.Interrupted && runErr == nil && !status.Finished {
 		runErr = errors.New("the sink did not confirm the run")
 	}
@@ -253,6 +279,12 @@ func (s *supervisor) start(role, name string) (*child, error) {
 	args := []string{"-child", "-role", role, "-name", name, "-join", s.node.Addr(), "-gossip", "127.0.0.1:0",
 		"-concurrency", strconv.Itoa(s.c.concurrency), "-transform", s.c.transform,
 		"-thumb", strconv.Itoa(s.c.thumb), "-work", s.c.work.String()}
+	if s.pki != nil {
+		if err := s.pki.issue(name); err != nil {
+			return nil, err
+		}
+		args = append(args, "-pki", s.pki.dir)
+	}
 	if s.c.logLevel != "" {
 		args = append(args, "-log", s.c.logLevel)
 	}
@@ -515,8 +547,39 @@ func printSummary(w io.Writer, s Summary) {
 	if s.Restored > 0 {
 		fmt.Fprintf(w, "  sink restart  the new sink found %d images already stored; the rest came again from the workers\n", s.Restored)
 	}
+	if s.Secure {
+		plain := 0
+		for _, ep := range s.Endpoints {
+			if !strings.Contains(ep, "@tls+tcp://") {
+				plain++
+			}
+		}
+		fmt.Fprintf(w, "  security      %d endpoints advertised, %d of them plaintext; mutual TLS, node names verified\n", len(s.Endpoints), plain)
+	}
 	fmt.Fprintf(w, "  output        %s\n", s.Dir)
 	if s.Sheet != "" {
 		fmt.Fprintf(w, "  contact sheet %s\n", s.Sheet)
+	}
+}
+
+// demoEndpoints are the services and roles that listen, whose endpoints
+// the secure mode records.
+var demoEndpoints = []struct {
+	service string
+	role    spmesh.Role
+}{
+	{svcEvents, spmesh.RolePublisher}, {svcJobs, spmesh.RoleWorker}, {svcResults, spmesh.RoleWorker},
+	{svcLoad, spmesh.RoleSurveyor}, {svcSink, spmesh.RoleReplier},
+}
+
+// noteEndpoints records every endpoint advertised now (secure mode).
+func (s *supervisor) noteEndpoints() {
+	if s.eps == nil {
+		return
+	}
+	for _, d := range demoEndpoints {
+		for _, ep := range s.node.Endpoints(d.service, d.role) {
+			s.eps[ep.Service+"/"+string(ep.Role)+"@"+ep.Addr] = true
+		}
 	}
 }
