@@ -36,21 +36,33 @@ func (cs closers) close() {
 	}
 }
 
-func spmeshPubSub(size, subs int) (*stream, error) {
+func spmeshPubSub(size, subs int) (*stream, error) { return spmeshPubSubOver(plainNet, size, subs) }
+
+// spmeshNet is how the spmesh system connects: an address to listen on and
+// the options that go with it (TLS).
+type spmeshNet struct {
+	listen   string
+	pub, sub []pubsub.Option
+	rep, req []reqrep.Option
+}
+
+var plainNet = spmeshNet{listen: loopback}
+
+func spmeshPubSubOver(nw spmeshNet, size, subs int) (*stream, error) {
 	var cs closers
-	pub, err := pubsub.NewPublisher(pubsub.WithCodec(spmesh.Raw))
+	pub, err := pubsub.NewPublisher(append([]pubsub.Option{pubsub.WithCodec(spmesh.Raw)}, nw.pub...)...)
 	if err != nil {
 		return nil, err
 	}
 	cs.add(pub.Close)
-	addr, err := pub.Listen(loopback)
+	addr, err := pub.Listen(nw.listen)
 	if err != nil {
 		cs.close()
 		return nil, err
 	}
 	counts := counters(subs)
 	for i := range subs {
-		sub, err := pubsub.NewSubscriber(pubsub.WithCodec(spmesh.Raw), pubsub.WithSubscribe("bench"), pubsub.WithDial(addr))
+		sub, err := pubsub.NewSubscriber(append([]pubsub.Option{pubsub.WithCodec(spmesh.Raw), pubsub.WithSubscribe("bench"), pubsub.WithDial(addr)}, nw.sub...)...)
 		if err != nil {
 			cs.close()
 			return nil, err
@@ -105,20 +117,22 @@ func spmeshPipeline(size, workers int) (*stream, error) {
 	}, nil
 }
 
-func spmeshReqRep(size int) (*rpc, error) {
+func spmeshReqRep(size int) (*rpc, error) { return spmeshReqRepOver(plainNet, size) }
+
+func spmeshReqRepOver(nw spmeshNet, size int) (*rpc, error) {
 	var cs closers
 	echo := reqrep.HandlerFunc(func(_ context.Context, r *reqrep.Request) (any, error) { return r.Data, nil })
-	rep, err := reqrep.NewReplier(echo, reqrep.WithCodec(spmesh.Raw))
+	rep, err := reqrep.NewReplier(echo, append([]reqrep.Option{reqrep.WithCodec(spmesh.Raw)}, nw.rep...)...)
 	if err != nil {
 		return nil, err
 	}
 	cs.add(rep.Close)
-	addr, err := rep.Listen(loopback)
+	addr, err := rep.Listen(nw.listen)
 	if err != nil {
 		cs.close()
 		return nil, err
 	}
-	req, err := reqrep.NewRequester(reqrep.WithCodec(spmesh.Raw), reqrep.WithDial(addr), reqrep.WithWaitForReplier())
+	req, err := reqrep.NewRequester(append([]reqrep.Option{reqrep.WithCodec(spmesh.Raw), reqrep.WithDial(addr), reqrep.WithWaitForReplier()}, nw.req...)...)
 	if err != nil {
 		cs.close()
 		return nil, err
