@@ -24,6 +24,18 @@
 //     into a struct or map); anything else as a string (--string forces it).
 //     Received msgpack bodies are shown as JSON; raw bodies as text, or as hex
 //     when they are not printable UTF-8.
+//   - TLS: --tls-cert/--tls-key (this node's certificate), --tls-ca (the CA
+//     peers must be signed by; with a certificate too, mutual TLS),
+//     --require-tls (no plaintext: plaintext endpoints are not dialed,
+//     plaintext --listen/--dial addresses are a usage error) and
+//     --verify-node (the certificate at an endpoint must name the node that
+//     advertised it), or SPMESH_TLS_CERT, SPMESH_TLS_KEY, SPMESH_TLS_CA,
+//     SPMESH_REQUIRE_TLS, SPMESH_VERIFY_NODE. In a mesh they become the
+//     node's TLS policy (discovery.Config.TLS) and apply to every socket; with
+//     --dial/--listen alone they are given to the socket. A request or push
+//     that nobody answers says why when nothing could be connected (e.g. a
+//     refused certificate); a join that fails names the likely cause
+//     (another --label or --key, or TLS on one side only).
 //
 // Exit codes: 0 success, 1 other error, 2 usage, 3 cannot join the mesh,
 // 4 no such service, 5 nobody answered, 6 the remote handler returned an

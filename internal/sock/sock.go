@@ -3,6 +3,18 @@
 // backoff), transports, error translation, context deadlines, counters, and
 // the peer set that follows a discovery registry. Nothing else in spmesh
 // imports mangos protocols or transports directly.
+//
+// Transport security (policy.go) is applied here, once for every pattern:
+// a socket combines its own WithTLS/WithRequireTLS with its registry's
+// spmesh.TLSPolicy. With TLS configured a binder given no address listens
+// on tls+tcp://, and a connector refuses discovered tcp:// and ws://
+// endpoints; with Require no plaintext listen or dial is allowed at all;
+// with VerifyNode each dial requires the certificate to name the node that
+// advertised the endpoint. inproc:// and ipc:// endpoints advertised by
+// another node are never dialed. Each refused endpoint is counted in
+// Stats.EndpointsRefused, recorded as LastError and logged once while it
+// stays advertised; it is not retried. NoPeers and Explain give callers
+// that reach nobody the last connection error.
 package sock
 
 import (
