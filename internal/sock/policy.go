@@ -82,6 +82,11 @@ func resolvePolicy(s *Settings) (policy, error) {
 	if p.verifyNode && p.client == nil {
 		return p, Invalid("TLS VerifyNode without a client TLS config")
 	}
+	if c := p.client; p.verifyNode && c.InsecureSkipVerify && c.VerifyPeerCertificate == nil && c.VerifyConnection == nil {
+		// Anyone can make a certificate naming any node: unverified,
+		// the name proves nothing.
+		return p, Invalid("TLS VerifyNode with InsecureSkipVerify and no VerifyPeerCertificate or VerifyConnection: the node's certificate would not be verified")
+	}
 	if p.require {
 		for _, a := range s.Listen {
 			if !isSecure(a) {

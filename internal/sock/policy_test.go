@@ -140,6 +140,22 @@ func TestRequireTLSRefusesPlaintextWiring(t *testing.T) {
 			t.Errorf("%s: got %v, want ErrInvalidOption", name, err)
 		}
 	}
+	// VerifyNode over an unverified chain would prove nothing.
+	m := newMesh(t)
+	pol := m.policy("a", true, true)
+	pol.Client.InsecureSkipVerify = true
+	reg := discovery.NewStatic("127.0.0.1")
+	defer reg.Close()
+	if err := reg.SetTLSPolicy(pol); err != nil {
+		t.Fatal(err)
+	}
+	if so, err := openErr(sock.Req, sock.Wiring{Watch: spmesh.RoleReplier}, sock.WithDiscovery(reg, "svc")); !errors.Is(err, spmesh.ErrInvalidOption) {
+		if so != nil {
+			so.Close()
+		}
+		t.Errorf("VerifyNode with InsecureSkipVerify: got %v, want ErrInvalidOption", err)
+	}
+
 	so := open(t, sock.Rep, sock.Wiring{}, sock.WithTLS(srv), sock.WithRequireTLS())
 	if _, err := so.Listen("tcp://127.0.0.1:0"); !errors.Is(err, spmesh.ErrInvalidOption) {
 		t.Errorf("Listen tcp:// later: got %v, want ErrInvalidOption", err)
