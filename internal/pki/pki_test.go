@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/spmesh/spmesh/internal/pki"
+	"go.uber.org/goleak"
 )
 
 func TestIssue(t *testing.T) {
@@ -42,3 +43,5 @@ func TestIssue(t *testing.T) {
 		}
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
