@@ -29,7 +29,8 @@
 //     --require-tls (no plaintext: plaintext endpoints are not dialed,
 //     plaintext --listen/--dial addresses are a usage error) and
 //     --verify-node (the certificate at an endpoint must name the node that
-//     advertised it), or SPMESH_TLS_CERT, SPMESH_TLS_KEY, SPMESH_TLS_CA,
+//     advertised it; a node given --tls-cert and no --name takes the
+//     certificate's first DNS name), or SPMESH_TLS_CERT, SPMESH_TLS_KEY, SPMESH_TLS_CA,
 //     SPMESH_REQUIRE_TLS, SPMESH_VERIFY_NODE. In a mesh they become the
 //     node's TLS policy (discovery.Config.TLS) and apply to every socket; with
 //     --dial/--listen alone they are given to the socket. A request or push

@@ -288,6 +288,9 @@ func (s *session) joinMesh(ctx context.Context, defaultBind string) error {
 	cfg.BindAddr, cfg.BindPort = host, port
 	cfg.Seeds = seeds
 	cfg.Name = cmd.String(flagName)
+	if cfg.Name == "" {
+		cfg.Name = certName(s.tls)
+	}
 	cfg.Label = cmd.String(flagLabel)
 	cfg.TLS = s.tlsPol
 	if a := cmd.String(flagAdvertise); a != "" {

@@ -27,7 +27,7 @@ const (
 func tlsFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: flagTLSCert, Category: "security",
-			Usage:   "this node's certificate (PEM `file`): listen on tls+tcp:// and present it to peers (with --tls-key)",
+			Usage:   "this node's certificate (PEM `file`): listen on tls+tcp:// and present it to peers (with --tls-key); its first DNS name is the default --name",
 			Sources: cli.EnvVars("SPMESH_TLS_CERT")},
 		&cli.StringFlag{Name: flagTLSKey, Category: "security",
 			Usage:   "the private key of --tls-cert (PEM `file`)",
@@ -123,4 +123,17 @@ func notConnected(st spmesh.Stats) string {
 		return ""
 	}
 	return fmt.Sprintf("; not connected to any (last error: %s)", st.LastError)
+}
+
+// certName is the first DNS name of the certificate in c (nil: none): the
+// default node name with --tls-cert, so that --verify-node holds without
+// repeating the name in --name.
+func certName(c *tls.Config) string {
+	if c == nil || len(c.Certificates) == 0 || c.Certificates[0].Leaf == nil {
+		return ""
+	}
+	if names := c.Certificates[0].Leaf.DNSNames; len(names) > 0 {
+		return names[0]
+	}
+	return ""
 }

@@ -85,7 +85,9 @@ func TestTLSMesh(t *testing.T) {
 	p := newPKI(t, "seed", "rep-1", "cli")
 	addr := secureSeed(t, p, "seed")
 
-	rep := start(t, args([]string{"reply", "echo", "-j", addr, "-v", "--data", `"secure"`}, p.flags["rep-1"])...)
+	// No --name: the node takes its certificate's name.
+	rep := start(t, args([]string{"reply", "echo", "-j", addr, "-v", "--data", `"secure"`}, p.flags["rep-1"][2:])...)
+	rep.waitLine(rep.stderr, `node rep-1 gossiping on`, waitReady)
 	rep.waitLine(rep.stderr, `serving echo at tls\+tcp://127\.0\.0\.1:\d+`, waitReady)
 	intruder := start(t, "reply", "echo", "-j", addr, "-v", "--name", "intruder", "--data", `"intruder"`)
 	intruder.waitLine(intruder.stderr, `serving echo at tcp://127\.0\.0\.1:\d+`, waitReady)
