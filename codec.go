@@ -54,6 +54,13 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// WriteByte spares msgpack its fallback, which allocates a byte slice per
+// call.
+func (w *appendWriter) WriteByte(c byte) error {
+	w.b = append(w.b, c)
+	return nil
+}
+
 type pooledEncoder struct {
 	w   appendWriter
 	enc *msgpack.Encoder
