@@ -16,6 +16,9 @@ type Codec interface {
 	// Marshal encodes v.
 	Marshal(v any) ([]byte, error)
 	// Unmarshal decodes data into v, a pointer. It must not keep data.
+	// data comes from the network: Unmarshal must not allocate more than
+	// a small multiple of len(data) whatever the bytes claim (see
+	// [CheckMsgpack]), and its errors should wrap [ErrDecode].
 	Unmarshal(data []byte, v any) error
 }
 
