@@ -159,6 +159,20 @@ var (
 	errDepth = errors.New("nesting too deep")
 )
 
+// decodeError is a frame that does not decode. It wraps [spmesh.ErrDecode]
+// and carries [spmesh.CodeDecode], so that an error reply made from it
+// tells the sender why, and errors.Is(err, spmesh.ErrDecode) holds there
+// too.
+type decodeError struct{ msg string }
+
+func decodeErr(format string, args ...any) error {
+	return &decodeError{msg: spmesh.ErrDecode.Error() + ": " + fmt.Sprintf(format, args...)}
+}
+
+func (e *decodeError) Error() string { return e.msg }
+func (e *decodeError) Unwrap() error { return spmesh.ErrDecode }
+func (e *decodeError) Code() int     { return spmesh.CodeDecode }
+
 const (
 	keyID = 1 + iota
 	keyTime
@@ -264,7 +278,7 @@ func appendHeader(dst []byte, m *Msg, extra int) []byte {
 // m.Body the undecoded entries: read them with [Entries].
 func Decode(frame []byte, m *Msg) error {
 	if err := decode(frame, m, ""); err != nil {
-		return fmt.Errorf("%w: envelope: %v", spmesh.ErrDecode, err)
+		return decodeErr("envelope: %v", err)
 	}
 	return nil
 }
@@ -278,7 +292,7 @@ type Decoder struct{ topic string }
 // Decode is [Decode] with the topic reused.
 func (d *Decoder) Decode(frame []byte, m *Msg) error {
 	if err := decode(frame, m, d.topic); err != nil {
-		return fmt.Errorf("%w: envelope: %v", spmesh.ErrDecode, err)
+		return decodeErr("envelope: %v", err)
 	}
 	if m.Topic != "" {
 		d.topic = m.Topic
