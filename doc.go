@@ -38,10 +38,11 @@
 //     it decodes into: a body of N one-byte nils decoded into []T allocates
 //     2*N*sizeof(T) (msgpack makes a typed slice, then copies it), into any
 //     N*16 bytes. Measured for one 8 MiB body (the default size limit):
-//     128 MiB into any or []int64, 384 MiB into a slice of 24-byte structs,
-//     8 GiB into a slice of 512-byte structs. Decode bodies from untrusted
-//     peers into types with small elements, or check len(data) first, and
-//     bound the message size (WithMaxMessageSize in each pattern package).
+//     128 MiB into any or []int64, 384 MiB into a slice of 24-byte structs
+//     (and by the same rule 8 GiB into 512-byte structs). Decode bodies
+//     from untrusted peers into types with small elements, or check
+//     len(data) first, and bound the message size (WithMaxMessageSize in
+//     each pattern package).
 //   - Encoding a value with a cycle through a map, slice or struct returns
 //     an error from Marshal (and so from Publish, Request, Push, Produce,
 //     Survey) once its encoding passes 64 KiB. A cycle only through pointers
