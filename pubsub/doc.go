@@ -14,7 +14,10 @@
 //   - A subscriber receives only what is published while it is connected and
 //     subscribed: there is no history or replay.
 //   - Frames that fail to decode (a foreign or hostile peer) are discarded
-//     and counted in Stats().DecodeErrors. Frames over the maximum size
+//     and counted in Stats().DecodeErrors. A batch frame is checked whole
+//     before any of its messages is delivered: one bad entry (an empty one
+//     included) discards the frame. Message.Decode checks the body before
+//     decoding it (see the spmesh package doc, "Bodies from the network"). Frames over the maximum size
 //     ([WithMaxMessageSize], default 8 MiB) close that connection (TCP), which
 //     then reconnects.
 //   - [Subscriber.Next] blocks until a message arrives or its ctx ends.

@@ -68,10 +68,10 @@
 //	any other key (time, pub, ...): the batch header's value
 //
 // Keys present in the entry's own map then replace these. Entries are in
-// publish order. A batch with no entry, an entry that is not a bin, or an
-// entry whose map runs past its end fails the whole frame. Example: topic
-// "t", batch id 00..05, time T, publisher P, seq 7, two entries with bodies
-// "a" and "bc" (the second with header k=v):
+// publish order. A batch with no entry, an empty entry, an entry that is
+// not a bin, or an entry whose map runs past its end fails the whole
+// frame. Example: topic "t", batch id 00..05, time T, publisher P, seq 7,
+// two entries with bodies "a" and "bc" (the second with header k=v):
 //
 //	74 00 01 09                     "t", 0x00, version, kind 9
 //	84 01 c4 10 00..05 02 <T> 04 <P> 05 07     batch header, 4 keys
@@ -81,9 +81,21 @@
 // Decoders that predate kind 9 discard batch frames as an unknown kind, so
 // a publisher talking to them must not batch.
 //
-// Decoding never panics, reads only within the frame, and allocates at most
-// what the frame holds (strings and the header map are copied out of it; the
-// body aliases the frame).
+// # Limits
+//
+// Decoding never panics and reads only within the frame. Every count is
+// checked against the bytes that remain before anything is sized from it:
+// a header map needs two bytes a pair, a str or bin its length, and
+// unknown keys are skipped with the same checks (nesting at most 8 deep).
+// The user header map (key 3) holds at most [MaxHeaders] (1,024) pairs and
+// is made only after every pair has been checked, sized by the pairs read,
+// not by the claim: a frame allocates at most the strings it holds plus
+// the map, whatever it claims. The body aliases the frame.
+//
+// A batch is checked whole by [Entries.Count], allocating nothing: each
+// entry must be a bin that holds at least its header map (an empty entry
+// is invalid) and a valid map; any fault fails the whole frame. After
+// Count succeeds, [Entries.Next] does not fail.
 package wire
 
 import (
@@ -146,6 +158,20 @@ var (
 	errRange = errors.New("integer out of range")
 	errDepth = errors.New("nesting too deep")
 )
+
+// decodeError is a frame that does not decode. It wraps [spmesh.ErrDecode]
+// and carries [spmesh.CodeDecode], so that an error reply made from it
+// tells the sender why, and errors.Is(err, spmesh.ErrDecode) holds there
+// too.
+type decodeError struct{ msg string }
+
+func decodeErr(format string, args ...any) error {
+	return &decodeError{msg: spmesh.ErrDecode.Error() + ": " + fmt.Sprintf(format, args...)}
+}
+
+func (e *decodeError) Error() string { return e.msg }
+func (e *decodeError) Unwrap() error { return spmesh.ErrDecode }
+func (e *decodeError) Code() int     { return spmesh.CodeDecode }
 
 const (
 	keyID = 1 + iota
@@ -252,7 +278,7 @@ func appendHeader(dst []byte, m *Msg, extra int) []byte {
 // m.Body the undecoded entries: read them with [Entries].
 func Decode(frame []byte, m *Msg) error {
 	if err := decode(frame, m, ""); err != nil {
-		return fmt.Errorf("%w: envelope: %v", spmesh.ErrDecode, err)
+		return decodeErr("envelope: %v", err)
 	}
 	return nil
 }
@@ -266,7 +292,7 @@ type Decoder struct{ topic string }
 // Decode is [Decode] with the topic reused.
 func (d *Decoder) Decode(frame []byte, m *Msg) error {
 	if err := decode(frame, m, d.topic); err != nil {
-		return fmt.Errorf("%w: envelope: %v", spmesh.ErrDecode, err)
+		return decodeErr("envelope: %v", err)
 	}
 	if m.Topic != "" {
 		d.topic = m.Topic
@@ -317,12 +343,17 @@ func decode(frame []byte, m *Msg, lastTopic string) error {
 }
 
 // fields reads the header map at r into m; the rest of r's bytes are the body.
-func (m *Msg) fields(r *reader) error {
+func (m *Msg) fields(r *reader) error { return m.readFields(r, true) }
+
+// readFields is fields; with keep false it only checks the map, allocating
+// nothing (no strings, no header map), and leaves m partly filled.
+func (m *Msg) readFields(r *reader, keep bool) error {
 	n, err := r.mapLen()
 	if err != nil {
 		return err
 	}
-	if n > uint64(len(r.b)-r.i) {
+	// Each pair takes at least two bytes: bound the count by what is left.
+	if n > uint64(len(r.b)-r.i)/2 {
 		return errShort
 	}
 	for ; n > 0; n-- {
@@ -330,7 +361,7 @@ func (m *Msg) fields(r *reader) error {
 		if err != nil {
 			return err
 		}
-		if err := m.field(r, key); err != nil {
+		if err := m.field(r, key, keep); err != nil {
 			return fmt.Errorf("key %d: %w", key, err)
 		}
 	}
@@ -338,7 +369,7 @@ func (m *Msg) fields(r *reader) error {
 	return nil
 }
 
-func (m *Msg) field(r *reader, key uint64) error {
+func (m *Msg) field(r *reader, key uint64, keep bool) error {
 	var err error
 	var u uint64
 	var p []byte
@@ -353,7 +384,7 @@ func (m *Msg) field(r *reader, key uint64) error {
 	case keyTime:
 		m.Time, err = r.int()
 	case keyHeaders:
-		return m.headers(r)
+		return m.headers(r, keep)
 	case keyPub:
 		m.Pub, err = r.uint()
 	case keySeq:
@@ -370,11 +401,11 @@ func (m *Msg) field(r *reader, key uint64) error {
 	case keyCode:
 		m.Code, err = r.int()
 	case keyError:
-		if p, err = r.str(); err == nil {
+		if p, err = r.str(); err == nil && keep {
 			m.Err = string(p)
 		}
 	case keyFrom:
-		if p, err = r.str(); err == nil {
+		if p, err = r.str(); err == nil && keep {
 			m.From = string(p)
 		}
 	case keyFlags:
@@ -385,7 +416,19 @@ func (m *Msg) field(r *reader, key uint64) error {
 	return err
 }
 
-func (m *Msg) headers(r *reader) error {
+// MaxHeaders is the most user headers (key 3 pairs) a message may carry;
+// a frame with more fails to decode. Like a web server's limit on request
+// header fields, it keeps what a message's metadata costs the receiver
+// (a map entry and two strings per pair, about 20 times the pair's bytes)
+// a small multiple of what it is allowed to be, whatever the frame size.
+const MaxHeaders = 1024
+
+// headerHint bounds the size hint of a header map: the map grows with the
+// pairs actually read, so a count claim (or a run of duplicate keys) costs
+// no more than the pairs it brings.
+const headerHint = 16
+
+func (m *Msg) headers(r *reader, keep bool) error {
 	n, err := r.mapLen()
 	if err != nil {
 		return err
@@ -397,16 +440,27 @@ func (m *Msg) headers(r *reader) error {
 	if n == 0 {
 		return nil
 	}
-	m.Header = make(spmesh.Header, n)
+	if n > MaxHeaders {
+		return fmt.Errorf("%d user headers, limit %d", n, MaxHeaders)
+	}
+	// Check every pair before allocating anything.
+	chk := *r
+	for i := n; i > 0; i-- {
+		if _, err := chk.str(); err != nil {
+			return err
+		}
+		if _, err := chk.str(); err != nil {
+			return err
+		}
+	}
+	if !keep {
+		r.i = chk.i
+		return nil
+	}
+	m.Header = make(spmesh.Header, min(n, headerHint))
 	for ; n > 0; n-- {
-		k, err := r.str()
-		if err != nil {
-			return err
-		}
-		v, err := r.str()
-		if err != nil {
-			return err
-		}
+		k, _ := r.str()
+		v, _ := r.str()
 		m.Header[string(k)] = string(v)
 	}
 	return nil
