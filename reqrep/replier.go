@@ -60,7 +60,7 @@ func NewReplier(h Handler, opts ...Option) (*Replier, error) {
 	}
 	r := &Replier{so: so, h: h, codec: c.sock.Codec, fr: framesFor(c.role)}
 	r.pool.New = func() any { return &Request{} }
-	if r.srv, err = sock.NewServer(so, c.concurrency, 0, r.handle); err != nil {
+	if r.srv, err = sock.NewServer(so, c.concurrency, r.handle); err != nil {
 		return nil, err
 	}
 	r.srv.Start()
@@ -80,11 +80,16 @@ func (r *Replier) Addrs() []string { return r.so.Bound() }
 // handle answers one request frame.
 func (r *Replier) handle(base context.Context, m *mangos.Message) *mangos.Message {
 	var env wire.Msg
+	err := wire.Decode(m.Body, &env)
 	if max := r.so.Settings.MaxMsgSize; len(m.Body) > max {
+		// Transports that do not refuse it on receipt (inproc): answered
+		// here, without calling the handler.
+		r.so.C.TooLarge.Add(1)
 		r.so.C.Dropped.Add(1)
-		return r.srv.Reply(&wire.Msg{Kind: r.fr.reply}, nil, fmt.Errorf("%w: request of %d bytes, limit %d", spmesh.ErrTooLarge, len(m.Body), max), r.fr.errFlags)
+		return r.srv.Reply(&wire.Msg{Kind: r.fr.reply, ID: env.ID, Attempt: env.Attempt}, nil,
+			spmesh.Errorf(spmesh.CodeTooLarge, "spmesh: message too large: %d bytes, the receiver's limit is %d", len(m.Body), max), r.fr.errFlags)
 	}
-	if err := wire.Decode(m.Body, &env); err != nil || env.Kind != r.fr.request {
+	if err != nil || env.Kind != r.fr.request {
 		r.so.C.DecodeErrors.Add(1)
 		if err == nil {
 			err = fmt.Errorf("%w: got a %d frame, want a request (%d)", spmesh.ErrDecode, env.Kind, r.fr.request)
