@@ -29,7 +29,16 @@ type ReplierStats struct {
 	// Draining is true once Drain has been called: the replier takes no
 	// more requests.
 	Draining bool
+	// Abandoned counts handlers still running when Close stopped waiting
+	// for them (they ignored their ctx for [HandlerGrace]).
+	Abandoned uint64
 }
+
+// HandlerGrace is how long Close waits for running handlers to return once
+// their ctx is cancelled. A handler still running then goes on in the
+// background (its reply is never sent); it is logged and counted in
+// [ReplierStats].Abandoned.
+const HandlerGrace = sock.HandlerGrace
 
 // Replier answers requests with a [Handler], running up to its concurrency
 // ([WithConcurrency]) handlers at once, each on its own mangos context.
@@ -134,6 +143,8 @@ func (r *Replier) Stats() ReplierStats {
 		Errors:   r.srv.Errors.Load(),
 		Panics:   r.srv.Panics.Load(),
 		Draining: r.srv.Draining(),
+
+		Abandoned: r.srv.Abandoned.Load(),
 	}
 }
 
@@ -147,5 +158,6 @@ func (r *Replier) Drain(ctx context.Context) error { return r.srv.Drain(ctx) }
 // Close closes the replier at once: running handlers see their ctx
 // cancelled and their replies are dropped; requests not yet answered are
 // resent by their callers to other repliers. Close returns once the
-// handlers have returned. It is idempotent.
+// handlers have returned, or after [HandlerGrace] if some ignore their ctx
+// (they go on running; see [ReplierStats].Abandoned). It is idempotent.
 func (r *Replier) Close() error { return r.srv.Close() }
