@@ -30,13 +30,16 @@ type ServeFunc func(base context.Context, m *mangos.Message) (reply *mangos.Mess
 // take a frame, run serve, and send the reply it returns. It owns the
 // handlers' base context, panic recovery, Drain and Close.
 //
-// Slow peers: a reply waits at most Settings.SendTimeout for room in its
-// peer's send queue, then it is dropped and counted (SendTimeouts, Dropped);
-// the peer resends on its own attempt timeout. A peer whose queue stays full
-// holds at most one worker at a time for that long: other replies to it are
-// tried for an instant and dropped (counted), and once one of them timed
-// out, every reply to it is, until one gets through again. So a peer that
-// never reads costs the others at most one worker, never their replies.
+// Slow peers (nats-server's write_deadline): a reply waits at most
+// Settings.SendTimeout for room in its peer's send queue. Past it the reply
+// is dropped and counted (SendTimeouts, Dropped), and the connection to that
+// peer is closed, as a peer that does not read its replies: every reply
+// still waiting for it is released at once, and the peer, if it is spmesh,
+// reconnects and resends what it has not had an answer to. While one
+// worker waits for a peer, other replies to it wait at most shortSend (and
+// are dropped, counted, past it), so a peer that never reads holds one
+// worker for the send timeout, once per connection, and others for an
+// instant: it never takes the replies of other peers with it.
 type Server struct {
 	so      *Socket
 	serve   ServeFunc
@@ -53,7 +56,8 @@ type Server struct {
 	pipes       sync.Map // pipe id (uint32) -> *pipeState, for pipes replied to
 	npipes      atomic.Int64
 
-	slowLog logLimit
+	slowLog  logLimit
+	closeLog logLimit
 
 	endOnce sync.Once
 	ended   chan struct{} // closed once every worker has returned
@@ -70,15 +74,15 @@ type Server struct {
 // Server.Abandoned and logged.
 const HandlerGrace = time.Second
 
-// quickSend is the send deadline of a reply to a peer that is already
-// known to be slow: long enough for a queue with room to take it, too short
-// to hold a worker.
-const quickSend = 100 * time.Microsecond
+// shortSend bounds the wait of a reply to a peer that another worker is
+// already waiting for: enough for a queue that is draining, too short to
+// hold a worker.
+const shortSend = 20 * time.Millisecond
 
 // pipeState is what a Server knows of one peer's send queue.
 type pipeState struct {
-	waiter  atomic.Bool // a worker is waiting (with the full timeout) to queue a reply
-	stalled atomic.Bool // the last full wait timed out; cleared by a reply that gets through
+	waiter atomic.Bool // a worker is waiting (with the full timeout) to queue a reply
+	closed atomic.Bool // closed for not taking a reply within the send timeout
 }
 
 // worker states, so that Drain stops idle workers without losing a frame.
@@ -182,16 +186,20 @@ func (s *Server) run(w *srvWorker) {
 }
 
 // send queues reply for pipe p (the peer the request came from), waiting
-// at most the send timeout, or an instant for a peer already known to be
-// slow (see Server).
+// at most the send timeout, or shortSend while another worker waits for
+// the same peer (see Server).
 func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 	st := s.pipeState(p)
 	d, waiter := s.sendTimeout, false
 	if st != nil {
-		if st.stalled.Load() || !st.waiter.CompareAndSwap(false, true) {
-			d = quickSend
-		} else {
+		switch {
+		case st.closed.Load():
+			s.dropSlow(p, reply) // mangos would discard it silently
+			return
+		case st.waiter.CompareAndSwap(false, true):
 			waiter = true
+		default:
+			d = min(d, shortSend)
 		}
 	}
 	if w.deadline != d {
@@ -205,23 +213,29 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 	}
 	switch {
 	case err == nil:
-		if st != nil && st.stalled.Load() {
-			st.stalled.Store(false)
-		}
 		s.so.C.Sent.Add(1)
 	case errors.Is(err, mangos.ErrSendTimeout):
-		reply.Free()
-		if waiter {
-			st.stalled.Store(true)
+		s.dropSlow(p, reply)
+		if waiter && !st.closed.Swap(true) {
+			addr := pipeAddr(p)
+			s.so.C.SetLastError(addr, fmt.Errorf("spmesh: closed: the peer took no reply for %v", s.sendTimeout))
+			s.closeLog.log(s.so.Settings.Logger, slog.LevelWarn, "spmesh: closing the connection of a peer that does not read its replies",
+				"remote", addr, "send_timeout", s.sendTimeout)
+			p.Close()
 		}
-		s.so.C.SendTimeouts.Add(1)
-		s.so.C.Dropped.Add(1)
-		s.slowLog.log(s.so.Settings.Logger, slog.LevelWarn, "spmesh: reply dropped: the peer is not reading (send timeout)",
-			"remote", pipeAddr(p), "send_timeout", s.sendTimeout)
 	default:
 		reply.Free()
 		s.so.C.Dropped.Add(1)
 	}
+}
+
+// dropSlow drops a reply that the peer at p is not taking, and counts it.
+func (s *Server) dropSlow(p mangos.Pipe, reply *mangos.Message) {
+	reply.Free()
+	s.so.C.SendTimeouts.Add(1)
+	s.so.C.Dropped.Add(1)
+	s.slowLog.log(s.so.Settings.Logger, slog.LevelDebug, "spmesh: reply dropped: the peer is not taking replies",
+		"remote", pipeAddr(p), "send_timeout", s.sendTimeout)
 }
 
 // pipeState returns p's state, creating it on first use; nil without a pipe.

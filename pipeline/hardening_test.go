@@ -1,0 +1,189 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/testutil"
+	"github.com/spmesh/spmesh/internal/wire"
+	"github.com/spmesh/spmesh/pipeline"
+)
+
+func produceLatencies(t *testing.T, p *pipeline.Producer, n int) []time.Duration {
+	t.Helper()
+	ds := make([]time.Duration, 0, n)
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		start := time.Now()
+		err := p.Produce(ctx, i)
+		cancel()
+		if err != nil {
+			t.Fatalf("legit job: got %v, want an ack", err)
+		}
+		ds = append(ds, time.Since(start))
+	}
+	return ds
+}
+
+// A producer that never reads its acks costs a Worker at most one handler
+// for the send timeout: a legit producer's jobs are acked meanwhile, and
+// the dropped acks are counted in SendTimeouts.
+func TestWorkerSlowReaderIsolated(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	w := mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, job *pipeline.Job) error { return nil }),
+		pipeline.WithListen(addr), pipeline.WithConcurrency(2), pipeline.WithQueueLen(1), pipeline.WithSendTimeout(300*time.Millisecond))
+	p := mustProducer(t, pipeline.WithDial(addr))
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := p.Stats().Peers; n != 1 {
+			return fmt.Errorf("got %d workers connected, want 1", n)
+		}
+		return nil
+	})
+	const calls = 200
+	before := produceLatencies(t, p, calls)
+
+	// The attacker: jobs in batches of 256 frames, as fast as they go
+	// until its connection stalls, then 16 per 10 ms; it never reads,
+	// with a small receive buffer so that its acks back up soon.
+	bad := testutil.DialSPBuffer(t, addr, testutil.ProtoReq, 4<<10)
+	job := wire.AppendHeader(nil, &wire.Msg{Kind: wire.KindJob, ID: wire.ID{1}, Time: time.Now().UnixNano(), Attempt: 1})
+	stop := make(chan struct{})
+	var stalled atomic.Bool
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		id := uint32(0)
+		for {
+			if stalled.Load() {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+			} else {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+			batch := 256
+			if stalled.Load() {
+				batch = 16
+			}
+			for range batch {
+				id++
+				if bad.Send(job, 0x80000000|id) != nil {
+					return
+				}
+			}
+			sent.Add(int64(batch))
+		}
+	})
+	defer func() { close(stop); bad.C.Close(); wg.Wait() }()
+	testutil.Eventually(t, 30*time.Second, func() error {
+		if st := w.Stats(); st.SendTimeouts == 0 {
+			return fmt.Errorf("got %d send timeouts (%d attack jobs, %d acks sent), want some", st.SendTimeouts, sent.Load(), st.Sent)
+		}
+		return nil
+	})
+	stalled.Store(true)
+	during := produceLatencies(t, p, calls)
+	st := w.Stats()
+	p99b, p99d := testutil.Percentile(before, 0.99), testutil.Percentile(during, 0.99)
+	t.Logf("legit p99 %v without attack, %v during (ratio %.1f); worker: %d acks sent, %d send timeouts, %d dropped, %d attack jobs",
+		p99b, p99d, float64(p99d)/float64(p99b), st.Sent, st.SendTimeouts, st.Dropped, sent.Load())
+}
+
+// A job over the worker's limit (within the producer's) is refused by the
+// worker with CodeTooLarge: Produce fails at once with ErrTooLarge after one
+// delivery, dead-lettered, and the handler never runs.
+func TestProduceTooLargeForWorker(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	var ran atomic.Int64
+	w := mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, job *pipeline.Job) error {
+		ran.Add(1)
+		return nil
+	}), pipeline.WithListen(addr), pipeline.WithMaxMessageSize(1<<20))
+	var dead atomic.Int64
+	p := mustProducer(t, pipeline.WithDial(addr), pipeline.WithMaxMessageSize(16<<20), pipeline.WithAckTimeout(5*time.Second),
+		pipeline.WithDeadLetter(func(*pipeline.DeadLetter) { dead.Add(1) }))
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := p.Stats().Peers; n != 1 {
+			return fmt.Errorf("got %d workers connected, want 1", n)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := p.Produce(ctx, make([]byte, 4<<20))
+	t.Logf("4 MiB job against a 1 MiB worker: %v in %v", err, time.Since(start))
+	if !errors.Is(err, spmesh.ErrTooLarge) || !errors.Is(err, pipeline.ErrDeadLetter) {
+		t.Fatalf("got %v, want ErrTooLarge and ErrDeadLetter", err)
+	}
+	ps, ws := p.Stats(), w.Stats()
+	if ps.Sent != 1 || ps.Resent != 0 || ps.TooLarge != 1 || ps.DeadLettered != 1 || dead.Load() != 1 {
+		t.Fatalf("producer: got %d sent, %d resent, %d too large, %d dead-lettered (%d seen); want 1, 0, 1, 1 (1)",
+			ps.Sent, ps.Resent, ps.TooLarge, ps.DeadLettered, dead.Load())
+	}
+	if ran.Load() != 0 || ws.Received != 0 || ws.TooLarge != 1 {
+		t.Fatalf("worker: got %d run, %d received, %d too large; want 0, 0, 1", ran.Load(), ws.Received, ws.TooLarge)
+	}
+}
+
+// A job over the producer's own limit is refused before it is sent.
+func TestProduceTooLargeLocally(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, job *pipeline.Job) error { return nil }), pipeline.WithListen(addr))
+	p := mustProducer(t, pipeline.WithDial(addr), pipeline.WithMaxMessageSize(1<<20))
+	for _, v := range []any{make([]byte, 2<<20), struct{ B []byte }{make([]byte, 2<<20)}} {
+		if _, err := p.ProduceAsync(context.Background(), v); !errors.Is(err, spmesh.ErrTooLarge) {
+			t.Fatalf("%T: got %v, want ErrTooLarge", v, err)
+		}
+	}
+	if st := p.Stats(); st.TooLarge != 2 || st.Sent != 0 {
+		t.Fatalf("got %d too large, %d sent; want 2, 0", st.TooLarge, st.Sent)
+	}
+}
+
+// Worker.Close returns within HandlerGrace when a handler ignores its ctx.
+func TestWorkerCloseStuckHandler(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	release := make(chan struct{})
+	running := make(chan struct{}, 1)
+	w, err := pipeline.NewWorker(pipeline.HandlerFunc(func(ctx context.Context, job *pipeline.Job) error {
+		select {
+		case running <- struct{}{}:
+		default:
+		}
+		<-release // ignores ctx
+		return nil
+	}), pipeline.WithListen(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustProducer(t, pipeline.WithDial(addr), pipeline.WithWaitForWorker())
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { p.Produce(ctx, 1) })
+	defer func() { cancel(); wg.Wait() }()
+	<-running
+	start := time.Now()
+	w.Close()
+	elapsed := time.Since(start)
+	st := w.Stats()
+	close(release)
+	t.Logf("Worker.Close with a stuck handler returned in %v (grace %v)", elapsed, pipeline.HandlerGrace)
+	if elapsed > pipeline.HandlerGrace+5*time.Second || st.Abandoned != 1 {
+		t.Fatalf("got Close in %v with %d abandoned, want about %v and 1", elapsed, st.Abandoned, pipeline.HandlerGrace)
+	}
+}
