@@ -92,10 +92,24 @@ const (
 	stopped
 )
 
+// srvWorker is one serving goroutine's state. Its send deadline is its own
+// reusable timer, which closes mc when a send takes too long (mangos' own
+// send deadline would allocate a timer per reply); mc is then replaced.
 type srvWorker struct {
-	mc       mangos.Context
-	state    atomic.Int32
-	deadline time.Duration // the context's current send deadline
+	mc    mangos.Context // replaced (under mu) after the timer closed it
+	mu    sync.Mutex
+	state atomic.Int32
+	timer *time.Timer   // armed around each send
+	fired chan struct{} // the timer's function has closed mc
+}
+
+// expire is the timer's function: it ends the send in progress.
+func (w *srvWorker) expire() {
+	w.mu.Lock()
+	mc := w.mc
+	w.mu.Unlock()
+	mc.Close()
+	w.fired <- struct{}{}
 }
 
 // NewServer prepares n workers on so; Start starts them. Replies wait at
@@ -108,20 +122,17 @@ func NewServer(so *Socket, n int, serve ServeFunc) (*Server, error) {
 	s.base, s.cancel = context.WithCancel(context.Background())
 	for range n {
 		mc, err := so.M.OpenContext()
-		if err == nil {
-			err = mc.SetOption(mangos.OptionSendDeadline, s.sendTimeout)
-		}
 		if err != nil {
-			if mc != nil {
-				mc.Close()
-			}
 			for _, w := range s.workers {
 				w.mc.Close()
 			}
 			s.once.Do(s.cancel)
 			return nil, Err(err)
 		}
-		s.workers = append(s.workers, &srvWorker{mc: mc, deadline: s.sendTimeout})
+		w := &srvWorker{mc: mc, fired: make(chan struct{}, 1)}
+		w.timer = time.AfterFunc(time.Hour, w.expire)
+		w.timer.Stop()
+		s.workers = append(s.workers, w)
 	}
 	so.OnPipe(func(ev mangos.PipeEvent, p mangos.Pipe) {
 		if ev == mangos.PipeEventDetached {
@@ -143,7 +154,7 @@ func (s *Server) Start() {
 
 func (s *Server) run(w *srvWorker) {
 	defer s.wg.Done()
-	defer w.mc.Close()
+	defer func() { w.mc.Close() }() // the context of the moment
 	for {
 		if !w.state.CompareAndSwap(busy, idle) {
 			return
@@ -202,19 +213,24 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 			d = min(d, shortSend)
 		}
 	}
-	if w.deadline != d {
-		if err := w.mc.SetOption(mangos.OptionSendDeadline, d); err == nil {
-			w.deadline = d
-		}
-	}
+	w.timer.Reset(d)
 	err := w.mc.SendMsg(reply)
+	timedOut := !w.timer.Stop()
+	if timedOut {
+		<-w.fired // mc is closed: replace it
+		if mc, oerr := s.so.M.OpenContext(); oerr == nil {
+			w.mu.Lock()
+			w.mc = mc
+			w.mu.Unlock()
+		} // else the socket is closing: the closed mc ends the loop
+	}
 	if waiter {
 		st.waiter.Store(false)
 	}
 	switch {
 	case err == nil:
 		s.so.C.Sent.Add(1)
-	case errors.Is(err, mangos.ErrSendTimeout):
+	case timedOut:
 		s.dropSlow(p, reply)
 		if waiter && !st.closed.Swap(true) {
 			addr := pipeAddr(p)
