@@ -36,10 +36,11 @@ type ServeFunc func(base context.Context, m *mangos.Message) (reply *mangos.Mess
 // peer is closed, as a peer that does not read its replies: every reply
 // still waiting for it is released at once, and the peer, if it is spmesh,
 // reconnects and resends what it has not had an answer to. While one
-// worker waits for a peer, other replies to it wait at most shortSend (and
-// are dropped, counted, past it), so a peer that never reads holds one
-// worker for the send timeout, once per connection, and others for an
-// instant: it never takes the replies of other peers with it.
+// worker waits for a peer, other replies to it wait at most shortSend, and
+// once that worker has waited longer than shortSend, they are dropped
+// (counted) without being tried. So a peer that never reads holds one
+// worker for the send timeout, once per connection, and the others not at
+// all: it never takes the replies of other peers with it.
 type Server struct {
 	so      *Socket
 	serve   ServeFunc
@@ -81,8 +82,8 @@ const shortSend = 20 * time.Millisecond
 
 // pipeState is what a Server knows of one peer's send queue.
 type pipeState struct {
-	waiter atomic.Bool // a worker is waiting (with the full timeout) to queue a reply
-	closed atomic.Bool // closed for not taking a reply within the send timeout
+	since  atomic.Int64 // when the worker sending to it with the full timeout began (Unix ns); 0: none
+	closed atomic.Bool  // closed for not taking a reply within the send timeout
 }
 
 // worker states, so that Drain stops idle workers without losing a frame.
@@ -203,14 +204,21 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 	st := s.pipeState(p)
 	d, waiter := s.sendTimeout, false
 	if st != nil {
-		switch {
-		case st.closed.Load():
+		if st.closed.Load() {
 			s.dropSlow(p, reply) // mangos would discard it silently
 			return
-		case st.waiter.CompareAndSwap(false, true):
+		}
+		now := time.Now().UnixNano()
+		switch since := st.since.Load(); {
+		case since == 0 && st.since.CompareAndSwap(0, now):
 			waiter = true
+		case since != 0 && now-since > int64(shortSend):
+			// Another worker has waited for this peer for a while: it
+			// is not reading. Not even tried.
+			s.dropSlow(p, reply)
+			return
 		default:
-			d = min(d, shortSend)
+			d = min(d, shortSend) // another worker is sending to it just now
 		}
 	}
 	w.timer.Reset(d)
@@ -225,7 +233,7 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 		} // else the socket is closing: the closed mc ends the loop
 	}
 	if waiter {
-		st.waiter.Store(false)
+		st.since.Store(0)
 	}
 	switch {
 	case err == nil:
