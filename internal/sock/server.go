@@ -359,7 +359,13 @@ func (s *Server) Reply(env *wire.Msg, v any, herr error, errFlags uint64) *mango
 		if err == nil {
 			return m
 		}
-		herr = fmt.Errorf("spmesh: encode reply: %w", err)
+		if errors.Is(err, spmesh.ErrTooLarge) {
+			// The caller must not resend: say why, with the code that
+			// makes its error ErrTooLarge.
+			herr = spmesh.Errorf(spmesh.CodeTooLarge, "spmesh: reply too large: %v", err)
+		} else {
+			herr = fmt.Errorf("spmesh: encode reply: %w", err)
+		}
 		s.Errors.Add(1)
 		s.so.Settings.Logger.Warn("spmesh: cannot send reply", "id", env.ID, "err", err)
 	}
