@@ -164,3 +164,51 @@ func TestWorkerCloseStuckHandler(t *testing.T) {
 		t.Fatalf("got Close in %v with %d abandoned, want about %v and 1", elapsed, st.Abandoned, pipeline.HandlerGrace)
 	}
 }
+
+// A Puller whose application stops reading holds at most WithQueueBytes of
+// messages in its queue; then it stops reading and the Pusher blocks. Every
+// message is delivered once the application reads again.
+func TestStalledPullerQueueBytes(t *testing.T) {
+	const (
+		size   = 128 << 10
+		qbytes = 1 << 20
+		n      = 64 // 8 MiB
+	)
+	addr := testutil.FreeTCP(t)
+	pl := mustPuller(t, pipeline.WithListen(addr), pipeline.WithQueueBytes(qbytes))
+	p := mustPusher(t, pipeline.WithDial(addr))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var pushed atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		payload := make([]byte, size)
+		for range n {
+			if p.Push(ctx, payload) != nil {
+				return
+			}
+			pushed.Add(1)
+		}
+	})
+	defer wg.Wait()
+	// The queue fills up to its byte bound, then the puller stops taking.
+	want := qbytes / (size + 64 + 256) // frame and per-message overhead
+	testutil.Eventually(t, 20*time.Second, func() error {
+		if got := len(pl.C()); got != want {
+			return fmt.Errorf("got %d queued (%d pushed), want %d", got, pushed.Load(), want)
+		}
+		return nil
+	})
+	if got := pushed.Load(); got >= n {
+		t.Fatalf("got all %d pushed with the puller stalled, want the pusher blocked", got)
+	}
+	t.Logf("stalled puller: %d queued (%d KiB), %d pushed of %d", len(pl.C()), len(pl.C())*size>>10, pushed.Load(), n)
+	for i := range n {
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := pl.Next(c)
+		cancel()
+		if err != nil {
+			t.Fatalf("message %d: got %v", i, err)
+		}
+	}
+}
