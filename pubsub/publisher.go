@@ -3,6 +3,7 @@ package pubsub
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -188,8 +189,13 @@ func (p *Publisher) publish(ctx context.Context, topic string, h spmesh.Header, 
 	b := wire.AppendEntryHead(p.pend.buf, h)
 	if raw {
 		b = append(b, data...)
-	} else if b, err = spmesh.AppendMarshal(codec, b, v); err != nil {
+	} else if b, err = spmesh.AppendMarshalLimit(codec, b, v, off+p.so.Settings.MaxMsgSize); err != nil {
+		p.pend.buf = b[:off]
 		p.mu.Unlock()
+		if errors.Is(err, spmesh.ErrTooLarge) {
+			p.so.C.TooLarge.Add(1)
+			return err
+		}
 		return fmt.Errorf("spmesh: encode %T: %w", v, err)
 	}
 	if n := len(b) - off + wire.PublishOverhead(topic); n > p.so.Settings.MaxMsgSize {
