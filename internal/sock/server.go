@@ -55,7 +55,7 @@ type Server struct {
 
 	sendTimeout time.Duration
 	stallAfter  time.Duration // min(stallAfter, sendTimeout/2)
-	pipes       sync.Map // pipe id (uint32) -> *pipeState, for pipes replied to
+	pipes       sync.Map      // pipe id (uint32) -> *pipeState, for pipes replied to
 	npipes      atomic.Int64
 
 	slowLog  logLimit
