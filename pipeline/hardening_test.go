@@ -212,3 +212,17 @@ func TestStalledPullerQueueBytes(t *testing.T) {
 		}
 	}
 }
+
+// A Push over the limit fails with ErrTooLarge, before encoding in full,
+// and is counted.
+func TestPushTooLarge(t *testing.T) {
+	p := mustPusher(t, pipeline.WithDial(testutil.FreeTCP(t)), pipeline.WithMaxMessageSize(1<<20))
+	for _, v := range []any{make([]byte, 2<<20), struct{ B []byte }{make([]byte, 2<<20)}} {
+		if err := p.Push(context.Background(), v); !errors.Is(err, spmesh.ErrTooLarge) {
+			t.Fatalf("%T: got %v, want ErrTooLarge", v, err)
+		}
+	}
+	if st := p.Stats(); st.TooLarge != 2 || st.Sent != 0 {
+		t.Fatalf("got %d too large, %d sent; want 2, 0", st.TooLarge, st.Sent)
+	}
+}
