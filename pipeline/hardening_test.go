@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -224,5 +225,19 @@ func TestPushTooLarge(t *testing.T) {
 	}
 	if st := p.Stats(); st.TooLarge != 2 || st.Sent != 0 {
 		t.Fatalf("got %d too large, %d sent; want 2, 0", st.TooLarge, st.Sent)
+	}
+}
+
+func TestHardeningOptionsInvalid(t *testing.T) {
+	h := pipeline.HandlerFunc(func(ctx context.Context, job *pipeline.Job) error { return nil })
+	for name, f := range map[string]func() error{
+		"send timeout 0":         func() error { _, err := pipeline.NewWorker(h, pipeline.WithSendTimeout(0)); return err },
+		"send timeout on puller": func() error { _, err := pipeline.NewPuller(pipeline.WithSendTimeout(time.Second)); return err },
+		"queue bytes tiny":       func() error { _, err := pipeline.NewPuller(pipeline.WithQueueBytes(10)); return err },
+		"queue bytes on worker":  func() error { _, err := pipeline.NewWorker(h, pipeline.WithQueueBytes(1<<20)); return err },
+	} {
+		if err := f(); !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "With") {
+			t.Errorf("%s: got %v, want ErrInvalidOption naming the option", name, err)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -168,5 +169,11 @@ func TestPublisherCountsDrops(t *testing.T) {
 	}
 	if len(drops) != 2 || nonzero != 1 || sum != st.Dropped {
 		t.Fatalf("got per-subscriber drops %v (Dropped %d), want 2 subscribers, drops for one, summing to Dropped", drops, st.Dropped)
+	}
+}
+
+func TestQueueBytesInvalid(t *testing.T) {
+	if _, err := pubsub.NewSubscriber(pubsub.WithQueueBytes(10)); !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "WithQueueBytes") {
+		t.Fatalf("got %v, want ErrInvalidOption naming WithQueueBytes", err)
 	}
 }
