@@ -1,7 +1,9 @@
 package spmesh
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 
@@ -160,13 +162,22 @@ const guardStep = 64 << 10
 // the write when msgpack recurses deeper than its nesting limit allows
 // (framesPerLevel a level, plus the caller's own frames): failing the
 // write ends msgpack's recursion on a cycle.
+//
+// It also stops the encoding at limit bytes (for [LimitAppendCodec]): a
+// write past it fails without copying anything, and over records the size
+// it would have reached.
 type appendWriter struct {
 	b      []byte
 	next   int // len(b) at which to look next
 	frames int // stack frames allowed
 	depth  int
+	limit  int // most bytes b may hold
+	over   int
 	err    error
 }
+
+// errLimit fails the write that would pass appendWriter.limit.
+var errLimit = errors.New("limit")
 
 // framesPerLevel bounds the stack frames msgpack uses per level of
 // nesting (measured: 3 to 5); callerFrames allows for the caller's stack.
@@ -176,6 +187,10 @@ const (
 )
 
 func (w *appendWriter) Write(p []byte) (int, error) {
+	if len(w.b)+len(p) > w.limit {
+		w.over = len(w.b) + len(p)
+		return 0, errLimit
+	}
 	w.b = append(w.b, p...)
 	if len(w.b) >= w.next {
 		if err := w.guard(); err != nil {
@@ -188,6 +203,10 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 // WriteByte spares msgpack its fallback, which allocates a byte slice per
 // call.
 func (w *appendWriter) WriteByte(c byte) error {
+	if len(w.b) >= w.limit {
+		w.over = len(w.b) + 1
+		return errLimit
+	}
 	w.b = append(w.b, c)
 	if len(w.b) >= w.next {
 		return w.guard()
@@ -218,15 +237,24 @@ var encPool = sync.Pool{New: func() any {
 }}
 
 func (c msgpackCodec) AppendMarshal(dst []byte, v any) ([]byte, error) {
+	return c.AppendMarshalLimit(dst, v, math.MaxInt)
+}
+
+// AppendMarshalLimit implements [LimitAppendCodec].
+func (c msgpackCodec) AppendMarshalLimit(dst []byte, v any, limit int) ([]byte, error) {
 	e := encPool.Get().(*pooledEncoder)
 	w := &e.w
 	w.depth = c.maxDepth()
 	w.b, w.next, w.frames = dst, len(dst)+guardStep, framesPerLevel*w.depth+callerFrames
+	w.limit, w.over = limit, 0
 	err := e.enc.Encode(v)
-	out := w.b
+	out, over := w.b, w.over
 	w.b, w.err = nil, nil
 	encPool.Put(e)
 	if err != nil {
+		if errors.Is(err, errLimit) {
+			return dst, fmt.Errorf("%w: over %d bytes (at least %d), limit %d", ErrTooLarge, limit, over, limit)
+		}
 		return out[:len(dst)], err
 	}
 	return out, nil

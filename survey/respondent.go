@@ -20,11 +20,6 @@ import (
 // wrap it.
 var ErrDeclined = errors.New("spmesh: survey declined")
 
-// sendTimeout bounds how long a worker waits to queue an answer to a
-// surveyor whose connection is not draining (a stuck or hostile peer): past
-// it the answer is dropped, and the worker serves on.
-const sendTimeout = time.Second
-
 // Question is one survey as a [Handler] sees it. It and its Data are valid
 // only until the handler returns: copy what must outlive it.
 type Question struct {
@@ -97,7 +92,15 @@ type RespondentStats struct {
 	Declined uint64 // answers that declined
 	Errors   uint64 // handler errors, panics included, and answers that failed to encode
 	Panics   uint64 // recovered handler panics
+	// Abandoned counts handlers still running when Close stopped waiting
+	// for them (they ignored their ctx for [HandlerGrace]).
+	Abandoned uint64
 }
+
+// HandlerGrace is how long Close waits for running handlers to return once
+// their ctx is cancelled; a handler still running then goes on in the
+// background, counted in [RespondentStats].Abandoned.
+const HandlerGrace = sock.HandlerGrace
 
 // Respondent answers the surveys of every [Surveyor] it is connected to,
 // running its [Handler] on up to [WithConcurrency] surveys at once. A
@@ -134,7 +137,7 @@ func NewRespondent(h Handler, opts ...Option) (*Respondent, error) {
 		return nil, err
 	}
 	r := &Respondent{so: so, h: h, name: c.sock.Name, codec: c.sock.Codec}
-	if r.srv, err = sock.NewServer(so, c.concurrency, sendTimeout, r.serve); err != nil {
+	if r.srv, err = sock.NewServer(so, c.concurrency, r.serve); err != nil {
 		return nil, err
 	}
 	r.srv.Start()
@@ -189,6 +192,8 @@ func (r *Respondent) Stats() RespondentStats {
 		Declined: r.declined.Load(),
 		Errors:   r.srv.Errors.Load(),
 		Panics:   r.srv.Panics.Load(),
+
+		Abandoned: r.srv.Abandoned.Load(),
 	}
 }
 
@@ -201,5 +206,5 @@ func (r *Respondent) Drain(ctx context.Context) error { return r.srv.Drain(ctx) 
 
 // Close closes the respondent at once: handlers' contexts are cancelled,
 // answers not yet sent are dropped, and Close waits for running handlers to
-// return. It is idempotent.
+// return, at most [HandlerGrace]. It is idempotent.
 func (r *Respondent) Close() error { return r.srv.Close() }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -27,6 +29,18 @@ type ServeFunc func(base context.Context, m *mangos.Message) (reply *mangos.Mess
 // (Replier, Worker, Respondent): n workers, each on its own mangos context,
 // take a frame, run serve, and send the reply it returns. It owns the
 // handlers' base context, panic recovery, Drain and Close.
+//
+// Slow peers (nats-server's write_deadline): a reply waits at most
+// Settings.SendTimeout for room in its peer's send queue. Past it the reply
+// is dropped and counted (SendTimeouts, Dropped), and the connection to that
+// peer is closed, as a peer that does not read its replies: every reply
+// still waiting for it is released at once, and the peer, if it is spmesh,
+// reconnects and resends what it has not had an answer to. While one
+// worker waits for a peer, other replies to it wait at most stallAfter
+// (250ms), and once that worker has waited longer than stallAfter, they
+// are dropped (counted) without being tried. So a peer that never reads
+// holds one worker for the send timeout and others for at most stallAfter,
+// once per connection: it never takes the replies of other peers with it.
 type Server struct {
 	so      *Socket
 	serve   ServeFunc
@@ -39,9 +53,40 @@ type Server struct {
 	drain   atomic.Bool
 	once    sync.Once
 
-	InFlight atomic.Int64  // handlers running
-	Errors   atomic.Uint64 // handler errors (panics included) and replies that failed to encode
-	Panics   atomic.Uint64 // recovered handler panics
+	sendTimeout time.Duration
+	stallAfter  time.Duration // min(stallAfter, sendTimeout/2)
+	pipes       sync.Map      // pipe id (uint32) -> *pipeState, for pipes replied to
+	npipes      atomic.Int64
+
+	slowLog  logLimit
+	closeLog logLimit
+
+	endOnce sync.Once
+	ended   chan struct{} // closed once every worker has returned
+
+	InFlight  atomic.Int64  // handlers running
+	Errors    atomic.Uint64 // handler errors (panics included) and replies that failed to encode
+	Panics    atomic.Uint64 // recovered handler panics
+	Abandoned atomic.Uint64 // handlers still running when Close gave up waiting (HandlerGrace)
+}
+
+// HandlerGrace is how long Close waits for running handlers to return
+// after cancelling their contexts. A handler that ignores its context keeps
+// running after Close returns (its reply is never sent); it is counted in
+// Server.Abandoned and logged.
+const HandlerGrace = time.Second
+
+// stallAfter bounds the wait of a reply to a peer that another worker is
+// already waiting for, and is how long that worker must have waited for
+// the peer to count as not reading: long past a scheduling hiccup or a
+// queue that is draining, short enough not to hold workers. It is at most
+// half the send timeout.
+const stallAfter = 250 * time.Millisecond
+
+// pipeState is what a Server knows of one peer's send queue.
+type pipeState struct {
+	since  atomic.Int64 // when the worker sending to it with the full timeout began (Unix ns); 0: none
+	closed atomic.Bool  // closed for not taking a reply within the send timeout
 }
 
 // worker states, so that Drain stops idle workers without losing a frame.
@@ -51,28 +96,56 @@ const (
 	stopped
 )
 
+// srvWorker is one serving goroutine's state. Its send deadline is its own
+// reusable timer, which closes mc when a send takes too long (mangos' own
+// send deadline would allocate a timer per reply); mc is then replaced.
 type srvWorker struct {
-	mc    mangos.Context
+	mc    mangos.Context // replaced (under mu) after the timer closed it
+	mu    sync.Mutex
 	state atomic.Int32
+	timer *time.Timer   // armed around each send
+	fired chan struct{} // the timer's function has closed mc
 }
 
-// NewServer prepares n workers on so; Start starts them. sendTimeout, when positive, bounds how
-// long a worker waits to queue a reply (a peer that stops reading cannot
-// wedge it); the reply is then dropped and counted.
-func NewServer(so *Socket, n int, sendTimeout time.Duration, serve ServeFunc) (*Server, error) {
-	s := &Server{so: so, serve: serve}
+// expire is the timer's function: it ends the send in progress.
+func (w *srvWorker) expire() {
+	w.mu.Lock()
+	mc := w.mc
+	w.mu.Unlock()
+	mc.Close()
+	w.fired <- struct{}{}
+}
+
+// NewServer prepares n workers on so; Start starts them. Replies wait at
+// most so.Settings.SendTimeout for a peer to take them (see Server).
+func NewServer(so *Socket, n int, serve ServeFunc) (*Server, error) {
+	s := &Server{so: so, serve: serve, sendTimeout: so.Settings.SendTimeout, ended: make(chan struct{})}
+	if s.sendTimeout <= 0 {
+		s.sendTimeout = DefaultSendTimeout
+	}
+	s.stallAfter = min(stallAfter, s.sendTimeout/2)
 	s.base, s.cancel = context.WithCancel(context.Background())
 	for range n {
 		mc, err := so.M.OpenContext()
-		if err == nil && sendTimeout > 0 {
-			err = mc.SetOption(mangos.OptionSendDeadline, sendTimeout)
-		}
 		if err != nil {
-			s.Close()
+			for _, w := range s.workers {
+				w.mc.Close()
+			}
+			s.once.Do(s.cancel)
 			return nil, Err(err)
 		}
-		s.workers = append(s.workers, &srvWorker{mc: mc})
+		w := &srvWorker{mc: mc, fired: make(chan struct{}, 1)}
+		w.timer = time.AfterFunc(time.Hour, w.expire)
+		w.timer.Stop()
+		s.workers = append(s.workers, w)
 	}
+	so.OnPipe(func(ev mangos.PipeEvent, p mangos.Pipe) {
+		if ev == mangos.PipeEventDetached {
+			if _, ok := s.pipes.LoadAndDelete(p.ID()); ok {
+				s.npipes.Add(-1)
+			}
+		}
+	})
 	return s, nil
 }
 
@@ -86,7 +159,7 @@ func (s *Server) Start() {
 
 func (s *Server) run(w *srvWorker) {
 	defer s.wg.Done()
-	defer w.mc.Close()
+	defer func() { w.mc.Close() }() // the context of the moment
 	for {
 		if !w.state.CompareAndSwap(busy, idle) {
 			return
@@ -113,18 +186,142 @@ func (s *Server) run(w *srvWorker) {
 			s.so.Settings.Logger.Warn("spmesh: receive", "err", Err(err))
 			continue
 		}
-		reply := s.serve(s.base, m)
+		p := m.Pipe
+		var reply *mangos.Message
+		if o, ok := s.so.oversized(m.Body); ok {
+			reply = s.tooLarge(o)
+		} else {
+			reply = s.serve(s.base, m)
+		}
 		m.Free()
 		if reply == nil {
 			continue
 		}
-		if err := w.mc.SendMsg(reply); err != nil {
-			reply.Free()
-			s.so.C.Dropped.Add(1)
-			continue
-		}
-		s.so.C.Sent.Add(1)
+		s.send(w, p, reply)
 	}
+}
+
+// send queues reply for pipe p (the peer the request came from), waiting
+// at most the send timeout, or stallAfter while another worker waits for
+// the same peer (see Server).
+func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
+	st := s.pipeState(p)
+	d, waiter := s.sendTimeout, false
+	if st != nil {
+		if st.closed.Load() {
+			s.dropSlow(p, reply) // mangos would discard it silently
+			return
+		}
+		now := time.Now().UnixNano()
+		switch since := st.since.Load(); {
+		case since == 0 && st.since.CompareAndSwap(0, now):
+			waiter = true
+		case since != 0 && now-since > int64(s.stallAfter):
+			// Another worker has waited for this peer for a while: it
+			// is not reading. Not even tried.
+			s.dropSlow(p, reply)
+			return
+		default:
+			d = s.stallAfter // another worker is sending to it just now
+		}
+	}
+	w.timer.Reset(d)
+	err := w.mc.SendMsg(reply)
+	timedOut := !w.timer.Stop()
+	if timedOut {
+		<-w.fired // mc is closed: replace it
+		if mc, oerr := s.so.M.OpenContext(); oerr == nil {
+			w.mu.Lock()
+			w.mc = mc
+			w.mu.Unlock()
+		} // else the socket is closing: the closed mc ends the loop
+	}
+	if waiter {
+		st.since.Store(0)
+	}
+	switch {
+	case err == nil:
+		s.so.C.Sent.Add(1)
+	case timedOut:
+		s.dropSlow(p, reply)
+		if waiter && !st.closed.Swap(true) {
+			addr := pipeAddr(p)
+			s.so.C.SetLastError(addr, fmt.Errorf("spmesh: closed: the peer took no reply for %v", s.sendTimeout))
+			s.closeLog.log(s.so.Settings.Logger, slog.LevelWarn, "spmesh: closing the connection of a peer that does not read its replies",
+				"remote", addr, "send_timeout", s.sendTimeout)
+			p.Close()
+		}
+	default:
+		reply.Free()
+		s.so.C.Dropped.Add(1)
+	}
+}
+
+// dropSlow drops a reply that the peer at p is not taking, and counts it.
+func (s *Server) dropSlow(p mangos.Pipe, reply *mangos.Message) {
+	reply.Free()
+	s.so.C.SendTimeouts.Add(1)
+	s.so.C.Dropped.Add(1)
+	s.slowLog.log(s.so.Settings.Logger, slog.LevelDebug, "spmesh: reply dropped: the peer is not taking replies",
+		"remote", pipeAddr(p), "send_timeout", s.sendTimeout)
+}
+
+// pipeState returns p's state, creating it on first use; nil without a pipe.
+func (s *Server) pipeState(p mangos.Pipe) *pipeState {
+	if p == nil {
+		return nil
+	}
+	id := p.ID()
+	if v, ok := s.pipes.Load(id); ok {
+		return v.(*pipeState)
+	}
+	// A reply to a pipe that detached meanwhile leaves an entry behind:
+	// bound them by forgetting every state now and then (what is lost is
+	// only which peers were slow).
+	if s.npipes.Load() > int64(2*s.so.Peers()+1024) {
+		s.pipes.Range(func(k, _ any) bool {
+			if _, ok := s.pipes.LoadAndDelete(k); ok {
+				s.npipes.Add(-1)
+			}
+			return true
+		})
+	}
+	v, loaded := s.pipes.LoadOrStore(id, &pipeState{})
+	if !loaded {
+		s.npipes.Add(1)
+	}
+	return v.(*pipeState)
+}
+
+// pipeAddr is p's remote address, for logs.
+func pipeAddr(p mangos.Pipe) string {
+	if p == nil {
+		return ""
+	}
+	if v, err := p.GetOption(mangos.OptionRemoteAddr); err == nil {
+		if a, ok := v.(net.Addr); ok {
+			return a.String()
+		}
+	}
+	return p.Address()
+}
+
+// tooLarge is the error reply to a request, job or survey that arrived over
+// the size limit (see OversizeFrame): the caller gets ErrTooLarge at once
+// instead of resending.
+func (s *Server) tooLarge(o oversize) *mangos.Message {
+	env := wire.Msg{ID: o.id, Attempt: o.attempt}
+	var flags uint64
+	switch o.kind {
+	case wire.KindJob:
+		env.Kind, flags = wire.KindAck, wire.FlagNack
+	case wire.KindSurvey:
+		env.Kind, env.From = wire.KindResponse, s.so.Settings.Name
+	default:
+		env.Kind = wire.KindReply
+	}
+	err := spmesh.Errorf(spmesh.CodeTooLarge, "spmesh: message too large: %d bytes, the receiver's limit is %d", o.size, s.so.Settings.MaxMsgSize)
+	return s.Reply(&env, nil, err, flags)
 }
 
 // Draining reports whether Drain was called.
@@ -166,7 +363,13 @@ func (s *Server) Reply(env *wire.Msg, v any, herr error, errFlags uint64) *mango
 		if err == nil {
 			return m
 		}
-		herr = fmt.Errorf("spmesh: encode reply: %w", err)
+		if errors.Is(err, spmesh.ErrTooLarge) {
+			// The caller must not resend: say why, with the code that
+			// makes its error ErrTooLarge.
+			herr = spmesh.Errorf(spmesh.CodeTooLarge, "spmesh: reply too large: %v", err)
+		} else {
+			herr = fmt.Errorf("spmesh: encode reply: %w", err)
+		}
 		s.Errors.Add(1)
 		s.so.Settings.Logger.Warn("spmesh: cannot send reply", "id", env.ID, "err", err)
 	}
@@ -221,8 +424,7 @@ func (s *Server) Drain(ctx context.Context) error {
 			w.mc.Close()
 		}
 	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	done := s.workersEnded()
 	var err error
 	select {
 	case <-done:
@@ -236,17 +438,46 @@ func (s *Server) Drain(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	s.Close()
-	<-done
 	return err
+}
+
+// workersEnded returns a channel closed once every worker has returned.
+func (s *Server) workersEnded() <-chan struct{} {
+	s.endOnce.Do(func() {
+		go func() {
+			s.wg.Wait()
+			close(s.ended)
+		}()
+	})
+	return s.ended
 }
 
 // Close closes at once: the socket first (a handler ending because of the
 // cancel must not get its reply out, so that the sender resends), then the
-// handlers' contexts; it returns once the handlers have returned. It is
-// idempotent.
+// handlers' contexts; it returns once the handlers have returned, or after
+// HandlerGrace: handlers still running then (they ignore their context)
+// are counted in Abandoned and logged, and go on running; their replies
+// are never sent. It is idempotent.
 func (s *Server) Close() error {
 	err := s.so.Close()
-	s.once.Do(s.cancel)
-	s.wg.Wait()
+	first := false
+	s.once.Do(func() {
+		first = true
+		s.cancel()
+	})
+	if !first {
+		return err // the first Close waits
+	}
+	t := time.NewTimer(HandlerGrace)
+	defer t.Stop()
+	select {
+	case <-s.workersEnded():
+	case <-t.C:
+		if n := s.InFlight.Load(); n > 0 {
+			s.Abandoned.Add(uint64(n))
+			s.so.Settings.Logger.Error("spmesh: closed with handlers still running: they ignore their context",
+				"handlers", n, "waited", HandlerGrace)
+		}
+	}
 	return err
 }
