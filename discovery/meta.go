@@ -130,7 +130,11 @@ func encodeRecords(b *bytes.Buffer, node string, gen uint64, eps []spmesh.Endpoi
 }
 
 func decodeRecords(b []byte) (node string, gen uint64, eps []spmesh.Endpoint, err error) {
-	d := msgpack.NewDecoder(bytes.NewReader(b))
+	return decodeRecordsFrom(msgpack.NewDecoder(bytes.NewReader(b)), len(b))
+}
+
+// decodeRecordsFrom reads a records body from d; size is the bytes left.
+func decodeRecordsFrom(d *msgpack.Decoder, size int) (node string, gen uint64, eps []spmesh.Endpoint, err error) {
 	if n, err := d.DecodeArrayLen(); err != nil || n != 3 {
 		return "", 0, nil, decodeErr("records", err)
 	}
@@ -140,7 +144,7 @@ func decodeRecords(b []byte) (node string, gen uint64, eps []spmesh.Endpoint, er
 	if gen, err = d.DecodeUint64(); err != nil {
 		return "", 0, nil, decodeErr("records", err)
 	}
-	eps, ok, err := decodeEndpoints(d, node, len(b))
+	eps, ok, err := decodeEndpoints(d, node, size)
 	if err != nil || !ok {
 		return "", 0, nil, decodeErr("records", err)
 	}
@@ -196,6 +200,20 @@ func decodeErr(what string, err error) error {
 		err = errors.New("malformed")
 	}
 	return fmt.Errorf("%w: discovery %s: %v", spmesh.ErrDecode, what, err)
+}
+
+// encodeDigest returns the metadata a node gossips: its gen, endpoint
+// count and flags, never the endpoints (see exchange.go).
+func encodeDigest(gen uint64, count int, flags uint64) []byte {
+	var b bytes.Buffer
+	b.WriteByte(metaVersion)
+	e := msgpack.NewEncoder(&b)
+	e.EncodeArrayLen(4)
+	e.EncodeUint(gen)
+	e.EncodeUint(uint64(count))
+	e.EncodeNil()
+	e.EncodeUint(flags)
+	return b.Bytes()
 }
 
 // metaLimit is what metadata may take.
