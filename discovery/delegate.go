@@ -206,4 +206,3 @@ func (c *mlConflict) NotifyConflict(existing, other *memberlist.Node) {
 	n.log.Warn("spmesh: discovery: node name claimed by two addresses; the newcomer is accepted once the old one is declared dead",
 		"name", existing.Name, "existing", nodeAddr(existing), "other", nodeAddr(other))
 }
-

@@ -211,11 +211,11 @@ func (n *Node) serveExchange(c net.Conn, r *bufio.Reader) {
 	default:
 		e.EncodeString("")
 		n.mu.Lock()
-		name := n.name
-		if n.answerAs != "" {
-			name = n.answerAs
+		name, eps := n.name, shareable(n.localEps)
+		if n.forge != nil {
+			name, eps = n.forge()
 		}
-		encodeRecords(&b, name, n.gen, shareable(n.localEps))
+		encodeRecords(&b, name, n.gen, eps)
 		n.mu.Unlock()
 	}
 	writeFrame(rw, b.Bytes(), key, 'r')

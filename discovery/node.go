@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"io"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -64,9 +64,9 @@ type Node struct {
 	// detection takes); pullTimeout bounds one pull.
 	refresh, pullTimeout time.Duration
 
-	// answerAs, when set (tests only), is the name this node puts in the
-	// records it serves: a rogue member.
-	answerAs string
+	// forge, when set (tests only), makes this node a rogue: it serves
+	// the records forge returns instead of its own.
+	forge func() (name string, eps []spmesh.Endpoint)
 
 	mu       sync.Mutex
 	closed   bool
@@ -83,6 +83,11 @@ type Node struct {
 	spreading, spreadAgain bool
 	hub                    hub
 	events                 chan Event
+	// Services this node uses: records are pulled from the members whose
+	// hints name one (see interested). Endpoints adds its service for
+	// good; Members makes every member's records wanted.
+	wanted  map[string]bool
+	wantAll bool
 }
 
 // peer is what this node knows of another member.
@@ -102,7 +107,10 @@ type peer struct {
 	lastPull time.Time // last successful pull
 	nextPull time.Time // no pull before
 	pulling  bool
-	fails    int // consecutive failed pulls
+	hints    []uint32 // its service hints (sorted), when hinted
+	hinted   bool
+	fails    int  // consecutive failed pulls
+	hidden   bool // its endpoints are withdrawn until a pull succeeds
 }
 
 type goneNode struct {
@@ -136,19 +144,20 @@ func New(cfg Config) (*Node, error) {
 		name:        cfg.Name,
 		wantRetry:   max(cfg.ProbeInterval/2, 100*time.Millisecond),
 		refresh:     max(cfg.DeadTimeout/4, 100*time.Millisecond),
-		pullTimeout: min(cfg.TCPTimeout, max(cfg.DeadTimeout/4, 100*time.Millisecond)),
+		pullTimeout: cfg.TCPTimeout,
 		kickMeta:    make(chan struct{}, 1),
 		kickFetch:   make(chan struct{}, 1),
 		done:        make(chan struct{}),
-		sends:     make(chan struct{}, 8),
-		local:     map[uint64]spmesh.Endpoint{},
-		gen:       uint64(time.Now().UnixNano()),
-		peers:     map[string]*peer{},
-		gone:      map[string]goneNode{},
-		hub:       newHub(),
-		events:    make(chan Event, cfg.EventBuffer),
+		sends:       make(chan struct{}, 8),
+		local:       map[uint64]spmesh.Endpoint{},
+		gen:         uint64(time.Now().UnixNano()),
+		peers:       map[string]*peer{},
+		wanted:      map[string]bool{},
+		gone:        map[string]goneNode{},
+		hub:         newHub(),
+		events:      make(chan Event, cfg.EventBuffer),
 	}
-	n.meta = encodeDigest(n.gen, 0, 0)
+	n.meta = encodeDigest(n.gen, 0, 0, []uint32{})
 
 	std := newStdLogger(n.log, &n.gossipRefused)
 	bind := cfg.BindAddr
@@ -285,7 +294,7 @@ func (n *Node) localChanged() {
 	old := n.localEps
 	n.localEps = eps
 	n.gen++
-	n.meta = encodeDigest(n.gen, len(eps), n.flags())
+	n.meta = encodeDigest(n.gen, len(eps), n.flags(), hintsOf(shareable(eps)))
 	n.diff(n.name, n.addr, old, eps)
 	select {
 	case n.kickMeta <- struct{}{}:
@@ -309,6 +318,7 @@ func (n *Node) Watch(service string, role spmesh.Role) (<-chan []spmesh.Endpoint
 	}
 	k := key{service, role}
 	w := n.hub.add(k, n.snapshot(k))
+	n.kick(n.kickFetch) // pull the records of the members that serve it
 	return w.ch, func() {
 		n.mu.Lock()
 		defer n.mu.Unlock()
@@ -321,8 +331,16 @@ func (n *Node) Watch(service string, role spmesh.Role) (<-chan []spmesh.Endpoint
 func (n *Node) Endpoints(service string, role spmesh.Role) []spmesh.Endpoint {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if !n.wanted[service] && len(n.wanted) < maxWanted {
+		n.wanted[service] = true
+		n.kick(n.kickFetch)
+	}
 	return n.snapshot(key{service, role})
 }
+
+// maxWanted bounds the services Endpoints remembers as wanted; past it,
+// every member's records are wanted.
+const maxWanted = 1024
 
 // snapshot collects the endpoints matching k (any role when k.role is
 // empty). Called with n.mu held.
@@ -362,6 +380,10 @@ func (n *Node) Members() []Member {
 	if n.closed {
 		return nil
 	}
+	if !n.wantAll {
+		n.wantAll = true
+		n.kick(n.kickFetch)
+	}
 	out := []Member{{Name: n.name, Addr: n.addr, Local: true, Endpoints: slices.Clone(n.localEps), Complete: true}}
 	for _, p := range n.peers {
 		out = append(out, Member{Name: p.node.Name, Addr: p.addr, Endpoints: slices.Clone(p.eps), Complete: p.full})
@@ -381,10 +403,20 @@ func cmpString(a, b string) int {
 }
 
 // Events returns the node's event channel (the same channel every call).
-// The node owns it and closes it at Close. Events that do not fit its
+// From the first call on, the node pulls every member's records (not only
+// those of the services it uses), so that service events cover every
+// service. The node owns the channel and closes it at Close. Events that do not fit its
 // buffer (Config.EventBuffer) are dropped and counted by [Node.DroppedEvents]:
 // gossip never waits for a reader.
-func (n *Node) Events() <-chan Event { return n.events }
+func (n *Node) Events() <-chan Event {
+	n.mu.Lock()
+	if !n.wantAll {
+		n.wantAll = true
+		n.kick(n.kickFetch)
+	}
+	n.mu.Unlock()
+	return n.events
+}
 
 // DroppedEvents is how many events were dropped because the Events channel
 // was full.
@@ -764,11 +796,13 @@ func (n *Node) pullLoop() {
 		var jobs []job
 		now := time.Now()
 		n.mu.Lock()
+		interest := n.interest()
 		for _, p := range n.peers {
 			if p.pulling || now.Before(p.nextPull) {
 				continue
 			}
-			if !p.pulled || p.recGen != p.gen || (now.Sub(p.lastPull) >= n.refresh && n.watchedPeer(p)) {
+			stale := !p.pulled || p.recGen < p.gen
+			if stale && interested(p, interest) || (p.pulled && now.Sub(p.lastPull) >= n.refresh && n.watchedPeer(p)) {
 				p.pulling = true
 				jobs = append(jobs, job{p, p.node.Name, p.addr})
 			}
@@ -792,6 +826,38 @@ func (n *Node) pullLoop() {
 			}()
 		}
 	}
+}
+
+// interest returns the hints of the services this node uses (watched,
+// or asked for by Endpoints), nil when it wants every member's records.
+// Called with n.mu held.
+func (n *Node) interest() map[uint32]bool {
+	if n.wantAll || len(n.wanted) >= maxWanted {
+		return nil
+	}
+	m := map[uint32]bool{}
+	for s := range n.wanted {
+		m[serviceHint(s)] = true
+	}
+	for k := range n.hub.watches {
+		m[serviceHint(k.service)] = true
+	}
+	return m
+}
+
+// interested reports whether p's records are wanted: it serves a service
+// of interest, or it gave no hints, or everything is wanted (interest
+// nil).
+func interested(p *peer, interest map[uint32]bool) bool {
+	if interest == nil || !p.hinted {
+		return true
+	}
+	for _, h := range p.hints {
+		if interest[h] {
+			return true
+		}
+	}
+	return false
 }
 
 // watchedPeer reports whether p has endpoints somebody watches. Called
@@ -827,12 +893,15 @@ func (n *Node) pulled(p *peer, gen uint64, eps []spmesh.Endpoint, err error) {
 			n.handshakeErrors.Add(1)
 		}
 		n.setLastError(fmt.Errorf("records of %s (%s): %v", p.node.Name, p.addr, err))
-		// Nobody listens there, or it cannot be trusted, or it did not
-		// answer twice in a row: its endpoints go until it answers again.
-		if errors.Is(err, syscall.ECONNREFUSED) || pe != nil || ne != nil || p.fails >= 2 {
+		// Nobody listens there (its process is gone), or it cannot be
+		// trusted: its endpoints go until it answers again. A timeout is
+		// not taken as death (packet loss makes them): failure detection
+		// decides.
+		if errors.Is(err, syscall.ECONNREFUSED) || pe != nil || ne != nil {
 			if len(p.eps) > 0 {
 				n.log.Info("spmesh: discovery: member's records unavailable, its endpoints withdrawn until it answers", "peer", p.node.Name, "addr", p.addr, "err", err)
 			}
+			p.hidden = true
 			n.setPeerEps(p, nil, p.full)
 		}
 		if (pe != nil || ne != nil) && n.logLimit.allow("pull "+p.node.Name) {
@@ -841,11 +910,16 @@ func (n *Node) pulled(p *peer, gen uint64, eps []spmesh.Endpoint, err error) {
 		return
 	}
 	p.fails = 0
-	p.pulled, p.recGen, p.lastPull = true, gen, now
-	if gen != p.gen {
-		p.nextPull = now.Add(n.wantRetry) // the metadata announced another gen: pull again
+	same := p.pulled && !p.hidden && gen == p.recGen
+	p.pulled, p.recGen, p.lastPull, p.hidden = true, gen, now, false
+	if gen < p.gen {
+		p.nextPull = now.Add(n.wantRetry) // the metadata announced a newer gen: pull again
 	}
-	n.setPeerEps(p, n.admit(p, eps), gen == p.gen)
+	if same {
+		p.full = gen >= p.gen // a liveness check: the records are those listed
+		return
+	}
+	n.setPeerEps(p, n.admit(p, eps), gen >= p.gen)
 }
 
 // admit keeps the endpoints of member p that pass the checks of
@@ -1033,13 +1107,14 @@ func (n *Node) applyMeta(p *peer, b []byte) {
 		return
 	}
 	p.gen = m.gen
+	p.hints, p.hinted = m.hints, m.hinted
 	p.leaving = m.flags&flagLeaving != 0
 	if p.leaving {
 		n.setPeerEps(p, nil, true)
 		return
 	}
-	if p.pulled && p.recGen == m.gen {
-		p.full = true // the records pulled are already those of this gen
+	if p.pulled && p.recGen >= m.gen {
+		p.full = true // the records pulled are those of this gen or newer
 		return
 	}
 	p.full = false
