@@ -58,8 +58,10 @@ const (
 	maxResponseBytes = 4 << 20 // MaxEndpoints endpoints of the longest fields
 )
 
-// errRefusedMode is a member not accepting the exchange mode offered.
-var errRefusedMode = errors.New("mode refused")
+// errRefusedMode is a member not accepting the exchange mode offered (TLS
+// to a member without TLS.Server, plaintext to one with a key or
+// TLS.Require).
+var errRefusedMode error = &exchangeError{"the member does not accept this exchange mode (TLS, gossip key or plaintext: configurations differ)"}
 
 // exchangeError is a failure of the exchange that is not a network
 // failure: the member spoke, but could not be trusted or understood.

@@ -176,7 +176,7 @@ func New(cfg Config) (*Node, error) {
 	} else {
 		n.log.Warn("spmesh: discovery: gossip is not encrypted (no Config.SecretKey): anyone who reaches the gossip port can join the mesh and advertise endpoints")
 	}
-	tr, err := newTransport(bind, cfg.BindPort, std, n.serveExchange, cfg.TCPTimeout)
+	tr, err := newTransport(bind, cfg.BindPort, std, n.serveExchange, n.allowedConn, cfg.TCPTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +218,14 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("spmesh: discovery: start: %v", err)
 	}
 	n.ml = ml
-	self := ml.LocalNode()
+	var self *memberlist.Node
+	n.guard(func() error { self = ml.LocalNode(); return nil })
+	if self == nil {
+		// memberlist refused its own alive message: the node's address is
+		// outside CIDRsAllowed.
+		ml.Shutdown()
+		return nil, fmt.Errorf("%w: discovery: CIDRsAllowed %v does not contain this node's own address", spmesh.ErrInvalidOption, cfg.CIDRsAllowed)
+	}
 	n.host = self.Addr.String()
 	n.addr = net.JoinHostPort(n.host, strconv.Itoa(int(self.Port)))
 
@@ -227,6 +234,29 @@ func New(cfg Config) (*Node, error) {
 	go n.pullLoop()
 	go n.rejoinLoop()
 	return n, nil
+}
+
+// allowedConn refuses (and counts, and logs once a minute per address) an
+// incoming TCP connection from outside Config.CIDRsAllowed: memberlist
+// itself checks only the addresses in alive messages.
+func (n *Node) allowedConn(a net.Addr) bool {
+	if len(n.cfg.CIDRsAllowed) == 0 {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err == nil {
+		for _, p := range n.cfg.CIDRsAllowed {
+			if p.Contains(ap.Addr().Unmap()) {
+				return true
+			}
+		}
+	}
+	n.gossipRefused.Add(1)
+	n.setLastError(fmt.Errorf("connection from %s refused: not in Config.CIDRsAllowed", a))
+	if n.logLimit.allow("cidr " + ap.Addr().String()) {
+		n.log.Warn("spmesh: discovery: connection refused: not in Config.CIDRsAllowed", "peer", a.String())
+	}
+	return false
 }
 
 // Name returns the node's name in the mesh.

@@ -28,6 +28,7 @@ type transport struct {
 
 	streams chan net.Conn // to memberlist
 	serve   func(net.Conn, *bufio.Reader)
+	allowed func(net.Addr) bool // Config.CIDRsAllowed
 	peekFor time.Duration
 	stop    chan struct{} // closed after the listeners are
 	wg      sync.WaitGroup
@@ -41,7 +42,7 @@ var _ memberlist.NodeAwareTransport = (*transport)(nil)
 // newTransport binds addr:port (port 0: a free port, retried a few times
 // because UDP and TCP must get the same one). serve answers records
 // exchanges; peek bounds the wait for an incoming connection's first byte.
-func newTransport(addr string, port int, logger *log.Logger, serve func(net.Conn, *bufio.Reader), peek time.Duration) (*transport, error) {
+func newTransport(addr string, port int, logger *log.Logger, serve func(net.Conn, *bufio.Reader), allowed func(net.Addr) bool, peek time.Duration) (*transport, error) {
 	tries := 1
 	if port == 0 {
 		tries = 10
@@ -57,7 +58,7 @@ func newTransport(addr string, port int, logger *log.Logger, serve func(net.Conn
 		if err == nil {
 			ctx, cancel := context.WithCancel(context.Background())
 			t := &transport{NetTransport: nt, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{},
-				streams: make(chan net.Conn), serve: serve, peekFor: peek, stop: make(chan struct{})}
+				streams: make(chan net.Conn), serve: serve, allowed: allowed, peekFor: peek, stop: make(chan struct{})}
 			t.wg.Add(1)
 			go t.sort()
 			return t, nil
@@ -79,7 +80,7 @@ func (t *transport) sort() {
 		case <-t.stop:
 			return
 		case c := <-in:
-			if !t.track(c) {
+			if !t.allowed(c.RemoteAddr()) || !t.track(c) {
 				c.Close()
 				continue
 			}
@@ -221,7 +222,8 @@ var logLevels = []struct {
 
 // refusedGossip are the memberlist log texts of gossip refused for its
 // label or key.
-var refusedGossip = []string{"unacceptable label", "stream label header", "Decrypt packet failed", "No installed keys could decrypt", "encryption is configured but remote state is not encrypted"}
+var refusedGossip = []string{"unacceptable label", "stream label header", "Decrypt packet failed", "No installed keys could decrypt",
+	"encryption is configured but remote state is not encrypted", "Blocked alive", "Rejected node", "Rejected IP update"}
 
 func (w logWriter) Write(p []byte) (int, error) {
 	n := len(p)
@@ -233,7 +235,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 			break
 		}
 	}
-	if level >= slog.LevelWarn && w.refused != nil {
+	if w.refused != nil {
 		for _, s := range refusedGossip {
 			if bytes.Contains(p, []byte(s)) {
 				w.refused.Add(1)
