@@ -1192,9 +1192,11 @@ type Stats struct {
 	// PullErrors counts failed records pulls of any cause (including
 	// members that stopped answering).
 	PullErrors uint64
-	// GossipRefused counts gossip packets and streams memberlist discarded
-	// for a wrong label or a key that does not decrypt them (memberlist
-	// also logs each, with the peer's address, at error level).
+	// GossipRefused counts gossip refused: TCP streams from outside
+	// Config.CIDRsAllowed (logged with the address), and what memberlist
+	// discarded for a wrong label, a key that does not decrypt it, or an
+	// address outside CIDRsAllowed (memberlist logs each with the peer's
+	// address).
 	GossipRefused uint64
 	// DroppedEvents is [Node.DroppedEvents].
 	DroppedEvents uint64
