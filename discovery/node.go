@@ -148,7 +148,7 @@ func New(cfg Config) (*Node, error) {
 		kickMeta:    make(chan struct{}, 1),
 		kickFetch:   make(chan struct{}, 1),
 		done:        make(chan struct{}),
-		sends:       make(chan struct{}, 8),
+		sends:       make(chan struct{}, 16),
 		local:       map[uint64]spmesh.Endpoint{},
 		gen:         uint64(time.Now().UnixNano()),
 		peers:       map[string]*peer{},
@@ -912,7 +912,9 @@ func (n *Node) pulled(p *peer, gen uint64, eps []spmesh.Endpoint, err error) {
 	now := time.Now()
 	if err != nil {
 		p.fails++
-		p.nextPull = now.Add(n.wantRetry)
+		// Back off (up to the refresh interval), so that members that do
+		// not answer cannot keep every pull slot busy with timeouts.
+		p.nextPull = now.Add(min(n.wantRetry<<min(p.fails-1, 6), max(n.refresh, n.wantRetry)))
 		n.pullErrors.Add(1)
 		var pe *exchangeError
 		var ne *recordsNameError
