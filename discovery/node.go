@@ -1223,6 +1223,11 @@ func (n *Node) Stats() Stats {
 	return st
 }
 
+// EndpointsRefused is Stats().EndpointsRefused, for sockets that surface
+// it in their own Stats without importing this package (a type assertion
+// to interface{ EndpointsRefused() uint64 }).
+func (n *Node) EndpointsRefused() uint64 { return n.endpointsRefused.Load() }
+
 // logLimiter lets one log line per key through per minute.
 type logLimiter struct {
 	mu   sync.Mutex
