@@ -125,7 +125,9 @@ type Config struct {
 	// live members (by address; seeds given by host name are always
 	// re-joined) and the addresses of peers that failed within RejoinWindow
 	// (and peers that left within the last minute), so that split meshes
-	// merge again. Each re-join is one TCP state exchange. Negative
+	// merge again. A gone peer's address is re-joined less and less often
+	// (the interval doubles, up to 32 RejoinIntervals): it may be somebody
+	// else's by now. Each re-join is one TCP state exchange. Negative
 	// disables re-joining (and the retry of seeds).
 	RejoinInterval time.Duration
 	RejoinWindow   time.Duration
