@@ -387,3 +387,27 @@ func forge(n *Node, name string, eps []spmesh.Endpoint) {
 	n.localChanged()
 	n.mu.Unlock()
 }
+
+// TestRejoinBackoff: a gone member's address is re-joined less and less
+// often (it may be another service's port by now), up to 32 intervals.
+func TestRejoinBackoff(t *testing.T) {
+	// The node's own re-join loop never ticks during the test.
+	n := testNode(t, "n", nil, func(c *Config) { c.RejoinInterval, c.RejoinWindow = time.Hour, 1000*time.Hour })
+	iv := n.cfg.RejoinInterval
+	t0 := time.Now()
+	n.mu.Lock()
+	n.gone["ghost"] = goneNode{addr: "127.0.0.1:9", at: t0}
+	n.mu.Unlock()
+	var at []int // intervals at which the address was a target
+	for i := range 200 {
+		for _, a := range n.rejoinTargets(t0.Add(time.Duration(i) * iv)) {
+			if a == "127.0.0.1:9" {
+				at = append(at, i)
+			}
+		}
+	}
+	want := []int{0, 1, 3, 7, 15, 31, 63, 95, 127, 159, 191}
+	if !slices.Equal(at, want) {
+		t.Fatalf("re-joined at intervals %v, want %v", at, want)
+	}
+}
