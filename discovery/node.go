@@ -59,9 +59,10 @@ type Node struct {
 	logLimit         logLimiter
 
 	// refresh is how often the records of a member with watched endpoints
-	// are pulled again (a liveness check: a member that stopped answering
-	// loses its endpoints within about DeadTimeout, however long failure
-	// detection takes); pullTimeout bounds one pull.
+	// are pulled again (a liveness check: a member whose gossip port
+	// refuses connections, its process gone, loses its endpoints within
+	// DeadTimeout/4, however long failure detection takes); pullTimeout
+	// bounds one pull.
 	refresh, pullTimeout time.Duration
 
 	// forge, when set (tests only), makes this node a rogue: it serves
