@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -28,6 +29,8 @@ type Config struct {
 
 	// BindAddr and BindPort are where gossip listens (UDP and TCP on the
 	// same port). Port 0 picks a free port; [Node.Addr] reports the real one.
+	// An empty BindAddr binds to AdvertiseAddr when that is an address of
+	// this host, else to every interface (0.0.0.0).
 	BindAddr string
 	BindPort int
 
@@ -43,12 +46,35 @@ type Config struct {
 	// in the background; New never blocks on them.
 	Seeds []string
 
+	// CIDRsAllowed, when not empty, is the only address ranges gossip is
+	// accepted from (and members are accepted at): packets and streams from
+	// elsewhere are refused by memberlist and logged. Empty accepts any
+	// address.
+	CIDRsAllowed []netip.Prefix
+
+	// EndpointCIDRs are the hosts, besides its own gossip IP, that a member
+	// may advertise endpoints on (a binder listening on another interface
+	// of its host, or a load balancer). Endpoints elsewhere are refused
+	// (counted in Stats.EndpointsRefused); unspecified, link-local,
+	// multicast and cloud metadata addresses are refused even when listed.
+	EndpointCIDRs []netip.Prefix
+
+	// MaxEndpointsPerMember caps the endpoints this node lists for one
+	// other member, and MaxEndpointsPerService those of one service and
+	// role across all other members (this node's own are not counted).
+	// The endpoints past a cap are refused and counted. Defaults 64 and
+	// 256.
+	MaxEndpointsPerMember  int
+	MaxEndpointsPerService int
+
 	// Label separates meshes sharing a network: packets of a mesh with
 	// another label are refused. At most 255 bytes.
 	Label string
 
 	// SecretKey turns on gossip encryption (AES-GCM) with a key of 16, 24
-	// or 32 bytes. All nodes of a mesh need a common key. ExtraKeys are
+	// or 32 bytes. All nodes of a mesh need a common key. Without one,
+	// anyone who reaches the gossip port can join and advertise (New logs
+	// a warning). The records exchange is sealed with it too. ExtraKeys are
 	// also accepted for decryption (key rotation: see [Node.InstallKey]).
 	// Encryption cannot be turned on later for a node started without it.
 	SecretKey []byte
@@ -57,8 +83,10 @@ type Config struct {
 	// TLS is the transport security of every socket wired through this
 	// node with WithDiscovery: binders listen on tls+tcp:// with TLS.Server
 	// and advertise it, connectors dial with TLS.Client, and TLS.Require
-	// refuses plaintext endpoints (see [spmesh.TLSPolicy]). The zero value
-	// is plaintext.
+	// refuses plaintext endpoints (see [spmesh.TLSPolicy]). The records
+	// exchange (how nodes learn each other's endpoints) runs over TLS with
+	// it too, and with TLS.VerifyNode a member's certificate must name it.
+	// The zero value is plaintext.
 	TLS spmesh.TLSPolicy
 
 	// Logger receives memberlist's and the node's logs (silent when nil).
@@ -97,7 +125,9 @@ type Config struct {
 	// live members (by address; seeds given by host name are always
 	// re-joined) and the addresses of peers that failed within RejoinWindow
 	// (and peers that left within the last minute), so that split meshes
-	// merge again. Each re-join is one TCP state exchange. Negative
+	// merge again. A gone peer's address is re-joined less and less often
+	// (the interval doubles, up to 32 RejoinIntervals): it may be somebody
+	// else's by now. Each re-join is one TCP state exchange. Negative
 	// disables re-joining (and the retry of seeds).
 	RejoinInterval time.Duration
 	RejoinWindow   time.Duration
@@ -117,13 +147,13 @@ type Config struct {
 }
 
 // LANConfig returns a configuration for nodes on one data-center network:
-// gossip on port DefaultPort of every interface, memberlist's LAN timings
+// gossip on port DefaultPort of every interface (of AdvertiseAddr only, when
+// it is set to an address of this host), no encryption (set SecretKey), memberlist's LAN timings
 // (failure noticed in a few seconds), re-join every 10 s. Several nodes on
 // one host need distinct ports: set BindPort to 0 (a free port) and hand
 // [Node.Addr] to the others, or give each its own port.
 func LANConfig() Config {
 	return Config{
-		BindAddr:         "0.0.0.0",
 		BindPort:         DefaultPort,
 		GossipInterval:   200 * time.Millisecond,
 		GossipNodes:      3,
@@ -138,6 +168,9 @@ func LANConfig() Config {
 		ReclaimAfter:     10 * time.Second,
 		LeaveTimeout:     5 * time.Second,
 		EventBuffer:      256,
+
+		MaxEndpointsPerMember:  64,
+		MaxEndpointsPerService: 256,
 	}
 }
 
@@ -194,6 +227,20 @@ func (c *Config) check() error {
 		return bad("rejoin interval %v, window %v, reclaim %v, leave timeout %v", c.RejoinInterval, c.RejoinWindow, c.ReclaimAfter, c.LeaveTimeout)
 	case c.EventBuffer < 0:
 		return bad("event buffer %d", c.EventBuffer)
+	case c.MaxEndpointsPerMember <= 0:
+		return bad("MaxEndpointsPerMember %d: want at least 1", c.MaxEndpointsPerMember)
+	case c.MaxEndpointsPerService <= 0:
+		return bad("MaxEndpointsPerService %d: want at least 1", c.MaxEndpointsPerService)
+	}
+	for _, p := range c.CIDRsAllowed {
+		if !p.IsValid() {
+			return bad("CIDRsAllowed: invalid prefix %v", p)
+		}
+	}
+	for _, p := range c.EndpointCIDRs {
+		if !p.IsValid() {
+			return bad("EndpointCIDRs: invalid prefix %v", p)
+		}
 	}
 	if err := checkTLSPolicy(c.TLS); err != nil {
 		return err

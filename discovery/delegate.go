@@ -2,11 +2,12 @@ package discovery
 
 import (
 	"bytes"
-	"github.com/spmesh/spmesh"
+	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/hashicorp/memberlist"
-	"github.com/vmihailenco/msgpack/v5"
+	"github.com/spmesh/spmesh"
 )
 
 // EventType says what an [Event] reports.
@@ -64,12 +65,14 @@ type (
 	mlDelegate Node
 	mlEvents   Node
 	mlConflict Node
+	mlAlive    Node
 )
 
 var (
 	_ memberlist.Delegate         = (*mlDelegate)(nil)
 	_ memberlist.EventDelegate    = (*mlEvents)(nil)
 	_ memberlist.ConflictDelegate = (*mlConflict)(nil)
+	_ memberlist.AliveDelegate    = (*mlAlive)(nil)
 )
 
 // NodeMeta returns the metadata encoded at the last change, which never
@@ -78,45 +81,54 @@ func (d *mlDelegate) NodeMeta(limit int) []byte {
 	n := (*Node)(d)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if len(n.meta) > limit {
-		return encodeMeta(n.gen, n.localEps, n.flags(), limit)
-	}
-	return bytes.Clone(n.meta)
+	return bytes.Clone(n.meta) // a digest: a few bytes
 }
 
-// NotifyMsg queues a peer's message for the inbox goroutine; a full inbox
-// drops it (the sender retries).
+// NotifyMsg implements memberlist.Delegate. Records never travel in
+// messages (they are pulled from the node they describe); a records
+// message (sent by an older version, or forged) is refused and counted.
 func (d *mlDelegate) NotifyMsg(b []byte) {
-	n := (*Node)(d)
-	select {
-	case n.inbox <- bytes.Clone(b):
-	default:
-		n.inDropped.Add(1)
+	if len(b) > 0 && b[0] == msgRecords {
+		(*Node)(d).recordsRefused.Add(1)
 	}
 }
 
-// GetBroadcasts implements memberlist.Delegate; records travel by TCP
+// GetBroadcasts implements memberlist.Delegate; records are pulled
 // instead.
 func (d *mlDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 
-// LocalState sends this node's full records with every push/pull.
-func (d *mlDelegate) LocalState(join bool) []byte {
-	n := (*Node)(d)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var b bytes.Buffer
-	b.WriteByte(stateVersion)
-	encodeRecords(&b, n.name, n.gen, n.localEps)
-	return b.Bytes()
+// LocalState implements memberlist.Delegate: the push/pull exchange
+// carries no records (the receiver could not tell who sent them); the
+// metadata digests it carries make the receiver pull what changed.
+func (d *mlDelegate) LocalState(join bool) []byte { return nil }
+
+// MergeRemoteState implements memberlist.Delegate: records in a push/pull
+// (sent by an older version, or forged in another node's name) are
+// refused and counted.
+func (d *mlDelegate) MergeRemoteState(buf []byte, join bool) {
+	if len(buf) > 0 {
+		(*Node)(d).recordsRefused.Add(1)
+	}
 }
 
-// MergeRemoteState takes in a peer's full records from a push/pull (its
-// node state has been merged just before).
-func (d *mlDelegate) MergeRemoteState(buf []byte, join bool) {
-	if len(buf) < 1 || buf[0] != stateVersion {
-		return
+// NotifyAlive implements memberlist.AliveDelegate: a member whose gossip
+// address no member may point others at (unspecified, link-local,
+// multicast, cloud metadata) is refused, so this node never probes it or
+// exchanges state with it.
+func (a *mlAlive) NotifyAlive(nd *memberlist.Node) error {
+	n := (*Node)(a)
+	if nd.Name == n.name {
+		return nil
 	}
-	(*Node)(d).applyRecords(buf[1:])
+	if err := checkGossipAddr(nd.Addr, nd.Port); err != nil {
+		n.membersRefused.Add(1)
+		n.setLastError(fmt.Errorf("member %s at %s refused: %v", nd.Name, nodeAddr(nd), err))
+		if n.logLimit.allow("alive " + nd.Name) {
+			n.log.Warn("spmesh: discovery: member refused", "peer", nd.Name, "addr", nodeAddr(nd), "reason", err)
+		}
+		return err
+	}
+	return nil
 }
 
 // NotifyJoin records a new (or returning) member.
@@ -141,7 +153,16 @@ func (n *Node) noteMember(nd *memberlist.Node, ev EventType) {
 		p = &peer{full: true}
 		n.peers[nd.Name] = p
 	}
-	p.node, p.addr = copyNode(nd), nodeAddr(nd)
+	addr := nodeAddr(nd)
+	if p.addr != "" && p.addr != addr {
+		// Back on a new address (a restart): what it serves there is
+		// pulled from there.
+		p.pulled = false
+		n.setPeerEps(p, nil, true)
+	}
+	p.node, p.addr = copyNode(nd), addr
+	p.ip, _ = netip.AddrFromSlice(nd.Addr)
+	p.ip = p.ip.Unmap()
 	if ev == EventJoin {
 		delete(n.gone, nd.Name)
 	}
@@ -184,25 +205,4 @@ func (c *mlConflict) NotifyConflict(existing, other *memberlist.Node) {
 	n := (*Node)(c)
 	n.log.Warn("spmesh: discovery: node name claimed by two addresses; the newcomer is accepted once the old one is declared dead",
 		"name", existing.Name, "existing", nodeAddr(existing), "other", nodeAddr(other))
-}
-
-func encodeWant(from string) []byte {
-	var b bytes.Buffer
-	b.WriteByte(msgWant)
-	e := msgpack.NewEncoder(&b)
-	e.EncodeArrayLen(1)
-	e.EncodeString(from)
-	return b.Bytes()
-}
-
-func decodeWant(b []byte) (string, error) {
-	d := msgpack.NewDecoder(bytes.NewReader(b))
-	if k, err := d.DecodeArrayLen(); err != nil || k != 1 {
-		return "", decodeErr("want", err)
-	}
-	from, err := d.DecodeString()
-	if err != nil {
-		return "", decodeErr("want", err)
-	}
-	return from, nil
 }

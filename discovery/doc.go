@@ -15,23 +15,82 @@
 //     once, aborting joins and fetches in flight.
 //   - What is retried: joining the seeds (every Config.RejoinInterval until
 //     one answers, and then forever, together with peers that failed within
-//     Config.RejoinWindow, so a mesh split for longer than
-//     Config.DeadTimeout merges again); fetching a peer's full records when
-//     they did not fit its metadata.
+//     Config.RejoinWindow, with a backoff, so a mesh split for longer than
+//     Config.DeadTimeout merges again); pulling a member's records until
+//     it answers (every ProbeInterval/2, at least 100 ms).
+//   - What is refused: see below; every refusal has a counter in
+//     [Node.Stats] and a rate-limited warning in Config.Logger.
 //   - A peer that dies is dropped after failure detection (about
 //     SuspicionMult * ProbeInterval); one that calls Leave is dropped at once.
 //   - Names must be unique. A node restarted under the same name on a new
 //     address is accepted once the old one is declared dead and
 //     Config.ReclaimAfter has passed (before that, the newcomer is refused
 //     and logged as a conflict, and retried by the re-join loop).
-//   - Node metadata is limited to 512 bytes by memberlist. Endpoints are
-//     kept there when they fit; when they do not (e.g. 50 services), the
-//     metadata carries a version only and peers fetch the full records over
-//     TCP. Nothing is truncated; past [MaxEndpoints] Advertise fails with
-//     spmesh.ErrTooLarge.
+//   - Past [MaxEndpoints] endpoints Advertise fails with
+//     spmesh.ErrTooLarge; nothing is truncated. This node's own endpoints
+//     are not checked like remote ones (it may advertise inproc:// for its
+//     own process), but ipc:// and inproc:// ones are never sent to others.
 //   - Gossip encryption must be configured at start (Config.SecretKey);
 //     keys then rotate with [Node.InstallKey], [Node.UseKey] and
-//     [Node.RemoveKey], on every node (the keyring is not gossiped).
+//     [Node.RemoveKey], on every node (the keyring is not gossiped). A node
+//     without a key logs a warning at start: anyone who reaches its gossip
+//     port can join and advertise.
+//   - A node learns another's endpoints only from that node (see below), and
+//     only those of services it uses: watched, asked for with
+//     [Node.Endpoints], or all after [Node.Members] or [Node.Events]. A
+//     new Watch may first report an empty set, then the endpoints once
+//     pulled (a TCP round trip).
+//
+// # What a member can and cannot make others do
+//
+// Endpoints never travel in gossip. A node's gossiped metadata is a
+// digest (a version number and service hints); whoever uses one of its
+// services pulls its records over TCP from the node's own gossip address.
+// So a member cannot:
+//   - advertise in another node's name: records whose name is not the node
+//     they were pulled from are refused, and records pushed in messages or
+//     push/pull state (from any sender) are never taken (counted in
+//     [Stats].RecordsRefused). With Config.TLS the pull runs over TLS, and
+//     with TLS.VerifyNode the member's certificate must name it (a DNS SAN
+//     equal to its node name); with a gossip key the pull is sealed with it
+//     (AES-GCM); the cluster label must match.
+//   - make others dial something that is not its own network endpoint: an
+//     endpoint from another member is listed only with a tcp://,
+//     tls+tcp://, ws:// or wss:// address (never ipc:// or inproc://,
+//     which name something on the dialer's host), an IP host (no names)
+//     equal to the member's gossip IP or inside Config.EndpointCIDRs
+//     (default: none), a port 1-65535, and never an unspecified,
+//     link-local (169.254.0.0/16, fe80::/10, where cloud metadata lives),
+//     multicast, broadcast or known cloud metadata address, allow-listed or
+//     not. A "name:" address (never dialed) only for the respondent role.
+//   - flood: at most Config.MaxEndpointsPerMember endpoints per member
+//     (default 64) and Config.MaxEndpointsPerService per service and role
+//     across all other members (default 256) are listed; a pull answer
+//     is at most 4 MiB. Refused endpoints are counted in
+//     [Stats].EndpointsRefused, described in [Stats].LastError and logged
+//     once a minute per member.
+//   - stay listed after it is gone: a member that left, was declared dead,
+//     or refuses connections on its gossip port (its process is gone) loses
+//     its endpoints at once; members with watched endpoints are re-pulled
+//     every Config.DeadTimeout/4 to notice that before failure detection
+//     does. Records of a member that is not alive are never taken (gossip
+//     about a dead member, relayed late, brings back no endpoints). A
+//     member back under the same name on a new address is pulled there.
+//   - make others gossip with a forbidden address: a member whose gossip
+//     address is unspecified, link-local or cloud metadata is refused
+//     ([Stats].MembersRefused). Re-joins of gone members' addresses back
+//     off (doubling up to 32 x Config.RejoinInterval) and end after
+//     Config.RejoinWindow.
+//
+// What a member can still do: advertise any port on its own IP (or the
+// allow-listed ranges), for any service name; serve bad answers there;
+// with a gossip key but no TLS.VerifyNode, take a dead node's name after
+// Config.ReclaimAfter. Without a gossip key anyone who reaches the port is
+// a member. Config.CIDRsAllowed (default: any) restricts who may gossip
+// at all: streams and alive messages from elsewhere are refused and
+// counted in [Stats].GossipRefused, which also counts gossip memberlist
+// refused for a wrong label or key (memberlist logs each with the peer's
+// address; its logs go to Config.Logger, debug and info included).
 //
 // Constructors: [New] with a [Config] from [LANConfig] (data center) or
 // [LocalConfig] (one machine, loopback, fast timings); [NewStatic].

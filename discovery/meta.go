@@ -2,8 +2,11 @@ package discovery
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"slices"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/spmesh/spmesh"
@@ -15,7 +18,12 @@ import (
 // Node metadata (at most memberlist.MetaMaxSize = 512 bytes, gossiped with
 // every alive message) is one format byte then a msgpack array
 //
-//	[gen uint64, count uint, endpoints | nil, flags uint]
+//	[gen uint64, count uint, endpoints | nil, flags uint, hints bin | nil]
+//
+// This version always sends nil endpoints (a digest: endpoints are pulled
+// from the node itself, see exchange.go, and never taken from metadata);
+// hints are the 4-byte FNV-1a hashes of its service names (nil past
+// maxHints), so that peers pull only the records of services they use.
 //
 // where endpoints is an array of [service, role, address] arrays. gen
 // identifies the node's current set of endpoints: it starts at the node's
@@ -58,6 +66,8 @@ type meta struct {
 	inline bool
 	eps    []spmesh.Endpoint // when inline
 	flags  uint64
+	hints  []uint32 // service hints (sorted), when hinted
+	hinted bool
 }
 
 // encodeMeta returns the metadata for eps at gen: inline when it fits in
@@ -117,7 +127,49 @@ func decodeMeta(node string, b []byte) (meta, error) {
 			return m, decodeErr("node metadata flags", err)
 		}
 	}
+	if fields >= 5 {
+		h, err := d.DecodeBytes()
+		if err != nil || len(h)%4 != 0 || len(h) > 4*maxHints {
+			return m, decodeErr("node metadata hints", err)
+		}
+		if h != nil {
+			m.hinted = true
+			m.hints = make([]uint32, 0, len(h)/4)
+			for i := 0; i < len(h); i += 4 {
+				m.hints = append(m.hints, binary.BigEndian.Uint32(h[i:]))
+			}
+		}
+	}
 	return m, nil
+}
+
+// maxHints is the most service hints a digest carries; a node with more
+// services sends none (peers then pull its records whatever they watch).
+const maxHints = 100
+
+// serviceHint is the 32-bit FNV-1a hash of a service name.
+func serviceHint(service string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(service))
+	return h.Sum32()
+}
+
+// hintsOf returns the sorted distinct service hints of eps, nil past
+// maxHints.
+func hintsOf(eps []spmesh.Endpoint) []uint32 {
+	var hs []uint32
+	for _, ep := range eps {
+		hs = append(hs, serviceHint(ep.Service))
+	}
+	slices.Sort(hs)
+	hs = slices.Compact(hs)
+	if len(hs) > maxHints {
+		return nil
+	}
+	if hs == nil {
+		hs = []uint32{}
+	}
+	return hs
 }
 
 // encodeRecords appends a records body: [node, gen, eps].
@@ -130,7 +182,11 @@ func encodeRecords(b *bytes.Buffer, node string, gen uint64, eps []spmesh.Endpoi
 }
 
 func decodeRecords(b []byte) (node string, gen uint64, eps []spmesh.Endpoint, err error) {
-	d := msgpack.NewDecoder(bytes.NewReader(b))
+	return decodeRecordsFrom(msgpack.NewDecoder(bytes.NewReader(b)), len(b))
+}
+
+// decodeRecordsFrom reads a records body from d; size is the bytes left.
+func decodeRecordsFrom(d *msgpack.Decoder, size int) (node string, gen uint64, eps []spmesh.Endpoint, err error) {
 	if n, err := d.DecodeArrayLen(); err != nil || n != 3 {
 		return "", 0, nil, decodeErr("records", err)
 	}
@@ -140,7 +196,7 @@ func decodeRecords(b []byte) (node string, gen uint64, eps []spmesh.Endpoint, er
 	if gen, err = d.DecodeUint64(); err != nil {
 		return "", 0, nil, decodeErr("records", err)
 	}
-	eps, ok, err := decodeEndpoints(d, node, len(b))
+	eps, ok, err := decodeEndpoints(d, node, size)
 	if err != nil || !ok {
 		return "", 0, nil, decodeErr("records", err)
 	}
@@ -196,6 +252,30 @@ func decodeErr(what string, err error) error {
 		err = errors.New("malformed")
 	}
 	return fmt.Errorf("%w: discovery %s: %v", spmesh.ErrDecode, what, err)
+}
+
+// encodeDigest returns the metadata a node gossips: its gen, endpoint
+// count, flags and service hints, never the endpoints (see exchange.go).
+// hints nil: too many services to hint, pull whatever you watch.
+func encodeDigest(gen uint64, count int, flags uint64, hints []uint32) []byte {
+	var b bytes.Buffer
+	b.WriteByte(metaVersion)
+	e := msgpack.NewEncoder(&b)
+	e.EncodeArrayLen(5)
+	e.EncodeUint(gen)
+	e.EncodeUint(uint64(count))
+	e.EncodeNil()
+	e.EncodeUint(flags)
+	if hints == nil {
+		e.EncodeNil()
+	} else {
+		h := make([]byte, 0, 4*len(hints))
+		for _, x := range hints {
+			h = binary.BigEndian.AppendUint32(h, x)
+		}
+		e.EncodeBytes(h)
+	}
+	return b.Bytes()
 }
 
 // metaLimit is what metadata may take.

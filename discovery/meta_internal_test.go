@@ -58,7 +58,10 @@ func TestMetaDecodeHostile(t *testing.T) {
 	for _, b := range append(hostile(good), hostile(rb.Bytes())...) {
 		decodeMeta("n", b)
 		decodeRecords(b)
-		decodeWant(b)
+		decodeRequest(b)
+	}
+	for _, b := range hostile(encodeRequest("label", "n", make([]byte, 16))) {
+		decodeRequest(b)
 	}
 }
 
@@ -80,7 +83,7 @@ func FuzzDecode(f *testing.F) {
 	var rb bytes.Buffer
 	encodeRecords(&rb, "n", 1, testEndpoints(3))
 	f.Add(rb.Bytes())
-	f.Add(encodeWant("me")[1:])
+	f.Add(encodeRequest("label", "me", make([]byte, 16)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if m, err := decodeMeta("n", b); err == nil && m.inline && len(m.eps) != m.count {
 			t.Fatalf("inline metadata: got %d endpoints, count %d", len(m.eps), m.count)
@@ -88,6 +91,8 @@ func FuzzDecode(f *testing.F) {
 		if _, _, eps, err := decodeRecords(b); err == nil && len(eps) > MaxEndpoints {
 			t.Fatalf("records: got %d endpoints, want at most %d", len(eps), MaxEndpoints)
 		}
-		decodeWant(b)
+		if _, _, c, err := decodeRequest(b); err == nil && len(c) != 16 {
+			t.Fatalf("request: got a challenge of %d bytes, want 16", len(c))
+		}
 	})
 }

@@ -1,17 +1,20 @@
 package discovery
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -40,13 +43,31 @@ type Node struct {
 
 	kickMeta  chan struct{}
 	kickFetch chan struct{}
-	inbox     chan []byte
 	done      chan struct{}
 	wg        sync.WaitGroup
-	sends     chan struct{} // bounds concurrent TCP sends
+	sends     chan struct{} // bounds concurrent records pulls
 
-	dropped   atomic.Uint64 // events nobody read
-	inDropped atomic.Uint64 // messages that did not fit the inbox
+	// Counters (see Stats).
+	dropped          atomic.Uint64 // events nobody read
+	endpointsRefused atomic.Uint64
+	recordsRefused   atomic.Uint64
+	membersRefused   atomic.Uint64
+	handshakeErrors  atomic.Uint64
+	pullErrors       atomic.Uint64
+	gossipRefused    atomic.Uint64
+	lastErr          atomic.Pointer[string]
+	logLimit         logLimiter
+
+	// refresh is how often the records of a member with watched endpoints
+	// are pulled again (a liveness check: a member whose gossip port
+	// refuses connections, its process gone, loses its endpoints within
+	// DeadTimeout/4, however long failure detection takes); pullTimeout
+	// bounds one pull.
+	refresh, pullTimeout time.Duration
+
+	// forge, when set (tests only), makes this node a rogue: it serves
+	// the records forge returns instead of its own.
+	forge func() (name string, eps []spmesh.Endpoint)
 
 	mu       sync.Mutex
 	closed   bool
@@ -58,36 +79,55 @@ type Node struct {
 	meta     []byte
 	peers    map[string]*peer
 	gone     map[string]goneNode // by name: failed or left, for re-joins
-	replyTo  map[string]bool     // peers that asked for our records
 	// spreading is set while spread's exchanges run; spreadAgain asks for
 	// another round after them.
 	spreading, spreadAgain bool
 	hub                    hub
 	events                 chan Event
+	// Services this node uses: records are pulled from the members whose
+	// hints name one (see interested). Endpoints adds its service for
+	// good; Members makes every member's records wanted.
+	wanted  map[string]bool
+	wantAll bool
 }
 
 // peer is what this node knows of another member.
 type peer struct {
 	node memberlist.Node // a copy: name, address
 	addr string
-	gen  uint64 // from its metadata
-	full bool   // eps is the set of gen
+	ip   netip.Addr // its gossip IP: the host its endpoints must have
+	gen  uint64     // from its metadata
+	full bool       // eps is the set of gen
 	eps  []spmesh.Endpoint
 
-	leaving  bool   // it said it is leaving: its departure is a leave, not a failure
-	recGen   uint64 // last records fetched
-	recs     []spmesh.Endpoint
-	lastWant time.Time
+	leaving bool // it said it is leaving: its departure is a leave, not a failure
+
+	// Records pulls (see pullLoop).
+	recGen   uint64    // gen of the last records pulled
+	pulled   bool      // records were pulled at least once
+	lastPull time.Time // last successful pull
+	nextPull time.Time // no pull before
+	pulling  bool
+	hints    []uint32 // its service hints (sorted), when hinted
+	hinted   bool
+	fails    int  // consecutive failed pulls
+	hidden   bool // its endpoints are withdrawn until a pull succeeds
 }
 
 type goneNode struct {
-	addr string
-	at   time.Time
-	left bool
+	addr  string
+	at    time.Time
+	left  bool
+	tries int       // failed re-joins
+	next  time.Time // next re-join
 }
 
 // leftWindow is how long a node that left gracefully is still re-joined.
 const leftWindow = time.Minute
+
+// maxRejoinBackoff caps the interval between re-joins of a gone member's
+// address, in re-join intervals.
+const maxRejoinBackoff = 32
 
 // New starts a node: binds its gossip port, then joins cfg.Seeds in the
 // background (see [Config]). Start from [LANConfig] or [LocalConfig].
@@ -100,31 +140,44 @@ func New(cfg Config) (*Node, error) {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{
-		cfg:       cfg,
-		log:       lg.With("node", cfg.Name),
-		name:      cfg.Name,
-		wantRetry: max(cfg.ProbeInterval, 200*time.Millisecond),
-		kickMeta:  make(chan struct{}, 1),
-		kickFetch: make(chan struct{}, 1),
-		inbox:     make(chan []byte, 256),
-		done:      make(chan struct{}),
-		sends:     make(chan struct{}, 8),
-		local:     map[uint64]spmesh.Endpoint{},
-		gen:       uint64(time.Now().UnixNano()),
-		peers:     map[string]*peer{},
-		gone:      map[string]goneNode{},
-		replyTo:   map[string]bool{},
-		hub:       newHub(),
-		events:    make(chan Event, cfg.EventBuffer),
+		cfg:         cfg,
+		log:         lg.With("node", cfg.Name),
+		name:        cfg.Name,
+		wantRetry:   max(cfg.ProbeInterval/2, 100*time.Millisecond),
+		refresh:     max(cfg.DeadTimeout/4, 100*time.Millisecond),
+		pullTimeout: cfg.TCPTimeout,
+		kickMeta:    make(chan struct{}, 1),
+		kickFetch:   make(chan struct{}, 1),
+		done:        make(chan struct{}),
+		sends:       make(chan struct{}, 16),
+		local:       map[uint64]spmesh.Endpoint{},
+		gen:         uint64(time.Now().UnixNano()),
+		peers:       map[string]*peer{},
+		wanted:      map[string]bool{},
+		gone:        map[string]goneNode{},
+		hub:         newHub(),
+		events:      make(chan Event, cfg.EventBuffer),
 	}
-	n.meta = encodeMeta(n.gen, nil, 0, metaLimit)
+	n.meta = encodeDigest(n.gen, 0, 0, []uint32{})
 
-	std := newStdLogger(n.log)
+	std := newStdLogger(n.log, &n.gossipRefused)
 	bind := cfg.BindAddr
 	if bind == "" {
 		bind = "0.0.0.0"
+		if cfg.AdvertiseAddr != "" && localIP(cfg.AdvertiseAddr) {
+			bind = cfg.AdvertiseAddr
+		}
 	}
-	tr, err := newTransport(bind, cfg.BindPort, std)
+	if cfg.SecretKey != nil {
+		kr, err := memberlist.NewKeyring(cfg.ExtraKeys, cfg.SecretKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: discovery: keyring: %v", spmesh.ErrInvalidOption, err)
+		}
+		n.kr = kr
+	} else {
+		n.log.Warn("spmesh: discovery: gossip is not encrypted (no Config.SecretKey): anyone who reaches the gossip port can join the mesh and advertise endpoints")
+	}
+	tr, err := newTransport(bind, cfg.BindPort, std, n.serveExchange, n.allowedConn, cfg.TCPTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -153,13 +206,12 @@ func New(cfg Config) (*Node, error) {
 	mc.Delegate = (*mlDelegate)(n)
 	mc.Events = (*mlEvents)(n)
 	mc.Conflict = (*mlConflict)(n)
-	if cfg.SecretKey != nil {
-		kr, err := memberlist.NewKeyring(cfg.ExtraKeys, cfg.SecretKey)
-		if err != nil {
-			tr.Shutdown()
-			return nil, fmt.Errorf("%w: discovery: keyring: %v", spmesh.ErrInvalidOption, err)
-		}
-		mc.Keyring, n.kr = kr, kr
+	mc.Alive = (*mlAlive)(n)
+	if n.kr != nil {
+		mc.Keyring = n.kr
+	}
+	for _, p := range cfg.CIDRsAllowed {
+		mc.CIDRsAllowed = append(mc.CIDRsAllowed, net.IPNet{IP: p.Masked().Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())})
 	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
@@ -167,16 +219,45 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("spmesh: discovery: start: %v", err)
 	}
 	n.ml = ml
-	self := ml.LocalNode()
+	var self *memberlist.Node
+	n.guard(func() error { self = ml.LocalNode(); return nil })
+	if self == nil {
+		// memberlist refused its own alive message: the node's address is
+		// outside CIDRsAllowed.
+		ml.Shutdown()
+		return nil, fmt.Errorf("%w: discovery: CIDRsAllowed %v does not contain this node's own address", spmesh.ErrInvalidOption, cfg.CIDRsAllowed)
+	}
 	n.host = self.Addr.String()
 	n.addr = net.JoinHostPort(n.host, strconv.Itoa(int(self.Port)))
 
-	n.wg.Add(4)
+	n.wg.Add(3)
 	go n.metaLoop()
-	go n.inboxLoop()
-	go n.fetchLoop()
+	go n.pullLoop()
 	go n.rejoinLoop()
 	return n, nil
+}
+
+// allowedConn refuses (and counts, and logs once a minute per address) an
+// incoming TCP connection from outside Config.CIDRsAllowed: memberlist
+// itself checks only the addresses in alive messages.
+func (n *Node) allowedConn(a net.Addr) bool {
+	if len(n.cfg.CIDRsAllowed) == 0 {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err == nil {
+		for _, p := range n.cfg.CIDRsAllowed {
+			if p.Contains(ap.Addr().Unmap()) {
+				return true
+			}
+		}
+	}
+	n.gossipRefused.Add(1)
+	n.setLastError(fmt.Errorf("connection from %s refused: not in Config.CIDRsAllowed", a))
+	if n.logLimit.allow("cidr " + ap.Addr().String()) {
+		n.log.Warn("spmesh: discovery: connection refused: not in Config.CIDRsAllowed", "peer", a.String())
+	}
+	return false
 }
 
 // Name returns the node's name in the mesh.
@@ -244,7 +325,7 @@ func (n *Node) localChanged() {
 	old := n.localEps
 	n.localEps = eps
 	n.gen++
-	n.meta = encodeMeta(n.gen, eps, n.flags(), metaLimit)
+	n.meta = encodeDigest(n.gen, len(eps), n.flags(), hintsOf(shareable(eps)))
 	n.diff(n.name, n.addr, old, eps)
 	select {
 	case n.kickMeta <- struct{}{}:
@@ -268,6 +349,7 @@ func (n *Node) Watch(service string, role spmesh.Role) (<-chan []spmesh.Endpoint
 	}
 	k := key{service, role}
 	w := n.hub.add(k, n.snapshot(k))
+	n.kick(n.kickFetch) // pull the records of the members that serve it
 	return w.ch, func() {
 		n.mu.Lock()
 		defer n.mu.Unlock()
@@ -280,8 +362,16 @@ func (n *Node) Watch(service string, role spmesh.Role) (<-chan []spmesh.Endpoint
 func (n *Node) Endpoints(service string, role spmesh.Role) []spmesh.Endpoint {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if !n.wanted[service] && len(n.wanted) < maxWanted {
+		n.wanted[service] = true
+		n.kick(n.kickFetch)
+	}
 	return n.snapshot(key{service, role})
 }
+
+// maxWanted bounds the services Endpoints remembers as wanted; past it,
+// every member's records are wanted.
+const maxWanted = 1024
 
 // snapshot collects the endpoints matching k (any role when k.role is
 // empty). Called with n.mu held.
@@ -321,6 +411,10 @@ func (n *Node) Members() []Member {
 	if n.closed {
 		return nil
 	}
+	if !n.wantAll {
+		n.wantAll = true
+		n.kick(n.kickFetch)
+	}
 	out := []Member{{Name: n.name, Addr: n.addr, Local: true, Endpoints: slices.Clone(n.localEps), Complete: true}}
 	for _, p := range n.peers {
 		out = append(out, Member{Name: p.node.Name, Addr: p.addr, Endpoints: slices.Clone(p.eps), Complete: p.full})
@@ -340,10 +434,20 @@ func cmpString(a, b string) int {
 }
 
 // Events returns the node's event channel (the same channel every call).
-// The node owns it and closes it at Close. Events that do not fit its
+// From the first call on, the node pulls every member's records (not only
+// those of the services it uses), so that service events cover every
+// service. The node owns the channel and closes it at Close. Events that do not fit its
 // buffer (Config.EventBuffer) are dropped and counted by [Node.DroppedEvents]:
 // gossip never waits for a reader.
-func (n *Node) Events() <-chan Event { return n.events }
+func (n *Node) Events() <-chan Event {
+	n.mu.Lock()
+	if !n.wantAll {
+		n.wantAll = true
+		n.kick(n.kickFetch)
+	}
+	n.mu.Unlock()
+	return n.events
+}
 
 // DroppedEvents is how many events were dropped because the Events channel
 // was full.
@@ -381,7 +485,8 @@ func (n *Node) Join(ctx context.Context, addrs ...string) (int, error) {
 	}
 }
 
-// join joins addrs concurrently; it never panics after Close.
+// join joins addrs concurrently; it never panics after Close. Its error
+// names every address that failed and why.
 func (n *Node) join(addrs []string) (int, error) {
 	var (
 		mu   sync.Mutex
@@ -395,8 +500,8 @@ func (n *Node) join(addrs []string) (int, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			ok += k
-			if err != nil {
-				errs = append(errs, err)
+			if err != nil && k == 0 {
+				errs = append(errs, joinErr(a, err))
 			}
 		})
 	}
@@ -408,6 +513,18 @@ func (n *Node) join(addrs []string) (int, error) {
 		return 0, fmt.Errorf("%w: discovery: no seed answered: %v", spmesh.ErrNoPeers, errors.Join(errs...))
 	}
 	return ok, nil
+}
+
+// joinErr names the seed and the cause of a failed join, with a hint when
+// the seed hung up on us: memberlist drops a stream with another label or
+// key without a word.
+func joinErr(addr string, err error) error {
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	msg = strings.TrimPrefix(msg, "1 error occurred: * ")
+	if errors.Is(err, io.EOF) || strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset") {
+		msg += " (the seed hung up: a different Config.Label or gossip key?)"
+	}
+	return fmt.Errorf("seed %s: %s", addr, msg)
 }
 
 // flags returns the metadata flags. Called with n.mu held.
@@ -686,62 +803,12 @@ func (n *Node) kick(ch chan struct{}) {
 	}
 }
 
-// inboxLoop handles messages from peers, off memberlist's receive path.
-func (n *Node) inboxLoop() {
-	defer n.wg.Done()
-	for {
-		var b []byte
-		select {
-		case <-n.done:
-			return
-		case b = <-n.inbox:
-		}
-		if len(b) == 0 {
-			continue
-		}
-		switch b[0] {
-		case msgWant:
-			from, err := decodeWant(b[1:])
-			if err != nil {
-				n.log.Debug("spmesh: discovery: bad want message", "err", err)
-				continue
-			}
-			n.mu.Lock()
-			if _, ok := n.peers[from]; ok {
-				n.replyTo[from] = true
-			}
-			n.mu.Unlock()
-			n.kick(n.kickFetch)
-		case msgRecords:
-			n.applyRecords(b[1:])
-		default:
-			n.log.Debug("spmesh: discovery: unknown message type", "type", b[0])
-		}
-	}
-}
-
-func (n *Node) applyRecords(b []byte) {
-	node, gen, eps, err := decodeRecords(b)
-	if err != nil {
-		n.log.Debug("spmesh: discovery: bad records", "err", err)
-		return
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	p := n.peers[node]
-	if p == nil || n.closed {
-		return
-	}
-	p.recGen, p.recs = gen, eps
-	if !p.full && p.gen == gen {
-		n.setPeerEps(p, eps, true)
-	}
-}
-
-// fetchLoop asks peers whose metadata overflowed for their full records,
-// and answers such requests, over TCP. It runs on kicks and on a timer that
-// retries unanswered requests.
-func (n *Node) fetchLoop() {
+// pullLoop pulls members' records (see exchange.go): from members whose
+// metadata announced a gen this node has not pulled, from members never
+// pulled, and every refresh from members with watched endpoints (a
+// liveness check). It runs on kicks and on a timer that retries failed
+// pulls.
+func (n *Node) pullLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.wantRetry)
 	defer t.Stop()
@@ -752,34 +819,32 @@ func (n *Node) fetchLoop() {
 		case <-n.kickFetch:
 		case <-t.C:
 		}
-		type send struct {
-			to  memberlist.Node
-			msg []byte
+		type job struct {
+			p    *peer
+			name string
+			addr string
 		}
-		var out []send
+		var jobs []job
 		now := time.Now()
 		n.mu.Lock()
+		interest := n.interest()
 		for _, p := range n.peers {
-			if !p.full && now.Sub(p.lastWant) >= n.wantRetry {
-				p.lastWant = now
-				out = append(out, send{p.node, encodeWant(n.name)})
+			if p.pulling || now.Before(p.nextPull) {
+				continue
 			}
-		}
-		if len(n.replyTo) > 0 {
-			var b bytes.Buffer
-			b.WriteByte(msgRecords)
-			encodeRecords(&b, n.name, n.gen, n.localEps)
-			for name := range n.replyTo {
-				if p := n.peers[name]; p != nil {
-					out = append(out, send{p.node, b.Bytes()})
-				}
+			stale := !p.pulled || p.recGen < p.gen
+			if stale && interested(p, interest) || (p.pulled && now.Sub(p.lastPull) >= n.refresh && n.watchedPeer(p)) {
+				p.pulling = true
+				jobs = append(jobs, job{p, p.node.Name, p.addr})
 			}
-			clear(n.replyTo)
 		}
 		n.mu.Unlock()
-		for _, s := range out {
+		for _, j := range jobs {
 			select {
 			case <-n.done:
+				n.mu.Lock()
+				j.p.pulling = false
+				n.mu.Unlock()
 				return
 			case n.sends <- struct{}{}:
 			}
@@ -787,12 +852,181 @@ func (n *Node) fetchLoop() {
 			go func() {
 				defer n.wg.Done()
 				defer func() { <-n.sends }()
-				if err := n.guard(func() error { return n.ml.SendReliable(&s.to, s.msg) }); err != nil {
-					n.log.Debug("spmesh: discovery: send", "to", s.to.Name, "err", err)
-				}
+				gen, eps, err := n.pull(j.name, j.addr, n.pullTimeout)
+				n.pulled(j.p, gen, eps, err)
 			}()
 		}
 	}
+}
+
+// interest returns the hints of the services this node uses (watched,
+// or asked for by Endpoints), nil when it wants every member's records.
+// Called with n.mu held.
+func (n *Node) interest() map[uint32]bool {
+	if n.wantAll || len(n.wanted) >= maxWanted {
+		return nil
+	}
+	m := map[uint32]bool{}
+	for s := range n.wanted {
+		m[serviceHint(s)] = true
+	}
+	for k := range n.hub.watches {
+		m[serviceHint(k.service)] = true
+	}
+	return m
+}
+
+// interested reports whether p's records are wanted: it serves a service
+// of interest, or it gave no hints, or everything is wanted (interest
+// nil).
+func interested(p *peer, interest map[uint32]bool) bool {
+	if interest == nil || !p.hinted {
+		return true
+	}
+	for _, h := range p.hints {
+		if interest[h] {
+			return true
+		}
+	}
+	return false
+}
+
+// watchedPeer reports whether p has endpoints somebody watches. Called
+// with n.mu held.
+func (n *Node) watchedPeer(p *peer) bool {
+	for _, ep := range p.eps {
+		if n.hub.watched(key{ep.Service, ep.Role}) {
+			return true
+		}
+	}
+	return false
+}
+
+// pulled takes in the result of a pull from p.
+func (n *Node) pulled(p *peer, gen uint64, eps []spmesh.Endpoint, err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p.pulling = false
+	if n.closed || n.peers[p.node.Name] != p {
+		return // gone meanwhile: its records are not taken
+	}
+	now := time.Now()
+	if err != nil {
+		p.fails++
+		// Back off (up to the refresh interval), so that members that do
+		// not answer cannot keep every pull slot busy with timeouts.
+		p.nextPull = now.Add(min(n.wantRetry<<min(p.fails-1, 6), max(n.refresh, n.wantRetry)))
+		n.pullErrors.Add(1)
+		var pe *exchangeError
+		var ne *recordsNameError
+		switch {
+		case errors.As(err, &ne):
+			n.recordsRefused.Add(1)
+		case errors.As(err, &pe):
+			n.handshakeErrors.Add(1)
+		}
+		n.setLastError(fmt.Errorf("records of %s (%s): %v", p.node.Name, p.addr, err))
+		// Nobody listens there (its process is gone), or it cannot be
+		// trusted: its endpoints go until it answers again. A timeout is
+		// not taken as death (packet loss makes them): failure detection
+		// decides.
+		if errors.Is(err, syscall.ECONNREFUSED) || pe != nil || ne != nil {
+			if len(p.eps) > 0 {
+				n.log.Info("spmesh: discovery: member's records unavailable, its endpoints withdrawn until it answers", "peer", p.node.Name, "addr", p.addr, "err", err)
+			}
+			p.hidden = true
+			n.setPeerEps(p, nil, p.full)
+		}
+		if (pe != nil || ne != nil) && n.logLimit.allow("pull "+p.node.Name) {
+			n.log.Warn("spmesh: discovery: records refused", "peer", p.node.Name, "addr", p.addr, "err", err)
+		}
+		return
+	}
+	p.fails = 0
+	same := p.pulled && !p.hidden && gen == p.recGen
+	p.pulled, p.recGen, p.lastPull, p.hidden = true, gen, now, false
+	if gen < p.gen {
+		p.nextPull = now.Add(n.wantRetry) // the metadata announced a newer gen: pull again
+	}
+	if same {
+		p.full = gen >= p.gen // a liveness check: the records are those listed
+		return
+	}
+	n.setPeerEps(p, n.admit(p, eps), gen >= p.gen)
+}
+
+// admit keeps the endpoints of member p that pass the checks of
+// checkRemoteEndpoint and the caps (Config.MaxEndpointsPerMember, and
+// Config.MaxEndpointsPerService counting the other members' endpoints);
+// refusals are counted and logged once a minute per member. Called with
+// n.mu held; eps sorted.
+func (n *Node) admit(p *peer, eps []spmesh.Endpoint) []spmesh.Endpoint {
+	out := make([]spmesh.Endpoint, 0, min(len(eps), n.cfg.MaxEndpointsPerMember))
+	var refused int
+	var first error
+	var firstEp spmesh.Endpoint
+	refuse := func(ep spmesh.Endpoint, err error) {
+		if refused == 0 {
+			first, firstEp = err, ep
+		}
+		refused++
+	}
+	var perKey map[key]int
+	for _, ep := range eps {
+		if err := checkRemoteEndpoint(ep, p.ip, n.cfg.EndpointCIDRs); err != nil {
+			refuse(ep, err)
+			continue
+		}
+		if len(out) >= n.cfg.MaxEndpointsPerMember {
+			refuse(ep, errPerMember)
+			continue
+		}
+		k := key{ep.Service, ep.Role}
+		if perKey == nil {
+			perKey = map[key]int{}
+		}
+		if _, ok := perKey[k]; !ok {
+			perKey[k] = n.countOthers(p, k)
+		}
+		if perKey[k] >= n.cfg.MaxEndpointsPerService {
+			refuse(ep, errPerSvc)
+			continue
+		}
+		perKey[k]++
+		out = append(out, ep)
+	}
+	if refused > 0 {
+		n.endpointsRefused.Add(uint64(refused))
+		err := fmt.Errorf("%d endpoints of %s refused, e.g. %s %s %q: %v", refused, p.node.Name, firstEp.Service, firstEp.Role, firstEp.Addr, first)
+		n.setLastError(err)
+		if n.logLimit.allow("endpoints " + p.node.Name) {
+			n.log.Warn("spmesh: discovery: endpoints refused", "peer", p.node.Name, "addr", p.addr,
+				"refused", refused, "service", firstEp.Service, "role", firstEp.Role, "endpoint", firstEp.Addr, "reason", first)
+		}
+	}
+	return out
+}
+
+// countOthers counts the endpoints of k held by members other than p.
+// Called with n.mu held.
+func (n *Node) countOthers(p *peer, k key) int {
+	c := 0
+	for _, q := range n.peers {
+		if q == p {
+			continue
+		}
+		for _, ep := range q.eps {
+			if ep.Service == k.service && ep.Role == k.role {
+				c++
+			}
+		}
+	}
+	return c
+}
+
+func (n *Node) setLastError(err error) {
+	s := err.Error()
+	n.lastErr.Store(&s)
 }
 
 // rejoinLoop joins the seeds at start, retrying until one answers, then
@@ -870,6 +1104,15 @@ func (n *Node) rejoinTargets(now time.Time) []string {
 			delete(n.gone, name)
 			continue
 		}
+		if now.Before(g.next) {
+			continue
+		}
+		// Back off: a gone member's address may be anybody's now (or
+		// never was the member's), so it gets fewer and fewer dials, up
+		// to one every maxRejoinBackoff re-join intervals.
+		g.tries++
+		g.next = now.Add(n.cfg.RejoinInterval * time.Duration(min(1<<min(g.tries-1, 10), maxRejoinBackoff)))
+		n.gone[name] = g
 		add(g.addr)
 	}
 	return out
@@ -882,27 +1125,36 @@ func (n *Node) setPeerEps(p *peer, eps []spmesh.Endpoint, full bool) {
 	n.diff(p.node.Name, p.addr, old, eps)
 }
 
-// applyMeta takes in a peer's (new) metadata. Called with n.mu held.
+// applyMeta takes in a peer's (new) metadata: a digest of its records,
+// which are pulled from the peer itself when the digest announces a gen
+// not pulled yet. Endpoints in the metadata (older versions put them
+// there) are never taken: metadata is relayed by gossip. Called with n.mu
+// held.
 func (n *Node) applyMeta(p *peer, b []byte) {
 	m, err := decodeMeta(p.node.Name, b)
 	if err != nil {
-		n.log.Warn("spmesh: discovery: ignoring peer metadata", "peer", p.node.Name, "err", err)
-		n.setPeerEps(p, nil, true)
+		n.recordsRefused.Add(1)
+		if n.logLimit.allow("meta " + p.node.Name) {
+			n.log.Warn("spmesh: discovery: ignoring peer metadata", "peer", p.node.Name, "err", err)
+		}
 		return
 	}
 	p.gen = m.gen
+	p.hints, p.hinted = m.hints, m.hinted
 	p.leaving = m.flags&flagLeaving != 0
-	switch {
-	case m.inline:
-		n.setPeerEps(p, m.eps, true)
-	case p.recGen == m.gen && p.recs != nil:
-		n.setPeerEps(p, p.recs, true)
-	default:
-		// Keep the previous set until the new records arrive.
-		p.full = false
-		p.lastWant = time.Time{}
-		n.kick(n.kickFetch)
+	if p.leaving {
+		n.setPeerEps(p, nil, true)
+		return
 	}
+	if p.pulled && p.recGen >= m.gen {
+		p.full = true // the records pulled are those of this gen or newer
+		return
+	}
+	p.full = false
+	if !p.pulling {
+		p.nextPull = time.Time{}
+	}
+	n.kick(n.kickFetch)
 }
 
 func nodeAddr(nd *memberlist.Node) string {
@@ -914,4 +1166,117 @@ func copyNode(nd *memberlist.Node) memberlist.Node {
 	c.Addr = slices.Clone(nd.Addr)
 	c.Meta = nil
 	return c
+}
+
+// Stats are the node's counters, all cumulative since New.
+type Stats struct {
+	// EndpointsRefused counts endpoints advertised by other members that
+	// this node did not list (so no socket wired through it dials them):
+	// a scheme other than tcp://, tls+tcp://, ws://, wss:// (ipc:// and
+	// inproc:// name things on the dialer's own host); a host that is not
+	// an IP, not the member's own gossip IP and not in
+	// Config.EndpointCIDRs; an unspecified, link-local (169.254.0.0/16,
+	// fe80::/10), multicast or cloud metadata address; past
+	// Config.MaxEndpointsPerMember or Config.MaxEndpointsPerService.
+	EndpointsRefused uint64
+	// RecordsRefused counts records refused because they did not come
+	// from the node they name: a member answering a pull with another's
+	// name, records sent in a message or a push/pull exchange (anyone
+	// could relay or forge those), undecodable metadata.
+	RecordsRefused uint64
+	// MembersRefused counts alive messages refused for the member's gossip
+	// address (unspecified, link-local, multicast, cloud metadata).
+	MembersRefused uint64
+	// HandshakeErrors counts records exchanges, pulled or served, that
+	// failed to authenticate: TLS handshake, certificate not naming the
+	// node (TLS.VerifyNode), gossip key, label, or a mode this node does
+	// not accept (plaintext with a key or TLS.Require).
+	HandshakeErrors uint64
+	// PullErrors counts failed records pulls of any cause (including
+	// members that stopped answering).
+	PullErrors uint64
+	// GossipRefused counts gossip refused: TCP streams from outside
+	// Config.CIDRsAllowed (logged with the address), and what memberlist
+	// discarded for a wrong label, a key that does not decrypt it, or an
+	// address outside CIDRsAllowed (memberlist logs each with the peer's
+	// address).
+	GossipRefused uint64
+	// DroppedEvents is [Node.DroppedEvents].
+	DroppedEvents uint64
+	// LastError describes the latest refusal or failure counted above.
+	LastError string
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	st := Stats{
+		EndpointsRefused: n.endpointsRefused.Load(),
+		RecordsRefused:   n.recordsRefused.Load(),
+		MembersRefused:   n.membersRefused.Load(),
+		HandshakeErrors:  n.handshakeErrors.Load(),
+		PullErrors:       n.pullErrors.Load(),
+		GossipRefused:    n.gossipRefused.Load(),
+		DroppedEvents:    n.dropped.Load(),
+	}
+	if p := n.lastErr.Load(); p != nil {
+		st.LastError = *p
+	}
+	return st
+}
+
+// EndpointsRefused is Stats().EndpointsRefused, for sockets that surface
+// it in their own Stats without importing this package (a type assertion
+// to interface{ EndpointsRefused() uint64 }).
+func (n *Node) EndpointsRefused() uint64 { return n.endpointsRefused.Load() }
+
+// logLimiter lets one log line per key through per minute.
+type logLimiter struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+const logEvery = time.Minute
+
+func (l *logLimiter) allow(k string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if l.last == nil {
+		l.last = map[string]time.Time{}
+	}
+	if t, ok := l.last[k]; ok && now.Sub(t) < logEvery {
+		return false
+	}
+	if len(l.last) >= 1024 {
+		for k, t := range l.last {
+			if now.Sub(t) >= logEvery {
+				delete(l.last, k)
+			}
+		}
+		if len(l.last) >= 1024 {
+			return false
+		}
+	}
+	l.last[k] = now
+	return true
+}
+
+// localIP reports whether ip is assigned to an interface of this host.
+func localIP(ip string) bool {
+	want, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if pn, ok := a.(*net.IPNet); ok {
+			if got, ok := netip.AddrFromSlice(pn.IP); ok && got.Unmap() == want.Unmap() {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/spmesh/spmesh"
@@ -65,7 +66,11 @@ func (s *Static) AdvertiseHost() string { return s.host }
 
 // Add adds endpoints; watchers of their service and role get a new
 // snapshot. It returns ErrClosed after Close, and an error wrapping
-// ErrInvalidOption for an endpoint without a service, role or address.
+// ErrInvalidOption for an endpoint without a service, role or address, or
+// with an address of no spmesh transport. Static is driven by its owner
+// and trusted: any transport is accepted (inproc:// and ipc:// included),
+// on any host, with no cap; the checks that [Node] applies to other
+// members' endpoints do not apply.
 func (s *Static) Add(eps ...spmesh.Endpoint) error {
 	for _, ep := range eps {
 		if err := checkEndpoint(ep); err != nil {
@@ -76,6 +81,11 @@ func (s *Static) Add(eps ...spmesh.Endpoint) error {
 	defer s.mu.Unlock()
 	if s.closed {
 		return spmesh.ErrClosed
+	}
+	for _, ep := range eps {
+		if !knownScheme(ep.Addr) {
+			return fmt.Errorf("%w: endpoint address %q: want tcp://, tls+tcp://, ipc://, inproc://, ws://, wss:// or name:", spmesh.ErrInvalidOption, ep.Addr)
+		}
 	}
 	changed := map[key]bool{}
 	for _, ep := range eps {
@@ -205,4 +215,21 @@ func checkEndpoint(ep spmesh.Endpoint) error {
 		return fmt.Errorf("%w: endpoint address %q: want 1 to %d bytes", spmesh.ErrInvalidOption, ep.Addr, maxAddrLen)
 	}
 	return nil
+}
+
+// knownScheme reports whether addr names a transport spmesh dials or
+// listens on, or is a name (see spmesh.NameAddrPrefix).
+func knownScheme(addr string) bool {
+	if strings.HasPrefix(addr, spmesh.NameAddrPrefix) {
+		return true
+	}
+	i := strings.Index(addr, "://")
+	if i <= 0 {
+		return false
+	}
+	switch addr[:i] {
+	case "tcp", "tls+tcp", "ipc", "inproc", "ws", "wss":
+		return true
+	}
+	return false
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,6 +125,17 @@ func TestStatic(t *testing.T) {
 	}
 	if err := s.Add(spmesh.Endpoint{Service: "x"}); !errors.Is(err, spmesh.ErrInvalidOption) {
 		t.Fatalf("add without role: got %v, want ErrInvalidOption", err)
+	}
+	// Static is trusted: any transport goes, but not a typo.
+	for _, a := range []string{"inproc://x", "ipc:///tmp/x.sock", "tcp://169.254.169.254:80", "name:r"} {
+		if err := s.Add(ep("other", spmesh.RoleReplier, a)); err != nil {
+			t.Fatalf("add %s: got %v, want nil", a, err)
+		}
+	}
+	for _, a := range []string{"10.0.0.1:80", "http://x", "tpc://10.0.0.1:1"} {
+		if err := s.Add(ep("other", spmesh.RoleReplier, a)); !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), a) {
+			t.Fatalf("add %s: got %v, want ErrInvalidOption naming it", a, err)
+		}
 	}
 	if _, _, err := s.Watch("", spmesh.RoleReplier); !errors.Is(err, spmesh.ErrInvalidOption) {
 		t.Fatalf("watch without service: got %v, want ErrInvalidOption", err)

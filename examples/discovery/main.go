@@ -1,13 +1,17 @@
 // Command discovery shows two peers that find each other by service name:
 // each runs a gossip node (discovery.Node) on loopback, the second joins the
 // first, and a requester on one reaches the replier on the other knowing only
-// the service name "greeter". Both leave the mesh gracefully at the end.
+// the service name "greeter". The gossip is encrypted with a shared key and
+// labelled, so that only nodes holding both join; each node learns the
+// other's endpoints from that node itself and checks them (see the
+// discovery package doc). Both leave the mesh gracefully at the end.
 //
 //	go run ./examples/discovery
 package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log"
 	"time"
@@ -20,9 +24,15 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
+	// One key and label for the whole mesh (in production, from a secret
+	// store). Without a key, anyone who reaches the gossip port can join.
+	key := make([]byte, 32)
+	rand.Read(key)
+
 	// Peer A: a gossip node and a replier advertised as "greeter".
 	cfgA := discovery.LocalConfig() // loopback, free port, fast timings
 	cfgA.Name = "peer-a"
+	cfgA.SecretKey, cfgA.Label = key, "example"
 	a, err := discovery.New(cfgA)
 	if err != nil {
 		log.Fatal(err)
@@ -41,6 +51,7 @@ func main() {
 	// asks the "greeter" service, wherever it runs.
 	cfgB := discovery.LocalConfig()
 	cfgB.Name = "peer-b"
+	cfgB.SecretKey, cfgB.Label = key, "example"
 	cfgB.Seeds = []string{a.Addr()}
 	b, err := discovery.New(cfgB)
 	if err != nil {
@@ -63,4 +74,6 @@ func main() {
 	for _, m := range b.Members() {
 		fmt.Printf("member %s, %d endpoint(s)\n", m.Name, len(m.Endpoints))
 	}
+	st := b.Stats() // what peer-b refused from other members: nothing here
+	fmt.Printf("refused: %d endpoints, %d records\n", st.EndpointsRefused, st.RecordsRefused)
 }
