@@ -365,7 +365,13 @@ func (s *session) waitService(ctx context.Context, service string, role spmesh.R
 		return len(s.node.Endpoints(service, role)) > 0
 	})
 	if errors.Is(err, errWaited) {
-		return withCode(exitNoService, fmt.Errorf("no such service: nobody in the mesh advertises %q as %s (waited %v)", service, roleName(role), s.cmd.Duration(flagWait)))
+		err := fmt.Errorf("no such service: nobody in the mesh advertises %q as %s (waited %v)", service, roleName(role), s.cmd.Duration(flagWait))
+		// Records are pulled from each member over the node's TLS policy
+		// and key: a refused pull hides a member's services, so say why.
+		if st := s.node.Stats(); st.LastError != "" {
+			err = fmt.Errorf("%w (last discovery error: %s)", err, st.LastError)
+		}
+		return withCode(exitNoService, err)
 	}
 	return err
 }

@@ -101,11 +101,13 @@ func TestTLSMesh(t *testing.T) {
 		t.Fatalf("the plaintext intruder was sent requests:\n%s", intruder)
 	}
 
-	// No client certificate: refused by the replier; the error says so.
-	r = mustRun(t, exitNoAnswer, "", "req", "echo", "-j", addr, "--wait", "20s", "--timeout", "2s",
+	// No client certificate: the members refuse to hand over their records
+	// (pulled over mutual TLS), so the service cannot be found; the error
+	// says why.
+	r = mustRun(t, exitNoService, "", "req", "echo", "-j", addr, "--wait", "5s", "--timeout", "2s",
 		"--name", "nocert", "--tls-ca", p.caPEM, "--require-tls", "x")
-	if !strings.Contains(r.stderr, "not connected") || !strings.Contains(r.stderr, "certificate") {
-		t.Fatalf("got stderr %q, want a no-answer error naming the refused certificate\n%s", r.stderr, r)
+	if !strings.Contains(r.stderr, "no such service") || !strings.Contains(r.stderr, "certificate") {
+		t.Fatalf("got stderr %q, want a no-such-service error naming the refused certificate\n%s", r.stderr, r)
 	}
 	// No TLS at all: the TLS replier is out of reach (only the intruder
 	// answers such a client).
