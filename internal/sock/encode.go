@@ -25,8 +25,14 @@ func (so *Socket) Encode(env *wire.Msg, v any) (*mangos.Message, error) {
 // shorter), else while encoding with a codec that can stop at the limit
 // (spmesh.LimitAppendCodec: msgpack does), else once the encoding ends: a
 // body over the limit is never sent, and never encoded much past the limit
-// by spmesh's codecs. Refusals are counted in TooLarge.
+// by spmesh's codecs. Refusals are counted in TooLarge. More than
+// wire.MaxHeaders user headers fail with spmesh.ErrInvalidOption.
 func (so *Socket) EncodeWith(c spmesh.Codec, env *wire.Msg, v any) (*mangos.Message, error) {
+	if n := len(env.Header); n > wire.MaxHeaders {
+		// The receiver would refuse the whole frame: refuse it here, where
+		// the caller learns why.
+		return nil, fmt.Errorf("%w: %d headers, limit %d", spmesh.ErrInvalidOption, n, wire.MaxHeaders)
+	}
 	max := so.Settings.MaxMsgSize
 	if n := knownSize(c, v); n > max {
 		return nil, so.tooLarge(n, max)

@@ -405,6 +405,10 @@ func SetError(env *wire.Msg, err error) {
 		env.Code = int64(c.Code())
 	case errors.As(err, &re):
 		env.Code = int64(re.Code)
+	case errors.Is(err, spmesh.ErrDecode):
+		// Any codec's decode failure, so that the caller's error matches
+		// spmesh.ErrDecode whatever codec the handler used.
+		env.Code = spmesh.CodeDecode
 	}
 }
 

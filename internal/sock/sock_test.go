@@ -165,6 +165,37 @@ func TestEncodeLimits(t *testing.T) {
 	}
 }
 
+// More user headers than a receiver takes fail at the sender, naming why.
+func TestEncodeRefusesTooManyHeaders(t *testing.T) {
+	so := open(t, sock.Pub, sock.Wiring{})
+	env := wire.Msg{Kind: wire.KindPush, Header: spmesh.Header{}}
+	for i := range wire.MaxHeaders + 1 {
+		env.Header[fmt.Sprint(i)] = "v"
+	}
+	if _, err := so.EncodeWith(spmesh.Raw, &env, []byte("x")); !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "headers") {
+		t.Fatalf("got %v, want ErrInvalidOption naming the headers", err)
+	}
+	delete(env.Header, "0")
+	if _, err := so.EncodeWith(spmesh.Raw, &env, []byte("x")); err != nil {
+		t.Fatalf("got %v with %d headers, want nil", err, len(env.Header))
+	}
+}
+
+// A handler error wrapping ErrDecode, from any codec, travels with
+// CodeDecode, so that the caller's error matches spmesh.ErrDecode too.
+func TestSetErrorCodesDecode(t *testing.T) {
+	var env wire.Msg
+	sock.SetError(&env, fmt.Errorf("%w: json: unexpected end", spmesh.ErrDecode))
+	if env.Code != spmesh.CodeDecode {
+		t.Fatalf("got code %d, want CodeDecode (%d)", env.Code, spmesh.CodeDecode)
+	}
+	env = wire.Msg{}
+	sock.SetError(&env, errors.New("plain"))
+	if env.Code != 0 {
+		t.Fatalf("got code %d for a plain error, want 0", env.Code)
+	}
+}
+
 func TestOptionsRejectBadValues(t *testing.T) {
 	bad := map[string]sock.Option{
 		"codec":     sock.WithCodec(nil),
