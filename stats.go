@@ -38,3 +38,14 @@ type Stats struct {
 	// with the peer's address; empty when there was none.
 	LastError string
 }
+
+// PeerStats are the dispatch counters of one connected peer of a requester
+// or producer (a replier or worker): spmesh sends a peer no more than its
+// Credit at once, preferring the peer with the fewest in flight.
+type PeerStats struct {
+	Addr     string // the peer's remote address
+	Credit   int    // requests it takes at once: announced, else the default
+	InFlight int    // requests (jobs) sent to it and not answered yet
+	Done     uint64 // replies (acks and nacks) received from it
+	Failed   uint64 // requests sent to it that were lost, timed out or abandoned
+}

@@ -1,0 +1,450 @@
+package sock
+
+import (
+	"context"
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"go.nanomsg.org/mangos/v3"
+	"go.nanomsg.org/mangos/v3/protocol"
+)
+
+// Dispatch is spmesh's REQ protocol: it keeps one connection per peer and
+// chooses the connection of each request itself, instead of giving it to
+// whichever connection is ready first (mangos REQ, which starves late and
+// slow peers). The choice: the peer with the fewest requests outstanding,
+// among those below their credit (how many requests a peer takes at once);
+// ties are broken round robin, so that sequential requests spread evenly
+// over idle peers. A request may ask to avoid one peer (its resend after a
+// timeout, a lost connection or a failure there): another one is chosen
+// when one has room. While every peer is at its credit, a request waits for
+// room (backpressure) until its ctx ends.
+//
+// A peer's credit is what it announced (SetCredit, from the credit its
+// replies carry), else the default (SetDefaultCredit). A request whose
+// caller stops waiting (attempt timeout, ctx) gives its slot back at once:
+// its late reply is dropped.
+//
+// The wire protocol is standard SP REQ: each request carries a 32-bit id
+// with the high bit set in its header, which the REP peer echoes; replies
+// with an id that matches no request in progress on that connection are
+// dropped. Any REP peer (mangos, NNG, nanomsg) serves it.
+type Dispatch struct {
+	mu      sync.Mutex
+	closed  bool
+	pipes   []*reqPipe
+	next    int // round-robin cursor into pipes
+	byID    map[uint32]*Ticket
+	credit  int           // default per-peer credit
+	room    chan struct{} // closed (and replaced) when room frees or a peer comes
+	waiting int           // requests waiting for room
+	nextID  atomic.Uint32
+	tickets sync.Pool
+}
+
+type reqPipe struct {
+	d      *Dispatch
+	p      protocol.Pipe
+	addr   string
+	sendMu sync.Mutex
+	known  atomic.Int32 // credit announced (mirrors credit, read without d.mu)
+
+	// Under Dispatch.mu.
+	out          int // requests outstanding
+	credit       int // announced; 0: the default
+	gone         bool
+	done, failed uint64
+}
+
+// Ticket is one request sent on one connection, until its reply comes,
+// its connection drops, or its caller gives up (Release).
+type Ticket struct {
+	d    *Dispatch
+	id   uint32
+	pipe *reqPipe
+	ch   chan *mangos.Message // the reply; nil: the connection dropped
+}
+
+// DefaultCredit is the credit of a peer that announced none.
+const DefaultCredit = 32
+
+// maxCredit bounds an announced credit.
+const maxCredit = 1 << 16
+
+// optDispatch is the option through which DispatchOf finds a socket's
+// Dispatch.
+const optDispatch = "SPMESH-DISPATCH"
+
+func newReqSocket() mangos.Socket {
+	d := &Dispatch{byID: map[uint32]*Ticket{}, credit: DefaultCredit, room: make(chan struct{})}
+	d.tickets.New = func() any { return &Ticket{d: d, ch: make(chan *mangos.Message, 1)} }
+	return protocol.MakeSocket(d)
+}
+
+// DispatchOf returns the Dispatch of a socket opened with protocol Req (nil
+// for any other), and makes it learn its peers' addresses.
+func DispatchOf(so *Socket) *Dispatch {
+	v, err := so.M.GetOption(optDispatch)
+	d, _ := v.(*Dispatch)
+	if err != nil || d == nil {
+		return nil
+	}
+	so.OnPipe(func(ev mangos.PipeEvent, mp mangos.Pipe) {
+		if ev != mangos.PipeEventAttached {
+			return
+		}
+		d.mu.Lock()
+		for _, p := range d.pipes {
+			if p.p.ID() == mp.ID() {
+				p.addr = pipeAddr(mp)
+			}
+		}
+		d.mu.Unlock()
+	})
+	return d
+}
+
+// SetDefaultCredit sets the credit of peers that announced none.
+func (d *Dispatch) SetDefaultCredit(n int) {
+	d.mu.Lock()
+	d.credit = min(max(n, 1), maxCredit)
+	d.wake()
+	d.mu.Unlock()
+}
+
+// Send chooses a connection for m (see Dispatch), waiting for room while
+// every peer is at its credit, and sends m on it with a fresh request id.
+// avoid is a connection id (from Ticket.Pipe) not to use while another has
+// room; 0 avoids none. With no connection at all it returns
+// protocol.ErrNoPeers at once, unless wait, when it waits for one. It
+// returns ctx's error when ctx ends first and protocol.ErrClosed once
+// closed. It takes m.
+func (d *Dispatch) Send(ctx context.Context, m *mangos.Message, avoid uint32, wait bool) (*Ticket, error) {
+	d.mu.Lock()
+	var p *reqPipe
+	for {
+		if d.closed {
+			d.mu.Unlock()
+			m.Free()
+			return nil, protocol.ErrClosed
+		}
+		if len(d.pipes) == 0 && !wait {
+			d.mu.Unlock()
+			m.Free()
+			return nil, protocol.ErrNoPeers
+		}
+		if p = d.choose(avoid); p != nil {
+			break
+		}
+		room := d.room
+		d.waiting++
+		d.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			d.mu.Lock()
+			d.waiting--
+			d.mu.Unlock()
+			m.Free()
+			return nil, ctx.Err()
+		}
+		d.mu.Lock()
+		d.waiting--
+	}
+	t := d.tickets.Get().(*Ticket)
+	t.pipe = p
+	for {
+		t.id = d.nextID.Add(1) | 0x80000000
+		if _, dup := d.byID[t.id]; !dup {
+			break
+		}
+	}
+	d.byID[t.id] = t
+	p.out++
+	d.mu.Unlock()
+
+	m.Header = binary.BigEndian.AppendUint32(m.Header[:0], t.id)
+	p.sendMu.Lock()
+	err := p.p.SendMsg(m)
+	p.sendMu.Unlock()
+	if err != nil {
+		m.Free()
+		// The connection is closing: the request is lost, which Wait
+		// reports (unless its removal did already).
+		d.mu.Lock()
+		d.finish(t, nil)
+		d.mu.Unlock()
+	}
+	return t, nil
+}
+
+// choose returns the connection for the next request, or nil when every
+// one is at its credit. Called with d.mu held.
+func (d *Dispatch) choose(avoid uint32) *reqPipe {
+	n := len(d.pipes)
+	var best, other *reqPipe
+	bi := 0
+	for k := range n {
+		i := (d.next + k) % n
+		p := d.pipes[i]
+		c := p.credit
+		if c == 0 {
+			c = d.credit
+		}
+		if p.out >= c {
+			continue
+		}
+		if avoid != 0 && p.p.ID() == avoid {
+			other = p
+			continue
+		}
+		if best == nil || p.out < best.out {
+			best, bi = p, i
+		}
+	}
+	if best == nil {
+		return other
+	}
+	d.next = (bi + 1) % n
+	return best
+}
+
+// finish ends t with reply m (nil: lost) if it is still in progress.
+// Called with d.mu held.
+func (d *Dispatch) finish(t *Ticket, m *mangos.Message) bool {
+	if d.byID[t.id] != t {
+		return false
+	}
+	delete(d.byID, t.id)
+	t.pipe.out--
+	if m != nil {
+		t.pipe.done++
+	} else {
+		t.pipe.failed++
+	}
+	t.ch <- m
+	d.wake()
+	return true
+}
+
+// wake tells the requests waiting for room to look again. Called with d.mu
+// held.
+func (d *Dispatch) wake() {
+	if d.waiting > 0 {
+		close(d.room)
+		d.room = make(chan struct{})
+	}
+}
+
+// Pipe returns the id of the connection t was sent on.
+func (t *Ticket) Pipe() uint32 { return t.pipe.p.ID() }
+
+// Wait waits for t's reply (the caller frees it). It returns
+// protocol.ErrRecvTimeout after timeout (0: none), protocol.ErrCanceled
+// when t's connection dropped, ctx's error when ctx ends, and
+// protocol.ErrClosed when the Dispatch closed. Either way the caller then
+// calls Release.
+func (t *Ticket) Wait(ctx context.Context, timeout time.Duration) (*mangos.Message, error) {
+	var tc <-chan time.Time
+	if timeout > 0 {
+		tm := time.NewTimer(timeout)
+		defer tm.Stop()
+		tc = tm.C
+	}
+	select {
+	case m := <-t.ch:
+		if m == nil {
+			t.d.mu.Lock()
+			closed := t.d.closed
+			t.d.mu.Unlock()
+			if closed {
+				return nil, protocol.ErrClosed
+			}
+			return nil, protocol.ErrCanceled
+		}
+		return m, nil
+	case <-tc:
+		return nil, protocol.ErrRecvTimeout
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// SetCredit records the credit that t's peer announced (in its reply).
+func (t *Ticket) SetCredit(n int) {
+	n = min(max(n, 1), maxCredit)
+	if int(t.pipe.known.Load()) == n {
+		return
+	}
+	t.pipe.known.Store(int32(n))
+	d := t.d
+	d.mu.Lock()
+	if t.pipe.credit != n {
+		t.pipe.credit = n
+		d.wake()
+	}
+	d.mu.Unlock()
+}
+
+// Release ends t: if no reply came, its slot is given back and a late
+// reply is dropped. t must not be used afterwards.
+func (t *Ticket) Release() {
+	d := t.d
+	d.mu.Lock()
+	if d.byID[t.id] == t {
+		delete(d.byID, t.id)
+		t.pipe.out--
+		t.pipe.failed++
+		d.wake()
+	}
+	d.mu.Unlock()
+	select {
+	case m := <-t.ch:
+		if m != nil {
+			m.Free()
+		}
+	default:
+	}
+	t.pipe = nil
+	d.tickets.Put(t)
+}
+
+// Peers returns the counters of the connected peers.
+func (d *Dispatch) Peers() []spmesh.PeerStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]spmesh.PeerStats, 0, len(d.pipes))
+	for _, p := range d.pipes {
+		c := p.credit
+		if c == 0 {
+			c = d.credit
+		}
+		out = append(out, spmesh.PeerStats{Addr: p.addr, Credit: c, InFlight: p.out, Done: p.done, Failed: p.failed})
+	}
+	return out
+}
+
+// SendMsg implements protocol.Protocol: requests go through Send.
+func (d *Dispatch) SendMsg(*mangos.Message) error { return protocol.ErrProtoOp }
+
+// RecvMsg implements protocol.Protocol: replies come through Ticket.Wait.
+func (d *Dispatch) RecvMsg() (*mangos.Message, error) { return nil, protocol.ErrProtoOp }
+
+// SetOption implements protocol.Protocol.
+func (d *Dispatch) SetOption(string, any) error { return protocol.ErrBadOption }
+
+// GetOption implements protocol.Protocol.
+func (d *Dispatch) GetOption(name string) (any, error) {
+	switch name {
+	case optDispatch:
+		return d, nil
+	case mangos.OptionRaw:
+		return false, nil
+	}
+	return nil, protocol.ErrBadOption
+}
+
+// AddPipe implements protocol.Protocol.
+func (d *Dispatch) AddPipe(pp protocol.Pipe) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return protocol.ErrClosed
+	}
+	p := &reqPipe{d: d, p: pp}
+	pp.SetPrivate(p)
+	d.pipes = append(d.pipes, p)
+	d.wake()
+	go p.receiver()
+	return nil
+}
+
+// RemovePipe implements protocol.Protocol: the requests outstanding on pp
+// are lost (their callers resend them).
+func (d *Dispatch) RemovePipe(pp protocol.Pipe) {
+	p, _ := pp.GetPrivate().(*reqPipe)
+	if p == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p.gone {
+		return
+	}
+	p.gone = true
+	for i, q := range d.pipes {
+		if q == p {
+			d.pipes = append(d.pipes[:i], d.pipes[i+1:]...)
+			if d.next > i {
+				d.next--
+			}
+			break
+		}
+	}
+	if len(d.pipes) > 0 {
+		d.next %= len(d.pipes)
+	} else {
+		d.next = 0
+	}
+	for _, t := range d.byID {
+		if t.pipe == p {
+			d.finish(t, nil)
+		}
+	}
+}
+
+// OpenContext implements protocol.Protocol: no contexts (Send and Ticket
+// serve any number of concurrent requests).
+func (d *Dispatch) OpenContext() (protocol.Context, error) { return nil, protocol.ErrProtoOp }
+
+// Info implements protocol.Protocol.
+func (d *Dispatch) Info() protocol.Info {
+	return protocol.Info{Self: mangos.ProtoReq, Peer: mangos.ProtoRep, SelfName: "req", PeerName: "rep"}
+}
+
+// Close implements protocol.Protocol: requests in progress end with
+// protocol.ErrClosed.
+func (d *Dispatch) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return protocol.ErrClosed
+	}
+	d.closed = true
+	for _, t := range d.byID {
+		d.finish(t, nil)
+	}
+	close(d.room)
+	d.room = make(chan struct{})
+	return nil
+}
+
+// receiver hands each reply to its request.
+func (p *reqPipe) receiver() {
+	defer p.p.Close()
+	d := p.d
+	for {
+		m := p.p.RecvMsg()
+		if m == nil {
+			return
+		}
+		if len(m.Body) < 4 || m.Body[0]&0x80 == 0 {
+			// Not a reply to a request of ours (a REP peer echoes the
+			// id, whose high bit is set).
+			m.Free()
+			continue
+		}
+		m.Header = append(m.Header[:0], m.Body[:4]...)
+		m.Body = m.Body[4:]
+		id := binary.BigEndian.Uint32(m.Header)
+		d.mu.Lock()
+		t := d.byID[id]
+		if t == nil || t.pipe != p || !d.finish(t, m) {
+			m.Free() // late (abandoned) or from the wrong peer
+		}
+		d.mu.Unlock()
+	}
+}
