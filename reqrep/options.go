@@ -40,6 +40,10 @@ type config struct {
 
 	// Replier.
 	concurrency int
+	credit      int // 0: concurrency
+
+	// Requester.
+	peerCredit int
 }
 
 type optionFunc func(*config) error
@@ -60,7 +64,7 @@ func sided(s side, name string, f func(*config) error) Option {
 }
 
 func newConfig(s side, opts []Option) (config, error) {
-	c := config{sock: sock.DefaultSettings(), role: spmesh.RoleReplier, concurrency: DefaultConcurrency}
+	c := config{sock: sock.DefaultSettings(), role: spmesh.RoleReplier, concurrency: DefaultConcurrency, peerCredit: DefaultConcurrency}
 	for _, o := range opts {
 		if o == nil {
 			return c, sock.Invalid("nil option")
@@ -75,6 +79,9 @@ func newConfig(s side, opts []Option) (config, error) {
 			other = "Replier"
 		}
 		return c, sock.Invalid("%s applies to a %s only", c.what, other)
+	}
+	if c.credit == 0 {
+		c.credit = c.concurrency
 	}
 	return c, nil
 }
@@ -235,6 +242,37 @@ func WithConcurrency(n int) Option {
 			return sock.Invalid("concurrency %d out of range [1, 65536]", n)
 		}
 		c.concurrency = n
+		return nil
+	})
+}
+
+// WithCredit sets the credit a Replier announces: how many requests each
+// requester may have outstanding with it at once (default its
+// concurrency, [WithConcurrency]). A requester sends a replier no more
+// than its credit, so a larger credit queues requests in the connection
+// (less idle time between them, later spreading to new repliers), a
+// smaller one keeps them at the requester, free to go to whichever replier
+// has room first. Replier only.
+func WithCredit(n int) Option {
+	return sided(forReplier, "WithCredit", func(c *config) error {
+		if n < 1 || n > 1<<16 {
+			return sock.Invalid("credit %d out of range [1, 65536]", n)
+		}
+		c.credit = n
+		return nil
+	})
+}
+
+// WithPeerCredit sets the credit a Requester assumes for a replier until
+// that replier announces its own (in its first reply), and for repliers
+// that never do (foreign SP REP peers): default [DefaultConcurrency].
+// Requester only.
+func WithPeerCredit(n int) Option {
+	return sided(forRequester, "WithPeerCredit", func(c *config) error {
+		if n < 1 || n > 1<<16 {
+			return sock.Invalid("peer credit %d out of range [1, 65536]", n)
+		}
+		c.peerCredit = n
 		return nil
 	})
 }
