@@ -44,12 +44,12 @@ const HandlerGrace = sock.HandlerGrace
 // ([WithConcurrency]) handlers at once, each on its own mangos context.
 // A Replier is safe for concurrent use.
 type Replier struct {
-	so    *sock.Socket
-	srv   *sock.Server
-	h     Handler
-	codec spmesh.Codec
+	so     *sock.Socket
+	srv    *sock.Server
+	h      Handler
+	codec  spmesh.Codec
 	fr     frames
-	credit uint32 // announced in every reply
+	credit uint32    // announced in every reply
 	pool   sync.Pool // *Request
 }
 
