@@ -160,6 +160,8 @@ type ProducerStats struct {
 	Failed uint64
 	// InFlight is the number of jobs sent and not over (the window in use).
 	InFlight int
+	// PerPeer are the dispatch counters of each connected worker.
+	PerPeer []spmesh.PeerStats
 }
 
 // Producer sends jobs to connected [Worker]s and makes sure each is acked:
@@ -515,6 +517,7 @@ func (p *Producer) Stats() ProducerStats {
 		DeadLettered: p.dead.Load(),
 		Failed:       p.failed.Load(),
 		InFlight:     len(p.slots),
+		PerPeer:      rs.PerPeer,
 	}
 	st.Resent += p.retries.Load()
 	st.TooLarge += p.tooLarge.Load()
