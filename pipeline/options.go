@@ -79,6 +79,7 @@ type producerConfig struct {
 
 type workerConfig struct {
 	concurrency int
+	credit      int // 0: concurrency
 	dedupSize   int // 0: no de-duplication
 	dedupTTL    time.Duration
 }
@@ -306,14 +307,30 @@ func WithWaitForWorker() Option {
 }
 
 // WithConcurrency sets how many jobs a [Worker] handles at once (default
-// [DefaultConcurrency]), each in its own long-lived goroutine. Further jobs
-// wait in the connections, their ack timers running. Worker only.
+// [DefaultConcurrency]), each in its own long-lived goroutine. It is also
+// the worker's credit unless [WithCredit] says otherwise. Worker only.
 func WithConcurrency(n int) Option {
 	return option{name: "WithConcurrency", fits: forWorker, set: func(c *config) error {
 		if n < 1 || n > 1<<16 {
 			return sock.Invalid("concurrency %d out of range [1, 65536]", n)
 		}
 		c.worker.concurrency = n
+		return nil
+	}}
+}
+
+// WithCredit sets the credit a [Worker] announces to producers: how many
+// of a producer's jobs it takes at once (default its [WithConcurrency]). A
+// producer never sends a worker more than its credit; jobs over the
+// concurrency wait in the worker's connection with their ack timers
+// running, and a larger credit means less idle time between jobs but
+// later spreading to new workers. Worker only.
+func WithCredit(n int) Option {
+	return option{name: "WithCredit", fits: forWorker, set: func(c *config) error {
+		if n < 1 || n > 1<<16 {
+			return sock.Invalid("credit %d out of range [1, 65536]", n)
+		}
+		c.worker.credit = n
 		return nil
 	}}
 }

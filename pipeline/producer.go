@@ -203,7 +203,6 @@ type Producer struct {
 
 	produced, acked, nacked, retries, dead, failed atomic.Uint64
 	tooLarge                                       atomic.Uint64 // refused before sending
-	probes                                         atomic.Uint64 // sent by steer, not deliveries
 }
 
 // NewProducer opens a producer. Give it workers with [WithDial] (or
@@ -216,7 +215,8 @@ func NewProducer(opts ...Option) (*Producer, error) {
 	}
 	ro := append(reqrepOptions(&c.sock),
 		reqrep.WithMaxAttempts(c.producer.maxAttempts),
-		reqrep.WithAttemptTimeout(c.producer.ackTimeout))
+		reqrep.WithAttemptTimeout(c.producer.ackTimeout),
+		reqrep.WithPeerCredit(DefaultConcurrency)) // until a worker announces its own
 	if c.producer.wait {
 		ro = append(ro, reqrep.WithWaitForReplier())
 	}
@@ -428,9 +428,10 @@ func (p *Producer) deliver(r *Result) (int, error) {
 			p.nacked.Add(1)
 			if rep.Attempt < p.cfg.maxAttempts {
 				p.log.Debug("spmesh: job nacked, redelivering", "id", r.id, "attempt", rep.Attempt, "err", err)
+				// The same id's next attempt: the requester sends it
+				// to another worker when one has room.
 				call.Attempt = rep.Attempt + 1
 				p.retries.Add(1)
-				p.steer(r.ctx)
 				continue
 			}
 			return rep.Attempt, p.deadLetter(r, rep.Attempt, err)
@@ -460,29 +461,6 @@ func (p *Producer) deliver(r *Result) (int, error) {
 	}
 }
 
-// probeHeader marks a probe: a frame that a Worker acks at once without
-// running its handler.
-const probeHeader = "spmesh-probe"
-
-var probe = spmesh.Header{probeHeader: "1"}
-
-// steer makes the next delivery go to another worker than the one that
-// just nacked: mangos REQ sends to the connection that answered last
-// first, which would hand the job straight back to the worker that failed
-// it. A probe (answered at once, its answer ignored) takes that place in
-// the queue. With one worker there is nowhere else to go.
-func (p *Producer) steer(ctx context.Context) {
-	if p.rq.Stats().Peers < 2 {
-		return
-	}
-	_, err := p.rq.Do(ctx, &reqrep.Call{Header: probe, Data: []byte{}, MaxAttempts: 1, AttemptTimeout: -1, NoReply: true})
-	if err != nil {
-		p.log.Debug("spmesh: probe not sent", "err", err)
-		return
-	}
-	p.probes.Add(1)
-}
-
 // deadLetter hands r to the dead-letter function (or the log) and returns
 // the job's error.
 func (p *Producer) deadLetter(r *Result, attempts int, cause error) error {
@@ -505,7 +483,6 @@ func (p *Producer) deadLetter(r *Result, attempts int, cause error) error {
 
 // Stats returns the producer's counters.
 func (p *Producer) Stats() ProducerStats {
-	probes := p.probes.Load() // first: each was counted as sent before
 	rs := p.rq.Stats()
 	st := ProducerStats{
 		Stats:        rs.Stats,
@@ -521,7 +498,6 @@ func (p *Producer) Stats() ProducerStats {
 	}
 	st.Resent += p.retries.Load()
 	st.TooLarge += p.tooLarge.Load()
-	st.Sent -= probes
 	return st
 }
 

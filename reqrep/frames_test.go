@@ -126,34 +126,3 @@ func TestWorkerFramesOnTheWire(t *testing.T) {
 		t.Fatalf("bare nack: got %v, want a RemoteError \"nack\"", err)
 	}
 }
-
-// TestOneWay: a NoReply call returns once sent, and a handler returning
-// SkipReply sends nothing back (a caller that waits then times out).
-func TestOneWay(t *testing.T) {
-	addr := testutil.Inproc(t)
-	got := make(chan string, 2)
-	rp := mustReplier(t, reqrep.HandlerFunc(func(ctx context.Context, r *reqrep.Request) (any, error) {
-		var s string
-		if err := r.Decode(&s); err != nil {
-			return nil, err
-		}
-		got <- s
-		return nil, reqrep.SkipReply
-	}), reqrep.WithListen(addr))
-	rq := mustRequester(t, reqrep.WithDial(addr), reqrep.WithAttemptTimeout(30*time.Millisecond), reqrep.WithMaxAttempts(1))
-	peers(t, rq, 1)
-	ctx := ctxT(t, 10*time.Second)
-	r, err := rq.Do(ctx, &reqrep.Call{Body: "one-way", NoReply: true})
-	if err != nil || r.ID.IsZero() || r.Attempt != 1 {
-		t.Fatalf("one-way call: got %+v, %v, want an id, attempt 1, nil", r, err)
-	}
-	if s := <-got; s != "one-way" {
-		t.Fatalf("handler got %q, want one-way", s)
-	}
-	if err := rq.Request(ctx, "waits", nil); !errors.Is(err, spmesh.ErrTimeout) {
-		t.Fatalf("request answered with SkipReply: got %v, want ErrTimeout (no reply)", err)
-	}
-	if st := rp.Stats(); st.Sent != 0 || st.Errors != 0 || st.Received != 2 {
-		t.Fatalf("replier stats: got %+v, want 2 received, nothing sent, no errors", st)
-	}
-}

@@ -127,9 +127,6 @@ func (r *Replier) handle(base context.Context, m *mangos.Message) *mangos.Messag
 	renv.Header = req.reply
 	*req = Request{}
 	r.pool.Put(req)
-	if err == SkipReply {
-		return nil // one-way: nothing goes back
-	}
 	if err != nil {
 		r.srv.Errors.Add(1)
 	}

@@ -124,8 +124,7 @@ func Ask[Resp any](ctx context.Context, r *Requester, req any) (Resp, error) {
 
 // Do sends c and returns the reply undecoded. On a handler error it returns
 // the reply (headers, attempt) together with the [*spmesh.RemoteError]; on
-// other errors the reply is nil. With [Call.NoReply] it returns as soon as
-// the request is on its way.
+// other errors the reply is nil.
 func (r *Requester) Do(ctx context.Context, c *Call) (*Reply, error) {
 	if c == nil {
 		return nil, sock.Invalid("nil call")
@@ -134,9 +133,6 @@ func (r *Requester) Do(ctx context.Context, c *Call) (*Reply, error) {
 	_, attempt, err := r.roundTrip(ctx, c, &env)
 	if err != nil {
 		return nil, err
-	}
-	if c.NoReply {
-		return &Reply{ID: ID(env.ID), Attempt: attempt, codec: r.codec}, nil
 	}
 	// The reply keeps m's body: m goes to the garbage collector, not the pool.
 	rep := &Reply{ID: ID(env.ID), Header: env.Header, Attempt: attempt, Data: env.Body, codec: r.codec}
@@ -196,11 +192,6 @@ func (r *Requester) roundTrip(ctx context.Context, c *Call, env *wire.Msg) (*man
 			return nil, attempt, r.err(ctx, err)
 		}
 		r.so.C.Sent.Add(1)
-		if c.NoReply {
-			t.Release()
-			env.ID = id
-			return nil, attempt, nil
-		}
 		reply, err := t.Wait(ctx, timeout)
 		if err == nil {
 			if derr := wire.Decode(reply.Body, env); derr != nil || env.Kind != r.fr.reply || env.ID != id {
