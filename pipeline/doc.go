@@ -84,13 +84,14 @@
 //   - Load and credit: the Producer chooses each job's worker: the one with
 //     the fewest of its jobs in flight, among those below their credit,
 //     ties round robin. A worker's credit is how many jobs it takes at once
-//     from one producer; it announces it in every ack (its
-//     [WithConcurrency], default 8; [WithCredit] sets another). So equal
+//     from one producer; it announces it in every ack (twice its
+//     [WithConcurrency], default 8, so that a job waits ready for each
+//     handler; [WithCredit] sets another). So equal
 //     workers get equal shares, a worker 4x slower gets about a quarter of
 //     a fast one's share, and a worker that joins a busy pipeline gets jobs
 //     as soon as it is connected. While every worker is at its credit, jobs
-//     wait at the Producer (within [WithMaxInFlight]), so the ack timeout
-//     starts when a worker has room, not while a job waits in a queue. A
+//     wait at the Producer (within [WithMaxInFlight]); a job sent waits at
+//     its worker at most behind one job per handler, its ack timer running. A
 //     job nacked by one worker, or whose delivery timed out or was lost, is
 //     delivered again to another worker when one has room.
 //     Stats().PerPeer shows each worker's credit, jobs in flight, done and

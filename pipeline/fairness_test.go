@@ -117,8 +117,8 @@ func TestEqualWorkersShareEvenly(t *testing.T) {
 	var done uint64
 	for _, p := range per {
 		done += p.Done
-		if p.Credit != 2 {
-			t.Errorf("peer %s: credit %d, want the 2 its worker announced", p.Addr, p.Credit)
+		if p.Credit != 4 {
+			t.Errorf("peer %s: credit %d, want the 4 its worker announced (twice its concurrency)", p.Addr, p.Credit)
 		}
 	}
 	if done != total {

@@ -308,7 +308,7 @@ func WithWaitForWorker() Option {
 
 // WithConcurrency sets how many jobs a [Worker] handles at once (default
 // [DefaultConcurrency]), each in its own long-lived goroutine. It is also
-// the worker's credit unless [WithCredit] says otherwise. Worker only.
+// half the worker's credit unless [WithCredit] says otherwise. Worker only.
 func WithConcurrency(n int) Option {
 	return option{name: "WithConcurrency", fits: forWorker, set: func(c *config) error {
 		if n < 1 || n > 1<<16 {
@@ -320,11 +320,13 @@ func WithConcurrency(n int) Option {
 }
 
 // WithCredit sets the credit a [Worker] announces to producers: how many
-// of a producer's jobs it takes at once (default its [WithConcurrency]). A
-// producer never sends a worker more than its credit; jobs over the
-// concurrency wait in the worker's connection with their ack timers
-// running, and a larger credit means less idle time between jobs but
-// later spreading to new workers. Worker only.
+// of a producer's jobs it takes at once (default twice its
+// [WithConcurrency]: one job waits ready for each handler, hiding the
+// round trip between an ack and the next job). A producer never sends a
+// worker more than its credit; jobs over the concurrency wait at the
+// worker with their ack timers running. A larger credit means less idle
+// time between jobs, a smaller one spreads jobs to new or idle workers
+// sooner. Worker only.
 func WithCredit(n int) Option {
 	return option{name: "WithCredit", fits: forWorker, set: func(c *config) error {
 		if n < 1 || n > 1<<16 {

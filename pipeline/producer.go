@@ -216,7 +216,7 @@ func NewProducer(opts ...Option) (*Producer, error) {
 	ro := append(reqrepOptions(&c.sock),
 		reqrep.WithMaxAttempts(c.producer.maxAttempts),
 		reqrep.WithAttemptTimeout(c.producer.ackTimeout),
-		reqrep.WithPeerCredit(DefaultConcurrency)) // until a worker announces its own
+		reqrep.WithPeerCredit(2*DefaultConcurrency)) // until a worker announces its own
 	if c.producer.wait {
 		ro = append(ro, reqrep.WithWaitForReplier())
 	}

@@ -28,7 +28,7 @@ func TestSequentialCallsSpreadEvenly(t *testing.T) {
 		rq := mustRequester(t)
 		var counts [3]atomic.Int64
 		for i := range counts {
-			rp := mustReplier(t, counting(&counts[i]), reqrep.WithConcurrency(4))
+			rp := mustReplier(t, counting(&counts[i]), reqrep.WithConcurrency(4), reqrep.WithCredit(5))
 			la := "tcp://127.0.0.1:0"
 			if strings.HasPrefix(addr, "inproc://") {
 				la = fmt.Sprintf("%s-%d", addr, i)
@@ -61,8 +61,8 @@ func TestSequentialCallsSpreadEvenly(t *testing.T) {
 			t.Fatalf("got %d peers in PerPeer, want 3", len(st.PerPeer))
 		}
 		for _, p := range st.PerPeer {
-			if p.Credit != 4 || p.InFlight != 0 || p.Done == 0 {
-				t.Errorf("peer %+v: want credit 4 (announced), nothing in flight, some done", p)
+			if p.Credit != 5 || p.InFlight != 0 || p.Done == 0 {
+				t.Errorf("peer %+v: want credit 5 (announced), nothing in flight, some done", p)
 			}
 		}
 	})

@@ -33,10 +33,11 @@
 //     idle repliers, a replier that just connected gets requests at once,
 //     and a slow one gets fewer. A replier's credit is how many requests
 //     one requester may have outstanding with it: it announces it in every
-//     reply (default its concurrency, [WithConcurrency]; set with
-//     [WithCredit]); until the first reply, and for foreign SP repliers
-//     that announce nothing, the Requester assumes [WithPeerCredit]
-//     (default [DefaultConcurrency]). While every replier is at its credit,
+//     reply (default twice its concurrency, [WithConcurrency], so that a
+//     request waits ready for each handler; set with [WithCredit]); until
+//     the first reply, and for foreign SP repliers that announce nothing,
+//     the Requester assumes [WithPeerCredit] (default twice
+//     [DefaultConcurrency]). While every replier is at its credit,
 //     a call waits at the Requester (until its ctx ends) for the first
 //     replier with room. A resend after an attempt timeout or a lost
 //     connection, and a caller's own retry of a failed call (same

@@ -64,7 +64,7 @@ func sided(s side, name string, f func(*config) error) Option {
 }
 
 func newConfig(s side, opts []Option) (config, error) {
-	c := config{sock: sock.DefaultSettings(), role: spmesh.RoleReplier, concurrency: DefaultConcurrency, peerCredit: DefaultConcurrency}
+	c := config{sock: sock.DefaultSettings(), role: spmesh.RoleReplier, concurrency: DefaultConcurrency, peerCredit: 2 * DefaultConcurrency}
 	for _, o := range opts {
 		if o == nil {
 			return c, sock.Invalid("nil option")
@@ -81,7 +81,7 @@ func newConfig(s side, opts []Option) (config, error) {
 		return c, sock.Invalid("%s applies to a %s only", c.what, other)
 	}
 	if c.credit == 0 {
-		c.credit = c.concurrency
+		c.credit = min(2*c.concurrency, 1<<16)
 	}
 	return c, nil
 }
@@ -247,12 +247,12 @@ func WithConcurrency(n int) Option {
 }
 
 // WithCredit sets the credit a Replier announces: how many requests each
-// requester may have outstanding with it at once (default its
-// concurrency, [WithConcurrency]). A requester sends a replier no more
-// than its credit, so a larger credit queues requests in the connection
-// (less idle time between them, later spreading to new repliers), a
-// smaller one keeps them at the requester, free to go to whichever replier
-// has room first. Replier only.
+// requester may have outstanding with it at once (default twice its
+// concurrency, [WithConcurrency]: one request waits ready for each handler,
+// hiding the round trip between a reply and the next request). A
+// requester sends a replier no more than its credit, so a larger credit
+// queues more requests at the replier, a smaller one keeps them at the
+// requester, free to go to whichever replier has room first. Replier only.
 func WithCredit(n int) Option {
 	return sided(forReplier, "WithCredit", func(c *config) error {
 		if n < 1 || n > 1<<16 {
@@ -265,7 +265,9 @@ func WithCredit(n int) Option {
 
 // WithPeerCredit sets the credit a Requester assumes for a replier until
 // that replier announces its own (in its first reply), and for repliers
-// that never do (foreign SP REP peers): default [DefaultConcurrency].
+// that never do (foreign SP REP peers): default twice
+// [DefaultConcurrency], what a Replier with the default concurrency
+// announces.
 // Requester only.
 func WithPeerCredit(n int) Option {
 	return sided(forRequester, "WithPeerCredit", func(c *config) error {

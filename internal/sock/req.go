@@ -38,9 +38,9 @@ type Dispatch struct {
 	pipes   []*reqPipe
 	next    int // round-robin cursor into pipes
 	byID    map[uint32]*Ticket
-	credit  int           // default per-peer credit
-	room    chan struct{} // closed (and replaced) when room frees or a peer comes
-	waiting int           // requests waiting for room
+	credit  int             // default per-peer credit
+	waiters []chan struct{} // requests waiting for room, first come first served
+	wpool   sync.Pool       // chan struct{} (capacity 1)
 	nextID  atomic.Uint32
 	tickets sync.Pool
 }
@@ -79,7 +79,8 @@ const maxCredit = 1 << 16
 const optDispatch = "SPMESH-DISPATCH"
 
 func newReqSocket() mangos.Socket {
-	d := &Dispatch{byID: map[uint32]*Ticket{}, credit: DefaultCredit, room: make(chan struct{})}
+	d := &Dispatch{byID: map[uint32]*Ticket{}, credit: DefaultCredit}
+	d.wpool.New = func() any { return make(chan struct{}, 1) }
 	d.tickets.New = func() any { return &Ticket{d: d, ch: make(chan *mangos.Message, 1)} }
 	return protocol.MakeSocket(d)
 }
@@ -111,7 +112,7 @@ func DispatchOf(so *Socket) *Dispatch {
 func (d *Dispatch) SetDefaultCredit(n int) {
 	d.mu.Lock()
 	d.credit = min(max(n, 1), maxCredit)
-	d.wake()
+	d.wakeAll()
 	d.mu.Unlock()
 }
 
@@ -139,20 +140,25 @@ func (d *Dispatch) Send(ctx context.Context, m *mangos.Message, avoid uint32, wa
 		if p = d.choose(avoid); p != nil {
 			break
 		}
-		room := d.room
-		d.waiting++
+		w := d.wpool.Get().(chan struct{})
+		d.waiters = append(d.waiters, w)
 		d.mu.Unlock()
 		select {
-		case <-room:
+		case <-w:
+			d.wpool.Put(w)
 		case <-ctx.Done():
 			d.mu.Lock()
-			d.waiting--
+			if !d.unwait(w) {
+				// Woken meanwhile: pass the room on.
+				<-w
+				d.wakeOne()
+			}
 			d.mu.Unlock()
+			d.wpool.Put(w)
 			m.Free()
 			return nil, ctx.Err()
 		}
 		d.mu.Lock()
-		d.waiting--
 	}
 	t := d.tickets.Get().(*Ticket)
 	t.pipe = p
@@ -226,17 +232,43 @@ func (d *Dispatch) finish(t *Ticket, m *mangos.Message) bool {
 		t.pipe.failed++
 	}
 	t.ch <- m
-	d.wake()
+	d.wakeOne()
 	return true
 }
 
-// wake tells the requests waiting for room to look again. Called with d.mu
-// held.
-func (d *Dispatch) wake() {
-	if d.waiting > 0 {
-		close(d.room)
-		d.room = make(chan struct{})
+// wakeOne tells the request that waited longest for room to look again
+// (one slot freed). Called with d.mu held.
+func (d *Dispatch) wakeOne() {
+	if len(d.waiters) == 0 {
+		return
 	}
+	w := d.waiters[0]
+	copy(d.waiters, d.waiters[1:])
+	d.waiters[len(d.waiters)-1] = nil
+	d.waiters = d.waiters[:len(d.waiters)-1]
+	w <- struct{}{}
+}
+
+// wakeAll tells every request waiting for room to look again (a peer
+// came, a credit changed, or the Dispatch closed). Called with d.mu held.
+func (d *Dispatch) wakeAll() {
+	for _, w := range d.waiters {
+		w <- struct{}{}
+	}
+	clear(d.waiters)
+	d.waiters = d.waiters[:0]
+}
+
+// unwait removes w from the waiters; false if it was woken already.
+// Called with d.mu held.
+func (d *Dispatch) unwait(w chan struct{}) bool {
+	for i, x := range d.waiters {
+		if x == w {
+			d.waiters = append(d.waiters[:i], d.waiters[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // Pipe returns the id of the connection t was sent on.
@@ -284,7 +316,7 @@ func (t *Ticket) SetCredit(n int) {
 	d.mu.Lock()
 	if t.pipe.credit != n {
 		t.pipe.credit = n
-		d.wake()
+		d.wakeAll()
 	}
 	d.mu.Unlock()
 }
@@ -298,7 +330,7 @@ func (t *Ticket) Release() {
 		delete(d.byID, t.id)
 		t.pipe.out--
 		t.pipe.failed++
-		d.wake()
+		d.wakeOne()
 	}
 	d.mu.Unlock()
 	select {
@@ -357,7 +389,7 @@ func (d *Dispatch) AddPipe(pp protocol.Pipe) error {
 	p := &reqPipe{d: d, p: pp}
 	pp.SetPrivate(p)
 	d.pipes = append(d.pipes, p)
-	d.wake()
+	d.wakeAll()
 	go p.receiver()
 	return nil
 }
@@ -394,6 +426,9 @@ func (d *Dispatch) RemovePipe(pp protocol.Pipe) {
 			d.finish(t, nil)
 		}
 	}
+	if len(d.pipes) == 0 {
+		d.wakeAll() // to fail with ErrNoPeers, unless they wait for a peer
+	}
 }
 
 // OpenContext implements protocol.Protocol: no contexts (Send and Ticket
@@ -417,8 +452,7 @@ func (d *Dispatch) Close() error {
 	for _, t := range d.byID {
 		d.finish(t, nil)
 	}
-	close(d.room)
-	d.room = make(chan struct{})
+	d.wakeAll()
 	return nil
 }
 
