@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/layer"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/reqrep"
 )
@@ -362,7 +363,7 @@ func WithDedup(size int, ttl time.Duration) Option {
 // pipeline's options can set must appear here.
 func reqrepOptions(s *sock.Settings) []reqrep.Option {
 	opts := []reqrep.Option{
-		reqrep.WithRole(spmesh.RoleWorker),
+		layer.ReqrepWorker().(reqrep.Option), // jobs and acks, role worker
 		reqrep.WithCodec(s.Codec),
 		reqrep.WithLogger(s.Logger),
 		reqrep.WithMaxMessageSize(s.MaxMsgSize),

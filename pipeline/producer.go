@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/layer"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/reqrep"
 )
@@ -404,9 +405,10 @@ func (p *Producer) release() {
 // next attempt, with the same id.
 func (p *Producer) deliver(r *Result) (int, error) {
 	call := reqrep.Call{
-		ID: reqrep.ID(r.id), Header: r.header, Data: r.data,
+		ID: reqrep.ID(r.id), Header: r.header,
 		Attempt: 1, MaxAttempts: p.cfg.maxAttempts, AttemptTimeout: p.cfg.ackTimeout,
 	}
+	layer.ReqrepCallData(&call, r.data)
 	if call.AttemptTimeout == 0 {
 		call.AttemptTimeout = -1 // no timer (0 would mean the requester's default)
 	}

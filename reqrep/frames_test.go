@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/layer"
 	"github.com/spmesh/spmesh/internal/testutil"
 	"github.com/spmesh/spmesh/internal/wire"
 	"github.com/spmesh/spmesh/reqrep"
@@ -29,14 +30,16 @@ func TestWorkerFrames(t *testing.T) {
 			return nil, spmesh.Errorf(7, "failed")
 		}
 		return s + "!", nil
-	}), reqrep.WithListen(addr), reqrep.WithRole(spmesh.RoleWorker))
-	rq := mustRequester(t, reqrep.WithDial(addr), reqrep.WithRole(spmesh.RoleWorker))
+	}), reqrep.WithListen(addr), workerFrames())
+	rq := mustRequester(t, reqrep.WithDial(addr), workerFrames())
 	peers(t, rq, 1)
 	ctx := ctxT(t, 10*time.Second)
 
 	// Data is sent as is, already encoded.
 	data, _ := spmesh.Msgpack.Marshal("job")
-	r, err := rq.Do(ctx, &reqrep.Call{Body: "ignored", Data: data})
+	c := &reqrep.Call{Body: "ignored"}
+	layer.ReqrepCallData(c, data)
+	r, err := rq.Do(ctx, c)
 	var got string
 	if err != nil || r.Decode(&got) != nil || got != "job!" {
 		t.Fatalf("job: got %q, %v, want \"job!\", nil", got, err)
@@ -58,7 +61,7 @@ func TestWorkerFrames(t *testing.T) {
 	}
 	paddr := testutil.Inproc(t)
 	mustReplier(t, thumbnailer("plain"), reqrep.WithListen(paddr))
-	wq := mustRequester(t, reqrep.WithDial(paddr), reqrep.WithRole(spmesh.RoleWorker))
+	wq := mustRequester(t, reqrep.WithDial(paddr), workerFrames())
 	peers(t, wq, 1)
 	if err := wq.Request(ctx, resize{"a", 1}, nil); !errors.Is(err, spmesh.ErrDecode) {
 		t.Fatalf("job to a plain replier: got %v, want ErrDecode", err)
@@ -72,7 +75,7 @@ func TestWorkerFramesOnTheWire(t *testing.T) {
 	addr := testutil.Inproc(t)
 	mustReplier(t, reqrep.HandlerFunc(func(ctx context.Context, r *reqrep.Request) (any, error) {
 		return nil, errors.New("no")
-	}), reqrep.WithListen(addr), reqrep.WithRole(spmesh.RoleWorker))
+	}), reqrep.WithListen(addr), workerFrames())
 	raw, err := req.NewSocket()
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +109,7 @@ func TestWorkerFramesOnTheWire(t *testing.T) {
 	if err := rawRep.Listen(raddr); err != nil {
 		t.Fatal(err)
 	}
-	rq := mustRequester(t, reqrep.WithDial(raddr), reqrep.WithRole(spmesh.RoleWorker))
+	rq := mustRequester(t, reqrep.WithDial(raddr), workerFrames())
 	peers(t, rq, 1)
 	done := make(chan error, 1)
 	go func() { _, err := rq.Do(ctxT(t, 10*time.Second), &reqrep.Call{Body: 1}); done <- err }()
@@ -126,3 +129,7 @@ func TestWorkerFramesOnTheWire(t *testing.T) {
 		t.Fatalf("bare nack: got %v, want a RemoteError \"nack\"", err)
 	}
 }
+
+// workerFrames makes a Requester or Replier speak the pipeline's frames
+// (what the pipeline's Producer and Worker use, through internal/layer).
+func workerFrames() reqrep.Option { return layer.ReqrepWorker().(reqrep.Option) }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/layer"
 	"github.com/spmesh/spmesh/internal/sock"
 )
 
@@ -175,23 +176,21 @@ func WithDiscovery(reg spmesh.Registry, service string) Option {
 	return wrap(sock.WithDiscovery(reg, service))
 }
 
-// WithRole sets the role advertised (Replier) or watched (Requester) in
-// discovery; the default is [spmesh.RoleReplier]. Packages layered on
-// reqrep (the pipeline's Producer and Worker use [spmesh.RoleWorker]) set it
-// so that their peers do not mix with plain repliers of the same service.
-// [spmesh.RoleWorker] also changes the frames: requests go out as pipeline
-// jobs and replies come back as acks (an error reply flagged as a nack), so
-// such a Requester or Replier speaks to pipeline Workers or Producers, and
-// refuses the frames of plain repliers and requesters (answering them with
-// an error, counted in Stats().DecodeErrors).
-func WithRole(r spmesh.Role) Option {
+// withRole sets the role advertised (Replier) or watched (Requester) in
+// discovery; the default is [spmesh.RoleReplier]. The pipeline's Producer
+// and Worker (through internal/layer) use [spmesh.RoleWorker], so that
+// their peers do not mix with plain repliers of the same service; that
+// role also changes the frames (see frames.go).
+func withRole(r spmesh.Role) Option {
 	return optionFunc(func(c *config) error {
-		if r == "" {
-			return sock.Invalid("empty role")
-		}
 		c.role = r
 		return nil
 	})
+}
+
+func init() {
+	layer.ReqrepWorker = func() any { return withRole(spmesh.RoleWorker) }
+	layer.ReqrepCallData = func(c any, data []byte) { c.(*Call).data = data }
 }
 
 // WithAttemptTimeout makes a Requester resend a request that got no reply

@@ -297,12 +297,12 @@ func (r *Requester) err(ctx context.Context, err error) error {
 	return r.so.Explain(sock.Err(err))
 }
 
-// encode builds the frame of one attempt of c: c.Data as is when set, else
+// encode builds the frame of one attempt of c: c.data as is when set, else
 // c.Body encoded with the codec.
 func (r *Requester) encode(id wire.ID, attempt int, deadline int64, c *Call) (*mangos.Message, error) {
 	codec, body := r.codec, c.Body
-	if c.Data != nil {
-		codec, body = spmesh.Raw, c.Data
+	if c.data != nil {
+		codec, body = spmesh.Raw, c.data
 	}
 	env := wire.Msg{Kind: r.fr.request, ID: id, Time: time.Now().UnixNano(), Header: c.Header, Attempt: uint32(attempt), Deadline: deadline}
 	return r.so.EncodeWith(codec, &env, body)

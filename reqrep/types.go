@@ -100,11 +100,6 @@ type Call struct {
 	Header spmesh.Header
 	// Body is the request value, encoded with the codec.
 	Body any
-	// Data, when non-nil, is the request body already encoded (with the
-	// codec the replier uses): it is sent as is and Body is ignored. A
-	// caller that sends the same body many times, or must report an
-	// encoding error before the call, encodes it once.
-	Data []byte
 	// Attempt is the number of the first attempt sent (0 means 1). A caller
 	// that retries a call itself continues the count here, so that handlers
 	// and MaxAttempts see the attempts of every try.
@@ -115,6 +110,8 @@ type Call struct {
 	// AttemptTimeout overrides [WithAttemptTimeout] for this call when
 	// positive; negative disables the per-attempt timeout.
 	AttemptTimeout time.Duration
+
+	data []byte // the body already encoded (set through internal/layer)
 }
 
 // Reply is the answer to a [Call].
