@@ -169,9 +169,10 @@ type ProducerStats struct {
 // a job is delivered again when its worker fails it (nack), does not ack it
 // within the ack timeout, or goes away; after [WithMaxAttempts] deliveries
 // it goes to the dead letter. Delivery is at least once: a job can run more
-// than once. Up to [WithMaxInFlight] jobs are in flight at once, spread over
-// the workers. A Producer rides on a reqrep Requester; it is safe for
-// concurrent use.
+// than once. Up to [WithMaxInFlight] jobs are in flight at once, each sent
+// to the worker with the fewest jobs in flight among those below their
+// credit (ties round robin), a redelivery to another worker when one has
+// room. A Producer rides on reqrep's engine; it is safe for concurrent use.
 type Producer struct {
 	rq      *reqrep.Requester
 	codec   spmesh.Codec
