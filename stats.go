@@ -1,5 +1,7 @@
 package spmesh
 
+import "time"
+
 // Stats are a socket's counters since it was opened. Every pattern type has a
 // Stats method returning them (some add pattern-specific detail).
 //
@@ -48,4 +50,7 @@ type PeerStats struct {
 	InFlight int    // requests (jobs) sent to it and not answered yet
 	Done     uint64 // replies (acks and nacks) received from it
 	Failed   uint64 // requests sent to it that were lost, timed out or abandoned
+	// MeanReplyTime is the mean time from sending a request (job) to it to
+	// its reply (ack or nack): its service time plus the network.
+	MeanReplyTime time.Duration
 }

@@ -117,6 +117,9 @@ func TestEqualWorkersShareEvenly(t *testing.T) {
 	var done uint64
 	for _, p := range per {
 		done += p.Done
+		if p.MeanReplyTime < time.Millisecond {
+			t.Errorf("peer %s: mean reply time %v, want at least the 1ms its jobs take", p.Addr, p.MeanReplyTime)
+		}
 		if p.Credit != 4 {
 			t.Errorf("peer %s: credit %d, want the 4 its worker announced (twice its concurrency)", p.Addr, p.Credit)
 		}

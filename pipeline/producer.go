@@ -298,7 +298,7 @@ func (p *Producer) Submit(ctx context.Context, t Task) (*Result, error) {
 		return nil, fmt.Errorf("%w: job of %d bytes, limit %d", spmesh.ErrTooLarge, len(data), p.maxSize)
 	}
 	p.lastSize.Store(int64(len(data)))
-	if !p.cfg.wait && p.rq.Stats().Peers == 0 {
+	if !p.cfg.wait && layer.ReqrepPeers(p.rq) == 0 {
 		return nil, sock.NoPeersError("no worker connected", p.rq.Stats().LastError)
 	}
 	select {

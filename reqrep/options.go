@@ -191,6 +191,7 @@ func withRole(r spmesh.Role) Option {
 func init() {
 	layer.ReqrepWorker = func() any { return withRole(spmesh.RoleWorker) }
 	layer.ReqrepCallData = func(c any, data []byte) { c.(*Call).data = data }
+	layer.ReqrepPeers = func(rq any) int { return rq.(*Requester).so.Peers() }
 }
 
 // WithAttemptTimeout makes a Requester resend a request that got no reply

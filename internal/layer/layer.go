@@ -10,6 +10,10 @@ package layer
 // discovery, jobs and acks on the wire.
 var ReqrepWorker func() any
 
+// ReqrepPeers returns the number of connections of a *reqrep.Requester
+// (given as any), without building its Stats.
+var ReqrepPeers func(rq any) int
+
 // ReqrepCallData sets the already-encoded body of a *reqrep.Call (given as
 // any): it is sent as is, and the call's Body is ignored.
 var ReqrepCallData func(call any, data []byte)

@@ -57,6 +57,7 @@ type reqPipe struct {
 	credit       int // announced; 0: the default
 	gone         bool
 	done, failed uint64
+	replyTime    time.Duration // summed over done
 }
 
 // Ticket is one request sent on one connection, until its reply comes,
@@ -64,6 +65,7 @@ type reqPipe struct {
 type Ticket struct {
 	d    *Dispatch
 	id   uint32
+	sent time.Time
 	pipe *reqPipe
 	ch   chan *mangos.Message // the reply; nil: the connection dropped
 }
@@ -168,6 +170,7 @@ func (d *Dispatch) Send(ctx context.Context, m *mangos.Message, avoid uint32, wa
 			break
 		}
 	}
+	t.sent = time.Now()
 	d.byID[t.id] = t
 	p.out++
 	d.mu.Unlock()
@@ -228,6 +231,7 @@ func (d *Dispatch) finish(t *Ticket, m *mangos.Message) bool {
 	t.pipe.out--
 	if m != nil {
 		t.pipe.done++
+		t.pipe.replyTime += time.Since(t.sent)
 	} else {
 		t.pipe.failed++
 	}
@@ -354,7 +358,11 @@ func (d *Dispatch) Peers() []spmesh.PeerStats {
 		if c == 0 {
 			c = d.credit
 		}
-		out = append(out, spmesh.PeerStats{Addr: p.addr, Credit: c, InFlight: p.out, Done: p.done, Failed: p.failed})
+		ps := spmesh.PeerStats{Addr: p.addr, Credit: c, InFlight: p.out, Done: p.done, Failed: p.failed}
+		if p.done > 0 {
+			ps.MeanReplyTime = p.replyTime / time.Duration(p.done)
+		}
+		out = append(out, ps)
 	}
 	return out
 }
