@@ -50,8 +50,9 @@
 //
 // # Traps first: at least once
 //
-// [Producer] / [Worker] ride on the reqrep package (mangos REQ/REP): a job
-// is a request, the worker's reply is its ack.
+// [Producer] / [Worker] ride on the reqrep engine (SP REQ/REP, spmesh
+// choosing each job's worker): a job is a request, the worker's reply is
+// its ack.
 //
 //   - Duplicates: a job is delivered again when its worker fails it (the
 //     handler returned an error or panicked: a nack), does not ack it within
