@@ -1,5 +1,7 @@
 package spmesh
 
+import "time"
+
 // Stats are a socket's counters since it was opened. Every pattern type has a
 // Stats method returning them (some add pattern-specific detail).
 //
@@ -37,4 +39,18 @@ type Stats struct {
 	// LastError is the last connection-level error (dial, handshake, TLS),
 	// with the peer's address; empty when there was none.
 	LastError string
+}
+
+// PeerStats are the dispatch counters of one connected peer of a requester
+// or producer (a replier or worker): spmesh sends a peer no more than its
+// Credit at once, preferring the peer with the fewest in flight.
+type PeerStats struct {
+	Addr     string // the peer's remote address
+	Credit   int    // requests it takes at once: announced, else the default
+	InFlight int    // requests (jobs) sent to it and not answered yet
+	Done     uint64 // replies (acks and nacks) received from it
+	Failed   uint64 // requests sent to it that were lost, timed out or abandoned
+	// MeanReplyTime is the mean time from sending a request (job) to it to
+	// its reply (ack or nack): its service time plus the network.
+	MeanReplyTime time.Duration
 }

@@ -50,8 +50,9 @@
 //
 // # Traps first: at least once
 //
-// [Producer] / [Worker] ride on the reqrep package (mangos REQ/REP): a job
-// is a request, the worker's reply is its ack.
+// [Producer] / [Worker] ride on the reqrep engine (SP REQ/REP, spmesh
+// choosing each job's worker): a job is a request, the worker's reply is
+// its ack.
 //
 //   - Duplicates: a job is delivered again when its worker fails it (the
 //     handler returned an error or panicked: a nack), does not ack it within
@@ -81,14 +82,21 @@
 //     every delivery included, and its deadline travels to the worker, whose
 //     handler ctx ends at the same instant (clocks must agree). For
 //     ProduceAsync, use a ctx that lives as long as the job should.
-//   - Load: jobs go to the worker connections free to send, favouring the
-//     worker that answered last (mangos REQ scheduling), not the least
-//     loaded one: a worker that joins a busy pipeline gets jobs only as the
-//     scheduling happens to reach it (from a fair share to, under heavy
-//     load, almost none). A job nacked by one worker is steered to another
-//     when there is one (best effort). A worker takes [WithConcurrency] jobs at
-//     a time (default 8); more wait in its connections with their ack
-//     timers running, so the ack timeout must cover that wait too.
+//   - Load and credit: the Producer chooses each job's worker: the one with
+//     the fewest of its jobs in flight, among those below their credit,
+//     ties round robin. A worker's credit is how many jobs it takes at once
+//     from one producer; it announces it in every ack (twice its
+//     [WithConcurrency], default 8, so that a job waits ready for each
+//     handler; [WithCredit] sets another). So equal
+//     workers get equal shares, a worker 4x slower gets about a quarter of
+//     a fast one's share, and a worker that joins a busy pipeline gets jobs
+//     as soon as it is connected. While every worker is at its credit, jobs
+//     wait at the Producer (within [WithMaxInFlight]); a job sent waits at
+//     its worker at most behind one job per handler, its ack timer running. A
+//     job nacked by one worker, or whose delivery timed out or was lost, is
+//     delivered again to another worker when one has room.
+//     Stats().PerPeer shows each worker's credit, jobs in flight, done and
+//     failed.
 //   - Order: none. Jobs run concurrently and redeliveries overtake.
 //   - Too large: a job over the Producer's own [WithMaxMessageSize] fails at
 //     once with [spmesh.ErrTooLarge]. A job over a Worker's limit is

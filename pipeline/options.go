@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/layer"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/reqrep"
 )
@@ -79,6 +80,7 @@ type producerConfig struct {
 
 type workerConfig struct {
 	concurrency int
+	credit      int // 0: concurrency
 	dedupSize   int // 0: no de-duplication
 	dedupTTL    time.Duration
 }
@@ -306,14 +308,32 @@ func WithWaitForWorker() Option {
 }
 
 // WithConcurrency sets how many jobs a [Worker] handles at once (default
-// [DefaultConcurrency]), each in its own long-lived goroutine. Further jobs
-// wait in the connections, their ack timers running. Worker only.
+// [DefaultConcurrency]), each in its own long-lived goroutine. It is also
+// half the worker's credit unless [WithCredit] says otherwise. Worker only.
 func WithConcurrency(n int) Option {
 	return option{name: "WithConcurrency", fits: forWorker, set: func(c *config) error {
 		if n < 1 || n > 1<<16 {
 			return sock.Invalid("concurrency %d out of range [1, 65536]", n)
 		}
 		c.worker.concurrency = n
+		return nil
+	}}
+}
+
+// WithCredit sets the credit a [Worker] announces to producers: how many
+// of a producer's jobs it takes at once (default twice its
+// [WithConcurrency]: one job waits ready for each handler, hiding the
+// round trip between an ack and the next job). A producer never sends a
+// worker more than its credit; jobs over the concurrency wait at the
+// worker with their ack timers running. A larger credit means less idle
+// time between jobs, a smaller one spreads jobs to new or idle workers
+// sooner. Worker only.
+func WithCredit(n int) Option {
+	return option{name: "WithCredit", fits: forWorker, set: func(c *config) error {
+		if n < 1 || n > 1<<16 {
+			return sock.Invalid("credit %d out of range [1, 65536]", n)
+		}
+		c.worker.credit = n
 		return nil
 	}}
 }
@@ -343,7 +363,7 @@ func WithDedup(size int, ttl time.Duration) Option {
 // pipeline's options can set must appear here.
 func reqrepOptions(s *sock.Settings) []reqrep.Option {
 	opts := []reqrep.Option{
-		reqrep.WithRole(spmesh.RoleWorker),
+		layer.ReqrepWorker().(reqrep.Option), // jobs and acks, role worker
 		reqrep.WithCodec(s.Codec),
 		reqrep.WithLogger(s.Logger),
 		reqrep.WithMaxMessageSize(s.MaxMsgSize),

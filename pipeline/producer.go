@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/layer"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/reqrep"
 )
@@ -160,15 +161,18 @@ type ProducerStats struct {
 	Failed uint64
 	// InFlight is the number of jobs sent and not over (the window in use).
 	InFlight int
+	// PerPeer are the dispatch counters of each connected worker.
+	PerPeer []spmesh.PeerStats
 }
 
 // Producer sends jobs to connected [Worker]s and makes sure each is acked:
 // a job is delivered again when its worker fails it (nack), does not ack it
 // within the ack timeout, or goes away; after [WithMaxAttempts] deliveries
 // it goes to the dead letter. Delivery is at least once: a job can run more
-// than once. Up to [WithMaxInFlight] jobs are in flight at once, spread over
-// the workers. A Producer rides on a reqrep Requester; it is safe for
-// concurrent use.
+// than once. Up to [WithMaxInFlight] jobs are in flight at once, each sent
+// to the worker with the fewest jobs in flight among those below their
+// credit (ties round robin), a redelivery to another worker when one has
+// room. A Producer rides on reqrep's engine; it is safe for concurrent use.
 type Producer struct {
 	rq      *reqrep.Requester
 	codec   spmesh.Codec
@@ -201,7 +205,6 @@ type Producer struct {
 
 	produced, acked, nacked, retries, dead, failed atomic.Uint64
 	tooLarge                                       atomic.Uint64 // refused before sending
-	probes                                         atomic.Uint64 // sent by steer, not deliveries
 }
 
 // NewProducer opens a producer. Give it workers with [WithDial] (or
@@ -214,7 +217,8 @@ func NewProducer(opts ...Option) (*Producer, error) {
 	}
 	ro := append(reqrepOptions(&c.sock),
 		reqrep.WithMaxAttempts(c.producer.maxAttempts),
-		reqrep.WithAttemptTimeout(c.producer.ackTimeout))
+		reqrep.WithAttemptTimeout(c.producer.ackTimeout),
+		reqrep.WithPeerCredit(2*DefaultConcurrency)) // until a worker announces its own
 	if c.producer.wait {
 		ro = append(ro, reqrep.WithWaitForReplier())
 	}
@@ -294,7 +298,7 @@ func (p *Producer) Submit(ctx context.Context, t Task) (*Result, error) {
 		return nil, fmt.Errorf("%w: job of %d bytes, limit %d", spmesh.ErrTooLarge, len(data), p.maxSize)
 	}
 	p.lastSize.Store(int64(len(data)))
-	if !p.cfg.wait && p.rq.Stats().Peers == 0 {
+	if !p.cfg.wait && layer.ReqrepPeers(p.rq) == 0 {
 		return nil, sock.NoPeersError("no worker connected", p.rq.Stats().LastError)
 	}
 	select {
@@ -402,9 +406,10 @@ func (p *Producer) release() {
 // next attempt, with the same id.
 func (p *Producer) deliver(r *Result) (int, error) {
 	call := reqrep.Call{
-		ID: reqrep.ID(r.id), Header: r.header, Data: r.data,
+		ID: reqrep.ID(r.id), Header: r.header,
 		Attempt: 1, MaxAttempts: p.cfg.maxAttempts, AttemptTimeout: p.cfg.ackTimeout,
 	}
+	layer.ReqrepCallData(&call, r.data)
 	if call.AttemptTimeout == 0 {
 		call.AttemptTimeout = -1 // no timer (0 would mean the requester's default)
 	}
@@ -426,9 +431,10 @@ func (p *Producer) deliver(r *Result) (int, error) {
 			p.nacked.Add(1)
 			if rep.Attempt < p.cfg.maxAttempts {
 				p.log.Debug("spmesh: job nacked, redelivering", "id", r.id, "attempt", rep.Attempt, "err", err)
+				// The same id's next attempt: the requester sends it
+				// to another worker when one has room.
 				call.Attempt = rep.Attempt + 1
 				p.retries.Add(1)
-				p.steer(r.ctx)
 				continue
 			}
 			return rep.Attempt, p.deadLetter(r, rep.Attempt, err)
@@ -458,29 +464,6 @@ func (p *Producer) deliver(r *Result) (int, error) {
 	}
 }
 
-// probeHeader marks a probe: a frame that a Worker acks at once without
-// running its handler.
-const probeHeader = "spmesh-probe"
-
-var probe = spmesh.Header{probeHeader: "1"}
-
-// steer makes the next delivery go to another worker than the one that
-// just nacked: mangos REQ sends to the connection that answered last
-// first, which would hand the job straight back to the worker that failed
-// it. A probe (answered at once, its answer ignored) takes that place in
-// the queue. With one worker there is nowhere else to go.
-func (p *Producer) steer(ctx context.Context) {
-	if p.rq.Stats().Peers < 2 {
-		return
-	}
-	_, err := p.rq.Do(ctx, &reqrep.Call{Header: probe, Data: []byte{}, MaxAttempts: 1, AttemptTimeout: -1, NoReply: true})
-	if err != nil {
-		p.log.Debug("spmesh: probe not sent", "err", err)
-		return
-	}
-	p.probes.Add(1)
-}
-
 // deadLetter hands r to the dead-letter function (or the log) and returns
 // the job's error.
 func (p *Producer) deadLetter(r *Result, attempts int, cause error) error {
@@ -503,7 +486,6 @@ func (p *Producer) deadLetter(r *Result, attempts int, cause error) error {
 
 // Stats returns the producer's counters.
 func (p *Producer) Stats() ProducerStats {
-	probes := p.probes.Load() // first: each was counted as sent before
 	rs := p.rq.Stats()
 	st := ProducerStats{
 		Stats:        rs.Stats,
@@ -515,10 +497,10 @@ func (p *Producer) Stats() ProducerStats {
 		DeadLettered: p.dead.Load(),
 		Failed:       p.failed.Load(),
 		InFlight:     len(p.slots),
+		PerPeer:      rs.PerPeer,
 	}
 	st.Resent += p.retries.Load()
 	st.TooLarge += p.tooLarge.Load()
-	st.Sent -= probes
 	return st
 }
 

@@ -115,7 +115,6 @@ type Worker struct {
 	dd    *dedup // nil: no de-duplication
 
 	acked, nacked, dups atomic.Uint64
-	probes              atomic.Uint64 // received from producers, not jobs
 }
 
 // NewWorker opens a worker running h. Give it an address with [WithListen]
@@ -135,6 +134,9 @@ func NewWorker(h Handler, opts ...Option) (*Worker, error) {
 		w.dd = newDedup(c.worker.dedupSize, c.worker.dedupTTL)
 	}
 	ro := append(reqrepOptions(&c.sock), reqrep.WithConcurrency(c.worker.concurrency))
+	if c.worker.credit > 0 {
+		ro = append(ro, reqrep.WithCredit(c.worker.credit))
+	}
 	rp, err := reqrep.NewReplier(reqrep.HandlerFunc(w.serve), ro...)
 	if err != nil {
 		return nil, err
@@ -148,12 +150,6 @@ var jobPool = sync.Pool{New: func() any { return new(Job) }}
 // serve is the reqrep handler: one delivery of a job. The ack is the reply,
 // sent by reqrep after serve returns nil; an error reply is the nack.
 func (w *Worker) serve(ctx context.Context, req *reqrep.Request) (any, error) {
-	if _, ok := req.Header[probeHeader]; ok && len(req.Header) == 1 {
-		w.probes.Add(1)
-		// A producer steering its next job elsewhere: no reply, which
-		// would put this worker first in its queue again.
-		return nil, reqrep.SkipReply
-	}
 	job := jobPool.Get().(*Job)
 	*job = Job{
 		ID: JobID(req.ID), Attempt: req.Attempt, Header: req.Header,
@@ -203,9 +199,7 @@ func (w *Worker) Addrs() []string { return w.rp.Addrs() }
 
 // Stats returns the worker's counters.
 func (w *Worker) Stats() WorkerStats {
-	probes := w.probes.Load() // first: each was counted as received before
 	rs := w.rp.Stats()
-	rs.Received -= probes
 	return WorkerStats{
 		Stats:      rs.Stats,
 		InFlight:   rs.InFlight,

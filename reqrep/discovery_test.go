@@ -86,7 +86,7 @@ func TestDiscovery(t *testing.T) {
 	a := mustReplier(t, thumbnailer("a"), reqrep.WithDiscovery(reg, "thumbs"))
 	mustReplier(t, thumbnailer("b"), reqrep.WithDiscovery(reg, "thumbs"))
 	// Same service, another role: a plain requester must not dial it.
-	mustReplier(t, thumbnailer("worker"), reqrep.WithDiscovery(reg, "thumbs"), reqrep.WithRole(spmesh.RoleWorker))
+	mustReplier(t, thumbnailer("worker"), reqrep.WithDiscovery(reg, "thumbs"), workerFrames())
 	mustReplier(t, thumbnailer("other"), reqrep.WithDiscovery(reg, "other"))
 
 	rq := mustRequester(t, reqrep.WithDiscovery(reg, "thumbs"))
@@ -123,7 +123,7 @@ func TestDiscovery(t *testing.T) {
 	}
 
 	// A worker-role requester finds only the worker.
-	wq := mustRequester(t, reqrep.WithDiscovery(reg, "thumbs"), reqrep.WithRole(spmesh.RoleWorker))
+	wq := mustRequester(t, reqrep.WithDiscovery(reg, "thumbs"), workerFrames())
 	peers(t, wq, 1)
 	if got, err := reqrep.Ask[thumb](ctx, wq, resize{"x", 1}); err != nil || got.By != "worker" {
 		t.Fatalf("worker role: got %+v, %v, want worker", got, err)

@@ -1,4 +1,4 @@
-// Package reqrep is request/reply over mangos REQ/REP: a [Requester] sends a
+// Package reqrep is request/reply over SP REQ/REP (mangos): a [Requester] sends a
 // request to one of the connected [Replier]s and waits for its answer; a
 // Replier serves requests with a [Handler], many at once.
 //
@@ -17,7 +17,8 @@
 //     whose connection drops when it was the last one. [WithWaitForReplier]
 //     waits for a replier instead, until the caller's ctx ends.
 //   - What blocks: Request blocks until the reply, the caller's ctx, or the
-//     attempts run out ([WithMaxAttempts]). Without a ctx deadline and
+//     attempts run out ([WithMaxAttempts]); before sending, while every
+//     replier is at its credit (see Load). Without a ctx deadline and
 //     without an attempt timeout, a replier that hangs holds the call for
 //     as long as its connection lives.
 //   - Deadlines travel: the caller's ctx deadline is sent with the request
@@ -26,10 +27,23 @@
 //     Cancelling a ctx without a deadline is not sent. A request that
 //     arrives after its deadline is answered with an error and its handler
 //     is not called.
-//   - Load: requests go to a connection that is free to send, favouring
-//     the replier that answered last (mangos REQ scheduling). Concurrent
-//     calls spread over every replier; the requests of one sequential
-//     caller spread unevenly. There is no weighting by replier load.
+//   - Load and credit: the Requester chooses each request's replier: the
+//     one with the fewest of its requests outstanding, among those below
+//     their credit, ties round robin. So sequential calls spread evenly over
+//     idle repliers, a replier that just connected gets requests at once,
+//     and a slow one gets fewer. A replier's credit is how many requests
+//     one requester may have outstanding with it: it announces it in every
+//     reply (default twice its concurrency, [WithConcurrency], so that a
+//     request waits ready for each handler; set with [WithCredit]); until
+//     the first reply, and for foreign SP repliers that announce nothing,
+//     the Requester assumes [WithPeerCredit] (default twice
+//     [DefaultConcurrency]). While every replier is at its credit,
+//     a call waits at the Requester (until its ctx ends) for the first
+//     replier with room. A resend after an attempt timeout or a lost
+//     connection, and a caller's own retry of a failed call (same
+//     [Call.ID], next [Call.Attempt]), go to another replier when one has
+//     room. Stats().PerPeer shows each replier's credit, requests in
+//     flight, done and failed.
 //   - Limits: a request over the Requester's own [WithMaxMessageSize] fails
 //     at once with [spmesh.ErrTooLarge], before it is encoded when its size
 //     is known ([]byte, string). A request over the Replier's limit is read
@@ -71,9 +85,7 @@
 //     control over ID, attempts and timeouts (what layered packages such as
 //     the pipeline's Producer use).
 //   - [NewReplier](handler, opts...): the serving side, with [HandlerFunc]
-//     and the typed [TypedHandler] adapters. A handler returning
-//     [SkipReply] answers nothing: with [Call.NoReply] on the calling side,
-//     that makes a one-way request.
+//     and the typed [TypedHandler] adapters.
 //
 // Wiring is static ([WithListen], [WithDial], or the Listen and Dial
 // methods) or by service name through a registry ([WithDiscovery]): a

@@ -6,10 +6,10 @@ import (
 )
 
 // frames are the envelope kinds a Requester sends and a Replier answers
-// with. They follow the role ([WithRole]): with [spmesh.RoleWorker] the
+// with. They follow the role (withRole): with [spmesh.RoleWorker] the
 // requests are pipeline jobs and the replies their acks (wire kinds Job and
 // Ack, an error reply flagged as a nack), which is how the pipeline's
-// Producer and Worker ride on this package; every other role speaks plain
+// Producer and Worker ride on this package (through internal/layer); every other role speaks plain
 // requests and replies. A peer of one flavour therefore refuses the frames
 // of the other instead of serving them by mistake.
 type frames struct {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/layer"
 	"github.com/spmesh/spmesh/internal/testutil"
 	"github.com/spmesh/spmesh/internal/wire"
 	"github.com/spmesh/spmesh/reqrep"
@@ -29,14 +30,16 @@ func TestWorkerFrames(t *testing.T) {
 			return nil, spmesh.Errorf(7, "failed")
 		}
 		return s + "!", nil
-	}), reqrep.WithListen(addr), reqrep.WithRole(spmesh.RoleWorker))
-	rq := mustRequester(t, reqrep.WithDial(addr), reqrep.WithRole(spmesh.RoleWorker))
+	}), reqrep.WithListen(addr), workerFrames())
+	rq := mustRequester(t, reqrep.WithDial(addr), workerFrames())
 	peers(t, rq, 1)
 	ctx := ctxT(t, 10*time.Second)
 
 	// Data is sent as is, already encoded.
 	data, _ := spmesh.Msgpack.Marshal("job")
-	r, err := rq.Do(ctx, &reqrep.Call{Body: "ignored", Data: data})
+	c := &reqrep.Call{Body: "ignored"}
+	layer.ReqrepCallData(c, data)
+	r, err := rq.Do(ctx, c)
 	var got string
 	if err != nil || r.Decode(&got) != nil || got != "job!" {
 		t.Fatalf("job: got %q, %v, want \"job!\", nil", got, err)
@@ -58,7 +61,7 @@ func TestWorkerFrames(t *testing.T) {
 	}
 	paddr := testutil.Inproc(t)
 	mustReplier(t, thumbnailer("plain"), reqrep.WithListen(paddr))
-	wq := mustRequester(t, reqrep.WithDial(paddr), reqrep.WithRole(spmesh.RoleWorker))
+	wq := mustRequester(t, reqrep.WithDial(paddr), workerFrames())
 	peers(t, wq, 1)
 	if err := wq.Request(ctx, resize{"a", 1}, nil); !errors.Is(err, spmesh.ErrDecode) {
 		t.Fatalf("job to a plain replier: got %v, want ErrDecode", err)
@@ -72,7 +75,7 @@ func TestWorkerFramesOnTheWire(t *testing.T) {
 	addr := testutil.Inproc(t)
 	mustReplier(t, reqrep.HandlerFunc(func(ctx context.Context, r *reqrep.Request) (any, error) {
 		return nil, errors.New("no")
-	}), reqrep.WithListen(addr), reqrep.WithRole(spmesh.RoleWorker))
+	}), reqrep.WithListen(addr), workerFrames())
 	raw, err := req.NewSocket()
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +109,7 @@ func TestWorkerFramesOnTheWire(t *testing.T) {
 	if err := rawRep.Listen(raddr); err != nil {
 		t.Fatal(err)
 	}
-	rq := mustRequester(t, reqrep.WithDial(raddr), reqrep.WithRole(spmesh.RoleWorker))
+	rq := mustRequester(t, reqrep.WithDial(raddr), workerFrames())
 	peers(t, rq, 1)
 	done := make(chan error, 1)
 	go func() { _, err := rq.Do(ctxT(t, 10*time.Second), &reqrep.Call{Body: 1}); done <- err }()
@@ -127,33 +130,6 @@ func TestWorkerFramesOnTheWire(t *testing.T) {
 	}
 }
 
-// TestOneWay: a NoReply call returns once sent, and a handler returning
-// SkipReply sends nothing back (a caller that waits then times out).
-func TestOneWay(t *testing.T) {
-	addr := testutil.Inproc(t)
-	got := make(chan string, 2)
-	rp := mustReplier(t, reqrep.HandlerFunc(func(ctx context.Context, r *reqrep.Request) (any, error) {
-		var s string
-		if err := r.Decode(&s); err != nil {
-			return nil, err
-		}
-		got <- s
-		return nil, reqrep.SkipReply
-	}), reqrep.WithListen(addr))
-	rq := mustRequester(t, reqrep.WithDial(addr), reqrep.WithAttemptTimeout(30*time.Millisecond), reqrep.WithMaxAttempts(1))
-	peers(t, rq, 1)
-	ctx := ctxT(t, 10*time.Second)
-	r, err := rq.Do(ctx, &reqrep.Call{Body: "one-way", NoReply: true})
-	if err != nil || r.ID.IsZero() || r.Attempt != 1 {
-		t.Fatalf("one-way call: got %+v, %v, want an id, attempt 1, nil", r, err)
-	}
-	if s := <-got; s != "one-way" {
-		t.Fatalf("handler got %q, want one-way", s)
-	}
-	if err := rq.Request(ctx, "waits", nil); !errors.Is(err, spmesh.ErrTimeout) {
-		t.Fatalf("request answered with SkipReply: got %v, want ErrTimeout (no reply)", err)
-	}
-	if st := rp.Stats(); st.Sent != 0 || st.Errors != 0 || st.Received != 2 {
-		t.Fatalf("replier stats: got %+v, want 2 received, nothing sent, no errors", st)
-	}
-}
+// workerFrames makes a Requester or Replier speak the pipeline's frames
+// (what the pipeline's Producer and Worker use, through internal/layer).
+func workerFrames() reqrep.Option { return layer.ReqrepWorker().(reqrep.Option) }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/layer"
 	"github.com/spmesh/spmesh/internal/testutil"
 	"github.com/spmesh/spmesh/internal/wire"
 	"github.com/spmesh/spmesh/reqrep"
@@ -97,7 +98,9 @@ func FuzzReplier(f *testing.F) {
 		if len(body) == 0 {
 			body = []byte{0xc0} // Data nil would mean "encode Body"
 		}
-		_, err = rq.Do(context.Background(), &reqrep.Call{Data: body})
+		c := &reqrep.Call{}
+		layer.ReqrepCallData(c, body)
+		_, err = rq.Do(context.Background(), c)
 		var v any
 		local := spmesh.Msgpack.Unmarshal(body, &v)
 		switch {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/layer"
 	"github.com/spmesh/spmesh/internal/sock"
 )
 
@@ -40,6 +41,10 @@ type config struct {
 
 	// Replier.
 	concurrency int
+	credit      int // 0: concurrency
+
+	// Requester.
+	peerCredit int
 }
 
 type optionFunc func(*config) error
@@ -60,7 +65,7 @@ func sided(s side, name string, f func(*config) error) Option {
 }
 
 func newConfig(s side, opts []Option) (config, error) {
-	c := config{sock: sock.DefaultSettings(), role: spmesh.RoleReplier, concurrency: DefaultConcurrency}
+	c := config{sock: sock.DefaultSettings(), role: spmesh.RoleReplier, concurrency: DefaultConcurrency, peerCredit: 2 * DefaultConcurrency}
 	for _, o := range opts {
 		if o == nil {
 			return c, sock.Invalid("nil option")
@@ -75,6 +80,9 @@ func newConfig(s side, opts []Option) (config, error) {
 			other = "Replier"
 		}
 		return c, sock.Invalid("%s applies to a %s only", c.what, other)
+	}
+	if c.credit == 0 {
+		c.credit = min(2*c.concurrency, 1<<16)
 	}
 	return c, nil
 }
@@ -168,23 +176,22 @@ func WithDiscovery(reg spmesh.Registry, service string) Option {
 	return wrap(sock.WithDiscovery(reg, service))
 }
 
-// WithRole sets the role advertised (Replier) or watched (Requester) in
-// discovery; the default is [spmesh.RoleReplier]. Packages layered on
-// reqrep (the pipeline's Producer and Worker use [spmesh.RoleWorker]) set it
-// so that their peers do not mix with plain repliers of the same service.
-// [spmesh.RoleWorker] also changes the frames: requests go out as pipeline
-// jobs and replies come back as acks (an error reply flagged as a nack), so
-// such a Requester or Replier speaks to pipeline Workers or Producers, and
-// refuses the frames of plain repliers and requesters (answering them with
-// an error, counted in Stats().DecodeErrors).
-func WithRole(r spmesh.Role) Option {
+// withRole sets the role advertised (Replier) or watched (Requester) in
+// discovery; the default is [spmesh.RoleReplier]. The pipeline's Producer
+// and Worker (through internal/layer) use [spmesh.RoleWorker], so that
+// their peers do not mix with plain repliers of the same service; that
+// role also changes the frames (see frames.go).
+func withRole(r spmesh.Role) Option {
 	return optionFunc(func(c *config) error {
-		if r == "" {
-			return sock.Invalid("empty role")
-		}
 		c.role = r
 		return nil
 	})
+}
+
+func init() {
+	layer.ReqrepWorker = func() any { return withRole(spmesh.RoleWorker) }
+	layer.ReqrepCallData = func(c any, data []byte) { c.(*Call).data = data }
+	layer.ReqrepPeers = func(rq any) int { return rq.(*Requester).so.Peers() }
 }
 
 // WithAttemptTimeout makes a Requester resend a request that got no reply
@@ -235,6 +242,39 @@ func WithConcurrency(n int) Option {
 			return sock.Invalid("concurrency %d out of range [1, 65536]", n)
 		}
 		c.concurrency = n
+		return nil
+	})
+}
+
+// WithCredit sets the credit a Replier announces: how many requests each
+// requester may have outstanding with it at once (default twice its
+// concurrency, [WithConcurrency]: one request waits ready for each handler,
+// hiding the round trip between a reply and the next request). A
+// requester sends a replier no more than its credit, so a larger credit
+// queues more requests at the replier, a smaller one keeps them at the
+// requester, free to go to whichever replier has room first. Replier only.
+func WithCredit(n int) Option {
+	return sided(forReplier, "WithCredit", func(c *config) error {
+		if n < 1 || n > 1<<16 {
+			return sock.Invalid("credit %d out of range [1, 65536]", n)
+		}
+		c.credit = n
+		return nil
+	})
+}
+
+// WithPeerCredit sets the credit a Requester assumes for a replier until
+// that replier announces its own (in its first reply), and for repliers
+// that never do (foreign SP REP peers): default twice
+// [DefaultConcurrency], what a Replier with the default concurrency
+// announces.
+// Requester only.
+func WithPeerCredit(n int) Option {
+	return sided(forRequester, "WithPeerCredit", func(c *config) error {
+		if n < 1 || n > 1<<16 {
+			return sock.Invalid("peer credit %d out of range [1, 65536]", n)
+		}
+		c.peerCredit = n
 		return nil
 	})
 }

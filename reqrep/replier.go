@@ -44,12 +44,13 @@ const HandlerGrace = sock.HandlerGrace
 // ([WithConcurrency]) handlers at once, each on its own mangos context.
 // A Replier is safe for concurrent use.
 type Replier struct {
-	so    *sock.Socket
-	srv   *sock.Server
-	h     Handler
-	codec spmesh.Codec
-	fr    frames
-	pool  sync.Pool // *Request
+	so     *sock.Socket
+	srv    *sock.Server
+	h      Handler
+	codec  spmesh.Codec
+	fr     frames
+	credit uint32    // announced in every reply
+	pool   sync.Pool // *Request
 }
 
 // NewReplier opens a replier serving h. Give it addresses with [WithListen]
@@ -67,7 +68,7 @@ func NewReplier(h Handler, opts ...Option) (*Replier, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Replier{so: so, h: h, codec: c.sock.Codec, fr: framesFor(c.role)}
+	r := &Replier{so: so, h: h, codec: c.sock.Codec, fr: framesFor(c.role), credit: uint32(c.credit)}
 	r.pool.New = func() any { return &Request{} }
 	if r.srv, err = sock.NewServer(so, c.concurrency, r.handle); err != nil {
 		return nil, err
@@ -95,7 +96,7 @@ func (r *Replier) handle(base context.Context, m *mangos.Message) *mangos.Messag
 		// here, without calling the handler.
 		r.so.C.TooLarge.Add(1)
 		r.so.C.Dropped.Add(1)
-		return r.srv.Reply(&wire.Msg{Kind: r.fr.reply, ID: env.ID, Attempt: env.Attempt}, nil,
+		return r.srv.Reply(&wire.Msg{Kind: r.fr.reply, ID: env.ID, Attempt: env.Attempt, Credit: r.credit}, nil,
 			spmesh.Errorf(spmesh.CodeTooLarge, "spmesh: message too large: %d bytes, the receiver's limit is %d", len(m.Body), max), r.fr.errFlags)
 	}
 	if err != nil || env.Kind != r.fr.request {
@@ -103,10 +104,10 @@ func (r *Replier) handle(base context.Context, m *mangos.Message) *mangos.Messag
 		if err == nil {
 			err = fmt.Errorf("%w: got a %d frame, want a request (%d)", spmesh.ErrDecode, env.Kind, r.fr.request)
 		}
-		return r.srv.Reply(&wire.Msg{Kind: r.fr.reply, ID: env.ID}, nil, err, r.fr.errFlags)
+		return r.srv.Reply(&wire.Msg{Kind: r.fr.reply, ID: env.ID, Credit: r.credit}, nil, err, r.fr.errFlags)
 	}
 	r.so.C.Received.Add(1)
-	renv := wire.Msg{Kind: r.fr.reply, ID: env.ID, Attempt: env.Attempt}
+	renv := wire.Msg{Kind: r.fr.reply, ID: env.ID, Attempt: env.Attempt, Credit: r.credit}
 	if env.Deadline != 0 && time.Now().UnixNano() >= env.Deadline {
 		// Abandoned before it was taken: don't do the work.
 		r.so.C.Dropped.Add(1)
@@ -126,9 +127,6 @@ func (r *Replier) handle(base context.Context, m *mangos.Message) *mangos.Messag
 	renv.Header = req.reply
 	*req = Request{}
 	r.pool.Put(req)
-	if err == SkipReply {
-		return nil // one-way: nothing goes back
-	}
 	if err != nil {
 		r.srv.Errors.Add(1)
 	}

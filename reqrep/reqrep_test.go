@@ -525,8 +525,11 @@ func TestOptions(t *testing.T) {
 		"nil handler":              func() error { _, err := reqrep.NewReplier(nil); return err },
 		"nil option":               func() error { _, err := reqrep.NewReplier(h, nil); return err },
 		"concurrency 0":            func() error { _, err := reqrep.NewReplier(h, reqrep.WithConcurrency(0)); return err },
+		"credit 0":                 func() error { _, err := reqrep.NewReplier(h, reqrep.WithCredit(0)); return err },
+		"credit on requester":      func() error { _, err := reqrep.NewRequester(reqrep.WithCredit(4)); return err },
+		"peer credit 0":            func() error { _, err := reqrep.NewRequester(reqrep.WithPeerCredit(0)); return err },
+		"peer credit on replier":   func() error { _, err := reqrep.NewReplier(h, reqrep.WithPeerCredit(4)); return err },
 		"max attempts -1":          func() error { _, err := reqrep.NewRequester(reqrep.WithMaxAttempts(-1)); return err },
-		"empty role":               func() error { _, err := reqrep.NewReplier(h, reqrep.WithRole("")); return err },
 		"bad listen on replier":    func() error { _, err := reqrep.NewReplier(h, reqrep.WithListen("nope")); return err },
 	} {
 		if err := f(); !errors.Is(err, spmesh.ErrInvalidOption) {

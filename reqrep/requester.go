@@ -14,8 +14,9 @@ import (
 	"go.nanomsg.org/mangos/v3"
 )
 
-// maxIdle bounds the pool of idle mangos contexts a Requester keeps.
-const maxIdle = 1024
+// maxFailed bounds how many failed requests a Requester remembers, to send
+// a caller's retry of one (same ID) to another replier.
+const maxFailed = 4096
 
 // RequesterStats are a requester's counters.
 type RequesterStats struct {
@@ -28,32 +29,31 @@ type RequesterStats struct {
 	Lost uint64
 	// RemoteErrors counts replies that carried a handler error.
 	RemoteErrors uint64
+	// PerPeer are the dispatch counters of each connected replier.
+	PerPeer []spmesh.PeerStats
 }
 
-// Requester sends requests to connected [Replier]s, spreading them over the
-// connections, and waits for the replies. Many goroutines may call it at
-// once: each call runs on its own mangos context (pooled), so calls never
-// see each other's replies. A Requester is safe for concurrent use.
+// Requester sends requests to connected [Replier]s and waits for the
+// replies. It chooses the replier of each request: the one with the fewest
+// requests outstanding, among those below their credit; ties go round
+// robin. Many goroutines may call it at once; calls never see each other's
+// replies. A Requester is safe for concurrent use.
 type Requester struct {
 	so             *sock.Socket
+	d              *sock.Dispatch
 	codec          spmesh.Codec
 	fr             frames
 	attemptTimeout time.Duration
 	maxAttempts    int
+	wait           bool
 
-	poolMu sync.Mutex
-	pool   []*reqCtx
+	failMu sync.Mutex
+	failed map[wire.ID]uint32 // request -> connection whose handler failed it
 
 	inflight     atomic.Int64
 	timeouts     atomic.Uint64
 	lost         atomic.Uint64
 	remoteErrors atomic.Uint64
-}
-
-// reqCtx is one pooled mangos REQ context and its current receive deadline.
-type reqCtx struct {
-	mc      mangos.Context
-	timeout time.Duration
 }
 
 // NewRequester opens a requester. Give it addresses with [WithDial] or
@@ -64,26 +64,15 @@ func NewRequester(opts ...Option) (*Requester, error) {
 	if err != nil {
 		return nil, err
 	}
-	so, err := sock.Open(sock.Req, c.sock, sock.Wiring{Watch: c.role})
+	so, err := sock.Open(sock.Dispatcher, c.sock, sock.Wiring{Watch: c.role})
 	if err != nil {
 		return nil, err
 	}
-	// spmesh resends itself (to number the attempts): mangos must not. With
-	// no retry time, mangos cancels a request whose connection drops, and
-	// the call resends it.
-	for k, v := range map[string]any{
-		mangos.OptionRetryTime:    time.Duration(0),
-		mangos.OptionFailNoPeers:  !c.wait,
-		mangos.OptionRecvDeadline: c.attemptTimeout,
-	} {
-		if err := so.M.SetOption(k, v); err != nil {
-			so.Close()
-			return nil, fmt.Errorf("spmesh: set %s: %w", k, sock.Err(err))
-		}
-	}
+	d := sock.DispatchOf(so)
+	d.SetDefaultCredit(c.peerCredit)
 	return &Requester{
-		so: so, codec: c.sock.Codec, fr: framesFor(c.role),
-		attemptTimeout: c.attemptTimeout, maxAttempts: c.maxAttempts,
+		so: so, d: d, codec: c.sock.Codec, fr: framesFor(c.role),
+		attemptTimeout: c.attemptTimeout, maxAttempts: c.maxAttempts, wait: c.wait,
 	}, nil
 }
 
@@ -135,8 +124,7 @@ func Ask[Resp any](ctx context.Context, r *Requester, req any) (Resp, error) {
 
 // Do sends c and returns the reply undecoded. On a handler error it returns
 // the reply (headers, attempt) together with the [*spmesh.RemoteError]; on
-// other errors the reply is nil. With [Call.NoReply] it returns as soon as
-// the request is on its way.
+// other errors the reply is nil.
 func (r *Requester) Do(ctx context.Context, c *Call) (*Reply, error) {
 	if c == nil {
 		return nil, sock.Invalid("nil call")
@@ -145,9 +133,6 @@ func (r *Requester) Do(ctx context.Context, c *Call) (*Reply, error) {
 	_, attempt, err := r.roundTrip(ctx, c, &env)
 	if err != nil {
 		return nil, err
-	}
-	if c.NoReply {
-		return &Reply{ID: ID(env.ID), Attempt: attempt, codec: r.codec}, nil
 	}
 	// The reply keeps m's body: m goes to the garbage collector, not the pool.
 	rep := &Reply{ID: ID(env.ID), Header: env.Header, Attempt: attempt, Data: env.Body, codec: r.codec}
@@ -190,35 +175,27 @@ func (r *Requester) roundTrip(ctx context.Context, c *Call, env *wire.Msg) (*man
 		deadline = d.UnixNano()
 	}
 
-	rc, err := r.get(timeout)
-	if err != nil {
-		return nil, 0, sock.CtxErr(ctx, err)
+	var avoid uint32
+	if attempt > 1 {
+		avoid = r.failedOn(id)
 	}
-	stop := sock.Bind(ctx, rc.mc)
 	r.inflight.Add(1)
-	defer func() {
-		r.inflight.Add(-1)
-		if stop() {
-			r.put(rc)
-		}
-	}()
+	defer r.inflight.Add(-1)
 
 	for {
 		m, err := r.encode(id, attempt, deadline, c)
 		if err != nil {
 			return nil, attempt, err
 		}
-		if err := rc.mc.SendMsg(m); err != nil {
+		t, err := r.d.Send(ctx, m, avoid, r.wait)
+		if err != nil {
 			return nil, attempt, r.err(ctx, err)
 		}
 		r.so.C.Sent.Add(1)
-		if c.NoReply {
-			env.ID = id
-			return nil, attempt, nil
-		}
-		reply, err := rc.mc.RecvMsg()
+		reply, err := t.Wait(ctx, timeout)
 		if err == nil {
 			if derr := wire.Decode(reply.Body, env); derr != nil || env.Kind != r.fr.reply || env.ID != id {
+				t.Release()
 				reply.Free()
 				r.so.C.DecodeErrors.Add(1)
 				if derr == nil {
@@ -226,19 +203,24 @@ func (r *Requester) roundTrip(ctx context.Context, c *Call, env *wire.Msg) (*man
 				}
 				return nil, attempt, fmt.Errorf("spmesh: reply: %w", derr)
 			}
+			if env.Credit != 0 {
+				t.SetCredit(int(env.Credit))
+			}
+			if r.fr.failed(env) {
+				r.failedAt(id, t.Pipe())
+			}
+			t.Release()
 			r.so.C.Received.Add(1)
 			return reply, attempt, nil
 		}
+		avoid = t.Pipe() // the resend goes elsewhere when it can
+		t.Release()
 		why := "connection lost"
 		switch {
 		case errors.Is(err, mangos.ErrRecvTimeout):
 			why = "attempt timed out"
 			r.timeouts.Add(1)
-		case errors.Is(err, mangos.ErrCanceled), errors.Is(err, mangos.ErrProtoState):
-			// Canceled: the connection carrying the request dropped
-			// while we waited. ProtoState: it dropped between the send
-			// and the receive, and mangos cancelled the request before
-			// RecvMsg began (no request left to wait for). Both are lost.
+		case errors.Is(err, mangos.ErrCanceled):
 			r.lost.Add(1)
 		default:
 			return nil, attempt, r.err(ctx, err)
@@ -253,6 +235,30 @@ func (r *Requester) roundTrip(ctx context.Context, c *Call, env *wire.Msg) (*man
 		attempt++
 		r.so.C.Resent.Add(1)
 	}
+}
+
+// failedAt remembers that the replier on connection pipe failed request
+// id, so that a retry of it (the caller's, with the same ID) goes to
+// another replier when one has room.
+func (r *Requester) failedAt(id wire.ID, pipe uint32) {
+	r.failMu.Lock()
+	if r.failed == nil || len(r.failed) >= maxFailed {
+		r.failed = make(map[wire.ID]uint32)
+	}
+	r.failed[id] = pipe
+	r.failMu.Unlock()
+}
+
+// failedOn returns the connection whose replier last failed request id (0:
+// none), forgetting it.
+func (r *Requester) failedOn(id wire.ID) uint32 {
+	r.failMu.Lock()
+	defer r.failMu.Unlock()
+	p := r.failed[id]
+	if p != 0 {
+		delete(r.failed, id)
+	}
+	return p
 }
 
 // remoteErr returns the error of an error reply: ctx's error when the
@@ -291,55 +297,15 @@ func (r *Requester) err(ctx context.Context, err error) error {
 	return r.so.Explain(sock.Err(err))
 }
 
-// encode builds the frame of one attempt of c: c.Data as is when set, else
+// encode builds the frame of one attempt of c: c.data as is when set, else
 // c.Body encoded with the codec.
 func (r *Requester) encode(id wire.ID, attempt int, deadline int64, c *Call) (*mangos.Message, error) {
 	codec, body := r.codec, c.Body
-	if c.Data != nil {
-		codec, body = spmesh.Raw, c.Data
+	if c.data != nil {
+		codec, body = spmesh.Raw, c.data
 	}
 	env := wire.Msg{Kind: r.fr.request, ID: id, Time: time.Now().UnixNano(), Header: c.Header, Attempt: uint32(attempt), Deadline: deadline}
 	return r.so.EncodeWith(codec, &env, body)
-}
-
-// get takes an idle context from the pool or opens one.
-func (r *Requester) get(timeout time.Duration) (*reqCtx, error) {
-	var rc *reqCtx
-	r.poolMu.Lock()
-	if n := len(r.pool); n > 0 {
-		rc = r.pool[n-1]
-		r.pool[n-1] = nil
-		r.pool = r.pool[:n-1]
-	}
-	r.poolMu.Unlock()
-	if rc == nil {
-		mc, err := r.so.M.OpenContext()
-		if err != nil {
-			return nil, err
-		}
-		rc = &reqCtx{mc: mc, timeout: r.attemptTimeout}
-	}
-	if rc.timeout != timeout {
-		if err := rc.mc.SetOption(mangos.OptionRecvDeadline, timeout); err != nil {
-			rc.mc.Close()
-			return nil, err
-		}
-		rc.timeout = timeout
-	}
-	return rc, nil
-}
-
-// put returns a context that its call's ctx did not close to the pool.
-func (r *Requester) put(rc *reqCtx) {
-	r.poolMu.Lock()
-	if len(r.pool) < maxIdle && !r.so.Closed() {
-		r.pool = append(r.pool, rc)
-		rc = nil
-	}
-	r.poolMu.Unlock()
-	if rc != nil {
-		rc.mc.Close()
-	}
 }
 
 // Stats returns the requester's counters: Sent counts attempts (Resent the
@@ -351,15 +317,12 @@ func (r *Requester) Stats() RequesterStats {
 		Timeouts:     r.timeouts.Load(),
 		Lost:         r.lost.Load(),
 		RemoteErrors: r.remoteErrors.Load(),
+		PerPeer:      r.d.Peers(),
 	}
 }
 
 // Close closes the requester at once: calls in progress return
 // [spmesh.ErrClosed]. It is idempotent.
 func (r *Requester) Close() error {
-	err := r.so.Close()
-	r.poolMu.Lock()
-	r.pool = nil
-	r.poolMu.Unlock()
-	return err
+	return r.so.Close()
 }

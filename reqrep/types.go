@@ -2,7 +2,6 @@ package reqrep
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/spmesh/spmesh"
@@ -69,13 +68,6 @@ type Handler interface {
 	ServeRequest(ctx context.Context, req *Request) (reply any, err error)
 }
 
-// SkipReply, returned by a [Handler] (as is, not wrapped), makes the
-// Replier send no reply at all, not even an error. The caller gets nothing
-// back: unless it sent the request with [Call.NoReply], it resends after its
-// attempt timeout or waits until its ctx ends. It serves one-way requests,
-// such as the probes of the pipeline's Producer.
-var SkipReply = errors.New("spmesh: skip reply")
-
 // HandlerFunc adapts a function to a [Handler].
 type HandlerFunc func(ctx context.Context, req *Request) (any, error)
 
@@ -108,11 +100,6 @@ type Call struct {
 	Header spmesh.Header
 	// Body is the request value, encoded with the codec.
 	Body any
-	// Data, when non-nil, is the request body already encoded (with the
-	// codec the replier uses): it is sent as is and Body is ignored. A
-	// caller that sends the same body many times, or must report an
-	// encoding error before the call, encodes it once.
-	Data []byte
 	// Attempt is the number of the first attempt sent (0 means 1). A caller
 	// that retries a call itself continues the count here, so that handlers
 	// and MaxAttempts see the attempts of every try.
@@ -123,13 +110,8 @@ type Call struct {
 	// AttemptTimeout overrides [WithAttemptTimeout] for this call when
 	// positive; negative disables the per-attempt timeout.
 	AttemptTimeout time.Duration
-	// NoReply sends one attempt and returns as soon as a connection has
-	// taken it, without waiting for a reply (dropped if one comes); the
-	// [Reply] then holds only ID and Attempt. mangos REQ sends next on the
-	// connection that answered last: the pipeline's Producer sends such a
-	// probe, which its Workers leave unanswered ([SkipReply]), to move a
-	// worker that just failed a job out of the way of the job's resend.
-	NoReply bool
+
+	data []byte // the body already encoded (set through internal/layer)
 }
 
 // Reply is the answer to a [Call].

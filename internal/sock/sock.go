@@ -64,6 +64,10 @@ const (
 	Pull
 	Surveyor
 	Respondent
+	// Dispatcher is spmesh's REQ: same wire protocol as Req, but the
+	// socket chooses each request's peer (req.go). Req stays mangos' REQ,
+	// for raw use.
+	Dispatcher
 )
 
 func (p Proto) open() (mangos.Socket, error) {
@@ -84,6 +88,8 @@ func (p Proto) open() (mangos.Socket, error) {
 		return surveyor.NewSocket()
 	case Respondent:
 		return respondent.NewSocket()
+	case Dispatcher:
+		return newReqSocket(), nil
 	}
 	return nil, fmt.Errorf("spmesh: unknown protocol %d", p)
 }

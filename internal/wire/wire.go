@@ -31,6 +31,7 @@
 //	9  error     str        error message: the handler failed
 //	10 from      str        sender's name (survey respondents, workers)
 //	11 flags     uint       bit 0: declined (survey), bit 1: nack (jobs)
+//	12 credit    uint       replies, acks: how many requests the sender takes at once
 //
 // Keys may appear in any order; absent keys take their zero value; unknown
 // keys are skipped, so later versions can add keys. Integers may use any
@@ -149,6 +150,7 @@ type Msg struct {
 	Err      string // non-empty: the remote handler failed
 	From     string
 	Flags    uint64
+	Credit   uint32 // replies and acks: the replier's or worker's credit
 	Body     []byte
 }
 
@@ -185,6 +187,7 @@ const (
 	keyError
 	keyFrom
 	keyFlags
+	keyCredit
 )
 
 // ValidTopicByte reports whether c may appear in a topic.
@@ -237,6 +240,9 @@ func appendHeader(dst []byte, m *Msg, extra int) []byte {
 	if m.Flags != 0 {
 		n++
 	}
+	if m.Credit != 0 {
+		n++
+	}
 	dst = appendMapLen(dst, n)
 	dst = appendBin(append(dst, keyID), m.ID[:])
 	dst = appendInt(append(dst, keyTime), m.Time)
@@ -269,6 +275,9 @@ func appendHeader(dst []byte, m *Msg, extra int) []byte {
 	}
 	if m.Flags != 0 {
 		dst = appendUint(append(dst, keyFlags), m.Flags)
+	}
+	if m.Credit != 0 {
+		dst = appendUint(append(dst, keyCredit), uint64(m.Credit))
 	}
 	return dst
 }
@@ -410,6 +419,13 @@ func (m *Msg) field(r *reader, key uint64, keep bool) error {
 		}
 	case keyFlags:
 		m.Flags, err = r.uint()
+	case keyCredit:
+		if u, err = r.uint(); err == nil {
+			if u > 1<<32-1 {
+				return errRange
+			}
+			m.Credit = uint32(u)
+		}
 	default:
 		err = r.skip(8)
 	}

@@ -1,0 +1,492 @@
+package sock
+
+import (
+	"context"
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"go.nanomsg.org/mangos/v3"
+	"go.nanomsg.org/mangos/v3/protocol"
+)
+
+// Dispatch is spmesh's REQ protocol: it keeps one connection per peer and
+// chooses the connection of each request itself, instead of giving it to
+// whichever connection is ready first (mangos REQ, which starves late and
+// slow peers). The choice: the peer with the fewest requests outstanding,
+// among those below their credit (how many requests a peer takes at once);
+// ties are broken round robin, so that sequential requests spread evenly
+// over idle peers. A request may ask to avoid one peer (its resend after a
+// timeout, a lost connection or a failure there): another one is chosen
+// when one has room. While every peer is at its credit, a request waits for
+// room (backpressure) until its ctx ends.
+//
+// A peer's credit is what it announced (SetCredit, from the credit its
+// replies carry), else the default (SetDefaultCredit). A request whose
+// caller stops waiting (attempt timeout, ctx) gives its slot back at once:
+// its late reply is dropped.
+//
+// The wire protocol is standard SP REQ: each request carries a 32-bit id
+// with the high bit set in its header, which the REP peer echoes; replies
+// with an id that matches no request in progress on that connection are
+// dropped. Any REP peer (mangos, NNG, nanomsg) serves it.
+type Dispatch struct {
+	mu      sync.Mutex
+	closed  bool
+	pipes   []*reqPipe
+	next    int // round-robin cursor into pipes
+	byID    map[uint32]*Ticket
+	credit  int             // default per-peer credit
+	waiters []chan struct{} // requests waiting for room, first come first served
+	wpool   sync.Pool       // chan struct{} (capacity 1)
+	nextID  atomic.Uint32
+	tickets sync.Pool
+}
+
+type reqPipe struct {
+	d      *Dispatch
+	p      protocol.Pipe
+	addr   string
+	sendMu sync.Mutex
+	known  atomic.Int32 // credit announced (mirrors credit, read without d.mu)
+
+	// Under Dispatch.mu.
+	out          int // requests outstanding
+	credit       int // announced; 0: the default
+	gone         bool
+	done, failed uint64
+	replyTime    time.Duration // summed over done
+}
+
+// Ticket is one request sent on one connection, until its reply comes,
+// its connection drops, or its caller gives up (Release).
+type Ticket struct {
+	d    *Dispatch
+	id   uint32
+	sent time.Time
+	pipe *reqPipe
+	ch   chan *mangos.Message // the reply; nil: the connection dropped
+}
+
+// DefaultCredit is the credit of a peer that announced none.
+const DefaultCredit = 32
+
+// maxCredit bounds an announced credit.
+const maxCredit = 1 << 16
+
+// optDispatch is the option through which DispatchOf finds a socket's
+// Dispatch.
+const optDispatch = "SPMESH-DISPATCH"
+
+func newReqSocket() mangos.Socket {
+	d := &Dispatch{byID: map[uint32]*Ticket{}, credit: DefaultCredit}
+	d.wpool.New = func() any { return make(chan struct{}, 1) }
+	d.tickets.New = func() any { return &Ticket{d: d, ch: make(chan *mangos.Message, 1)} }
+	return protocol.MakeSocket(d)
+}
+
+// DispatchOf returns the Dispatch of a socket opened with protocol Req (nil
+// for any other), and makes it learn its peers' addresses.
+func DispatchOf(so *Socket) *Dispatch {
+	v, err := so.M.GetOption(optDispatch)
+	d, _ := v.(*Dispatch)
+	if err != nil || d == nil {
+		return nil
+	}
+	so.OnPipe(func(ev mangos.PipeEvent, mp mangos.Pipe) {
+		if ev != mangos.PipeEventAttached {
+			return
+		}
+		d.mu.Lock()
+		for _, p := range d.pipes {
+			if p.p.ID() == mp.ID() {
+				p.addr = pipeAddr(mp)
+			}
+		}
+		d.mu.Unlock()
+	})
+	return d
+}
+
+// SetDefaultCredit sets the credit of peers that announced none.
+func (d *Dispatch) SetDefaultCredit(n int) {
+	d.mu.Lock()
+	d.credit = min(max(n, 1), maxCredit)
+	d.wakeAll()
+	d.mu.Unlock()
+}
+
+// Send chooses a connection for m (see Dispatch), waiting for room while
+// every peer is at its credit, and sends m on it with a fresh request id.
+// avoid is a connection id (from Ticket.Pipe) not to use while another has
+// room; 0 avoids none. With no connection at all it returns
+// protocol.ErrNoPeers at once, unless wait, when it waits for one. It
+// returns ctx's error when ctx ends first and protocol.ErrClosed once
+// closed. It takes m.
+func (d *Dispatch) Send(ctx context.Context, m *mangos.Message, avoid uint32, wait bool) (*Ticket, error) {
+	d.mu.Lock()
+	var p *reqPipe
+	for {
+		if d.closed {
+			d.mu.Unlock()
+			m.Free()
+			return nil, protocol.ErrClosed
+		}
+		if len(d.pipes) == 0 && !wait {
+			d.mu.Unlock()
+			m.Free()
+			return nil, protocol.ErrNoPeers
+		}
+		if p = d.choose(avoid); p != nil {
+			break
+		}
+		w := d.wpool.Get().(chan struct{})
+		d.waiters = append(d.waiters, w)
+		d.mu.Unlock()
+		select {
+		case <-w:
+			d.wpool.Put(w)
+		case <-ctx.Done():
+			d.mu.Lock()
+			if !d.unwait(w) {
+				// Woken meanwhile: pass the room on.
+				<-w
+				d.wakeOne()
+			}
+			d.mu.Unlock()
+			d.wpool.Put(w)
+			m.Free()
+			return nil, ctx.Err()
+		}
+		d.mu.Lock()
+	}
+	t := d.tickets.Get().(*Ticket)
+	t.pipe = p
+	for {
+		t.id = d.nextID.Add(1) | 0x80000000
+		if _, dup := d.byID[t.id]; !dup {
+			break
+		}
+	}
+	t.sent = time.Now()
+	d.byID[t.id] = t
+	p.out++
+	d.mu.Unlock()
+
+	m.Header = binary.BigEndian.AppendUint32(m.Header[:0], t.id)
+	p.sendMu.Lock()
+	err := p.p.SendMsg(m)
+	p.sendMu.Unlock()
+	if err != nil {
+		m.Free()
+		// The connection is closing: the request is lost, which Wait
+		// reports (unless its removal did already).
+		d.mu.Lock()
+		d.finish(t, nil)
+		d.mu.Unlock()
+	}
+	return t, nil
+}
+
+// choose returns the connection for the next request, or nil when every
+// one is at its credit. Called with d.mu held.
+func (d *Dispatch) choose(avoid uint32) *reqPipe {
+	n := len(d.pipes)
+	var best, other *reqPipe
+	bi := 0
+	for k := range n {
+		i := (d.next + k) % n
+		p := d.pipes[i]
+		c := p.credit
+		if c == 0 {
+			c = d.credit
+		}
+		if p.out >= c {
+			continue
+		}
+		if avoid != 0 && p.p.ID() == avoid {
+			other = p
+			continue
+		}
+		if best == nil || p.out < best.out {
+			best, bi = p, i
+		}
+	}
+	if best == nil {
+		return other
+	}
+	d.next = (bi + 1) % n
+	return best
+}
+
+// finish ends t with reply m (nil: lost) if it is still in progress.
+// Called with d.mu held.
+func (d *Dispatch) finish(t *Ticket, m *mangos.Message) bool {
+	if d.byID[t.id] != t {
+		return false
+	}
+	delete(d.byID, t.id)
+	t.pipe.out--
+	if m != nil {
+		t.pipe.done++
+		t.pipe.replyTime += time.Since(t.sent)
+	} else {
+		t.pipe.failed++
+	}
+	t.ch <- m
+	d.wakeOne()
+	return true
+}
+
+// wakeOne tells the request that waited longest for room to look again
+// (one slot freed). Called with d.mu held.
+func (d *Dispatch) wakeOne() {
+	if len(d.waiters) == 0 {
+		return
+	}
+	w := d.waiters[0]
+	copy(d.waiters, d.waiters[1:])
+	d.waiters[len(d.waiters)-1] = nil
+	d.waiters = d.waiters[:len(d.waiters)-1]
+	w <- struct{}{}
+}
+
+// wakeAll tells every request waiting for room to look again (a peer
+// came, a credit changed, or the Dispatch closed). Called with d.mu held.
+func (d *Dispatch) wakeAll() {
+	for _, w := range d.waiters {
+		w <- struct{}{}
+	}
+	clear(d.waiters)
+	d.waiters = d.waiters[:0]
+}
+
+// unwait removes w from the waiters; false if it was woken already.
+// Called with d.mu held.
+func (d *Dispatch) unwait(w chan struct{}) bool {
+	for i, x := range d.waiters {
+		if x == w {
+			d.waiters = append(d.waiters[:i], d.waiters[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// Pipe returns the id of the connection t was sent on.
+func (t *Ticket) Pipe() uint32 { return t.pipe.p.ID() }
+
+// Wait waits for t's reply (the caller frees it). It returns
+// protocol.ErrRecvTimeout after timeout (0: none), protocol.ErrCanceled
+// when t's connection dropped, ctx's error when ctx ends, and
+// protocol.ErrClosed when the Dispatch closed. Either way the caller then
+// calls Release.
+func (t *Ticket) Wait(ctx context.Context, timeout time.Duration) (*mangos.Message, error) {
+	var tc <-chan time.Time
+	if timeout > 0 {
+		tm := time.NewTimer(timeout)
+		defer tm.Stop()
+		tc = tm.C
+	}
+	select {
+	case m := <-t.ch:
+		if m == nil {
+			t.d.mu.Lock()
+			closed := t.d.closed
+			t.d.mu.Unlock()
+			if closed {
+				return nil, protocol.ErrClosed
+			}
+			return nil, protocol.ErrCanceled
+		}
+		return m, nil
+	case <-tc:
+		return nil, protocol.ErrRecvTimeout
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// SetCredit records the credit that t's peer announced (in its reply).
+func (t *Ticket) SetCredit(n int) {
+	n = min(max(n, 1), maxCredit)
+	if int(t.pipe.known.Load()) == n {
+		return
+	}
+	t.pipe.known.Store(int32(n))
+	d := t.d
+	d.mu.Lock()
+	if t.pipe.credit != n {
+		t.pipe.credit = n
+		d.wakeAll()
+	}
+	d.mu.Unlock()
+}
+
+// Release ends t: if no reply came, its slot is given back and a late
+// reply is dropped. t must not be used afterwards.
+func (t *Ticket) Release() {
+	d := t.d
+	d.mu.Lock()
+	if d.byID[t.id] == t {
+		delete(d.byID, t.id)
+		t.pipe.out--
+		t.pipe.failed++
+		d.wakeOne()
+	}
+	d.mu.Unlock()
+	select {
+	case m := <-t.ch:
+		if m != nil {
+			m.Free()
+		}
+	default:
+	}
+	t.pipe = nil
+	d.tickets.Put(t)
+}
+
+// Peers returns the counters of the connected peers.
+func (d *Dispatch) Peers() []spmesh.PeerStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]spmesh.PeerStats, 0, len(d.pipes))
+	for _, p := range d.pipes {
+		c := p.credit
+		if c == 0 {
+			c = d.credit
+		}
+		ps := spmesh.PeerStats{Addr: p.addr, Credit: c, InFlight: p.out, Done: p.done, Failed: p.failed}
+		if p.done > 0 {
+			ps.MeanReplyTime = p.replyTime / time.Duration(p.done)
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
+// SendMsg implements protocol.Protocol: requests go through Send.
+func (d *Dispatch) SendMsg(*mangos.Message) error { return protocol.ErrProtoOp }
+
+// RecvMsg implements protocol.Protocol: replies come through Ticket.Wait.
+func (d *Dispatch) RecvMsg() (*mangos.Message, error) { return nil, protocol.ErrProtoOp }
+
+// SetOption implements protocol.Protocol.
+func (d *Dispatch) SetOption(string, any) error { return protocol.ErrBadOption }
+
+// GetOption implements protocol.Protocol.
+func (d *Dispatch) GetOption(name string) (any, error) {
+	switch name {
+	case optDispatch:
+		return d, nil
+	case mangos.OptionRaw:
+		return false, nil
+	}
+	return nil, protocol.ErrBadOption
+}
+
+// AddPipe implements protocol.Protocol.
+func (d *Dispatch) AddPipe(pp protocol.Pipe) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return protocol.ErrClosed
+	}
+	p := &reqPipe{d: d, p: pp}
+	pp.SetPrivate(p)
+	d.pipes = append(d.pipes, p)
+	d.wakeAll()
+	go p.receiver()
+	return nil
+}
+
+// RemovePipe implements protocol.Protocol: the requests outstanding on pp
+// are lost (their callers resend them).
+func (d *Dispatch) RemovePipe(pp protocol.Pipe) {
+	p, _ := pp.GetPrivate().(*reqPipe)
+	if p == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p.gone {
+		return
+	}
+	p.gone = true
+	for i, q := range d.pipes {
+		if q == p {
+			d.pipes = append(d.pipes[:i], d.pipes[i+1:]...)
+			if d.next > i {
+				d.next--
+			}
+			break
+		}
+	}
+	if len(d.pipes) > 0 {
+		d.next %= len(d.pipes)
+	} else {
+		d.next = 0
+	}
+	for _, t := range d.byID {
+		if t.pipe == p {
+			d.finish(t, nil)
+		}
+	}
+	if len(d.pipes) == 0 {
+		d.wakeAll() // to fail with ErrNoPeers, unless they wait for a peer
+	}
+}
+
+// OpenContext implements protocol.Protocol: no contexts (Send and Ticket
+// serve any number of concurrent requests).
+func (d *Dispatch) OpenContext() (protocol.Context, error) { return nil, protocol.ErrProtoOp }
+
+// Info implements protocol.Protocol.
+func (d *Dispatch) Info() protocol.Info {
+	return protocol.Info{Self: mangos.ProtoReq, Peer: mangos.ProtoRep, SelfName: "req", PeerName: "rep"}
+}
+
+// Close implements protocol.Protocol: requests in progress end with
+// protocol.ErrClosed.
+func (d *Dispatch) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return protocol.ErrClosed
+	}
+	d.closed = true
+	for _, t := range d.byID {
+		d.finish(t, nil)
+	}
+	d.wakeAll()
+	return nil
+}
+
+// receiver hands each reply to its request.
+func (p *reqPipe) receiver() {
+	defer p.p.Close()
+	d := p.d
+	for {
+		m := p.p.RecvMsg()
+		if m == nil {
+			return
+		}
+		if len(m.Body) < 4 || m.Body[0]&0x80 == 0 {
+			// Not a reply to a request of ours (a REP peer echoes the
+			// id, whose high bit is set).
+			m.Free()
+			continue
+		}
+		m.Header = append(m.Header[:0], m.Body[:4]...)
+		m.Body = m.Body[4:]
+		id := binary.BigEndian.Uint32(m.Header)
+		d.mu.Lock()
+		t := d.byID[id]
+		if t == nil || t.pipe != p || !d.finish(t, m) {
+			m.Free() // late (abandoned) or from the wrong peer
+		}
+		d.mu.Unlock()
+	}
+}

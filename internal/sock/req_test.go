@@ -1,0 +1,155 @@
+package sock_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/spmesh/spmesh/internal/sock"
+	"github.com/spmesh/spmesh/internal/testutil"
+	"go.nanomsg.org/mangos/v3"
+)
+
+// msg returns a request message with body s.
+func msg(s string) *mangos.Message {
+	m := mangos.NewMessage(len(s))
+	m.Body = append(m.Body, s...)
+	return m
+}
+
+// dispatcher opens a Dispatcher socket connected to n mangos REP sockets
+// (plain SP peers) over TCP.
+func dispatcher(t *testing.T, n int) (*sock.Socket, *sock.Dispatch, []*sock.Socket) {
+	t.Helper()
+	rq := open(t, sock.Dispatcher, sock.Wiring{})
+	var reps []*sock.Socket
+	for range n {
+		rep := open(t, sock.Rep, sock.Wiring{})
+		addr, err := rep.Listen("tcp://127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rq.Dial(addr); err != nil {
+			t.Fatal(err)
+		}
+		reps = append(reps, rep)
+	}
+	testutil.Eventually(t, 10*time.Second, peers(rq, n))
+	return rq, sock.DispatchOf(rq), reps
+}
+
+// A plain SP REP peer serves the Dispatcher; a peer at its credit gets no
+// more until it answers: the next request waits at the requester.
+func TestDispatchCreditAndForeignRep(t *testing.T) {
+	rq := open(t, sock.Dispatcher, sock.Wiring{})
+	d := sock.DispatchOf(rq)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := d.Send(ctx, msg("x"), 0, false); !errors.Is(err, mangos.ErrNoPeers) {
+		t.Fatalf("no peer: got %v, want ErrNoPeers", err)
+	}
+	rq.Close()
+
+	_, d, reps := dispatcher(t, 1)
+	d.SetDefaultCredit(2)
+	t1, err := d.Send(ctx, msg("a"), 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer t1.Release()
+	t2, err := d.Send(ctx, msg("b"), 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer t2.Release()
+	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancelShort()
+	if _, err := d.Send(short, msg("c"), 0, false); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("third request to a peer of credit 2: got %v, want it to wait until its ctx ends", err)
+	}
+	if p := d.Peers(); len(p) != 1 || p[0].InFlight != 2 || p[0].Credit != 2 {
+		t.Fatalf("peers: got %+v, want one with 2 in flight, credit 2", p)
+	}
+	// The REP peer answers the first request (echoing the SP header).
+	b, err := reps[0].M.Recv()
+	if err != nil || string(b) != "a" {
+		t.Fatalf("rep got %q %v, want a", b, err)
+	}
+	if err := reps[0].M.Send([]byte("re:a")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := t1.Wait(ctx, 0)
+	if err != nil || string(rep.Body) != "re:a" {
+		t.Fatalf("reply: got %v %v, want re:a", rep, err)
+	}
+	rep.Free()
+	t3, err := d.Send(ctx, msg("c"), 0, false) // room again
+	if err != nil {
+		t.Fatal(err)
+	}
+	t3.Release()
+	if _, err := t2.Wait(ctx, 20*time.Millisecond); !errors.Is(err, mangos.ErrRecvTimeout) {
+		t.Fatalf("unanswered request: got %v, want ErrRecvTimeout", err)
+	}
+}
+
+// A request that avoids a peer goes to another one with room; sequential
+// requests over idle peers go round robin.
+func TestDispatchAvoidAndRoundRobin(t *testing.T) {
+	_, d, _ := dispatcher(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	seen := map[uint32]int{}
+	for range 6 {
+		tk, err := d.Send(ctx, msg("x"), 0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[tk.Pipe()]++
+		tk.Release()
+	}
+	if len(seen) != 3 {
+		t.Fatalf("6 sequential requests went to %v, want 2 on each of 3 peers", seen)
+	}
+	for p, n := range seen {
+		if n != 2 {
+			t.Fatalf("6 sequential requests went to %v, want 2 on each of 3 peers", seen)
+		}
+		for range 3 {
+			tk, err := d.Send(ctx, msg("y"), p, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tk.Pipe() == p {
+				t.Fatalf("request avoiding peer %d went to it", p)
+			}
+			tk.Release()
+		}
+	}
+}
+
+// Close ends requests waiting for room with ErrClosed.
+func TestDispatchCloseWakesWaiters(t *testing.T) {
+	rq, d, _ := dispatcher(t, 1)
+	d.SetDefaultCredit(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tk, err := d.Send(ctx, msg("a"), 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tk.Release()
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.Send(ctx, msg("b"), 0, false)
+		done <- err
+	}()
+	rq.Close()
+	if err := <-done; !errors.Is(err, mangos.ErrClosed) {
+		t.Fatalf("waiting request: got %v, want ErrClosed", err)
+	}
+	if _, err := tk.Wait(ctx, 0); !errors.Is(err, mangos.ErrClosed) {
+		t.Fatalf("request in flight: got %v, want ErrClosed", err)
+	}
+}
