@@ -162,8 +162,10 @@ func (n *Node) serveExchange(c net.Conn, r *bufio.Reader) {
 		ok = keys == nil && !pol.Require
 	}
 	if !ok {
-		c.Write([]byte{exRefused})
+		// Count before answering, so that the refusal is counted by the
+		// time the puller learns of it.
 		n.refusedExchange(from, fmt.Errorf("mode %q not accepted by this node", mode))
+		c.Write([]byte{exRefused})
 		return
 	}
 	if _, err := c.Write([]byte{exOK}); err != nil {
