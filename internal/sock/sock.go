@@ -144,8 +144,9 @@ type Socket struct {
 	stopWatch func()
 	pipeHooks []func(mangos.PipeEvent, mangos.Pipe)
 	wg        sync.WaitGroup
-	obs       *observer // what the transport reports: see observe.go
-	pol       policy    // transport security: see policy.go
+	obs       *observer  // what the transport reports: see observe.go
+	wake      peerSignal // signalled on every connection change: see wait.go
+	pol       policy     // transport security: see policy.go
 }
 
 type dialer struct {
@@ -459,6 +460,7 @@ func (so *Socket) pipeEvent(ev mangos.PipeEvent, p mangos.Pipe) {
 	case mangos.PipeEventDetached:
 		so.peers.Add(-1)
 	}
+	so.wake.signal()
 	for _, h := range hooks {
 		h(ev, p)
 	}
@@ -483,6 +485,7 @@ func (so *Socket) Close() error {
 	if so.closed.Swap(true) {
 		return nil
 	}
+	defer so.wake.signal()
 	so.mu.Lock()
 	withdraw, stop := so.withdraw, so.stopWatch
 	so.withdraw, so.stopWatch = nil, nil
