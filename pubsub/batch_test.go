@@ -195,7 +195,7 @@ func TestBatchesInterleaved(t *testing.T) {
 				}
 				k := next[m.Topic]
 				if ev.N != k || ev.Name != m.Topic || m.Seq != uint64(k+1) {
-					t.Fatalf("on %s: got event %d (%s) seq %d, want event %d seq %d", m.Topic, ev.N, ev.Name, m.Seq, k, k+1)
+					t.Fatalf("on %s: got event %d (%s) seq %d, want event %d seq %d (subscriber %+v, publisher drops %v)", m.Topic, ev.N, ev.Name, m.Seq, k, k+1, s.Stats().Stats, p.SubscriberDrops())
 				}
 				if wantH := (k/2)%7 == indexOf(topics, m.Topic); (m.Header.Get("i") == fmt.Sprint(k/2)) != wantH {
 					t.Fatalf("on %s event %d: got header %v, want it %v", m.Topic, k, m.Header, wantH)

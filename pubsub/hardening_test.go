@@ -23,7 +23,7 @@ func TestStalledSubscriberQueueBytes(t *testing.T) {
 	const (
 		n      = 4096
 		size   = 128 << 10
-		qbytes = 16 << 20 // the default
+		qbytes = pubsub.DefaultQueueBytes
 	)
 	addr := testutil.FreeTCP(t)
 	p := mustPub(t, pubsub.WithListen(addr))

@@ -24,8 +24,21 @@ func (f optionFunc) apply(c *config) error { return f(c) }
 
 func wrap(o sock.Option) Option { return optionFunc(func(c *config) error { return o(&c.sock) }) }
 
+// The default queue bounds, the same on both sides: a [Publisher] queues
+// up to DefaultQueueLen messages and DefaultQueueBytes bytes for each
+// subscriber connection, and a [Subscriber] holds up to as much for its
+// application (see the package doc, "Queues"). Like NATS's default pending
+// limits for a subscription (64 Ki messages, 64 MiB), they absorb a burst
+// of tens of thousands of small messages.
+const (
+	DefaultQueueLen   = 64 << 10
+	DefaultQueueBytes = 32 << 20
+)
+
 func newConfig(opts []Option) (config, error) {
 	c := config{sock: sock.DefaultSettings()}
+	c.sock.RecvQueue, c.sock.SendQueue = DefaultQueueLen, DefaultQueueLen
+	c.sock.QueueBytes = DefaultQueueBytes
 	for _, o := range opts {
 		if o == nil {
 			return c, sock.Invalid("nil option")
@@ -64,17 +77,19 @@ func WithRequireTLS() Option { return wrap(sock.WithRequireTLS()) }
 // WithMaxMessageSize sets the largest frame sent or accepted (default 8 MiB).
 func WithMaxMessageSize(n int) Option { return wrap(sock.WithMaxMessageSize(n)) }
 
-// WithQueueLen sets the receive and per-peer send queues (default 1024):
-// in frames on the sockets (a batch frame carries up to 256 messages, at
-// most 8 KiB), in messages on a subscriber's channel. A subscriber that
-// falls further behind drops.
+// WithQueueLen bounds the queues in messages (default [DefaultQueueLen]):
+// on a [Publisher], the queue of each subscriber connection (a batch frame
+// counts the messages it carries); on a [Subscriber], the messages held for
+// the application. Past it (or [WithQueueBytes]) messages are dropped,
+// counted (see the package doc, "Queues").
 func WithQueueLen(n int) Option { return wrap(sock.WithQueueLen(n)) }
 
-// WithQueueBytes bounds the bytes of the messages a subscriber holds for
-// the application (default 16 MiB), on top of [WithQueueLen]. When either
-// bound is reached the oldest queued messages are dropped to make room,
-// counted as gaps of their publisher (and in Dropped). A message larger
-// than the bound is still queued, alone. A Publisher ignores it.
+// WithQueueBytes bounds the same queues as [WithQueueLen] in bytes
+// (default [DefaultQueueBytes]): on a [Publisher], the frames queued for
+// each subscriber connection; on a [Subscriber], the messages held for the
+// application (each charged its frame's size, a batch to its first
+// message, plus 256 bytes). A message larger than the bound is still
+// queued when the queue is empty.
 func WithQueueBytes(n int) Option { return wrap(sock.WithQueueBytes(n)) }
 
 // WithReconnect sets the dial retry backoff (default 50ms doubling to 2s).

@@ -418,9 +418,9 @@ func (p *Publisher) Stats() spmesh.Stats { return p.so.Stats() }
 
 // SubscriberDrops returns, for each connected subscriber (by its remote
 // address), how many messages were dropped for it since it connected
-// because its connection's queue ([WithQueueLen] frames) was full: a
-// subscriber, or a link, that does not keep up. The subscriber sees them as
-// gaps.
+// because its connection's queue ([WithQueueLen] messages, [WithQueueBytes]
+// bytes) was full: a subscriber, or a link, that does not keep up. The
+// subscriber sees them as gaps.
 func (p *Publisher) SubscriberDrops() map[string]uint64 { return p.pub.Drops() }
 
 // Close closes the publisher at once. Messages that Publish accepted are

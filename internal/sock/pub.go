@@ -9,28 +9,46 @@ import (
 	"go.nanomsg.org/mangos/v3/protocol"
 )
 
-// Fanout is spmesh's PUB protocol: mangos' own semantics (one send queue per
-// subscriber connection, of Settings.SendQueue frames; the publisher never
-// blocks; a full queue drops the new frame, the subscriber sees the gap),
-// plus counting: every frame dropped for a connection counts the messages
-// it carried in the socket's Dropped and in that connection's drops, and
-// the first drop of a run is logged (rate-limited) with the subscriber's
-// address. It speaks the standard PUB wire protocol.
+// Fanout is spmesh's PUB protocol: mangos' semantics (one send queue per
+// subscriber connection; the publisher never blocks; a full queue drops the
+// new frame, the subscriber sees the gap), with queues bounded in messages
+// and bytes rather than frames, plus counting: every frame dropped for a
+// connection counts the messages it carried in the socket's Dropped and in
+// that connection's drops, and the first drop of a run is logged
+// (rate-limited) with the subscriber's address. It speaks the standard PUB
+// wire protocol.
+//
+// Each connection's queue holds at most maxMsgs messages (Settings.SendQueue;
+// a batch frame counts the messages it carries) and maxBytes bytes of frames
+// (Settings.QueueBytes); a frame larger than maxBytes is still queued when
+// the queue is empty.
 type Fanout struct {
-	mu     sync.Mutex
-	closed bool
-	pipes  map[uint32]*pubPipe
-	qlen   int
-	so     atomic.Pointer[Socket] // set by PubOf; nil: drops counted per pipe only
-	log    logLimit
+	mu       sync.Mutex
+	closed   bool
+	pipes    map[uint32]*pubPipe
+	maxMsgs  int
+	maxBytes int
+	so       atomic.Pointer[Socket] // set by PubOf; nil: drops counted per pipe only
+	log      logLimit
+}
+
+// queued is a frame in a connection's queue and the messages it carries.
+type queued struct {
+	m *mangos.Message
+	n int
 }
 
 type pubPipe struct {
-	p       protocol.Pipe
-	q       chan *mangos.Message
-	closeq  chan struct{}
-	addr    string // set on attach (under Fanout.mu)
-	dropped uint64 // messages (under Fanout.mu)
+	p      protocol.Pipe
+	closeq chan struct{}
+	wake   chan struct{} // capacity 1: the sender waits on it when q is empty
+
+	qmu         sync.Mutex
+	q           []queued // q[head:] waits to be sent
+	head        int
+	msgs, bytes int    // what q[head:] holds
+	addr        string // set on attach (under Fanout.mu)
+	dropped     uint64 // messages (under Fanout.mu)
 }
 
 // optPub is the option through which PubOf finds a socket's Fanout.
@@ -38,12 +56,12 @@ const optPub = "SPMESH-PUB"
 
 // newPubSocket opens a mangos socket speaking Fanout.
 func newPubSocket() mangos.Socket {
-	return protocol.MakeSocket(&Fanout{pipes: map[uint32]*pubPipe{}, qlen: 128})
+	return protocol.MakeSocket(&Fanout{pipes: map[uint32]*pubPipe{}, maxMsgs: DefaultQueue, maxBytes: DefaultQueueBytes})
 }
 
 // PubOf returns the Fanout of a socket opened with Fanout as its protocol (nil for
-// any other), and makes it count in so's Counters and learn its
-// subscribers' addresses.
+// any other), and makes it count in so's Counters, learn its
+// subscribers' addresses and bound its queues in bytes by so's QueueBytes.
 func PubOf(so *Socket) *Fanout {
 	v, err := so.M.GetOption(optPub)
 	p, _ := v.(*Fanout)
@@ -51,6 +69,11 @@ func PubOf(so *Socket) *Fanout {
 		return nil
 	}
 	p.so.Store(so)
+	p.mu.Lock()
+	if so.Settings.QueueBytes > 0 {
+		p.maxBytes = so.Settings.QueueBytes
+	}
+	p.mu.Unlock()
 	so.OnPipe(func(ev mangos.PipeEvent, mp mangos.Pipe) {
 		if ev != mangos.PipeEventAttached {
 			return
@@ -65,8 +88,8 @@ func PubOf(so *Socket) *Fanout {
 }
 
 // Send queues m, a frame carrying n messages, for every subscriber
-// connection; a connection whose queue is full drops it (counted). It
-// never blocks. It takes m.
+// connection; a connection whose queue is full (in messages or bytes)
+// drops it (counted). It never blocks. It takes m.
 func (s *Fanout) Send(m *mangos.Message, n int) error {
 	s.mu.Lock()
 	if s.closed {
@@ -74,18 +97,71 @@ func (s *Fanout) Send(m *mangos.Message, n int) error {
 		m.Free()
 		return protocol.ErrClosed
 	}
+	size := len(m.Body)
 	for _, p := range s.pipes {
-		m.Clone()
-		select {
-		case p.q <- m:
-		default:
-			m.Free()
+		p.qmu.Lock()
+		ok := p.msgs == 0 || p.msgs+n <= s.maxMsgs && p.bytes+size <= s.maxBytes
+		if ok {
+			m.Clone()
+			p.q = append(p.q, queued{m, n})
+			p.msgs += n
+			p.bytes += size
+		}
+		p.qmu.Unlock()
+		if !ok {
 			s.dropped(p, n)
+			continue
+		}
+		select {
+		case p.wake <- struct{}{}:
+		default:
 		}
 	}
 	s.mu.Unlock()
 	m.Free()
 	return nil
+}
+
+// next takes the oldest queued frame, or reports false when none.
+func (p *pubPipe) next() (queued, bool) {
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	if p.head == len(p.q) {
+		return queued{}, false
+	}
+	f := p.q[p.head]
+	p.q[p.head] = queued{}
+	p.head++
+	p.msgs -= f.n
+	p.bytes -= len(f.m.Body)
+	if p.head == len(p.q) {
+		// Empty: start over at the front, keeping a modest buffer.
+		p.head = 0
+		if cap(p.q) > 4096 {
+			p.q = nil
+		} else {
+			p.q = p.q[:0]
+		}
+	} else if p.head >= 1024 && p.head*2 >= len(p.q) {
+		p.q = p.q[:copy(p.q, p.q[p.head:])]
+		clear(p.q[len(p.q):cap(p.q)])
+		p.head = 0
+	}
+	return f, true
+}
+
+// Queued returns what is queued for each connected subscriber, summed:
+// messages and bytes (for tests and stats).
+func (s *Fanout) Queued() (msgs, bytes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.pipes {
+		p.qmu.Lock()
+		msgs += p.msgs
+		bytes += p.bytes
+		p.qmu.Unlock()
+	}
+	return msgs, bytes
 }
 
 // dropped counts n messages lost for p. Called with s.mu held.
@@ -99,7 +175,7 @@ func (s *Fanout) dropped(p *pubPipe, n int) {
 	so.C.Dropped.Add(uint64(n))
 	if first {
 		s.log.log(so.Settings.Logger, slog.LevelWarn, "spmesh: subscriber not keeping up: messages for it dropped (it sees the gaps)",
-			"remote", p.addr, "queue", s.qlen)
+			"remote", p.addr, "queue_msgs", s.maxMsgs, "queue_bytes", s.maxBytes)
 	}
 }
 
@@ -125,9 +201,9 @@ func (s *Fanout) RecvMsg() (*mangos.Message, error) { return nil, protocol.ErrPr
 // SetOption implements protocol.Protocol.
 func (s *Fanout) SetOption(name string, v any) error {
 	if name == mangos.OptionWriteQLen {
-		if n, ok := v.(int); ok && n >= 0 {
+		if n, ok := v.(int); ok && n >= 1 {
 			s.mu.Lock()
-			s.qlen = n
+			s.maxMsgs = n
 			s.mu.Unlock()
 			return nil
 		}
@@ -146,7 +222,7 @@ func (s *Fanout) GetOption(name string) (any, error) {
 	case mangos.OptionWriteQLen:
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.qlen, nil
+		return s.maxMsgs, nil
 	}
 	return nil, protocol.ErrBadOption
 }
@@ -158,7 +234,7 @@ func (s *Fanout) AddPipe(pp protocol.Pipe) error {
 	if s.closed {
 		return protocol.ErrClosed
 	}
-	p := &pubPipe{p: pp, q: make(chan *mangos.Message, s.qlen), closeq: make(chan struct{})}
+	p := &pubPipe{p: pp, closeq: make(chan struct{}), wake: make(chan struct{}, 1)}
 	pp.SetPrivate(p)
 	s.pipes[pp.ID()] = p
 	go p.sender()
@@ -194,18 +270,37 @@ func (s *Fanout) Close() error {
 	return nil
 }
 
-// sender writes the queued frames to the connection.
+// sender writes the queued frames to the connection. When the connection
+// goes, what is still queued is freed.
 func (p *pubPipe) sender() {
 	defer p.p.Close()
+	defer func() {
+		for {
+			f, ok := p.next()
+			if !ok {
+				return
+			}
+			f.m.Free()
+		}
+	}()
 	for {
+		f, ok := p.next()
+		if !ok {
+			select {
+			case <-p.closeq:
+				return
+			case <-p.wake:
+			}
+			continue
+		}
+		if err := p.p.SendMsg(f.m); err != nil {
+			f.m.Free()
+			return
+		}
 		select {
 		case <-p.closeq:
 			return
-		case m := <-p.q:
-			if err := p.p.SendMsg(m); err != nil {
-				m.Free()
-				return
-			}
+		default:
 		}
 	}
 }

@@ -1,0 +1,84 @@
+package pubsub_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/testutil"
+	"github.com/spmesh/spmesh/pubsub"
+)
+
+const (
+	burstN    = 50_000
+	burstSize = 256
+	burstSubs = 3
+)
+
+// burst publishes burstN messages of burstSize bytes in a tight loop to
+// burstSubs subscribers that only count, over TCP on loopback, and returns
+// them once every message is accounted for (received, or counted as
+// dropped on one side or the other) or the deadline passes.
+func burst(t *testing.T, opts ...pubsub.Option) (*pubsub.Publisher, []*pubsub.Subscriber, []*atomic.Uint64) {
+	t.Helper()
+	addr := testutil.FreeTCP(t)
+	p := mustPub(t, append([]pubsub.Option{pubsub.WithListen(addr), pubsub.WithCodec(spmesh.Raw)}, opts...)...)
+	var subs []*pubsub.Subscriber
+	var counts []*atomic.Uint64
+	for range burstSubs {
+		s := mustSub(t, append([]pubsub.Option{pubsub.WithDial(addr), pubsub.WithCodec(spmesh.Raw), pubsub.WithSubscribe("burst")}, opts...)...)
+		n := new(atomic.Uint64)
+		go func() {
+			for range s.C() {
+				n.Add(1)
+			}
+		}()
+		subs, counts = append(subs, s), append(counts, n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.WaitPeers(ctx, burstSubs); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, burstSize)
+	start := time.Now()
+	for range burstN {
+		if err := p.PublishBytes(ctx, "burst", nil, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("published %d x %d B in %v", burstN, burstSize, time.Since(start))
+	return p, subs, counts
+}
+
+// accounted reports, per subscriber, received + its gaps + what the
+// publisher dropped for it.
+func burstReport(p *pubsub.Publisher, subs []*pubsub.Subscriber, counts []*atomic.Uint64) string {
+	s := fmt.Sprintf("publisher dropped %v;", p.SubscriberDrops())
+	for i, sub := range subs {
+		st := sub.Stats()
+		s += fmt.Sprintf(" sub %d: counted %d received %d gaps %d;", i, counts[i].Load(), st.Received, st.Publishers[p.ID()].Gaps)
+	}
+	return s
+}
+
+// With default options a burst of 50,000 x 256 B to 3 subscribers that
+// only count arrives complete.
+func TestBurstDefaultsLossless(t *testing.T) {
+	p, subs, counts := burst(t)
+	err := testutil.Until(20*time.Second, func() error {
+		for i, n := range counts {
+			if got := n.Load(); got != burstN {
+				return fmt.Errorf("sub %d counted %d of %d", i, got, burstN)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v: %s", err, burstReport(p, subs, counts))
+	}
+	t.Log(burstReport(p, subs, counts))
+}
