@@ -110,6 +110,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add(batchOf(&Msg{Topic: "a.b.c", Seq: 1 << 40, Pub: 1 << 63}, []byte{0x81, 5, 3, 'x'}, content(nil, "")))
 	f.Add([]byte("t\x00\x01\x09\x80\xc4\x01\x80"))
 	f.Add([]byte("t\x00\x01\x09\x80\xc5\x00\x02\x80\x00\xc4\x01\x91"))
+	// Tail frames (kind 10): the documented example, and one with a body.
+	f.Add([]byte("t\x00\x01\x0a\x82\x04\x03\x05\x07"))
+	f.Add(append(AppendHeader(nil, &Msg{Kind: KindTail, Topic: "a.b", Pub: 1 << 63, Seq: 1 << 40}), 'x'))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		var m Msg
 		if err := Decode(frame, &m); err != nil {
@@ -192,5 +195,25 @@ func BenchmarkDecode(b *testing.B) {
 		if err := Decode(frame, &m); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The tail frame of the package doc decodes as documented, and a tail frame
+// without a topic is refused.
+func TestTailFrame(t *testing.T) {
+	frame := []byte{'t', 0, 1, 0x0a, 0x82, 4, 3, 5, 7}
+	var m Msg
+	if err := Decode(frame, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Kind != KindTail || m.Topic != "t" || m.Pub != 3 || m.Seq != 7 || len(m.Body) != 0 {
+		t.Fatalf("got %+v", m)
+	}
+	var m2 Msg
+	if err := Decode(AppendHeader(nil, &Msg{Kind: KindTail, Topic: "t", Pub: 3, Seq: 7}), &m2); err != nil || m2.Kind != KindTail || m2.Pub != 3 || m2.Seq != 7 {
+		t.Fatalf("encoded tail frame: got %+v, %v", m2, err)
+	}
+	if err := Decode(frame[2:], &m); err == nil {
+		t.Fatal("tail frame without a topic decoded")
 	}
 }
