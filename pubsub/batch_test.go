@@ -34,8 +34,8 @@ func newRawSub(t *testing.T, addr string) *rawSub {
 	return &rawSub{s}
 }
 
-// read returns the frames' kinds and the messages in them, until none
-// arrives for 200 ms.
+// read returns the frames' kinds and the messages in them (tail frames
+// carry none), until none arrives for 200 ms.
 func (r *rawSub) read(t *testing.T) (kinds map[wire.Kind]int, msgs []wire.Msg) {
 	t.Helper()
 	kinds = map[wire.Kind]int{}
@@ -50,6 +50,9 @@ func (r *rawSub) read(t *testing.T) (kinds map[wire.Kind]int, msgs []wire.Msg) {
 			t.Fatalf("raw subscriber: %v", err)
 		}
 		kinds[env.Kind]++
+		if env.Kind == wire.KindTail {
+			continue // no message
+		}
 		if env.Kind != wire.KindBatch {
 			msgs = append(msgs, env)
 			continue

@@ -82,3 +82,56 @@ func TestBurstDefaultsLossless(t *testing.T) {
 	}
 	t.Log(burstReport(p, subs, counts))
 }
+
+// With deliberately tiny queues on both sides, every message is accounted
+// for, exactly: per subscriber, what it received plus the gaps it counted
+// (the publisher's drops for it, its own, and those at the very end of
+// the burst, told by the tail frame) is what was published. The
+// publisher's drops show in SubscriberDrops and in WithSlowSubscriber
+// events, the subscribers' in WithGapHandler events.
+func TestBurstTinyQueuesAccounted(t *testing.T) {
+	var slow atomic.Uint64 // messages reported by WithSlowSubscriber
+	var slowEvents atomic.Int64
+	var gapped atomic.Uint64 // messages reported by WithGapHandler
+	p, subs, counts := burst(t,
+		pubsub.WithQueueLen(16), pubsub.WithQueueBytes(4096),
+		pubsub.WithSlowSubscriber(func(s pubsub.SlowSubscriber) {
+			slowEvents.Add(1)
+			slow.Add(s.Since)
+		}),
+		pubsub.WithGapHandler(func(g pubsub.Gap) { gapped.Add(g.Missed) }),
+	)
+	err := testutil.Until(10*time.Second, func() error {
+		for i, s := range subs {
+			ps := s.Stats().Publishers[p.ID()]
+			if got := counts[i].Load(); got != ps.Received || ps.Received+ps.Gaps != burstN {
+				return fmt.Errorf("sub %d: counted %d, received %d + gaps %d != %d published", i, got, ps.Received, ps.Gaps, burstN)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v: %s", err, burstReport(p, subs, counts))
+	}
+	t.Log(burstReport(p, subs, counts))
+	var pubDrops, gaps uint64
+	for _, d := range p.SubscriberDrops() {
+		pubDrops += d
+	}
+	for _, s := range subs {
+		gaps += s.Stats().Publishers[p.ID()].Gaps
+	}
+	if pubDrops != p.Stats().Dropped {
+		t.Fatalf("publisher: SubscriberDrops sum %d, Stats.Dropped %d", pubDrops, p.Stats().Dropped)
+	}
+	if pubDrops > gaps || gaps == 0 {
+		t.Fatalf("publisher dropped %d, subscribers counted %d gaps: want drops, all seen as gaps", pubDrops, gaps)
+	}
+	if gapped.Load() != gaps {
+		t.Fatalf("gap handler told of %d messages, subscribers counted %d", gapped.Load(), gaps)
+	}
+	if pubDrops > 0 && slowEvents.Load() == 0 {
+		t.Fatalf("publisher dropped %d and no WithSlowSubscriber event", pubDrops)
+	}
+	t.Logf("publisher drops %d (slow-subscriber events %d reporting %d), subscriber gaps %d", pubDrops, slowEvents.Load(), slow.Load(), gaps)
+}

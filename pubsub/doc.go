@@ -9,8 +9,19 @@
 //   - Drops are visible: every message carries its publisher's id and a
 //     sequence number per publisher and topic. A [Subscriber] counts the
 //     holes per publisher in [Subscriber.Stats] (Publishers[id].Gaps, and
-//     their sum in Dropped). A loss after the last message received shows up
-//     only when a later message from that publisher arrives.
+//     their sum in Dropped), and tells [WithGapHandler] of each. A loss at
+//     the end of a burst is counted too: a publisher idle for
+//     [WithTailInterval] (200 ms) after publishing on a topic sends the
+//     topic's last sequence number in a tail frame (and at Close), so such
+//     a loss shows within about 0.5 s once the connection has caught up.
+//     The publisher counts what its queues dropped per subscriber
+//     ([Publisher.SubscriberDrops]) and tells [WithSlowSubscriber], like
+//     NATS's slow-consumer error.
+//   - A subscriber that connects mid-stream (or after a publisher restarts
+//     with a new id) starts counting at the first message, or tail frame,
+//     it gets from that publisher on that topic: what was published
+//     before is not a gap. A subscriber that loses its connection and
+//     reconnects to the same publisher counts what it missed meanwhile.
 //   - Order is kept per publisher; messages of different publishers interleave.
 //   - A subscriber receives only what is published while it is connected and
 //     subscribed: there is no history or replay.

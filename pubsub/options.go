@@ -16,6 +16,9 @@ type config struct {
 	sock    sock.Settings
 	subs    []string
 	noBatch bool
+	tail    time.Duration // WithTailInterval
+	slow    func(SlowSubscriber)
+	gap     func(Gap)
 }
 
 type optionFunc func(*config) error
@@ -35,10 +38,19 @@ const (
 	DefaultQueueBytes = 32 << 20
 )
 
+// DefaultTailInterval is how long a Publisher stays idle before it sends
+// its tail frames (see [WithTailInterval]).
+const DefaultTailInterval = 200 * time.Millisecond
+
+// slowEvery is the least interval between two [SlowSubscriber] events for
+// one subscriber connection.
+const slowEvery = time.Second
+
 func newConfig(opts []Option) (config, error) {
 	c := config{sock: sock.DefaultSettings()}
 	c.sock.RecvQueue, c.sock.SendQueue = DefaultQueueLen, DefaultQueueLen
 	c.sock.QueueBytes = DefaultQueueBytes
+	c.tail = DefaultTailInterval
 	for _, o := range opts {
 		if o == nil {
 			return c, sock.Invalid("nil option")
@@ -150,6 +162,83 @@ func WithHandshakeTimeout(d time.Duration) Option { return wrap(sock.WithHandsha
 func WithBatching(on bool) Option {
 	return optionFunc(func(c *config) error {
 		c.noBatch = !on
+		return nil
+	})
+}
+
+// WithTailInterval sets how long a [Publisher] waits, idle, after
+// publishing on a topic before it sends that topic's last sequence number
+// in a small tail frame (default [DefaultTailInterval]; 0: never), so that
+// subscribers count the messages they missed at the end of a burst: within
+// about twice the interval once the subscriber's connection has caught
+// up. Close sends the tail frames at once. Subscribers of spmesh versions
+// that predate tail frames count them as decode errors: give such a mesh's
+// publishers WithTailInterval(0). A Subscriber ignores it.
+func WithTailInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d < 0 || d > time.Hour || d > 0 && d < time.Millisecond {
+			return sock.Invalid("WithTailInterval: %v out of range (0, or [1ms, 1h])", d)
+		}
+		c.tail = d
+		return nil
+	})
+}
+
+// SlowSubscriber is what a [Publisher] reports about a subscriber whose
+// queue dropped messages (see [WithSlowSubscriber]).
+type SlowSubscriber struct {
+	Addr    string // the subscriber connection's remote address
+	Dropped uint64 // messages dropped for it since it connected
+	Since   uint64 // of which since the previous report for it
+}
+
+// WithSlowSubscriber makes a [Publisher] call f when its queue for a
+// subscriber connection drops messages (like NATS's slow consumer
+// error): at once on the first drop, then at most once a second per
+// connection while drops go on; drops after a connection's last report
+// are reported with its next drop, and are always counted in
+// [Publisher.SubscriberDrops]. f runs on a goroutine of its own, never on
+// the publish path; calls for different subscribers may run concurrently.
+// A Subscriber ignores it.
+func WithSlowSubscriber(f func(SlowSubscriber)) Option {
+	return optionFunc(func(c *config) error {
+		if f == nil {
+			return sock.Invalid("WithSlowSubscriber: nil func")
+		}
+		c.slow = f
+		return nil
+	})
+}
+
+// Gap is what a [Subscriber] reports when it finds messages missing (see
+// [WithGapHandler]).
+type Gap struct {
+	Publisher uint64 // the publisher's id
+	Topic     string
+	// Missed is how many messages are missing: a hole in the sequence
+	// numbers (dropped by the publisher's queue for this subscriber, by
+	// this subscriber's socket, or lost with a connection), or, with
+	// Local, messages this subscriber's own queue dropped because its
+	// application did not take them (Topic is then that of the last one).
+	Missed uint64
+	// Seq is the sequence number that revealed the hole: the next message
+	// received, or a tail frame's (Tail). 0 with Local.
+	Seq   uint64
+	Tail  bool // revealed by a tail frame (the end of a burst)
+	Local bool // dropped by this subscriber's queue
+}
+
+// WithGapHandler makes a [Subscriber] call f for each gap it detects,
+// from its reader goroutine, after the frame that revealed it: f must
+// return quickly (while it runs, nothing is read, and the socket's queue
+// may drop more). Local drops are reported once per frame. The gaps are
+// also counted in [Subscriber.Stats]. A Publisher ignores it.
+func WithGapHandler(f func(Gap)) Option {
+	return optionFunc(func(c *config) error {
+		if f == nil {
+			return sock.Invalid("WithGapHandler: nil func")
+		}
+		c.gap = f
 		return nil
 	})
 }

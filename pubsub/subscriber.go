@@ -74,6 +74,13 @@ type Subscriber struct {
 	seqMu sync.Mutex
 	last  map[topicKey]*uint64 // last sequence number per publisher and topic
 	pubs  map[uint64]*PublisherStats
+
+	// WithGapHandler: gaps found while decoding a frame, reported after it
+	// (reader goroutine only).
+	onGap    func(Gap)
+	gaps     []Gap
+	local    uint64 // messages the queue dropped during this frame
+	localKey topicKey
 }
 
 // NewSubscriber opens a subscriber. It receives nothing until subscribed
@@ -88,7 +95,7 @@ func NewSubscriber(opts ...Option) (*Subscriber, error) {
 		return nil, err
 	}
 	s := &Subscriber{
-		so: so, codec: c.sock.Codec,
+		so: so, codec: c.sock.Codec, onGap: c.gap,
 		last: map[topicKey]*uint64{},
 		pubs: map[uint64]*PublisherStats{},
 	}
@@ -111,6 +118,24 @@ func (s *Subscriber) dropped(m *Message) {
 		ps.Gaps++
 	}
 	s.seqMu.Unlock()
+	if s.onGap != nil {
+		s.local++
+		s.localKey = topicKey{m.Publisher, m.Topic}
+	}
+}
+
+// reportGaps calls the gap handler for the gaps found in the frame just
+// decoded (reader goroutine).
+func (s *Subscriber) reportGaps() {
+	if s.local > 0 {
+		s.gaps = append(s.gaps, Gap{Publisher: s.localKey.pub, Topic: s.localKey.topic, Missed: s.local, Local: true})
+		s.local = 0
+	}
+	for i := range s.gaps {
+		s.onGap(s.gaps[i])
+		s.gaps[i] = Gap{}
+	}
+	s.gaps = s.gaps[:0]
 }
 
 // Listen listens on addr for publishers to dial, returning the bound address.

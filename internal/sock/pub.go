@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.nanomsg.org/mangos/v3"
 	"go.nanomsg.org/mangos/v3/protocol"
@@ -30,13 +31,32 @@ type Fanout struct {
 	maxBytes int
 	so       atomic.Pointer[Socket] // set by PubOf; nil: drops counted per pipe only
 	log      logLimit
+	slow     func(addr string, dropped, since uint64) // OnSlow; nil: none
+	slowGap  time.Duration
+}
+
+// OnSlow makes s call f, on a goroutine of its own, when messages are
+// dropped for a subscriber connection: at most once per connection per
+// interval every, with the subscriber's address, the messages dropped for
+// it since it connected, and those dropped since the previous call for it.
+// Drops after the last call of a quiet connection are reported with its
+// next drop (and are always in Drops). Call it before any connection.
+func (s *Fanout) OnSlow(f func(addr string, dropped, since uint64), every time.Duration) {
+	s.mu.Lock()
+	s.slow, s.slowGap = f, every
+	s.mu.Unlock()
 }
 
 // queued is a frame in a connection's queue and the messages it carries.
 type queued struct {
-	m *mangos.Message
-	n int
+	m   *mangos.Message
+	n   int
+	ctl bool // a control frame (SendControl)
 }
+
+// maxCtl is how many control frames a connection's queue holds beyond
+// its bounds.
+const maxCtl = 64
 
 type pubPipe struct {
 	p      protocol.Pipe
@@ -46,9 +66,12 @@ type pubPipe struct {
 	qmu         sync.Mutex
 	q           []queued // q[head:] waits to be sent
 	head        int
-	msgs, bytes int    // what q[head:] holds
-	addr        string // set on attach (under Fanout.mu)
-	dropped     uint64 // messages (under Fanout.mu)
+	msgs, bytes int       // what q[head:] holds
+	ctl         int       // control frames in q[head:]
+	addr        string    // set on attach (under Fanout.mu)
+	dropped     uint64    // messages (under Fanout.mu)
+	reported    uint64    // dropped at the last OnSlow call (under Fanout.mu)
+	reportedAt  time.Time // when (under Fanout.mu)
 }
 
 // optPub is the option through which PubOf finds a socket's Fanout.
@@ -90,7 +113,17 @@ func PubOf(so *Socket) *Fanout {
 // Send queues m, a frame carrying n messages, for every subscriber
 // connection; a connection whose queue is full (in messages or bytes)
 // drops it (counted). It never blocks. It takes m.
-func (s *Fanout) Send(m *mangos.Message, n int) error {
+func (s *Fanout) Send(m *mangos.Message, n int) error { return s.send(m, n, false) }
+
+// SendControl queues m, a control frame that carries no message (a tail
+// frame), for every subscriber connection, in order with the frames
+// before it and past the queue's bounds: up to 64 such frames per
+// connection, beyond which it is dropped, uncounted (a connection that
+// holds 64 unsent control frames is not reading). It never blocks. It
+// takes m.
+func (s *Fanout) SendControl(m *mangos.Message) error { return s.send(m, 0, true) }
+
+func (s *Fanout) send(m *mangos.Message, n int, ctl bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -100,16 +133,27 @@ func (s *Fanout) Send(m *mangos.Message, n int) error {
 	size := len(m.Body)
 	for _, p := range s.pipes {
 		p.qmu.Lock()
-		ok := p.msgs == 0 || p.msgs+n <= s.maxMsgs && p.bytes+size <= s.maxBytes
+		var ok bool
+		if ctl {
+			ok = p.ctl < maxCtl
+		} else {
+			ok = p.msgs == 0 || p.msgs+n <= s.maxMsgs && p.bytes+size <= s.maxBytes
+		}
 		if ok {
 			m.Clone()
-			p.q = append(p.q, queued{m, n})
+			p.q = append(p.q, queued{m, n, ctl})
 			p.msgs += n
-			p.bytes += size
+			if ctl {
+				p.ctl++
+			} else {
+				p.bytes += size
+			}
 		}
 		p.qmu.Unlock()
 		if !ok {
-			s.dropped(p, n)
+			if !ctl {
+				s.dropped(p, n)
+			}
 			continue
 		}
 		select {
@@ -133,7 +177,11 @@ func (p *pubPipe) next() (queued, bool) {
 	p.q[p.head] = queued{}
 	p.head++
 	p.msgs -= f.n
-	p.bytes -= len(f.m.Body)
+	if f.ctl {
+		p.ctl--
+	} else {
+		p.bytes -= len(f.m.Body)
+	}
 	if p.head == len(p.q) {
 		// Empty: start over at the front, keeping a modest buffer.
 		p.head = 0
@@ -168,6 +216,13 @@ func (s *Fanout) Queued() (msgs, bytes int) {
 func (s *Fanout) dropped(p *pubPipe, n int) {
 	first := p.dropped == 0
 	p.dropped += uint64(n)
+	if f := s.slow; f != nil {
+		if now := time.Now(); first || now.Sub(p.reportedAt) >= s.slowGap {
+			addr, total, since := p.addr, p.dropped, p.dropped-p.reported
+			p.reported, p.reportedAt = total, now
+			go f(addr, total, since) // never on the publish path
+		}
+	}
 	so := s.so.Load()
 	if so == nil {
 		return
