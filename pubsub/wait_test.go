@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/testutil"
 	"github.com/spmesh/spmesh/pubsub"
 )
@@ -63,5 +64,65 @@ func TestWaitPeersNobody(t *testing.T) {
 	err := s.WaitPeers(ctx, 1)
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "last error") {
 		t.Fatalf("got %v, want DeadlineExceeded with the last error", err)
+	}
+}
+
+// The flow-control options validate and name themselves.
+func TestFlowOptionsValidate(t *testing.T) {
+	cases := map[string]pubsub.Option{
+		"WithTailInterval":   pubsub.WithTailInterval(-time.Second),
+		"WithSlowSubscriber": pubsub.WithSlowSubscriber(nil),
+		"WithGapHandler":     pubsub.WithGapHandler(nil),
+	}
+	for name, o := range cases {
+		if _, err := pubsub.NewPublisher(o); !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), name) {
+			t.Errorf("got %v, want ErrInvalidOption naming %s", err, name)
+		}
+	}
+	if _, err := pubsub.NewPublisher(pubsub.WithTailInterval(time.Microsecond)); !errors.Is(err, spmesh.ErrInvalidOption) {
+		t.Errorf("1µs tail interval: got %v, want ErrInvalidOption", err)
+	}
+}
+
+// A subscriber that connects mid-stream starts counting at the first
+// message it gets: what was published before it joined is no gap; tail
+// frames (every millisecond of idleness here) add none either.
+func TestTailMidStreamJoinerCountsNoGap(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	p := mustPub(t, pubsub.WithListen(addr), pubsub.WithTailInterval(time.Millisecond))
+	early := mustSub(t, pubsub.WithDial(addr), pubsub.WithSubscribe("m"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitPeers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := p.Publish(ctx, "m", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		if _, err := early.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	late := mustSub(t, pubsub.WithDial(addr), pubsub.WithSubscribe("m"))
+	if err := p.WaitPeers(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(ctx, "m", 10); err != nil {
+		t.Fatal(err)
+	}
+	m, err := late.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Seq != 11 {
+		t.Fatalf("late subscriber: got seq %d, want 11", m.Seq)
+	}
+	for _, s := range []*pubsub.Subscriber{early, late} {
+		if g := s.Stats().Publishers[p.ID()].Gaps; g != 0 {
+			t.Fatalf("got %d gaps, want 0", g)
+		}
 	}
 }
