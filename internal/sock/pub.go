@@ -21,7 +21,8 @@ import (
 //
 // Each connection's queue holds at most maxMsgs messages (Settings.SendQueue;
 // a batch frame counts the messages it carries) and maxBytes bytes of frames
-// (Settings.QueueBytes); a frame larger than maxBytes is still queued when
+// (Settings.QueueBytes, each frame charged its buffer's capacity plus 128
+// bytes: the memory it holds); a frame larger than maxBytes is still queued when
 // the queue is empty.
 type Fanout struct {
 	mu       sync.Mutex
@@ -53,6 +54,11 @@ type queued struct {
 	n   int
 	ctl bool // a control frame (SendControl)
 }
+
+// frameCost is what a queued frame is charged against the byte bound: its
+// buffer (the pool's size class, not only the bytes used) and the
+// message's own struct, roughly.
+func frameCost(m *mangos.Message) int { return cap(m.Body) + 128 }
 
 // maxCtl is how many control frames a connection's queue holds beyond
 // its bounds.
@@ -130,7 +136,7 @@ func (s *Fanout) send(m *mangos.Message, n int, ctl bool) error {
 		m.Free()
 		return protocol.ErrClosed
 	}
-	size := len(m.Body)
+	size := frameCost(m)
 	for _, p := range s.pipes {
 		p.qmu.Lock()
 		var ok bool
@@ -180,7 +186,7 @@ func (p *pubPipe) next() (queued, bool) {
 	if f.ctl {
 		p.ctl--
 	} else {
-		p.bytes -= len(f.m.Body)
+		p.bytes -= frameCost(f.m)
 	}
 	if p.head == len(p.q) {
 		// Empty: start over at the front, keeping a modest buffer.
@@ -196,20 +202,6 @@ func (p *pubPipe) next() (queued, bool) {
 		p.head = 0
 	}
 	return f, true
-}
-
-// Queued returns what is queued for each connected subscriber, summed:
-// messages and bytes (for tests and stats).
-func (s *Fanout) Queued() (msgs, bytes int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range s.pipes {
-		p.qmu.Lock()
-		msgs += p.msgs
-		bytes += p.bytes
-		p.qmu.Unlock()
-	}
-	return msgs, bytes
 }
 
 // dropped counts n messages lost for p. Called with s.mu held.
