@@ -50,6 +50,21 @@
 //   - A message that Publish accepted is sent even if Close follows at once;
 //     what is still queued for a connection at Close is dropped.
 //
+// # Lossless mode
+//
+// With [WithBackpressure] on both sides nothing is dropped: a publisher
+// whose queue for a subscriber is full waits for room (Publish blocks,
+// bounded by its ctx, and the publisher's rate follows its slowest
+// subscriber), and a subscriber whose queue for the application is full
+// stops reading its connections, so TCP flow control holds the publisher
+// back. A subscriber that takes nothing for the stall time given is cut
+// off by the publisher (its connection closed, counted in the publisher's
+// Stats().SendTimeouts, what was queued for it counted in Dropped) so that
+// it cannot stall the others forever; it reconnects, and counts what it
+// missed as gaps. In this mode the queues below hold the publisher back
+// instead of dropping, and the subscriber socket's frame queue is a few
+// frames (its bytes bounded like a Puller's).
+//
 // # Queues
 //
 // A message goes through these queues, each bounded; the two that matter

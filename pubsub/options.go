@@ -19,6 +19,7 @@ type config struct {
 	tail    time.Duration // WithTailInterval
 	slow    func(SlowSubscriber)
 	gap     func(Gap)
+	hold    time.Duration // WithBackpressure; 0: drop
 }
 
 type optionFunc func(*config) error
@@ -239,6 +240,28 @@ func WithGapHandler(f func(Gap)) Option {
 			return sock.Invalid("WithGapHandler: nil func")
 		}
 		c.gap = f
+		return nil
+	})
+}
+
+// WithBackpressure turns on lossless mode (beyond NATS core, which drops
+// for slow consumers). On a [Publisher]: when its queue for a subscriber
+// is full, it waits for room instead of dropping, so Publish blocks
+// (bounded by its ctx) and the publisher's rate follows its slowest
+// subscriber; a subscriber that takes nothing for stall is cut off (its
+// connection closed, counted in Stats.SendTimeouts, its messages in
+// Dropped and [Publisher.SubscriberDrops]) so that it cannot hold the
+// others back forever; it may reconnect. On a [Subscriber]: when its
+// queue for the application is full, it stops reading its connections
+// (TCP flow control holds the publisher back) instead of dropping. Both
+// sides need it for no loss; a publisher in this mode with subscribers
+// not in it still never drops on its side. stall is in [1ms, 1h].
+func WithBackpressure(stall time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if stall < time.Millisecond || stall > time.Hour {
+			return sock.Invalid("WithBackpressure: stall %v out of range [1ms, 1h]", stall)
+		}
+		c.hold = stall
 		return nil
 	})
 }

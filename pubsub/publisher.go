@@ -133,6 +133,9 @@ func NewPublisher(opts ...Option) (*Publisher, error) {
 		tailStop: make(chan struct{}),
 		tailDone: make(chan struct{}),
 	}
+	if c.hold > 0 {
+		p.pub.Hold(c.hold)
+	}
 	if c.slow != nil {
 		f := c.slow
 		p.pub.OnSlow(func(addr string, dropped, since uint64) {
@@ -487,6 +490,7 @@ func (p *Publisher) Close() error {
 		}
 	}
 	p.mu.Unlock()
+	p.pub.Abort() // with backpressure: wait for no subscriber
 	<-p.done
 	p.stopTails()
 	return p.so.Close()

@@ -90,7 +90,11 @@ func NewSubscriber(opts ...Option) (*Subscriber, error) {
 	if err != nil {
 		return nil, err
 	}
-	so, err := sock.Open(sock.Sub, c.sock, sock.Wiring{Watch: spmesh.RolePublisher})
+	proto := sock.Sub
+	if c.hold > 0 {
+		proto = sock.SubHold
+	}
+	so, err := sock.Open(proto, c.sock, sock.Wiring{Watch: spmesh.RolePublisher})
 	if err != nil {
 		return nil, err
 	}

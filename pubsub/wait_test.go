@@ -73,6 +73,7 @@ func TestFlowOptionsValidate(t *testing.T) {
 		"WithTailInterval":   pubsub.WithTailInterval(-time.Second),
 		"WithSlowSubscriber": pubsub.WithSlowSubscriber(nil),
 		"WithGapHandler":     pubsub.WithGapHandler(nil),
+		"WithBackpressure":   pubsub.WithBackpressure(0),
 	}
 	for name, o := range cases {
 		if _, err := pubsub.NewPublisher(o); !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), name) {

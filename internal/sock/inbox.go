@@ -148,7 +148,7 @@ func NewFrameInbox[T any](so *Socket, decode FrameFunc[T]) *Inbox[T] {
 	if in.maxBytes <= 0 {
 		in.maxBytes = DefaultQueueBytes
 	}
-	in.lossy = so.M.Info().Self == mangos.ProtoSub
+	in.lossy = so.M.Info().Self == mangos.ProtoSub && !so.Holds()
 	if in.lossy {
 		// The socket's own queue, in frames (LossyFrameQueue): the reader
 		// empties it as fast as it decodes (it never waits for the

@@ -1,6 +1,7 @@
 package sock
 
 import (
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,36 @@ type Fanout struct {
 	log      logLimit
 	slow     func(addr string, dropped, since uint64) // OnSlow; nil: none
 	slowGap  time.Duration
+
+	// Backpressure (Hold): a full queue makes Send wait, up to stall, then
+	// cuts that connection off.
+	stall   time.Duration // 0: drop (the default)
+	abort   chan struct{} // closed by Abort: waiting Sends drop
+	sendMu  sync.Mutex    // serialises waiting Sends (scratch)
+	scratch []*pubPipe
+}
+
+// Hold makes s wait for room rather than drop (lossless pub/sub): Send
+// waits while a connection's queue is full, up to stall; past it that
+// connection is closed (counted in SendTimeouts and logged) and the frame
+// dropped for it (counted), so that a stalled subscriber cannot hold the
+// others back forever. Call it before any connection.
+func (s *Fanout) Hold(stall time.Duration) {
+	s.mu.Lock()
+	s.stall = stall
+	s.mu.Unlock()
+}
+
+// Abort makes the Sends waiting for room, and those to come, drop instead
+// (counted): a closing publisher does not wait for its subscribers.
+func (s *Fanout) Abort() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.abort:
+	default:
+		close(s.abort)
+	}
 }
 
 // OnSlow makes s call f, on a goroutine of its own, when messages are
@@ -68,6 +99,7 @@ type pubPipe struct {
 	p      protocol.Pipe
 	closeq chan struct{}
 	wake   chan struct{} // capacity 1: the sender waits on it when q is empty
+	room   chan struct{} // closed by next when a Send waits for room (under qmu)
 
 	qmu         sync.Mutex
 	q           []queued // q[head:] waits to be sent
@@ -85,7 +117,7 @@ const optPub = "SPMESH-PUB"
 
 // newPubSocket opens a mangos socket speaking Fanout.
 func newPubSocket() mangos.Socket {
-	return protocol.MakeSocket(&Fanout{pipes: map[uint32]*pubPipe{}, maxMsgs: DefaultQueue, maxBytes: DefaultQueueBytes})
+	return protocol.MakeSocket(&Fanout{pipes: map[uint32]*pubPipe{}, maxMsgs: DefaultQueue, maxBytes: DefaultQueueBytes, abort: make(chan struct{})})
 }
 
 // PubOf returns the Fanout of a socket opened with Fanout as its protocol (nil for
@@ -130,6 +162,9 @@ func (s *Fanout) Send(m *mangos.Message, n int) error { return s.send(m, n, fals
 func (s *Fanout) SendControl(m *mangos.Message) error { return s.send(m, 0, true) }
 
 func (s *Fanout) send(m *mangos.Message, n int, ctl bool) error {
+	if s.stall > 0 && !ctl {
+		return s.sendHold(m, n)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -181,6 +216,10 @@ func (p *pubPipe) next() (queued, bool) {
 	}
 	f := p.q[p.head]
 	p.q[p.head] = queued{}
+	if p.room != nil {
+		close(p.room)
+		p.room = nil
+	}
 	p.head++
 	p.msgs -= f.n
 	if f.ctl {
@@ -202,6 +241,84 @@ func (p *pubPipe) next() (queued, bool) {
 		p.head = 0
 	}
 	return f, true
+}
+
+// sendHold is Send with backpressure (Hold): it waits for room in each
+// connection's queue in turn.
+func (s *Fanout) sendHold(m *mangos.Message, n int) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		m.Free()
+		return protocol.ErrClosed
+	}
+	pipes := s.scratch[:0]
+	for _, p := range s.pipes {
+		pipes = append(pipes, p)
+	}
+	s.mu.Unlock()
+	size := frameCost(m)
+	var t *time.Timer
+	for _, p := range pipes {
+		for {
+			p.qmu.Lock()
+			if p.msgs == 0 || p.msgs+n <= s.maxMsgs && p.bytes+size <= s.maxBytes {
+				m.Clone()
+				p.q = append(p.q, queued{m, n, false})
+				p.msgs += n
+				p.bytes += size
+				p.qmu.Unlock()
+				select {
+				case p.wake <- struct{}{}:
+				default:
+				}
+				break
+			}
+			if p.room == nil {
+				p.room = make(chan struct{})
+			}
+			room := p.room
+			p.qmu.Unlock()
+			if t == nil {
+				t = time.NewTimer(s.stall)
+				defer t.Stop()
+			} else {
+				t.Reset(s.stall)
+			}
+			select {
+			case <-room:
+				continue
+			case <-p.closeq: // gone
+			case <-s.abort:
+				s.mu.Lock()
+				s.dropped(p, n)
+				s.mu.Unlock()
+			case <-t.C:
+				s.mu.Lock()
+				s.dropped(p, n)
+				s.mu.Unlock()
+				s.cutOff(p)
+			}
+			break
+		}
+	}
+	clear(pipes)
+	s.scratch = pipes[:0]
+	m.Free()
+	return nil
+}
+
+// cutOff closes the connection of a subscriber that took nothing for the
+// stall time.
+func (s *Fanout) cutOff(p *pubPipe) {
+	if so := s.so.Load(); so != nil {
+		so.C.SendTimeouts.Add(1)
+		so.C.SetLastError(p.addr, errors.New("subscriber stalled: connection closed (backpressure)"))
+		so.Settings.Logger.Warn("spmesh: subscriber stalled, connection closed", "remote", p.addr, "stall", s.stall)
+	}
+	p.p.Close()
 }
 
 // dropped counts n messages lost for p. Called with s.mu held.

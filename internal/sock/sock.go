@@ -64,6 +64,9 @@ const (
 	Pull
 	Surveyor
 	Respondent
+	// SubHold is SUB whose full receive queue holds the connections back
+	// instead of dropping (sub.go): for pub/sub with backpressure.
+	SubHold
 )
 
 func (p Proto) open() (mangos.Socket, error) {
@@ -84,6 +87,8 @@ func (p Proto) open() (mangos.Socket, error) {
 		return surveyor.NewSocket()
 	case Respondent:
 		return respondent.NewSocket()
+	case SubHold:
+		return newHoldSubSocket(), nil
 	}
 	return nil, fmt.Errorf("spmesh: unknown protocol %d", p)
 }

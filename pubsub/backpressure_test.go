@@ -1,0 +1,106 @@
+package pubsub_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/testutil"
+	"github.com/spmesh/spmesh/pubsub"
+)
+
+// With backpressure on both sides and small queues, a subscriber much
+// slower than the publisher loses nothing: Publish waits for it.
+func TestBackpressureSlowSubscriberLosesNothing(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	small := []pubsub.Option{pubsub.WithBackpressure(10 * time.Second), pubsub.WithQueueLen(64), pubsub.WithQueueBytes(64 << 10), pubsub.WithCodec(spmesh.Raw)}
+	p := mustPub(t, append([]pubsub.Option{pubsub.WithListen(addr)}, small...)...)
+	s := mustSub(t, append([]pubsub.Option{pubsub.WithDial(addr), pubsub.WithSubscribe("bp")}, small...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.WaitPeers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20_000
+	body := make([]byte, 1024) // 20 MB: far more than the queues and the kernel's buffers hold
+	var got atomic.Uint64
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			m, err := s.Next(ctx)
+			if err != nil {
+				done <- err
+				return
+			}
+			if m.Seq != uint64(i+1) {
+				done <- fmt.Errorf("got seq %d, want %d", m.Seq, i+1)
+				return
+			}
+			got.Add(1)
+			if i%64 == 0 {
+				time.Sleep(time.Millisecond) // a slow consumer, not synchronisation
+			}
+		}
+		done <- nil
+	}()
+	for range n {
+		if err := p.PublishBytes(ctx, "bp", nil, body); err != nil {
+			t.Fatalf("publish after %d received: %v", got.Load(), err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if ps, st := s.Stats().Publishers[p.ID()], p.Stats(); ps.Gaps != 0 || st.Dropped != 0 {
+		t.Fatalf("got %d gaps, publisher dropped %d: want none", ps.Gaps, st.Dropped)
+	}
+}
+
+// A subscriber that takes nothing is cut off after the stall time, and
+// the others go on receiving everything.
+func TestBackpressureStalledSubscriberCutOff(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	small := []pubsub.Option{pubsub.WithBackpressure(200 * time.Millisecond), pubsub.WithQueueLen(64), pubsub.WithQueueBytes(64 << 10), pubsub.WithCodec(spmesh.Raw)}
+	p := mustPub(t, append([]pubsub.Option{pubsub.WithListen(addr)}, small...)...)
+	good := mustSub(t, append([]pubsub.Option{pubsub.WithDial(addr), pubsub.WithSubscribe("bp")}, small...)...)
+	stalled := mustSub(t, append([]pubsub.Option{pubsub.WithDial(addr), pubsub.WithSubscribe("bp")}, small...)...)
+	_ = stalled // never read
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.WaitPeers(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20_000
+	body := make([]byte, 1024)
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			m, err := good.Next(ctx)
+			if err != nil {
+				done <- fmt.Errorf("after %d: %w", i, err)
+				return
+			}
+			if m.Seq != uint64(i+1) {
+				done <- fmt.Errorf("got seq %d, want %d", m.Seq, i+1)
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := range n {
+		if err := p.PublishBytes(ctx, "bp", nil, body); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st := p.Stats()
+	if st.SendTimeouts == 0 || st.Dropped == 0 {
+		t.Fatalf("got %+v, want the stalled subscriber cut off (SendTimeouts) and its messages dropped", st)
+	}
+	t.Logf("publisher: %d cut off, %d dropped for the stalled subscriber; last error %q", st.SendTimeouts, st.Dropped, st.LastError)
+}
