@@ -135,3 +135,61 @@ func TestBurstTinyQueuesAccounted(t *testing.T) {
 	}
 	t.Logf("publisher drops %d (slow-subscriber events %d reporting %d), subscriber gaps %d", pubDrops, slowEvents.Load(), slow.Load(), gaps)
 }
+
+// BenchmarkFlowModes publishes 256 B messages in a tight loop over TCP to
+// one subscriber that only counts, in the default (lossy) mode and in
+// lossless mode (WithBackpressure on both sides), and reports what was
+// delivered per second and the share lost: the cost of lossless mode, in
+// the same run.
+func BenchmarkFlowModes(b *testing.B) {
+	for _, mode := range []string{"default", "lossless"} {
+		b.Run(mode, func(b *testing.B) {
+			opts := []pubsub.Option{pubsub.WithCodec(spmesh.Raw), pubsub.WithTailInterval(5 * time.Millisecond)}
+			if mode == "lossless" {
+				opts = append(opts, pubsub.WithBackpressure(10*time.Second))
+			}
+			addr := testutil.FreeTCP(b)
+			p, err := pubsub.NewPublisher(append(opts, pubsub.WithListen(addr))...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			s, err := pubsub.NewSubscriber(append(opts, pubsub.WithDial(addr), pubsub.WithSubscribe("f"))...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			var n atomic.Uint64
+			go func() {
+				for range s.C() {
+					n.Add(1)
+				}
+			}()
+			ctx := context.Background()
+			if err := p.WaitPeers(ctx, 1); err != nil {
+				b.Fatal(err)
+			}
+			body := make([]byte, 256)
+			b.SetBytes(256)
+			b.ResetTimer()
+			for range b.N {
+				if err := p.PublishBytes(ctx, "f", nil, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+			err = testutil.Until(time.Minute, func() error {
+				ps := s.Stats().Publishers[p.ID()]
+				if ps.Received+ps.Gaps != uint64(b.N) || n.Load() != ps.Received {
+					return fmt.Errorf("%d + %d of %d", ps.Received, ps.Gaps, b.N)
+				}
+				return nil
+			})
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(n.Load())/b.Elapsed().Seconds(), "delivered/s")
+			b.ReportMetric(100*float64(uint64(b.N)-n.Load())/float64(b.N), "%lost")
+		})
+	}
+}
