@@ -104,3 +104,39 @@ func TestBackpressureStalledSubscriberCutOff(t *testing.T) {
 	}
 	t.Logf("publisher: %d cut off, %d dropped for the stalled subscriber; last error %q", st.SendTimeouts, st.Dropped, st.LastError)
 }
+
+// A lossless subscriber filters like the default one: by pattern, and
+// Unsubscribe stops a prefix.
+func TestBackpressureSubscriberFilters(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	bp := pubsub.WithBackpressure(time.Second)
+	p := mustPub(t, pubsub.WithListen(addr), bp)
+	s := mustSub(t, pubsub.WithDial(addr), pubsub.WithSubscribe("a.*", "c"), bp)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitPeers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{"b.x", "a.x", "a.x.y", "c"} {
+		if err := p.Publish(ctx, topic, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"a.x", "c"} {
+		m, err := s.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Topic != want {
+			t.Fatalf("got %q, want %q", m.Topic, want)
+		}
+	}
+	if err := s.Unsubscribe("a.*"); err != nil {
+		t.Fatal(err)
+	}
+	p.Publish(ctx, "a.x", "gone")
+	p.Publish(ctx, "c", "last")
+	if m, err := s.Next(ctx); err != nil || m.Topic != "c" {
+		t.Fatalf("after Unsubscribe: got %v, %v; want c", m, err)
+	}
+}
