@@ -37,7 +37,8 @@ const (
 
 // Publisher sends messages on topics to every connected [Subscriber]. It
 // never blocks on a slow subscriber: that subscriber's messages are dropped
-// and the subscriber sees the gap. A Publisher is safe for concurrent use.
+// and the subscriber sees the gap (with [WithBackpressure] it waits for the
+// subscriber instead). A Publisher is safe for concurrent use.
 type Publisher struct {
 	so       *sock.Socket
 	pub      *sock.Fanout // so's fan-out: counts what each subscriber's queue drops

@@ -25,10 +25,10 @@ import (
 // size, a batch frame to its first message, plus a fixed overhead). When
 // either bound is reached:
 //
-//   - on a SUB socket (lossy), the oldest queued messages are dropped to
+//   - on a SUB socket (lossy; not SubHold), the oldest queued messages are dropped to
 //     make room (counted in Dropped, and reported to OnDrop): the reader
 //     keeps reading, so the socket's own queue stays short;
-//   - on other sockets (PULL), the reader waits: the socket's receive queue
+//   - on other sockets (PULL, SubHold), the reader waits: the socket's receive queue
 //     fills, then the connections stop being read and the senders block.
 //     That queue is sized max(2, QueueBytes/MaxMsgSize) frames (at most
 //     RecvQueue) so that it too holds about QueueBytes at most.
