@@ -105,6 +105,29 @@
 //
 // Decoders that predate kind 10 discard it as an unknown kind.
 //
+// # Interest frame (pub/sub, subscriber to publisher)
+//
+// A subscriber tells each publisher it is connected to which topic
+// prefixes it subscribes to, so that the publisher sends it only frames
+// that start with one of them (the subscriber still filters what it
+// gets). The frame is plain (no topic), sent on the SUB side of the
+// connection, first when it is established and again after each change:
+//
+//	version        1 byte, 0x01
+//	kind           1 byte, 0x0b
+//	header         one msgpack map: empty (0x80); keys are ignored
+//	prefixes       zero or more msgpack bins to the end of the frame: the
+//	               whole set of prefixes (replacing any earlier one); an
+//	               empty bin matches every frame
+//
+// At most [MaxInterest] (1,024) prefixes of at most 1,024 bytes each; a
+// frame past either, or malformed, is discarded and the publisher sends
+// that subscriber everything. A publisher that has received no interest
+// frame on a connection (a stock SUB peer) sends it everything.
+// Example: prefixes "a." and "b\x00":
+//
+//	01 0b 80 c4 02 61 2e c4 02 62 00
+//
 // # Limits
 //
 // Decoding never panics and reads only within the frame. Every count is
@@ -147,7 +170,8 @@ const (
 	KindResponse Kind = 8  // survey answer
 	KindBatch    Kind = 9  // pub/sub batch: several messages of one topic (see the package doc)
 	KindTail     Kind = 10 // pub/sub heartbeat: a topic's last sequence number (see the package doc)
-	kindMax           = KindTail
+	KindInterest Kind = 11 // pub/sub, subscriber to publisher: its subscription prefixes (see the package doc)
+	kindMax           = KindInterest
 )
 
 // Flags bits (header key 11).
@@ -490,4 +514,46 @@ func (m *Msg) headers(r *reader, keep bool) error {
 		m.Header[string(k)] = string(v)
 	}
 	return nil
+}
+
+// MaxInterest bounds the prefixes of an interest frame.
+const MaxInterest = 1024
+
+// maxPrefix bounds one prefix of an interest frame.
+const maxPrefix = 1024
+
+// AppendInterest appends an interest frame announcing prefixes to dst.
+func AppendInterest(dst []byte, prefixes [][]byte) []byte {
+	dst = append(dst, Version, byte(KindInterest), 0x80)
+	for _, p := range prefixes {
+		dst = appendBin(dst, p)
+	}
+	return dst
+}
+
+// ParseInterest returns the prefixes in body, the body of a decoded
+// interest frame (they alias it). It checks the whole body, and the
+// limits, before allocating the slice, sized by the prefixes read.
+func ParseInterest(body []byte) ([][]byte, error) {
+	r := reader{b: body}
+	n := 0
+	for r.i < len(r.b) {
+		p, err := r.bin()
+		if err != nil {
+			return nil, decodeErr("interest: %v", err)
+		}
+		if len(p) > maxPrefix {
+			return nil, decodeErr("interest: prefix of %d bytes, over %d", len(p), maxPrefix)
+		}
+		if n++; n > MaxInterest {
+			return nil, decodeErr("interest: over %d prefixes", MaxInterest)
+		}
+	}
+	out := make([][]byte, 0, n)
+	r.i = 0
+	for r.i < len(r.b) {
+		p, _ := r.bin()
+		out = append(out, p)
+	}
+	return out, nil
 }

@@ -113,6 +113,9 @@ func FuzzDecode(f *testing.F) {
 	// Tail frames (kind 10): the documented example, and one with a body.
 	f.Add([]byte("t\x00\x01\x0a\x82\x04\x03\x05\x07"))
 	f.Add(append(AppendHeader(nil, &Msg{Kind: KindTail, Topic: "a.b", Pub: 1 << 63, Seq: 1 << 40}), 'x'))
+	// Interest frames (kind 11).
+	f.Add([]byte{1, 0x0b, 0x80, 0xc4, 2, 'a', '.', 0xc4, 2, 'b', 0})
+	f.Add(AppendInterest(nil, [][]byte{{}, []byte("x.y.")}))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		var m Msg
 		if err := Decode(frame, &m); err != nil {
@@ -120,6 +123,11 @@ func FuzzDecode(f *testing.F) {
 		}
 		if m.Kind == KindBatch {
 			fuzzEntries(t, &m)
+		}
+		if m.Kind == KindInterest {
+			if ps, err := ParseInterest(m.Body); err == nil && len(ps) > MaxInterest {
+				t.Fatalf("got %d prefixes, over the limit", len(ps))
+			}
 		}
 		// What decodes must re-encode to a frame that decodes to the same message.
 		again := append(AppendHeader(nil, &m), m.Body...)
@@ -215,5 +223,32 @@ func TestTailFrame(t *testing.T) {
 	}
 	if err := Decode(frame[2:], &m); err == nil {
 		t.Fatal("tail frame without a topic decoded")
+	}
+}
+
+// The interest frame of the package doc decodes as documented, and the
+// limits hold.
+func TestInterestFrame(t *testing.T) {
+	frame := []byte{1, 0x0b, 0x80, 0xc4, 2, 'a', '.', 0xc4, 2, 'b', 0}
+	if got := AppendInterest(nil, [][]byte{[]byte("a."), []byte("b\x00")}); string(got) != string(frame) {
+		t.Fatalf("encoded % x, want % x", got, frame)
+	}
+	var m Msg
+	if err := Decode(frame, &m); err != nil || m.Kind != KindInterest {
+		t.Fatalf("got %+v, %v", m, err)
+	}
+	ps, err := ParseInterest(m.Body)
+	if err != nil || len(ps) != 2 || string(ps[0]) != "a." || string(ps[1]) != "b\x00" {
+		t.Fatalf("got %q, %v", ps, err)
+	}
+	many := make([][]byte, MaxInterest+1)
+	if _, err := ParseInterest(AppendInterest(nil, many)[3:]); err == nil {
+		t.Fatal("over MaxInterest prefixes parsed")
+	}
+	if _, err := ParseInterest(AppendInterest(nil, [][]byte{make([]byte, 1025)})[3:]); err == nil {
+		t.Fatal("a prefix over 1024 bytes parsed")
+	}
+	if _, err := ParseInterest([]byte{0xc4, 9, 'x'}); err == nil {
+		t.Fatal("a truncated prefix parsed")
 	}
 }
