@@ -140,3 +140,59 @@ func TestBackpressureSubscriberFilters(t *testing.T) {
 		t.Fatalf("after Unsubscribe: got %v, %v; want c", m, err)
 	}
 }
+
+// The publisher filters for spmesh subscribers: a flood on a topic that a
+// subscriber does not want is never queued for it (no drop for it, even
+// with a tiny queue), while a stock SUB, which announces nothing, gets
+// everything (and drops). A later Subscribe reaches the publisher.
+func TestPublisherSideFiltering(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	p := mustPub(t, pubsub.WithListen(addr), pubsub.WithQueueLen(16), pubsub.WithCodec(spmesh.Raw))
+	s := mustSub(t, pubsub.WithDial(addr), pubsub.WithSubscribe("want.x"), pubsub.WithCodec(spmesh.Raw))
+	stock := testutil.DialSPBuffer(t, addr, testutil.ProtoSub, 4<<10) // reads nothing, announces nothing
+	_ = stock
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitPeers(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	// The subscriber's interest frame arrives soon after it connects;
+	// until then the publisher sends it everything. Flood in rounds until
+	// one leaves the filtered subscriber without a drop while the stock
+	// SUB drops.
+	body := make([]byte, 1024)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		before := p.SubscriberDrops()
+		for range 2000 {
+			if err := p.PublishBytes(ctx, "other.y", nil, body); err != nil {
+				return err
+			}
+		}
+		after := p.SubscriberDrops()
+		grew := 0
+		for a, d := range after {
+			if d > before[a] {
+				grew++
+			}
+		}
+		if len(after) != 2 || grew != 1 {
+			return fmt.Errorf("drops went from %v to %v: want them to grow for the stock SUB only", before, after)
+		}
+		return nil
+	})
+	if st := s.Stats(); st.Received != 0 || st.Dropped != 0 {
+		t.Fatalf("filtered subscriber: got %+v, want nothing", st.Stats)
+	}
+	if err := s.Subscribe("late.*"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if err := p.PublishBytes(ctx, "late.z", nil, []byte("x")); err != nil {
+			return err
+		}
+		c, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		defer cancel()
+		_, err := s.Next(c)
+		return err
+	})
+}

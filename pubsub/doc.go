@@ -126,6 +126,19 @@
 // token; "images.>" matches one or more; ">" matches everything. Publish
 // topics have no wildcards. Spaces and control bytes are not allowed.
 //
+// Filtering happens at the publisher too: a [Subscriber] tells each
+// publisher its subscriptions' literal prefixes (the tokens before the
+// first wildcard) in an interest frame (internal/wire, kind 11) when it
+// connects and after each Subscribe or Unsubscribe, and the publisher
+// queues for it only the frames whose topic starts with one of them, so a
+// subscriber costs nothing for topics it does not want (the subscriber
+// still filters exactly). A subscriber that sends no interest frame (a
+// stock SUB, an older spmesh) gets everything. Subscriptions given at
+// construction ([WithSubscribe]) are in the first interest frame; a later
+// Subscribe takes effect at the publisher when its frame arrives (about a
+// round trip): messages published meanwhile on the new topics may miss
+// this subscriber.
+//
 // # Constructors and workflow
 //
 //   - [NewPublisher]: binds (listens) or dials; with [WithDiscovery] it

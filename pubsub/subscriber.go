@@ -94,7 +94,21 @@ func NewSubscriber(opts ...Option) (*Subscriber, error) {
 	if c.hold > 0 {
 		proto = sock.SubHold
 	}
-	so, err := sock.Open(proto, c.sock, sock.Wiring{Watch: spmesh.RolePublisher})
+	// The first subscriptions are in place before any connection: the
+	// first interest frame a publisher gets holds them.
+	before := func(m mangos.Socket) error {
+		for _, raw := range c.subs {
+			p, err := parsePattern(raw)
+			if err != nil {
+				return err
+			}
+			if err := m.SetOption(mangos.OptionSubscribe, p.prefix); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	so, err := sock.Open(proto, c.sock, sock.Wiring{Watch: spmesh.RolePublisher, Before: before})
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +164,9 @@ func (s *Subscriber) Dial(addr string) error { return s.so.Dial(addr) }
 
 // Subscribe adds subscription patterns: "images.ready" (that topic only),
 // "images.*" (one token), "images.>" (one or more tokens), ">" (everything).
-// Subscribing twice to a pattern is a no-op.
+// Subscribing twice to a pattern is a no-op. The publishers already
+// connected learn of it about a round trip later (see the package doc,
+// "Topics").
 func (s *Subscriber) Subscribe(patterns ...string) error {
 	if s.so.Closed() {
 		return spmesh.ErrClosed

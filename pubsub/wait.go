@@ -12,9 +12,11 @@ import "context"
 // for each of them and reaches each subscriber unless it is dropped
 // (counted on one side or the other) or the connection breaks, and the
 // subscriber delivers it if it is subscribed to the topic when the message
-// arrives (subscriptions are kept by the subscriber only: there is no
-// subscription to propagate). This is the side to wait on before
-// publishing.
+// arrives. Subscriptions given at the subscriber's construction
+// ([WithSubscribe]) hold from the start of the connection, at the
+// publisher too; a later Subscribe reaches the publisher's filter about a
+// round trip after it returns (see the package doc, "Topics"). This is the
+// side to wait on before publishing.
 func (p *Publisher) WaitPeers(ctx context.Context, n int) error {
 	return p.so.WaitPeers(ctx, n)
 }
@@ -25,8 +27,7 @@ func (p *Publisher) WaitPeers(ctx context.Context, n int) error {
 // events; it does not poll.
 //
 // What it guarantees: the subscriber's side of n connections is up, and
-// its subscriptions (local to it) are in effect for every frame read from
-// them. The publisher's side of a connection completes its handshake at
+// its subscriptions are in effect for every frame read from them. The publisher's side of a connection completes its handshake at
 // about the same moment but not necessarily before: a message published
 // at the very moment this returns may miss this subscriber. A program
 // that must know that a message published now is delivered waits on the

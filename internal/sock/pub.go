@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spmesh/spmesh/internal/wire"
 	"go.nanomsg.org/mangos/v3"
 	"go.nanomsg.org/mangos/v3/protocol"
 )
@@ -100,6 +101,10 @@ type pubPipe struct {
 	closeq chan struct{}
 	wake   chan struct{} // capacity 1: the sender waits on it when q is empty
 	room   chan struct{} // closed by next when a Send waits for room (under qmu)
+	// interest is the subscriber's prefixes, from its last interest frame
+	// (wire kind 11): only frames starting with one are queued for it.
+	// nil: none received (a stock SUB), everything is.
+	interest atomic.Pointer[[][]byte]
 
 	qmu         sync.Mutex
 	q           []queued // q[head:] waits to be sent
@@ -173,6 +178,9 @@ func (s *Fanout) send(m *mangos.Message, n int, ctl bool) error {
 	}
 	size := frameCost(m)
 	for _, p := range s.pipes {
+		if !p.wants(m) {
+			continue
+		}
 		p.qmu.Lock()
 		var ok bool
 		if ctl {
@@ -262,6 +270,9 @@ func (s *Fanout) sendHold(m *mangos.Message, n int) error {
 	size := frameCost(m)
 	var t *time.Timer
 	for _, p := range pipes {
+		if !p.wants(m) {
+			continue
+		}
 		for {
 			p.qmu.Lock()
 			if p.msgs == 0 || p.msgs+n <= s.maxMsgs && p.bytes+size <= s.maxBytes {
@@ -402,7 +413,7 @@ func (s *Fanout) AddPipe(pp protocol.Pipe) error {
 	pp.SetPrivate(p)
 	s.pipes[pp.ID()] = p
 	go p.sender()
-	go p.receiver()
+	go p.receiver(s)
 	return nil
 }
 
@@ -469,13 +480,48 @@ func (p *pubPipe) sender() {
 	}
 }
 
-// receiver discards whatever the subscriber sends (nothing, in SUB).
-func (p *pubPipe) receiver() {
+// wants reports whether the subscriber's interest covers frame m.
+func (p *pubPipe) wants(m *mangos.Message) bool {
+	in := p.interest.Load()
+	if in == nil {
+		return true
+	}
+	for _, pre := range *in {
+		if len(m.Body) >= len(pre) && string(m.Body[:len(pre)]) == string(pre) {
+			return true
+		}
+	}
+	return false
+}
+
+// receiver reads what the subscriber sends: its interest frames (spmesh's
+// SUB; a stock SUB sends nothing). Anything else, or a malformed one, is
+// discarded and counted as a decode error.
+func (p *pubPipe) receiver(s *Fanout) {
 	defer p.p.Close()
+	var env wire.Msg
 	for {
 		m := p.p.RecvMsg()
 		if m == nil {
 			return
+		}
+		err := wire.Decode(m.Body, &env)
+		if err == nil && env.Kind != wire.KindInterest {
+			err = errors.New("not an interest frame")
+		}
+		var pre [][]byte
+		if err == nil {
+			pre, err = wire.ParseInterest(env.Body)
+		}
+		if err == nil {
+			// Copy out of the frame: it goes back to the pool.
+			own := make([][]byte, len(pre))
+			for i := range pre {
+				own[i] = append([]byte(nil), pre[i]...)
+			}
+			p.interest.Store(&own)
+		} else if so := s.so.Load(); so != nil {
+			so.C.DecodeErrors.Add(1)
 		}
 		m.Free()
 	}

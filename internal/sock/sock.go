@@ -39,7 +39,6 @@ import (
 	"go.nanomsg.org/mangos/v3/protocol/rep"
 	"go.nanomsg.org/mangos/v3/protocol/req"
 	"go.nanomsg.org/mangos/v3/protocol/respondent"
-	"go.nanomsg.org/mangos/v3/protocol/sub"
 	"go.nanomsg.org/mangos/v3/protocol/surveyor"
 
 	// The transports spmesh speaks.
@@ -74,7 +73,7 @@ func (p Proto) open() (mangos.Socket, error) {
 	case Pub:
 		return newPubSocket(), nil // mangos' PUB, counting its drops (pub.go)
 	case Sub:
-		return sub.NewSocket()
+		return newSubSocket(false), nil // mangos' SUB, announcing its prefixes (sub.go)
 	case Req:
 		return req.NewSocket()
 	case Rep:
@@ -88,7 +87,7 @@ func (p Proto) open() (mangos.Socket, error) {
 	case Respondent:
 		return respondent.NewSocket()
 	case SubHold:
-		return newHoldSubSocket(), nil
+		return newSubSocket(true), nil
 	}
 	return nil, fmt.Errorf("spmesh: unknown protocol %d", p)
 }
@@ -102,6 +101,9 @@ type Wiring struct {
 	Bind     spmesh.Role
 	Watch    spmesh.Role
 	Announce spmesh.Role
+	// Before, if set, runs on the mangos socket before any listen or dial
+	// (e.g. a subscriber's first subscriptions, announced on connecting).
+	Before func(mangos.Socket) error
 }
 
 // Counters are a socket's statistics, updated atomically. Their meaning is
@@ -190,6 +192,12 @@ func Open(p Proto, s Settings, w Wiring) (*Socket, error) {
 	_ = m.SetOption(mangos.OptionReadQLen, s.RecvQueue)
 	_ = m.SetOption(mangos.OptionWriteQLen, s.SendQueue)
 	m.SetPipeEventHook(so.pipeEvent)
+	if w.Before != nil {
+		if err := w.Before(m); err != nil {
+			so.Close()
+			return nil, Err(err)
+		}
+	}
 	if err := so.wire(w); err != nil {
 		so.Close()
 		return nil, err

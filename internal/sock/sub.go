@@ -4,28 +4,44 @@ import (
 	"bytes"
 	"sync"
 
+	"github.com/spmesh/spmesh/internal/wire"
 	"go.nanomsg.org/mangos/v3"
 	"go.nanomsg.org/mangos/v3/protocol"
 )
 
-// holdSub is spmesh's SUB protocol for backpressure (lossless pub/sub): it
-// filters by prefix like mangos' SUB and speaks the same wire protocol, but
-// when its receive queue is full a connection's reader waits instead of
-// dropping the oldest frame, so that the connection stops being read and
-// TCP flow control holds the publisher back.
-type holdSub struct {
+// subProto is spmesh's SUB protocol. It filters by prefix like mangos' SUB
+// and speaks the same wire protocol, plus:
+//
+//   - it announces its prefixes to each publisher in an interest frame
+//     (wire kind 11), when the connection is established and after each
+//     change, so that a publisher speaking Fanout sends it only what
+//     matches (a stock PUB ignores the frame);
+//   - with hold (SubHold, lossless pub/sub), when its receive queue is full
+//     a connection's reader waits instead of dropping the oldest frame, so
+//     that the connection stops being read and TCP flow control holds the
+//     publisher back. Without hold, it drops the oldest frame, as mangos
+//     does (the subscriber sees the gap).
+type subProto struct {
+	hold   bool
 	mu     sync.Mutex
 	closed bool
 	subs   [][]byte
+	pipes  map[uint32]*subPipe
 	recvQ  chan *mangos.Message
+	closeq chan struct{}
+}
+
+type subPipe struct {
+	p      protocol.Pipe
+	dirty  chan struct{} // capacity 1: the interest changed
 	closeq chan struct{}
 }
 
 // optHold reports whether a socket's SUB protocol holds rather than drops.
 const optHold = "SPMESH-SUB-HOLD"
 
-func newHoldSubSocket() mangos.Socket {
-	return protocol.MakeSocket(&holdSub{recvQ: make(chan *mangos.Message, DefaultQueue), closeq: make(chan struct{})})
+func newSubSocket(hold bool) mangos.Socket {
+	return protocol.MakeSocket(&subProto{hold: hold, pipes: map[uint32]*subPipe{}, recvQ: make(chan *mangos.Message, DefaultQueue), closeq: make(chan struct{})})
 }
 
 // Holds reports whether so's receive queue holds its connections back
@@ -36,45 +52,79 @@ func (so *Socket) Holds() bool {
 	return err == nil && b
 }
 
-func (s *holdSub) matches(m *mangos.Message) bool {
+// frame returns the receive queue if m matches a subscription, else nil.
+func (s *subProto) match(m *mangos.Message) chan *mangos.Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range s.subs {
 		if bytes.HasPrefix(m.Body, p) {
-			return true
+			return s.recvQ
 		}
 	}
-	return false
+	return nil
 }
 
-func (s *holdSub) receiver(p protocol.Pipe) {
-	defer p.Close()
+func (s *subProto) receiver(sp *subPipe) {
+	defer sp.p.Close()
 	for {
-		m := p.RecvMsg()
+		m := sp.p.RecvMsg()
 		if m == nil {
 			return
 		}
-		if !s.matches(m) {
+		q := s.match(m)
+		if q == nil {
 			m.Free()
 			continue
 		}
+		if s.hold {
+			select {
+			case q <- m:
+			case <-s.closeq:
+				m.Free()
+				return
+			}
+			continue
+		}
+		for sent := false; !sent; {
+			select {
+			case q <- m:
+				sent = true
+			default:
+				select { // full: drop the oldest (seen as a gap)
+				case old := <-q:
+					old.Free()
+				default:
+				}
+			}
+		}
+	}
+}
+
+// announcer sends the subscription prefixes on the connection, at once and
+// after each change.
+func (s *subProto) announcer(sp *subPipe) {
+	for {
 		s.mu.Lock()
-		q := s.recvQ
+		m := mangos.NewMessage(64)
+		m.Body = wire.AppendInterest(m.Body[:0], s.subs)
 		s.mu.Unlock()
-		select {
-		case q <- m:
-		case <-s.closeq:
+		if err := sp.p.SendMsg(m); err != nil {
 			m.Free()
+			return
+		}
+		select {
+		case <-sp.dirty:
+		case <-sp.closeq:
 			return
 		}
 	}
 }
 
 // SendMsg implements protocol.Protocol: a SUB socket sends nothing.
-func (s *holdSub) SendMsg(*mangos.Message) error { return protocol.ErrProtoOp }
+func (s *subProto) SendMsg(*mangos.Message) error { return protocol.ErrProtoOp }
 
 // RecvMsg implements protocol.Protocol.
-func (s *holdSub) RecvMsg() (*mangos.Message, error) {
+func (s *subProto) RecvMsg() (*mangos.Message, error) {
 	s.mu.Lock()
 	q := s.recvQ
 	s.mu.Unlock()
@@ -88,7 +138,7 @@ func (s *holdSub) RecvMsg() (*mangos.Message, error) {
 
 // SetOption implements protocol.Protocol. The queue length is set before
 // any connection (Open and NewFrameInbox do).
-func (s *holdSub) SetOption(name string, v any) error {
+func (s *subProto) SetOption(name string, v any) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch name {
@@ -102,18 +152,28 @@ func (s *holdSub) SetOption(name string, v any) error {
 		if !ok {
 			return protocol.ErrBadValue
 		}
+		found := -1
 		for i, p := range s.subs {
 			if bytes.Equal(p, b) {
-				if name == mangos.OptionUnsubscribe {
-					s.subs = append(s.subs[:i:i], s.subs[i+1:]...)
-				}
-				return nil
+				found = i
 			}
 		}
-		if name == mangos.OptionUnsubscribe {
+		switch {
+		case name == mangos.OptionSubscribe && found >= 0:
+			return nil
+		case name == mangos.OptionSubscribe:
+			s.subs = append(s.subs[:len(s.subs):len(s.subs)], append([]byte(nil), b...))
+		case found < 0:
 			return protocol.ErrBadValue
+		default:
+			s.subs = append(s.subs[:found:found], s.subs[found+1:]...)
 		}
-		s.subs = append(s.subs, append([]byte(nil), b...))
+		for _, sp := range s.pipes {
+			select {
+			case sp.dirty <- struct{}{}:
+			default:
+			}
+		}
 		return nil
 	case mangos.OptionReadQLen:
 		n, ok := v.(int)
@@ -129,10 +189,10 @@ func (s *holdSub) SetOption(name string, v any) error {
 }
 
 // GetOption implements protocol.Protocol.
-func (s *holdSub) GetOption(name string) (any, error) {
+func (s *subProto) GetOption(name string) (any, error) {
 	switch name {
 	case optHold:
-		return true, nil
+		return s.hold, nil
 	case mangos.OptionRaw:
 		return false, nil
 	case mangos.OptionReadQLen:
@@ -144,29 +204,39 @@ func (s *holdSub) GetOption(name string) (any, error) {
 }
 
 // AddPipe implements protocol.Protocol.
-func (s *holdSub) AddPipe(p protocol.Pipe) error {
+func (s *subProto) AddPipe(p protocol.Pipe) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return protocol.ErrClosed
 	}
-	go s.receiver(p)
+	sp := &subPipe{p: p, dirty: make(chan struct{}, 1), closeq: make(chan struct{})}
+	p.SetPrivate(sp)
+	s.pipes[p.ID()] = sp
+	go s.receiver(sp)
+	go s.announcer(sp)
 	return nil
 }
 
 // RemovePipe implements protocol.Protocol.
-func (s *holdSub) RemovePipe(protocol.Pipe) {}
+func (s *subProto) RemovePipe(p protocol.Pipe) {
+	sp := p.GetPrivate().(*subPipe)
+	s.mu.Lock()
+	delete(s.pipes, p.ID())
+	s.mu.Unlock()
+	close(sp.closeq)
+}
 
 // OpenContext implements protocol.Protocol.
-func (s *holdSub) OpenContext() (protocol.Context, error) { return nil, protocol.ErrProtoOp }
+func (s *subProto) OpenContext() (protocol.Context, error) { return nil, protocol.ErrProtoOp }
 
 // Info implements protocol.Protocol.
-func (s *holdSub) Info() protocol.Info {
+func (s *subProto) Info() protocol.Info {
 	return protocol.Info{Self: mangos.ProtoSub, Peer: mangos.ProtoPub, SelfName: "sub", PeerName: "pub"}
 }
 
 // Close implements protocol.Protocol.
-func (s *holdSub) Close() error {
+func (s *subProto) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
