@@ -3,23 +3,34 @@
 // # What is dropped, what blocks
 //
 //   - Delivery is at most once. A [Publisher] never blocks on a slow or dead
-//     subscriber: when a subscriber's queue ([WithQueueLen], default 1024) is
-//     full, messages for it are dropped.
+//     subscriber: when the queue it keeps for that subscriber is full
+//     ([WithQueueLen] messages, [WithQueueBytes] bytes; see "Queues"),
+//     messages for it are dropped.
 //   - Drops are visible: every message carries its publisher's id and a
 //     sequence number per publisher and topic. A [Subscriber] counts the
 //     holes per publisher in [Subscriber.Stats] (Publishers[id].Gaps, and
-//     their sum in Dropped). A loss after the last message received shows up
-//     only when a later message from that publisher arrives.
+//     their sum in Dropped), and tells [WithGapHandler] of each. A loss at
+//     the end of a burst is counted too: a publisher idle for
+//     [WithTailInterval] (200 ms) after publishing on a topic sends the
+//     topic's last sequence number in a tail frame (and at Close), so such
+//     a loss shows within about 0.5 s once the connection has caught up.
+//     The publisher counts what its queues dropped per subscriber
+//     ([Publisher.SubscriberDrops]) and tells [WithSlowSubscriber], like
+//     NATS's slow-consumer error.
+//   - A subscriber that connects mid-stream (or after a publisher restarts
+//     with a new id) starts counting at the first message, or tail frame,
+//     it gets from that publisher on that topic: what was published
+//     before is not a gap. A subscriber that loses its connection and
+//     reconnects to the same publisher counts what it missed meanwhile.
 //   - Order is kept per publisher; messages of different publishers interleave.
 //   - A subscriber receives only what is published while it is connected and
 //     subscribed: there is no history or replay.
-//   - A [Subscriber] holds at most [WithQueueLen] messages (default 1024)
-//     and [WithQueueBytes] bytes (default 16 MiB) that its application has
-//     not taken: past either, its oldest queued messages are dropped to make
-//     room, counted as gaps of their publisher (and in Dropped). Its reader
-//     keeps reading meanwhile, so its socket's own queue stays short: a
-//     stalled subscriber holds about WithQueueBytes whatever the message
-//     size.
+//   - A [Subscriber] holds at most [WithQueueLen] messages and
+//     [WithQueueBytes] bytes that its application has not taken: past
+//     either, its oldest queued messages are dropped to make room, counted
+//     as gaps of their publisher (and in Dropped). Its reader keeps reading
+//     meanwhile, so its socket's own queue stays short: a stalled
+//     subscriber holds about WithQueueBytes whatever the message size.
 //   - Frames that fail to decode (a foreign or hostile peer) are discarded
 //     and counted in Stats().DecodeErrors. A batch frame is checked whole
 //     before any of its messages is delivered: one bad entry (an empty one
@@ -39,6 +50,54 @@
 //   - A message that Publish accepted is sent even if Close follows at once;
 //     what is still queued for a connection at Close is dropped.
 //
+// # Lossless mode
+//
+// With [WithBackpressure] on both sides nothing is dropped: a publisher
+// whose queue for a subscriber is full waits for room (Publish blocks,
+// bounded by its ctx, and the publisher's rate follows its slowest
+// subscriber), and a subscriber whose queue for the application is full
+// stops reading its connections, so TCP flow control holds the publisher
+// back. A subscriber that takes nothing for the stall time given is cut
+// off by the publisher (its connection closed, counted in the publisher's
+// Stats().SendTimeouts, what was queued for it counted in Dropped) so that
+// it cannot stall the others forever; it reconnects, and counts what it
+// missed as gaps. In this mode the queues below hold the publisher back
+// instead of dropping, and the subscriber socket's frame queue is a few
+// frames (its bytes bounded like a Puller's).
+//
+// # Queues
+//
+// A message goes through these queues, each bounded; the two that matter
+// have one bound per side, in the same units, set by the same options
+// ([WithQueueLen] messages, default [DefaultQueueLen] = 65,536, and
+// [WithQueueBytes] bytes, default [DefaultQueueBytes] = 32 MiB):
+//
+//  1. The publisher's pending buffer (256 KiB or 4096 messages), between
+//     Publish and its sender goroutine: full, Publish waits (CPU-bound,
+//     never on a subscriber). Nothing is dropped there.
+//  2. The publisher's queue per subscriber connection, in frames of
+//     batched messages: bounded by both options, counting the messages
+//     (and bytes) the frames carry. Full, the new frames for that
+//     subscriber are dropped: counted in the publisher's Stats().Dropped,
+//     per subscriber in [Publisher.SubscriberDrops], logged.
+//  3. The kernel's and transport's buffers on the TCP connection (a few
+//     MiB at most); TCP flow control, nothing dropped.
+//  4. The subscriber socket's frame queue (WithQueueLen frames), which its
+//     reader goroutine empties as fast as it decodes, never waiting for
+//     the application: it fills only while the reader is behind the
+//     network (a CPU-starved host); full, its oldest frame is dropped
+//     (seen as a gap).
+//  5. The subscriber's queue for the application (what Next, All and C
+//     take): bounded by both options. Full, its oldest messages are
+//     dropped (counted as gaps, and in Dropped).
+//
+// So a publisher holds up to WithQueueBytes for each subscriber that does
+// not keep up, and a subscriber up to WithQueueBytes for an application
+// that does not take its messages. With the defaults a burst of 50,000
+// messages of 256 bytes published in a tight loop reaches three
+// subscribers on one host complete; raise both sides together for longer
+// bursts (a bound on one side alone moves the drops to the other).
+//
 // # Batching
 //
 // A [Publisher] encodes each message into a pending buffer and wakes its
@@ -51,14 +110,10 @@
 //   - [Message.Time] is when the publisher's sender took the message, one
 //     clock reading for everything it took together (within microseconds
 //     of Publish under load, at once when idle).
-//   - Queue lengths ([WithQueueLen]) count frames on the publisher's
-//     connections and on the subscriber's socket, and messages on the
-//     subscriber's channel (also bounded in bytes, [WithQueueBytes]). A
-//     publisher's queue for a subscriber that does not keep up drops the
-//     new frames when full (as mangos PUB does; the subscriber sees the
-//     gaps), counted in the publisher's Stats().Dropped, per subscriber in
-//     [Publisher.SubscriberDrops], and logged; it holds up to queue length
-//     frames of up to 8 KiB (batches) or one large message each.
+//   - Queue bounds count messages, not frames: a batch frame counts the
+//     messages it carries (see "Queues"). A publisher's queue for a
+//     subscriber drops whole frames (as mangos PUB does; the subscriber
+//     sees the gaps).
 //   - Messages of one batch share its memory on the subscriber: holding a
 //     [Message] keeps the batch's bodies alive.
 //   - Subscribers of spmesh versions before batch frames discard them as
@@ -70,6 +125,19 @@
 // itself (never "images.ready2" or "images.ready.x"); "images.*" matches one
 // token; "images.>" matches one or more; ">" matches everything. Publish
 // topics have no wildcards. Spaces and control bytes are not allowed.
+//
+// Filtering happens at the publisher too: a [Subscriber] tells each
+// publisher its subscriptions' literal prefixes (the tokens before the
+// first wildcard) in an interest frame (internal/wire, kind 11) when it
+// connects and after each Subscribe or Unsubscribe, and the publisher
+// queues for it only the frames whose topic starts with one of them, so a
+// subscriber costs nothing for topics it does not want (the subscriber
+// still filters exactly). A subscriber that sends no interest frame (a
+// stock SUB, an older spmesh) gets everything. Subscriptions given at
+// construction ([WithSubscribe]) are in the first interest frame; a later
+// Subscribe takes effect at the publisher when its frame arrives (about a
+// round trip): messages published meanwhile on the new topics may miss
+// this subscriber.
 //
 // # Constructors and workflow
 //

@@ -86,6 +86,9 @@ func FuzzSubscriber(f *testing.F) {
 		{append(append([]byte(nil), head...), bytes.Repeat([]byte{0xc4, 0}, 100)...), []byte{0xdb, 0xff, 0xff, 0xff, 0xff}},
 		{append(append([]byte(nil), head...), 0xc4, 7, 0x81, 3, 0xdf, 0xff, 0xff, 0xff, 0xff), bytes.Repeat([]byte{0x91}, 300)},
 		{[]byte("t\x00\x01\x01\x81\x03\xdf\xff\xff\xff\xff"), []byte{0x92, 0xc4, 0x01, 'x', 0xa1, 'y'}},
+		// Tail frames (kind 10): carry no message, never delivered.
+		{[]byte("t\x00\x01\x0a\x82\x04\x03\x05\x07"), []byte{0xc0}},
+		{append(wire.AppendHeader(nil, &wire.Msg{Kind: wire.KindTail, Topic: "body", Pub: bodyPub, Seq: 1 << 62}), 'x'), []byte{0x01}},
 	} {
 		f.Add(c.frame, c.body)
 	}

@@ -23,7 +23,7 @@ func TestStalledSubscriberQueueBytes(t *testing.T) {
 	const (
 		n      = 4096
 		size   = 128 << 10
-		qbytes = 16 << 20 // the default
+		qbytes = pubsub.DefaultQueueBytes
 	)
 	addr := testutil.FreeTCP(t)
 	p := mustPub(t, pubsub.WithListen(addr))
@@ -134,14 +134,13 @@ func TestPublisherCountsDrops(t *testing.T) {
 	good := mustSub(t, pubsub.WithDial(addr), pubsub.WithSubscribe("d.*"))
 	connected(t, p, good, "d.probe")
 	bad := testutil.DialSPBuffer(t, addr, testutil.ProtoSub, 4<<10) // never reads
-	testutil.Eventually(t, 10*time.Second, func() error {
-		if n := p.Stats().Peers; n != 2 {
-			return fmt.Errorf("got %d subscribers, want 2", n)
-		}
-		return nil
-	})
 	_ = bad
 	ctx := context.Background()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := p.WaitPeers(wctx, 2); err != nil {
+		t.Fatal(err)
+	}
 	payload := make([]byte, 64<<10)
 	const n = 1000 // 64 MiB, far more than the buffers on the way hold
 	received := 0

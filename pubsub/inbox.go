@@ -17,7 +17,11 @@ import (
 func newInbox(s *Subscriber) *sock.Inbox[*Message] {
 	var dec frameDecoder
 	return sock.NewFrameInbox(s.so, func(m *mangos.Message, emit func(*Message) bool) error {
-		return dec.decode(s, m, emit)
+		err := dec.decode(s, m, emit)
+		if s.onGap != nil && (len(s.gaps) > 0 || s.local > 0) {
+			s.reportGaps()
+		}
+		return err
 	})
 }
 
@@ -52,10 +56,14 @@ func (d *frameDecoder) decode(s *Subscriber, m *mangos.Message, emit func(*Messa
 	if err := d.dec.Decode(m.Body, env); err != nil {
 		return err
 	}
-	if env.Kind != wire.KindPublish && env.Kind != wire.KindBatch {
+	if env.Kind != wire.KindPublish && env.Kind != wire.KindBatch && env.Kind != wire.KindTail {
 		return errors.New("spmesh: not a pub/sub frame")
 	}
 	if !s.wants(env.Topic) {
+		return nil
+	}
+	if env.Kind == wire.KindTail {
+		s.tail(env.Pub, env.Topic, env.Seq)
 		return nil
 	}
 	if env.Kind == wire.KindPublish {
@@ -161,7 +169,48 @@ func (s *Subscriber) track(msgs []Message) {
 			gap := m.Seq - *last - 1
 			ps.Gaps += gap
 			s.so.C.Dropped.Add(gap)
+			if s.onGap != nil {
+				s.gaps = append(s.gaps, Gap{Publisher: m.Publisher, Topic: m.Topic, Missed: gap, Seq: m.Seq})
+			}
 		}
 		*last = m.Seq
+	}
+}
+
+// tail applies a tail frame: the publisher's last sequence number on
+// topic is seq. Messages up to seq not received are counted as a gap; a
+// subscriber that had seen nothing of the topic starts counting after seq
+// (it joined after those messages).
+func (s *Subscriber) tail(pub uint64, topic string, seq uint64) {
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
+	ps := s.pubs[pub]
+	if ps == nil {
+		if len(s.pubs) >= maxTracked {
+			clear(s.pubs)
+			clear(s.last)
+		}
+		ps = &PublisherStats{}
+		s.pubs[pub] = ps
+	}
+	key := topicKey{pub, topic}
+	last := s.last[key]
+	if last == nil {
+		if len(s.last) >= maxTracked {
+			clear(s.last)
+		}
+		last = new(uint64)
+		*last = seq
+		s.last[key] = last
+		return
+	}
+	if seq > *last {
+		gap := seq - *last
+		ps.Gaps += gap
+		s.so.C.Dropped.Add(gap)
+		*last = seq
+		if s.onGap != nil {
+			s.gaps = append(s.gaps, Gap{Publisher: pub, Topic: topic, Missed: gap, Seq: seq, Tail: true})
+		}
 	}
 }

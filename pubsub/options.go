@@ -16,6 +16,10 @@ type config struct {
 	sock    sock.Settings
 	subs    []string
 	noBatch bool
+	tail    time.Duration // WithTailInterval
+	slow    func(SlowSubscriber)
+	gap     func(Gap)
+	hold    time.Duration // WithBackpressure; 0: drop
 }
 
 type optionFunc func(*config) error
@@ -24,8 +28,30 @@ func (f optionFunc) apply(c *config) error { return f(c) }
 
 func wrap(o sock.Option) Option { return optionFunc(func(c *config) error { return o(&c.sock) }) }
 
+// The default queue bounds, the same on both sides: a [Publisher] queues
+// up to DefaultQueueLen messages and DefaultQueueBytes bytes for each
+// subscriber connection, and a [Subscriber] holds up to as much for its
+// application (see the package doc, "Queues"). Like NATS's default pending
+// limits for a subscription (64 Ki messages, 64 MiB), they absorb a burst
+// of tens of thousands of small messages.
+const (
+	DefaultQueueLen   = 64 << 10
+	DefaultQueueBytes = 32 << 20
+)
+
+// DefaultTailInterval is how long a Publisher stays idle before it sends
+// its tail frames (see [WithTailInterval]).
+const DefaultTailInterval = 200 * time.Millisecond
+
+// slowEvery is the least interval between two [SlowSubscriber] events for
+// one subscriber connection.
+const slowEvery = time.Second
+
 func newConfig(opts []Option) (config, error) {
 	c := config{sock: sock.DefaultSettings()}
+	c.sock.RecvQueue, c.sock.SendQueue = DefaultQueueLen, DefaultQueueLen
+	c.sock.QueueBytes = DefaultQueueBytes
+	c.tail = DefaultTailInterval
 	for _, o := range opts {
 		if o == nil {
 			return c, sock.Invalid("nil option")
@@ -64,17 +90,19 @@ func WithRequireTLS() Option { return wrap(sock.WithRequireTLS()) }
 // WithMaxMessageSize sets the largest frame sent or accepted (default 8 MiB).
 func WithMaxMessageSize(n int) Option { return wrap(sock.WithMaxMessageSize(n)) }
 
-// WithQueueLen sets the receive and per-peer send queues (default 1024):
-// in frames on the sockets (a batch frame carries up to 256 messages, at
-// most 8 KiB), in messages on a subscriber's channel. A subscriber that
-// falls further behind drops.
+// WithQueueLen bounds the queues in messages (default [DefaultQueueLen]):
+// on a [Publisher], the queue of each subscriber connection (a batch frame
+// counts the messages it carries); on a [Subscriber], the messages held for
+// the application. Past it (or [WithQueueBytes]) messages are dropped,
+// counted (see the package doc, "Queues").
 func WithQueueLen(n int) Option { return wrap(sock.WithQueueLen(n)) }
 
-// WithQueueBytes bounds the bytes of the messages a subscriber holds for
-// the application (default 16 MiB), on top of [WithQueueLen]. When either
-// bound is reached the oldest queued messages are dropped to make room,
-// counted as gaps of their publisher (and in Dropped). A message larger
-// than the bound is still queued, alone. A Publisher ignores it.
+// WithQueueBytes bounds the same queues as [WithQueueLen] in bytes
+// (default [DefaultQueueBytes]): on a [Publisher], the frames queued for
+// each subscriber connection; on a [Subscriber], the messages held for the
+// application (each charged its frame's size, a batch to its first
+// message, plus 256 bytes). A message larger than the bound is still
+// queued when the queue is empty.
 func WithQueueBytes(n int) Option { return wrap(sock.WithQueueBytes(n)) }
 
 // WithReconnect sets the dial retry backoff (default 50ms doubling to 2s).
@@ -135,6 +163,105 @@ func WithHandshakeTimeout(d time.Duration) Option { return wrap(sock.WithHandsha
 func WithBatching(on bool) Option {
 	return optionFunc(func(c *config) error {
 		c.noBatch = !on
+		return nil
+	})
+}
+
+// WithTailInterval sets how long a [Publisher] waits, idle, after
+// publishing on a topic before it sends that topic's last sequence number
+// in a small tail frame (default [DefaultTailInterval]; 0: never), so that
+// subscribers count the messages they missed at the end of a burst: within
+// about twice the interval once the subscriber's connection has caught
+// up. Close sends the tail frames at once. Subscribers of spmesh versions
+// that predate tail frames count them as decode errors: give such a mesh's
+// publishers WithTailInterval(0). A Subscriber ignores it.
+func WithTailInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d < 0 || d > time.Hour || d > 0 && d < time.Millisecond {
+			return sock.Invalid("WithTailInterval: %v out of range (0, or [1ms, 1h])", d)
+		}
+		c.tail = d
+		return nil
+	})
+}
+
+// SlowSubscriber is what a [Publisher] reports about a subscriber whose
+// queue dropped messages (see [WithSlowSubscriber]).
+type SlowSubscriber struct {
+	Addr    string // the subscriber connection's remote address
+	Dropped uint64 // messages dropped for it since it connected
+	Since   uint64 // of which since the previous report for it
+}
+
+// WithSlowSubscriber makes a [Publisher] call f when its queue for a
+// subscriber connection drops messages (like NATS's slow consumer
+// error): at once on the first drop, then at most once a second per
+// connection while drops go on; drops after a connection's last report
+// are reported with its next drop, and are always counted in
+// [Publisher.SubscriberDrops]. f runs on a goroutine of its own, never on
+// the publish path; calls for different subscribers may run concurrently.
+// A Subscriber ignores it.
+func WithSlowSubscriber(f func(SlowSubscriber)) Option {
+	return optionFunc(func(c *config) error {
+		if f == nil {
+			return sock.Invalid("WithSlowSubscriber: nil func")
+		}
+		c.slow = f
+		return nil
+	})
+}
+
+// Gap is what a [Subscriber] reports when it finds messages missing (see
+// [WithGapHandler]).
+type Gap struct {
+	Publisher uint64 // the publisher's id
+	Topic     string
+	// Missed is how many messages are missing: a hole in the sequence
+	// numbers (dropped by the publisher's queue for this subscriber, by
+	// this subscriber's socket, or lost with a connection), or, with
+	// Local, messages this subscriber's own queue dropped because its
+	// application did not take them (Topic is then that of the last one).
+	Missed uint64
+	// Seq is the sequence number that revealed the hole: the next message
+	// received, or a tail frame's (Tail). 0 with Local.
+	Seq   uint64
+	Tail  bool // revealed by a tail frame (the end of a burst)
+	Local bool // dropped by this subscriber's queue
+}
+
+// WithGapHandler makes a [Subscriber] call f for each gap it detects,
+// from its reader goroutine, after the frame that revealed it: f must
+// return quickly (while it runs, nothing is read, and the socket's queue
+// may drop more). Local drops are reported once per frame. The gaps are
+// also counted in [Subscriber.Stats]. A Publisher ignores it.
+func WithGapHandler(f func(Gap)) Option {
+	return optionFunc(func(c *config) error {
+		if f == nil {
+			return sock.Invalid("WithGapHandler: nil func")
+		}
+		c.gap = f
+		return nil
+	})
+}
+
+// WithBackpressure turns on lossless mode (beyond NATS core, which drops
+// for slow consumers). On a [Publisher]: when its queue for a subscriber
+// is full, it waits for room instead of dropping, so Publish blocks
+// (bounded by its ctx) and the publisher's rate follows its slowest
+// subscriber; a subscriber that takes nothing for stall is cut off (its
+// connection closed, counted in Stats.SendTimeouts, its messages in
+// Dropped and [Publisher.SubscriberDrops]) so that it cannot hold the
+// others back forever; it may reconnect. On a [Subscriber]: when its
+// queue for the application is full, it stops reading its connections
+// (TCP flow control holds the publisher back) instead of dropping. Both
+// sides need it for no loss; a publisher in this mode with subscribers
+// not in it still never drops on its side. stall is in [1ms, 1h].
+func WithBackpressure(stall time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if stall < time.Millisecond || stall > time.Hour {
+			return sock.Invalid("WithBackpressure: stall %v out of range [1ms, 1h]", stall)
+		}
+		c.hold = stall
 		return nil
 	})
 }

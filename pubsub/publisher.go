@@ -37,7 +37,8 @@ const (
 
 // Publisher sends messages on topics to every connected [Subscriber]. It
 // never blocks on a slow subscriber: that subscriber's messages are dropped
-// and the subscriber sees the gap. A Publisher is safe for concurrent use.
+// and the subscriber sees the gap (with [WithBackpressure] it waits for the
+// subscriber instead). A Publisher is safe for concurrent use.
 type Publisher struct {
 	so       *sock.Socket
 	pub      *sock.Fanout // so's fan-out: counts what each subscriber's queue drops
@@ -59,9 +60,22 @@ type Publisher struct {
 	waiters int           // Publish calls waiting for room
 	room    chan struct{} // closed when the flusher takes pend, if waiters > 0
 	done    chan struct{} // closed when the flusher has returned
+
+	// Tail frames (tail.go): the topics published on since the last ones.
+	tail     time.Duration // 0: none
+	count    uint64        // messages accepted, to tell idleness
+	dirty    []*topicSeq
+	tailWake chan struct{} // capacity 1: dirty became non-empty
+	tailStop chan struct{} // closed by Close
+	tailOnce sync.Once
+	tailDone chan struct{} // closed when the tail goroutine has returned
 }
 
-type topicSeq struct{ seq uint64 }
+type topicSeq struct {
+	seq   uint64
+	name  string
+	dirty bool // in Publisher.dirty
+}
 
 // pending is what Publish accepted and the flusher has not sent: entry
 // contents (wire.AppendEntryHead and the body) back to back in buf.
@@ -77,6 +91,7 @@ type entry struct {
 	seq   uint64
 	id    wire.ID
 	frame *mangos.Message // a large message's own frame, ready to send
+	ctl   bool            // frame is a tail frame (no message)
 }
 
 func (pd *pending) full() bool {
@@ -113,6 +128,25 @@ func NewPublisher(opts ...Option) (*Publisher, error) {
 		wake:   make(chan struct{}, 1),
 		room:   make(chan struct{}),
 		done:   make(chan struct{}),
+
+		tail:     c.tail,
+		tailWake: make(chan struct{}, 1),
+		tailStop: make(chan struct{}),
+		tailDone: make(chan struct{}),
+	}
+	if c.hold > 0 {
+		p.pub.Hold(c.hold)
+	}
+	if c.slow != nil {
+		f := c.slow
+		p.pub.OnSlow(func(addr string, dropped, since uint64) {
+			f(SlowSubscriber{Addr: addr, Dropped: dropped, Since: since})
+		}, slowEvery)
+	}
+	if p.tail > 0 {
+		go p.tails()
+	} else {
+		close(p.tailDone)
 	}
 	if p.batching {
 		go p.flusher()
@@ -205,6 +239,7 @@ func (p *Publisher) publish(ctx context.Context, topic string, h spmesh.Header, 
 		return p.so.CheckSize(n) // counted
 	}
 	ts.seq++
+	p.touched(ts)
 	p.pend.buf = b
 	p.pend.ents = append(p.pend.ents, entry{topic: topic, end: len(b), seq: ts.seq, id: p.so.NewID()})
 	p.wakeFlusher()
@@ -231,6 +266,7 @@ func (p *Publisher) appendLarge(ts *topicSeq, topic string, h spmesh.Header, cod
 		return err
 	}
 	ts.seq++
+	p.touched(ts)
 	p.pend.large += len(m.Body)
 	p.pend.ents = append(p.pend.ents, entry{topic: topic, end: len(p.pend.buf), seq: ts.seq, id: env.ID, frame: m})
 	p.wakeFlusher()
@@ -252,7 +288,7 @@ func (p *Publisher) topic(topic string) (*topicSeq, error) {
 		if err := checkTopic(topic); err != nil {
 			return nil, err
 		}
-		ts = &topicSeq{}
+		ts = &topicSeq{name: topic}
 		p.topics[topic] = ts
 	}
 	p.lastTopic, p.last = topic, ts
@@ -292,6 +328,7 @@ func (p *Publisher) sendNow(ts *topicSeq, topic string, h spmesh.Header, codec s
 	err = p.pub.Send(m, 1)
 	if err == nil {
 		ts.seq++
+		p.touched(ts)
 	}
 	p.mu.Unlock()
 	if err != nil {
@@ -343,7 +380,12 @@ func (p *Publisher) flush(w *pending) {
 	for len(ents) > 0 {
 		first := &ents[0]
 		if first.frame != nil {
-			if !p.sendFrame(first.frame, 1, ents) {
+			if first.ctl {
+				if p.pub.SendControl(first.frame) != nil {
+					p.dropRest(ents, 1)
+					break
+				}
+			} else if !p.sendFrame(first.frame, 1, ents) {
 				break
 			}
 			ents = ents[1:]
@@ -398,16 +440,24 @@ func (p *Publisher) flush(w *pending) {
 // closed socket fails: then rest is dropped, its large frames freed.
 func (p *Publisher) sendFrame(m *mangos.Message, n int, rest []entry) bool {
 	if err := p.pub.Send(m, n); err != nil {
-		p.so.C.Dropped.Add(uint64(len(rest)))
-		for i := 1; i < len(rest); i++ {
-			if f := rest[i].frame; f != nil {
-				f.Free()
-			}
-		}
+		p.dropRest(rest, 1)
 		return false
 	}
 	p.so.C.Sent.Add(1)
 	return true
+}
+
+// dropRest counts the messages of rest as dropped (the socket closed) and
+// frees the frames of rest[from:] (the earlier ones were handed over).
+func (p *Publisher) dropRest(rest []entry, from int) {
+	for i := range rest {
+		if !rest[i].ctl {
+			p.so.C.Dropped.Add(1)
+		}
+		if f := rest[i].frame; f != nil && i >= from {
+			f.Free()
+		}
+	}
 }
 
 // Stats returns the publisher's counters. Dropped counts the messages
@@ -418,9 +468,9 @@ func (p *Publisher) Stats() spmesh.Stats { return p.so.Stats() }
 
 // SubscriberDrops returns, for each connected subscriber (by its remote
 // address), how many messages were dropped for it since it connected
-// because its connection's queue ([WithQueueLen] frames) was full: a
-// subscriber, or a link, that does not keep up. The subscriber sees them as
-// gaps.
+// because its connection's queue ([WithQueueLen] messages, [WithQueueBytes]
+// bytes) was full: a subscriber, or a link, that does not keep up. The
+// subscriber sees them as gaps.
 func (p *Publisher) SubscriberDrops() map[string]uint64 { return p.pub.Drops() }
 
 // Close closes the publisher at once. Messages that Publish accepted are
@@ -429,6 +479,7 @@ func (p *Publisher) SubscriberDrops() map[string]uint64 { return p.pub.Drops() }
 func (p *Publisher) Close() error {
 	p.mu.Lock()
 	if !p.closed {
+		p.queueTails() // before closed: the flusher sends them last
 		p.closed = true
 		if p.idle {
 			p.idle = false
@@ -440,6 +491,8 @@ func (p *Publisher) Close() error {
 		}
 	}
 	p.mu.Unlock()
+	p.pub.Abort() // with backpressure: wait for no subscriber
 	<-p.done
+	p.stopTails()
 	return p.so.Close()
 }

@@ -74,6 +74,13 @@ type Subscriber struct {
 	seqMu sync.Mutex
 	last  map[topicKey]*uint64 // last sequence number per publisher and topic
 	pubs  map[uint64]*PublisherStats
+
+	// WithGapHandler: gaps found while decoding a frame, reported after it
+	// (reader goroutine only).
+	onGap    func(Gap)
+	gaps     []Gap
+	local    uint64 // messages the queue dropped during this frame
+	localKey topicKey
 }
 
 // NewSubscriber opens a subscriber. It receives nothing until subscribed
@@ -83,12 +90,30 @@ func NewSubscriber(opts ...Option) (*Subscriber, error) {
 	if err != nil {
 		return nil, err
 	}
-	so, err := sock.Open(sock.Sub, c.sock, sock.Wiring{Watch: spmesh.RolePublisher})
+	proto := sock.Sub
+	if c.hold > 0 {
+		proto = sock.SubHold
+	}
+	// The first subscriptions are in place before any connection: the
+	// first interest frame a publisher gets holds them.
+	before := func(m mangos.Socket) error {
+		for _, raw := range c.subs {
+			p, err := parsePattern(raw)
+			if err != nil {
+				return err
+			}
+			if err := m.SetOption(mangos.OptionSubscribe, p.prefix); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	so, err := sock.Open(proto, c.sock, sock.Wiring{Watch: spmesh.RolePublisher, Before: before})
 	if err != nil {
 		return nil, err
 	}
 	s := &Subscriber{
-		so: so, codec: c.sock.Codec,
+		so: so, codec: c.sock.Codec, onGap: c.gap,
 		last: map[topicKey]*uint64{},
 		pubs: map[uint64]*PublisherStats{},
 	}
@@ -111,6 +136,24 @@ func (s *Subscriber) dropped(m *Message) {
 		ps.Gaps++
 	}
 	s.seqMu.Unlock()
+	if s.onGap != nil {
+		s.local++
+		s.localKey = topicKey{m.Publisher, m.Topic}
+	}
+}
+
+// reportGaps calls the gap handler for the gaps found in the frame just
+// decoded (reader goroutine).
+func (s *Subscriber) reportGaps() {
+	if s.local > 0 {
+		s.gaps = append(s.gaps, Gap{Publisher: s.localKey.pub, Topic: s.localKey.topic, Missed: s.local, Local: true})
+		s.local = 0
+	}
+	for i := range s.gaps {
+		s.onGap(s.gaps[i])
+		s.gaps[i] = Gap{}
+	}
+	s.gaps = s.gaps[:0]
 }
 
 // Listen listens on addr for publishers to dial, returning the bound address.
@@ -121,7 +164,9 @@ func (s *Subscriber) Dial(addr string) error { return s.so.Dial(addr) }
 
 // Subscribe adds subscription patterns: "images.ready" (that topic only),
 // "images.*" (one token), "images.>" (one or more tokens), ">" (everything).
-// Subscribing twice to a pattern is a no-op.
+// Subscribing twice to a pattern is a no-op. The publishers already
+// connected learn of it about a round trip later (see the package doc,
+// "Topics").
 func (s *Subscriber) Subscribe(patterns ...string) error {
 	if s.so.Closed() {
 		return spmesh.ErrClosed

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/spmesh/spmesh/survey"
 )
@@ -46,11 +45,10 @@ func Example() {
 	}
 	// Respondents dial in the background, and a survey reaches only those
 	// connected when it is sent.
-	for s.Stats().Peers < len(free) {
-		time.Sleep(time.Millisecond)
-	}
-
 	ctx := context.Background()
+	if err := s.WaitPeers(ctx, len(free)); err != nil {
+		panic(err)
+	}
 	rs, err := s.Survey(ctx, Job{Kind: "resize"}, survey.WithExpect("worker-a", "worker-b", "worker-c", "worker-d"))
 	if err != nil {
 		panic(err)

@@ -126,8 +126,8 @@ func atMostOnce(ctx context.Context, reg *discovery.Static) {
 	}
 	// Push blocks until a puller is connected; wait for both so that the
 	// load spreads from the first job.
-	for push.Stats().Peers < 2 {
-		time.Sleep(10 * time.Millisecond)
+	if err := push.WaitPeers(ctx, 2); err != nil {
+		log.Fatal(err)
 	}
 	for i := range jobs {
 		if err := push.Push(ctx, Job{Image: fmt.Sprintf("img-%02d", i+1)}); err != nil {

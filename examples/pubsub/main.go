@@ -46,9 +46,10 @@ func main() {
 	defer jpegs.Close()
 
 	// Pub/sub is at most once: a subscriber gets only what is published
-	// while it is connected. Wait for both connections before publishing.
-	for all.Stats().Peers == 0 || jpegs.Stats().Peers == 0 {
-		time.Sleep(10 * time.Millisecond)
+	// while it is connected. Wait for both connections before publishing:
+	// once the publisher holds them, what it publishes reaches both.
+	if err := pub.WaitPeers(ctx, 2); err != nil {
+		log.Fatal(err)
 	}
 
 	for i, topic := range []string{"images.ready.jpeg", "images.ready.png", "images.deleted.jpeg"} {

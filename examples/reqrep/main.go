@@ -59,8 +59,8 @@ func main() {
 		log.Fatal(err)
 	}
 	defer rq.Close()
-	for rq.Stats().Peers < 2 { // connections come up in the background
-		time.Sleep(10 * time.Millisecond)
+	if err := rq.WaitPeers(ctx, 2); err != nil { // connections come up in the background
+		log.Fatal(err)
 	}
 
 	// Concurrent requests spread over both repliers.

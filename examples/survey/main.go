@@ -48,8 +48,8 @@ func main() {
 		defer r.Close()
 	}
 	// A survey reaches only the respondents connected when it is sent.
-	for s.Stats().Peers < len(busy) {
-		time.Sleep(10 * time.Millisecond)
+	if err := s.WaitPeers(ctx, len(busy)); err != nil {
+		log.Fatal(err)
 	}
 
 	// worker-d is expected but does not exist: the survey runs to its

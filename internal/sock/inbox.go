@@ -25,10 +25,10 @@ import (
 // size, a batch frame to its first message, plus a fixed overhead). When
 // either bound is reached:
 //
-//   - on a SUB socket (lossy), the oldest queued messages are dropped to
+//   - on a SUB socket (lossy; not SubHold), the oldest queued messages are dropped to
 //     make room (counted in Dropped, and reported to OnDrop): the reader
 //     keeps reading, so the socket's own queue stays short;
-//   - on other sockets (PULL), the reader waits: the socket's receive queue
+//   - on other sockets (PULL, SubHold), the reader waits: the socket's receive queue
 //     fills, then the connections stop being read and the senders block.
 //     That queue is sized max(2, QueueBytes/MaxMsgSize) frames (at most
 //     RecvQueue) so that it too holds about QueueBytes at most.
@@ -148,8 +148,15 @@ func NewFrameInbox[T any](so *Socket, decode FrameFunc[T]) *Inbox[T] {
 	if in.maxBytes <= 0 {
 		in.maxBytes = DefaultQueueBytes
 	}
-	in.lossy = so.M.Info().Self == mangos.ProtoSub
-	if !in.lossy {
+	in.lossy = so.M.Info().Self == mangos.ProtoSub && !so.Holds()
+	if in.lossy {
+		// The socket's own queue, in frames (LossyFrameQueue): the reader
+		// empties it as fast as it decodes (it never waits for the
+		// application), so it fills only while the reader falls behind
+		// the network; a full one drops its oldest frame (a gap the
+		// subscriber counts).
+		_ = so.M.SetOption(mangos.OptionReadQLen, LossyFrameQueue(st))
+	} else {
 		// The socket's own queue, in frames, bounded in bytes too (see Inbox).
 		qlen := min(st.RecvQueue, max(2, in.maxBytes/max(st.MaxMsgSize, 1)))
 		_ = so.M.SetOption(mangos.OptionReadQLen, qlen)
@@ -157,6 +164,13 @@ func NewFrameInbox[T any](so *Socket, decode FrameFunc[T]) *Inbox[T] {
 	go in.run(decode)
 	return in
 }
+
+// LossyFrameQueue is the frame queue of a SUB socket with settings st:
+// RecvQueue frames, as many as the messages the application's queue
+// holds (a frame carries at least one). It is not bounded in bytes: it
+// holds frames only while the reader is behind the network, and the reader
+// never waits.
+func LossyFrameQueue(st *Settings) int { return st.RecvQueue }
 
 func (in *Inbox[T]) run(decode FrameFunc[T]) {
 	defer close(in.ended)

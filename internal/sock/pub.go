@@ -1,36 +1,120 @@
 package sock
 
 import (
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/spmesh/spmesh/internal/wire"
 	"go.nanomsg.org/mangos/v3"
 	"go.nanomsg.org/mangos/v3/protocol"
 )
 
-// Fanout is spmesh's PUB protocol: mangos' own semantics (one send queue per
-// subscriber connection, of Settings.SendQueue frames; the publisher never
-// blocks; a full queue drops the new frame, the subscriber sees the gap),
-// plus counting: every frame dropped for a connection counts the messages
-// it carried in the socket's Dropped and in that connection's drops, and
-// the first drop of a run is logged (rate-limited) with the subscriber's
-// address. It speaks the standard PUB wire protocol.
+// Fanout is spmesh's PUB protocol: mangos' semantics (one send queue per
+// subscriber connection; the publisher never blocks; a full queue drops the
+// new frame, the subscriber sees the gap), with queues bounded in messages
+// and bytes rather than frames, plus counting: every frame dropped for a
+// connection counts the messages it carried in the socket's Dropped and in
+// that connection's drops, and the first drop of a run is logged
+// (rate-limited) with the subscriber's address. It speaks the standard PUB
+// wire protocol.
+//
+// Each connection's queue holds at most maxMsgs messages (Settings.SendQueue;
+// a batch frame counts the messages it carries) and maxBytes bytes of frames
+// (Settings.QueueBytes, each frame charged its buffer's capacity plus 128
+// bytes: the memory it holds); a frame larger than maxBytes is still queued when
+// the queue is empty.
 type Fanout struct {
-	mu     sync.Mutex
-	closed bool
-	pipes  map[uint32]*pubPipe
-	qlen   int
-	so     atomic.Pointer[Socket] // set by PubOf; nil: drops counted per pipe only
-	log    logLimit
+	mu       sync.Mutex
+	closed   bool
+	pipes    map[uint32]*pubPipe
+	maxMsgs  int
+	maxBytes int
+	so       atomic.Pointer[Socket] // set by PubOf; nil: drops counted per pipe only
+	log      logLimit
+	slow     func(addr string, dropped, since uint64) // OnSlow; nil: none
+	slowGap  time.Duration
+
+	// Backpressure (Hold): a full queue makes Send wait, up to stall, then
+	// cuts that connection off.
+	stall   time.Duration // 0: drop (the default)
+	abort   chan struct{} // closed by Abort: waiting Sends drop
+	sendMu  sync.Mutex    // serialises waiting Sends (scratch)
+	scratch []*pubPipe
 }
 
+// Hold makes s wait for room rather than drop (lossless pub/sub): Send
+// waits while a connection's queue is full, up to stall; past it that
+// connection is closed (counted in SendTimeouts and logged) and the frame
+// dropped for it (counted), so that a stalled subscriber cannot hold the
+// others back forever. Call it before any connection.
+func (s *Fanout) Hold(stall time.Duration) {
+	s.mu.Lock()
+	s.stall = stall
+	s.mu.Unlock()
+}
+
+// Abort makes the Sends waiting for room, and those to come, drop instead
+// (counted): a closing publisher does not wait for its subscribers.
+func (s *Fanout) Abort() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.abort:
+	default:
+		close(s.abort)
+	}
+}
+
+// OnSlow makes s call f, on a goroutine of its own, when messages are
+// dropped for a subscriber connection: at most once per connection per
+// interval every, with the subscriber's address, the messages dropped for
+// it since it connected, and those dropped since the previous call for it.
+// Drops after the last call of a quiet connection are reported with its
+// next drop (and are always in Drops). Call it before any connection.
+func (s *Fanout) OnSlow(f func(addr string, dropped, since uint64), every time.Duration) {
+	s.mu.Lock()
+	s.slow, s.slowGap = f, every
+	s.mu.Unlock()
+}
+
+// queued is a frame in a connection's queue and the messages it carries.
+type queued struct {
+	m   *mangos.Message
+	n   int
+	ctl bool // a control frame (SendControl)
+}
+
+// frameCost is what a queued frame is charged against the byte bound: its
+// buffer (the pool's size class, not only the bytes used) and the
+// message's own struct, roughly.
+func frameCost(m *mangos.Message) int { return cap(m.Body) + 128 }
+
+// maxCtl is how many control frames a connection's queue holds beyond
+// its bounds.
+const maxCtl = 64
+
 type pubPipe struct {
-	p       protocol.Pipe
-	q       chan *mangos.Message
-	closeq  chan struct{}
-	addr    string // set on attach (under Fanout.mu)
-	dropped uint64 // messages (under Fanout.mu)
+	p      protocol.Pipe
+	closeq chan struct{}
+	wake   chan struct{} // capacity 1: the sender waits on it when q is empty
+	room   chan struct{} // closed by next when a Send waits for room (under qmu)
+	// interest is the subscriber's prefixes, from its last interest frame
+	// (wire kind 11): only frames starting with one are queued for it.
+	// nil: none received (a stock SUB), everything is.
+	interest atomic.Pointer[[][]byte]
+
+	qmu         sync.Mutex
+	q           []queued // q[head:] waits to be sent
+	head        int
+	msgs, bytes int       // what q[head:] holds
+	ctl         int       // control frames in q[head:]
+	addr        string    // set on attach (under Fanout.mu)
+	dropped     uint64    // messages (under Fanout.mu)
+	reported    uint64    // dropped at the last OnSlow call (under Fanout.mu)
+	reportedAt  time.Time // when (under Fanout.mu)
 }
 
 // optPub is the option through which PubOf finds a socket's Fanout.
@@ -38,12 +122,12 @@ const optPub = "SPMESH-PUB"
 
 // newPubSocket opens a mangos socket speaking Fanout.
 func newPubSocket() mangos.Socket {
-	return protocol.MakeSocket(&Fanout{pipes: map[uint32]*pubPipe{}, qlen: 128})
+	return protocol.MakeSocket(&Fanout{pipes: map[uint32]*pubPipe{}, maxMsgs: DefaultQueue, maxBytes: DefaultQueueBytes, abort: make(chan struct{})})
 }
 
 // PubOf returns the Fanout of a socket opened with Fanout as its protocol (nil for
-// any other), and makes it count in so's Counters and learn its
-// subscribers' addresses.
+// any other), and makes it count in so's Counters, learn its
+// subscribers' addresses and bound its queues in bytes by so's QueueBytes.
 func PubOf(so *Socket) *Fanout {
 	v, err := so.M.GetOption(optPub)
 	p, _ := v.(*Fanout)
@@ -51,6 +135,11 @@ func PubOf(so *Socket) *Fanout {
 		return nil
 	}
 	p.so.Store(so)
+	p.mu.Lock()
+	if so.Settings.QueueBytes > 0 {
+		p.maxBytes = so.Settings.QueueBytes
+	}
+	p.mu.Unlock()
 	so.OnPipe(func(ev mangos.PipeEvent, mp mangos.Pipe) {
 		if ev != mangos.PipeEventAttached {
 			return
@@ -65,22 +154,60 @@ func PubOf(so *Socket) *Fanout {
 }
 
 // Send queues m, a frame carrying n messages, for every subscriber
-// connection; a connection whose queue is full drops it (counted). It
-// never blocks. It takes m.
-func (s *Fanout) Send(m *mangos.Message, n int) error {
+// connection; a connection whose queue is full (in messages or bytes)
+// drops it (counted). It never blocks. It takes m.
+func (s *Fanout) Send(m *mangos.Message, n int) error { return s.send(m, n, false) }
+
+// SendControl queues m, a control frame that carries no message (a tail
+// frame), for every subscriber connection, in order with the frames
+// before it and past the queue's bounds: up to 64 such frames per
+// connection, beyond which it is dropped, uncounted (a connection that
+// holds 64 unsent control frames is not reading). It never blocks. It
+// takes m.
+func (s *Fanout) SendControl(m *mangos.Message) error { return s.send(m, 0, true) }
+
+func (s *Fanout) send(m *mangos.Message, n int, ctl bool) error {
+	if s.stall > 0 && !ctl {
+		return s.sendHold(m, n)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		m.Free()
 		return protocol.ErrClosed
 	}
+	size := frameCost(m)
 	for _, p := range s.pipes {
-		m.Clone()
+		if !p.wants(m) {
+			continue
+		}
+		p.qmu.Lock()
+		var ok bool
+		if ctl {
+			ok = p.ctl < maxCtl
+		} else {
+			ok = p.msgs == 0 || p.msgs+n <= s.maxMsgs && p.bytes+size <= s.maxBytes
+		}
+		if ok {
+			m.Clone()
+			p.q = append(p.q, queued{m, n, ctl})
+			p.msgs += n
+			if ctl {
+				p.ctl++
+			} else {
+				p.bytes += size
+			}
+		}
+		p.qmu.Unlock()
+		if !ok {
+			if !ctl {
+				s.dropped(p, n)
+			}
+			continue
+		}
 		select {
-		case p.q <- m:
+		case p.wake <- struct{}{}:
 		default:
-			m.Free()
-			s.dropped(p, n)
 		}
 	}
 	s.mu.Unlock()
@@ -88,10 +215,134 @@ func (s *Fanout) Send(m *mangos.Message, n int) error {
 	return nil
 }
 
+// next takes the oldest queued frame, or reports false when none.
+func (p *pubPipe) next() (queued, bool) {
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	if p.head == len(p.q) {
+		return queued{}, false
+	}
+	f := p.q[p.head]
+	p.q[p.head] = queued{}
+	if p.room != nil {
+		close(p.room)
+		p.room = nil
+	}
+	p.head++
+	p.msgs -= f.n
+	if f.ctl {
+		p.ctl--
+	} else {
+		p.bytes -= frameCost(f.m)
+	}
+	if p.head == len(p.q) {
+		// Empty: start over at the front, keeping a modest buffer.
+		p.head = 0
+		if cap(p.q) > 4096 {
+			p.q = nil
+		} else {
+			p.q = p.q[:0]
+		}
+	} else if p.head >= 1024 && p.head*2 >= len(p.q) {
+		p.q = p.q[:copy(p.q, p.q[p.head:])]
+		clear(p.q[len(p.q):cap(p.q)])
+		p.head = 0
+	}
+	return f, true
+}
+
+// sendHold is Send with backpressure (Hold): it waits for room in each
+// connection's queue in turn.
+func (s *Fanout) sendHold(m *mangos.Message, n int) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		m.Free()
+		return protocol.ErrClosed
+	}
+	pipes := s.scratch[:0]
+	for _, p := range s.pipes {
+		pipes = append(pipes, p)
+	}
+	s.mu.Unlock()
+	size := frameCost(m)
+	var t *time.Timer
+	for _, p := range pipes {
+		if !p.wants(m) {
+			continue
+		}
+		for {
+			p.qmu.Lock()
+			if p.msgs == 0 || p.msgs+n <= s.maxMsgs && p.bytes+size <= s.maxBytes {
+				m.Clone()
+				p.q = append(p.q, queued{m, n, false})
+				p.msgs += n
+				p.bytes += size
+				p.qmu.Unlock()
+				select {
+				case p.wake <- struct{}{}:
+				default:
+				}
+				break
+			}
+			if p.room == nil {
+				p.room = make(chan struct{})
+			}
+			room := p.room
+			p.qmu.Unlock()
+			if t == nil {
+				t = time.NewTimer(s.stall)
+				defer t.Stop()
+			} else {
+				t.Reset(s.stall)
+			}
+			select {
+			case <-room:
+				continue
+			case <-p.closeq: // gone
+			case <-s.abort:
+				s.mu.Lock()
+				s.dropped(p, n)
+				s.mu.Unlock()
+			case <-t.C:
+				s.mu.Lock()
+				s.dropped(p, n)
+				s.mu.Unlock()
+				s.cutOff(p)
+			}
+			break
+		}
+	}
+	clear(pipes)
+	s.scratch = pipes[:0]
+	m.Free()
+	return nil
+}
+
+// cutOff closes the connection of a subscriber that took nothing for the
+// stall time.
+func (s *Fanout) cutOff(p *pubPipe) {
+	if so := s.so.Load(); so != nil {
+		so.C.SendTimeouts.Add(1)
+		so.C.SetLastError(p.addr, errors.New("subscriber stalled: connection closed (backpressure)"))
+		so.Settings.Logger.Warn("spmesh: subscriber stalled, connection closed", "remote", p.addr, "stall", s.stall)
+	}
+	p.p.Close()
+}
+
 // dropped counts n messages lost for p. Called with s.mu held.
 func (s *Fanout) dropped(p *pubPipe, n int) {
 	first := p.dropped == 0
 	p.dropped += uint64(n)
+	if f := s.slow; f != nil {
+		if now := time.Now(); first || now.Sub(p.reportedAt) >= s.slowGap {
+			addr, total, since := p.addr, p.dropped, p.dropped-p.reported
+			p.reported, p.reportedAt = total, now
+			go f(addr, total, since) // never on the publish path
+		}
+	}
 	so := s.so.Load()
 	if so == nil {
 		return
@@ -99,7 +350,7 @@ func (s *Fanout) dropped(p *pubPipe, n int) {
 	so.C.Dropped.Add(uint64(n))
 	if first {
 		s.log.log(so.Settings.Logger, slog.LevelWarn, "spmesh: subscriber not keeping up: messages for it dropped (it sees the gaps)",
-			"remote", p.addr, "queue", s.qlen)
+			"remote", p.addr, "queue_msgs", s.maxMsgs, "queue_bytes", s.maxBytes)
 	}
 }
 
@@ -125,9 +376,9 @@ func (s *Fanout) RecvMsg() (*mangos.Message, error) { return nil, protocol.ErrPr
 // SetOption implements protocol.Protocol.
 func (s *Fanout) SetOption(name string, v any) error {
 	if name == mangos.OptionWriteQLen {
-		if n, ok := v.(int); ok && n >= 0 {
+		if n, ok := v.(int); ok && n >= 1 {
 			s.mu.Lock()
-			s.qlen = n
+			s.maxMsgs = n
 			s.mu.Unlock()
 			return nil
 		}
@@ -146,7 +397,7 @@ func (s *Fanout) GetOption(name string) (any, error) {
 	case mangos.OptionWriteQLen:
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.qlen, nil
+		return s.maxMsgs, nil
 	}
 	return nil, protocol.ErrBadOption
 }
@@ -158,11 +409,11 @@ func (s *Fanout) AddPipe(pp protocol.Pipe) error {
 	if s.closed {
 		return protocol.ErrClosed
 	}
-	p := &pubPipe{p: pp, q: make(chan *mangos.Message, s.qlen), closeq: make(chan struct{})}
+	p := &pubPipe{p: pp, closeq: make(chan struct{}), wake: make(chan struct{}, 1)}
 	pp.SetPrivate(p)
 	s.pipes[pp.ID()] = p
 	go p.sender()
-	go p.receiver()
+	go p.receiver(s)
 	return nil
 }
 
@@ -194,29 +445,83 @@ func (s *Fanout) Close() error {
 	return nil
 }
 
-// sender writes the queued frames to the connection.
+// sender writes the queued frames to the connection. When the connection
+// goes, what is still queued is freed.
 func (p *pubPipe) sender() {
 	defer p.p.Close()
+	defer func() {
+		for {
+			f, ok := p.next()
+			if !ok {
+				return
+			}
+			f.m.Free()
+		}
+	}()
 	for {
+		f, ok := p.next()
+		if !ok {
+			select {
+			case <-p.closeq:
+				return
+			case <-p.wake:
+			}
+			continue
+		}
+		if err := p.p.SendMsg(f.m); err != nil {
+			f.m.Free()
+			return
+		}
 		select {
 		case <-p.closeq:
 			return
-		case m := <-p.q:
-			if err := p.p.SendMsg(m); err != nil {
-				m.Free()
-				return
-			}
+		default:
 		}
 	}
 }
 
-// receiver discards whatever the subscriber sends (nothing, in SUB).
-func (p *pubPipe) receiver() {
+// wants reports whether the subscriber's interest covers frame m.
+func (p *pubPipe) wants(m *mangos.Message) bool {
+	in := p.interest.Load()
+	if in == nil {
+		return true
+	}
+	for _, pre := range *in {
+		if len(m.Body) >= len(pre) && string(m.Body[:len(pre)]) == string(pre) {
+			return true
+		}
+	}
+	return false
+}
+
+// receiver reads what the subscriber sends: its interest frames (spmesh's
+// SUB; a stock SUB sends nothing). Anything else, or a malformed one, is
+// discarded and counted as a decode error.
+func (p *pubPipe) receiver(s *Fanout) {
 	defer p.p.Close()
+	var env wire.Msg
 	for {
 		m := p.p.RecvMsg()
 		if m == nil {
 			return
+		}
+		err := wire.Decode(m.Body, &env)
+		if err == nil && env.Kind != wire.KindInterest {
+			err = errors.New("not an interest frame")
+		}
+		var pre [][]byte
+		if err == nil {
+			pre, err = wire.ParseInterest(env.Body)
+		}
+		if err == nil {
+			// Copy out of the frame: it goes back to the pool.
+			own := make([][]byte, len(pre))
+			for i := range pre {
+				own[i] = append([]byte(nil), pre[i]...)
+			}
+			p.interest.Store(&own)
+		} else if so := s.so.Load(); so != nil {
+			so.C.DecodeErrors.Add(1)
 		}
 		m.Free()
 	}

@@ -39,7 +39,6 @@ import (
 	"go.nanomsg.org/mangos/v3/protocol/rep"
 	"go.nanomsg.org/mangos/v3/protocol/req"
 	"go.nanomsg.org/mangos/v3/protocol/respondent"
-	"go.nanomsg.org/mangos/v3/protocol/sub"
 	"go.nanomsg.org/mangos/v3/protocol/surveyor"
 
 	// The transports spmesh speaks.
@@ -68,6 +67,9 @@ const (
 	// socket chooses each request's peer (req.go). Req stays mangos' REQ,
 	// for raw use.
 	Dispatcher
+	// SubHold is SUB whose full receive queue holds the connections back
+	// instead of dropping (sub.go): for pub/sub with backpressure.
+	SubHold
 )
 
 func (p Proto) open() (mangos.Socket, error) {
@@ -75,7 +77,7 @@ func (p Proto) open() (mangos.Socket, error) {
 	case Pub:
 		return newPubSocket(), nil // mangos' PUB, counting its drops (pub.go)
 	case Sub:
-		return sub.NewSocket()
+		return newSubSocket(false), nil // mangos' SUB, announcing its prefixes (sub.go)
 	case Req:
 		return req.NewSocket()
 	case Rep:
@@ -90,6 +92,8 @@ func (p Proto) open() (mangos.Socket, error) {
 		return respondent.NewSocket()
 	case Dispatcher:
 		return newReqSocket(), nil
+	case SubHold:
+		return newSubSocket(true), nil
 	}
 	return nil, fmt.Errorf("spmesh: unknown protocol %d", p)
 }
@@ -103,6 +107,9 @@ type Wiring struct {
 	Bind     spmesh.Role
 	Watch    spmesh.Role
 	Announce spmesh.Role
+	// Before, if set, runs on the mangos socket before any listen or dial
+	// (e.g. a subscriber's first subscriptions, announced on connecting).
+	Before func(mangos.Socket) error
 }
 
 // Counters are a socket's statistics, updated atomically. Their meaning is
@@ -150,8 +157,9 @@ type Socket struct {
 	stopWatch func()
 	pipeHooks []func(mangos.PipeEvent, mangos.Pipe)
 	wg        sync.WaitGroup
-	obs       *observer // what the transport reports: see observe.go
-	pol       policy    // transport security: see policy.go
+	obs       *observer  // what the transport reports: see observe.go
+	wake      peerSignal // signalled on every connection change: see wait.go
+	pol       policy     // transport security: see policy.go
 }
 
 type dialer struct {
@@ -190,6 +198,12 @@ func Open(p Proto, s Settings, w Wiring) (*Socket, error) {
 	_ = m.SetOption(mangos.OptionReadQLen, s.RecvQueue)
 	_ = m.SetOption(mangos.OptionWriteQLen, s.SendQueue)
 	m.SetPipeEventHook(so.pipeEvent)
+	if w.Before != nil {
+		if err := w.Before(m); err != nil {
+			so.Close()
+			return nil, Err(err)
+		}
+	}
 	if err := so.wire(w); err != nil {
 		so.Close()
 		return nil, err
@@ -465,6 +479,7 @@ func (so *Socket) pipeEvent(ev mangos.PipeEvent, p mangos.Pipe) {
 	case mangos.PipeEventDetached:
 		so.peers.Add(-1)
 	}
+	so.wake.signal()
 	for _, h := range hooks {
 		h(ev, p)
 	}
@@ -489,6 +504,7 @@ func (so *Socket) Close() error {
 	if so.closed.Swap(true) {
 		return nil
 	}
+	defer so.wake.signal()
 	so.mu.Lock()
 	withdraw, stop := so.withdraw, so.stopWatch
 	so.withdraw, so.stopWatch = nil, nil

@@ -7,7 +7,7 @@
 // One envelope is the body of one SP message (what mangos calls a message
 // body; the SP protocol headers, such as REQ request ids, are separate):
 //
-//	[topic 0x00]   pub/sub only (kinds 1 and 9): the topic's UTF-8 bytes,
+//	[topic 0x00]   pub/sub only (kinds 1, 9 and 10): the topic's UTF-8 bytes,
 //	               then one 0x00 byte
 //	version        1 byte, currently 0x01
 //	kind           1 byte (see Kind)
@@ -82,6 +82,53 @@
 // Decoders that predate kind 9 discard batch frames as an unknown kind, so
 // a publisher talking to them must not batch.
 //
+// # Tail frame (pub/sub heartbeat)
+//
+// A publisher that goes idle after publishing on a topic sends, once, a
+// frame of kind 10 on that topic holding the topic's last sequence number,
+// so that a subscriber counts the messages it missed at the end of a burst
+// (otherwise a gap shows only when a later message arrives). It starts
+// like a plain pub/sub frame, so SUB prefix filters pass it exactly when
+// they pass the topic's messages:
+//
+//	topic 0x00     the topic's bytes and one 0x00 byte
+//	version        1 byte, 0x01
+//	kind           1 byte, 0x0a
+//	header         one msgpack map: key 4 (pub) and key 5 (seq: the last
+//	               sequence number the publisher sent on the topic); other
+//	               keys may appear and are ignored
+//	body           empty (a receiver ignores any)
+//
+// A tail frame carries no message: it is never delivered to an
+// application. Example: topic "t", publisher 3, last seq 7:
+//
+//	74 00 01 0a 82 04 03 05 07
+//
+// Decoders that predate kind 10 discard it as an unknown kind.
+//
+// # Interest frame (pub/sub, subscriber to publisher)
+//
+// A subscriber tells each publisher it is connected to which topic
+// prefixes it subscribes to, so that the publisher sends it only frames
+// that start with one of them (the subscriber still filters what it
+// gets). The frame is plain (no topic), sent on the SUB side of the
+// connection, first when it is established and again after each change:
+//
+//	version        1 byte, 0x01
+//	kind           1 byte, 0x0b
+//	header         one msgpack map: empty (0x80); keys are ignored
+//	prefixes       zero or more msgpack bins to the end of the frame: the
+//	               whole set of prefixes (replacing any earlier one); an
+//	               empty bin matches every frame
+//
+// At most [MaxInterest] (1,024) prefixes of at most 1,024 bytes each; a
+// frame past either, or malformed, is discarded and the publisher sends
+// that subscriber everything. A publisher that has received no interest
+// frame on a connection (a stock SUB peer) sends it everything.
+// Example: prefixes "a." and "b\x00":
+//
+//	01 0b 80 c4 02 61 2e c4 02 62 00
+//
 // # Limits
 //
 // Decoding never panics and reads only within the frame. Every count is
@@ -114,16 +161,18 @@ type Kind byte
 
 // Message kinds.
 const (
-	KindPublish  Kind = 1 // pub/sub message
-	KindRequest  Kind = 2 // req/rep request
-	KindReply    Kind = 3 // req/rep reply (an error reply carries keys 8, 9)
-	KindPush     Kind = 4 // pipeline push (at most once)
-	KindJob      Kind = 5 // pipeline job (at least once)
-	KindAck      Kind = 6 // pipeline job ack (an error or nack carries keys 8, 9, 11)
-	KindSurvey   Kind = 7 // survey question
-	KindResponse Kind = 8 // survey answer
-	KindBatch    Kind = 9 // pub/sub batch: several messages of one topic (see the package doc)
-	kindMax           = KindBatch
+	KindPublish  Kind = 1  // pub/sub message
+	KindRequest  Kind = 2  // req/rep request
+	KindReply    Kind = 3  // req/rep reply (an error reply carries keys 8, 9)
+	KindPush     Kind = 4  // pipeline push (at most once)
+	KindJob      Kind = 5  // pipeline job (at least once)
+	KindAck      Kind = 6  // pipeline job ack (an error or nack carries keys 8, 9, 11)
+	KindSurvey   Kind = 7  // survey question
+	KindResponse Kind = 8  // survey answer
+	KindBatch    Kind = 9  // pub/sub batch: several messages of one topic (see the package doc)
+	KindTail     Kind = 10 // pub/sub heartbeat: a topic's last sequence number (see the package doc)
+	KindInterest Kind = 11 // pub/sub, subscriber to publisher: its subscription prefixes (see the package doc)
+	kindMax           = KindInterest
 )
 
 // Flags bits (header key 11).
@@ -194,11 +243,12 @@ const (
 func ValidTopicByte(c byte) bool { return c >= 0x20 && c != 0x7f }
 
 // topical reports whether frames of kind k start with a topic.
-func topical(k Kind) bool { return k == KindPublish || k == KindBatch }
+func topical(k Kind) bool { return k == KindPublish || k == KindBatch || k == KindTail }
 
 // AppendHeader appends the envelope of m, everything but the body, to dst.
 // The caller appends the body after it. m.Topic must be valid (no byte below
-// 0x20) when non-empty; it is written only for KindPublish and KindBatch.
+// 0x20) when non-empty; it is written only for KindPublish, KindBatch and
+// KindTail.
 // For KindBatch the caller appends the entries (see [AppendEntry]).
 func AppendHeader(dst []byte, m *Msg) []byte {
 	return appendHeader(dst, m, 0)
@@ -480,4 +530,46 @@ func (m *Msg) headers(r *reader, keep bool) error {
 		m.Header[string(k)] = string(v)
 	}
 	return nil
+}
+
+// MaxInterest bounds the prefixes of an interest frame.
+const MaxInterest = 1024
+
+// maxPrefix bounds one prefix of an interest frame.
+const maxPrefix = 1024
+
+// AppendInterest appends an interest frame announcing prefixes to dst.
+func AppendInterest(dst []byte, prefixes [][]byte) []byte {
+	dst = append(dst, Version, byte(KindInterest), 0x80)
+	for _, p := range prefixes {
+		dst = appendBin(dst, p)
+	}
+	return dst
+}
+
+// ParseInterest returns the prefixes in body, the body of a decoded
+// interest frame (they alias it). It checks the whole body, and the
+// limits, before allocating the slice, sized by the prefixes read.
+func ParseInterest(body []byte) ([][]byte, error) {
+	r := reader{b: body}
+	n := 0
+	for r.i < len(r.b) {
+		p, err := r.bin()
+		if err != nil {
+			return nil, decodeErr("interest: %v", err)
+		}
+		if len(p) > maxPrefix {
+			return nil, decodeErr("interest: prefix of %d bytes, over %d", len(p), maxPrefix)
+		}
+		if n++; n > MaxInterest {
+			return nil, decodeErr("interest: over %d prefixes", MaxInterest)
+		}
+	}
+	out := make([][]byte, 0, n)
+	r.i = 0
+	for r.i < len(r.b) {
+		p, _ := r.bin()
+		out = append(out, p)
+	}
+	return out, nil
 }

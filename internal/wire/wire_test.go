@@ -110,6 +110,12 @@ func FuzzDecode(f *testing.F) {
 	f.Add(batchOf(&Msg{Topic: "a.b.c", Seq: 1 << 40, Pub: 1 << 63}, []byte{0x81, 5, 3, 'x'}, content(nil, "")))
 	f.Add([]byte("t\x00\x01\x09\x80\xc4\x01\x80"))
 	f.Add([]byte("t\x00\x01\x09\x80\xc5\x00\x02\x80\x00\xc4\x01\x91"))
+	// Tail frames (kind 10): the documented example, and one with a body.
+	f.Add([]byte("t\x00\x01\x0a\x82\x04\x03\x05\x07"))
+	f.Add(append(AppendHeader(nil, &Msg{Kind: KindTail, Topic: "a.b", Pub: 1 << 63, Seq: 1 << 40}), 'x'))
+	// Interest frames (kind 11).
+	f.Add([]byte{1, 0x0b, 0x80, 0xc4, 2, 'a', '.', 0xc4, 2, 'b', 0})
+	f.Add(AppendInterest(nil, [][]byte{{}, []byte("x.y.")}))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		var m Msg
 		if err := Decode(frame, &m); err != nil {
@@ -117,6 +123,11 @@ func FuzzDecode(f *testing.F) {
 		}
 		if m.Kind == KindBatch {
 			fuzzEntries(t, &m)
+		}
+		if m.Kind == KindInterest {
+			if ps, err := ParseInterest(m.Body); err == nil && len(ps) > MaxInterest {
+				t.Fatalf("got %d prefixes, over the limit", len(ps))
+			}
 		}
 		// What decodes must re-encode to a frame that decodes to the same message.
 		again := append(AppendHeader(nil, &m), m.Body...)
@@ -192,5 +203,52 @@ func BenchmarkDecode(b *testing.B) {
 		if err := Decode(frame, &m); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The tail frame of the package doc decodes as documented, and a tail frame
+// without a topic is refused.
+func TestTailFrame(t *testing.T) {
+	frame := []byte{'t', 0, 1, 0x0a, 0x82, 4, 3, 5, 7}
+	var m Msg
+	if err := Decode(frame, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Kind != KindTail || m.Topic != "t" || m.Pub != 3 || m.Seq != 7 || len(m.Body) != 0 {
+		t.Fatalf("got %+v", m)
+	}
+	var m2 Msg
+	if err := Decode(AppendHeader(nil, &Msg{Kind: KindTail, Topic: "t", Pub: 3, Seq: 7}), &m2); err != nil || m2.Kind != KindTail || m2.Pub != 3 || m2.Seq != 7 {
+		t.Fatalf("encoded tail frame: got %+v, %v", m2, err)
+	}
+	if err := Decode(frame[2:], &m); err == nil {
+		t.Fatal("tail frame without a topic decoded")
+	}
+}
+
+// The interest frame of the package doc decodes as documented, and the
+// limits hold.
+func TestInterestFrame(t *testing.T) {
+	frame := []byte{1, 0x0b, 0x80, 0xc4, 2, 'a', '.', 0xc4, 2, 'b', 0}
+	if got := AppendInterest(nil, [][]byte{[]byte("a."), []byte("b\x00")}); string(got) != string(frame) {
+		t.Fatalf("encoded % x, want % x", got, frame)
+	}
+	var m Msg
+	if err := Decode(frame, &m); err != nil || m.Kind != KindInterest {
+		t.Fatalf("got %+v, %v", m, err)
+	}
+	ps, err := ParseInterest(m.Body)
+	if err != nil || len(ps) != 2 || string(ps[0]) != "a." || string(ps[1]) != "b\x00" {
+		t.Fatalf("got %q, %v", ps, err)
+	}
+	many := make([][]byte, MaxInterest+1)
+	if _, err := ParseInterest(AppendInterest(nil, many)[3:]); err == nil {
+		t.Fatal("over MaxInterest prefixes parsed")
+	}
+	if _, err := ParseInterest(AppendInterest(nil, [][]byte{make([]byte, 1025)})[3:]); err == nil {
+		t.Fatal("a prefix over 1024 bytes parsed")
+	}
+	if _, err := ParseInterest([]byte{0xc4, 9, 'x'}); err == nil {
+		t.Fatal("a truncated prefix parsed")
 	}
 }
