@@ -118,6 +118,19 @@ func (l *Latency) Run(n int, per time.Duration, f func(ctx context.Context) erro
 	}
 }
 
+// RunFor makes calls of f one after the other, each bounded by per, until
+// at least n were made and d has passed, and records them.
+func (l *Latency) RunFor(n int, d, per time.Duration, f func(ctx context.Context) error) {
+	end := time.Now().Add(d)
+	for i := 0; i < n || time.Now().Before(end); i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), per)
+		start := time.Now()
+		err := f(ctx)
+		l.Observe(time.Since(start), err)
+		cancel()
+	}
+}
+
 // Ratio is p99 during over p99 without, formatted for a log.
 func Ratio(during, without *Latency) string {
 	a, b := during.P99(), without.P99()

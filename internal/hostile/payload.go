@@ -120,3 +120,30 @@ func Garbage() [][]byte {
 		{1, 2, 0x81, 99, 0xdd, 0xff, 0xff, 0xff, 0xff},
 	}
 }
+
+// Item is the struct of the suite's []struct decode target.
+type Item struct {
+	A int64
+	B string
+	C []byte
+	D map[string]any
+}
+
+// DecodeTypes decodes with dec (a Request's, Job's, Message's... Decode
+// method) into each type of the suite: any, map[string]any, []Item,
+// []int64, []byte. It returns how many decodes failed.
+func DecodeTypes(dec func(v any) error) (failed int) {
+	var (
+		a  any
+		m  map[string]any
+		s  []Item
+		is []int64
+		bs []byte
+	)
+	for _, v := range []any{&a, &m, &s, &is, &bs} {
+		if dec(v) != nil {
+			failed++
+		}
+	}
+	return failed
+}
