@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/spmesh/spmesh/internal/mpcheck"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -27,31 +28,166 @@ type AppendCodec interface {
 }
 
 // Msgpack is the default codec: github.com/vmihailenco/msgpack/v5 with its
-// default settings (struct fields by name, `msgpack` tags honoured).
+// default settings (struct fields by name, `msgpack` tags honoured), bounded
+// for bytes from the network:
+//
+//   - Unmarshal first checks the bytes with [CheckMsgpack] at
+//     [DefaultMsgpackDepth]: a length or count larger than the bytes that
+//     remain, nesting deeper than the limit, a truncated value or bytes
+//     after it fail with an error wrapping [ErrDecode] before msgpack
+//     allocates anything. After the check, the elements of all arrays and
+//     maps together number at most len(data), so decoding allocates at
+//     most len(data) elements of the type decoded into, plus the strings
+//     and bytes it copies out (see the trap below).
+//   - Marshal and AppendMarshal return an error, instead of overflowing the
+//     stack, for a value with a cycle through a map, slice or struct (or
+//     nested deeper than the limit) once its encoding passes 64 KiB;
+//     smaller values are encoded as they are (receivers refuse those
+//     nested too deeply).
+//
+// Traps: one byte can stand for an element of any size, so decoding into a
+// slice of large structs (e.g. []BigStruct from a body of nils) allocates
+// len(data) times the struct's size: decode into small element types, or
+// check len(data) first. A cycle only through pointers and interfaces,
+// with no map, slice or struct on it (var x any; x = &x), writes nothing
+// while msgpack recurses, so nothing catches it: msgpack overflows the
+// stack and the process dies.
 var Msgpack Codec = msgpackCodec{}
+
+// DefaultMsgpackDepth is how deeply arrays and maps may nest in a body that
+// [Msgpack] decodes.
+const DefaultMsgpackDepth = mpcheck.DefaultMaxDepth
+
+// MaxMsgpackDepth is the highest nesting limit [NewMsgpack] takes.
+const MaxMsgpackDepth = 10000
+
+// NewMsgpack returns the [Msgpack] codec with a nesting limit of maxDepth
+// (from 1 to [MaxMsgpackDepth]) instead of [DefaultMsgpackDepth], for
+// decoding and for the encoder's cycle guard. Give every peer the same
+// limit. An out-of-range maxDepth fails with [ErrInvalidOption].
+func NewMsgpack(maxDepth int) (Codec, error) {
+	if maxDepth < 1 || maxDepth > MaxMsgpackDepth {
+		return nil, fmt.Errorf("%w: msgpack max depth %d, want 1 to %d", ErrInvalidOption, maxDepth, MaxMsgpackDepth)
+	}
+	return msgpackCodec{depth: maxDepth}, nil
+}
+
+// CheckMsgpack reports whether data holds exactly one msgpack value that a
+// decoder can take without allocating more than data holds: every str, bin
+// and ext length and every array and map count (at one byte per element,
+// two per map pair) fits in the bytes that remain, arrays and maps nest at
+// most maxDepth deep (<= 0: [DefaultMsgpackDepth]), no byte is the unused
+// code 0xc1, a timestamp has 4, 8 or 12 bytes and nothing follows the
+// value. It reads data once and allocates nothing (for nesting up to 64
+// deep). Errors wrap [ErrDecode].
+//
+// [Msgpack] calls it on every body before decoding. A custom codec that
+// decodes msgpack with other settings (or another library) calls it first
+// too; a codec for another format needs the same kind of check for it.
+func CheckMsgpack(data []byte, maxDepth int) error {
+	if maxDepth <= 0 {
+		maxDepth = DefaultMsgpackDepth
+	}
+	if err := mpcheck.Check(data, maxDepth); err != nil {
+		return decodeErr("msgpack: " + err.Error())
+	}
+	return nil
+}
+
+// decodeError is what codecs return for a body they cannot decode. It
+// wraps [ErrDecode] and carries [CodeDecode], so that a handler returning
+// it (as a typed handler does for a body that does not decode) makes the
+// caller's error satisfy errors.Is(err, ErrDecode) too.
+type decodeError struct{ msg string }
+
+func decodeErr(msg string) error { return &decodeError{msg: ErrDecode.Error() + ": " + msg} }
+
+func (e *decodeError) Error() string { return e.msg }
+func (e *decodeError) Unwrap() error { return ErrDecode }
+func (e *decodeError) Code() int     { return CodeDecode }
 
 // Raw is the codec for callers who bring their own encoding. Marshal accepts
 // []byte, string and nil; Unmarshal accepts *[]byte (a copy) and *string.
 var Raw Codec = rawCodec{}
 
-type msgpackCodec struct{}
+type msgpackCodec struct {
+	depth int // 0: DefaultMsgpackDepth
+}
+
+func (c msgpackCodec) maxDepth() int {
+	if c.depth == 0 {
+		return DefaultMsgpackDepth
+	}
+	return c.depth
+}
 
 func (msgpackCodec) Name() string { return "msgpack" }
 
-func (msgpackCodec) Marshal(v any) ([]byte, error) { return msgpack.Marshal(v) }
+func (c msgpackCodec) Marshal(v any) ([]byte, error) {
+	b, err := c.AppendMarshal(nil, v)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
 
-func (msgpackCodec) Unmarshal(data []byte, v any) error {
+func (c msgpackCodec) Unmarshal(data []byte, v any) error {
+	if err := mpcheck.Check(data, c.maxDepth()); err != nil {
+		return decodeErr("msgpack: " + err.Error())
+	}
 	if err := msgpack.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%w: msgpack: %v", ErrDecode, err)
+		return decodeErr("msgpack: " + err.Error())
 	}
 	return nil
 }
 
-type appendWriter struct{ b []byte }
+// guardStep is how many bytes an encoding grows between two looks at its
+// nesting. Below it nothing is scanned: a value whose encoding stays under
+// 64 KiB nests at most 64 Ki levels, far from what exhausts a goroutine's
+// stack (1 GiB by default; msgpack uses well under 16 KiB a level).
+const guardStep = 64 << 10
+
+// appendWriter is where msgpack writes. Past guardStep bytes it follows
+// the nesting of what is written (mpcheck.Scanner, resuming where it
+// stopped, so each byte is scanned once) and fails the write once it is
+// deeper than the limit, which ends msgpack's recursion on a cycle.
+type appendWriter struct {
+	b     []byte
+	start int // len(b) before this value
+	next  int // len(b) at which to look next
+	depth int
+	err   error
+	scan  mpcheck.Scanner
+}
 
 func (w *appendWriter) Write(p []byte) (int, error) {
 	w.b = append(w.b, p...)
+	if len(w.b) >= w.next {
+		if err := w.guard(); err != nil {
+			return 0, err
+		}
+	}
 	return len(p), nil
+}
+
+// WriteByte spares msgpack its fallback, which allocates a byte slice per
+// call.
+func (w *appendWriter) WriteByte(c byte) error {
+	w.b = append(w.b, c)
+	if len(w.b) >= w.next {
+		return w.guard()
+	}
+	return nil
+}
+
+func (w *appendWriter) guard() error {
+	if w.err == nil {
+		w.next = len(w.b) + guardStep
+		if err := w.scan.Scan(w.b[w.start:], w.depth); err != nil {
+			w.err = fmt.Errorf("spmesh: msgpack: cannot encode a value nested deeper than %d (a cycle?): %v", w.depth, err)
+		}
+	}
+	return w.err
 }
 
 type pooledEncoder struct {
@@ -65,14 +201,21 @@ var encPool = sync.Pool{New: func() any {
 	return e
 }}
 
-func (msgpackCodec) AppendMarshal(dst []byte, v any) ([]byte, error) {
+func (c msgpackCodec) AppendMarshal(dst []byte, v any) ([]byte, error) {
 	e := encPool.Get().(*pooledEncoder)
-	e.w.b = dst
+	w := &e.w
+	w.b, w.start, w.next, w.depth = dst, len(dst), len(dst)+guardStep, c.maxDepth()
 	err := e.enc.Encode(v)
-	out := e.w.b
-	e.w.b = nil
+	out := w.b
+	w.b, w.err = nil, nil
+	if w.next != len(dst)+guardStep {
+		w.scan.Reset()
+	}
 	encPool.Put(e)
-	return out, err
+	if err != nil {
+		return out[:len(dst)], err
+	}
+	return out, nil
 }
 
 type rawCodec struct{}
@@ -101,7 +244,7 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 	case *string:
 		*p = string(data)
 	default:
-		return fmt.Errorf("%w: raw codec: cannot unmarshal into %T (want *[]byte or *string)", ErrDecode, v)
+		return decodeErr(fmt.Sprintf("raw codec: cannot unmarshal into %T (want *[]byte or *string)", v))
 	}
 	return nil
 }

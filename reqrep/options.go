@@ -97,13 +97,29 @@ func WithDial(addr string) Option { return wrap(sock.WithDial(addr)) }
 func WithTLS(c *tls.Config) Option { return wrap(sock.WithTLS(c)) }
 
 // WithMaxMessageSize sets the largest frame sent or accepted (default 8 MiB).
-// Give both sides the same limit: over TCP a frame above the receiver's limit
-// closes the connection, which a Requester answers by resending.
+// A request over the Requester's own limit fails before it is encoded in
+// full. A request over the Replier's limit (up to 16 times it, over
+// spmesh's TCP transport) is discarded as it arrives and answered with an
+// error carrying [spmesh.CodeTooLarge]: the call fails at once with an error
+// that errors.Is [spmesh.ErrTooLarge], without resending; a reply over the
+// Requester's limit fails the call the same way. A frame further past the
+// receiver's limit closes the connection (the Requester then resends):
+// give both sides the same limit.
 func WithMaxMessageSize(n int) Option { return wrap(sock.WithMaxMessageSize(n)) }
 
 // WithQueueLen sets the per-connection send queue of a Replier, in messages
 // (default 1024).
 func WithQueueLen(n int) Option { return wrap(sock.WithQueueLen(n)) }
+
+// WithSendTimeout sets how long a Replier waits to queue a reply for a
+// requester that is not reading (default 2s). Past it the reply is dropped
+// and counted in Stats.SendTimeouts (and Dropped); the requester resends
+// after its attempt timeout. While a requester stays that slow, at most
+// one handler at a time waits for it; its other replies are dropped at
+// once. Replier only.
+func WithSendTimeout(d time.Duration) Option {
+	return sided(forReplier, "WithSendTimeout", func(c *config) error { return sock.WithSendTimeout(d)(&c.sock) })
+}
 
 // WithReconnect sets the dial retry backoff (default 50ms doubling to 2s).
 func WithReconnect(min, max time.Duration) Option { return wrap(sock.WithReconnect(min, max)) }

@@ -29,7 +29,16 @@ type ReplierStats struct {
 	// Draining is true once Drain has been called: the replier takes no
 	// more requests.
 	Draining bool
+	// Abandoned counts handlers still running when Close stopped waiting
+	// for them (they ignored their ctx for [HandlerGrace]).
+	Abandoned uint64
 }
+
+// HandlerGrace is how long Close waits for running handlers to return once
+// their ctx is cancelled. A handler still running then goes on in the
+// background (its reply is never sent); it is logged and counted in
+// [ReplierStats].Abandoned.
+const HandlerGrace = sock.HandlerGrace
 
 // Replier answers requests with a [Handler], running up to its concurrency
 // ([WithConcurrency]) handlers at once, each on its own mangos context.
@@ -60,7 +69,7 @@ func NewReplier(h Handler, opts ...Option) (*Replier, error) {
 	}
 	r := &Replier{so: so, h: h, codec: c.sock.Codec, fr: framesFor(c.role)}
 	r.pool.New = func() any { return &Request{} }
-	if r.srv, err = sock.NewServer(so, c.concurrency, 0, r.handle); err != nil {
+	if r.srv, err = sock.NewServer(so, c.concurrency, r.handle); err != nil {
 		return nil, err
 	}
 	r.srv.Start()
@@ -80,11 +89,16 @@ func (r *Replier) Addrs() []string { return r.so.Bound() }
 // handle answers one request frame.
 func (r *Replier) handle(base context.Context, m *mangos.Message) *mangos.Message {
 	var env wire.Msg
+	err := wire.Decode(m.Body, &env)
 	if max := r.so.Settings.MaxMsgSize; len(m.Body) > max {
+		// Transports that do not refuse it on receipt (inproc): answered
+		// here, without calling the handler.
+		r.so.C.TooLarge.Add(1)
 		r.so.C.Dropped.Add(1)
-		return r.srv.Reply(&wire.Msg{Kind: r.fr.reply}, nil, fmt.Errorf("%w: request of %d bytes, limit %d", spmesh.ErrTooLarge, len(m.Body), max), r.fr.errFlags)
+		return r.srv.Reply(&wire.Msg{Kind: r.fr.reply, ID: env.ID, Attempt: env.Attempt}, nil,
+			spmesh.Errorf(spmesh.CodeTooLarge, "spmesh: message too large: %d bytes, the receiver's limit is %d", len(m.Body), max), r.fr.errFlags)
 	}
-	if err := wire.Decode(m.Body, &env); err != nil || env.Kind != r.fr.request {
+	if err != nil || env.Kind != r.fr.request {
 		r.so.C.DecodeErrors.Add(1)
 		if err == nil {
 			err = fmt.Errorf("%w: got a %d frame, want a request (%d)", spmesh.ErrDecode, env.Kind, r.fr.request)
@@ -129,6 +143,8 @@ func (r *Replier) Stats() ReplierStats {
 		Errors:   r.srv.Errors.Load(),
 		Panics:   r.srv.Panics.Load(),
 		Draining: r.srv.Draining(),
+
+		Abandoned: r.srv.Abandoned.Load(),
 	}
 }
 
@@ -142,5 +158,6 @@ func (r *Replier) Drain(ctx context.Context) error { return r.srv.Drain(ctx) }
 // Close closes the replier at once: running handlers see their ctx
 // cancelled and their replies are dropped; requests not yet answered are
 // resent by their callers to other repliers. Close returns once the
-// handlers have returned. It is idempotent.
+// handlers have returned, or after [HandlerGrace] if some ignore their ctx
+// (they go on running; see [ReplierStats].Abandoned). It is idempotent.
 func (r *Replier) Close() error { return r.srv.Close() }

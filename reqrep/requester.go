@@ -261,6 +261,11 @@ func (r *Requester) roundTrip(ctx context.Context, c *Call, env *wire.Msg) (*man
 // else a *spmesh.RemoteError.
 func (r *Requester) remoteErr(ctx context.Context, env *wire.Msg) error {
 	r.remoteErrors.Add(1)
+	if env.Code == spmesh.CodeTooLarge && !sock.RefusedOnReceipt(env) {
+		// The replier refused the request for its size: counted on both
+		// sides. (A reply refused here was counted on receipt.)
+		r.so.C.TooLarge.Add(1)
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

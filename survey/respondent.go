@@ -20,11 +20,6 @@ import (
 // wrap it.
 var ErrDeclined = errors.New("spmesh: survey declined")
 
-// sendTimeout bounds how long a worker waits to queue an answer to a
-// surveyor whose connection is not draining (a stuck or hostile peer): past
-// it the answer is dropped, and the worker serves on.
-const sendTimeout = time.Second
-
 // Question is one survey as a [Handler] sees it. It and its Data are valid
 // only until the handler returns: copy what must outlive it.
 type Question struct {
@@ -134,7 +129,7 @@ func NewRespondent(h Handler, opts ...Option) (*Respondent, error) {
 		return nil, err
 	}
 	r := &Respondent{so: so, h: h, name: c.sock.Name, codec: c.sock.Codec}
-	if r.srv, err = sock.NewServer(so, c.concurrency, sendTimeout, r.serve); err != nil {
+	if r.srv, err = sock.NewServer(so, c.concurrency, r.serve); err != nil {
 		return nil, err
 	}
 	r.srv.Start()

@@ -18,20 +18,61 @@ func (so *Socket) Encode(env *wire.Msg, v any) (*mangos.Message, error) {
 }
 
 // EncodeWith is Encode with another codec (e.g. raw bytes already encoded).
+//
+// The size is checked before encoding where it is known (a []byte or
+// string body with spmesh's own codecs, whose encoding of them is never
+// shorter), else as soon as the encoding ends: a body over the limit is
+// never sent, whatever its size. Refusals are counted in TooLarge.
 func (so *Socket) EncodeWith(c spmesh.Codec, env *wire.Msg, v any) (*mangos.Message, error) {
-	m := mangos.NewMessage(sizeHint(&so.lastSize, env, v))
+	max := so.Settings.MaxMsgSize
+	if n := knownSize(c, v); n > max {
+		return nil, so.tooLarge(n, max)
+	}
+	m := mangos.NewMessage(min(sizeHint(&so.lastSize, env, v), max+1))
 	b, err := spmesh.AppendMarshal(c, wire.AppendHeader(m.Body[:0], env), v)
 	if err != nil {
 		m.Free()
 		return nil, fmt.Errorf("spmesh: encode %T: %w", v, err)
 	}
-	if len(b) > so.Settings.MaxMsgSize {
+	if len(b) > max {
 		m.Free()
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", spmesh.ErrTooLarge, len(b), so.Settings.MaxMsgSize)
+		return nil, so.tooLarge(len(b), max)
 	}
 	so.lastSize.Store(int64(len(b)))
 	m.Body = b
 	return m, nil
+}
+
+// CheckSize returns the error for a frame of n bytes over the socket's
+// limit (counted in TooLarge), or nil.
+func (so *Socket) CheckSize(n int) error {
+	if max := so.Settings.MaxMsgSize; n > max {
+		return so.tooLarge(n, max)
+	}
+	return nil
+}
+
+func (so *Socket) tooLarge(n, max int) error {
+	so.C.TooLarge.Add(1)
+	return fmt.Errorf("%w: %d bytes, limit %d", spmesh.ErrTooLarge, n, max)
+}
+
+// KnownSize is the least size of v encoded by c, when it is known without
+// encoding: for a []byte or string body with spmesh's own codecs (msgpack
+// adds a header, raw nothing), 0 otherwise (another codec may compress).
+func KnownSize(c spmesh.Codec, v any) int { return knownSize(c, v) }
+
+func knownSize(c spmesh.Codec, v any) int {
+	if c != spmesh.Msgpack && c != spmesh.Raw {
+		return 0
+	}
+	switch b := v.(type) {
+	case []byte:
+		return len(b)
+	case string:
+		return len(b)
+	}
+	return 0
 }
 
 func sizeHint(last *atomic.Int64, env *wire.Msg, v any) int {

@@ -37,6 +37,13 @@ type Settings struct {
 	IdleTimeout      time.Duration // for an accepted connection to exchange a first frame
 	HandshakeTimeout time.Duration // for connecting plus the TLS and SP handshakes
 	limitsSet        string        // the first connection limit option given, if any
+
+	// SendTimeout bounds how long a serving worker (Replier, Worker,
+	// Respondent) waits to queue a reply for a peer that does not take it.
+	SendTimeout time.Duration
+	// QueueBytes bounds the bytes held by a receive queue (Inbox), and
+	// sizes the socket's own receive queue from it (see Inbox).
+	QueueBytes int
 }
 
 // Defaults for Settings.
@@ -50,6 +57,13 @@ const (
 	DefaultFrameTimeout     = sptcp.FrameTimeout
 	DefaultIdleTimeout      = sptcp.IdleTimeout
 	DefaultHandshakeTimeout = sptcp.HandshakeTimeout
+
+	// DefaultSendTimeout is the default SendTimeout: a peer on a slow LAN
+	// takes a reply well within it, a peer that stopped reading costs a
+	// serving worker at most this long, once (see Server).
+	DefaultSendTimeout = 2 * time.Second
+	// DefaultQueueBytes is the default QueueBytes.
+	DefaultQueueBytes = 16 << 20
 )
 
 // DefaultSettings returns the settings before options are applied.
@@ -67,6 +81,9 @@ func DefaultSettings() Settings {
 		FrameTimeout:     DefaultFrameTimeout,
 		IdleTimeout:      DefaultIdleTimeout,
 		HandshakeTimeout: DefaultHandshakeTimeout,
+
+		SendTimeout: DefaultSendTimeout,
+		QueueBytes:  DefaultQueueBytes,
 	}
 }
 
@@ -152,6 +169,37 @@ func WithQueueLen(n int) Option {
 			return Invalid("queue length %d out of range [1, 1048576]", n)
 		}
 		s.RecvQueue, s.SendQueue = n, n
+		return nil
+	}
+}
+
+// WithSendTimeout sets how long a serving worker (Replier, Worker,
+// Respondent) waits to queue a reply, ack or answer for a peer that is not
+// taking them (default DefaultSendTimeout). Past it the reply is dropped and
+// counted in Stats.SendTimeouts; the peer resends on its own attempt
+// timeout. While a peer stays that slow, at most one worker at a time waits
+// for it; replies to it that find its queue full meanwhile are dropped at
+// once (also counted).
+func WithSendTimeout(d time.Duration) Option {
+	return func(s *Settings) error {
+		if d <= 0 || d > time.Hour {
+			return Invalid("WithSendTimeout: %v out of range (0, 1h]", d)
+		}
+		s.SendTimeout = d
+		return nil
+	}
+}
+
+// WithQueueBytes bounds the bytes of messages a receiving socket
+// (Subscriber, Puller) holds in its queue for the application, on top of
+// the message count of WithQueueLen (default DefaultQueueBytes). A message
+// larger than the bound is still queued when the queue is empty.
+func WithQueueBytes(n int) Option {
+	return func(s *Settings) error {
+		if n < 4<<10 || n > 1<<40 {
+			return Invalid("WithQueueBytes: %d out of range [4096, 2^40]", n)
+		}
+		s.QueueBytes = n
 		return nil
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -27,6 +29,14 @@ type ServeFunc func(base context.Context, m *mangos.Message) (reply *mangos.Mess
 // (Replier, Worker, Respondent): n workers, each on its own mangos context,
 // take a frame, run serve, and send the reply it returns. It owns the
 // handlers' base context, panic recovery, Drain and Close.
+//
+// Slow peers: a reply waits at most Settings.SendTimeout for room in its
+// peer's send queue, then it is dropped and counted (SendTimeouts, Dropped);
+// the peer resends on its own attempt timeout. A peer whose queue stays full
+// holds at most one worker at a time for that long: other replies to it are
+// tried for an instant and dropped (counted), and once one of them timed
+// out, every reply to it is, until one gets through again. So a peer that
+// never reads costs the others at most one worker, never their replies.
 type Server struct {
 	so      *Socket
 	serve   ServeFunc
@@ -39,9 +49,36 @@ type Server struct {
 	drain   atomic.Bool
 	once    sync.Once
 
-	InFlight atomic.Int64  // handlers running
-	Errors   atomic.Uint64 // handler errors (panics included) and replies that failed to encode
-	Panics   atomic.Uint64 // recovered handler panics
+	sendTimeout time.Duration
+	pipes       sync.Map // pipe id (uint32) -> *pipeState, for pipes replied to
+	npipes      atomic.Int64
+
+	slowLog logLimit
+
+	endOnce sync.Once
+	ended   chan struct{} // closed once every worker has returned
+
+	InFlight  atomic.Int64  // handlers running
+	Errors    atomic.Uint64 // handler errors (panics included) and replies that failed to encode
+	Panics    atomic.Uint64 // recovered handler panics
+	Abandoned atomic.Uint64 // handlers still running when Close gave up waiting (HandlerGrace)
+}
+
+// HandlerGrace is how long Close waits for running handlers to return
+// after cancelling their contexts. A handler that ignores its context keeps
+// running after Close returns (its reply is never sent); it is counted in
+// Server.Abandoned and logged.
+const HandlerGrace = time.Second
+
+// quickSend is the send deadline of a reply to a peer that is already
+// known to be slow: long enough for a queue with room to take it, too short
+// to hold a worker.
+const quickSend = 100 * time.Microsecond
+
+// pipeState is what a Server knows of one peer's send queue.
+type pipeState struct {
+	waiter  atomic.Bool // a worker is waiting (with the full timeout) to queue a reply
+	stalled atomic.Bool // the last full wait timed out; cleared by a reply that gets through
 }
 
 // worker states, so that Drain stops idle workers without losing a frame.
@@ -52,27 +89,43 @@ const (
 )
 
 type srvWorker struct {
-	mc    mangos.Context
-	state atomic.Int32
+	mc       mangos.Context
+	state    atomic.Int32
+	deadline time.Duration // the context's current send deadline
 }
 
-// NewServer prepares n workers on so; Start starts them. sendTimeout, when positive, bounds how
-// long a worker waits to queue a reply (a peer that stops reading cannot
-// wedge it); the reply is then dropped and counted.
-func NewServer(so *Socket, n int, sendTimeout time.Duration, serve ServeFunc) (*Server, error) {
-	s := &Server{so: so, serve: serve}
+// NewServer prepares n workers on so; Start starts them. Replies wait at
+// most so.Settings.SendTimeout for a peer to take them (see Server).
+func NewServer(so *Socket, n int, serve ServeFunc) (*Server, error) {
+	s := &Server{so: so, serve: serve, sendTimeout: so.Settings.SendTimeout, ended: make(chan struct{})}
+	if s.sendTimeout <= 0 {
+		s.sendTimeout = DefaultSendTimeout
+	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	for range n {
 		mc, err := so.M.OpenContext()
-		if err == nil && sendTimeout > 0 {
-			err = mc.SetOption(mangos.OptionSendDeadline, sendTimeout)
+		if err == nil {
+			err = mc.SetOption(mangos.OptionSendDeadline, s.sendTimeout)
 		}
 		if err != nil {
-			s.Close()
+			if mc != nil {
+				mc.Close()
+			}
+			for _, w := range s.workers {
+				w.mc.Close()
+			}
+			s.once.Do(s.cancel)
 			return nil, Err(err)
 		}
-		s.workers = append(s.workers, &srvWorker{mc: mc})
+		s.workers = append(s.workers, &srvWorker{mc: mc, deadline: s.sendTimeout})
 	}
+	so.OnPipe(func(ev mangos.PipeEvent, p mangos.Pipe) {
+		if ev == mangos.PipeEventDetached {
+			if _, ok := s.pipes.LoadAndDelete(p.ID()); ok {
+				s.npipes.Add(-1)
+			}
+		}
+	})
 	return s, nil
 }
 
@@ -113,18 +166,120 @@ func (s *Server) run(w *srvWorker) {
 			s.so.Settings.Logger.Warn("spmesh: receive", "err", Err(err))
 			continue
 		}
-		reply := s.serve(s.base, m)
+		p := m.Pipe
+		var reply *mangos.Message
+		if o, ok := s.so.oversized(m.Body); ok {
+			reply = s.tooLarge(o)
+		} else {
+			reply = s.serve(s.base, m)
+		}
 		m.Free()
 		if reply == nil {
 			continue
 		}
-		if err := w.mc.SendMsg(reply); err != nil {
-			reply.Free()
-			s.so.C.Dropped.Add(1)
-			continue
+		s.send(w, p, reply)
+	}
+}
+
+// send queues reply for pipe p (the peer the request came from), waiting
+// at most the send timeout, or an instant for a peer already known to be
+// slow (see Server).
+func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
+	st := s.pipeState(p)
+	d, waiter := s.sendTimeout, false
+	if st != nil {
+		if st.stalled.Load() || !st.waiter.CompareAndSwap(false, true) {
+			d = quickSend
+		} else {
+			waiter = true
+		}
+	}
+	if w.deadline != d {
+		if err := w.mc.SetOption(mangos.OptionSendDeadline, d); err == nil {
+			w.deadline = d
+		}
+	}
+	err := w.mc.SendMsg(reply)
+	if waiter {
+		st.waiter.Store(false)
+	}
+	switch {
+	case err == nil:
+		if st != nil && st.stalled.Load() {
+			st.stalled.Store(false)
 		}
 		s.so.C.Sent.Add(1)
+	case errors.Is(err, mangos.ErrSendTimeout):
+		reply.Free()
+		if waiter {
+			st.stalled.Store(true)
+		}
+		s.so.C.SendTimeouts.Add(1)
+		s.so.C.Dropped.Add(1)
+		s.slowLog.log(s.so.Settings.Logger, slog.LevelWarn, "spmesh: reply dropped: the peer is not reading (send timeout)",
+			"remote", pipeAddr(p), "send_timeout", s.sendTimeout)
+	default:
+		reply.Free()
+		s.so.C.Dropped.Add(1)
 	}
+}
+
+// pipeState returns p's state, creating it on first use; nil without a pipe.
+func (s *Server) pipeState(p mangos.Pipe) *pipeState {
+	if p == nil {
+		return nil
+	}
+	id := p.ID()
+	if v, ok := s.pipes.Load(id); ok {
+		return v.(*pipeState)
+	}
+	// A reply to a pipe that detached meanwhile leaves an entry behind:
+	// bound them by forgetting every state now and then (what is lost is
+	// only which peers were slow).
+	if s.npipes.Load() > int64(2*s.so.Peers()+1024) {
+		s.pipes.Range(func(k, _ any) bool {
+			if _, ok := s.pipes.LoadAndDelete(k); ok {
+				s.npipes.Add(-1)
+			}
+			return true
+		})
+	}
+	v, loaded := s.pipes.LoadOrStore(id, &pipeState{})
+	if !loaded {
+		s.npipes.Add(1)
+	}
+	return v.(*pipeState)
+}
+
+// pipeAddr is p's remote address, for logs.
+func pipeAddr(p mangos.Pipe) string {
+	if p == nil {
+		return ""
+	}
+	if v, err := p.GetOption(mangos.OptionRemoteAddr); err == nil {
+		if a, ok := v.(net.Addr); ok {
+			return a.String()
+		}
+	}
+	return p.Address()
+}
+
+// tooLarge is the error reply to a request, job or survey that arrived over
+// the size limit (see OversizeFrame): the caller gets ErrTooLarge at once
+// instead of resending.
+func (s *Server) tooLarge(o oversize) *mangos.Message {
+	env := wire.Msg{ID: o.id, Attempt: o.attempt}
+	var flags uint64
+	switch o.kind {
+	case wire.KindJob:
+		env.Kind, flags = wire.KindAck, wire.FlagNack
+	case wire.KindSurvey:
+		env.Kind, env.From = wire.KindResponse, s.so.Settings.Name
+	default:
+		env.Kind = wire.KindReply
+	}
+	err := spmesh.Errorf(spmesh.CodeTooLarge, "spmesh: message too large: %d bytes, the receiver's limit is %d", o.size, s.so.Settings.MaxMsgSize)
+	return s.Reply(&env, nil, err, flags)
 }
 
 // Draining reports whether Drain was called.
@@ -221,8 +376,7 @@ func (s *Server) Drain(ctx context.Context) error {
 			w.mc.Close()
 		}
 	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	done := s.workersEnded()
 	var err error
 	select {
 	case <-done:
@@ -236,17 +390,46 @@ func (s *Server) Drain(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	s.Close()
-	<-done
 	return err
+}
+
+// workersEnded returns a channel closed once every worker has returned.
+func (s *Server) workersEnded() <-chan struct{} {
+	s.endOnce.Do(func() {
+		go func() {
+			s.wg.Wait()
+			close(s.ended)
+		}()
+	})
+	return s.ended
 }
 
 // Close closes at once: the socket first (a handler ending because of the
 // cancel must not get its reply out, so that the sender resends), then the
-// handlers' contexts; it returns once the handlers have returned. It is
-// idempotent.
+// handlers' contexts; it returns once the handlers have returned, or after
+// HandlerGrace: handlers still running then (they ignore their context)
+// are counted in Abandoned and logged, and go on running; their replies
+// are never sent. It is idempotent.
 func (s *Server) Close() error {
 	err := s.so.Close()
-	s.once.Do(s.cancel)
-	s.wg.Wait()
+	first := false
+	s.once.Do(func() {
+		first = true
+		s.cancel()
+	})
+	if !first {
+		return err // the first Close waits
+	}
+	t := time.NewTimer(HandlerGrace)
+	defer t.Stop()
+	select {
+	case <-s.workersEnded():
+	case <-t.C:
+		if n := s.InFlight.Load(); n > 0 {
+			s.Abandoned.Add(uint64(n))
+			s.so.Settings.Logger.Error("spmesh: closed with handlers still running: they ignore their context",
+				"handlers", n, "waited", HandlerGrace)
+		}
+	}
 	return err
 }

@@ -1,0 +1,52 @@
+package spmesh_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/spmesh/spmesh"
+)
+
+// benchItem is a typical small message.
+type benchItem struct {
+	ID    int64             `msgpack:"id"`
+	Name  string            `msgpack:"name"`
+	Tags  []string          `msgpack:"tags"`
+	Attrs map[string]string `msgpack:"attrs"`
+	Data  []byte            `msgpack:"data"`
+}
+
+func benchValue(size int) any {
+	if size <= 64 {
+		return benchItem{ID: 42, Name: "widget", Tags: []string{"a", "b"}, Attrs: map[string]string{"k": "v"}}
+	}
+	// A list of small structs with a string each, about size bytes.
+	n := size / 64
+	items := make([]benchItem, n)
+	for i := range items {
+		items[i] = benchItem{ID: int64(i), Name: strings.Repeat("x", 20), Tags: []string{"t"}, Data: []byte("0123456789")}
+	}
+	return items
+}
+
+var benchSizes = []struct {
+	name string
+	size int
+}{{"small", 0}, {"256B", 256}, {"4KiB", 4 << 10}, {"64KiB", 64 << 10}}
+
+func BenchmarkAppendMarshal(b *testing.B) {
+	for _, s := range benchSizes {
+		b.Run(s.name, func(b *testing.B) {
+			v := benchValue(s.size)
+			buf, err := spmesh.AppendMarshal(spmesh.Msgpack, nil, v)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(buf)))
+			b.ReportAllocs()
+			for b.Loop() {
+				buf, _ = spmesh.AppendMarshal(spmesh.Msgpack, buf[:0], v)
+			}
+		})
+	}
+}

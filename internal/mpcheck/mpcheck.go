@@ -1,0 +1,261 @@
+// Package mpcheck validates msgpack in one pass without decoding it, so that
+// a decoder fed the bytes afterwards allocates only what the bytes hold.
+//
+// [Check] accepts b when it holds exactly one well-formed msgpack value:
+// every str, bin and ext length fits in the bytes that remain, every array
+// and map count fits in them at one byte per element (a map pair counts as
+// two elements), the counts still open at any point fit in the bytes that
+// remain (a claim cannot borrow bytes that an enclosing container's
+// elements need), arrays and maps nest at most maxDepth deep, no byte is
+// the never-used code 0xc1, a timestamp (ext -1) has 4, 8 or 12 bytes, and
+// nothing follows the value.
+//
+// After Check, the number of elements of all containers together is at
+// most len(b), so a decoder allocates at most len(b) elements (each of the
+// size of the type decoded into), plus the strings and bytes copied out.
+//
+// Check allocates nothing for values nested up to 64 deep; deeper ones
+// cost 8 bytes per level of the deepest path, at most 8*maxDepth.
+package mpcheck
+
+import (
+	"errors"
+	"fmt"
+)
+
+// DefaultMaxDepth is the nesting limit used by spmesh's msgpack codec
+// unless configured otherwise.
+const DefaultMaxDepth = 256
+
+// Error describes why bytes were rejected.
+type Error struct {
+	Offset int    // where the offending value starts
+	Reason string // what is wrong
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("msgpack at byte %d: %s", e.Offset, e.Reason) }
+
+// errHead: b ends inside a value's header.
+var errHead = errors.New("truncated header")
+
+func fail(off int, format string, args ...any) error {
+	return &Error{Offset: off, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Check validates that b holds exactly one msgpack value within the limits
+// described in the package doc. Errors are *Error.
+func Check(b []byte, maxDepth int) error {
+	n, err := Skip(b, maxDepth)
+	if err != nil {
+		return err
+	}
+	if n != len(b) {
+		return fail(n, "%d bytes of trailing garbage after the value", len(b)-n)
+	}
+	return nil
+}
+
+// Skip validates the first msgpack value in b like [Check], and returns its
+// length; bytes after it are not looked at.
+func Skip(b []byte, maxDepth int) (int, error) {
+	var buf [64]uint64
+	stk := buf[:0]     // elements still to read in each open container
+	var pending uint64 // sum of stk
+	i := 0
+	for {
+		if i >= len(b) {
+			return i, fail(i, "truncated: %d more values expected", pending+1)
+		}
+		start := i
+		c := b[i]
+		var body, elems uint64
+		container := false
+		switch {
+		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+			i++
+		case c&0xe0 == 0xa0: // fixstr
+			i++
+			body = uint64(c & 0x1f)
+		case c&0xf0 == 0x90: // fixarray
+			i++
+			elems, container = uint64(c&0x0f), true
+		case c&0xf0 == 0x80: // fixmap
+			i++
+			elems, container = 2*uint64(c&0x0f), true
+		default:
+			h, bd, el, ct, err := head(b, i)
+			if err == errHead {
+				return start, fail(start, "truncated header")
+			}
+			if err != nil {
+				return start, err
+			}
+			i += h
+			body, elems, container = bd, el, ct
+		}
+		if body > uint64(len(b)-i) {
+			return start, fail(start, "length %d, only %d bytes remain", body, len(b)-i)
+		}
+		i += int(body)
+		if len(stk) > 0 {
+			stk[len(stk)-1]--
+			pending--
+		}
+		if container {
+			if len(stk) >= maxDepth {
+				return start, fail(start, "nested deeper than %d", maxDepth)
+			}
+			if elems+pending > uint64(len(b)-i) {
+				return start, fail(start, "count of %d elements, only %d bytes remain for %d", elems, len(b)-i, elems+pending)
+			}
+			stk = append(stk, elems)
+			pending += elems
+		}
+		for len(stk) > 0 && stk[len(stk)-1] == 0 {
+			stk = stk[:len(stk)-1]
+		}
+		if len(stk) == 0 {
+			return i, nil
+		}
+	}
+}
+
+// head decodes the header of the value at b[i] for the codes that are not
+// fix* or single-byte: h is the header's length, body the bytes after it
+// that belong to the value (payloads, fixed-size numbers), elems the
+// elements that follow for arrays and maps (two per map pair).
+func head(b []byte, i int) (h int, body, elems uint64, container bool, err error) {
+	c := b[i]
+	switch c {
+	case 0xcc, 0xd0:
+		return 1, 1, 0, false, nil
+	case 0xcd, 0xd1:
+		return 1, 2, 0, false, nil
+	case 0xca, 0xce, 0xd2:
+		return 1, 4, 0, false, nil
+	case 0xcb, 0xcf, 0xd3:
+		return 1, 8, 0, false, nil
+	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1, 2, 4, 8, 16: type byte and data
+		n := uint64(1) << (c - 0xd4)
+		if i+1 < len(b) && int8(b[i+1]) == -1 && n != 4 && n != 8 {
+			return 0, 0, 0, false, fail(i, "timestamp of %d bytes", n)
+		}
+		return 1, 1 + n, 0, false, nil
+	case 0xc4, 0xd9: // bin8, str8
+		n, err := be(b, i, 1)
+		return 2, n, 0, false, err
+	case 0xc5, 0xda:
+		n, err := be(b, i, 2)
+		return 3, n, 0, false, err
+	case 0xc6, 0xdb:
+		n, err := be(b, i, 4)
+		return 5, n, 0, false, err
+	case 0xc7, 0xc8, 0xc9: // ext 8, 16, 32: length, type byte, data
+		w := 1 << (c - 0xc7)
+		n, err := be(b, i, w)
+		if err != nil {
+			return 0, 0, 0, false, err
+		}
+		if i+1+w >= len(b) {
+			return 0, 0, 0, false, errHead
+		}
+		if int8(b[i+1+w]) == -1 && n != 4 && n != 8 && n != 12 {
+			return 0, 0, 0, false, fail(i, "timestamp of %d bytes", n)
+		}
+		return 2 + w, n, 0, false, nil
+	case 0xdc:
+		n, err := be(b, i, 2)
+		return 3, 0, n, true, err
+	case 0xdd:
+		n, err := be(b, i, 4)
+		return 5, 0, n, true, err
+	case 0xde:
+		n, err := be(b, i, 2)
+		return 3, 0, 2 * n, true, err
+	case 0xdf:
+		n, err := be(b, i, 4)
+		return 5, 0, 2 * n, true, err
+	}
+	return 0, 0, 0, false, fail(i, "invalid code 0x%02x", c)
+}
+
+// be reads the w-byte big-endian integer after the code at b[i], or fails
+// with errHead.
+func be(b []byte, i, w int) (uint64, error) {
+	if len(b)-i-1 < w {
+		return 0, errHead
+	}
+	var v uint64
+	for _, c := range b[i+1 : i+1+w] {
+		v = v<<8 | uint64(c)
+	}
+	return v, nil
+}
+
+// A Scanner follows msgpack as it is written, a prefix at a time, tracking
+// how deeply the value being written nests. It serves encoders: a value
+// with a pointer cycle encodes as endless nesting, which a Scanner reports
+// before the encoder's recursion exhausts the stack. The zero value is
+// ready.
+type Scanner struct {
+	stk    []uint64
+	off    int  // start of the next value not yet scanned (may be past the prefix)
+	broken bool // the bytes are not msgpack (a custom encoder wrote them): stop looking
+}
+
+// Reset makes s ready for a new stream, keeping its memory.
+func (s *Scanner) Reset() {
+	s.stk, s.off, s.broken = s.stk[:0], 0, false
+}
+
+// Depth returns the number of containers open at the end of the last
+// prefix scanned.
+func (s *Scanner) Depth() int { return len(s.stk) }
+
+// Scan continues over prefix, the stream written so far (each call's
+// prefix extends the previous one), and returns an error when arrays and
+// maps nest deeper than maxDepth. Values may follow each other.
+func (s *Scanner) Scan(prefix []byte, maxDepth int) error {
+	b := prefix
+	i := s.off
+	for !s.broken && i < len(b) {
+		c := b[i]
+		h, body, elems, container := 1, uint64(0), uint64(0), false
+		switch {
+		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+		case c&0xe0 == 0xa0:
+			body = uint64(c & 0x1f)
+		case c&0xf0 == 0x90:
+			elems, container = uint64(c&0x0f), true
+		case c&0xf0 == 0x80:
+			elems, container = 2*uint64(c&0x0f), true
+		default:
+			var err error
+			h, body, elems, container, err = head(b, i)
+			if err != nil {
+				if err == errHead {
+					s.off = i // the header is incomplete: wait for more
+					return nil
+				}
+				s.broken = true
+				return nil
+			}
+		}
+		i += h + int(body)
+		if n := len(s.stk); n > 0 {
+			s.stk[n-1]--
+		}
+		if container {
+			if len(s.stk) >= maxDepth {
+				s.off = i
+				return fail(i-h, "nested deeper than %d", maxDepth)
+			}
+			s.stk = append(s.stk, elems)
+		}
+		for n := len(s.stk); n > 0 && s.stk[n-1] == 0; n-- {
+			s.stk = s.stk[:n-1]
+		}
+	}
+	s.off = i
+	return nil
+}

@@ -1,0 +1,88 @@
+package testutil
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// SP protocol numbers, for RawSP.
+const (
+	ProtoReq      = 3<<4 + 0
+	ProtoSurveyor = 6<<4 + 2
+)
+
+// RawSP is a bare SP/TCP connection for hostile-peer tests: it does the
+// SP handshake as protocol proto, then writes frames as the test says and
+// reads nothing unless asked (a peer that never reads its replies).
+type RawSP struct {
+	C net.Conn
+}
+
+// DialSP connects to addr (tcp://host:port) and does the SP handshake as
+// protocol proto. The connection is closed when the test ends.
+func DialSP(t testing.TB, addr string, proto uint16) *RawSP {
+	t.Helper()
+	hp := strings.TrimPrefix(addr, "tcp://")
+	c, err := net.DialTimeout("tcp", hp, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	hs := []byte{0, 'S', 'P', 0, byte(proto >> 8), byte(proto), 0, 0}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(hs); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	var peer [8]byte
+	if _, err := io.ReadFull(c, peer[:]); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	c.SetDeadline(time.Time{})
+	return &RawSP{C: c}
+}
+
+// Send writes one frame: the SP header words hdr (each a uint32, big
+// endian), then body.
+func (r *RawSP) Send(body []byte, hdr ...uint32) error {
+	b := make([]byte, 8, 8+4*len(hdr)+len(body))
+	binary.BigEndian.PutUint64(b, uint64(4*len(hdr)+len(body)))
+	for _, h := range hdr {
+		b = binary.BigEndian.AppendUint32(b, h)
+	}
+	b = append(b, body...)
+	_, err := r.C.Write(b)
+	return err
+}
+
+// Recv reads one frame within d.
+func (r *RawSP) Recv(d time.Duration) ([]byte, error) {
+	r.C.SetReadDeadline(time.Now().Add(d))
+	defer r.C.SetReadDeadline(time.Time{})
+	var h [8]byte
+	if _, err := io.ReadFull(r.C, h[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint64(h[:])
+	if n > 64<<20 {
+		return nil, fmt.Errorf("frame of %d bytes", n)
+	}
+	b := make([]byte, n)
+	_, err := io.ReadFull(r.C, b)
+	return b, err
+}
+
+// Percentile returns the p-th percentile (0 < p <= 1) of ds, sorted in place.
+func Percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	i := int(float64(len(ds))*p+0.5) - 1
+	return ds[max(0, min(i, len(ds)-1))]
+}

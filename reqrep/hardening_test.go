@@ -1,0 +1,232 @@
+package reqrep_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/testutil"
+	"github.com/spmesh/spmesh/internal/wire"
+	"github.com/spmesh/spmesh/reqrep"
+)
+
+// sizedReply answers a request for n bytes with n bytes.
+var sizedReply = reqrep.HandlerFunc(func(ctx context.Context, req *reqrep.Request) (any, error) {
+	var n int
+	if err := req.Decode(&n); err != nil {
+		return nil, err
+	}
+	return make([]byte, n), nil
+})
+
+// rawRequest is a request envelope asking sizedReply for n bytes.
+func rawRequest(t testing.TB, k wire.Kind, n int) []byte {
+	t.Helper()
+	var id wire.ID
+	id[0] = 1
+	b := wire.AppendHeader(nil, &wire.Msg{Kind: k, ID: id, Time: time.Now().UnixNano(), Attempt: 1})
+	body, err := spmesh.Msgpack.Marshal(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, body...)
+}
+
+// legitLatencies makes n calls and returns their latencies.
+func legitLatencies(t *testing.T, rq *reqrep.Requester, n int) []time.Duration {
+	t.Helper()
+	ds := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		var got []byte
+		if err := rq.Request(ctxT(t, 10*time.Second), 16, &got); err != nil {
+			t.Fatalf("legit request: got %v, want a reply", err)
+		}
+		ds = append(ds, time.Since(start))
+	}
+	return ds
+}
+
+// A requester that never reads its replies costs a Replier at most one
+// handler for the send timeout: a legit requester is served meanwhile, and
+// the dropped replies are counted in SendTimeouts.
+func TestSlowReaderIsolated(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	rp := mustReplier(t, sizedReply, reqrep.WithListen(addr), reqrep.WithConcurrency(4),
+		reqrep.WithQueueLen(2), reqrep.WithSendTimeout(300*time.Millisecond))
+	rq := mustRequester(t, reqrep.WithDial(addr))
+	peers(t, rq, 1)
+
+	const calls = 200
+	before := legitLatencies(t, rq, calls)
+
+	// The attacker: requests for 1 MiB replies, one per millisecond until
+	// its connection is stalled, then one per 10 ms, and not one byte read.
+	bad := testutil.DialSP(t, addr, testutil.ProtoReq)
+	req := rawRequest(t, wire.KindRequest, 1<<20)
+	stop := make(chan struct{})
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	var stalled atomic.Bool
+	wg.Go(func() {
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for id := uint32(1); ; id++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if stalled.Load() && id%10 != 0 {
+				continue // then one per 10 ms: the stall, not the load
+			}
+			if bad.Send(req, 0x80000000|id) != nil {
+				return
+			}
+			sent.Add(1)
+		}
+	})
+	defer func() { close(stop); wg.Wait() }()
+	// Under attack once replies to the attacker are being dropped.
+	testutil.Eventually(t, 20*time.Second, func() error {
+		if st := rp.Stats(); st.SendTimeouts == 0 {
+			return fmt.Errorf("got %d send timeouts (%d attack requests), want some", st.SendTimeouts, sent.Load())
+		}
+		return nil
+	})
+	stalled.Store(true)
+	during := legitLatencies(t, rq, calls)
+	st := rp.Stats()
+	p99b, p99d := testutil.Percentile(before, 0.99), testutil.Percentile(during, 0.99)
+	t.Logf("legit p99 %v without attack, %v during (ratio %.1f); replier: %d sent, %d send timeouts, %d dropped, %d attack requests",
+		p99b, p99d, float64(p99d)/float64(p99b), st.Sent, st.SendTimeouts, st.Dropped, sent.Load())
+	if st.SendTimeouts > st.Dropped {
+		t.Fatalf("got %d send timeouts > %d dropped, want each counted as dropped too", st.SendTimeouts, st.Dropped)
+	}
+}
+
+// A request over the replier's limit (but within the requester's) is
+// answered with CodeTooLarge: the call fails at once with ErrTooLarge after
+// one attempt, the handler never sees it, and both sides count it.
+func TestMismatchedLimitsRequest(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	var handled atomic.Int64
+	rp := mustReplier(t, reqrep.HandlerFunc(func(ctx context.Context, req *reqrep.Request) (any, error) {
+		handled.Add(1)
+		return "ok", nil
+	}), reqrep.WithListen(addr), reqrep.WithMaxMessageSize(1<<20))
+	rq := mustRequester(t, reqrep.WithDial(addr), reqrep.WithMaxMessageSize(16<<20), reqrep.WithAttemptTimeout(5*time.Second))
+	peers(t, rq, 1)
+
+	start := time.Now()
+	err := rq.Request(ctxT(t, 30*time.Second), make([]byte, 4<<20), nil)
+	elapsed := time.Since(start)
+	if !errors.Is(err, spmesh.ErrTooLarge) {
+		t.Fatalf("got %v, want ErrTooLarge", err)
+	}
+	var re *spmesh.RemoteError
+	if !errors.As(err, &re) || re.Code != spmesh.CodeTooLarge {
+		t.Fatalf("got %v, want a remote error with code %d", err, spmesh.CodeTooLarge)
+	}
+	qs, ps := rq.Stats(), rp.Stats()
+	t.Logf("4 MiB request against a 1 MiB replier: %v in %v", err, elapsed)
+	if qs.Sent != 1 || qs.Resent != 0 || qs.TooLarge != 1 {
+		t.Fatalf("requester: got %d sent, %d resent, %d too large; want 1, 0, 1", qs.Sent, qs.Resent, qs.TooLarge)
+	}
+	if handled.Load() != 0 || ps.Received != 0 || ps.TooLarge != 1 || ps.DecodeErrors != 0 {
+		t.Fatalf("replier: got %d handled, %d received, %d too large, %d decode errors; want 0, 0, 1, 0",
+			handled.Load(), ps.Received, ps.TooLarge, ps.DecodeErrors)
+	}
+	// The replier still serves.
+	var s string
+	if err := rq.Request(ctxT(t, 10*time.Second), "small", &s); err != nil || s != "ok" {
+		t.Fatalf("after: got %q, %v; want ok", s, err)
+	}
+}
+
+// A reply over the requester's limit fails the call at once with
+// ErrTooLarge: it is not resent (which would run the handler again).
+func TestMismatchedLimitsReply(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	var handled atomic.Int64
+	rp := mustReplier(t, reqrep.HandlerFunc(func(ctx context.Context, req *reqrep.Request) (any, error) {
+		handled.Add(1)
+		return make([]byte, 4<<20), nil
+	}), reqrep.WithListen(addr), reqrep.WithMaxMessageSize(16<<20))
+	rq := mustRequester(t, reqrep.WithDial(addr), reqrep.WithMaxMessageSize(1<<20), reqrep.WithAttemptTimeout(5*time.Second))
+	peers(t, rq, 1)
+	err := rq.Request(ctxT(t, 30*time.Second), "big please", nil)
+	if !errors.Is(err, spmesh.ErrTooLarge) {
+		t.Fatalf("got %v, want ErrTooLarge", err)
+	}
+	qs := rq.Stats()
+	if qs.Sent != 1 || qs.Resent != 0 || qs.TooLarge != 1 || handled.Load() != 1 || rp.Stats().Sent != 1 {
+		t.Fatalf("got requester %d sent, %d resent, %d too large, handler run %d times, replier sent %d; want 1, 0, 1, 1, 1",
+			qs.Sent, qs.Resent, qs.TooLarge, handled.Load(), rp.Stats().Sent)
+	}
+}
+
+// A request over the requester's own limit fails before it is sent, and
+// is counted.
+func TestRequestTooLargeLocally(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	mustReplier(t, sizedReply, reqrep.WithListen(addr))
+	rq := mustRequester(t, reqrep.WithDial(addr), reqrep.WithMaxMessageSize(1<<20))
+	peers(t, rq, 1)
+	for _, body := range []any{make([]byte, 2<<20), string(make([]byte, 2<<20)), struct{ B []byte }{make([]byte, 2<<20)}} {
+		if err := rq.Request(ctxT(t, 10*time.Second), body, nil); !errors.Is(err, spmesh.ErrTooLarge) {
+			t.Fatalf("%T: got %v, want ErrTooLarge", body, err)
+		}
+	}
+	if st := rq.Stats(); st.Sent != 0 || st.TooLarge != 3 {
+		t.Fatalf("got %d sent, %d too large; want 0, 3", st.Sent, st.TooLarge)
+	}
+}
+
+// Close returns within HandlerGrace when a handler ignores its ctx; the
+// handler is counted as abandoned and goes on running.
+func TestCloseWithStuckHandler(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	release := make(chan struct{})
+	running := make(chan struct{})
+	var once sync.Once
+	rp, err := reqrep.NewReplier(reqrep.HandlerFunc(func(ctx context.Context, req *reqrep.Request) (any, error) {
+		once.Do(func() { close(running) })
+		<-release // ignores ctx
+		return nil, nil
+	}), reqrep.WithListen(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rq := mustRequester(t, reqrep.WithDial(addr))
+	peers(t, rq, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { rq.Request(ctx, 1, nil) })
+	defer func() { cancel(); wg.Wait() }()
+	<-running
+
+	start := time.Now()
+	rp.Close()
+	elapsed := time.Since(start)
+	st := rp.Stats()
+	close(release)
+	t.Logf("Close with a stuck handler returned in %v (grace %v)", elapsed, reqrep.HandlerGrace)
+	if elapsed > reqrep.HandlerGrace+5*time.Second {
+		t.Fatalf("got Close in %v, want about %v", elapsed, reqrep.HandlerGrace)
+	}
+	if st.Abandoned != 1 {
+		t.Fatalf("got %d abandoned, want 1", st.Abandoned)
+	}
+	// A second Close does not wait again.
+	start = time.Now()
+	rp.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("second Close took %v", d)
+	}
+}
