@@ -2,6 +2,7 @@ package spmesh
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/spmesh/spmesh/internal/mpcheck"
@@ -40,10 +41,12 @@ type AppendCodec interface {
 //     most len(data) elements of the type decoded into, plus the strings
 //     and bytes it copies out (see the trap below).
 //   - Marshal and AppendMarshal return an error, instead of overflowing the
-//     stack, for a value with a cycle through a map, slice or struct (or
-//     nested deeper than the limit) once its encoding passes 64 KiB;
-//     smaller values are encoded as they are (receivers refuse those
-//     nested too deeply).
+//     stack, for a value with a cycle through a map, slice or struct: every
+//     64 KiB of output the encoder checks that its stack is no deeper than
+//     the nesting limit allows (16 frames a level; msgpack uses 3 to 5).
+//     Values whose encoding stays under 64 KiB are not checked (a receiver
+//     refuses those nested too deeply); the check costs about a
+//     microsecond per 64 KiB.
 //
 // Traps: one byte can stand for an element of any size, so decoding into a
 // slice of large structs (e.g. []BigStruct from a body of nils) allocates
@@ -141,24 +144,33 @@ func (c msgpackCodec) Unmarshal(data []byte, v any) error {
 	return nil
 }
 
-// guardStep is how many bytes an encoding grows between two looks at its
-// nesting. Below it nothing is scanned: a value whose encoding stays under
-// 64 KiB nests at most 64 Ki levels, far from what exhausts a goroutine's
-// stack (1 GiB by default; msgpack uses well under 16 KiB a level).
+// guardStep is how many bytes an encoding grows between two looks at the
+// encoder's stack. Below it nothing is looked at: a value whose encoding
+// stays under 64 KiB nests at most 64 Ki levels (every level writes at
+// least a byte), far from what exhausts a goroutine's stack (1 GiB by
+// default; msgpack uses a few frames, well under 16 KiB, a level).
 const guardStep = 64 << 10
 
-// appendWriter is where msgpack writes. Past guardStep bytes it follows
-// the nesting of what is written (mpcheck.Scanner, resuming where it
-// stopped, so each byte is scanned once) and fails the write once it is
-// deeper than the limit, which ends msgpack's recursion on a cycle.
+// appendWriter is where msgpack writes. Every guardStep bytes it counts
+// the frames on the stack (runtime.Callers skipping the allowed number,
+// which costs the depth of a normal stack, a microsecond or so) and fails
+// the write when msgpack recurses deeper than its nesting limit allows
+// (framesPerLevel a level, plus the caller's own frames): failing the
+// write ends msgpack's recursion on a cycle.
 type appendWriter struct {
-	b     []byte
-	start int // len(b) before this value
-	next  int // len(b) at which to look next
-	depth int
-	err   error
-	scan  mpcheck.Scanner
+	b      []byte
+	next   int // len(b) at which to look next
+	frames int // stack frames allowed
+	depth  int
+	err    error
 }
+
+// framesPerLevel bounds the stack frames msgpack uses per level of
+// nesting (measured: 3 to 5); callerFrames allows for the caller's stack.
+const (
+	framesPerLevel = 16
+	callerFrames   = 1024
+)
 
 func (w *appendWriter) Write(p []byte) (int, error) {
 	w.b = append(w.b, p...)
@@ -183,8 +195,9 @@ func (w *appendWriter) WriteByte(c byte) error {
 func (w *appendWriter) guard() error {
 	if w.err == nil {
 		w.next = len(w.b) + guardStep
-		if err := w.scan.Scan(w.b[w.start:], w.depth); err != nil {
-			w.err = fmt.Errorf("spmesh: msgpack: cannot encode a value nested deeper than %d (a cycle?): %v", w.depth, err)
+		var pc [1]uintptr
+		if runtime.Callers(w.frames, pc[:]) > 0 {
+			w.err = fmt.Errorf("spmesh: msgpack: cannot encode a value nested deeper than %d (a cycle?)", w.depth)
 		}
 	}
 	return w.err
@@ -204,13 +217,11 @@ var encPool = sync.Pool{New: func() any {
 func (c msgpackCodec) AppendMarshal(dst []byte, v any) ([]byte, error) {
 	e := encPool.Get().(*pooledEncoder)
 	w := &e.w
-	w.b, w.start, w.next, w.depth = dst, len(dst), len(dst)+guardStep, c.maxDepth()
+	w.depth = c.maxDepth()
+	w.b, w.next, w.frames = dst, len(dst)+guardStep, framesPerLevel*w.depth+callerFrames
 	err := e.enc.Encode(v)
 	out := w.b
 	w.b, w.err = nil, nil
-	if w.next != len(dst)+guardStep {
-		w.scan.Reset()
-	}
 	encPool.Put(e)
 	if err != nil {
 		return out[:len(dst)], err

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/spmesh/spmesh"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // benchItem is a typical small message.
@@ -46,6 +47,47 @@ func BenchmarkAppendMarshal(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				buf, _ = spmesh.AppendMarshal(spmesh.Msgpack, buf[:0], v)
+			}
+		})
+	}
+}
+
+// BenchmarkUnmarshal compares the codec's decoding (validator, then
+// msgpack) with msgpack alone, and the validator alone, on the same bodies.
+func BenchmarkUnmarshal(b *testing.B) {
+	for _, s := range benchSizes[1:] {
+		v := benchValue(s.size)
+		data, err := spmesh.Msgpack.Marshal(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(s.name+"/codec", func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var out []benchItem
+				if err := spmesh.Msgpack.Unmarshal(data, &out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(s.name+"/msgpack", func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var out []benchItem
+				if err := msgpack.Unmarshal(data, &out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(s.name+"/check", func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := spmesh.CheckMsgpack(data, 0); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

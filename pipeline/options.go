@@ -155,6 +155,25 @@ func WithMaxMessageSize(n int) Option { return wrap(sock.WithMaxMessageSize(n)) 
 // [Producer] has no such queue (its bound is [WithMaxInFlight]).
 func WithQueueLen(n int) Option { return wrap(sock.WithQueueLen(n)) }
 
+// WithSendTimeout sets how long a [Worker] waits to queue an ack for a
+// producer that is not reading (default 2s). Past it the ack is dropped
+// and counted in Stats.SendTimeouts (and Dropped); the producer delivers
+// the job again after its ack timeout. While a producer stays that slow, at
+// most one handler at a time waits for it; its other acks are dropped at
+// once. Worker only.
+func WithSendTimeout(d time.Duration) Option {
+	return option{name: "WithSendTimeout", fits: forWorker, set: func(c *config) error { return sock.WithSendTimeout(d)(&c.sock) }}
+}
+
+// WithQueueBytes bounds the bytes of the messages a [Puller] holds for the
+// application (default 16 MiB), on top of [WithQueueLen]; when either is
+// reached the Puller stops reading, so its pushers block (or fail with
+// [WithNonBlocking]). A message larger than the bound is still taken when
+// the queue is empty. Puller only.
+func WithQueueBytes(n int) Option {
+	return option{name: "WithQueueBytes", fits: forPuller, set: func(c *config) error { return sock.WithQueueBytes(n)(&c.sock) }}
+}
+
 // WithReconnect sets the dial retry backoff (default 50ms doubling to 2s).
 func WithReconnect(min, max time.Duration) Option { return wrap(sock.WithReconnect(min, max)) }
 
@@ -321,6 +340,15 @@ func reqrepOptions(s *sock.Settings) []reqrep.Option {
 		reqrep.WithMaxMessageSize(s.MaxMsgSize),
 		reqrep.WithQueueLen(s.SendQueue),
 		reqrep.WithReconnect(s.ReconnectMin, s.ReconnectMax),
+	}
+	if s.StockTCP {
+		opts = append(opts, reqrep.WithStockTCP())
+	} else {
+		opts = append(opts, reqrep.WithMaxConns(s.MaxConns), reqrep.WithFrameTimeout(s.FrameTimeout),
+			reqrep.WithIdleTimeout(s.IdleTimeout), reqrep.WithHandshakeTimeout(s.HandshakeTimeout))
+	}
+	if s.SendTimeout != sock.DefaultSendTimeout {
+		opts = append(opts, reqrep.WithSendTimeout(s.SendTimeout))
 	}
 	for _, a := range s.Listen {
 		opts = append(opts, reqrep.WithListen(a))

@@ -200,6 +200,7 @@ type Producer struct {
 	lastSize atomic.Int64 // size of the last job encoded
 
 	produced, acked, nacked, retries, dead, failed atomic.Uint64
+	tooLarge                                       atomic.Uint64 // refused before sending
 	probes                                         atomic.Uint64 // sent by steer, not deliveries
 }
 
@@ -272,17 +273,23 @@ func (p *Producer) Submit(ctx context.Context, t Task) (*Result, error) {
 	if p.closed.Load() || p.draining.Load() {
 		return nil, spmesh.ErrClosed
 	}
-	data, err := spmesh.AppendMarshal(p.codec, make([]byte, 0, p.bodyHint(t.Body)), t.Body)
+	if n := sock.KnownSize(p.codec, t.Body); n > p.maxSize {
+		// Refused before encoding: a []byte or string never shrinks.
+		p.tooLarge.Add(1)
+		return nil, fmt.Errorf("%w: job of at least %d bytes, limit %d", spmesh.ErrTooLarge, n, p.maxSize)
+	}
+	data, err := spmesh.AppendMarshal(p.codec, make([]byte, 0, min(p.bodyHint(t.Body), p.maxSize+1)), t.Body)
 	if err != nil {
 		return nil, fmt.Errorf("spmesh: encode %T: %w", t.Body, err)
 	}
-	p.lastSize.Store(int64(len(data)))
 	if data == nil {
 		data = []byte{} // nil would mean "no pre-encoded body" to reqrep
 	}
 	if len(data) > p.maxSize {
+		p.tooLarge.Add(1)
 		return nil, fmt.Errorf("%w: job of %d bytes, limit %d", spmesh.ErrTooLarge, len(data), p.maxSize)
 	}
+	p.lastSize.Store(int64(len(data)))
 	if !p.cfg.wait && p.rq.Stats().Peers == 0 {
 		return nil, fmt.Errorf("%w: no worker connected", spmesh.ErrNoPeers)
 	}
@@ -405,6 +412,12 @@ func (p *Producer) deliver(r *Result) (int, error) {
 		}
 		var re *spmesh.RemoteError
 		switch {
+		case rep != nil && errors.As(err, &re) && re.Code == spmesh.CodeTooLarge:
+			// The worker refused the job for its size (or its ack was too
+			// large for this producer): another delivery cannot fare
+			// better. Dead-lettered at once; the error wraps ErrTooLarge.
+			p.nacked.Add(1)
+			return rep.Attempt, p.deadLetter(r, rep.Attempt, err)
 		case rep != nil && errors.As(err, &re):
 			p.nacked.Add(1)
 			if rep.Attempt < p.cfg.maxAttempts {
@@ -500,6 +513,7 @@ func (p *Producer) Stats() ProducerStats {
 		InFlight:     len(p.slots),
 	}
 	st.Resent += p.retries.Load()
+	st.TooLarge += p.tooLarge.Load()
 	st.Sent -= probes
 	return st
 }

@@ -93,7 +93,16 @@ type WorkerStats struct {
 	Panics uint64
 	// Draining is true once Drain has been called.
 	Draining bool
+	// Abandoned counts handlers still running when Close stopped waiting
+	// for them (they ignored their ctx for [HandlerGrace]).
+	Abandoned uint64
 }
+
+// HandlerGrace is how long Close waits for running handlers to return once
+// their ctx is cancelled. A handler still running then goes on in the
+// background (its ack is never sent, so the job is delivered again); it is
+// logged and counted in [WorkerStats].Abandoned.
+const HandlerGrace = reqrep.HandlerGrace
 
 // Worker runs the jobs that connected [Producer]s send it with a [Handler],
 // up to [WithConcurrency] at once, and acks each one after the handler
@@ -205,6 +214,7 @@ func (w *Worker) Stats() WorkerStats {
 		Duplicates: w.dups.Load(),
 		Panics:     rs.Panics,
 		Draining:   rs.Draining,
+		Abandoned:  rs.Abandoned,
 	}
 }
 
@@ -217,8 +227,9 @@ func (w *Worker) Drain(ctx context.Context) error { return w.rp.Drain(ctx) }
 
 // Close closes the worker at once: running handlers see their ctx
 // cancelled and their acks are not sent, so their producers deliver the
-// jobs again elsewhere. Close returns once the handlers have returned. It
-// is idempotent.
+// jobs again elsewhere. Close returns once the handlers have returned, or
+// after [HandlerGrace] if some ignore their ctx (they go on running; see
+// [WorkerStats].Abandoned). It is idempotent.
 func (w *Worker) Close() error { return w.rp.Close() }
 
 // dedup is a worker's de-duplication window: the ids of the jobs acked

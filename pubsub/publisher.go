@@ -195,7 +195,7 @@ func (p *Publisher) publish(ctx context.Context, topic string, h spmesh.Header, 
 	if n := len(b) - off + wire.PublishOverhead(topic); n > p.so.Settings.MaxMsgSize {
 		p.pend.buf = b[:off]
 		p.mu.Unlock()
-		return fmt.Errorf("%w: %d bytes, limit %d", spmesh.ErrTooLarge, n, p.so.Settings.MaxMsgSize)
+		return p.so.CheckSize(n) // counted
 	}
 	ts.seq++
 	p.pend.buf = b

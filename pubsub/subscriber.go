@@ -98,7 +98,19 @@ func NewSubscriber(opts ...Option) (*Subscriber, error) {
 		return nil, err
 	}
 	s.in = newInbox(s)
+	s.in.OnDrop(s.dropped)
 	return s, nil
+}
+
+// dropped moves a message the queue dropped to make room (see WithQueueLen,
+// WithQueueBytes) from its publisher's Received to its Gaps.
+func (s *Subscriber) dropped(m *Message) {
+	s.seqMu.Lock()
+	if ps := s.pubs[m.Publisher]; ps != nil && ps.Received > 0 {
+		ps.Received--
+		ps.Gaps++
+	}
+	s.seqMu.Unlock()
 }
 
 // Listen listens on addr for publishers to dial, returning the bound address.

@@ -189,18 +189,10 @@ func (s *Surveyor) Survey(ctx context.Context, question any, opts ...SurveyOptio
 	late := min(max(deadline.Sub(now), minLate), maxLate)
 
 	env := wire.Msg{Kind: wire.KindSurvey, ID: s.so.NewID(), Time: now.UnixNano(), Header: c.header, Deadline: deadline.UnixNano()}
-	m := mangos.NewMessage(128)
-	m.Body = wire.AppendHeader(m.Body[:0], &env)
-	body, err := spmesh.AppendMarshal(s.codec, m.Body, question)
+	m, err := s.so.Encode(&env, question) // size checked, before encoding when known
 	if err != nil {
-		m.Free()
-		return nil, fmt.Errorf("spmesh: encode %T: %w", question, err)
+		return nil, err
 	}
-	if len(body) > s.so.Settings.MaxMsgSize {
-		m.Free()
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", spmesh.ErrTooLarge, len(body), s.so.Settings.MaxMsgSize)
-	}
-	m.Body = body
 
 	rs := newResponses(s, deadline, timeoutEnd, c.expect)
 	mc, err := s.acquire() // counts the collector in s.wg

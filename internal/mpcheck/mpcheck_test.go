@@ -120,35 +120,6 @@ func TestCheckAllocs(t *testing.T) {
 	}
 }
 
-func TestScannerDepth(t *testing.T) {
-	// A stream written in pieces, as an encoder writes it.
-	b := nested(300)
-	var s Scanner
-	for i := 1; i <= len(b); i += 7 {
-		if err := s.Scan(b[:i], 1000); err != nil {
-			t.Fatalf("Scan(%d bytes): %v", i, err)
-		}
-	}
-	if err := s.Scan(b, 1000); err != nil || s.Depth() != 0 {
-		t.Fatalf("after the whole value: depth %d, err %v; want 0, nil", s.Depth(), err)
-	}
-	s.Reset()
-	if err := s.Scan(b[:200], 100); err == nil {
-		t.Fatal("Scan past the depth limit: got nil, want an error")
-	}
-	// A str whose payload is not written yet, then is.
-	s.Reset()
-	str := mustMarshal(t, []any{strings.Repeat("x", 1000), []any{1}})
-	for _, n := range []int{2, 4, 500, len(str) - 1} {
-		if err := s.Scan(str[:n], 10); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if s.Depth() != 2 {
-		t.Fatalf("inside the inner array: got depth %d, want 2", s.Depth())
-	}
-}
-
 // FuzzCheck is differential: what Check accepts, msgpack decodes into any
 // (or fails only for reasons Check does not judge: what an ext type means,
 // type, a map key msgpack cannot use), and what msgpack decodes completely

@@ -18,8 +18,24 @@ import (
 // application (Subscriber, Puller): one goroutine reads the mangos socket,
 // decodes each envelope, discards and counts frames that fail or are not of
 // the expected kind, and queues what convert returns on a channel the inbox
-// owns. When the channel is full the goroutine waits, so mangos' own queue
-// fills and the protocol's drop policy applies.
+// owns.
+//
+// The channel holds at most Settings.RecvQueue messages and, beyond the
+// first, Settings.QueueBytes bytes (each message is charged its frame's
+// size, a batch frame to its first message, plus a fixed overhead). When
+// either bound is reached:
+//
+//   - on a SUB socket (lossy), the oldest queued messages are dropped to
+//     make room (counted in Dropped, and reported to OnDrop): the reader
+//     keeps reading, so the socket's own queue stays short;
+//   - on other sockets (PULL), the reader waits: the socket's receive queue
+//     fills, then the connections stop being read and the senders block.
+//     That queue is sized max(2, QueueBytes/MaxMsgSize) frames (at most
+//     RecvQueue) so that it too holds about QueueBytes at most.
+//
+// Besides, each connection holds the frame being read and the transport's
+// buffers. So a stalled application holds about QueueBytes (SUB) or
+// 2 x QueueBytes (PULL), whatever the message size.
 type Inbox[T any] struct {
 	so      *Socket
 	ch      chan T
@@ -28,7 +44,24 @@ type Inbox[T any] struct {
 	once    sync.Once
 	drainMu sync.Mutex
 	drain   atomic.Bool
+	lossy   bool                    // drop the oldest rather than wait (SUB)
+	onDrop  atomic.Pointer[func(T)] // told of each message dropped to make room
+
+	// Byte accounting, by the reader goroutine only: sizes is a ring of the
+	// charges of the messages sent on ch and not known to be taken (the
+	// oldest at head); a message is known taken once len(ch) is below n.
+	maxBytes int
+	held     int
+	sizes    []int32
+	head, n  int
+	frame    int           // the frame being decoded, charged to its first message
+	room     chan struct{} // Next signals the reader waiting for bytes
+	waiting  atomic.Bool
 }
+
+// itemOverhead is what a queued message is charged besides its frame: its
+// struct, header map and channel slot, roughly.
+const itemOverhead = 256
 
 // pooledMax is the largest frame whose buffer mangos recycles.
 const pooledMax = 64 << 10
@@ -102,11 +135,24 @@ func copyBody(slab *[]byte, b []byte) []byte {
 // NewFrameInbox starts reading so, turning each frame into messages with
 // decode (which runs on the reader goroutine only).
 func NewFrameInbox[T any](so *Socket, decode FrameFunc[T]) *Inbox[T] {
+	st := &so.Settings
 	in := &Inbox[T]{
-		so:    so,
-		ch:    make(chan T, so.Settings.RecvQueue),
-		done:  make(chan struct{}),
-		ended: make(chan struct{}),
+		so:       so,
+		ch:       make(chan T, st.RecvQueue),
+		done:     make(chan struct{}),
+		ended:    make(chan struct{}),
+		maxBytes: st.QueueBytes,
+		sizes:    make([]int32, st.RecvQueue+1),
+		room:     make(chan struct{}, 1),
+	}
+	if in.maxBytes <= 0 {
+		in.maxBytes = DefaultQueueBytes
+	}
+	in.lossy = so.M.Info().Self == mangos.ProtoSub
+	if !in.lossy {
+		// The socket's own queue, in frames, bounded in bytes too (see Inbox).
+		qlen := min(st.RecvQueue, max(2, in.maxBytes/max(st.MaxMsgSize, 1)))
+		_ = so.M.SetOption(mangos.OptionReadQLen, qlen)
 	}
 	go in.run(decode)
 	return in
@@ -125,6 +171,7 @@ func (in *Inbox[T]) run(decode FrameFunc[T]) {
 			in.so.Settings.Logger.Warn("spmesh: receive", "err", Err(err))
 			continue
 		}
+		in.frame = len(m.Body) // before decode, which may free m
 		if err := decode(m, emit); err != nil {
 			in.so.C.DecodeErrors.Add(1)
 			in.so.Settings.Logger.Debug("spmesh: discarded bad frame", "err", err)
@@ -137,23 +184,129 @@ func (in *Inbox[T]) run(decode FrameFunc[T]) {
 	}
 }
 
-// emit queues v, waiting while the channel is full; false once closing (v
-// is then counted as dropped).
+// emit queues v, waiting while the channel is full or holds QueueBytes;
+// false once closing (v is then counted as dropped).
 func (in *Inbox[T]) emit(v T) bool {
 	// Count first: the application may hold v before the send returns.
 	in.so.C.Received.Add(1)
+	c := in.frame + itemOverhead
+	in.frame = 0
+	if in.lossy {
+		in.makeRoom(c)
+		in.ch <- v // cannot block: there is room, and only this goroutine sends
+		in.charge(c)
+		return true
+	}
+	if in.held+c > in.maxBytes && !in.waitBytes(c) {
+		in.so.C.Received.Add(^uint64(0))
+		in.so.C.Dropped.Add(1)
+		return false
+	}
 	select {
 	case in.ch <- v: // the common case, without the full select
+		in.charge(c)
 		return true
 	default:
 	}
 	select {
 	case in.ch <- v:
+		in.charge(c)
 		return true
 	case <-in.done:
 		in.so.C.Received.Add(^uint64(0))
 		in.so.C.Dropped.Add(1)
 		return false
+	}
+}
+
+// makeRoom drops the oldest queued messages until one of c bytes fits.
+func (in *Inbox[T]) makeRoom(c int) {
+	for {
+		in.reconcile()
+		if in.n == 0 || len(in.ch) < cap(in.ch) && in.held+c <= in.maxBytes {
+			return
+		}
+		select {
+		case old := <-in.ch:
+			in.so.C.Received.Add(^uint64(0))
+			in.so.C.Dropped.Add(1)
+			if f := in.onDrop.Load(); f != nil {
+				(*f)(old)
+			}
+		default: // the application took it meanwhile
+		}
+	}
+}
+
+// OnDrop sets f to be told of each queued message dropped to make room
+// (SUB only), from the reader goroutine.
+func (in *Inbox[T]) OnDrop(f func(T)) { in.onDrop.Store(&f) }
+
+// charge records a message of c bytes sent on ch.
+func (in *Inbox[T]) charge(c int) {
+	in.reconcile()
+	i := in.head + in.n
+	if i >= len(in.sizes) {
+		i -= len(in.sizes)
+	}
+	in.sizes[i] = int32(min(c, 1<<31-1))
+	in.n++
+	in.held += c
+}
+
+// reconcile releases the charges of the messages the application took.
+func (in *Inbox[T]) reconcile() {
+	for in.n > len(in.ch) {
+		in.held -= int(in.sizes[in.head])
+		if in.head++; in.head == len(in.sizes) {
+			in.head = 0
+		}
+		in.n--
+	}
+}
+
+// waitBytes waits until a message of c bytes fits in QueueBytes (or the
+// queue is empty); false once closing.
+func (in *Inbox[T]) waitBytes(c int) bool {
+	var t *time.Timer
+	poll := 500 * time.Microsecond
+	for {
+		in.reconcile()
+		if in.n == 0 || in.held+c <= in.maxBytes {
+			return true
+		}
+		in.waiting.Store(true)
+		in.reconcile() // a message taken before waiting was set sent no signal
+		if in.n == 0 || in.held+c <= in.maxBytes {
+			in.waiting.Store(false)
+			return true
+		}
+		// Next signals; a reader of C does not, hence the polling.
+		if t == nil {
+			t = time.NewTimer(poll)
+			defer t.Stop()
+		} else {
+			poll = min(2*poll, 16*time.Millisecond)
+			t.Reset(poll)
+		}
+		select {
+		case <-in.room:
+		case <-t.C:
+		case <-in.done:
+			in.waiting.Store(false)
+			return false
+		}
+		in.waiting.Store(false)
+	}
+}
+
+// took tells a reader waiting for bytes that a message was taken.
+func (in *Inbox[T]) took() {
+	if in.waiting.Load() {
+		select {
+		case in.room <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -171,6 +324,7 @@ func (in *Inbox[T]) Next(ctx context.Context) (T, error) {
 		if !ok {
 			return zero, spmesh.ErrClosed
 		}
+		in.took()
 		return v, nil
 	default:
 	}
@@ -179,6 +333,7 @@ func (in *Inbox[T]) Next(ctx context.Context) (T, error) {
 		if !ok {
 			return zero, spmesh.ErrClosed
 		}
+		in.took()
 		return v, nil
 	case <-ctx.Done():
 		return zero, ctx.Err()

@@ -86,17 +86,29 @@ func NewEntries(batch *Msg) Entries {
 	return Entries{batch: batch, r: reader{b: batch.Body}}
 }
 
-var errNoEntry = errors.New("batch without entries")
+var (
+	errNoEntry    = errors.New("batch without entries")
+	errEmptyEntry = errors.New("empty entry (it must hold at least its header map)")
+)
 
-// Count checks the framing of the entries not yet read and returns how many
-// there are. It does not decode them (Next may still fail) and does not move
-// the reader.
+// Count checks the entries not yet read, each completely (framing and
+// header map, allocating nothing), and returns how many there are; after
+// it succeeds, Next does not fail. It does not move the reader. An entry
+// must hold at least its header map: an empty entry fails the batch.
 func (e *Entries) Count() (int, error) {
 	r := e.r
 	n := 0
+	var scratch Msg
 	for r.i < len(r.b) {
-		if _, err := r.bin(); err != nil {
-			return 0, fmt.Errorf("%w: batch entry %d: %v", spmesh.ErrDecode, n, err)
+		content, err := r.bin()
+		if err == nil && len(content) == 0 {
+			err = errEmptyEntry
+		}
+		if err == nil {
+			err = scratch.readFields(&reader{b: content}, false)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("%w: batch entry %d: %v", spmesh.ErrDecode, e.i+uint64(n), err)
 		}
 		n++
 	}

@@ -3,6 +3,8 @@ package wire
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/spmesh/spmesh/internal/mpcheck"
 )
 
 // A minimal msgpack writer and reader for the envelope header: no reflection,
@@ -207,86 +209,10 @@ func (r *reader) str() ([]byte, error) {
 	return r.take(n)
 }
 
-// skip skips one value of any type, nesting at most depth levels.
+// skip skips one value of any type, nesting at most depth levels (the
+// checks of mpcheck: every claim fits in the bytes left).
 func (r *reader) skip(depth int) error {
-	if depth <= 0 {
-		return errDepth
-	}
-	c, err := r.byte1()
-	if err != nil {
-		return err
-	}
-	var n uint64 // bytes to skip, or elements for containers
-	elems := uint64(0)
-	switch {
-	case c < 0x80 || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
-		return nil
-	case c&0xf0 == 0x80:
-		elems = 2 * uint64(c&0x0f)
-	case c&0xf0 == 0x90:
-		elems = uint64(c & 0x0f)
-	case c&0xe0 == 0xa0:
-		n = uint64(c & 0x1f)
-	default:
-		switch c {
-		case 0xc4, 0xd9:
-			n, err = r.be(1)
-		case 0xc5, 0xda:
-			n, err = r.be(2)
-		case 0xc6, 0xdb:
-			n, err = r.be(4)
-		case 0xcc, 0xd0:
-			n = 1
-		case 0xcd, 0xd1:
-			n = 2
-		case 0xca, 0xce, 0xd2:
-			n = 4
-		case 0xcb, 0xcf, 0xd3:
-			n = 8
-		case 0xd4:
-			n = 2
-		case 0xd5:
-			n = 3
-		case 0xd6:
-			n = 5
-		case 0xd7:
-			n = 9
-		case 0xd8:
-			n = 17
-		case 0xc7, 0xc8, 0xc9:
-			var l uint64
-			l, err = r.be(1 << (c - 0xc7))
-			n = l + 1
-		case 0xdc:
-			elems, err = r.be(2)
-		case 0xdd:
-			elems, err = r.be(4)
-		case 0xde:
-			elems, err = r.be(2)
-			elems *= 2
-		case 0xdf:
-			elems, err = r.be(4)
-			elems *= 2
-		default:
-			return errType
-		}
-	}
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		_, err = r.take(n)
-		return err
-	}
-	// Every element takes at least one byte: reject counts the frame can't hold
-	// before looping.
-	if elems > uint64(len(r.b)-r.i) {
-		return errShort
-	}
-	for ; elems > 0; elems-- {
-		if err := r.skip(depth - 1); err != nil {
-			return err
-		}
-	}
-	return nil
+	n, err := mpcheck.Skip(r.b[r.i:], depth)
+	r.i += n
+	return err
 }

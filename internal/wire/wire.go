@@ -317,12 +317,17 @@ func decode(frame []byte, m *Msg, lastTopic string) error {
 }
 
 // fields reads the header map at r into m; the rest of r's bytes are the body.
-func (m *Msg) fields(r *reader) error {
+func (m *Msg) fields(r *reader) error { return m.readFields(r, true) }
+
+// readFields is fields; with keep false it only checks the map, allocating
+// nothing (no strings, no header map), and leaves m partly filled.
+func (m *Msg) readFields(r *reader, keep bool) error {
 	n, err := r.mapLen()
 	if err != nil {
 		return err
 	}
-	if n > uint64(len(r.b)-r.i) {
+	// Each pair takes at least two bytes: bound the count by what is left.
+	if n > uint64(len(r.b)-r.i)/2 {
 		return errShort
 	}
 	for ; n > 0; n-- {
@@ -330,7 +335,7 @@ func (m *Msg) fields(r *reader) error {
 		if err != nil {
 			return err
 		}
-		if err := m.field(r, key); err != nil {
+		if err := m.field(r, key, keep); err != nil {
 			return fmt.Errorf("key %d: %w", key, err)
 		}
 	}
@@ -338,7 +343,7 @@ func (m *Msg) fields(r *reader) error {
 	return nil
 }
 
-func (m *Msg) field(r *reader, key uint64) error {
+func (m *Msg) field(r *reader, key uint64, keep bool) error {
 	var err error
 	var u uint64
 	var p []byte
@@ -353,7 +358,7 @@ func (m *Msg) field(r *reader, key uint64) error {
 	case keyTime:
 		m.Time, err = r.int()
 	case keyHeaders:
-		return m.headers(r)
+		return m.headers(r, keep)
 	case keyPub:
 		m.Pub, err = r.uint()
 	case keySeq:
@@ -370,11 +375,11 @@ func (m *Msg) field(r *reader, key uint64) error {
 	case keyCode:
 		m.Code, err = r.int()
 	case keyError:
-		if p, err = r.str(); err == nil {
+		if p, err = r.str(); err == nil && keep {
 			m.Err = string(p)
 		}
 	case keyFrom:
-		if p, err = r.str(); err == nil {
+		if p, err = r.str(); err == nil && keep {
 			m.From = string(p)
 		}
 	case keyFlags:
@@ -385,7 +390,19 @@ func (m *Msg) field(r *reader, key uint64) error {
 	return err
 }
 
-func (m *Msg) headers(r *reader) error {
+// MaxHeaders is the most user headers (key 3 pairs) a message may carry;
+// a frame with more fails to decode. Like a web server's limit on request
+// header fields, it keeps what a message's metadata costs the receiver
+// (a map entry and two strings per pair, about 20 times the pair's bytes)
+// a small multiple of what it is allowed to be, whatever the frame size.
+const MaxHeaders = 1024
+
+// headerHint bounds the size hint of a header map: the map grows with the
+// pairs actually read, so a count claim (or a run of duplicate keys) costs
+// no more than the pairs it brings.
+const headerHint = 16
+
+func (m *Msg) headers(r *reader, keep bool) error {
 	n, err := r.mapLen()
 	if err != nil {
 		return err
@@ -397,16 +414,27 @@ func (m *Msg) headers(r *reader) error {
 	if n == 0 {
 		return nil
 	}
-	m.Header = make(spmesh.Header, n)
+	if n > MaxHeaders {
+		return fmt.Errorf("%d user headers, limit %d", n, MaxHeaders)
+	}
+	// Check every pair before allocating anything.
+	chk := *r
+	for i := n; i > 0; i-- {
+		if _, err := chk.str(); err != nil {
+			return err
+		}
+		if _, err := chk.str(); err != nil {
+			return err
+		}
+	}
+	if !keep {
+		r.i = chk.i
+		return nil
+	}
+	m.Header = make(spmesh.Header, min(n, headerHint))
 	for ; n > 0; n-- {
-		k, err := r.str()
-		if err != nil {
-			return err
-		}
-		v, err := r.str()
-		if err != nil {
-			return err
-		}
+		k, _ := r.str()
+		v, _ := r.str()
 		m.Header[string(k)] = string(v)
 	}
 	return nil

@@ -146,6 +146,9 @@ func fuzzEntries(t *testing.T, b *Msg) {
 			if !errors.Is(err, spmesh.ErrDecode) {
 				t.Fatalf("got %v, want an error wrapping ErrDecode", err)
 			}
+			if cerr == nil {
+				t.Fatalf("Count passed the batch (%d entries), Next failed at %d: %v", n, got, err)
+			}
 			return
 		}
 		if !ok {
