@@ -51,6 +51,10 @@ func TestChildUnderAddressCap(t *testing.T) {
 			r := hostile.RunChild(bin, childLimit, 2*time.Minute, c)
 			begun, done := "", 0
 			legit := false
+			var big, small struct {
+				name        string
+				sent, alloc int64
+			}
 			sc := bufio.NewScanner(strings.NewReader(r.Stdout))
 			for sc.Scan() {
 				line := sc.Text()
@@ -61,7 +65,12 @@ func TestChildUnderAddressCap(t *testing.T) {
 				case strings.HasPrefix(line, "OK "):
 					done++
 					sent, alloc := field(t, f, "sent"), field(t, f, "alloc")
-					t.Logf("%-45s sent %9d B  allocated %8.2f MiB (%.0fx)", f[1], sent, float64(alloc)/(1<<20), float64(alloc)/float64(max(sent, 1)))
+					if sent >= 1<<20 && alloc > big.alloc {
+						big.name, big.sent, big.alloc = f[1], sent, alloc
+					}
+					if sent < 1<<20 && alloc > small.alloc {
+						small.name, small.sent, small.alloc = f[1], sent, alloc
+					}
 					if err := childBound.Check(f[1]+" allocated", alloc, sent); err != nil {
 						t.Error(err)
 					}
@@ -80,7 +89,9 @@ func TestChildUnderAddressCap(t *testing.T) {
 			if !legit && !strings.HasPrefix(c, "cycle-") || done == 0 {
 				t.Fatalf("child %s: %d attacks done, legit peer served %v:\n%s", c, done, legit, r.Stdout)
 			}
-			t.Logf("child %s: exit 0 in %v under RLIMIT_AS %d GiB", c, r.Elapsed.Round(time.Millisecond), childLimit>>30)
+			t.Logf("child %s: exit 0 in %v under RLIMIT_AS %d GiB, %d attacks; most allocated by a small frame: %.1f KiB for %d B (%s); by a large one: %.1f MiB for %.1f MiB (%s)",
+				c, r.Elapsed.Round(time.Millisecond), childLimit>>30, done,
+				float64(small.alloc)/1024, small.sent, small.name, float64(big.alloc)/(1<<20), float64(big.sent)/(1<<20), big.name)
 		})
 	}
 }
