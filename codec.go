@@ -16,6 +16,9 @@ type Codec interface {
 	// Marshal encodes v.
 	Marshal(v any) ([]byte, error)
 	// Unmarshal decodes data into v, a pointer. It must not keep data.
+	// data comes from the network: Unmarshal must not allocate more than
+	// a small multiple of len(data) whatever the bytes claim (see
+	// [CheckMsgpack]), and its errors should wrap [ErrDecode].
 	Unmarshal(data []byte, v any) error
 }
 
@@ -50,8 +53,8 @@ type AppendCodec interface {
 //
 // Traps: one byte can stand for an element of any size, so decoding into a
 // slice of large structs (e.g. []BigStruct from a body of nils) allocates
-// len(data) times the struct's size: decode into small element types, or
-// check len(data) first. A cycle only through pointers and interfaces,
+// len(data) times the struct's size, twice (see the package doc for
+// figures): decode into small element types, or check len(data) first. A cycle only through pointers and interfaces,
 // with no map, slice or struct on it (var x any; x = &x), writes nothing
 // while msgpack recurses, so nothing catches it: msgpack overflows the
 // stack and the process dies.

@@ -19,6 +19,39 @@
 // Payloads are Go values encoded by a [Codec]: msgpack by default, or raw bytes
 // for callers who bring their own encoding.
 //
+// # Bodies from the network
+//
+// Every body a peer sends is hostile until checked. [Msgpack] checks a body
+// in one pass before decoding it ([CheckMsgpack]): a str, bin or ext length,
+// or an array or map count (at one byte per element, two per map pair),
+// larger than the bytes that remain, nesting deeper than 256 levels
+// ([DefaultMsgpackDepth]; [NewMsgpack] sets another limit), a truncated
+// value or bytes after it fail with an error wrapping [ErrDecode], before
+// anything is allocated. A handler that returns that error (as the typed
+// handlers do) sends its caller a remote error with [CodeDecode], for which
+// errors.Is(err, ErrDecode) holds too. The envelope around the body is
+// checked the same way, and carries at most 1,024 user headers.
+//
+// Traps:
+//   - After the check, the elements of all arrays and maps in a body number
+//     at most its length, but msgpack allocates each at the size of the type
+//     it decodes into: a body of N one-byte nils decoded into []T allocates
+//     2*N*sizeof(T) (msgpack makes a typed slice, then copies it), into any
+//     N*16 bytes. Measured for one 8 MiB body (the default size limit):
+//     128 MiB into any or []int64, 384 MiB into a slice of 24-byte structs
+//     (and by the same rule 8 GiB into 512-byte structs). Decode bodies
+//     from untrusted peers into types with small elements, or check
+//     len(data) first, and bound the message size (WithMaxMessageSize in
+//     each pattern package).
+//   - Encoding a value with a cycle through a map, slice or struct returns
+//     an error from Marshal (and so from Publish, Request, Push, Produce,
+//     Survey) once its encoding passes 64 KiB. A cycle only through pointers
+//     and interfaces (var x any; x = &x) writes nothing while msgpack
+//     recurses and still overflows the stack, which ends the process.
+//   - A custom [Codec] gets the same hostile bytes: it must bound what it
+//     allocates by len(data). One that decodes msgpack by other means calls
+//     [CheckMsgpack] first; one for another format needs its own check.
+//
 // Every call that can wait takes a context.Context first and returns ctx.Err()
 // when it ends. Close is immediate and idempotent; after it every call returns
 // [ErrClosed]. Invalid options are rejected at construction with an error

@@ -16,8 +16,11 @@
 //     ctx ends. A nil error means "queued", not "received". With
 //     [WithNonBlocking], Push fails at once with [spmesh.ErrNoPeers] instead.
 //   - Buffering: a Pusher holds up to [WithQueueLen] messages plus a few in
-//     the transport; a Puller up to [WithQueueLen] messages its application
-//     has not taken, plus one per connection in transit. A slow puller keeps
+//     the transport; a Puller up to [WithQueueLen] messages and
+//     [WithQueueBytes] bytes (default 16 MiB) its application has not taken,
+//     then stops reading: its socket queue holds up to about as many bytes
+//     more (max(2, WithQueueBytes/WithMaxMessageSize) frames), plus one frame
+//     per connection in transit; past that its pushers block. A slow puller keeps
 //     what it holds: load balancing decides only where the next message goes.
 //     Bodies of up to 512 bytes are copied into shared 4 KiB blocks, so a
 //     [Message] the application keeps holds its block (at most 4 KiB) alive.
@@ -87,6 +90,21 @@
 //     a time (default 8); more wait in its connections with their ack
 //     timers running, so the ack timeout must cover that wait too.
 //   - Order: none. Jobs run concurrently and redeliveries overtake.
+//   - Too large: a job over the Producer's own [WithMaxMessageSize] fails at
+//     once with [spmesh.ErrTooLarge]. A job over a Worker's limit is
+//     discarded as it arrives and nacked with [spmesh.CodeTooLarge] without
+//     running the handler; the job is dead-lettered at once (its error
+//     matches both [ErrDeadLetter] and [spmesh.ErrTooLarge]), not delivered
+//     again. Counted in Stats().TooLarge on both sides.
+//   - Slow producers: an ack waits at most [WithSendTimeout] (default 2s)
+//     for a producer that does not read it; then it is dropped, counted in
+//     the Worker's Stats().SendTimeouts, and that connection is closed (the
+//     producer delivers the job again). While one handler waits for such a
+//     producer, its other acks are dropped at once.
+//   - Close: [Worker.Close] cancels the handlers' contexts and waits at most
+//     [HandlerGrace] (1s) for them; a handler that ignores its ctx goes on
+//     running in the background (its ack is never sent, so the job is
+//     delivered again), logged and counted in [WorkerStats].Abandoned.
 //   - Wire: Producer and Worker speak reqrep's frames as pipeline jobs and
 //     acks, so they neither serve nor call plain reqrep peers, and Pushers
 //     and Pullers never mix with them (different protocols and roles).

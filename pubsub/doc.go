@@ -13,10 +13,24 @@
 //   - Order is kept per publisher; messages of different publishers interleave.
 //   - A subscriber receives only what is published while it is connected and
 //     subscribed: there is no history or replay.
+//   - A [Subscriber] holds at most [WithQueueLen] messages (default 1024)
+//     and [WithQueueBytes] bytes (default 16 MiB) that its application has
+//     not taken: past either, its oldest queued messages are dropped to make
+//     room, counted as gaps of their publisher (and in Dropped). Its reader
+//     keeps reading meanwhile, so its socket's own queue stays short: a
+//     stalled subscriber holds about WithQueueBytes whatever the message
+//     size.
 //   - Frames that fail to decode (a foreign or hostile peer) are discarded
-//     and counted in Stats().DecodeErrors. Frames over the maximum size
+//     and counted in Stats().DecodeErrors. A batch frame is checked whole
+//     before any of its messages is delivered: one bad entry (an empty one
+//     included) discards the frame. Message.Decode checks the body before
+//     decoding it (see the spmesh package doc, "Bodies from the network"). Frames over the maximum size
 //     ([WithMaxMessageSize], default 8 MiB) close that connection (TCP), which
-//     then reconnects.
+//     then reconnects; they are counted in the subscriber's Stats().TooLarge.
+//     Publish of a message over the publisher's own limit fails with
+//     [spmesh.ErrTooLarge] (before encoding when its size is known: []byte,
+//     string) and is counted in the publisher's Stats().TooLarge. The
+//     publisher cannot know a subscriber's smaller limit: give both the same.
 //   - [Subscriber.Next] blocks until a message arrives or its ctx ends.
 //     Publish blocks only to encode and queue, and, when it runs ahead of
 //     its publisher's own sender by 256 KiB or 4096 messages, until that
@@ -39,9 +53,11 @@
 //     of Publish under load, at once when idle).
 //   - Queue lengths ([WithQueueLen]) count frames on the publisher's
 //     connections and on the subscriber's socket, and messages on the
-//     subscriber's channel: a subscriber's memory is bounded by about
-//     queue length x 8 KiB per queue, and a stalled subscriber drops whole
-//     batches (counted as gaps like any drop).
+//     subscriber's channel (also bounded in bytes, [WithQueueBytes]). A
+//     publisher's queue for a stalled subscriber drops the newest frames
+//     when full (mangos PUB, uncounted on the publisher: the subscriber
+//     sees the gaps); it holds up to queue length frames of up to 8 KiB
+//     (batches) or one large message each.
 //   - Messages of one batch share its memory on the subscriber: holding a
 //     [Message] keeps the batch's bodies alive.
 //   - Subscribers of spmesh versions before batch frames discard them as

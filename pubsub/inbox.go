@@ -17,20 +17,15 @@ import (
 func newInbox(s *Subscriber) *sock.Inbox[*Message] {
 	var dec frameDecoder
 	return sock.NewFrameInbox(s.so, func(m *mangos.Message, emit func(*Message) bool) error {
-		msgs, err := dec.decode(s, m)
-		if err != nil {
-			return err
-		}
-		s.track(msgs)
-		for i := range msgs {
-			if !emit(&msgs[i]) {
-				s.so.C.Dropped.Add(uint64(len(msgs) - i - 1))
-				return nil
-			}
-		}
-		return nil
+		return dec.decode(s, m, emit)
 	})
 }
+
+// batchChunk is how many messages of a batch are made at once (one
+// allocation): a publisher's batches hold at most 256, and a hostile
+// batch of millions of tiny entries costs no more than this many
+// messages beyond what the queue holds, since emit waits while it is full.
+const batchChunk = 256
 
 // frameDecoder turns frames into messages, reusing its scratch state.
 type frameDecoder struct {
@@ -39,53 +34,72 @@ type frameDecoder struct {
 	entry wire.Msg
 }
 
-// decode decodes frame m (and frees it, or hands its memory to the
-// messages) into messages for s: none when s does not want the topic.
-func (d *frameDecoder) decode(s *Subscriber, m *mangos.Message) ([]Message, error) {
+// decode decodes frame m into messages for s (none when s does not want
+// the topic) and hands them to emit, freeing m or handing its memory to
+// the messages. A batch is checked whole before any of its messages is
+// made: a bad entry fails the frame (one decode error) and none of it is
+// delivered.
+func (d *frameDecoder) decode(s *Subscriber, m *mangos.Message, emit func(*Message) bool) error {
 	pooled := sock.Pooled(m)
-	defer func() {
+	free := func() {
 		if pooled {
 			m.Free()
+			pooled = false
 		}
-	}()
+	}
+	defer free()
 	env := &d.env
 	if err := d.dec.Decode(m.Body, env); err != nil {
-		return nil, err
+		return err
 	}
 	if env.Kind != wire.KindPublish && env.Kind != wire.KindBatch {
-		return nil, errors.New("spmesh: not a pub/sub frame")
+		return errors.New("spmesh: not a pub/sub frame")
 	}
 	if !s.wants(env.Topic) {
-		return nil, nil
+		return nil
 	}
 	if env.Kind == wire.KindPublish {
 		msgs := make([]Message, 1)
 		s.message(&msgs[0], env)
 		if pooled {
 			msgs[0].Data = append([]byte(nil), env.Body...)
+			free()
 		}
-		return msgs, nil
+		s.track(msgs)
+		emit(&msgs[0])
+		return nil
 	}
 	es := wire.NewEntries(env)
-	n, err := es.Count()
+	n, err := es.Count() // checks every entry: Next cannot fail after it
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if pooled {
 		// One copy of the entries, so that the frame goes back to the
 		// pool; the bodies alias the copy. (append, unlike make, does not
 		// zero what it copies over.)
 		env.Body = append([]byte(nil), env.Body...)
+		free()
 		es = wire.NewEntries(env)
 	}
-	msgs := make([]Message, n)
-	for i := range msgs {
-		if _, err := es.Next(&d.entry); err != nil {
-			return nil, err
+	for n > 0 {
+		msgs := make([]Message, min(n, batchChunk))
+		for i := range msgs {
+			if _, err := es.Next(&d.entry); err != nil {
+				return err
+			}
+			s.message(&msgs[i], &d.entry)
 		}
-		s.message(&msgs[i], &d.entry)
+		n -= len(msgs)
+		s.track(msgs)
+		for i := range msgs {
+			if !emit(&msgs[i]) {
+				s.so.C.Dropped.Add(uint64(len(msgs) - i - 1 + n))
+				return nil
+			}
+		}
 	}
-	return msgs, nil
+	return nil
 }
 
 // message fills m from env; m.Data aliases env.Body.

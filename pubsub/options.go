@@ -61,6 +61,13 @@ func WithMaxMessageSize(n int) Option { return wrap(sock.WithMaxMessageSize(n)) 
 // falls further behind drops.
 func WithQueueLen(n int) Option { return wrap(sock.WithQueueLen(n)) }
 
+// WithQueueBytes bounds the bytes of the messages a subscriber holds for
+// the application (default 16 MiB), on top of [WithQueueLen]. When either
+// bound is reached the oldest queued messages are dropped to make room,
+// counted as gaps of their publisher (and in Dropped). A message larger
+// than the bound is still queued, alone. A Publisher ignores it.
+func WithQueueBytes(n int) Option { return wrap(sock.WithQueueBytes(n)) }
+
 // WithReconnect sets the dial retry backoff (default 50ms doubling to 2s).
 func WithReconnect(min, max time.Duration) Option { return wrap(sock.WithReconnect(min, max)) }
 

@@ -30,10 +30,25 @@
 //     the replier that answered last (mangos REQ scheduling). Concurrent
 //     calls spread over every replier; the requests of one sequential
 //     caller spread unevenly. There is no weighting by replier load.
-//   - Limits: a frame over the receiver's [WithMaxMessageSize] is refused
-//     (over TCP, mangos closes the connection, and the request is resent);
-//     give both sides the same limit. A request over the sender's own limit
-//     fails at once with [spmesh.ErrTooLarge].
+//   - Limits: a request over the Requester's own [WithMaxMessageSize] fails
+//     at once with [spmesh.ErrTooLarge], before it is encoded when its size
+//     is known ([]byte, string). A request over the Replier's limit is read
+//     and discarded as it arrives (over spmesh's TCP transport, up to 16
+//     times the limit) and answered with an error carrying
+//     [spmesh.CodeTooLarge], without calling the handler: the call fails at
+//     once with an error that errors.Is [spmesh.ErrTooLarge], and is not
+//     resent. A reply over the Requester's limit, or over the Replier's own
+//     limit, fails the call the same way. Every refusal is counted in
+//     Stats().TooLarge, on both sides. A frame further past the receiver's
+//     limit (or over mangos' stock transport) closes the connection, and
+//     the request is resent: give both sides the same limit.
+//   - Slow callers: a reply waits at most [WithSendTimeout] (default 2s) for
+//     a requester that does not read it; then it is dropped, counted in the
+//     Replier's Stats().SendTimeouts (and Dropped), and that connection is
+//     closed (a Requester resends what it has no answer to). While one
+//     handler waits for such a requester, its other replies are dropped at
+//     once: one requester that stops reading never holds more than one
+//     handler, nor delays the replies to others.
 //   - Errors: a handler error reaches the caller as a [*spmesh.RemoteError]
 //     with the error's text and its code ([spmesh.Coder], [spmesh.Errorf]);
 //     a handler panic is recovered, logged, and reported with code
@@ -43,7 +58,10 @@
 //   - Drain and Close: [Replier.Drain] stops taking requests, finishes those
 //     in hand, then closes; requests queued at the replier but not taken are
 //     resent by their callers when the connections close. [Replier.Close]
-//     cancels the running handlers' contexts and waits for them to return.
+//     cancels the running handlers' contexts and waits for them to return,
+//     at most [HandlerGrace] (1s): a handler that ignores its ctx goes on
+//     running in the background (its reply is never sent), logged and
+//     counted in [ReplierStats].Abandoned.
 //
 // # Constructors
 //

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,60 +55,65 @@ func legitLatencies(t *testing.T, rq *reqrep.Requester, n int) []time.Duration {
 }
 
 // A requester that never reads its replies costs a Replier at most one
-// handler for the send timeout: a legit requester is served meanwhile, and
-// the dropped replies are counted in SendTimeouts.
+// handler, for the send timeout: a legit requester is served meanwhile,
+// the replies to the attacker are dropped and counted in SendTimeouts, and
+// once the timeout is over its connection is closed.
 func TestSlowReaderIsolated(t *testing.T) {
+	const sendTimeout = 5 * time.Second
 	addr := testutil.FreeTCP(t)
 	rp := mustReplier(t, sizedReply, reqrep.WithListen(addr), reqrep.WithConcurrency(4),
-		reqrep.WithQueueLen(2), reqrep.WithSendTimeout(300*time.Millisecond))
+		reqrep.WithQueueLen(2), reqrep.WithSendTimeout(sendTimeout))
 	rq := mustRequester(t, reqrep.WithDial(addr))
 	peers(t, rq, 1)
 
 	const calls = 200
 	before := legitLatencies(t, rq, calls)
 
-	// The attacker: requests for 1 MiB replies, one per millisecond until
-	// its connection is stalled, then one per 10 ms, and not one byte read.
-	bad := testutil.DialSP(t, addr, testutil.ProtoReq)
-	req := rawRequest(t, wire.KindRequest, 1<<20)
-	stop := make(chan struct{})
-	var sent atomic.Int64
-	var wg sync.WaitGroup
-	var stalled atomic.Bool
-	wg.Go(func() {
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for id := uint32(1); ; id++ {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			if stalled.Load() && id%10 != 0 {
-				continue // then one per 10 ms: the stall, not the load
-			}
-			if bad.Send(req, 0x80000000|id) != nil {
-				return
-			}
-			sent.Add(1)
+	// The attacker: 32 requests for 256 KiB replies (8 MiB, more than the
+	// buffers on the way hold), and not one byte read.
+	const k = 32
+	base := rp.Stats().Received
+	bad := testutil.DialSPBuffer(t, addr, testutil.ProtoReq, 4<<10)
+	req := rawRequest(t, wire.KindRequest, 256<<10)
+	for id := range uint32(k) {
+		if err := bad.Send(req, 0x80000000|id); err != nil {
+			t.Fatal(err)
 		}
-	})
-	defer func() { close(stop); wg.Wait() }()
-	// Under attack once replies to the attacker are being dropped.
+	}
+	// Under attack: every request handled, one handler waiting for the
+	// attacker, its other replies dropped.
 	testutil.Eventually(t, 20*time.Second, func() error {
-		if st := rp.Stats(); st.SendTimeouts == 0 {
-			return fmt.Errorf("got %d send timeouts (%d attack requests), want some", st.SendTimeouts, sent.Load())
+		if st := rp.Stats(); st.Received < base+k || st.SendTimeouts == 0 {
+			return fmt.Errorf("got %d of %d attack requests handled, %d send timeouts; want all, some", st.Received-base, k, st.SendTimeouts)
 		}
 		return nil
 	})
-	stalled.Store(true)
+	start := time.Now()
 	during := legitLatencies(t, rq, calls)
 	st := rp.Stats()
 	p99b, p99d := testutil.Percentile(before, 0.99), testutil.Percentile(during, 0.99)
-	t.Logf("legit p99 %v without attack, %v during (ratio %.1f); replier: %d sent, %d send timeouts, %d dropped, %d attack requests",
-		p99b, p99d, float64(p99d)/float64(p99b), st.Sent, st.SendTimeouts, st.Dropped, sent.Load())
+	t.Logf("legit p99 %v without attack, %v during (ratio %.1f); replier: %d sent, %d send timeouts, %d dropped",
+		p99b, p99d, float64(p99d)/float64(p99b), st.Sent, st.SendTimeouts, st.Dropped)
+	if time.Since(start) < sendTimeout && st.LastError != "" {
+		t.Fatalf("got last error %q during the send timeout, want none yet", st.LastError)
+	}
 	if st.SendTimeouts > st.Dropped {
 		t.Fatalf("got %d send timeouts > %d dropped, want each counted as dropped too", st.SendTimeouts, st.Dropped)
+	}
+	// The attacker's connection is closed once the send timeout is over.
+	testutil.Eventually(t, 3*sendTimeout, func() error {
+		if le := rp.Stats().LastError; !strings.Contains(le, "took no reply") {
+			return fmt.Errorf("got last error %q, want the attacker's connection closed", le)
+		}
+		return nil
+	})
+	for {
+		if _, err := bad.Recv(10 * time.Second); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !strings.Contains(err.Error(), "reset") {
+				t.Fatalf("attacker: got %v, want its connection closed", err)
+			}
+			break
+		}
 	}
 }
 

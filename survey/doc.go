@@ -41,11 +41,22 @@
 //     [Response.Err]); a panic is logged and the respondent keeps serving.
 //     A handler may decline by returning [ErrDeclined]. An answer is always
 //     sent, even past the deadline (the surveyor then counts it late),
-//     unless the surveyor's connection takes nothing for 1 s (a stuck peer):
-//     then it is dropped and counted in the respondent's Stats().Dropped.
+//     unless the surveyor's connection takes nothing for [WithSendTimeout]
+//     (default 2s; a stuck peer): then it is dropped, counted in the
+//     respondent's Stats().SendTimeouts and Dropped, and that connection is
+//     closed (and redialed). While one handler waits for such a surveyor,
+//     its other answers are dropped at once.
+//   - Too large: a survey over the Surveyor's own [WithMaxMessageSize] fails
+//     with [spmesh.ErrTooLarge]. A question over a respondent's limit is
+//     answered, without running the handler, with an error response whose
+//     Err matches [spmesh.ErrTooLarge]; an answer over the surveyor's limit
+//     (or the respondent's own) arrives the same way, as that respondent's
+//     error response. Counted in Stats().TooLarge on both sides. Past 16
+//     times the receiver's limit the connection is closed instead.
 //   - [Respondent.Close] cancels the handlers' contexts and waits for them
-//     to return; answers not yet sent are dropped. [Respondent.Drain]
-//     lets running handlers finish first.
+//     to return, at most [HandlerGrace] (1s; a handler still running is
+//     counted in [RespondentStats].Abandoned); answers not yet sent are
+//     dropped. [Respondent.Drain] lets running handlers finish first.
 //
 // # Constructors and workflow
 //

@@ -179,6 +179,15 @@ func WithName(name string) Option {
 	return sided(forRespondent, "WithName", func(c *config) error { return sock.WithName(name)(&c.sock) })
 }
 
+// WithSendTimeout sets how long a Respondent waits to queue an answer for
+// a surveyor that is not reading (default 2s). Past it the answer is
+// dropped, counted in Stats.SendTimeouts (and Dropped), and the connection
+// to that surveyor closed (it is redialed); while one handler waits for a
+// surveyor, its other answers are dropped at once. Respondent only.
+func WithSendTimeout(d time.Duration) Option {
+	return sided(forRespondent, "WithSendTimeout", func(c *config) error { return sock.WithSendTimeout(d)(&c.sock) })
+}
+
 // WithConcurrency sets how many surveys a Respondent answers at once
 // (default [DefaultConcurrency]), each on its own long-lived goroutine and
 // mangos context; further surveys wait in the socket's queue. Respondent

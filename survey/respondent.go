@@ -92,7 +92,15 @@ type RespondentStats struct {
 	Declined uint64 // answers that declined
 	Errors   uint64 // handler errors, panics included, and answers that failed to encode
 	Panics   uint64 // recovered handler panics
+	// Abandoned counts handlers still running when Close stopped waiting
+	// for them (they ignored their ctx for [HandlerGrace]).
+	Abandoned uint64
 }
+
+// HandlerGrace is how long Close waits for running handlers to return once
+// their ctx is cancelled; a handler still running then goes on in the
+// background, counted in [RespondentStats].Abandoned.
+const HandlerGrace = sock.HandlerGrace
 
 // Respondent answers the surveys of every [Surveyor] it is connected to,
 // running its [Handler] on up to [WithConcurrency] surveys at once. A
@@ -184,6 +192,8 @@ func (r *Respondent) Stats() RespondentStats {
 		Declined: r.declined.Load(),
 		Errors:   r.srv.Errors.Load(),
 		Panics:   r.srv.Panics.Load(),
+
+		Abandoned: r.srv.Abandoned.Load(),
 	}
 }
 
@@ -196,5 +206,5 @@ func (r *Respondent) Drain(ctx context.Context) error { return r.srv.Drain(ctx) 
 
 // Close closes the respondent at once: handlers' contexts are cancelled,
 // answers not yet sent are dropped, and Close waits for running handlers to
-// return. It is idempotent.
+// return, at most [HandlerGrace]. It is idempotent.
 func (r *Respondent) Close() error { return r.srv.Close() }

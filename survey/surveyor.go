@@ -341,6 +341,9 @@ func (s *Surveyor) collect(mc mangos.Context, rs *Responses, lateUntil time.Time
 		}
 		if env.Err != "" || env.Code != 0 {
 			r.Err = &spmesh.RemoteError{Code: int(env.Code), Message: env.Err}
+			if env.Code == spmesh.CodeTooLarge && !sock.RefusedOnReceipt(&env) {
+				s.so.C.TooLarge.Add(1) // the respondent refused the question for its size
+			}
 		}
 		rs.add(r)
 	}

@@ -30,13 +30,17 @@ type ServeFunc func(base context.Context, m *mangos.Message) (reply *mangos.Mess
 // take a frame, run serve, and send the reply it returns. It owns the
 // handlers' base context, panic recovery, Drain and Close.
 //
-// Slow peers: a reply waits at most Settings.SendTimeout for room in its
-// peer's send queue, then it is dropped and counted (SendTimeouts, Dropped);
-// the peer resends on its own attempt timeout. A peer whose queue stays full
-// holds at most one worker at a time for that long: other replies to it are
-// tried for an instant and dropped (counted), and once one of them timed
-// out, every reply to it is, until one gets through again. So a peer that
-// never reads costs the others at most one worker, never their replies.
+// Slow peers (nats-server's write_deadline): a reply waits at most
+// Settings.SendTimeout for room in its peer's send queue. Past it the reply
+// is dropped and counted (SendTimeouts, Dropped), and the connection to that
+// peer is closed, as a peer that does not read its replies: every reply
+// still waiting for it is released at once, and the peer, if it is spmesh,
+// reconnects and resends what it has not had an answer to. While one
+// worker waits for a peer, other replies to it wait at most shortSend, and
+// once that worker has waited longer than shortSend, they are dropped
+// (counted) without being tried. So a peer that never reads holds one
+// worker for the send timeout, once per connection, and the others not at
+// all: it never takes the replies of other peers with it.
 type Server struct {
 	so      *Socket
 	serve   ServeFunc
@@ -53,7 +57,8 @@ type Server struct {
 	pipes       sync.Map // pipe id (uint32) -> *pipeState, for pipes replied to
 	npipes      atomic.Int64
 
-	slowLog logLimit
+	slowLog  logLimit
+	closeLog logLimit
 
 	endOnce sync.Once
 	ended   chan struct{} // closed once every worker has returned
@@ -70,15 +75,15 @@ type Server struct {
 // Server.Abandoned and logged.
 const HandlerGrace = time.Second
 
-// quickSend is the send deadline of a reply to a peer that is already
-// known to be slow: long enough for a queue with room to take it, too short
-// to hold a worker.
-const quickSend = 100 * time.Microsecond
+// shortSend bounds the wait of a reply to a peer that another worker is
+// already waiting for: enough for a queue that is draining, too short to
+// hold a worker.
+const shortSend = 20 * time.Millisecond
 
 // pipeState is what a Server knows of one peer's send queue.
 type pipeState struct {
-	waiter  atomic.Bool // a worker is waiting (with the full timeout) to queue a reply
-	stalled atomic.Bool // the last full wait timed out; cleared by a reply that gets through
+	since  atomic.Int64 // when the worker sending to it with the full timeout began (Unix ns); 0: none
+	closed atomic.Bool  // closed for not taking a reply within the send timeout
 }
 
 // worker states, so that Drain stops idle workers without losing a frame.
@@ -88,10 +93,24 @@ const (
 	stopped
 )
 
+// srvWorker is one serving goroutine's state. Its send deadline is its own
+// reusable timer, which closes mc when a send takes too long (mangos' own
+// send deadline would allocate a timer per reply); mc is then replaced.
 type srvWorker struct {
-	mc       mangos.Context
-	state    atomic.Int32
-	deadline time.Duration // the context's current send deadline
+	mc    mangos.Context // replaced (under mu) after the timer closed it
+	mu    sync.Mutex
+	state atomic.Int32
+	timer *time.Timer   // armed around each send
+	fired chan struct{} // the timer's function has closed mc
+}
+
+// expire is the timer's function: it ends the send in progress.
+func (w *srvWorker) expire() {
+	w.mu.Lock()
+	mc := w.mc
+	w.mu.Unlock()
+	mc.Close()
+	w.fired <- struct{}{}
 }
 
 // NewServer prepares n workers on so; Start starts them. Replies wait at
@@ -104,20 +123,17 @@ func NewServer(so *Socket, n int, serve ServeFunc) (*Server, error) {
 	s.base, s.cancel = context.WithCancel(context.Background())
 	for range n {
 		mc, err := so.M.OpenContext()
-		if err == nil {
-			err = mc.SetOption(mangos.OptionSendDeadline, s.sendTimeout)
-		}
 		if err != nil {
-			if mc != nil {
-				mc.Close()
-			}
 			for _, w := range s.workers {
 				w.mc.Close()
 			}
 			s.once.Do(s.cancel)
 			return nil, Err(err)
 		}
-		s.workers = append(s.workers, &srvWorker{mc: mc, deadline: s.sendTimeout})
+		w := &srvWorker{mc: mc, fired: make(chan struct{}, 1)}
+		w.timer = time.AfterFunc(time.Hour, w.expire)
+		w.timer.Stop()
+		s.workers = append(s.workers, w)
 	}
 	so.OnPipe(func(ev mangos.PipeEvent, p mangos.Pipe) {
 		if ev == mangos.PipeEventDetached {
@@ -139,7 +155,7 @@ func (s *Server) Start() {
 
 func (s *Server) run(w *srvWorker) {
 	defer s.wg.Done()
-	defer w.mc.Close()
+	defer func() { w.mc.Close() }() // the context of the moment
 	for {
 		if !w.state.CompareAndSwap(busy, idle) {
 			return
@@ -182,46 +198,68 @@ func (s *Server) run(w *srvWorker) {
 }
 
 // send queues reply for pipe p (the peer the request came from), waiting
-// at most the send timeout, or an instant for a peer already known to be
-// slow (see Server).
+// at most the send timeout, or shortSend while another worker waits for
+// the same peer (see Server).
 func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 	st := s.pipeState(p)
 	d, waiter := s.sendTimeout, false
 	if st != nil {
-		if st.stalled.Load() || !st.waiter.CompareAndSwap(false, true) {
-			d = quickSend
-		} else {
+		if st.closed.Load() {
+			s.dropSlow(p, reply) // mangos would discard it silently
+			return
+		}
+		now := time.Now().UnixNano()
+		switch since := st.since.Load(); {
+		case since == 0 && st.since.CompareAndSwap(0, now):
 			waiter = true
+		case since != 0 && now-since > int64(shortSend):
+			// Another worker has waited for this peer for a while: it
+			// is not reading. Not even tried.
+			s.dropSlow(p, reply)
+			return
+		default:
+			d = min(d, shortSend) // another worker is sending to it just now
 		}
 	}
-	if w.deadline != d {
-		if err := w.mc.SetOption(mangos.OptionSendDeadline, d); err == nil {
-			w.deadline = d
-		}
-	}
+	w.timer.Reset(d)
 	err := w.mc.SendMsg(reply)
+	timedOut := !w.timer.Stop()
+	if timedOut {
+		<-w.fired // mc is closed: replace it
+		if mc, oerr := s.so.M.OpenContext(); oerr == nil {
+			w.mu.Lock()
+			w.mc = mc
+			w.mu.Unlock()
+		} // else the socket is closing: the closed mc ends the loop
+	}
 	if waiter {
-		st.waiter.Store(false)
+		st.since.Store(0)
 	}
 	switch {
 	case err == nil:
-		if st != nil && st.stalled.Load() {
-			st.stalled.Store(false)
-		}
 		s.so.C.Sent.Add(1)
-	case errors.Is(err, mangos.ErrSendTimeout):
-		reply.Free()
-		if waiter {
-			st.stalled.Store(true)
+	case timedOut:
+		s.dropSlow(p, reply)
+		if waiter && !st.closed.Swap(true) {
+			addr := pipeAddr(p)
+			s.so.C.SetLastError(addr, fmt.Errorf("spmesh: closed: the peer took no reply for %v", s.sendTimeout))
+			s.closeLog.log(s.so.Settings.Logger, slog.LevelWarn, "spmesh: closing the connection of a peer that does not read its replies",
+				"remote", addr, "send_timeout", s.sendTimeout)
+			p.Close()
 		}
-		s.so.C.SendTimeouts.Add(1)
-		s.so.C.Dropped.Add(1)
-		s.slowLog.log(s.so.Settings.Logger, slog.LevelWarn, "spmesh: reply dropped: the peer is not reading (send timeout)",
-			"remote", pipeAddr(p), "send_timeout", s.sendTimeout)
 	default:
 		reply.Free()
 		s.so.C.Dropped.Add(1)
 	}
+}
+
+// dropSlow drops a reply that the peer at p is not taking, and counts it.
+func (s *Server) dropSlow(p mangos.Pipe, reply *mangos.Message) {
+	reply.Free()
+	s.so.C.SendTimeouts.Add(1)
+	s.so.C.Dropped.Add(1)
+	s.slowLog.log(s.so.Settings.Logger, slog.LevelDebug, "spmesh: reply dropped: the peer is not taking replies",
+		"remote", pipeAddr(p), "send_timeout", s.sendTimeout)
 }
 
 // pipeState returns p's state, creating it on first use; nil without a pipe.
@@ -321,7 +359,13 @@ func (s *Server) Reply(env *wire.Msg, v any, herr error, errFlags uint64) *mango
 		if err == nil {
 			return m
 		}
-		herr = fmt.Errorf("spmesh: encode reply: %w", err)
+		if errors.Is(err, spmesh.ErrTooLarge) {
+			// The caller must not resend: say why, with the code that
+			// makes its error ErrTooLarge.
+			herr = spmesh.Errorf(spmesh.CodeTooLarge, "spmesh: reply too large: %v", err)
+		} else {
+			herr = fmt.Errorf("spmesh: encode reply: %w", err)
+		}
 		s.Errors.Add(1)
 		s.so.Settings.Logger.Warn("spmesh: cannot send reply", "id", env.ID, "err", err)
 	}

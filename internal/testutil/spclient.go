@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -28,8 +29,29 @@ type RawSP struct {
 // protocol proto. The connection is closed when the test ends.
 func DialSP(t testing.TB, addr string, proto uint16) *RawSP {
 	t.Helper()
+	return DialSPBuffer(t, addr, proto, 0)
+}
+
+// DialSPBuffer is DialSP with the socket's receive buffer set to rcvbuf
+// bytes before connecting (0: the system's), so that what it does not read
+// backs up into its peer soon.
+func DialSPBuffer(t testing.TB, addr string, proto uint16, rcvbuf int) *RawSP {
+	t.Helper()
 	hp := strings.TrimPrefix(addr, "tcp://")
-	c, err := net.DialTimeout("tcp", hp, 5*time.Second)
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if rcvbuf > 0 {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
+			})
+			if err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	c, err := d.Dial("tcp", hp)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}

@@ -3,7 +3,6 @@ package wire
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
 
 	"github.com/spmesh/spmesh"
@@ -108,12 +107,12 @@ func (e *Entries) Count() (int, error) {
 			err = scratch.readFields(&reader{b: content}, false)
 		}
 		if err != nil {
-			return 0, fmt.Errorf("%w: batch entry %d: %v", spmesh.ErrDecode, e.i+uint64(n), err)
+			return 0, decodeErr("batch entry %d: %v", e.i+uint64(n), err)
 		}
 		n++
 	}
 	if n == 0 && e.i == 0 {
-		return 0, fmt.Errorf("%w: %v", spmesh.ErrDecode, errNoEntry)
+		return 0, decodeErr("%v", errNoEntry)
 	}
 	return n, nil
 }
@@ -123,12 +122,12 @@ func (e *Entries) Count() (int, error) {
 func (e *Entries) Next(m *Msg) (bool, error) {
 	if e.r.i >= len(e.r.b) {
 		if e.i == 0 {
-			return false, fmt.Errorf("%w: %v", spmesh.ErrDecode, errNoEntry)
+			return false, decodeErr("%v", errNoEntry)
 		}
 		return false, nil
 	}
 	if err := e.next(m); err != nil {
-		return false, fmt.Errorf("%w: batch entry %d: %v", spmesh.ErrDecode, e.i, err)
+		return false, decodeErr("batch entry %d: %v", e.i, err)
 	}
 	e.i++
 	return true, nil

@@ -153,3 +153,12 @@ func FuzzBatch(f *testing.F) {
 		fuzzEntries(t, &b)
 	})
 }
+
+func TestDecodeErrorsCarryCode(t *testing.T) {
+	var m Msg
+	err := Decode([]byte{1, 2, 0xc1}, &m)
+	var c spmesh.Coder
+	if !errors.Is(err, spmesh.ErrDecode) || !errors.As(err, &c) || c.Code() != spmesh.CodeDecode {
+		t.Fatalf("got %v, want ErrDecode with code %d", err, spmesh.CodeDecode)
+	}
+}

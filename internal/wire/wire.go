@@ -68,10 +68,10 @@
 //	any other key (time, pub, ...): the batch header's value
 //
 // Keys present in the entry's own map then replace these. Entries are in
-// publish order. A batch with no entry, an entry that is not a bin, or an
-// entry whose map runs past its end fails the whole frame. Example: topic
-// "t", batch id 00..05, time T, publisher P, seq 7, two entries with bodies
-// "a" and "bc" (the second with header k=v):
+// publish order. A batch with no entry, an empty entry, an entry that is
+// not a bin, or an entry whose map runs past its end fails the whole
+// frame. Example: topic "t", batch id 00..05, time T, publisher P, seq 7,
+// two entries with bodies "a" and "bc" (the second with header k=v):
 //
 //	74 00 01 09                     "t", 0x00, version, kind 9
 //	84 01 c4 10 00..05 02 <T> 04 <P> 05 07     batch header, 4 keys
@@ -81,9 +81,21 @@
 // Decoders that predate kind 9 discard batch frames as an unknown kind, so
 // a publisher talking to them must not batch.
 //
-// Decoding never panics, reads only within the frame, and allocates at most
-// what the frame holds (strings and the header map are copied out of it; the
-// body aliases the frame).
+// # Limits
+//
+// Decoding never panics and reads only within the frame. Every count is
+// checked against the bytes that remain before anything is sized from it:
+// a header map needs two bytes a pair, a str or bin its length, and
+// unknown keys are skipped with the same checks (nesting at most 8 deep).
+// The user header map (key 3) holds at most [MaxHeaders] (1,024) pairs and
+// is made only after every pair has been checked, sized by the pairs read,
+// not by the claim: a frame allocates at most the strings it holds plus
+// the map, whatever it claims. The body aliases the frame.
+//
+// A batch is checked whole by [Entries.Count], allocating nothing: each
+// entry must be a bin that holds at least its header map (an empty entry
+// is invalid) and a valid map; any fault fails the whole frame. After
+// Count succeeds, [Entries.Next] does not fail.
 package wire
 
 import (
@@ -146,6 +158,20 @@ var (
 	errRange = errors.New("integer out of range")
 	errDepth = errors.New("nesting too deep")
 )
+
+// decodeError is a frame that does not decode. It wraps [spmesh.ErrDecode]
+// and carries [spmesh.CodeDecode], so that an error reply made from it
+// tells the sender why, and errors.Is(err, spmesh.ErrDecode) holds there
+// too.
+type decodeError struct{ msg string }
+
+func decodeErr(format string, args ...any) error {
+	return &decodeError{msg: spmesh.ErrDecode.Error() + ": " + fmt.Sprintf(format, args...)}
+}
+
+func (e *decodeError) Error() string { return e.msg }
+func (e *decodeError) Unwrap() error { return spmesh.ErrDecode }
+func (e *decodeError) Code() int     { return spmesh.CodeDecode }
 
 const (
 	keyID = 1 + iota
@@ -252,7 +278,7 @@ func appendHeader(dst []byte, m *Msg, extra int) []byte {
 // m.Body the undecoded entries: read them with [Entries].
 func Decode(frame []byte, m *Msg) error {
 	if err := decode(frame, m, ""); err != nil {
-		return fmt.Errorf("%w: envelope: %v", spmesh.ErrDecode, err)
+		return decodeErr("envelope: %v", err)
 	}
 	return nil
 }
@@ -266,7 +292,7 @@ type Decoder struct{ topic string }
 // Decode is [Decode] with the topic reused.
 func (d *Decoder) Decode(frame []byte, m *Msg) error {
 	if err := decode(frame, m, d.topic); err != nil {
-		return fmt.Errorf("%w: envelope: %v", spmesh.ErrDecode, err)
+		return decodeErr("envelope: %v", err)
 	}
 	if m.Topic != "" {
 		d.topic = m.Topic

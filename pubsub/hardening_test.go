@@ -1,0 +1,125 @@
+package pubsub_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/testutil"
+	"github.com/spmesh/spmesh/pubsub"
+)
+
+// A subscriber that stops reading while 4,096 x 128 KiB messages arrive
+// (512 MiB) holds at most about WithQueueBytes of them: its oldest are
+// dropped to make room, counted as gaps, and the rest are delivered when it
+// reads again.
+func TestStalledSubscriberQueueBytes(t *testing.T) {
+	const (
+		n      = 4096
+		size   = 128 << 10
+		qbytes = 16 << 20 // the default
+	)
+	addr := testutil.FreeTCP(t)
+	p := mustPub(t, pubsub.WithListen(addr))
+	s := mustSub(t, pubsub.WithDial(addr), pubsub.WithSubscribe("big.*"))
+	connected(t, p, s, "big.probe")
+
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	var peak uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	arrived := func() uint64 { st := s.Stats(); return st.Received + st.Dropped }
+	start := arrived()
+	ctx := context.Background()
+	payload := make([]byte, size)
+	for i := range n {
+		if err := p.Publish(ctx, "big.data", payload); err != nil {
+			t.Fatal(err)
+		}
+		if i%64 == 63 {
+			// Pace the publisher so that its own queue (not under test)
+			// stays short: let what was published arrive first.
+			testutil.Until(time.Second, func() error {
+				if got := arrived() - start; got+64 < uint64(i+1) {
+					return fmt.Errorf("%d arrived", got)
+				}
+				return nil
+			})
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		if got := arrived() - start; got != n {
+			return fmt.Errorf("got %d messages arrived (received or dropped), want %d", got, n)
+		}
+		return nil
+	})
+	close(stop)
+	wg.Wait()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	held := int64(ms.HeapInuse) - int64(base)
+	queued := len(s.C())
+	t.Logf("stalled subscriber, %d x %d KiB: %d queued (%.1f MiB), heap held %.1f MiB after GC, peak %.1f MiB over the base of %.1f MiB",
+		n, size>>10, queued, mib(uint64(queued*size)), float64(held)/(1<<20), mib(peak-min(peak, base)), mib(base))
+	if queued*size > qbytes {
+		t.Fatalf("got %d messages of %d bytes queued, want at most %d bytes", queued, size, qbytes)
+	}
+	if held > 2*qbytes+16<<20 {
+		t.Fatalf("got %.1f MiB held, want under %d MiB", float64(held)/(1<<20), (2*qbytes+16<<20)>>20)
+	}
+	// What was dropped shows up as gaps; the rest is delivered.
+	got := 0
+	for range queued {
+		<-s.C()
+		got++
+	}
+	ps := s.Stats().Publishers[p.ID()]
+	if ps.Gaps == 0 || uint64(got)+ps.Gaps != n {
+		t.Fatalf("got %d delivered + %d gaps, want %d", got, ps.Gaps, n)
+	}
+}
+
+// A Publish over the limit fails with ErrTooLarge, before encoding when
+// the size is known, and is counted; nothing is sent.
+func TestPublishTooLarge(t *testing.T) {
+	for _, batching := range []bool{true, false} {
+		t.Run(fmt.Sprintf("batching=%v", batching), func(t *testing.T) {
+			p := mustPub(t, pubsub.WithListen(testutil.FreeTCP(t)), pubsub.WithMaxMessageSize(64<<10), pubsub.WithBatching(batching))
+			ctx := context.Background()
+			bodies := []any{make([]byte, 1<<20), string(make([]byte, 1<<20)), struct{ B []byte }{make([]byte, 1<<20)}, make([]byte, 64<<10)}
+			for _, v := range bodies {
+				if err := p.Publish(ctx, "t", v); !errors.Is(err, spmesh.ErrTooLarge) {
+					t.Fatalf("%T: got %v, want ErrTooLarge", v, err)
+				}
+			}
+			if err := p.PublishBytes(ctx, "t", nil, make([]byte, 1<<20)); !errors.Is(err, spmesh.ErrTooLarge) {
+				t.Fatalf("PublishBytes: got %v, want ErrTooLarge", err)
+			}
+			if st := p.Stats(); st.TooLarge != uint64(len(bodies)+1) || st.Sent != 0 {
+				t.Fatalf("got %d too large, %d sent; want %d, 0", st.TooLarge, st.Sent, len(bodies)+1)
+			}
+		})
+	}
+}
