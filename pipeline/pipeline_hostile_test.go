@@ -36,7 +36,7 @@ func TestWorkerHostilePeers(t *testing.T) {
 		}
 		hostile.DecodeTypes(j.Decode)
 		return errors.New("not a legit job")
-	}), pipeline.WithListen("tcp://127.0.0.1:0"))
+	}), pipeline.WithListen("tcp://127.0.0.1:0"), pipeline.WithSendTimeout(200*time.Millisecond))
 	addr := w.Addrs()[0]
 	// The legit producer redelivers after a second without an ack: a
 	// worker drops acks it cannot send in time, and counts on that.

@@ -40,7 +40,8 @@ func hostileHandler(_ context.Context, req *reqrep.Request) (any, error) {
 //
 // Figures: go test -run TestReplierHostilePeers -v ./reqrep/
 func TestReplierHostilePeers(t *testing.T) {
-	rp, err := reqrep.NewReplier(reqrep.HandlerFunc(hostileHandler), reqrep.WithListen("tcp://127.0.0.1:0"))
+	rp, err := reqrep.NewReplier(reqrep.HandlerFunc(hostileHandler), reqrep.WithListen("tcp://127.0.0.1:0"),
+		reqrep.WithSendTimeout(200*time.Millisecond)) // the never-reads attack shows within a second
 	if err != nil {
 		t.Fatal(err)
 	}

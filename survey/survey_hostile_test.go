@@ -81,7 +81,8 @@ func surveyOnce(ctx context.Context, s *survey.Surveyor, name string) error {
 // Figures: go test -run TestRespondentHostilePeers -v ./survey/
 func TestRespondentHostilePeers(t *testing.T) {
 	sv := mustSurveyor(t, survey.WithListen("tcp://127.0.0.1:0"))
-	r := mustRespondent(t, hostileAnswerer("r1"), survey.WithName("r1"), survey.WithDial(sv.Addrs()[0]))
+	r := mustRespondent(t, hostileAnswerer("r1"), survey.WithName("r1"), survey.WithDial(sv.Addrs()[0]),
+		survey.WithSendTimeout(200*time.Millisecond)) // the never-reads attack shows within a second
 	peers(t, sv, 1)
 	tg := hostile.Target{
 		Name: "respondent",

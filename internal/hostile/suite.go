@@ -155,6 +155,10 @@ func StandardAttacks(tg Target, maxMsg int) []Attack {
 	)
 	if tg.Big != nil {
 		as = append(as, Attack{Name: "never-reads", Conns: 1, Frames: [][]byte{Envelope(tg.Kind, tg.Topic, tg.Big)}, Every: 200 * time.Microsecond,
+			// Well past the send timeout the targets are given (200 ms),
+			// so that the target's answer to a peer that never reads
+			// (drop, count, close) shows.
+			For: time.Second,
 			// mangos holds up to WithQueueLen (1024) replies per pipe
 			// whatever their size: internal/sock sets OptionWriteQLen
 			// and no byte bound applies on the send side.
