@@ -8,6 +8,20 @@
 //
 // It is imported by tests only. It imports no pattern package, so that the
 // pattern packages' own tests can use it.
+//
+// Where the suite lives and how to read its figures (each logs them with -v):
+//
+//	go test -run TestLimit -v ./internal/sptcp/              transport limits, trickle heap, cost of 2,000 idle connections
+//	go test -run HostilePeers -v ./reqrep/ ./pipeline/ ./survey/ ./pubsub/
+//	                                                           every attack on every socket: heap held and allocated,
+//	                                                           legit p99 during vs without (a ratio, reported only)
+//	go test -run TestChildUnderAddressCap -v ./internal/hostile/
+//	                                                           the attacks that once killed the process, in capped children
+//
+// Stated bounds: an attack may make its target hold, and allocate beyond
+// what the legit traffic does, at most 8 times the bytes it sent plus 8 KiB
+// per frame plus 16 MiB ([HeldBound], [AllocBound], [PerFrame]); a child
+// attack at most 8 times plus 4 MiB.
 package hostile
 
 import (
