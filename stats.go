@@ -18,7 +18,9 @@ type Stats struct {
 	TooLarge uint64
 	// SendTimeouts counts replies, acks and answers dropped because the
 	// peer did not take them within the send timeout (a peer that stopped
-	// reading); the peer resends on its own attempt timeout.
+	// reading; its connection is then closed) or while another reply to it
+	// was waiting; the peer resends on its own attempt timeout or when its
+	// connection drops.
 	SendTimeouts uint64
 	// ConnsRefused counts incoming connections refused at the listener's
 	// connection cap.

@@ -100,7 +100,8 @@
 //     for a producer that does not read it; then it is dropped, counted in
 //     the Worker's Stats().SendTimeouts, and that connection is closed (the
 //     producer delivers the job again). While one handler waits for such a
-//     producer, its other acks are dropped at once.
+//     producer, its other acks wait at most 250ms, then are dropped without
+//     waiting.
 //   - Close: [Worker.Close] cancels the handlers' contexts and waits at most
 //     [HandlerGrace] (1s) for them; a handler that ignores its ctx goes on
 //     running in the background (its ack is never sent, so the job is

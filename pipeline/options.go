@@ -157,10 +157,10 @@ func WithQueueLen(n int) Option { return wrap(sock.WithQueueLen(n)) }
 
 // WithSendTimeout sets how long a [Worker] waits to queue an ack for a
 // producer that is not reading (default 2s). Past it the ack is dropped
-// and counted in Stats.SendTimeouts (and Dropped); the producer delivers
-// the job again after its ack timeout. While a producer stays that slow, at
-// most one handler at a time waits for it; its other acks are dropped at
-// once. Worker only.
+// and counted in Stats.SendTimeouts (and Dropped), and the connection to
+// that producer is closed: it delivers its unacked jobs again. While one
+// handler waits for a producer, its other acks wait at most 250ms, then are
+// dropped without waiting. Worker only.
 func WithSendTimeout(d time.Duration) Option {
 	return option{name: "WithSendTimeout", fits: forWorker, set: func(c *config) error { return sock.WithSendTimeout(d)(&c.sock) }}
 }

@@ -278,7 +278,11 @@ func (p *Producer) Submit(ctx context.Context, t Task) (*Result, error) {
 		p.tooLarge.Add(1)
 		return nil, fmt.Errorf("%w: job of at least %d bytes, limit %d", spmesh.ErrTooLarge, n, p.maxSize)
 	}
-	data, err := spmesh.AppendMarshal(p.codec, make([]byte, 0, min(p.bodyHint(t.Body), p.maxSize+1)), t.Body)
+	data, err := spmesh.AppendMarshalLimit(p.codec, make([]byte, 0, min(p.bodyHint(t.Body), p.maxSize+1)), t.Body, p.maxSize)
+	if errors.Is(err, spmesh.ErrTooLarge) {
+		p.tooLarge.Add(1)
+		return nil, fmt.Errorf("spmesh: job: %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("spmesh: encode %T: %w", t.Body, err)
 	}

@@ -54,10 +54,11 @@
 //   - Queue lengths ([WithQueueLen]) count frames on the publisher's
 //     connections and on the subscriber's socket, and messages on the
 //     subscriber's channel (also bounded in bytes, [WithQueueBytes]). A
-//     publisher's queue for a stalled subscriber drops the newest frames
-//     when full (mangos PUB, uncounted on the publisher: the subscriber
-//     sees the gaps); it holds up to queue length frames of up to 8 KiB
-//     (batches) or one large message each.
+//     publisher's queue for a subscriber that does not keep up drops the
+//     new frames when full (as mangos PUB does; the subscriber sees the
+//     gaps), counted in the publisher's Stats().Dropped, per subscriber in
+//     [Publisher.SubscriberDrops], and logged; it holds up to queue length
+//     frames of up to 8 KiB (batches) or one large message each.
 //   - Messages of one batch share its memory on the subscriber: holding a
 //     [Message] keeps the batch's bodies alive.
 //   - Subscribers of spmesh versions before batch frames discard them as

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,5 +122,58 @@ func TestPublishTooLarge(t *testing.T) {
 				t.Fatalf("got %d too large, %d sent; want %d, 0", st.TooLarge, st.Sent, len(bodies)+1)
 			}
 		})
+	}
+}
+
+// A subscriber connection that does not keep up makes the publisher drop
+// the messages for it (never blocking): counted in Dropped and per
+// subscriber, while a subscriber that keeps up loses nothing.
+func TestPublisherCountsDrops(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	p := mustPub(t, pubsub.WithListen(addr), pubsub.WithQueueLen(4))
+	good := mustSub(t, pubsub.WithDial(addr), pubsub.WithSubscribe("d.*"))
+	connected(t, p, good, "d.probe")
+	bad := testutil.DialSPBuffer(t, addr, testutil.ProtoSub, 4<<10) // never reads
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := p.Stats().Peers; n != 2 {
+			return fmt.Errorf("got %d subscribers, want 2", n)
+		}
+		return nil
+	})
+	_ = bad
+	ctx := context.Background()
+	payload := make([]byte, 64<<10)
+	const n = 1000 // 64 MiB, far more than the buffers on the way hold
+	received := 0
+	for range n {
+		if err := p.Publish(ctx, "d.data", payload); err != nil {
+			t.Fatal(err)
+		}
+		// In step with the good subscriber, which thus never lags.
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := good.Next(c)
+		cancel()
+		if err != nil {
+			t.Fatalf("good subscriber, message %d: got %v", received, err)
+		}
+		received++
+	}
+	st, drops := p.Stats(), p.SubscriberDrops()
+	t.Logf("publisher: %d dropped, per subscriber %v; good subscriber received %d of %d", st.Dropped, drops, received, n)
+	sum, nonzero := uint64(0), 0
+	for _, d := range drops {
+		sum += d
+		if d > 0 {
+			nonzero++
+		}
+	}
+	if len(drops) != 2 || nonzero != 1 || sum != st.Dropped {
+		t.Fatalf("got per-subscriber drops %v (Dropped %d), want 2 subscribers, drops for one, summing to Dropped", drops, st.Dropped)
+	}
+}
+
+func TestQueueBytesInvalid(t *testing.T) {
+	if _, err := pubsub.NewSubscriber(pubsub.WithQueueBytes(10)); !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "WithQueueBytes") {
+		t.Fatalf("got %v, want ErrInvalidOption naming WithQueueBytes", err)
 	}
 }

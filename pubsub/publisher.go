@@ -3,6 +3,7 @@ package pubsub
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -39,6 +40,7 @@ const (
 // and the subscriber sees the gap. A Publisher is safe for concurrent use.
 type Publisher struct {
 	so       *sock.Socket
+	pub      *sock.Fanout // so's fan-out: counts what each subscriber's queue drops
 	id       uint64
 	codec    spmesh.Codec
 	batching bool
@@ -105,7 +107,7 @@ func NewPublisher(opts ...Option) (*Publisher, error) {
 		return nil, err
 	}
 	p := &Publisher{
-		so: so, id: sock.RandomUint64(), codec: c.sock.Codec,
+		so: so, pub: sock.PubOf(so), id: sock.RandomUint64(), codec: c.sock.Codec,
 		batching: !c.noBatch, maxFrame: min(maxBatchFrame, c.sock.MaxMsgSize),
 		topics: map[string]*topicSeq{},
 		wake:   make(chan struct{}, 1),
@@ -188,8 +190,13 @@ func (p *Publisher) publish(ctx context.Context, topic string, h spmesh.Header, 
 	b := wire.AppendEntryHead(p.pend.buf, h)
 	if raw {
 		b = append(b, data...)
-	} else if b, err = spmesh.AppendMarshal(codec, b, v); err != nil {
+	} else if b, err = spmesh.AppendMarshalLimit(codec, b, v, off+p.so.Settings.MaxMsgSize); err != nil {
+		p.pend.buf = b[:off]
 		p.mu.Unlock()
+		if errors.Is(err, spmesh.ErrTooLarge) {
+			p.so.C.TooLarge.Add(1)
+			return err
+		}
 		return fmt.Errorf("spmesh: encode %T: %w", v, err)
 	}
 	if n := len(b) - off + wire.PublishOverhead(topic); n > p.so.Settings.MaxMsgSize {
@@ -282,7 +289,7 @@ func (p *Publisher) sendNow(ts *topicSeq, topic string, h spmesh.Header, codec s
 		p.mu.Unlock()
 		return err
 	}
-	err = p.so.M.SendMsg(m)
+	err = p.pub.Send(m, 1)
 	if err == nil {
 		ts.seq++
 	}
@@ -336,7 +343,7 @@ func (p *Publisher) flush(w *pending) {
 	for len(ents) > 0 {
 		first := &ents[0]
 		if first.frame != nil {
-			if !p.sendFrame(first.frame, ents) {
+			if !p.sendFrame(first.frame, 1, ents) {
 				break
 			}
 			ents = ents[1:]
@@ -376,7 +383,7 @@ func (p *Publisher) flush(w *pending) {
 			}
 			m.Body = b
 		}
-		if !p.sendFrame(m, ents) {
+		if !p.sendFrame(m, n, ents) {
 			break
 		}
 		p.so.C.Sent.Add(uint64(n - 1))
@@ -387,10 +394,10 @@ func (p *Publisher) flush(w *pending) {
 	w.large = 0
 }
 
-// sendFrame sends m, the first frame for rest. Only a closed socket fails:
-// then rest is dropped, its large frames freed.
-func (p *Publisher) sendFrame(m *mangos.Message, rest []entry) bool {
-	if err := p.so.M.SendMsg(m); err != nil {
+// sendFrame sends m, the first frame for rest, carrying n messages. Only a
+// closed socket fails: then rest is dropped, its large frames freed.
+func (p *Publisher) sendFrame(m *mangos.Message, n int, rest []entry) bool {
+	if err := p.pub.Send(m, n); err != nil {
 		p.so.C.Dropped.Add(uint64(len(rest)))
 		for i := 1; i < len(rest); i++ {
 			if f := rest[i].frame; f != nil {
@@ -403,8 +410,18 @@ func (p *Publisher) sendFrame(m *mangos.Message, rest []entry) bool {
 	return true
 }
 
-// Stats returns the publisher's counters.
+// Stats returns the publisher's counters. Dropped counts the messages
+// dropped for subscribers that did not keep up (their connection's queue
+// was full; see [Publisher.SubscriberDrops]) and those still pending at
+// Close.
 func (p *Publisher) Stats() spmesh.Stats { return p.so.Stats() }
+
+// SubscriberDrops returns, for each connected subscriber (by its remote
+// address), how many messages were dropped for it since it connected
+// because its connection's queue ([WithQueueLen] frames) was full: a
+// subscriber, or a link, that does not keep up. The subscriber sees them as
+// gaps.
+func (p *Publisher) SubscriberDrops() map[string]uint64 { return p.pub.Drops() }
 
 // Close closes the publisher at once. Messages that Publish accepted are
 // handed to the connections first (without waiting for any subscriber);

@@ -46,9 +46,10 @@
 //     a requester that does not read it; then it is dropped, counted in the
 //     Replier's Stats().SendTimeouts (and Dropped), and that connection is
 //     closed (a Requester resends what it has no answer to). While one
-//     handler waits for such a requester, its other replies are dropped at
-//     once: one requester that stops reading never holds more than one
-//     handler, nor delays the replies to others.
+//     handler waits for such a requester, its other replies wait at most
+//     250ms, then are dropped without waiting: one requester that stops
+//     reading holds one handler for the send timeout and others for at most
+//     250ms, once per connection, and never delays the replies to others.
 //   - Errors: a handler error reaches the caller as a [*spmesh.RemoteError]
 //     with the error's text and its code ([spmesh.Coder], [spmesh.Errorf]);
 //     a handler panic is recovered, logged, and reported with code

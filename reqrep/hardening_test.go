@@ -237,3 +237,14 @@ func TestCloseWithStuckHandler(t *testing.T) {
 		t.Fatalf("second Close took %v", d)
 	}
 }
+
+func TestHardeningOptionsInvalid(t *testing.T) {
+	for name, f := range map[string]func() error{
+		"send timeout 0":      func() error { _, err := reqrep.NewReplier(sizedReply, reqrep.WithSendTimeout(0)); return err },
+		"send timeout on req": func() error { _, err := reqrep.NewRequester(reqrep.WithSendTimeout(time.Second)); return err },
+	} {
+		if err := f(); !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "WithSendTimeout") {
+			t.Errorf("%s: got %v, want ErrInvalidOption naming WithSendTimeout", name, err)
+		}
+	}
+}

@@ -113,10 +113,10 @@ func WithQueueLen(n int) Option { return wrap(sock.WithQueueLen(n)) }
 
 // WithSendTimeout sets how long a Replier waits to queue a reply for a
 // requester that is not reading (default 2s). Past it the reply is dropped
-// and counted in Stats.SendTimeouts (and Dropped); the requester resends
-// after its attempt timeout. While a requester stays that slow, at most
-// one handler at a time waits for it; its other replies are dropped at
-// once. Replier only.
+// and counted in Stats.SendTimeouts (and Dropped), and the connection to
+// that requester is closed: it resends what it has no answer to. While one
+// handler waits for a requester, its other replies wait at most 250ms, then
+// are dropped without waiting. Replier only.
 func WithSendTimeout(d time.Duration) Option {
 	return sided(forReplier, "WithSendTimeout", func(c *config) error { return sock.WithSendTimeout(d)(&c.sock) })
 }

@@ -45,7 +45,8 @@
 //     (default 2s; a stuck peer): then it is dropped, counted in the
 //     respondent's Stats().SendTimeouts and Dropped, and that connection is
 //     closed (and redialed). While one handler waits for such a surveyor,
-//     its other answers are dropped at once.
+//     its other answers wait at most 250ms, then are dropped without
+//     waiting.
 //   - Too large: a survey over the Surveyor's own [WithMaxMessageSize] fails
 //     with [spmesh.ErrTooLarge]. A question over a respondent's limit is
 //     answered, without running the handler, with an error response whose

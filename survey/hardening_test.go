@@ -3,6 +3,7 @@ package survey_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,5 +87,16 @@ func TestAnswerTooLargeLocally(t *testing.T) {
 	}
 	if _, err := s.Survey(context.Background(), make([]byte, 16<<20)); !errors.Is(err, spmesh.ErrTooLarge) {
 		t.Fatalf("survey over the limit: got %v, want ErrTooLarge", err)
+	}
+}
+
+func TestSendTimeoutInvalid(t *testing.T) {
+	for name, f := range map[string]func() error{
+		"zero":        func() error { _, err := survey.NewRespondent(echo("r"), survey.WithSendTimeout(0)); return err },
+		"on surveyor": func() error { _, err := survey.NewSurveyor(survey.WithSendTimeout(time.Second)); return err },
+	} {
+		if err := f(); !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "WithSendTimeout") {
+			t.Errorf("%s: got %v, want ErrInvalidOption naming WithSendTimeout", name, err)
+		}
 	}
 }

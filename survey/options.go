@@ -183,7 +183,8 @@ func WithName(name string) Option {
 // a surveyor that is not reading (default 2s). Past it the answer is
 // dropped, counted in Stats.SendTimeouts (and Dropped), and the connection
 // to that surveyor closed (it is redialed); while one handler waits for a
-// surveyor, its other answers are dropped at once. Respondent only.
+// surveyor, its other answers wait at most 250ms, then are dropped without
+// waiting. Respondent only.
 func WithSendTimeout(d time.Duration) Option {
 	return sided(forRespondent, "WithSendTimeout", func(c *config) error { return sock.WithSendTimeout(d)(&c.sock) })
 }

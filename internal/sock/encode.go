@@ -1,6 +1,7 @@
 package sock
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -21,22 +22,24 @@ func (so *Socket) Encode(env *wire.Msg, v any) (*mangos.Message, error) {
 //
 // The size is checked before encoding where it is known (a []byte or
 // string body with spmesh's own codecs, whose encoding of them is never
-// shorter), else as soon as the encoding ends: a body over the limit is
-// never sent, whatever its size. Refusals are counted in TooLarge.
+// shorter), else while encoding with a codec that can stop at the limit
+// (spmesh.LimitAppendCodec: msgpack does), else once the encoding ends: a
+// body over the limit is never sent, and never encoded much past the limit
+// by spmesh's codecs. Refusals are counted in TooLarge.
 func (so *Socket) EncodeWith(c spmesh.Codec, env *wire.Msg, v any) (*mangos.Message, error) {
 	max := so.Settings.MaxMsgSize
 	if n := knownSize(c, v); n > max {
 		return nil, so.tooLarge(n, max)
 	}
 	m := mangos.NewMessage(min(sizeHint(&so.lastSize, env, v), max+1))
-	b, err := spmesh.AppendMarshal(c, wire.AppendHeader(m.Body[:0], env), v)
+	b, err := spmesh.AppendMarshalLimit(c, wire.AppendHeader(m.Body[:0], env), v, max)
 	if err != nil {
 		m.Free()
+		if errors.Is(err, spmesh.ErrTooLarge) {
+			so.C.TooLarge.Add(1)
+			return nil, err
+		}
 		return nil, fmt.Errorf("spmesh: encode %T: %w", v, err)
-	}
-	if len(b) > max {
-		m.Free()
-		return nil, so.tooLarge(len(b), max)
 	}
 	so.lastSize.Store(int64(len(b)))
 	m.Body = b

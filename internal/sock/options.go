@@ -176,10 +176,11 @@ func WithQueueLen(n int) Option {
 // WithSendTimeout sets how long a serving worker (Replier, Worker,
 // Respondent) waits to queue a reply, ack or answer for a peer that is not
 // taking them (default DefaultSendTimeout). Past it the reply is dropped and
-// counted in Stats.SendTimeouts; the peer resends on its own attempt
-// timeout. While a peer stays that slow, at most one worker at a time waits
-// for it; replies to it that find its queue full meanwhile are dropped at
-// once (also counted).
+// counted in Stats.SendTimeouts, and the connection to that peer is closed
+// (the peer resends what it has no answer to). While one worker waits for
+// a peer, other replies to it wait at most 250ms (at most half the
+// timeout), and once that worker has waited that long they are dropped
+// without being tried (also counted). See Server.
 func WithSendTimeout(d time.Duration) Option {
 	return func(s *Settings) error {
 		if d <= 0 || d > time.Hour {

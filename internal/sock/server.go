@@ -36,11 +36,11 @@ type ServeFunc func(base context.Context, m *mangos.Message) (reply *mangos.Mess
 // peer is closed, as a peer that does not read its replies: every reply
 // still waiting for it is released at once, and the peer, if it is spmesh,
 // reconnects and resends what it has not had an answer to. While one
-// worker waits for a peer, other replies to it wait at most shortSend, and
-// once that worker has waited longer than shortSend, they are dropped
-// (counted) without being tried. So a peer that never reads holds one
-// worker for the send timeout, once per connection, and the others not at
-// all: it never takes the replies of other peers with it.
+// worker waits for a peer, other replies to it wait at most stallAfter
+// (250ms), and once that worker has waited longer than stallAfter, they
+// are dropped (counted) without being tried. So a peer that never reads
+// holds one worker for the send timeout and others for at most stallAfter,
+// once per connection: it never takes the replies of other peers with it.
 type Server struct {
 	so      *Socket
 	serve   ServeFunc
@@ -54,7 +54,8 @@ type Server struct {
 	once    sync.Once
 
 	sendTimeout time.Duration
-	pipes       sync.Map // pipe id (uint32) -> *pipeState, for pipes replied to
+	stallAfter  time.Duration // min(stallAfter, sendTimeout/2)
+	pipes       sync.Map      // pipe id (uint32) -> *pipeState, for pipes replied to
 	npipes      atomic.Int64
 
 	slowLog  logLimit
@@ -75,10 +76,12 @@ type Server struct {
 // Server.Abandoned and logged.
 const HandlerGrace = time.Second
 
-// shortSend bounds the wait of a reply to a peer that another worker is
-// already waiting for: enough for a queue that is draining, too short to
-// hold a worker.
-const shortSend = 20 * time.Millisecond
+// stallAfter bounds the wait of a reply to a peer that another worker is
+// already waiting for, and is how long that worker must have waited for
+// the peer to count as not reading: long past a scheduling hiccup or a
+// queue that is draining, short enough not to hold workers. It is at most
+// half the send timeout.
+const stallAfter = 250 * time.Millisecond
 
 // pipeState is what a Server knows of one peer's send queue.
 type pipeState struct {
@@ -120,6 +123,7 @@ func NewServer(so *Socket, n int, serve ServeFunc) (*Server, error) {
 	if s.sendTimeout <= 0 {
 		s.sendTimeout = DefaultSendTimeout
 	}
+	s.stallAfter = min(stallAfter, s.sendTimeout/2)
 	s.base, s.cancel = context.WithCancel(context.Background())
 	for range n {
 		mc, err := so.M.OpenContext()
@@ -198,7 +202,7 @@ func (s *Server) run(w *srvWorker) {
 }
 
 // send queues reply for pipe p (the peer the request came from), waiting
-// at most the send timeout, or shortSend while another worker waits for
+// at most the send timeout, or stallAfter while another worker waits for
 // the same peer (see Server).
 func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 	st := s.pipeState(p)
@@ -212,13 +216,13 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 		switch since := st.since.Load(); {
 		case since == 0 && st.since.CompareAndSwap(0, now):
 			waiter = true
-		case since != 0 && now-since > int64(shortSend):
+		case since != 0 && now-since > int64(s.stallAfter):
 			// Another worker has waited for this peer for a while: it
 			// is not reading. Not even tried.
 			s.dropSlow(p, reply)
 			return
 		default:
-			d = min(d, shortSend) // another worker is sending to it just now
+			d = s.stallAfter // another worker is sending to it just now
 		}
 	}
 	w.timer.Reset(d)

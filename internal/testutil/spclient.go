@@ -15,6 +15,7 @@ import (
 // SP protocol numbers, for RawSP.
 const (
 	ProtoReq      = 3<<4 + 0
+	ProtoSub      = 2<<4 + 1
 	ProtoSurveyor = 6<<4 + 2
 )
 
