@@ -455,7 +455,9 @@ func isTimeout(err error) bool {
 // returned; otherwise the pipe is closed. Nothing of the claimed size is
 // ever allocated.
 func (p *pipe) oversize(sz uint64) (*mangos.Message, error) {
-	if p.maxRecv == 0 || sz/OversizeCeiling > uint64(p.maxRecv) || !replies(p.peer) {
+	// (sz-1)/OversizeCeiling >= maxRecv is sz > OversizeCeiling*maxRecv
+	// without overflow (sz/OversizeCeiling let 15 bytes more through).
+	if p.maxRecv == 0 || (sz-1)/OversizeCeiling >= uint64(p.maxRecv) || !replies(p.peer) {
 		if fr, ok := p.obs.(FrameRefuser); ok {
 			fr.FrameRefused(p.remote, p.peer, sz)
 		}
