@@ -19,9 +19,8 @@
 //   - Push blocks: while no puller is connected, and while the Pusher's send
 //     queue for every puller is full (backpressure), until its ctx ends. A nil error means "queued", not "received". With
 //     [WithNonBlocking], Push fails at once with [spmesh.ErrNoPeers] instead.
-//   - Buffering: a Pusher holds up to [WithQueueLen] messages (and
-//     [WithQueueBytes] bytes) per connected puller, plus what the transport
-//     buffers; what is queued for a puller that goes away is lost and
+//   - Buffering: a Pusher holds up to [WithQueueLen] messages (and 16 MiB)
+//     per connected puller, plus what the transport buffers; what is queued for a puller that goes away is lost and
 //     counted in Stats().Dropped; a Puller up to [WithQueueLen] messages and
 //     [WithQueueBytes] bytes (default 16 MiB) its application has not taken,
 //     then stops reading: its socket queue holds up to about as many bytes
