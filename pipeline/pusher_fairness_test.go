@@ -7,7 +7,10 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh/internal/testutil"
+	"github.com/spmesh/spmesh/internal/wire"
 	"github.com/spmesh/spmesh/pipeline"
+	"go.nanomsg.org/mangos/v3"
+	"go.nanomsg.org/mangos/v3/protocol/pull"
 )
 
 // counting starts a goroutine counting what pl receives; it ends when pl
@@ -90,4 +93,41 @@ func TestPusherSkipsStalledPuller(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestPusherToStockPull: the Pusher speaks the standard PUSH wire
+// protocol: a stock mangos PULL socket receives its messages as frames
+// that are spmesh pipeline messages.
+func TestPusherToStockPull(t *testing.T) {
+	s, err := pull.NewSocket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.SetOption(mangos.OptionRecvDeadline, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	addr := testutil.FreeTCP(t)
+	if err := s.Listen(addr); err != nil {
+		t.Fatal(err)
+	}
+	p := mustPusher(t, pipeline.WithDial(addr))
+	peers(t, p, 1)
+	ctx := ctxT(t, 10*time.Second)
+	const n = 10
+	for i := range n {
+		if err := p.Push(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		b, err := s.Recv()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		var env wire.Msg
+		if err := wire.Decode(b, &env); err != nil || env.Kind != wire.KindPush {
+			t.Fatalf("frame %d: got kind %v, error %v; want a push message", i, env.Kind, err)
+		}
+	}
 }
