@@ -18,6 +18,10 @@ type stream struct {
 	counts []*atomic.Uint64   // messages arrived, per receiver
 	fanout bool               // every receiver gets every message (pub/sub)
 	close  func()
+
+	// started and ended (may be nil) run when the measured interval starts
+	// and once everything sent in it has arrived.
+	started, ended func()
 }
 
 // rpc is one caller making sequential round trips.
@@ -58,6 +62,10 @@ type result struct {
 	heap    int64   // heap in use after the scenario, over the baseline before it
 	allocs  float64 // process-wide mallocs per message sent
 	latency bool
+
+	// CPU scenarios: what is compared is cpuPerMsg (ns), lower is better.
+	cpu       bool
+	cpuPerMsg float64
 }
 
 // rate is messages per second: per receiver for fan-out, else in total.
@@ -101,6 +109,9 @@ func (r *result) key() float64 {
 	}
 	if r.latency {
 		return -float64(r.pct(0.5))
+	}
+	if r.cpu {
+		return -r.cpuPerMsg
 	}
 	return r.rate()
 }
@@ -168,6 +179,9 @@ func measureStream(st *stream, size int, d time.Duration, mem memBase) *result {
 	waitQuiet(st.counts, quiet, drainLimit)
 
 	base := total(st.counts)
+	if st.started != nil {
+		st.started()
+	}
 	m0 := mallocs()
 	start := time.Now()
 	var sent uint64
@@ -181,6 +195,10 @@ func measureStream(st *stream, size int, d time.Duration, mem memBase) *result {
 		}
 	}
 	last := waitQuiet(st.counts, quiet, drainLimit)
+	if st.ended != nil {
+		st.ended()
+		st.ended = nil
+	}
 	r := &result{
 		sent: sent, recv: total(st.counts) - base, receivers: len(st.counts), fanout: st.fanout,
 		elapsed: last.Sub(start), size: size,

@@ -38,7 +38,11 @@ type system struct {
 	pipeline func(size, workers int) (*stream, error)
 	acked    func(size, workers int) (*stream, error)
 	reqrep   func(size int) (*rpc, error)
-	partial  bool // its scenarios without a function are left out of the table
+	// nomatch opens a stream with a subscriber of its topic, and returns
+	// the address a non-matching subscriber dials and (may be nil) a wait
+	// until that subscriber's subscription is in effect.
+	nomatch func(size int) (*stream, string, func() error, error)
+	partial bool // its scenarios without a function are left out of the table
 }
 
 // scenario is one table section.
@@ -52,9 +56,11 @@ func systems() []*system {
 	return []*system{
 		spmeshSystem(),
 		spmeshTLSSystem(),
+		spmeshLosslessSystem(),
 		mangosSystem("mangos", "tcp"),
 		mangosSystem("mangos+sptcp", "sptcp"),
 		natsSystem(),
+		tcpSystem(),
 	}
 }
 
@@ -103,6 +109,13 @@ func scenarios() []scenario {
 		}},
 		scenario{name: "pipeline2-256B", title: "pipeline 1→2, 256 B", run: streamRun(func(s *system) func(int, int) (*stream, error) { return s.pipeline }, 256, 2)},
 		scenario{name: "acked2-256B", title: "at-least-once pipeline 1→2, acked, 256 B", run: streamRun(func(s *system) func(int, int) (*stream, error) { return s.acked }, 256, 2)},
+		scenario{name: "nomatch-256B", title: "non-matching subscriber's CPU, 256 B on another topic", run: func(s *system, d time.Duration) *result {
+			if s.nomatch == nil {
+				return &result{err: errNotBuilt}
+			}
+			kind, _, _ := strings.Cut(s.name, "+") // the child subscribes as mangos over sptcp too
+			return nomatchRun(kind, s.nomatch, 256, d)
+		}},
 	)
 	return sc
 }
@@ -180,6 +193,8 @@ func brief(r *result) string {
 		return r.err.Error()
 	case r.latency:
 		return fmt.Sprintf("p50 %v", r.pct(0.5))
+	case r.cpu:
+		return fmt.Sprintf("%.1f ns CPU/msg at %s msg/s", r.cpuPerMsg, count(r.rate()))
 	}
 	return fmt.Sprintf("%s msg/s, drops %d", count(r.rate()), r.drops())
 }
@@ -206,6 +221,12 @@ func (t *table) ratio(sc scenario, r *result, ref string) string {
 	o, ok := t.cells[sc.name+"/"+ref]
 	if !ok || o.err != nil || r.err != nil {
 		return "–"
+	}
+	if r.cpu {
+		if o.cpuPerMsg == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f× CPU", r.cpuPerMsg/o.cpuPerMsg)
 	}
 	if r.latency {
 		if o.pct(0.5) == 0 {
@@ -244,6 +265,9 @@ func (t *table) write(w io.Writer) {
 				drops = "–"
 			} else {
 				res = fmt.Sprintf("%s msg/s · %.0f MB/s", count(r.rate()), r.rate()*float64(r.size)/1e6)
+				if r.cpu {
+					res = fmt.Sprintf("%.1f ns CPU/msg (non-matching process) · ", r.cpuPerMsg) + res
+				}
 				d := r.drops()
 				want := r.sent
 				if r.fanout {
@@ -257,9 +281,33 @@ func (t *table) write(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "vs NATS / vs mangos: throughput ratio (higher is better); for req/rep, p50 latency ratio (lower is better).")
+	fmt.Fprintln(w, "vs NATS / vs mangos: throughput ratio (higher is better); for req/rep, p50 latency ratio (lower is better); for the non-matching subscriber, its process's CPU per message sent (lower is better).")
 	fmt.Fprintln(w, "mangos+sptcp is raw mangos over spmesh's batching SP/TCP transport (same wire format as stock tcp).")
 	t.writeTLSCost(w)
+	t.writeCost(w, "spmesh+lossless", "spmesh", "spmesh+lossless is spmesh's pub/sub with pubsub.WithBackpressure on both sides; as spmesh+lossless / spmesh in this run:")
+	t.writeCost(w, "spmesh", "tcp", "tcp is a plain net.Conn ping-pong (length-prefixed echo, sequential), the floor; spmesh / tcp in this run:")
+	t.writeCost(w, "nats", "tcp", "nats / tcp in this run:")
+}
+
+// writeCost prints, for every scenario both have, variant's ratio to base
+// in this run.
+func (t *table) writeCost(w io.Writer, variant, base, head string) {
+	var lines []string
+	for _, sc := range t.scenarios {
+		r, ok := t.cells[sc.name+"/"+variant]
+		if _, has := t.cells[sc.name+"/"+base]; !ok || !has || r.err != nil {
+			continue
+		}
+		if ratio := t.ratio(sc, r, base); ratio != "–" {
+			lines = append(lines, fmt.Sprintf("%s: %s", sc.title, ratio))
+		}
+	}
+	if len(lines) > 0 {
+		fmt.Fprintln(w, head)
+		for _, l := range lines {
+			fmt.Fprintln(w, "  - "+l)
+		}
+	}
 }
 
 // writeTLSCost prints the cost of TLS: spmesh+tls over spmesh, same run,

@@ -31,7 +31,7 @@ const (
 // mangosSystem is raw mangos v3 sockets over the transport of scheme.
 func mangosSystem(name, scheme string) *system {
 	m := mangosSys{scheme: scheme}
-	return &system{name: name, pubsub: m.pubsub, pipeline: m.pipeline, reqrep: m.reqrep, acked: m.acked}
+	return &system{name: name, pubsub: m.pubsub, pipeline: m.pipeline, reqrep: m.reqrep, acked: m.acked, nomatch: m.nomatch}
 }
 
 type mangosSys struct{ scheme string }
@@ -72,15 +72,21 @@ func receive(s mangos.Socket, n interface{ Add(uint64) uint64 }) {
 }
 
 func (m mangosSys) pubsub(size, subs int) (*stream, error) {
+	st, _, err := m.pubsubAddr(size, subs)
+	return st, err
+}
+
+// pubsubAddr is pubsub, and the publisher's address.
+func (m mangosSys) pubsubAddr(size, subs int) (*stream, string, error) {
 	var cs closers
 	ps, err := m.open(pub.NewSocket, &cs)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	addr, err := m.listen(ps)
 	if err != nil {
 		cs.close()
-		return nil, err
+		return nil, "", err
 	}
 	counts := counters(subs)
 	for i := range subs {
@@ -93,11 +99,11 @@ func (m mangosSys) pubsub(size, subs int) (*stream, error) {
 		}
 		if err != nil {
 			cs.close()
-			return nil, err
+			return nil, "", err
 		}
 		go receive(ss, counts[i])
 	}
-	return &stream{send: ps.Send, counts: counts, fanout: true, close: cs.close}, nil
+	return &stream{send: ps.Send, counts: counts, fanout: true, close: cs.close}, addr, nil
 }
 
 func (m mangosSys) pipeline(size, workers int) (*stream, error) {

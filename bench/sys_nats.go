@@ -15,7 +15,7 @@ import (
 // natsSystem is an embedded nats-server with nats.go clients, each client
 // on its own connection (client -> server -> client, as deployed).
 func natsSystem() *system {
-	return &system{name: "nats", pubsub: natsPubSub, pipeline: natsPipeline, reqrep: natsReqRep, acked: natsAcked}
+	return &system{name: "nats", pubsub: natsPubSub, pipeline: natsPipeline, reqrep: natsReqRep, acked: natsAcked, nomatch: natsNomatch}
 }
 
 // natsEnv is one server and the connections made to it.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"sync"
+	"time"
 
 	"github.com/spmesh/spmesh/internal/pki"
 	"github.com/spmesh/spmesh/pubsub"
@@ -57,3 +58,17 @@ var tlsNetOnce = sync.OnceValues(func() (spmeshNet, error) {
 })
 
 func tlsNet() (spmeshNet, error) { return tlsNetOnce() }
+
+// spmeshLosslessSystem is spmesh's pub/sub in lossless mode
+// (pubsub.WithBackpressure on both sides: credit-based flow control, the
+// publisher blocks instead of dropping), compared with the default mode
+// of the same run.
+func spmeshLosslessSystem() *system {
+	bp := pubsub.WithBackpressure(10 * time.Second)
+	nw := spmeshNet{listen: loopback, pub: []pubsub.Option{bp}, sub: []pubsub.Option{bp}}
+	return &system{
+		name:    "spmesh+lossless",
+		partial: true,
+		pubsub:  func(size, subs int) (*stream, error) { return spmeshPubSubOver(nw, size, subs) },
+	}
+}

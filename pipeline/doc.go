@@ -3,8 +3,13 @@
 //
 // # Traps first
 //
-// At most once ([Pusher] / [Puller], mangos PUSH/PULL):
+// At most once ([Pusher] / [Puller], the SP PUSH/PULL wire protocol):
 //
+//   - Spreading: the Pusher goes round robin over its pullers, skipping
+//     those whose send queue is full, so equal pullers get equal shares
+//     and a slow or stalled one gets only what its queue holds until it
+//     catches up (mangos' own PUSH gave each message to whichever
+//     connection was ready first).
 //   - Lost, not retried: a message is gone when its puller dies or
 //     disconnects with it queued or in flight, when a [Puller] closes with it
 //     unread, or when a [Pusher] closes with it still queued. Nothing is
@@ -12,11 +17,11 @@
 //     Stats().Dropped, the network loses the rest silently. Use the
 //     at-least-once half when a lost job matters.
 //   - Push blocks: while no puller is connected, and while the Pusher's send
-//     queue is full because every puller is busy (backpressure), until its
-//     ctx ends. A nil error means "queued", not "received". With
+//     queue for every puller is full (backpressure), until its ctx ends. A nil error means "queued", not "received". With
 //     [WithNonBlocking], Push fails at once with [spmesh.ErrNoPeers] instead.
-//   - Buffering: a Pusher holds up to [WithQueueLen] messages plus a few in
-//     the transport; a Puller up to [WithQueueLen] messages and
+//   - Buffering: a Pusher holds up to [WithQueueLen] messages (and 16 MiB)
+//     per connected puller, plus what the transport buffers; what is queued for a puller that goes away is lost and
+//     counted in Stats().Dropped; a Puller up to [WithQueueLen] messages and
 //     [WithQueueBytes] bytes (default 16 MiB) its application has not taken,
 //     then stops reading: its socket queue holds up to about as many bytes
 //     more (max(2, WithQueueBytes/WithMaxMessageSize) frames), plus one frame

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spmesh/spmesh"
@@ -14,30 +13,20 @@ import (
 	"go.nanomsg.org/mangos/v3"
 )
 
-// mangosSendQueue is the PUSH socket's own queue. The Pusher's queue (a
-// channel, sized by WithQueueLen) is the one that matters: keeping the mangos
-// one short keeps backpressure close to what WithQueueLen says. (It cannot be
-// 0: the mangos PUSH sender then never runs.)
-const mangosSendQueue = 16
-
 // Pusher sends messages to connected [Puller]s, each message to one of them,
-// spreading the load over the pullers that are ready. Delivery is at most
-// once: a message queued or in flight when its puller goes away, or when the
-// Pusher closes, is lost. Push blocks while no puller is connected or the
-// send queue is full (backpressure). A Pusher is safe for concurrent use.
+// round robin over the pullers whose send queue has room: equal pullers get
+// equal shares, and a puller that falls behind (its queue full) is skipped
+// until it catches up. Delivery is at most once: a message queued or in
+// flight when its puller goes away, or when the Pusher closes, is lost
+// (counted as Dropped). Push blocks while no puller is connected or every
+// puller's send queue is full (backpressure). A Pusher is safe for
+// concurrent use.
 type Pusher struct {
 	so          *sock.Socket
+	spread      *sock.Spread
 	nonBlocking bool
 
-	q     chan *mangos.Message // accepted, not yet handed to mangos
-	done  chan struct{}        // closed by Close
-	ended chan struct{}        // closed when forward has returned
-
-	// queued counts messages put on q (or about to be) that forward has
-	// not yet handed to mangos. A Push that finds it 0 may hand its message
-	// to mangos itself without overtaking one pushed before it.
-	queued atomic.Int64
-
+	done      chan struct{} // closed by Close
 	closeOnce sync.Once
 
 	mu       sync.Mutex
@@ -54,9 +43,7 @@ func NewPusher(opts ...Option) (*Pusher, error) {
 	}
 	p := &Pusher{
 		nonBlocking: c.pusher.nonBlocking,
-		q:           make(chan *mangos.Message, c.sock.SendQueue),
 		done:        make(chan struct{}),
-		ended:       make(chan struct{}),
 		attached:    make(chan struct{}),
 	}
 	so, err := sock.Open(sock.Push, c.sock, sock.Wiring{Watch: spmesh.RolePuller})
@@ -64,14 +51,10 @@ func NewPusher(opts ...Option) (*Pusher, error) {
 		return nil, err
 	}
 	p.so = so
+	p.spread = sock.PushOf(so)
 	// Pipes attached before the hook are already in so.Peers(), which is what
 	// Push reads; the hook only wakes pushes waiting for the first puller.
 	so.OnPipe(p.pipeEvent)
-	if err := so.M.SetOption(mangos.OptionWriteQLen, mangosSendQueue); err != nil {
-		so.Close()
-		return nil, sock.Err(err)
-	}
-	go p.forward()
 	return p, nil
 }
 
@@ -118,18 +101,14 @@ func (p *Pusher) PushHeader(ctx context.Context, h spmesh.Header, v any) error {
 			m.Free()
 			return p.so.NoPeers("no puller connected")
 		}
-		p.queued.Add(1)
-		select {
-		case p.q <- m:
-			return nil
-		default:
+		if err := p.spread.Send(ctx, p.done, m, false); err != nil {
+			m.Free()
+			if errors.Is(err, mangos.ErrClosed) {
+				return spmesh.ErrClosed
+			}
+			return fmt.Errorf("%w: send queue full (pullers busy)", spmesh.ErrNoPeers)
 		}
-		p.queued.Add(-1)
-		m.Free()
-		if p.so.Closed() {
-			return spmesh.ErrClosed
-		}
-		return fmt.Errorf("%w: send queue full (pullers busy)", spmesh.ErrNoPeers)
+		return nil
 	}
 	if p.so.Peers() == 0 {
 		if err := p.awaitPuller(ctx); err != nil {
@@ -137,43 +116,16 @@ func (p *Pusher) PushHeader(ctx context.Context, h spmesh.Header, v any) error {
 			return err
 		}
 	}
-	if ctx.Done() == nil && p.queued.Load() == 0 {
-		// Nothing can cancel this push and nothing queued before it is
-		// still waiting for forward: hand the message to mangos here,
-		// saving a goroutine hop. Blocking in SendMsg is then what the
-		// select below would do; Close unblocks it.
-		return p.send(m)
-	}
-	p.queued.Add(1)
-	select {
-	case p.q <- m: // the common case, without the full select
-		return nil
-	default:
-	}
-	select {
-	case p.q <- m:
-		return nil
-	case <-ctx.Done():
-		p.queued.Add(-1)
-		m.Free()
-		return ctx.Err()
-	case <-p.done:
-		p.queued.Add(-1)
-		m.Free()
-		return spmesh.ErrClosed
-	}
-}
-
-// send hands m to mangos on the caller's goroutine.
-func (p *Pusher) send(m *mangos.Message) error {
-	if err := p.so.M.SendMsg(m); err != nil {
+	if err := p.spread.Send(ctx, p.done, m, true); err != nil {
 		m.Free()
 		if errors.Is(err, mangos.ErrClosed) {
 			return spmesh.ErrClosed
 		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return ctxErr
+		}
 		return sock.Err(err)
 	}
-	p.so.C.Sent.Add(1)
 	return nil
 }
 
@@ -198,59 +150,18 @@ func (p *Pusher) awaitPuller(ctx context.Context) error {
 	}
 }
 
-// forward hands queued messages to the mangos socket, which gives each to
-// the next ready puller. Blocking in mangos' SendMsg on Push's behalf, it
-// lets a Push whose ctx can end wait on a channel with ctx and Close in the
-// same select: exact deadlines and cancellation, no timer per message. (A
-// Push whose ctx cannot end calls SendMsg itself: see PushHeader.)
-func (p *Pusher) forward() {
-	defer close(p.ended)
-	for {
-		var m *mangos.Message
-		select {
-		case m = <-p.q: // the common case under load, without the full select
-		default:
-			select {
-			case m = <-p.q:
-			case <-p.done:
-				return
-			}
-		}
-		err := p.so.M.SendMsg(m)
-		p.queued.Add(-1)
-		if err != nil {
-			m.Free()
-			p.so.C.Dropped.Add(1)
-			if errors.Is(err, mangos.ErrClosed) {
-				return
-			}
-			p.so.Settings.Logger.Warn("spmesh: pusher send", "err", sock.Err(err))
-			continue
-		}
-		p.so.C.Sent.Add(1)
-	}
-}
-
 // Stats returns the pusher's counters: Sent counts messages handed to the
-// transport, Dropped those still queued when the Pusher closed.
+// transport, Dropped those lost from a puller's send queue (the puller went
+// away, or the Pusher closed).
 func (p *Pusher) Stats() spmesh.Stats { return p.so.Stats() }
 
 // Close closes the pusher at once; queued messages are dropped (and counted
 // in Stats as Dropped). It is idempotent.
 func (p *Pusher) Close() error {
-	err := p.so.Close() // unblocks forward's SendMsg
+	err := p.so.Close() // closes the connections: their senders stop
 	p.closeOnce.Do(func() {
 		close(p.done)
-		<-p.ended
-		for {
-			select {
-			case m := <-p.q:
-				m.Free()
-				p.so.C.Dropped.Add(1)
-			default:
-				return
-			}
-		}
+		p.spread.Wait()
 	})
 	return err
 }

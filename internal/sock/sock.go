@@ -35,7 +35,6 @@ import (
 	"github.com/spmesh/spmesh/internal/wire"
 	"go.nanomsg.org/mangos/v3"
 	"go.nanomsg.org/mangos/v3/protocol/pull"
-	"go.nanomsg.org/mangos/v3/protocol/push"
 	"go.nanomsg.org/mangos/v3/protocol/rep"
 	"go.nanomsg.org/mangos/v3/protocol/req"
 	"go.nanomsg.org/mangos/v3/protocol/respondent"
@@ -83,7 +82,7 @@ func (p Proto) open() (mangos.Socket, error) {
 	case Rep:
 		return rep.NewSocket()
 	case Push:
-		return push.NewSocket()
+		return newPushSocket(), nil // round robin over pullers with room (push.go)
 	case Pull:
 		return pull.NewSocket()
 	case Surveyor:
