@@ -131,11 +131,13 @@
 //     concurrently share one commit (one fsync): group commit.
 //   - At least once across producer crashes: a Producer opened on the same
 //     path sends every job left there again, with its id, headers and body,
-//     its attempt number one past the one stored, before any new job (Submit
-//     waits for them to be in flight); Stats().Recovered counts them and an
-//     Info log says so. A recovered job has no ctx deadline (its caller is
-//     gone); it ends when acked, dead-lettered (attempts carry over: a job
-//     that already used [WithMaxAttempts] goes to the dead letter at once),
+//     before any new job (Submit waits for them to be in flight);
+//     Stats().Recovered counts them and an Info log says so. The stored
+//     attempt number goes up by one at each reopen (deliveries within one
+//     run are not written, to spare an fsync each): a job recovered more
+//     than [WithMaxAttempts] times goes to the dead letter, so a job that
+//     crashes its producer does not do so forever. A recovered job has no
+//     ctx deadline (its caller is gone); it ends when acked, dead-lettered,
 //     or left again by Close.
 //   - Removed: a job is deleted once acked, dead-lettered, or abandoned by
 //     its caller (its ctx ended: the caller got the error). A job cut short
