@@ -133,12 +133,12 @@
 //     path sends every job left there again, with its id, headers and body,
 //     before any new job (Submit waits for them to be in flight);
 //     Stats().Recovered counts them and an Info log says so. The stored
-//     attempt number goes up by one at each reopen (deliveries within one
-//     run are not written, to spare an fsync each): a job recovered more
-//     than [WithMaxAttempts] times goes to the dead letter, so a job that
-//     crashes its producer does not do so forever. A recovered job has no
-//     ctx deadline (its caller is gone); it ends when acked, dead-lettered,
-//     or left again by Close.
+//     attempt number goes up by one at each reopen, so [Job.Attempt] > 1
+//     tells the worker it may be a duplicate (deliveries within one run are
+//     not written, to spare an fsync each); each run gives a recovered job
+//     [WithMaxAttempts] more deliveries, since a restart is not a failed
+//     delivery. A recovered job has no ctx deadline (its caller is gone);
+//     it ends when acked, dead-lettered, or left again by Close.
 //   - Removed: a job is deleted once acked, dead-lettered, or abandoned by
 //     its caller (its ctx ended: the caller got the error). A job cut short
 //     by Close stays and is sent by the next Producer on the path. Deletes

@@ -41,9 +41,12 @@ func outboxChild(arg string) int {
 	opts := []pipeline.Option{
 		pipeline.WithOutbox(path), pipeline.WithWaitForWorker(), pipeline.WithMaxAttempts(1000),
 		pipeline.WithAckTimeout(5 * time.Second), pipeline.WithReconnect(10*time.Millisecond, 100*time.Millisecond),
+		pipeline.WithMaxInFlight(1 << 16), // no worker in the torn-write test: every job stays in flight
 	}
 	for _, a := range addrs {
-		opts = append(opts, pipeline.WithDial(a))
+		if a != "" {
+			opts = append(opts, pipeline.WithDial(a))
+		}
 	}
 	p, err := pipeline.NewProducer(opts...)
 	if err != nil {
@@ -163,4 +166,68 @@ func TestOutboxChaos(t *testing.T) {
 	if got := p.Stats().Recovered; got != 0 {
 		t.Fatalf("outbox after the final drain: got %d jobs, want 0", got)
 	}
+}
+
+// TestOutboxTornWrites: a producer process with no worker, 8 goroutines
+// submitting, is SIGKILLed 40 times at random points (most land during a
+// commit) and restarted on the same outbox: the store always opens, and
+// every job ever reported accepted is then run by a worker.
+func TestOutboxTornWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos: skipped with -short")
+	}
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	accepted := map[string]bool{}
+	const kills = 40
+	for run := range kills {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=t%d|%s|0|", outboxChildEnv, run, path))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		killAt, n := 1+rand.IntN(200), 0
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if line := sc.Text(); strings.HasPrefix(line, "OK ") {
+				accepted[strings.TrimPrefix(line, "OK ")] = true
+				if n++; n == killAt {
+					cmd.Process.Kill()
+				}
+			}
+		}
+		if err := cmd.Wait(); err == nil {
+			t.Fatalf("run %d: exited before it was killed", run)
+		} else if ee, ok := err.(*exec.ExitError); !ok || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("run %d: got %v, want killed by SIGKILL (the store failed to open?)", run, err)
+		}
+	}
+	var mu sync.Mutex
+	ran := map[string]bool{}
+	w := mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+		mu.Lock()
+		ran[j.ID.String()] = true
+		mu.Unlock()
+		return nil
+	}), pipeline.WithConcurrency(32))
+	p := mustProducer(t, pipeline.WithOutbox(path), pipeline.WithDial(listen(t, w, "tcp")), pipeline.WithMaxInFlight(1<<16))
+	t.Logf("%d kills: %d jobs accepted, %d in the outbox at the end", kills, len(accepted), p.Stats().Recovered)
+	if got := p.Stats().Recovered; got < uint64(len(accepted)) {
+		t.Fatalf("recovered: got %d, want at least the %d accepted", got, len(accepted))
+	}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		for id := range accepted {
+			if !ran[id] {
+				return fmt.Errorf("job %s accepted and never run (%d accepted, %d run)", id, len(accepted), len(ran))
+			}
+		}
+		return nil
+	})
 }

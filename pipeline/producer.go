@@ -444,12 +444,12 @@ func (p *Producer) release() {
 // comes back as a remote error, after which the job is sent again as the
 // next attempt, with the same id.
 func (p *Producer) deliver(r *Result) (int, error) {
+	// A job recovered from the outbox goes on from its stored attempt
+	// number, with a full budget of deliveries in this run.
+	maxAttempts := p.cfg.maxAttempts + max(1, r.attempt) - 1
 	call := reqrep.Call{
 		ID: reqrep.ID(r.id), Header: r.header,
-		Attempt: max(1, r.attempt), MaxAttempts: p.cfg.maxAttempts, AttemptTimeout: p.cfg.ackTimeout,
-	}
-	if call.Attempt > p.cfg.maxAttempts { // recovered from the outbox
-		return call.Attempt - 1, p.deadLetter(r, call.Attempt-1, fmt.Errorf("%w: out of attempts before a producer restart", spmesh.ErrTimeout))
+		Attempt: max(1, r.attempt), MaxAttempts: maxAttempts, AttemptTimeout: p.cfg.ackTimeout,
 	}
 	layer.ReqrepCallData(&call, r.data)
 	if call.AttemptTimeout == 0 {
@@ -471,7 +471,7 @@ func (p *Producer) deliver(r *Result) (int, error) {
 			return rep.Attempt, p.deadLetter(r, rep.Attempt, err)
 		case rep != nil && errors.As(err, &re):
 			p.nacked.Add(1)
-			if rep.Attempt < p.cfg.maxAttempts {
+			if rep.Attempt < maxAttempts {
 				p.log.Debug("spmesh: job nacked, redelivering", "id", r.id, "attempt", rep.Attempt, "err", err)
 				// The same id's next attempt: the requester sends it
 				// to another worker when one has room.
@@ -485,7 +485,7 @@ func (p *Producer) deliver(r *Result) (int, error) {
 			// unknown, so it goes out again like a nacked one. The
 			// attempts reqrep made are not reported with this error:
 			// count one.
-			if call.Attempt < p.cfg.maxAttempts {
+			if call.Attempt < maxAttempts {
 				call.Attempt++
 				p.retries.Add(1)
 				continue
@@ -493,7 +493,7 @@ func (p *Producer) deliver(r *Result) (int, error) {
 			return call.Attempt, p.deadLetter(r, call.Attempt, err)
 		case errors.Is(err, spmesh.ErrTimeout) && r.ctx.Err() == nil:
 			// reqrep gave up: the last attempt timed out or lost its worker.
-			return p.cfg.maxAttempts, p.deadLetter(r, p.cfg.maxAttempts, err)
+			return maxAttempts, p.deadLetter(r, maxAttempts, err)
 		default:
 			p.failed.Add(1)
 			if errors.Is(err, spmesh.ErrClosed) {
