@@ -74,6 +74,18 @@ func TestOutboxRecovery(t *testing.T) {
 		t.Fatalf("close: got %v, want ErrUnacked", err)
 	}
 
+	// With no worker, Drain waits for the recovered jobs, then reports
+	// them unacked; they stay in the outbox.
+	pd, err := pipeline.NewProducer(pipeline.WithOutbox(path), pipeline.WithWaitForWorker())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := pd.Drain(dctx); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, pipeline.ErrUnacked) {
+		t.Fatalf("drain with recovered jobs and no worker: got %v, want DeadlineExceeded and ErrUnacked", err)
+	}
+
 	s := newSeen()
 	w := mustWorker(t, s.handler())
 	addr := listen(t, w, "tcp")
@@ -98,8 +110,8 @@ func TestOutboxRecovery(t *testing.T) {
 		if got, want := s.bodies[id], fmt.Sprint("body-", i, "|v"); got != want {
 			t.Errorf("job %d: got body %q, want %q", i, got, want)
 		}
-		if got := s.attempts[id]; got != 2 {
-			t.Errorf("job %d: got attempt %d, want 2 (the first delivery after a restart)", i, got)
+		if got := s.attempts[id]; got != 3 {
+			t.Errorf("job %d: got attempt %d, want 3 (the first delivery after 2 restarts)", i, got)
 		}
 	}
 	// Acked jobs leave the outbox: a third producer recovers none.

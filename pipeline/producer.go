@@ -556,6 +556,11 @@ func (p *Producer) Drain(ctx context.Context) error {
 	if p.closed.Load() {
 		return spmesh.ErrClosed
 	}
+	if p.ob != nil { // recovered jobs count as in flight
+		if err := p.waitRecovered(ctx); err != nil {
+			return errors.Join(err, p.Close())
+		}
+	}
 	p.draining.Store(true)
 	if len(p.slots) == 0 {
 		p.drainOnce.Do(func() { close(p.drained) })
