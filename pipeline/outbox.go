@@ -127,6 +127,9 @@ func openOutbox(path string, maxJobs int, maxBytes int64, failFast bool) (ob *ou
 			return nil, nil, err
 		}
 	}
+	// Not NoFreelistSync (faster commits): without a freelist on disk,
+	// bbolt rebuilds it at open in a goroutine of its own, where a damaged
+	// page panics past any recover and kills the process.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: outboxLockTimeout})
 	if err != nil {
 		return nil, nil, openError(path, err)
