@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -99,6 +100,7 @@ type outbox struct {
 	maxJobs  int
 	maxBytes int64
 	failFast bool
+	log      *slog.Logger
 
 	reqs chan *obReq
 	kick chan struct{} // deletes are pending
@@ -121,7 +123,7 @@ type obReq struct {
 // openOutbox opens (or creates) the outbox at path and reads the jobs it
 // holds. A store locked by another producer, corrupt, or not bbolt gives
 // an error wrapping ErrOutbox, never a panic.
-func openOutbox(path string, maxJobs int, maxBytes int64, failFast bool) (ob *outbox, recs []*record, err error) {
+func openOutbox(path string, maxJobs int, maxBytes int64, failFast bool, log *slog.Logger) (ob *outbox, recs []*record, err error) {
 	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
 		if err := checkOutbox(path); err != nil {
 			return nil, nil, err
@@ -144,7 +146,7 @@ func openOutbox(path string, maxJobs int, maxBytes int64, failFast bool) (ob *ou
 		}
 	}()
 	ob = &outbox{
-		db: db, path: path, maxJobs: maxJobs, maxBytes: maxBytes, failFast: failFast,
+		db: db, path: path, maxJobs: maxJobs, maxBytes: maxBytes, failFast: failFast, log: log,
 		reqs: make(chan *obReq), kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		room: make(chan struct{}),
 	}
@@ -329,6 +331,11 @@ func (ob *outbox) writer() {
 			continue
 		}
 		err := ob.commit(batch, dels)
+		if err != nil && len(dels) > 0 && ob.log != nil {
+			// Nobody waits for a delete: say it. The jobs are sent
+			// again by the next producer on the path (duplicates).
+			ob.log.Error("spmesh: outbox: removing acked jobs failed", "path", ob.path, "jobs", len(dels), "err", err)
+		}
 		for _, q := range batch {
 			if q.done != nil {
 				q.done <- err

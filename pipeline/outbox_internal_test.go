@@ -20,7 +20,7 @@ import (
 func BenchmarkOutboxCommit(b *testing.B) {
 	for _, g := range []int{1, 64} {
 		b.Run(fmt.Sprintf("writer/goroutines=%d", g), func(b *testing.B) {
-			ob, _, err := openOutbox(filepath.Join(b.TempDir(), "ob.db"), 1<<30, 1<<40, false)
+			ob, _, err := openOutbox(filepath.Join(b.TempDir(), "ob.db"), 1<<30, 1<<40, false, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
