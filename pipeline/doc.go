@@ -153,7 +153,9 @@
 //     (defaults [DefaultOutboxJobs], [DefaultOutboxBytes]) Submit waits for
 //     room until its ctx ends; [WithOutboxFailFast] makes it fail at once
 //     with [ErrOutboxFull] instead. A delivery whose worker is lost waits for
-//     another (as with [WithWaitForWorker]).
+//     another (as with [WithWaitForWorker]). Submit still fails at once with
+//     [spmesh.ErrNoPeers] when no worker is connected, unless
+//     [WithWaitForWorker]: give it to accept jobs while no worker runs.
 //   - Refused at open: a path held by another Producer (in this process or
 //     another: the lock is waited for 500ms), or a file that is corrupt or not
 //     bbolt, fails NewProducer with an error wrapping [ErrOutbox]; an existing
