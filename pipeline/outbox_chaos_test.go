@@ -82,7 +82,8 @@ func outboxChild(arg string) int {
 }
 
 // TestOutboxChaos: a producer process with an outbox is SIGKILLed 10 times
-// mid-run (during group commits) and restarted on the same outbox; every
+// mid-run (during group commits) and restarted on the same outbox, and a
+// worker is closed and replaced during every other run; every
 // job it ever reported accepted is run by the workers. Duplicates are
 // counted and logged.
 func TestOutboxChaos(t *testing.T) {
@@ -99,10 +100,27 @@ func TestOutboxChaos(t *testing.T) {
 		return nil
 	})
 	var addrs []string
+	var ws []*pipeline.Worker
 	for range 2 {
 		w := mustWorker(t, h, pipeline.WithConcurrency(16))
 		addrs = append(addrs, listen(t, w, "tcp"))
+		ws = append(ws, w)
 	}
+	// restartWorker closes worker i (its jobs in flight are lost, and
+	// delivered again) and starts another on the same address.
+	restartWorker := func(i int) {
+		ws[i].Close()
+		w, err := pipeline.NewWorker(h, pipeline.WithConcurrency(16))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Close() })
+		if _, err := w.Listen(addrs[i]); err != nil {
+			t.Fatalf("worker %d listening again on %s: %v", i, addrs[i], err)
+		}
+		ws[i] = w
+	}
+	workerRestarts := 0
 	accepted := map[string]bool{}
 	var recovered []string
 	const kills = 10
@@ -130,7 +148,12 @@ func TestOutboxChaos(t *testing.T) {
 				recovered = append(recovered, strings.TrimPrefix(line, "READY "))
 			case strings.HasPrefix(line, "OK "):
 				accepted[strings.TrimPrefix(line, "OK ")] = true
-				if n++; n == killAt && !final {
+				n++
+				if n == killAt/2 && run%2 == 1 { // and a worker now and then
+					restartWorker(run / 2 % 2)
+					workerRestarts++
+				}
+				if n == killAt && !final {
 					cmd.Process.Kill()
 				}
 			}
@@ -158,8 +181,8 @@ func TestOutboxChaos(t *testing.T) {
 	for _, n := range runs {
 		total += n
 	}
-	t.Logf("%d kills: %d jobs accepted, %d run, %d deliveries run (%d duplicates); recovered per start: %v",
-		kills, len(accepted), len(runs), total, total-len(runs), recovered)
+	t.Logf("%d kills, %d worker restarts: %d jobs accepted, %d run, %d deliveries run (%d duplicates); recovered per start: %v",
+		kills, workerRestarts, len(accepted), len(runs), total, total-len(runs), recovered)
 	mu.Unlock()
 	// The final run drained: nothing is left in the outbox.
 	p := mustProducer(t, pipeline.WithOutbox(path))
