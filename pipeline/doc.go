@@ -123,6 +123,53 @@
 //     acks, so they neither serve nor call plain reqrep peers, and Pushers
 //     and Pullers never mix with them (different protocols and roles).
 //
+// # Durable: the outbox
+//
+// Without an outbox, a Producer holds its unacked jobs in memory: a
+// producer process that dies (SIGKILL, OOM, reboot) loses every job it
+// accepted and had not seen acked. [WithOutbox] (path) keeps them in a
+// crash-safe file (bbolt: a single file, ACID transactions, fsync on
+// commit, an exclusive file lock), with no broker:
+//
+//   - Durable before accepted: Submit, ProduceAsync and Produce return a
+//     job as accepted only once it is written and fsynced. Jobs submitted
+//     concurrently share one commit (one fsync): group commit.
+//   - At least once across producer crashes: a Producer opened on the same
+//     path sends every job left there again, with its id, headers and body,
+//     before any new job (Submit waits for them to be in flight);
+//     Stats().Recovered counts them and an Info log says so. The stored
+//     attempt number goes up by one at each reopen, so [Job.Attempt] > 1
+//     tells the worker it may be a duplicate (deliveries within one run are
+//     not written, to spare an fsync each); each run gives a recovered job
+//     [WithMaxAttempts] more deliveries, since a restart is not a failed
+//     delivery. A recovered job has no ctx deadline (its caller is gone);
+//     it ends when acked, dead-lettered, or left again by Close.
+//   - Removed: a job is deleted once acked, dead-lettered, or abandoned by
+//     its caller (its ctx ended: the caller got the error). A job cut short
+//     by Close stays and is sent by the next Producer on the path. Deletes
+//     ride on the next commit; one lost in a crash means the job is sent
+//     again.
+//   - Duplicates: possible, as without an outbox, and more so across a crash
+//     (a job acked just before the crash, its delete not yet committed, is
+//     sent again). Effectively once = [WithDedup] on the workers (the id
+//     survives the restart) + an idempotent handler, since the dedup window
+//     is per worker and bounded.
+//   - Blocks: while the outbox holds [WithOutboxLimit] jobs or bytes
+//     (defaults [DefaultOutboxJobs], [DefaultOutboxBytes]) Submit waits for
+//     room until its ctx ends; [WithOutboxFailFast] makes it fail at once
+//     with [ErrOutboxFull] instead. A delivery whose worker is lost waits for
+//     another (as with [WithWaitForWorker]). Submit still fails at once with
+//     [spmesh.ErrNoPeers] when no worker is connected, unless
+//     [WithWaitForWorker]: give it to accept jobs while no worker runs.
+//   - Refused at open: a path held by another Producer (in this process or
+//     another: the lock is waited for 500ms), or a file that is corrupt or not
+//     bbolt, fails NewProducer with an error wrapping [ErrOutbox]; an existing
+//     file is checked page by page (bbolt's consistency check) before it is
+//     opened for writing.
+//   - Not covered: the loss of the disk or of the host (the outbox is one
+//     local file; no replica), a second host taking over the jobs, and a
+//     filesystem or disk that lies about fsync.
+//
 // # Constructors: at least once
 //
 //	NewProducer(opts...)      connector: dials workers (WithDial, or every

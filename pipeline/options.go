@@ -76,6 +76,11 @@ type producerConfig struct {
 	maxInFlight int
 	deadLetter  func(*DeadLetter) // nil: log it
 	wait        bool
+
+	outbox         string // "": none
+	outboxJobs     int
+	outboxBytes    int64
+	outboxFailFast bool
 }
 
 type workerConfig struct {
@@ -116,6 +121,8 @@ func newConfig(t target, opts []Option) (config, error) {
 			ackTimeout:  DefaultAckTimeout,
 			maxAttempts: DefaultMaxAttempts,
 			maxInFlight: DefaultMaxInFlight,
+			outboxJobs:  DefaultOutboxJobs,
+			outboxBytes: DefaultOutboxBytes,
 		},
 		worker: workerConfig{concurrency: DefaultConcurrency},
 	}
@@ -303,6 +310,50 @@ func WithDeadLetter(f func(dl *DeadLetter)) Option {
 func WithWaitForWorker() Option {
 	return option{name: "WithWaitForWorker", fits: forProducer, set: func(c *config) error {
 		c.producer.wait = true
+		return nil
+	}}
+}
+
+// WithOutbox makes a [Producer] keep its unacked jobs in a crash-safe file
+// at path (created if missing; a bbolt database): Submit, ProduceAsync and
+// Produce accept a job only once it is written and fsynced there, an acked
+// or dead-lettered job is removed, and a Producer opened on the same path
+// after a crash sends every job left there again, with its id, before any
+// new one (Stats().Recovered). With an outbox, a delivery whose worker is
+// lost waits for another (as with [WithWaitForWorker]). Only one Producer
+// can hold a path: another fails at NewProducer with an error wrapping
+// [ErrOutbox]. See the package documentation for what it guarantees.
+// Producer only.
+func WithOutbox(path string) Option {
+	return option{name: "WithOutbox", fits: forProducer, set: func(c *config) error {
+		if err := validOutboxPath(path); err != nil {
+			return sock.Invalid("WithOutbox: %v", err)
+		}
+		c.producer.outbox = path
+		return nil
+	}}
+}
+
+// WithOutboxLimit bounds the jobs and bytes the outbox ([WithOutbox]) holds
+// (default [DefaultOutboxJobs], [DefaultOutboxBytes]). When full, Submit
+// waits for room until its ctx ends (or fails with [ErrOutboxFull], with
+// [WithOutboxFailFast]). Producer only.
+func WithOutboxLimit(jobs int, bytes int64) Option {
+	return option{name: "WithOutboxLimit", fits: forProducer, set: func(c *config) error {
+		if jobs < 1 || bytes < 1<<10 {
+			return sock.Invalid("WithOutboxLimit: %d jobs, %d bytes: want at least 1 job and 1 KiB", jobs, bytes)
+		}
+		c.producer.outboxJobs, c.producer.outboxBytes = jobs, bytes
+		return nil
+	}}
+}
+
+// WithOutboxFailFast makes Submit fail at once with an error wrapping
+// [ErrOutboxFull] when the outbox is at its limit, instead of waiting for
+// room. Producer only.
+func WithOutboxFailFast() Option {
+	return option{name: "WithOutboxFailFast", fits: forProducer, set: func(c *config) error {
+		c.producer.outboxFailFast = true
 		return nil
 	}}
 }

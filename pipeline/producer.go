@@ -89,6 +89,9 @@ type Result struct {
 	done     chan struct{}
 	err      error
 	attempts int
+
+	seq     uint64 // its place in the outbox; 0: none
+	attempt int    // the first delivery's attempt number (recovered: > 1)
 }
 
 // ID returns the job's id.
@@ -163,6 +166,9 @@ type ProducerStats struct {
 	InFlight int
 	// PerPeer are the dispatch counters of each connected worker.
 	PerPeer []spmesh.PeerStats
+	// Recovered counts the jobs found in the outbox ([WithOutbox]) at
+	// open and sent again.
+	Recovered uint64
 }
 
 // Producer sends jobs to connected [Worker]s and makes sure each is acked:
@@ -203,6 +209,11 @@ type Producer struct {
 	idSeq    atomic.Uint64
 	lastSize atomic.Int64 // size of the last job encoded
 
+	ob         *outbox       // nil: no outbox
+	recovering chan struct{} // closed once recovered jobs are in flight
+	recoverWG  sync.WaitGroup
+	recovered  uint64
+
 	produced, acked, nacked, retries, dead, failed atomic.Uint64
 	tooLarge                                       atomic.Uint64 // refused before sending
 }
@@ -219,21 +230,35 @@ func NewProducer(opts ...Option) (*Producer, error) {
 		reqrep.WithMaxAttempts(c.producer.maxAttempts),
 		reqrep.WithAttemptTimeout(c.producer.ackTimeout),
 		reqrep.WithPeerCredit(2*DefaultConcurrency)) // until a worker announces its own
-	if c.producer.wait {
+	if c.producer.wait || c.producer.outbox != "" {
 		ro = append(ro, reqrep.WithWaitForReplier())
+	}
+	var ob *outbox
+	var recs []*record
+	if c.producer.outbox != "" {
+		if ob, recs, err = openOutbox(c.producer.outbox, c.producer.outboxJobs, c.producer.outboxBytes, c.producer.outboxFailFast, c.sock.Logger); err != nil {
+			return nil, err
+		}
 	}
 	rq, err := reqrep.NewRequester(ro...)
 	if err != nil {
+		if ob != nil {
+			ob.close()
+		}
 		return nil, err
 	}
-	return &Producer{
+	p := &Producer{
 		rq: rq, codec: c.sock.Codec, maxSize: c.sock.MaxMsgSize, log: c.sock.Logger, cfg: c.producer,
 		slots:    make(chan struct{}, c.producer.maxInFlight),
 		work:     make(chan *Result),
 		done:     make(chan struct{}),
 		drained:  make(chan struct{}),
 		idPrefix: sock.RandomUint64(),
-	}, nil
+	}
+	if ob != nil {
+		p.startOutbox(ob, recs)
+	}
+	return p, nil
 }
 
 // Listen listens on addr for workers to dial, returning the bound address.
@@ -301,6 +326,11 @@ func (p *Producer) Submit(ctx context.Context, t Task) (*Result, error) {
 	if !p.cfg.wait && layer.ReqrepPeers(p.rq) == 0 {
 		return nil, sock.NoPeersError("no worker connected", p.rq.Stats().LastError)
 	}
+	if p.ob != nil {
+		if err := p.waitRecovered(ctx); err != nil {
+			return nil, err
+		}
+	}
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -317,6 +347,12 @@ func (p *Producer) Submit(ctx context.Context, t Task) (*Result, error) {
 		id = p.newID()
 	}
 	r := &Result{id: id, header: t.Header, data: data, ctx: ctx, done: make(chan struct{})}
+	if p.ob != nil {
+		if err := p.store(ctx, r); err != nil { // durable before accepted
+			p.release()
+			return nil, err
+		}
+	}
 	if err := p.dispatch(r); err != nil {
 		p.release()
 		return nil, err
@@ -382,6 +418,9 @@ func (p *Producer) sender(r *Result) {
 	defer p.senders.Done()
 	for {
 		attempts, err := p.deliver(r)
+		if r.seq != 0 {
+			p.settle(r, err)
+		}
 		p.release() // first, so a caller woken by the result finds room
 		r.finish(attempts, err)
 		select {
@@ -405,9 +444,12 @@ func (p *Producer) release() {
 // comes back as a remote error, after which the job is sent again as the
 // next attempt, with the same id.
 func (p *Producer) deliver(r *Result) (int, error) {
+	// A job recovered from the outbox goes on from its stored attempt
+	// number, with a full budget of deliveries in this run.
+	maxAttempts := p.cfg.maxAttempts + max(1, r.attempt) - 1
 	call := reqrep.Call{
 		ID: reqrep.ID(r.id), Header: r.header,
-		Attempt: 1, MaxAttempts: p.cfg.maxAttempts, AttemptTimeout: p.cfg.ackTimeout,
+		Attempt: max(1, r.attempt), MaxAttempts: maxAttempts, AttemptTimeout: p.cfg.ackTimeout,
 	}
 	layer.ReqrepCallData(&call, r.data)
 	if call.AttemptTimeout == 0 {
@@ -429,7 +471,7 @@ func (p *Producer) deliver(r *Result) (int, error) {
 			return rep.Attempt, p.deadLetter(r, rep.Attempt, err)
 		case rep != nil && errors.As(err, &re):
 			p.nacked.Add(1)
-			if rep.Attempt < p.cfg.maxAttempts {
+			if rep.Attempt < maxAttempts {
 				p.log.Debug("spmesh: job nacked, redelivering", "id", r.id, "attempt", rep.Attempt, "err", err)
 				// The same id's next attempt: the requester sends it
 				// to another worker when one has room.
@@ -443,7 +485,7 @@ func (p *Producer) deliver(r *Result) (int, error) {
 			// unknown, so it goes out again like a nacked one. The
 			// attempts reqrep made are not reported with this error:
 			// count one.
-			if call.Attempt < p.cfg.maxAttempts {
+			if call.Attempt < maxAttempts {
 				call.Attempt++
 				p.retries.Add(1)
 				continue
@@ -451,7 +493,7 @@ func (p *Producer) deliver(r *Result) (int, error) {
 			return call.Attempt, p.deadLetter(r, call.Attempt, err)
 		case errors.Is(err, spmesh.ErrTimeout) && r.ctx.Err() == nil:
 			// reqrep gave up: the last attempt timed out or lost its worker.
-			return p.cfg.maxAttempts, p.deadLetter(r, p.cfg.maxAttempts, err)
+			return maxAttempts, p.deadLetter(r, maxAttempts, err)
 		default:
 			p.failed.Add(1)
 			if errors.Is(err, spmesh.ErrClosed) {
@@ -498,6 +540,7 @@ func (p *Producer) Stats() ProducerStats {
 		Failed:       p.failed.Load(),
 		InFlight:     len(p.slots),
 		PerPeer:      rs.PerPeer,
+		Recovered:    p.recovered,
 	}
 	st.Resent += p.retries.Load()
 	st.TooLarge += p.tooLarge.Load()
@@ -512,6 +555,11 @@ func (p *Producer) Stats() ProducerStats {
 func (p *Producer) Drain(ctx context.Context) error {
 	if p.closed.Load() {
 		return spmesh.ErrClosed
+	}
+	if p.ob != nil { // recovered jobs count as in flight
+		if err := p.waitRecovered(ctx); err != nil {
+			return errors.Join(err, p.Close())
+		}
 	}
 	p.draining.Store(true)
 	if len(p.slots) == 0 {
@@ -540,6 +588,10 @@ func (p *Producer) Close() error {
 		close(p.done)
 		err := p.rq.Close() // every delivery in progress returns ErrClosed
 		p.senders.Wait()
+		if p.ob != nil {
+			p.recoverWG.Wait()
+			err = errors.Join(err, p.ob.close())
+		}
 		p.unackedMu.Lock()
 		ids := p.unacked
 		p.unackedMu.Unlock()

@@ -13,6 +13,10 @@
 //     (a warning says how many heard it). Both linger (--linger) after the
 //     last message so that what is queued reaches the wire before the process
 //     exits: mangos has no flush.
+//   - produce is at least once: it waits until every job is acked by a
+//     worker (exit 5 after --timeout). With --outbox PATH each job is fsynced
+//     to PATH before it is sent, and jobs a killed, interrupted or timed-out
+//     run left there are sent first by the next run on PATH.
 //   - A survey reaches the respondents connected when it is sent: survey waits
 //     up to --wait for them (or until the --expect'ed ones are connected).
 //     Respondents do not advertise themselves, so "who did not answer" is

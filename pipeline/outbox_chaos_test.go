@@ -1,0 +1,256 @@
+//go:build linux
+
+package pipeline_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spmesh/spmesh/internal/testutil"
+	"github.com/spmesh/spmesh/pipeline"
+)
+
+// outboxChildEnv, when set to "<run>|<outbox path>|<final>|<worker addr>...",
+// makes the test binary run as a producer process (see outboxChild) instead
+// of running tests.
+const outboxChildEnv = "SPMESH_PIPELINE_OUTBOX_PRODUCER"
+
+func init() {
+	if v := os.Getenv(outboxChildEnv); v != "" {
+		os.Exit(outboxChild(v))
+	}
+}
+
+// outboxChild runs a producer with an outbox that dials the workers and
+// submits jobs from 8 goroutines, printing "OK <id>" once Submit has
+// accepted each. It prints "READY <recovered>" first. A final run submits
+// 200 jobs, drains and exits; the others submit until SIGKILLed.
+func outboxChild(arg string) int {
+	f := strings.Split(arg, "|")
+	run, path, final, addrs := f[0], f[1], f[2] == "1", f[3:]
+	opts := []pipeline.Option{
+		pipeline.WithOutbox(path), pipeline.WithWaitForWorker(), pipeline.WithMaxAttempts(1000),
+		pipeline.WithAckTimeout(5 * time.Second), pipeline.WithReconnect(10*time.Millisecond, 100*time.Millisecond),
+		pipeline.WithMaxInFlight(1 << 16), // no worker in the torn-write test: every job stays in flight
+	}
+	for _, a := range addrs {
+		if a != "" {
+			opts = append(opts, pipeline.WithDial(a))
+		}
+	}
+	p, err := pipeline.NewProducer(opts...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "outbox child:", err)
+		return 1
+	}
+	var mu sync.Mutex
+	fmt.Printf("READY %d\n", p.Stats().Recovered)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := 0; !final || i < 25; i++ {
+				id := pipeline.JobIDOf(fmt.Sprintf("%s-%d-%d", run, g, i))
+				if _, err := p.Submit(ctx, pipeline.Task{ID: id, Body: "job"}); err != nil {
+					fmt.Fprintln(os.Stderr, "outbox child: submit:", err)
+					return
+				}
+				mu.Lock()
+				fmt.Printf("OK %s\n", id)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := p.Drain(dctx); err != nil {
+		fmt.Fprintln(os.Stderr, "outbox child: drain:", err)
+		return 1
+	}
+	return 0
+}
+
+// TestOutboxChaos: a producer process with an outbox is SIGKILLed 10 times
+// mid-run (during group commits) and restarted on the same outbox, and a
+// worker is closed and replaced during every other run; every
+// job it ever reported accepted is run by the workers. Duplicates are
+// counted and logged.
+func TestOutboxChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos: skipped with -short")
+	}
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	var mu sync.Mutex
+	runs := map[string]int{}
+	h := pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+		mu.Lock()
+		runs[j.ID.String()]++
+		mu.Unlock()
+		return nil
+	})
+	var addrs []string
+	var ws []*pipeline.Worker
+	for range 2 {
+		w := mustWorker(t, h, pipeline.WithConcurrency(16))
+		addrs = append(addrs, listen(t, w, "tcp"))
+		ws = append(ws, w)
+	}
+	// restartWorker closes worker i (its jobs in flight are lost, and
+	// delivered again) and starts another on the same address.
+	restartWorker := func(i int) {
+		ws[i].Close()
+		w, err := pipeline.NewWorker(h, pipeline.WithConcurrency(16))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Close() })
+		if _, err := w.Listen(addrs[i]); err != nil {
+			t.Fatalf("worker %d listening again on %s: %v", i, addrs[i], err)
+		}
+		ws[i] = w
+	}
+	workerRestarts := 0
+	accepted := map[string]bool{}
+	var recovered []string
+	const kills = 10
+	for run := 0; run <= kills; run++ {
+		final := run == kills
+		arg := fmt.Sprintf("r%d|%s|%d|%s", run, path, map[bool]int{false: 0, true: 1}[final], strings.Join(addrs, "|"))
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), outboxChildEnv+"="+arg)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		killAt := 100 + rand.IntN(900)
+		n := 0
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "READY "):
+				recovered = append(recovered, strings.TrimPrefix(line, "READY "))
+			case strings.HasPrefix(line, "OK "):
+				accepted[strings.TrimPrefix(line, "OK ")] = true
+				n++
+				if n == killAt/2 && run%2 == 1 { // and a worker now and then
+					restartWorker(run / 2 % 2)
+					workerRestarts++
+				}
+				if n == killAt && !final {
+					cmd.Process.Kill()
+				}
+			}
+		}
+		err = cmd.Wait()
+		if final && err != nil {
+			t.Fatalf("final producer run: %v", err)
+		}
+		if !final && err == nil {
+			t.Fatalf("run %d: exited before it was killed", run)
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		for id := range accepted {
+			if runs[id] == 0 {
+				return fmt.Errorf("job %s accepted and never run (%d accepted, %d run)", id, len(accepted), len(runs))
+			}
+		}
+		return nil
+	})
+	mu.Lock()
+	total := 0
+	for _, n := range runs {
+		total += n
+	}
+	t.Logf("%d kills, %d worker restarts: %d jobs accepted, %d run, %d deliveries run (%d duplicates); recovered per start: %v",
+		kills, workerRestarts, len(accepted), len(runs), total, total-len(runs), recovered)
+	mu.Unlock()
+	// The final run drained: nothing is left in the outbox.
+	p := mustProducer(t, pipeline.WithOutbox(path))
+	if got := p.Stats().Recovered; got != 0 {
+		t.Fatalf("outbox after the final drain: got %d jobs, want 0", got)
+	}
+}
+
+// TestOutboxTornWrites: a producer process with no worker, 8 goroutines
+// submitting, is SIGKILLed 40 times at random points (most land during a
+// commit) and restarted on the same outbox: the store always opens, and
+// every job ever reported accepted is then run by a worker.
+func TestOutboxTornWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos: skipped with -short")
+	}
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	accepted := map[string]bool{}
+	const kills = 40
+	for run := range kills {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=t%d|%s|0|", outboxChildEnv, run, path))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		killAt, n := 1+rand.IntN(200), 0
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if line := sc.Text(); strings.HasPrefix(line, "OK ") {
+				accepted[strings.TrimPrefix(line, "OK ")] = true
+				if n++; n == killAt {
+					cmd.Process.Kill()
+				}
+			}
+		}
+		if err := cmd.Wait(); err == nil {
+			t.Fatalf("run %d: exited before it was killed", run)
+		} else if ee, ok := err.(*exec.ExitError); !ok || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("run %d: got %v, want killed by SIGKILL (the store failed to open?)", run, err)
+		}
+	}
+	var mu sync.Mutex
+	ran := map[string]bool{}
+	w := mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+		mu.Lock()
+		ran[j.ID.String()] = true
+		mu.Unlock()
+		return nil
+	}), pipeline.WithConcurrency(32))
+	p := mustProducer(t, pipeline.WithOutbox(path), pipeline.WithDial(listen(t, w, "tcp")), pipeline.WithMaxInFlight(1<<16))
+	t.Logf("%d kills: %d jobs accepted, %d in the outbox at the end", kills, len(accepted), p.Stats().Recovered)
+	if got := p.Stats().Recovered; got < uint64(len(accepted)) {
+		t.Fatalf("recovered: got %d, want at least the %d accepted", got, len(accepted))
+	}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		for id := range accepted {
+			if !ran[id] {
+				return fmt.Errorf("job %s accepted and never run (%d accepted, %d run)", id, len(accepted), len(ran))
+			}
+		}
+		return nil
+	})
+}
