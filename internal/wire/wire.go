@@ -210,6 +210,24 @@ var (
 	errDepth = errors.New("nesting too deep")
 )
 
+// notEnvelope describes a frame whose byte at i should be the version
+// byte but is not: what a raw (non-envelope) SP message, such as a stock
+// NNG REQ's "hello", gets back.
+func notEnvelope(frame []byte, i int) error {
+	c := frame[i]
+	what := ""
+	if c >= 0x20 && c < 0x7f {
+		what = fmt.Sprintf(" %q", rune(c))
+	}
+	if c > Version && c < 0x20 {
+		return fmt.Errorf("unsupported envelope version %d at byte %d, this peer reads version %d; see WIRE.md", c, i, Version)
+	}
+	if i == 0 {
+		return fmt.Errorf("not an spmesh envelope: first byte 0x%02x%s, want version 0x%02x (or, on pub/sub frames, a topic and 0x00 first); see WIRE.md", c, what, Version)
+	}
+	return fmt.Errorf("not an spmesh envelope: byte %d (after the topic) is 0x%02x%s, want version 0x%02x; see WIRE.md", i, c, what, Version)
+}
+
 // decodeError is a frame that does not decode. It wraps [spmesh.ErrDecode]
 // and carries [spmesh.CodeDecode], so that an error reply made from it
 // tells the sender why, and errors.Is(err, spmesh.ErrDecode) holds there
@@ -371,7 +389,9 @@ func decode(frame []byte, m *Msg, lastTopic string) error {
 			i++
 		}
 		if i == len(frame) {
-			return errors.New("topic not terminated")
+			// No 0x00 after printable bytes: most likely raw application
+			// bytes (a stock NNG peer), not an unterminated topic.
+			return notEnvelope(frame, 0)
 		}
 		if t := frame[:i]; string(t) == lastTopic {
 			m.Topic = lastTopic
@@ -382,10 +402,13 @@ func decode(frame []byte, m *Msg, lastTopic string) error {
 	}
 	v, err := r.byte1()
 	if err != nil {
+		if len(frame) == 0 {
+			return errors.New("empty frame, not an spmesh envelope; see WIRE.md")
+		}
 		return err
 	}
 	if v != Version {
-		return fmt.Errorf("unsupported version %d", v)
+		return notEnvelope(frame, r.i-1)
 	}
 	k, err := r.byte1()
 	if err != nil {
