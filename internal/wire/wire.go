@@ -1,6 +1,12 @@
-// Package wire is spmesh's one envelope, shared by every pattern. It is
-// documented here byte by byte so that a peer in another language (NNG,
-// nanomsg, pynng) can speak it.
+// Package wire is spmesh's one envelope, shared by every pattern.
+//
+// The specification for peers in other languages (NNG, nanomsg, pynng) is
+// WIRE.md at the repository root: the SP transport, this envelope byte by
+// byte with a worked example per kind (checked against this package's
+// encoder by wiremd_test.go), and the rules a foreign peer must follow: a
+// reply or ack echoes the request's id (key 1) and is refused otherwise; a
+// job without an id (16 zero bytes) is never de-duplicated. This comment
+// summarises it for Go readers; keep the two consistent.
 //
 // # Frame
 //
@@ -100,7 +106,8 @@
 //	body           empty (a receiver ignores any)
 //
 // A tail frame carries no message: it is never delivered to an
-// application. Example: topic "t", publisher 3, last seq 7:
+// application. Example (the least a decoder accepts; spmesh also writes
+// keys 1 and 2): topic "t", publisher 3, last seq 7:
 //
 //	74 00 01 0a 82 04 03 05 07
 //
