@@ -67,9 +67,12 @@ func TestBareReplierStockReq(t *testing.T) {
 	if got := call("again"); got != "AGAIN" {
 		t.Fatalf("got reply %q, want %q", got, "AGAIN")
 	}
-	if st := r.Stats(); st.Sent != 2 || st.DecodeErrors != 0 {
-		t.Errorf("got %d sent, %d decode errors, want 2 and 0", st.Sent, st.DecodeErrors)
-	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if st := r.Stats(); st.Sent != 2 || st.DecodeErrors != 0 {
+			return fmt.Errorf("got %d sent, %d decode errors, want 2 and 0", st.Sent, st.DecodeErrors)
+		}
+		return nil
+	})
 }
 
 // A bare Requester calls a stock SP REP peer (standing in for nngcat
