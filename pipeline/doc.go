@@ -67,7 +67,8 @@
 //     may have done the work, so a job can run more than once. Every
 //     delivery carries the same [Job.ID] and a growing [Job.Attempt]; a
 //     Worker given [WithDedup] acks an id it acked lately without running
-//     it again, but only its own: nothing is shared between workers.
+//     it again, but only its own: nothing is shared between workers (a
+//     job without an id, all zero bytes, is never de-duplicated).
 //   - Dead letter, never silently dropped: after [WithMaxAttempts]
 //     deliveries (default 5) the job goes to the function given with
 //     [WithDeadLetter] (default: logged at level Error, and the logger is

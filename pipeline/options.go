@@ -395,7 +395,9 @@ func WithCredit(n int) Option {
 // handler, and counted in Stats().Duplicates; a job arriving while another
 // delivery of the same id is running here waits for that one and takes its
 // outcome when it was an ack. The window is per worker: a duplicate that
-// reaches another worker runs again. Off by default. Worker only.
+// reaches another worker runs again. A job without an id (16 zero
+// bytes, as a foreign producer may send) is never de-duplicated: it runs
+// every time. Off by default. Worker only.
 func WithDedup(size int, ttl time.Duration) Option {
 	return option{name: "WithDedup", fits: forWorker, set: func(c *config) error {
 		if size < 1 || size > 1<<24 {

@@ -159,8 +159,14 @@ func (w *Worker) serve(ctx context.Context, req *reqrep.Request) (any, error) {
 		*job = Job{}
 		jobPool.Put(job)
 	}()
-	if w.dd != nil {
-		dup, err := w.dd.begin(ctx, job.ID)
+	// A job without an id (all zero bytes, as a foreign producer that does
+	// not set key 1 sends) is never de-duplicated: zero ids are not one id.
+	dd := w.dd
+	if job.ID == (JobID{}) {
+		dd = nil
+	}
+	if dd != nil {
+		dup, err := dd.begin(ctx, job.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -171,8 +177,8 @@ func (w *Worker) serve(ctx context.Context, req *reqrep.Request) (any, error) {
 	}
 	ok := false
 	defer func() { // also on a panic, which reqrep recovers
-		if w.dd != nil {
-			w.dd.end(job.ID, ok)
+		if dd != nil {
+			dd.end(job.ID, ok)
 		}
 		if ok {
 			w.acked.Add(1)

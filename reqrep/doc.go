@@ -69,7 +69,15 @@
 //     a handler panic is recovered, logged, and reported with code
 //     [spmesh.CodePanic]; the replier keeps serving. Remote errors are not
 //     retried. Frames that are not requests are counted and answered with
-//     an error.
+//     an error that says so ("not an spmesh envelope ...; see WIRE.md").
+//   - Bare frames ([WithBareFrames], both ends): bodies are exactly the
+//     application bytes, no envelope, so unmodified NNG, nanomsg and pynng
+//     REQ/REP programs interoperate. Lost: headers (a call with headers
+//     fails; reply headers are dropped), deadlines, ids and attempts (no
+//     de-duplication across resends), remote errors: a bare Replier whose
+//     handler fails sends nothing (counted in Errors, logged) and the
+//     caller times out or resends. Kept: SP request ids, resends, credit
+//     (every bare replier has [WithPeerCredit]).
 //   - Drain and Close: [Replier.Drain] stops taking requests, finishes those
 //     in hand, then closes; requests queued at the replier but not taken are
 //     resent by their callers when the connections close. [Replier.Close]

@@ -15,13 +15,14 @@ import (
 type frames struct {
 	request, reply wire.Kind
 	errFlags       uint64 // flags set on an error reply
+	bare           bool   // no envelope: bodies are the application bytes (WithBareFrames)
 }
 
-func framesFor(r spmesh.Role) frames {
-	if r == spmesh.RoleWorker {
+func framesFor(c *config) frames {
+	if c.role == spmesh.RoleWorker {
 		return frames{request: wire.KindJob, reply: wire.KindAck, errFlags: wire.FlagNack}
 	}
-	return frames{request: wire.KindRequest, reply: wire.KindReply}
+	return frames{request: wire.KindRequest, reply: wire.KindReply, bare: c.bare}
 }
 
 // failed reports whether a reply env carries a handler failure: an error

@@ -39,6 +39,9 @@ type config struct {
 	maxAttempts    int
 	wait           bool
 
+	// Both.
+	bare bool
+
 	// Replier.
 	concurrency int
 	credit      int // 0: concurrency
@@ -80,6 +83,9 @@ func newConfig(s side, opts []Option) (config, error) {
 			other = "Replier"
 		}
 		return c, sock.Invalid("%s applies to a %s only", c.what, other)
+	}
+	if c.bare && c.role == spmesh.RoleWorker {
+		return c, sock.Invalid("WithBareFrames: pipeline jobs need the envelope")
 	}
 	if c.credit == 0 {
 		c.credit = min(2*c.concurrency, 1<<16)
@@ -275,6 +281,28 @@ func WithPeerCredit(n int) Option {
 			return sock.Invalid("peer credit %d out of range [1, 65536]", n)
 		}
 		c.peerCredit = n
+		return nil
+	})
+}
+
+// WithBareFrames makes a Requester or Replier send and accept bare SP
+// messages: the body is exactly the application bytes (the codec's
+// output; use [spmesh.Raw] for plain bytes), with no spmesh envelope, so
+// that it talks to unmodified NNG, nanomsg or pynng REQ/REP programs. A
+// bare socket keeps the SP request ids (a reply goes to its request),
+// resends on an attempt timeout or a lost connection, and credit-based
+// load spreading (with [WithPeerCredit] as every replier's credit). It
+// loses what the envelope carries: headers (a call with headers fails),
+// deadlines (the handler's ctx has none from the caller), message ids and
+// attempts (a resend looks new to the replier: no de-duplication), and
+// remote errors: a bare Replier whose handler fails sends no reply
+// (counted in Stats().Errors and logged), so the caller times out or
+// resends, as with an NNG REP program that does not answer. Both ends
+// must agree: a bare Replier serves spmesh envelopes as opaque bytes, and
+// an enveloped Requester refuses a bare reply (ErrDecode). See WIRE.md.
+func WithBareFrames() Option {
+	return optionFunc(func(c *config) error {
+		c.bare = true
 		return nil
 	})
 }

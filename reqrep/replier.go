@@ -68,7 +68,7 @@ func NewReplier(h Handler, opts ...Option) (*Replier, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Replier{so: so, h: h, codec: c.sock.Codec, fr: framesFor(c.role), credit: uint32(c.credit)}
+	r := &Replier{so: so, h: h, codec: c.sock.Codec, fr: framesFor(&c), credit: uint32(c.credit)}
 	r.pool.New = func() any { return &Request{} }
 	if r.srv, err = sock.NewServer(so, c.concurrency, r.handle); err != nil {
 		return nil, err
@@ -89,6 +89,9 @@ func (r *Replier) Addrs() []string { return r.so.Bound() }
 
 // handle answers one request frame.
 func (r *Replier) handle(base context.Context, m *mangos.Message) *mangos.Message {
+	if r.fr.bare {
+		return r.handleBare(base, m)
+	}
 	var env wire.Msg
 	err := wire.Decode(m.Body, &env)
 	if max := r.so.Settings.MaxMsgSize; len(m.Body) > max {
@@ -159,3 +162,32 @@ func (r *Replier) Drain(ctx context.Context) error { return r.srv.Drain(ctx) }
 // handlers have returned, or after [HandlerGrace] if some ignore their ctx
 // (they go on running; see [ReplierStats].Abandoned). It is idempotent.
 func (r *Replier) Close() error { return r.srv.Close() }
+
+// handleBare answers one bare request frame (WithBareFrames): the body is
+// the request; the reply is the handler's value alone. There is no way to
+// carry an error: a failed handler, or a reply that cannot be encoded,
+// sends nothing (counted in Errors).
+func (r *Replier) handleBare(base context.Context, m *mangos.Message) *mangos.Message {
+	if max := r.so.Settings.MaxMsgSize; len(m.Body) > max {
+		r.so.C.TooLarge.Add(1)
+		r.so.C.Dropped.Add(1)
+		return nil
+	}
+	r.so.C.Received.Add(1)
+	req := r.pool.Get().(*Request)
+	*req = Request{Attempt: 1, Time: time.Now(), Data: m.Body, codec: r.codec}
+	ctx, cancel := r.srv.HandlerContext(base, 0)
+	v, err := r.srv.Call("id", req.ID, func() (any, error) { return r.h.ServeRequest(ctx, req) })
+	cancel()
+	*req = Request{}
+	r.pool.Put(req)
+	if err == nil {
+		var out *mangos.Message
+		if out, err = r.so.Encode(nil, v); err == nil {
+			return out
+		}
+	}
+	r.srv.Errors.Add(1)
+	r.so.Settings.Logger.Warn("spmesh: bare request failed, no reply sent", "err", err)
+	return nil
+}

@@ -71,7 +71,7 @@ func NewRequester(opts ...Option) (*Requester, error) {
 	d := sock.DispatchOf(so)
 	d.SetDefaultCredit(c.peerCredit)
 	return &Requester{
-		so: so, d: d, codec: c.sock.Codec, fr: framesFor(c.role),
+		so: so, d: d, codec: c.sock.Codec, fr: framesFor(&c),
 		attemptTimeout: c.attemptTimeout, maxAttempts: c.maxAttempts, wait: c.wait,
 	}, nil
 }
@@ -193,6 +193,13 @@ func (r *Requester) roundTrip(ctx context.Context, c *Call, env *wire.Msg) (*man
 		}
 		r.so.C.Sent.Add(1)
 		reply, err := t.Wait(ctx, timeout)
+		if err == nil && r.fr.bare {
+			// No envelope: the SP request id matched; the body is the reply.
+			*env = wire.Msg{Kind: r.fr.reply, ID: id, Body: reply.Body}
+			t.Release()
+			r.so.C.Received.Add(1)
+			return reply, attempt, nil
+		}
 		if err == nil {
 			if derr := wire.Decode(reply.Body, env); derr != nil || env.Kind != r.fr.reply || env.ID != id {
 				t.Release()
@@ -304,6 +311,12 @@ func (r *Requester) encode(id wire.ID, attempt int, deadline int64, c *Call) (*m
 	if c.data != nil {
 		codec, body = spmesh.Raw, c.data
 	}
+	if r.fr.bare {
+		if len(c.Header) > 0 {
+			return nil, errBareHeaders
+		}
+		return r.so.EncodeWith(codec, nil, body)
+	}
 	env := wire.Msg{Kind: r.fr.request, ID: id, Time: time.Now().UnixNano(), Header: c.Header, Attempt: uint32(attempt), Deadline: deadline}
 	return r.so.EncodeWith(codec, &env, body)
 }
@@ -326,3 +339,5 @@ func (r *Requester) Stats() RequesterStats {
 func (r *Requester) Close() error {
 	return r.so.Close()
 }
+
+var errBareHeaders = errors.New("spmesh: headers on a bare requester: bare frames carry none (WithBareFrames)")

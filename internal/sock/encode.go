@@ -26,9 +26,12 @@ func (so *Socket) Encode(env *wire.Msg, v any) (*mangos.Message, error) {
 // (spmesh.LimitAppendCodec: msgpack does), else once the encoding ends: a
 // body over the limit is never sent, and never encoded much past the limit
 // by spmesh's codecs. Refusals are counted in TooLarge. More than
-// wire.MaxHeaders user headers fail with spmesh.ErrInvalidOption.
+// wire.MaxHeaders user headers fail with spmesh.ErrInvalidOption. A nil
+// env makes a bare frame: the encoded body alone, no envelope.
 func (so *Socket) EncodeWith(c spmesh.Codec, env *wire.Msg, v any) (*mangos.Message, error) {
-	if n := len(env.Header); n > wire.MaxHeaders {
+	if env == nil {
+		env = &bareEnv
+	} else if n := len(env.Header); n > wire.MaxHeaders {
 		// The receiver would refuse the whole frame: refuse it here, where
 		// the caller learns why.
 		return nil, fmt.Errorf("%w: %d headers, limit %d", spmesh.ErrInvalidOption, n, wire.MaxHeaders)
@@ -38,7 +41,11 @@ func (so *Socket) EncodeWith(c spmesh.Codec, env *wire.Msg, v any) (*mangos.Mess
 		return nil, so.tooLarge(n, max)
 	}
 	m := mangos.NewMessage(min(sizeHint(&so.lastSize, env, v), max+1))
-	b, err := spmesh.AppendMarshalLimit(c, wire.AppendHeader(m.Body[:0], env), v, max)
+	b := m.Body[:0]
+	if env != &bareEnv {
+		b = wire.AppendHeader(b, env)
+	}
+	b, err := spmesh.AppendMarshalLimit(c, b, v, max)
 	if err != nil {
 		m.Free()
 		if errors.Is(err, spmesh.ErrTooLarge) {
@@ -83,6 +90,9 @@ func knownSize(c spmesh.Codec, v any) int {
 	}
 	return 0
 }
+
+// bareEnv stands for no envelope in EncodeWith (never written).
+var bareEnv wire.Msg
 
 func sizeHint(last *atomic.Int64, env *wire.Msg, v any) int {
 	n := 64 + len(env.Topic) + len(env.Err) + len(env.From)

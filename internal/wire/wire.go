@@ -1,6 +1,12 @@
-// Package wire is spmesh's one envelope, shared by every pattern. It is
-// documented here byte by byte so that a peer in another language (NNG,
-// nanomsg, pynng) can speak it.
+// Package wire is spmesh's one envelope, shared by every pattern.
+//
+// The specification for peers in other languages (NNG, nanomsg, pynng) is
+// WIRE.md at the repository root: the SP transport, this envelope byte by
+// byte with a worked example per kind (checked against this package's
+// encoder by wiremd_test.go), and the rules a foreign peer must follow: a
+// reply or ack echoes the request's id (key 1) and is refused otherwise; a
+// job without an id (16 zero bytes) is never de-duplicated. This comment
+// summarises it for Go readers; keep the two consistent.
 //
 // # Frame
 //
@@ -100,7 +106,8 @@
 //	body           empty (a receiver ignores any)
 //
 // A tail frame carries no message: it is never delivered to an
-// application. Example: topic "t", publisher 3, last seq 7:
+// application. Example (the least a decoder accepts; spmesh also writes
+// keys 1 and 2): topic "t", publisher 3, last seq 7:
 //
 //	74 00 01 0a 82 04 03 05 07
 //
@@ -209,6 +216,24 @@ var (
 	errRange = errors.New("integer out of range")
 	errDepth = errors.New("nesting too deep")
 )
+
+// notEnvelope describes a frame whose byte at i should be the version
+// byte but is not: what a raw (non-envelope) SP message, such as a stock
+// NNG REQ's "hello", gets back.
+func notEnvelope(frame []byte, i int) error {
+	c := frame[i]
+	what := ""
+	if c >= 0x20 && c < 0x7f {
+		what = fmt.Sprintf(" %q", rune(c))
+	}
+	if c > Version && c < 0x20 {
+		return fmt.Errorf("unsupported envelope version %d at byte %d, this peer reads version %d; see WIRE.md", c, i, Version)
+	}
+	if i == 0 {
+		return fmt.Errorf("not an spmesh envelope: first byte 0x%02x%s, want version 0x%02x (or, on pub/sub frames, a topic and 0x00 first); see WIRE.md", c, what, Version)
+	}
+	return fmt.Errorf("not an spmesh envelope: byte %d (after the topic) is 0x%02x%s, want version 0x%02x; see WIRE.md", i, c, what, Version)
+}
 
 // decodeError is a frame that does not decode. It wraps [spmesh.ErrDecode]
 // and carries [spmesh.CodeDecode], so that an error reply made from it
@@ -371,7 +396,9 @@ func decode(frame []byte, m *Msg, lastTopic string) error {
 			i++
 		}
 		if i == len(frame) {
-			return errors.New("topic not terminated")
+			// No 0x00 after printable bytes: most likely raw application
+			// bytes (a stock NNG peer), not an unterminated topic.
+			return notEnvelope(frame, 0)
 		}
 		if t := frame[:i]; string(t) == lastTopic {
 			m.Topic = lastTopic
@@ -382,10 +409,13 @@ func decode(frame []byte, m *Msg, lastTopic string) error {
 	}
 	v, err := r.byte1()
 	if err != nil {
+		if len(frame) == 0 {
+			return errors.New("empty frame, not an spmesh envelope; see WIRE.md")
+		}
 		return err
 	}
 	if v != Version {
-		return fmt.Errorf("unsupported version %d", v)
+		return notEnvelope(frame, r.i-1)
 	}
 	k, err := r.byte1()
 	if err != nil {
