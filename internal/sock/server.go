@@ -41,6 +41,9 @@ type ServeFunc func(base context.Context, m *mangos.Message) (reply *mangos.Mess
 // are dropped (counted) without being tried. So a peer that never reads
 // holds one worker for the send timeout and others for at most stallAfter,
 // once per connection: it never takes the replies of other peers with it.
+// The replies queued for one peer are bounded in count and bytes
+// (ServerSendQueue: 8 with the defaults, or QueueBytes worth), and a
+// closed peer's queued replies are released at once, not at Close.
 type Server struct {
 	so      *Socket
 	serve   ServeFunc
