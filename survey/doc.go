@@ -22,10 +22,12 @@
 //     mangos discards them uncounted. A survey that ended because every
 //     expected respondent answered stops listening at once, so a stray
 //     answer from an unexpected respondent is then discarded uncounted too.
-//     Any other survey, even one ended early by [Responses.Close] or its
-//     context, keeps one goroutine and one mangos context busy until its
-//     deadline plus that late window; the Surveyor reuses idle contexts, so
-//     it holds as many as it has had surveys in that state at once.
+//     Any other survey, even one ended early by its context, keeps one
+//     goroutine and one mangos context busy until its deadline plus that
+//     late window; the Surveyor reuses idle contexts, so it holds as many
+//     as it has had surveys in that state at once. [Responses.Close]
+//     releases both within 50 ms (late answers to a closed survey are not
+//     counted): a caller that stops reading a survey should close it.
 //   - Each survey buffers up to [WithQueueLen] answers (default 1024) until
 //     [Responses.Next] takes them; more are dropped and counted in Dropped.
 //   - Frames that fail to decode (a foreign or hostile peer) are discarded

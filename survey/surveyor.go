@@ -47,6 +47,14 @@ const (
 	maxLate = 10 * time.Second
 )
 
+// closeCheck bounds how long a survey's collector (a goroutine and a
+// mangos context) outlives Responses.Close. mangos cannot wake a context's
+// RecvMsg but by closing the context for good, and its surveyor keeps
+// every context it ever opened until the socket closes (so closing one per
+// survey would leak): the collector waits in steps of closeCheck instead,
+// and stops at the first step after Close.
+const closeCheck = 50 * time.Millisecond
+
 // Response is one respondent's answer.
 type Response struct {
 	// From is the respondent's name (see [WithName]).
@@ -294,9 +302,12 @@ func (s *Surveyor) collect(mc mangos.Context, rs *Responses, lateUntil time.Time
 	var env wire.Msg
 	for {
 		rs.mu.Lock()
-		ended, complete := rs.ended, rs.complete
+		ended, complete, closed := rs.ended, rs.complete, rs.closed
 		rs.mu.Unlock()
-		if complete {
+		if complete || closed {
+			// Closed: nobody takes the answers, late ones are not
+			// counted. The context is reused at once (a new survey
+			// on it cancels this one in mangos, freeing what it holds).
 			break
 		}
 		until := rs.deadline
@@ -311,7 +322,7 @@ func (s *Surveyor) collect(mc mangos.Context, rs *Responses, lateUntil time.Time
 			}
 			break
 		}
-		if err := mc.SetOption(mangos.OptionRecvDeadline, wait); err != nil {
+		if err := mc.SetOption(mangos.OptionRecvDeadline, min(wait, closeCheck)); err != nil {
 			rs.finish(sock.Err(err))
 			return
 		}

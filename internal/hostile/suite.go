@@ -69,6 +69,11 @@ type Attack struct {
 	// a violation is logged as such instead of failing (liveness is still
 	// asserted). Clear it once the issue is fixed.
 	Known string
+	// Amplifies, when set, says why the attack's allocation is not
+	// bounded by the bytes sent (each frame asks for a large answer, by
+	// the application's design): the allocation figure is logged, not
+	// asserted; the heap held still is.
+	Amplifies string
 }
 
 // AttackFor is the default duration of an attack.
@@ -159,10 +164,11 @@ func StandardAttacks(tg Target, maxMsg int) []Attack {
 			// so that the target's answer to a peer that never reads
 			// (drop, count, close) shows.
 			For: time.Second,
-			// mangos holds up to WithQueueLen (1024) replies per pipe
-			// whatever their size: internal/sock sets OptionWriteQLen
-			// and no byte bound applies on the send side.
-			Known: "send queues count replies, not bytes"})
+			// The replies held for it are bounded in bytes
+			// (sock.ServerSendQueue) and released once it is closed;
+			// what the handler allocates to answer is the
+			// application's.
+			Amplifies: "each small frame asks for an answer of 256 KiB or more"})
 	}
 	return as
 }
@@ -199,7 +205,11 @@ func Run(t *testing.T, tg Target, attacks []Attack) {
 				report(err)
 			}
 			if err := (Bound{Per: AllocBound.Per, Slack: AllocBound.Slack + uint64(slack)}).Check("allocated beyond the legit traffic", f.Extra, f.Sent); err != nil {
-				report(err)
+				if a.Amplifies != "" {
+					t.Log("not asserted ("+a.Amplifies+"):", err)
+				} else {
+					report(err)
+				}
 			}
 		})
 	}

@@ -197,7 +197,9 @@ func WithSendTimeout(d time.Duration) Option {
 // WithQueueBytes bounds the bytes of messages a receiving socket
 // (Subscriber, Puller) holds in its queue for the application, on top of
 // the message count of WithQueueLen (default DefaultQueueBytes). A message
-// larger than the bound is still queued when the queue is empty.
+// larger than the bound is still queued when the queue is empty. On a
+// serving socket (Replier, Worker, Respondent) it also sizes the reply
+// queue of each peer: see ServerSendQueue.
 func WithQueueBytes(n int) Option {
 	return func(s *Settings) error {
 		if n < 4<<10 || n > 1<<40 {
@@ -206,6 +208,27 @@ func WithQueueBytes(n int) Option {
 		s.QueueBytes = n
 		return nil
 	}
+}
+
+// ServerQueueFloor is the least number of replies a serving socket
+// (Replier, Worker, Respondent) queues per peer: see ServerSendQueue.
+const ServerQueueFloor = 8
+
+// ServerSendQueue is how many replies, acks or answers a serving socket
+// queues per peer (mangos' REP and RESPONDENT count messages, not bytes):
+// QueueBytes / MaxMsgSize, at least ServerQueueFloor, at most SendQueue.
+// So the replies held for a peer that does not read them are at most
+// max(QueueBytes, ServerQueueFloor x MaxMsgSize), plus the ones the serving
+// workers hold while waiting (see Server), whatever the message size: with
+// the defaults, 8 replies per peer (2 MiB of 256 KiB replies, where 1024
+// replies held 256 MiB). Replies beyond it wait for room as a full queue
+// does (Settings.SendTimeout), then are dropped and counted.
+func ServerSendQueue(s Settings) int {
+	n := ServerQueueFloor
+	if s.MaxMsgSize > 0 && s.QueueBytes/s.MaxMsgSize > n {
+		n = s.QueueBytes / s.MaxMsgSize
+	}
+	return max(1, min(n, s.SendQueue))
 }
 
 // WithReconnect sets the dial retry backoff: first min, doubling to max.

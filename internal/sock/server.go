@@ -41,6 +41,9 @@ type ServeFunc func(base context.Context, m *mangos.Message) (reply *mangos.Mess
 // are dropped (counted) without being tried. So a peer that never reads
 // holds one worker for the send timeout and others for at most stallAfter,
 // once per connection: it never takes the replies of other peers with it.
+// The replies queued for one peer are bounded in count and bytes
+// (ServerSendQueue: 8 with the defaults, or QueueBytes worth), and a
+// closed peer's queued replies are released at once, not at Close.
 type Server struct {
 	so      *Socket
 	serve   ServeFunc
@@ -195,10 +198,31 @@ func (s *Server) run(w *srvWorker) {
 		}
 		m.Free()
 		if reply == nil {
+			s.forget(w)
 			continue
 		}
 		s.send(w, p, reply)
 	}
+}
+
+// forget makes w drop its mangos context's reference to the pipe of the
+// frame it took last, when no reply goes out on it. A REP or RESPONDENT
+// context keeps the pipe it received from until its next send, and a pipe
+// keeps its send queue: a context that took a frame from a peer that
+// never reads and sent nothing back kept that closed peer's queue (up to
+// WriteQLen replies, 264 MiB of 256 KiB replies) alive until the socket
+// closed. The context is replaced by a fresh one; this happens only for
+// frames not answered (refused, or replies dropped), not per reply.
+func (s *Server) forget(w *srvWorker) {
+	mc, err := s.so.M.OpenContext()
+	if err != nil {
+		return // the socket is closing: the loop ends, the contexts go
+	}
+	w.mu.Lock()
+	old := w.mc
+	w.mc = mc
+	w.mu.Unlock()
+	old.Close()
 }
 
 // send queues reply for pipe p (the peer the request came from), waiting
@@ -210,6 +234,7 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 	if st != nil {
 		if st.closed.Load() {
 			s.dropSlow(p, reply) // mangos would discard it silently
+			s.forget(w)
 			return
 		}
 		now := time.Now().UnixNano()
@@ -220,6 +245,7 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 			// Another worker has waited for this peer for a while: it
 			// is not reading. Not even tried.
 			s.dropSlow(p, reply)
+			s.forget(w)
 			return
 		default:
 			d = s.stallAfter // another worker is sending to it just now

@@ -195,7 +195,11 @@ func Open(p Proto, s Settings, w Wiring) (*Socket, error) {
 	}
 	// Queue lengths: not every protocol has both; ignore the ones it lacks.
 	_ = m.SetOption(mangos.OptionReadQLen, s.RecvQueue)
-	_ = m.SetOption(mangos.OptionWriteQLen, s.SendQueue)
+	sendQ := s.SendQueue
+	if p == Rep || p == Respondent {
+		sendQ = ServerSendQueue(s) // replies per peer, bounded in bytes too
+	}
+	_ = m.SetOption(mangos.OptionWriteQLen, sendQ)
 	m.SetPipeEventHook(so.pipeEvent)
 	if w.Before != nil {
 		if err := w.Before(m); err != nil {
