@@ -9,10 +9,9 @@ import (
 
 	"github.com/spmesh/spmesh/internal/testutil"
 	"github.com/spmesh/spmesh/pipeline"
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 
 type job struct {
 	Image string

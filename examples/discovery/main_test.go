@@ -5,11 +5,10 @@ import (
 	"testing"
 
 	"github.com/spmesh/spmesh/internal/testutil"
-	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testutil.VerifyTestMain(m)
 }
 
 // TestRun runs the example and checks what it prints.

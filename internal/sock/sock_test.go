@@ -14,10 +14,9 @@ import (
 	"github.com/spmesh/spmesh/internal/testutil"
 	"github.com/spmesh/spmesh/internal/wire"
 	"go.nanomsg.org/mangos/v3"
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 
 func open(t *testing.T, p sock.Proto, w sock.Wiring, opts ...sock.Option) *sock.Socket {
 	t.Helper()
