@@ -3,6 +3,7 @@ package sock
 import (
 	"context"
 	"encoding/binary"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -173,9 +174,21 @@ func (d *Dispatch) Send(ctx context.Context, m *mangos.Message, avoid uint32, wa
 	t.sent = time.Now()
 	d.byID[t.id] = t
 	p.out++
+	busy := p.out > 1
 	d.mu.Unlock()
 
 	m.Header = binary.BigEndian.AppendUint32(m.Header[:0], t.id)
+	if busy {
+		// Other requests are outstanding on p: their replies come in
+		// batches, each waking a caller that sends its next request.
+		// Yielding once lets those callers queue theirs before the
+		// transport's flusher wakes for this one, so one write carries
+		// several frames instead of one each (the acked pipeline bench
+		// went from 1.37 to 1.13 write syscalls per job: 1.08 to 1.19
+		// requests and 2.3 to 3.4 acks per write). A lone request does
+		// not yield: its latency is untouched.
+		runtime.Gosched()
+	}
 	p.sendMu.Lock()
 	err := p.p.SendMsg(m)
 	p.sendMu.Unlock()
