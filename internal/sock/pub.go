@@ -374,33 +374,12 @@ func (s *Fanout) SendMsg(m *mangos.Message) error { return s.Send(m, 1) }
 func (s *Fanout) RecvMsg() (*mangos.Message, error) { return nil, protocol.ErrProtoOp }
 
 // SetOption implements protocol.Protocol.
-func (s *Fanout) SetOption(name string, v any) error {
-	if name == mangos.OptionWriteQLen {
-		if n, ok := v.(int); ok && n >= 1 {
-			s.mu.Lock()
-			s.maxMsgs = n
-			s.mu.Unlock()
-			return nil
-		}
-		return protocol.ErrBadValue
-	}
-	return protocol.ErrBadOption
-}
+func (s *Fanout) SetOption(name string, v any) error { return s.opts().set(name, v) }
 
 // GetOption implements protocol.Protocol.
-func (s *Fanout) GetOption(name string) (any, error) {
-	switch name {
-	case optPub:
-		return s, nil
-	case mangos.OptionRaw:
-		return false, nil
-	case mangos.OptionWriteQLen:
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.maxMsgs, nil
-	}
-	return nil, protocol.ErrBadOption
-}
+func (s *Fanout) GetOption(name string) (any, error) { return s.opts().get(name) }
+
+func (s *Fanout) opts() qlenOption { return qlenOption{&s.mu, &s.maxMsgs, s, optPub} }
 
 // AddPipe implements protocol.Protocol.
 func (s *Fanout) AddPipe(pp protocol.Pipe) error {

@@ -252,33 +252,12 @@ func (s *Spread) SendMsg(m *mangos.Message) error {
 func (s *Spread) RecvMsg() (*mangos.Message, error) { return nil, protocol.ErrProtoOp }
 
 // SetOption implements protocol.Protocol.
-func (s *Spread) SetOption(name string, v any) error {
-	if name == mangos.OptionWriteQLen {
-		if n, ok := v.(int); ok && n >= 1 {
-			s.mu.Lock()
-			s.maxMsgs = n
-			s.mu.Unlock()
-			return nil
-		}
-		return protocol.ErrBadValue
-	}
-	return protocol.ErrBadOption
-}
+func (s *Spread) SetOption(name string, v any) error { return s.opts().set(name, v) }
 
 // GetOption implements protocol.Protocol.
-func (s *Spread) GetOption(name string) (any, error) {
-	switch name {
-	case optPush:
-		return s, nil
-	case mangos.OptionRaw:
-		return false, nil
-	case mangos.OptionWriteQLen:
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.maxMsgs, nil
-	}
-	return nil, protocol.ErrBadOption
-}
+func (s *Spread) GetOption(name string) (any, error) { return s.opts().get(name) }
+
+func (s *Spread) opts() qlenOption { return qlenOption{&s.mu, &s.maxMsgs, s, optPush} }
 
 // AddPipe implements protocol.Protocol.
 func (s *Spread) AddPipe(pp protocol.Pipe) error {
