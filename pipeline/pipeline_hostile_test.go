@@ -10,6 +10,7 @@ import (
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/hostile"
+	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/sptcp"
 	"github.com/spmesh/spmesh/internal/wire"
 	"github.com/spmesh/spmesh/pipeline"
@@ -49,6 +50,7 @@ func TestWorkerHostilePeers(t *testing.T) {
 		Legit:     func(ctx context.Context) error { return p.Produce(ctx, "hi") },
 		Stats:     func() spmesh.Stats { return w.Stats().Stats },
 		Big:       mustMarshal(t, "big"),
+		BigHeld:   hostile.AnswersHeld(sock.ServerQueueFloor + 2 + pipeline.DefaultConcurrency),
 		Bodies:    true,
 		MaxConns:  sptcp.MaxConns,
 	}

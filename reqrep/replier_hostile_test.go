@@ -9,6 +9,7 @@ import (
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/hostile"
+	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/sptcp"
 	"github.com/spmesh/spmesh/internal/wire"
 	"github.com/spmesh/spmesh/reqrep"
@@ -71,6 +72,7 @@ func TestReplierHostilePeers(t *testing.T) {
 		},
 		Stats:    func() spmesh.Stats { return rp.Stats().Stats },
 		Big:      must(spmesh.Msgpack.Marshal("big")),
+		BigHeld:  hostile.AnswersHeld(sock.ServerQueueFloor + 2 + reqrep.DefaultConcurrency),
 		Bodies:   true,
 		MaxConns: sptcp.MaxConns,
 	}

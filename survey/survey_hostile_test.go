@@ -10,6 +10,7 @@ import (
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/hostile"
+	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/wire"
 	"github.com/spmesh/spmesh/survey"
 )
@@ -102,6 +103,7 @@ func TestRespondentHostilePeers(t *testing.T) {
 		Legit:     func(ctx context.Context) error { return firstFrom(ctx, sv, "r1") },
 		Stats:     func() spmesh.Stats { return r.Stats().Stats },
 		Big:       mustMarshal(t, "big"),
+		BigHeld:   hostile.AnswersHeld(sock.ServerQueueFloor + 2 + survey.DefaultConcurrency),
 		Bodies:    true,
 		MaxConns:  connectorConns,
 	}
