@@ -28,7 +28,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sptcp"
@@ -647,20 +646,6 @@ func CtxErr(ctx context.Context, err error) error {
 		return cerr
 	}
 	return Err(err)
-}
-
-// Deadline converts ctx's deadline into a mangos deadline option value:
-// the time left, or 0 (no deadline) when ctx has none. A context past its
-// deadline yields a minimal positive value.
-func Deadline(ctx context.Context) time.Duration {
-	d, ok := ctx.Deadline()
-	if !ok {
-		return 0
-	}
-	if left := time.Until(d); left > 0 {
-		return left
-	}
-	return time.Nanosecond
 }
 
 // Bind makes the context ctx govern mc: when ctx ends, mc is closed, which
