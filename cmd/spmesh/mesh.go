@@ -138,7 +138,7 @@ func newSession(cmd *cli.Command) (*session, error) {
 			return nil, usagef("--bare: %s cannot send bare frames (its messages need the spmesh envelope); only req and reply support --bare", cmd.Name)
 		}
 		if cmd.IsSet(flagCodec) && s.codec != spmesh.Raw {
-			return nil, usagef("--bare with --codec %s: a bare body is the raw bytes, no codec (leave --codec out)", cmd.String(flagCodec))
+			return nil, usagef("--bare with --codec %s: a bare body is the raw bytes, no codec (leave --codec and SPMESH_CODEC out, or use raw)", cmd.String(flagCodec))
 		}
 		if hasFlag(cmd, flagHeader) && len(cmd.StringSlice(flagHeader)) > 0 {
 			return nil, usagef("--bare with --header: bare frames carry no headers")
