@@ -32,7 +32,12 @@ const (
 	flagJSON      = "json"
 	flagCodec     = "codec"
 	flagVerbose   = "verbose"
+	flagBare      = "bare"
 )
+
+// bareCommands are the commands whose pattern package speaks bare SP
+// frames (reqrep.WithBareFrames); --bare on any other is refused.
+var bareCommands = map[string]bool{"req": true, "reply": true}
 
 // meshFlags are the flags of every command that joins the mesh.
 func meshFlags() []cli.Flag {
@@ -72,6 +77,9 @@ func addrFlags() []cli.Flag {
 			Usage: "also listen on this `address` (e.g. tcp://0.0.0.0:7001; repeatable)"},
 		&cli.StringFlag{Name: flagCodec, Category: "output", Value: "msgpack",
 			Usage: "payload codec: msgpack or raw", Sources: cli.EnvVars("SPMESH_CODEC")},
+		&cli.BoolFlag{Name: flagBare, Category: "addresses",
+			Usage: "bare SP frames, no spmesh envelope, to talk to NNG/nanomsg programs (nngcat, pynng): " +
+				"the body is the raw bytes; req and reply only"},
 	}
 }
 
@@ -91,6 +99,7 @@ type session struct {
 	json    bool
 	verbose int
 	codec   spmesh.Codec
+	bare    bool            // --bare: no envelope, raw bodies
 	header  spmesh.Header   // --header, for the commands that send
 	node    *discovery.Node // nil without a mesh
 	tlsPol  spmesh.TLSPolicy
@@ -123,6 +132,18 @@ func newSession(cmd *cli.Command) (*session, error) {
 		}
 		s.dial = cmd.StringSlice(flagDial)
 		s.listen = cmd.StringSlice(flagListen)
+	}
+	if hasFlag(cmd, flagBare) && cmd.Bool(flagBare) {
+		if !bareCommands[cmd.Name] {
+			return nil, usagef("--bare: %s cannot send bare frames (its messages need the spmesh envelope); only req and reply support --bare", cmd.Name)
+		}
+		if cmd.IsSet(flagCodec) && s.codec != spmesh.Raw {
+			return nil, usagef("--bare with --codec %s: a bare body is the raw bytes, no codec (leave --codec and SPMESH_CODEC out, or use raw)", cmd.String(flagCodec))
+		}
+		if hasFlag(cmd, flagHeader) && len(cmd.StringSlice(flagHeader)) > 0 {
+			return nil, usagef("--bare with --header: bare frames carry no headers")
+		}
+		s.bare, s.codec = true, spmesh.Raw
 	}
 	return s, nil
 }

@@ -28,7 +28,16 @@ after --timeout. When the replier's handler returns an error, req prints it
 (with its code) and exits with 6. A SERVICE nobody advertises (after --wait)
 exits with 4, a request nobody answers in time with 5.
 
-With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
+With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.
+
+--bare sends bare SP frames (no spmesh envelope), so req can call an NNG or
+nanomsg REP program (nngcat --rep, pynng): the request is exactly the bytes
+of MESSAGE, the reply is printed as it came (as --codec raw). A bare socket
+loses what the envelope carries: headers (--header is refused), the deadline
+(--timeout is only local), remote errors (a failing bare replier sends
+nothing: req times out, exit 5), and message ids and attempts (a resend
+looks new to the replier, and --json prints no id). It keeps SP request ids,
+resends on a lost connection, and load spreading. Both ends must be bare.`,
 		Flags: flags(meshFlags(), addrFlags(), bodyFlags(), []cli.Flag{
 			&cli.DurationFlag{Name: flagTimeout, Aliases: []string{"t"}, Value: 10 * time.Second,
 				Usage: "give up on a request after this long (the deadline travels to the replier)"},
@@ -42,8 +51,8 @@ With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
 			if err := s.waitService(ctx, service, spmesh.RoleReplier); err != nil {
 				return err
 			}
-			opts := append([]reqrep.Option{reqrep.WithCodec(s.codec), reqrep.WithWaitForReplier()},
-				wiring(s, service, reqrep.WithDiscovery, reqrep.WithListen, reqrep.WithDial, reqrep.WithTLS, reqrep.WithRequireTLS)...)
+			opts := append([]reqrep.Option{reqrep.WithCodec(s.codec), reqrep.WithWaitForReplier()}, s.bareOption()...)
+			opts = append(opts, wiring(s, service, reqrep.WithDiscovery, reqrep.WithListen, reqrep.WithDial, reqrep.WithTLS, reqrep.WithRequireTLS)...)
 			r, err := reqrep.NewRequester(opts...)
 			if err != nil {
 				return err
@@ -87,6 +96,9 @@ With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
 }
 
 func (s *session) printReply(rep *reqrep.Reply) error {
+	if s.json && s.bare {
+		return s.printReceived(map[string]any{}, "", nil, rep.Data)
+	}
 	if s.json {
 		return s.printReceived(map[string]any{"id": rep.ID.String(), "attempt": rep.Attempt}, "", rep.Header, rep.Data)
 	}
@@ -114,7 +126,16 @@ SPMESH_HEADER_<KEY> in its environment; its stdout is the reply (msgpack:
 parsed as JSON when it can be, else a string). A non-zero exit status is
 returned to the caller as a remote error whose code is the status and whose
 message is the command's stderr. The command is killed at the request's
-deadline.`,
+deadline.
+
+--bare serves bare SP frames (no spmesh envelope), so an NNG or nanomsg REQ
+program (nngcat --req, pynng) can call reply: the request is exactly its
+bytes, the answer is sent as raw bytes (as --codec raw). A bare socket loses
+what the envelope carries: headers, the caller's deadline (--command is not
+killed at it), remote errors (a failing --command sends no reply: the
+caller times out or resends), and message ids and attempts (requests are
+printed without them, SPMESH_REQUEST_ID is empty, and a resend is answered
+again). Both ends must be bare.`,
 		Flags: flags(meshFlags(), addrFlags(), answerFlags()),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			s, service, err := openService(ctx, cmd)
@@ -127,6 +148,10 @@ deadline.`,
 				return err
 			}
 			h := reqrep.HandlerFunc(func(ctx context.Context, req *reqrep.Request) (any, error) {
+				if s.bare {
+					return srv.answer(ctx, request{fields: map[string]any{}, prefix: "request", data: req.Data,
+						env: requestEnv("REQUEST", "", 0, nil)})
+				}
 				return srv.answer(ctx, request{
 					fields: map[string]any{"id": req.ID.String(), "attempt": req.Attempt},
 					prefix: fmt.Sprintf("request %s attempt=%d", req.ID, req.Attempt),
@@ -134,8 +159,8 @@ deadline.`,
 					env: requestEnv("REQUEST", req.ID.String(), req.Attempt, req.Header),
 				})
 			})
-			opts := append([]reqrep.Option{reqrep.WithCodec(s.codec), reqrep.WithConcurrency(max(cmd.Int(flagConcurrency), 1))},
-				wiring(s, service, reqrep.WithDiscovery, reqrep.WithListen, reqrep.WithDial, reqrep.WithTLS, reqrep.WithRequireTLS)...)
+			opts := append([]reqrep.Option{reqrep.WithCodec(s.codec), reqrep.WithConcurrency(max(cmd.Int(flagConcurrency), 1))}, s.bareOption()...)
+			opts = append(opts, wiring(s, service, reqrep.WithDiscovery, reqrep.WithListen, reqrep.WithDial, reqrep.WithTLS, reqrep.WithRequireTLS)...)
 			r, err := reqrep.NewReplier(h, opts...)
 			if err != nil {
 				return err
@@ -145,6 +170,14 @@ deadline.`,
 			return srv.serve(ctx, r.Drain)
 		},
 	}
+}
+
+// bareOption is reqrep.WithBareFrames with --bare, else nothing.
+func (s *session) bareOption() []reqrep.Option {
+	if s.bare {
+		return []reqrep.Option{reqrep.WithBareFrames()}
+	}
+	return nil
 }
 
 // orDefault names a service in progress lines, or says what is served
