@@ -24,3 +24,16 @@ func TestNilHandlerRefused(t *testing.T) {
 		}
 	}
 }
+
+// Decode of nothing is an error wrapping ErrDecode, never a panic.
+func TestZeroValueDecode(t *testing.T) {
+	if _, err := pipeline.Decode[string](nil); !errors.Is(err, spmesh.ErrDecode) {
+		t.Errorf("Decode[string](nil) = %v, want ErrDecode", err)
+	}
+	if _, err := pipeline.Decode[string](&pipeline.Message{}); !errors.Is(err, spmesh.ErrDecode) {
+		t.Errorf("Decode[string](zero Message) = %v, want ErrDecode", err)
+	}
+	if _, err := pipeline.Decode[string](&pipeline.Job{}); !errors.Is(err, spmesh.ErrDecode) {
+		t.Errorf("Decode[string](zero Job) = %v, want ErrDecode", err)
+	}
+}

@@ -21,6 +21,9 @@ func TestZeroValueDecode(t *testing.T) {
 			t.Errorf("%s: Decode = %v, want ErrDecode", name, err)
 		}
 	}
+	if _, err := survey.Decode[string](nil); !errors.Is(err, spmesh.ErrDecode) {
+		t.Errorf("Decode[string](nil) = %v, want ErrDecode", err)
+	}
 }
 
 // Nil handlers are refused at construction.

@@ -103,6 +103,9 @@ type Decoder interface {
 // Decode decodes d (a [*Response] or [*Question]) as a T.
 func Decode[T any](d Decoder) (T, error) {
 	var v T
+	if d == nil {
+		return v, fmt.Errorf("%w: nothing to decode (nil)", spmesh.ErrDecode)
+	}
 	err := d.Decode(&v)
 	return v, err
 }
