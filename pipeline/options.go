@@ -103,8 +103,8 @@ type option struct {
 }
 
 func (o option) apply(c *config, t target) error {
-	if o.fits&t == 0 {
-		return sock.Invalid("%s does not apply to a %v", o.name, t)
+	if err := sock.OnlyFor(o.name, uint8(o.fits), uint8(t), t.String()); err != nil {
+		return err
 	}
 	return o.set(c)
 }

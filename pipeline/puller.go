@@ -35,6 +35,9 @@ func (m *Message) Decode(v any) error {
 // works the same way.
 func Decode[T any](m interface{ Decode(v any) error }) (T, error) {
 	var v T
+	if m == nil {
+		return v, fmt.Errorf("%w: nothing to decode (nil)", spmesh.ErrDecode)
+	}
 	err := m.Decode(&v)
 	return v, err
 }

@@ -63,7 +63,11 @@ func (f HandlerFunc) ServeJob(ctx context.Context, job *Job) error { return f(ct
 // TypedHandler adapts a function taking the decoded job to a [Handler]. A
 // job that does not decode as a T is nacked with an error wrapping
 // [spmesh.ErrDecode] without calling f (so it ends in the dead letter).
+// TypedHandler(nil) is nil, which [NewWorker] refuses.
 func TypedHandler[T any](f func(ctx context.Context, job *Job, v T) error) Handler {
+	if f == nil {
+		return nil // refused by the constructor
+	}
 	return HandlerFunc(func(ctx context.Context, job *Job) error {
 		var v T
 		if err := job.Decode(&v); err != nil {
@@ -121,8 +125,10 @@ type Worker struct {
 // (or [Worker.Listen] later), or a registry with [WithDiscovery] (it then
 // listens on the registry's host and advertises itself); it may also dial
 // producers that listen ([WithDial], [Worker.Dial]).
+// A nil h (also a nil HandlerFunc) is refused with an error wrapping
+// [spmesh.ErrInvalidOption].
 func NewWorker(h Handler, opts ...Option) (*Worker, error) {
-	if h == nil {
+	if sock.NilFunc(h) {
 		return nil, sock.Invalid("nil handler")
 	}
 	c, err := newConfig(forWorker, opts)

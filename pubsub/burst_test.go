@@ -26,14 +26,14 @@ const (
 // burstSubs subscribers that only count, over TCP on loopback, and returns
 // them once every message is accounted for (received, or counted as
 // dropped on one side or the other) or the deadline passes.
-func burst(t *testing.T, opts ...pubsub.Option) (*pubsub.Publisher, []*pubsub.Subscriber, []*atomic.Uint64) {
+func burst(t *testing.T, pubOpts, subOpts []pubsub.Option) (*pubsub.Publisher, []*pubsub.Subscriber, []*atomic.Uint64) {
 	t.Helper()
 	addr := testutil.FreeTCP(t)
-	p := mustPub(t, append([]pubsub.Option{pubsub.WithListen(addr), pubsub.WithCodec(spmesh.Raw)}, opts...)...)
+	p := mustPub(t, append([]pubsub.Option{pubsub.WithListen(addr), pubsub.WithCodec(spmesh.Raw)}, pubOpts...)...)
 	var subs []*pubsub.Subscriber
 	var counts []*atomic.Uint64
 	for range burstSubs {
-		s := mustSub(t, append([]pubsub.Option{pubsub.WithDial(addr), pubsub.WithCodec(spmesh.Raw), pubsub.WithSubscribe("burst")}, opts...)...)
+		s := mustSub(t, append([]pubsub.Option{pubsub.WithDial(addr), pubsub.WithCodec(spmesh.Raw), pubsub.WithSubscribe("burst")}, subOpts...)...)
 		n := new(atomic.Uint64)
 		go func() {
 			for range s.C() {
@@ -72,7 +72,7 @@ func burstReport(p *pubsub.Publisher, subs []*pubsub.Subscriber, counts []*atomi
 // With default options a burst of 50,000 x 256 B to 3 subscribers that
 // only count arrives complete.
 func TestBurstDefaultsLossless(t *testing.T) {
-	p, subs, counts := burst(t)
+	p, subs, counts := burst(t, nil, nil)
 	err := testutil.Until(20*time.Second, func() error {
 		for i, n := range counts {
 			if got := n.Load(); got != burstN {
@@ -97,13 +97,13 @@ func TestBurstTinyQueuesAccounted(t *testing.T) {
 	var slow atomic.Uint64 // messages reported by WithSlowSubscriber
 	var slowEvents atomic.Int64
 	var gapped atomic.Uint64 // messages reported by WithGapHandler
+	tiny := []pubsub.Option{pubsub.WithQueueLen(16), pubsub.WithQueueBytes(4096)}
 	p, subs, counts := burst(t,
-		pubsub.WithQueueLen(16), pubsub.WithQueueBytes(4096),
-		pubsub.WithSlowSubscriber(func(s pubsub.SlowSubscriber) {
+		append(tiny, pubsub.WithSlowSubscriber(func(s pubsub.SlowSubscriber) {
 			slowEvents.Add(1)
 			slow.Add(s.Since)
-		}),
-		pubsub.WithGapHandler(func(g pubsub.Gap) { gapped.Add(g.Missed) }),
+		})),
+		append(tiny[:len(tiny):len(tiny)], pubsub.WithGapHandler(func(g pubsub.Gap) { gapped.Add(g.Missed) })),
 	)
 	err := testutil.Until(10*time.Second, func() error {
 		for i, s := range subs {

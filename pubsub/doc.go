@@ -150,5 +150,7 @@
 // [Subscriber.Next], the iterator [Subscriber.All], or the channel
 // [Subscriber.C] in a select. [Decode] turns a message into a typed value.
 // [Subscriber.Close] drops what is queued; [Subscriber.Drain] hands it over
-// first.
+// first. Options of one side only (such as [WithSubscribe] or
+// [WithSlowSubscriber]) are refused by the other side with an error naming
+// the option; Decode on a zero Message returns an error, never panics.
 package pubsub

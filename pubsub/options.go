@@ -9,10 +9,13 @@ import (
 	"github.com/spmesh/spmesh/internal/sock"
 )
 
-// Option configures a [Publisher] or a [Subscriber].
+// Option configures a [Publisher] or a [Subscriber]. Options that apply to
+// one side only say so; giving one to the other side is an error wrapping
+// [spmesh.ErrInvalidOption] that names the option.
 type Option interface{ apply(*config) error }
 
 type config struct {
+	side    side // the type being configured
 	sock    sock.Settings
 	subs    []string
 	noBatch bool
@@ -25,6 +28,32 @@ type config struct {
 type optionFunc func(*config) error
 
 func (f optionFunc) apply(c *config) error { return f(c) }
+
+// side is the type an option configures: one side's options given to the
+// other are refused (sock.OnlyFor).
+type side uint8
+
+const (
+	forPublisher side = 1 << iota
+	forSubscriber
+)
+
+func (s side) String() string {
+	if s == forPublisher {
+		return "Publisher"
+	}
+	return "Subscriber"
+}
+
+// sided is an option for one side only.
+func sided(s side, name string, f func(*config) error) Option {
+	return optionFunc(func(c *config) error {
+		if err := sock.OnlyFor(name, uint8(s), uint8(c.side), c.side.String()); err != nil {
+			return err
+		}
+		return f(c)
+	})
+}
 
 func wrap(o sock.Option) Option { return optionFunc(func(c *config) error { return o(&c.sock) }) }
 
@@ -47,8 +76,8 @@ const DefaultTailInterval = 200 * time.Millisecond
 // one subscriber connection.
 const slowEvery = time.Second
 
-func newConfig(opts []Option) (config, error) {
-	c := config{sock: sock.DefaultSettings()}
+func newConfig(s side, opts []Option) (config, error) {
+	c := config{side: s, sock: sock.DefaultSettings()}
 	c.sock.RecvQueue, c.sock.SendQueue = DefaultQueueLen, DefaultQueueLen
 	c.sock.QueueBytes = DefaultQueueBytes
 	c.tail = DefaultTailInterval
@@ -115,8 +144,9 @@ func WithDiscovery(reg spmesh.Registry, service string) Option {
 }
 
 // WithSubscribe subscribes a Subscriber to patterns from the start.
+// Subscriber only: a Publisher refuses it.
 func WithSubscribe(patterns ...string) Option {
-	return optionFunc(func(c *config) error {
+	return sided(forSubscriber, "WithSubscribe", func(c *config) error {
 		for _, p := range patterns {
 			if _, err := parsePattern(p); err != nil {
 				return sock.Invalid("subscription: %v", err)
@@ -158,10 +188,10 @@ func WithHandshakeTimeout(d time.Duration) Option { return wrap(sock.WithHandsha
 // burst of messages on one topic travels in batch frames (several messages
 // per frame, at no added latency when idle: a lone message is sent at
 // once); off, every message is its own frame, as subscribers of spmesh
-// versions that predate batch frames require. Subscribers read both forms;
-// the option does nothing to them.
+// versions that predate batch frames require. Subscribers read both forms.
+// Publisher only: a Subscriber refuses it.
 func WithBatching(on bool) Option {
-	return optionFunc(func(c *config) error {
+	return sided(forPublisher, "WithBatching", func(c *config) error {
 		c.noBatch = !on
 		return nil
 	})
@@ -174,9 +204,9 @@ func WithBatching(on bool) Option {
 // about twice the interval once the subscriber's connection has caught
 // up. Close sends the tail frames at once. Subscribers of spmesh versions
 // that predate tail frames count them as decode errors: give such a mesh's
-// publishers WithTailInterval(0). A Subscriber ignores it.
+// publishers WithTailInterval(0). Publisher only: a Subscriber refuses it.
 func WithTailInterval(d time.Duration) Option {
-	return optionFunc(func(c *config) error {
+	return sided(forPublisher, "WithTailInterval", func(c *config) error {
 		if d < 0 || d > time.Hour || d > 0 && d < time.Millisecond {
 			return sock.Invalid("WithTailInterval: %v out of range (0, or [1ms, 1h])", d)
 		}
@@ -200,9 +230,9 @@ type SlowSubscriber struct {
 // are reported with its next drop, and are always counted in
 // [Publisher.SubscriberDrops]. f runs on a goroutine of its own, never on
 // the publish path; calls for different subscribers may run concurrently.
-// A Subscriber ignores it.
+// Publisher only: a Subscriber refuses it.
 func WithSlowSubscriber(f func(SlowSubscriber)) Option {
-	return optionFunc(func(c *config) error {
+	return sided(forPublisher, "WithSlowSubscriber", func(c *config) error {
 		if f == nil {
 			return sock.Invalid("WithSlowSubscriber: nil func")
 		}
@@ -233,9 +263,10 @@ type Gap struct {
 // from its reader goroutine, after the frame that revealed it: f must
 // return quickly (while it runs, nothing is read, and the socket's queue
 // may drop more). Local drops are reported once per frame. The gaps are
-// also counted in [Subscriber.Stats]. A Publisher ignores it.
+// also counted in [Subscriber.Stats]. Subscriber only: a Publisher
+// refuses it.
 func WithGapHandler(f func(Gap)) Option {
-	return optionFunc(func(c *config) error {
+	return sided(forSubscriber, "WithGapHandler", func(c *config) error {
 		if f == nil {
 			return sock.Invalid("WithGapHandler: nil func")
 		}

@@ -113,7 +113,7 @@ func bodySize(v any) int {
 // [WithDial] (or call [Publisher.Listen] and [Publisher.Dial] later), or a
 // registry with [WithDiscovery].
 func NewPublisher(opts ...Option) (*Publisher, error) {
-	c, err := newConfig(opts)
+	c, err := newConfig(forPublisher, opts)
 	if err != nil {
 		return nil, err
 	}

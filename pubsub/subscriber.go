@@ -29,7 +29,12 @@ type Message struct {
 }
 
 // Decode decodes the body into v (a pointer) with the subscriber's codec.
-func (m *Message) Decode(v any) error { return m.codec.Unmarshal(m.Data, v) }
+func (m *Message) Decode(v any) error {
+	if m == nil || m.codec == nil {
+		return fmt.Errorf("%w: no message (a nil or zero Message)", spmesh.ErrDecode)
+	}
+	return m.codec.Unmarshal(m.Data, v)
+}
 
 // Decode decodes m's body as a T.
 func Decode[T any](m *Message) (T, error) {
@@ -86,7 +91,7 @@ type Subscriber struct {
 // NewSubscriber opens a subscriber. It receives nothing until subscribed
 // ([WithSubscribe] or [Subscriber.Subscribe]).
 func NewSubscriber(opts ...Option) (*Subscriber, error) {
-	c, err := newConfig(opts)
+	c, err := newConfig(forSubscriber, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -31,8 +31,7 @@ const (
 type config struct {
 	sock sock.Settings
 	role spmesh.Role
-	only side   // options given that belong to one side
-	what string // name of the last such option, for the error message
+	side side // the type being configured
 
 	// Requester.
 	attemptTimeout time.Duration
@@ -58,17 +57,22 @@ func wrap(o sock.Option) Option { return optionFunc(func(c *config) error { retu
 
 func sided(s side, name string, f func(*config) error) Option {
 	return optionFunc(func(c *config) error {
-		if err := f(c); err != nil {
+		if err := sock.OnlyFor(name, uint8(s), uint8(c.side), c.side.String()); err != nil {
 			return err
 		}
-		c.only |= s
-		c.what = name
-		return nil
+		return f(c)
 	})
 }
 
+func (s side) String() string {
+	if s == forRequester {
+		return "Requester"
+	}
+	return "Replier"
+}
+
 func newConfig(s side, opts []Option) (config, error) {
-	c := config{sock: sock.DefaultSettings(), role: spmesh.RoleReplier, concurrency: DefaultConcurrency, peerCredit: 2 * DefaultConcurrency}
+	c := config{side: s, sock: sock.DefaultSettings(), role: spmesh.RoleReplier, concurrency: DefaultConcurrency, peerCredit: 2 * DefaultConcurrency}
 	for _, o := range opts {
 		if o == nil {
 			return c, sock.Invalid("nil option")
@@ -76,13 +80,6 @@ func newConfig(s side, opts []Option) (config, error) {
 		if err := o.apply(&c); err != nil {
 			return c, err
 		}
-	}
-	if c.only&^s != 0 {
-		other := "Requester"
-		if s == forRequester {
-			other = "Replier"
-		}
-		return c, sock.Invalid("%s applies to a %s only", c.what, other)
 	}
 	if c.bare && c.role == spmesh.RoleWorker {
 		return c, sock.Invalid("WithBareFrames: pipeline jobs need the envelope")

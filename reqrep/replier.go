@@ -56,8 +56,10 @@ type Replier struct {
 // NewReplier opens a replier serving h. Give it addresses with [WithListen]
 // or [WithDial] (or call [Replier.Listen] and [Replier.Dial] later), or a
 // registry with [WithDiscovery].
+// A nil h (also a nil HandlerFunc) is refused with an error wrapping
+// [spmesh.ErrInvalidOption].
 func NewReplier(h Handler, opts ...Option) (*Replier, error) {
-	if h == nil {
+	if sock.NilFunc(h) {
 		return nil, sock.Invalid("nil handler")
 	}
 	c, err := newConfig(forReplier, opts)

@@ -2,6 +2,7 @@ package reqrep
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/spmesh/spmesh"
@@ -35,7 +36,12 @@ type Request struct {
 }
 
 // Decode decodes the request body into v (a pointer) with the replier's codec.
-func (r *Request) Decode(v any) error { return r.codec.Unmarshal(r.Data, v) }
+func (r *Request) Decode(v any) error {
+	if r == nil || r.codec == nil {
+		return fmt.Errorf("%w: no request (a nil or zero Request)", spmesh.ErrDecode)
+	}
+	return r.codec.Unmarshal(r.Data, v)
+}
 
 // SetReplyHeader sets a header that travels back with the reply (also with
 // an error reply).
@@ -79,7 +85,11 @@ func (f HandlerFunc) ServeRequest(ctx context.Context, req *Request) (any, error
 // TypedHandler adapts a function taking a decoded In to a [Handler]. A body
 // that does not decode as an In is answered with an error wrapping
 // [spmesh.ErrDecode] without calling f.
+// TypedHandler(nil) is nil, which [NewReplier] refuses.
 func TypedHandler[In, Out any](f func(ctx context.Context, req *Request, in In) (Out, error)) Handler {
+	if f == nil {
+		return nil // refused by the constructor
+	}
 	return HandlerFunc(func(ctx context.Context, req *Request) (any, error) {
 		var in In
 		if err := req.Decode(&in); err != nil {
@@ -129,4 +139,9 @@ type Reply struct {
 }
 
 // Decode decodes the reply body into v (a pointer) with the requester's codec.
-func (r *Reply) Decode(v any) error { return r.codec.Unmarshal(r.Data, v) }
+func (r *Reply) Decode(v any) error {
+	if r == nil || r.codec == nil {
+		return fmt.Errorf("%w: no reply (a nil or zero Reply)", spmesh.ErrDecode)
+	}
+	return r.codec.Unmarshal(r.Data, v)
+}

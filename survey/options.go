@@ -86,13 +86,11 @@ func sided(s side, name string, f func(*config) error) Option {
 }
 
 func only(c *config, s side, name string) error {
-	if c.side == s {
-		return nil
+	is := "Respondent"
+	if c.side == forSurveyor {
+		is = "Surveyor"
 	}
-	if s == forSurveyor {
-		return sock.Invalid("%s is a Surveyor option", name)
-	}
-	return sock.Invalid("%s is a Respondent option", name)
+	return sock.OnlyFor(name, uint8(s), uint8(c.side), is)
 }
 
 func wrap(o sock.Option) Option { return optionFunc(func(c *config) error { return o(&c.sock) }) }
@@ -262,11 +260,11 @@ func WithHeader(h spmesh.Header) SurveyOption {
 // has no [WithExpect] of its own, which respondents are expected. This is
 // the seam through which discovery supplies the current members of a
 // service; f returning nil means "unknown" (the survey runs to its
-// deadline). f must be safe to call concurrently and quick.
+// deadline). f must be safe to call concurrently and quick. Surveyor only.
 func WithExpectFunc(f func() []string) Option {
-	return optionFunc(func(c *config) error {
+	return sided(forSurveyor, "WithExpectFunc", func(c *config) error {
 		if f == nil {
-			return sock.Invalid("nil expect func")
+			return sock.Invalid("WithExpectFunc: nil func")
 		}
 		c.expectFunc = f
 		return nil

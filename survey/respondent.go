@@ -41,7 +41,12 @@ type Question struct {
 }
 
 // Decode decodes the question into v (a pointer) with the respondent's codec.
-func (q *Question) Decode(v any) error { return q.codec.Unmarshal(q.Data, v) }
+func (q *Question) Decode(v any) error {
+	if q == nil || q.codec == nil {
+		return fmt.Errorf("%w: no question (a nil or zero Question)", spmesh.ErrDecode)
+	}
+	return q.codec.Unmarshal(q.Data, v)
+}
 
 // SetReplyHeader sets a header on the answer ([Response.Header]). Call it
 // from the handler, before it returns.
@@ -71,7 +76,11 @@ func (f HandlerFunc) ServeSurvey(ctx context.Context, q *Question) (any, error) 
 // TypedHandler adapts a function taking a decoded In to a [Handler]. A
 // question that does not decode as an In is answered with an error
 // wrapping [spmesh.ErrDecode] without calling f.
+// TypedHandler(nil) is nil, which [NewRespondent] refuses.
 func TypedHandler[In, Out any](f func(ctx context.Context, q *Question, in In) (Out, error)) Handler {
+	if f == nil {
+		return nil // refused by the constructor
+	}
 	return HandlerFunc(func(ctx context.Context, q *Question) (any, error) {
 		var in In
 		if err := q.Decode(&in); err != nil {
@@ -117,8 +126,10 @@ type Respondent struct {
 // NewRespondent opens a respondent that answers with h. Give it a
 // surveyor's address with [WithDial] (or call [Respondent.Dial] later), or
 // a registry with [WithDiscovery] to dial every surveyor of a service.
+// A nil h (also a nil HandlerFunc) is refused with an error wrapping
+// [spmesh.ErrInvalidOption].
 func NewRespondent(h Handler, opts ...Option) (*Respondent, error) {
-	if h == nil {
+	if sock.NilFunc(h) {
 		return nil, sock.Invalid("nil handler")
 	}
 	c, err := newConfig(forRespondent, opts)

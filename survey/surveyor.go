@@ -80,11 +80,17 @@ type Response struct {
 // It returns Err for a failed handler and an error wrapping [ErrDeclined]
 // for a declined survey.
 func (r *Response) Decode(v any) error {
+	if r == nil {
+		return fmt.Errorf("%w: no response (a nil Response)", spmesh.ErrDecode)
+	}
 	if r.Err != nil {
 		return r.Err
 	}
 	if r.Declined {
 		return fmt.Errorf("%w: by %q", ErrDeclined, r.From)
+	}
+	if r.codec == nil {
+		return fmt.Errorf("%w: no response (a zero Response)", spmesh.ErrDecode)
 	}
 	return r.codec.Unmarshal(r.Data, v)
 }
@@ -97,6 +103,9 @@ type Decoder interface {
 // Decode decodes d (a [*Response] or [*Question]) as a T.
 func Decode[T any](d Decoder) (T, error) {
 	var v T
+	if d == nil {
+		return v, fmt.Errorf("%w: nothing to decode (nil)", spmesh.ErrDecode)
+	}
 	err := d.Decode(&v)
 	return v, err
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"time"
 
@@ -395,4 +396,23 @@ func WithRequireTLS() Option {
 		s.RequireTLS = true
 		return nil
 	}
+}
+
+// OnlyFor is the one side check of the pattern packages' options: an
+// option named name that fits the types whose bits are set in fits, given
+// to the type whose bit is is (named isName), is refused with an error
+// wrapping spmesh.ErrInvalidOption that names the option and the type.
+func OnlyFor(name string, fits, is uint8, isName string) error {
+	if fits&is != 0 {
+		return nil
+	}
+	return Invalid("%s does not apply to a %s", name, isName)
+}
+
+// NilFunc reports whether h is a nil func in a non-nil interface (such as
+// HandlerFunc(nil)), which a constructor refuses instead of panicking on
+// every call. Constructors only: it uses reflection.
+func NilFunc(h any) bool {
+	v := reflect.ValueOf(h)
+	return !v.IsValid() || v.Kind() == reflect.Func && v.IsNil()
 }

@@ -1,0 +1,67 @@
+package pubsub_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/pubsub"
+)
+
+// Zero values decode to an error wrapping ErrDecode, never a panic.
+func TestZeroValueDecode(t *testing.T) {
+	var v string
+	if err := (&pubsub.Message{}).Decode(&v); !errors.Is(err, spmesh.ErrDecode) {
+		t.Errorf("zero Message: Decode = %v, want ErrDecode", err)
+	}
+	if err := (*pubsub.Message)(nil).Decode(&v); !errors.Is(err, spmesh.ErrDecode) {
+		t.Errorf("nil Message: Decode = %v, want ErrDecode", err)
+	}
+	if _, err := pubsub.Decode[string](&pubsub.Message{}); !errors.Is(err, spmesh.ErrDecode) {
+		t.Errorf("Decode[string](zero Message) = %v, want ErrDecode", err)
+	}
+}
+
+// One side's options given to the other side fail naming the option.
+func TestSidedOptionNamed(t *testing.T) {
+	pubOnly := map[string]pubsub.Option{
+		"WithBatching":       pubsub.WithBatching(false),
+		"WithTailInterval":   pubsub.WithTailInterval(time.Second),
+		"WithSlowSubscriber": pubsub.WithSlowSubscriber(func(pubsub.SlowSubscriber) {}),
+	}
+	for name, o := range pubOnly {
+		s, err := pubsub.NewSubscriber(o)
+		if !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), name) {
+			t.Errorf("NewSubscriber(%s) = %v, want ErrInvalidOption naming it", name, err)
+		}
+		if s != nil {
+			s.Close()
+		}
+	}
+	subOnly := map[string]pubsub.Option{
+		"WithSubscribe":  pubsub.WithSubscribe("a.>"),
+		"WithGapHandler": pubsub.WithGapHandler(func(pubsub.Gap) {}),
+	}
+	for name, o := range subOnly {
+		p, err := pubsub.NewPublisher(o)
+		if !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), name) {
+			t.Errorf("NewPublisher(%s) = %v, want ErrInvalidOption naming it", name, err)
+		}
+		if p != nil {
+			p.Close()
+		}
+	}
+	// Both sides still take their own and the shared ones.
+	p, err := pubsub.NewPublisher(pubsub.WithBatching(true), pubsub.WithTailInterval(time.Second), pubsub.WithBackpressure(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	s, err := pubsub.NewSubscriber(pubsub.WithSubscribe("a"), pubsub.WithGapHandler(func(pubsub.Gap) {}), pubsub.WithBackpressure(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}

@@ -1,0 +1,67 @@
+package reqrep_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/reqrep"
+)
+
+// Zero values decode to an error wrapping ErrDecode, never a panic.
+func TestZeroValueDecode(t *testing.T) {
+	var v string
+	for name, d := range map[string]interface{ Decode(any) error }{
+		"zero Request": &reqrep.Request{}, "nil Request": (*reqrep.Request)(nil),
+		"zero Reply": &reqrep.Reply{}, "nil Reply": (*reqrep.Reply)(nil),
+	} {
+		if err := d.Decode(&v); !errors.Is(err, spmesh.ErrDecode) {
+			t.Errorf("%s: Decode = %v, want ErrDecode", name, err)
+		}
+	}
+	if _, err := reqrep.Decode[string](&reqrep.Request{}); !errors.Is(err, spmesh.ErrDecode) {
+		t.Errorf("Decode[string](zero Request) = %v, want ErrDecode", err)
+	}
+}
+
+// Nil handlers are refused at construction.
+func TestNilHandlerRefused(t *testing.T) {
+	for name, h := range map[string]reqrep.Handler{
+		"nil":               nil,
+		"HandlerFunc(nil)":  reqrep.HandlerFunc(nil),
+		"TypedHandler(nil)": reqrep.TypedHandler[string, string](nil),
+	} {
+		r, err := reqrep.NewReplier(h, reqrep.WithListen("inproc://nil-handler"))
+		if !errors.Is(err, spmesh.ErrInvalidOption) {
+			t.Errorf("NewReplier(%s) = %v, want ErrInvalidOption", name, err)
+		}
+		if r != nil {
+			r.Close()
+		}
+	}
+	ok := reqrep.TypedHandler(func(context.Context, *reqrep.Request, string) (string, error) { return "", nil })
+	if ok == nil {
+		t.Fatal("TypedHandler(f) is nil")
+	}
+}
+
+// A side's option given to the other side fails naming that option, the
+// first one given when several are wrong.
+func TestSidedOptionNamed(t *testing.T) {
+	_, err := reqrep.NewRequester(reqrep.WithConcurrency(4), reqrep.WithAttemptTimeout(time.Second))
+	if !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "WithConcurrency") {
+		t.Errorf("NewRequester(WithConcurrency, WithAttemptTimeout) = %v, want ErrInvalidOption naming WithConcurrency", err)
+	}
+	_, err = reqrep.NewRequester(reqrep.WithAttemptTimeout(time.Second), reqrep.WithCredit(4))
+	if !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "WithCredit") {
+		t.Errorf("NewRequester(..., WithCredit) = %v, want ErrInvalidOption naming WithCredit", err)
+	}
+	h := reqrep.HandlerFunc(func(context.Context, *reqrep.Request) (any, error) { return nil, nil })
+	_, err = reqrep.NewReplier(h, reqrep.WithConcurrency(2), reqrep.WithMaxAttempts(3))
+	if !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "WithMaxAttempts") {
+		t.Errorf("NewReplier(..., WithMaxAttempts) = %v, want ErrInvalidOption naming WithMaxAttempts", err)
+	}
+}
