@@ -390,4 +390,3 @@ func reader(s any) (func(*emitter), error) {
 	}
 	return nil, ErrUnsupported
 }
-

@@ -270,7 +270,7 @@ func TestAddErrors(t *testing.T) {
 
 type fakeNode struct{ st discovery.Stats }
 
-func (fakeNode) Name() string              { return "n1" }
+func (fakeNode) Name() string             { return "n1" }
 func (f fakeNode) Stats() discovery.Stats { return f.st }
 
 func TestNode(t *testing.T) {
