@@ -1,0 +1,392 @@
+package metrics
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/discovery"
+	"github.com/spmesh/spmesh/pipeline"
+	"github.com/spmesh/spmesh/pubsub"
+	"github.com/spmesh/spmesh/reqrep"
+	"github.com/spmesh/spmesh/survey"
+)
+
+// Errors returned by [Collector.Add] and [Collector.AddNode].
+var (
+	// ErrDuplicate: a socket with the same service and role (or a node
+	// with the same name) is already added; Prometheus refuses two series
+	// with the same labels, so the collector refuses them first.
+	ErrDuplicate = errors.New("spmesh: metrics: already added")
+	// ErrUnsupported: the value has no Stats method of a known type.
+	ErrUnsupported = errors.New("spmesh: metrics: no known Stats method")
+)
+
+// MaxPeers bounds the per-peer series of one socket: past it, peers are
+// left out of the spmesh_peer_* metrics (the socket totals still count
+// them).
+const MaxPeers = 64
+
+// metric is one exported family.
+type metric struct {
+	desc *prometheus.Desc
+	typ  prometheus.ValueType
+}
+
+var (
+	sockLabels = []string{"service", "role"}
+	peerLabels = []string{"service", "role", "peer"}
+	nodeLabels = []string{"node"}
+	all        []*metric
+)
+
+func def(name, help string, typ prometheus.ValueType, labels []string) *metric {
+	m := &metric{desc: prometheus.NewDesc(name, help, labels, nil), typ: typ}
+	all = append(all, m)
+	return m
+}
+
+func counter(name, help string) *metric {
+	return def(name, help, prometheus.CounterValue, sockLabels)
+}
+
+func gauge(name, help string) *metric {
+	return def(name, help, prometheus.GaugeValue, sockLabels)
+}
+
+// Socket metrics (spmesh.Stats: every socket type).
+var (
+	mSent             = counter("spmesh_messages_sent_total", "Messages handed to the transport.")
+	mReceived         = counter("spmesh_messages_received_total", "Messages delivered to the application.")
+	mDropped          = counter("spmesh_dropped_total", "Messages known lost: queue overflow, sequence gaps, late answers, refused frames.")
+	mRetries          = counter("spmesh_retries_total", "Retransmissions: requests resent, jobs redelivered.")
+	mDecodeErrors     = counter("spmesh_decode_errors_total", "Frames or payloads that failed to decode and were discarded.")
+	mTooLarge         = counter("spmesh_too_large_total", "Messages refused for size, on send or on receive.")
+	mSendTimeouts     = counter("spmesh_send_timeouts_total", "Replies, acks and answers dropped because the peer did not take them in time.")
+	mConnsRefused     = counter("spmesh_conns_refused_total", "Incoming connections refused at the listener's connection cap.")
+	mConnTimeouts     = counter("spmesh_conn_timeouts_total", "Connections closed because a frame did not complete in time or the idle timeout passed.")
+	mHandshakeErrors  = counter("spmesh_handshake_errors_total", "Failed SP or TLS handshakes, on either side.")
+	mEndpointsRefused = counter("spmesh_endpoints_refused_total", "Discovered endpoints not dialled because the security policy refused them.")
+	mPeers            = gauge("spmesh_peers", "Connections currently established.")
+)
+
+// Per-type metrics: the same name for the same thing across socket types.
+var (
+	mInFlight      = gauge("spmesh_in_flight", "Requests, jobs or surveys in progress: calls waiting (requester), jobs unacked (producer), handlers running (replier, worker, respondent).")
+	mTimeouts      = counter("spmesh_timeouts_total", "Attempts or deliveries that got no reply or ack within their timeout.")
+	mLost          = counter("spmesh_lost_total", "Attempts or deliveries whose connection dropped before the reply or ack.")
+	mRemoteErrors  = counter("spmesh_remote_errors_total", "Replies that carried a handler error (requester), deliveries nacked by a worker (producer).")
+	mHandlerErrors = counter("spmesh_handler_errors_total", "Local handler failures, panics included (replier, respondent errors; worker nacks).")
+	mPanics        = counter("spmesh_handler_panics_total", "Recovered handler panics.")
+	mAbandoned     = counter("spmesh_handlers_abandoned_total", "Handlers still running when Close stopped waiting for them.")
+	mDraining      = gauge("spmesh_draining", "1 once Drain has been called: no more requests or jobs are taken.")
+	mAcked         = counter("spmesh_acked_total", "Jobs acked: by a worker (producer), handler returned nil (worker).")
+	mProduced      = counter("spmesh_produced_total", "Jobs accepted by Produce, ProduceAsync or Submit.")
+	mDeadLettered  = counter("spmesh_dead_lettered_total", "Jobs that ran out of attempts.")
+	mFailed        = counter("spmesh_failed_total", "Jobs that ended otherwise unacked: ctx ended, closed, no worker.")
+	mRecovered     = counter("spmesh_recovered_total", "Jobs found in the outbox at open and sent again.")
+	mDuplicates    = counter("spmesh_duplicates_total", "Deliveries acked from the de-duplication window without running the handler.")
+	mDeclined      = counter("spmesh_declined_total", "Survey answers that declined.")
+	mLate          = counter("spmesh_late_total", "Answers to a survey that had already ended (also in spmesh_dropped_total).")
+	mGaps          = counter("spmesh_gaps_total", "Messages missed: holes in the publishers' sequence numbers (also in spmesh_dropped_total).")
+)
+
+// Per-peer metrics (requester, producer), at most MaxPeers peers a socket.
+var (
+	mPeerInFlight  = def("spmesh_peer_in_flight", "Requests or jobs sent to the peer and not answered yet.", prometheus.GaugeValue, peerLabels)
+	mPeerCredit    = def("spmesh_peer_credit", "Requests or jobs the peer takes at once.", prometheus.GaugeValue, peerLabels)
+	mPeerDone      = def("spmesh_peer_done_total", "Replies (acks and nacks) received from the peer.", prometheus.CounterValue, peerLabels)
+	mPeerFailed    = def("spmesh_peer_failed_total", "Requests or jobs sent to the peer that were lost, timed out or abandoned.", prometheus.CounterValue, peerLabels)
+	mPeerReplyTime = def("spmesh_peer_mean_reply_seconds", "Mean time from sending a request or job to the peer to its reply.", prometheus.GaugeValue, peerLabels)
+)
+
+// Discovery node metrics (discovery.Stats).
+var (
+	mNodeEndpointsRefused = def("spmesh_discovery_endpoints_refused_total", "Endpoints advertised by other members that this node did not list.", prometheus.CounterValue, nodeLabels)
+	mNodeRecordsRefused   = def("spmesh_discovery_records_refused_total", "Records refused because they did not come from the node they name.", prometheus.CounterValue, nodeLabels)
+	mNodeMembersRefused   = def("spmesh_discovery_members_refused_total", "Alive messages refused for the member's gossip address.", prometheus.CounterValue, nodeLabels)
+	mNodeHandshakeErrors  = def("spmesh_discovery_handshake_errors_total", "Records exchanges that failed to authenticate.", prometheus.CounterValue, nodeLabels)
+	mNodePullErrors       = def("spmesh_discovery_pull_errors_total", "Failed records pulls of any cause.", prometheus.CounterValue, nodeLabels)
+	mNodeGossipRefused    = def("spmesh_discovery_gossip_refused_total", "Gossip refused: wrong label or key, address outside the allowed CIDRs.", prometheus.CounterValue, nodeLabels)
+	mNodeDroppedEvents    = def("spmesh_discovery_dropped_events_total", "Node events that did not fit the event buffer.", prometheus.CounterValue, nodeLabels)
+)
+
+// Collector is a [prometheus.Collector] over the Stats of the sockets and
+// discovery nodes added to it. It reads them when scraped only. A Collector
+// is safe for concurrent use.
+type Collector struct {
+	mu    sync.Mutex
+	socks map[sockKey]func(*emitter)
+	nodes map[string]NodeStatser
+}
+
+type sockKey struct{ service, role string }
+
+// NodeStatser is what [Collector.AddNode] reads: a [discovery.Node].
+type NodeStatser interface {
+	Name() string
+	Stats() discovery.Stats
+}
+
+var _ NodeStatser = (*discovery.Node)(nil)
+
+// NewCollector returns an empty collector. Register it once
+// (prometheus.MustRegister(c)) and add sockets and nodes to it as they
+// open; they may be added and removed after registration.
+func NewCollector() *Collector {
+	return &Collector{socks: map[sockKey]func(*emitter){}, nodes: map[string]NodeStatser{}}
+}
+
+// Add exports the Stats of s labelled service and role. s is any value
+// with a Stats method returning [spmesh.Stats] (Publisher, Pusher, Puller),
+// [pubsub.SubscriberStats], [reqrep.RequesterStats], [reqrep.ReplierStats],
+// [pipeline.ProducerStats], [pipeline.WorkerStats], [survey.SurveyorStats]
+// or [survey.RespondentStats]. It returns [ErrDuplicate] if the pair is
+// already added and [ErrUnsupported] for any other s.
+func (c *Collector) Add(service, role string, s any) error {
+	read, err := reader(s)
+	if err != nil {
+		return fmt.Errorf("%w: %T", err, s)
+	}
+	k := sockKey{service, role}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.socks[k]; ok {
+		return fmt.Errorf("%w: service %q role %q", ErrDuplicate, service, role)
+	}
+	c.socks[k] = read
+	return nil
+}
+
+// Remove stops exporting the socket added with service and role, e.g.
+// once it is closed. It reports whether there was one.
+func (c *Collector) Remove(service, role string) bool {
+	k := sockKey{service, role}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.socks[k]
+	delete(c.socks, k)
+	return ok
+}
+
+// AddNode exports the Stats of a discovery node, labelled with its name.
+// It returns [ErrDuplicate] if a node of that name is already added.
+func (c *Collector) AddNode(n NodeStatser) error {
+	name := n.Name()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.nodes[name]; ok {
+		return fmt.Errorf("%w: node %q", ErrDuplicate, name)
+	}
+	c.nodes[name] = n
+	return nil
+}
+
+// RemoveNode stops exporting the node of that name. It reports whether
+// there was one.
+func (c *Collector) RemoveNode(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.nodes[name]
+	delete(c.nodes, name)
+	return ok
+}
+
+// Describe sends every metric family the collector may export.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range all {
+		ch <- m.desc
+	}
+}
+
+// Collect reads the Stats of every socket and node added and sends them.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	type sock struct {
+		k    sockKey
+		read func(*emitter)
+	}
+	c.mu.Lock()
+	socks := make([]sock, 0, len(c.socks))
+	for k, r := range c.socks {
+		socks = append(socks, sock{k, r})
+	}
+	nodes := make([]NodeStatser, 0, len(c.nodes))
+	for _, n := range c.nodes {
+		nodes = append(nodes, n)
+	}
+	c.mu.Unlock()
+	for _, s := range socks {
+		s.read(&emitter{ch: ch, service: s.k.service, role: s.k.role})
+	}
+	for _, n := range nodes {
+		collectNode(ch, n)
+	}
+}
+
+func collectNode(ch chan<- prometheus.Metric, n NodeStatser) {
+	st, name := n.Stats(), n.Name()
+	for _, p := range []struct {
+		m *metric
+		v uint64
+	}{
+		{mNodeEndpointsRefused, st.EndpointsRefused},
+		{mNodeRecordsRefused, st.RecordsRefused},
+		{mNodeMembersRefused, st.MembersRefused},
+		{mNodeHandshakeErrors, st.HandshakeErrors},
+		{mNodePullErrors, st.PullErrors},
+		{mNodeGossipRefused, st.GossipRefused},
+		{mNodeDroppedEvents, st.DroppedEvents},
+	} {
+		ch <- prometheus.MustNewConstMetric(p.m.desc, p.m.typ, float64(p.v), name)
+	}
+}
+
+// emitter sends the metrics of one socket.
+type emitter struct {
+	ch            chan<- prometheus.Metric
+	service, role string
+}
+
+func (e *emitter) u(m *metric, v uint64) { e.f(m, float64(v)) }
+
+func (e *emitter) i(m *metric, v int) { e.f(m, float64(v)) }
+
+func (e *emitter) f(m *metric, v float64) {
+	e.ch <- prometheus.MustNewConstMetric(m.desc, m.typ, v, e.service, e.role)
+}
+
+func (e *emitter) b(m *metric, v bool) {
+	if v {
+		e.f(m, 1)
+	} else {
+		e.f(m, 0)
+	}
+}
+
+func (e *emitter) base(st spmesh.Stats) {
+	e.u(mSent, st.Sent)
+	e.u(mReceived, st.Received)
+	e.u(mDropped, st.Dropped)
+	e.u(mRetries, st.Resent)
+	e.u(mDecodeErrors, st.DecodeErrors)
+	e.u(mTooLarge, st.TooLarge)
+	e.u(mSendTimeouts, st.SendTimeouts)
+	e.u(mConnsRefused, st.ConnsRefused)
+	e.u(mConnTimeouts, st.ConnTimeouts)
+	e.u(mHandshakeErrors, st.HandshakeErrors)
+	e.u(mEndpointsRefused, st.EndpointsRefused)
+	e.i(mPeers, st.Peers)
+}
+
+func (e *emitter) peers(ps []spmesh.PeerStats) {
+	seen := make(map[string]bool, min(len(ps), MaxPeers))
+	for _, p := range ps {
+		if len(seen) == MaxPeers {
+			return
+		}
+		addr := p.Addr
+		if seen[addr] {
+			// Two connections to one address: keep the first, a
+			// second series with the same labels is an error.
+			continue
+		}
+		seen[addr] = true
+		for _, v := range []struct {
+			m *metric
+			v float64
+		}{
+			{mPeerInFlight, float64(p.InFlight)},
+			{mPeerCredit, float64(p.Credit)},
+			{mPeerDone, float64(p.Done)},
+			{mPeerFailed, float64(p.Failed)},
+			{mPeerReplyTime, p.MeanReplyTime.Seconds()},
+		} {
+			e.ch <- prometheus.MustNewConstMetric(v.m.desc, v.m.typ, v.v, e.service, e.role, addr)
+		}
+	}
+}
+
+// reader returns the function that reads s at scrape time.
+func reader(s any) (func(*emitter), error) {
+	switch s := s.(type) {
+	case interface{ Stats() spmesh.Stats }:
+		return func(e *emitter) { e.base(s.Stats()) }, nil
+	case interface{ Stats() pubsub.SubscriberStats }:
+		return func(e *emitter) {
+			st := s.Stats()
+			e.base(st.Stats)
+			var gaps uint64
+			for _, p := range st.Publishers {
+				gaps += p.Gaps
+			}
+			e.u(mGaps, gaps)
+		}, nil
+	case interface{ Stats() reqrep.RequesterStats }:
+		return func(e *emitter) {
+			st := s.Stats()
+			e.base(st.Stats)
+			e.i(mInFlight, st.InFlight)
+			e.u(mTimeouts, st.Timeouts)
+			e.u(mLost, st.Lost)
+			e.u(mRemoteErrors, st.RemoteErrors)
+			e.peers(st.PerPeer)
+		}, nil
+	case interface{ Stats() reqrep.ReplierStats }:
+		return func(e *emitter) {
+			st := s.Stats()
+			e.base(st.Stats)
+			e.i(mInFlight, st.InFlight)
+			e.u(mHandlerErrors, st.Errors)
+			e.u(mPanics, st.Panics)
+			e.u(mAbandoned, st.Abandoned)
+			e.b(mDraining, st.Draining)
+		}, nil
+	case interface{ Stats() pipeline.ProducerStats }:
+		return func(e *emitter) {
+			st := s.Stats()
+			e.base(st.Stats)
+			e.i(mInFlight, st.InFlight)
+			e.u(mTimeouts, st.Timeouts)
+			e.u(mLost, st.Lost)
+			e.u(mRemoteErrors, st.Nacked)
+			e.u(mAcked, st.Acked)
+			e.u(mProduced, st.Produced)
+			e.u(mDeadLettered, st.DeadLettered)
+			e.u(mFailed, st.Failed)
+			e.u(mRecovered, st.Recovered)
+			e.peers(st.PerPeer)
+		}, nil
+	case interface{ Stats() pipeline.WorkerStats }:
+		return func(e *emitter) {
+			st := s.Stats()
+			e.base(st.Stats)
+			e.i(mInFlight, st.InFlight)
+			e.u(mHandlerErrors, st.Nacked)
+			e.u(mAcked, st.Acked)
+			e.u(mDuplicates, st.Duplicates)
+			e.u(mPanics, st.Panics)
+			e.u(mAbandoned, st.Abandoned)
+			e.b(mDraining, st.Draining)
+		}, nil
+	case interface{ Stats() survey.SurveyorStats }:
+		return func(e *emitter) {
+			st := s.Stats()
+			e.base(st.Stats)
+			e.u(mLate, st.Late)
+		}, nil
+	case interface{ Stats() survey.RespondentStats }:
+		return func(e *emitter) {
+			st := s.Stats()
+			e.base(st.Stats)
+			e.i(mInFlight, st.InFlight)
+			e.u(mHandlerErrors, st.Errors)
+			e.u(mDeclined, st.Declined)
+			e.u(mPanics, st.Panics)
+			e.u(mAbandoned, st.Abandoned)
+		}, nil
+	}
+	return nil, ErrUnsupported
+}
