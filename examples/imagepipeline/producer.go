@@ -108,9 +108,9 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 	// The jobs: each image goes to one worker and is delivered again if that
 	// worker nacks it, goes away, or does not ack within the ack timeout.
 	opts := []pipeline.Option{pipeline.WithDiscovery(node, svcJobs),
-		pipeline.WithWaitForWorker(),            // workers may join after us
-		pipeline.WithMaxInFlight(c.window),      // jobs sent and not yet acked
-		pipeline.WithAckTimeout(30*time.Second), // a job includes handing its result to the sink
+		pipeline.WithWaitForWorker(),              // workers may join after us
+		pipeline.WithMaxInFlight(c.window),        // jobs sent and not yet acked
+		pipeline.WithAckTimeout(30 * time.Second), // a job includes handing its result to the sink
 		pipeline.WithMaxAttempts(20),
 		pipeline.WithMaxMessageSize(maxMessage),
 		pipeline.WithDeadLetter(func(dl *pipeline.DeadLetter) {

@@ -28,25 +28,25 @@ import (
 // Summary is the outcome of a demo run (printed, and written as JSON with
 // -summary).
 type Summary struct {
-	Run         string
-	Dir         string // the run's output directory
-	Sheet       string // the contact sheet
-	Total       int    // images in the run
-	Announced   int    // announcements the supervisor saw (pub/sub: at most once)
-	Processed   int    // distinct images stored by the sink
-	Duplicates  int    // results delivered more than once (at-least-once at work)
-	Missing     []string
-	Failed      map[string]string // images that could not be processed, with why
-	PerWorker   map[string]int
-	Killed      []string // processes killed by -chaos, -chaos-sink and -chaos-producer
-	Started     []string // processes started late
-	Answered    []string // workers that answered the producer's load survey
-	Elapsed     time.Duration
-	Restored    int // images a restarted sink found already stored
+	Run        string
+	Dir        string // the run's output directory
+	Sheet      string // the contact sheet
+	Total      int    // images in the run
+	Announced  int    // announcements the supervisor saw (pub/sub: at most once)
+	Processed  int    // distinct images stored by the sink
+	Duplicates int    // results delivered more than once (at-least-once at work)
+	Missing    []string
+	Failed     map[string]string // images that could not be processed, with why
+	PerWorker  map[string]int
+	Killed     []string // processes killed by -chaos, -chaos-sink and -chaos-producer
+	Started    []string // processes started late
+	Answered   []string // workers that answered the producer's load survey
+	Elapsed    time.Duration
+	Restored   int // images a restarted sink found already stored
 	// -chaos-producer: what the restarted producer found in the outbox.
 	ProducerRecovered int // unacked jobs it recovered from the outbox (pipeline Stats().Recovered)
 	ProducerResumed   int // images it skipped: accepted by the killed producer
-	Interrupted bool
+	Interrupted       bool
 	// Secure mode (-secure): every endpoint advertised during the run, and
 	// what the supervisor's own sockets saw.
 	Secure    bool
