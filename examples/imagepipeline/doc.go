@@ -51,7 +51,9 @@
 //     as the process died, or after a host crash, an older file), and an
 //     image submitted again keeps its job id, so it counts as a duplicate.
 //     A missing or unreadable progress file means starting from the first
-//     image: duplicates, not losses. The restarted producer waits for its
+//     image: duplicates, not losses. With -role producer -outbox FILE and
+//     no -run, a producer restarted on FILE goes on with the run recorded
+//     there unless that run finished. The restarted producer waits for its
 //     recovered jobs (Drain) before it asks the sink to finish. Try
 //     -chaos-producer: once a third of the images are stored the supervisor
 //     SIGKILLs the producer and starts producer-2 (a new mesh name: the dead

@@ -78,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.chaos, "chaos", false, "demo: kill a worker mid-run and start a new one")
 	fs.BoolVar(&c.chaosSink, "chaos-sink", false, "demo: kill the sink mid-run and start a new one")
 	fs.BoolVar(&c.chaosProd, "chaos-producer", false, "demo: kill the producer mid-run (SIGKILL) and start a new one on the same outbox")
-	fs.StringVar(&c.outbox, "outbox", "", "with -role producer: keep unacked jobs in this crash-safe file (pipeline.WithOutbox) and the run's progress in FILE.progress; restart with the same file and -run to resume (the demo always uses one)")
+	fs.StringVar(&c.outbox, "outbox", "", "with -role producer: keep unacked jobs in this crash-safe file (pipeline.WithOutbox) and the run's progress in FILE.progress; restart with the same file to resume an unfinished run (its run id is taken from there unless -run is given); the demo always uses one")
 	fs.StringVar(&c.runID, "run", "", "with -role producer: the run id (default: time-based)")
 	fs.StringVar(&c.summary, "summary", "", "also write the summary as JSON to this file")
 	fs.StringVar(&c.logLevel, "log", "", "log level: debug, info, warn, error (default: info with -role, warn for the demo's children)")

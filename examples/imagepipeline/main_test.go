@@ -379,3 +379,26 @@ func TestDemoChaosProducer(t *testing.T) {
 	}
 	t.Logf("recovered %d, resumed after %d, duplicates %d", sum.ProducerRecovered, sum.ProducerResumed, sum.Duplicates)
 }
+
+// TestProducerProgress: the progress kept next to the outbox reads back,
+// and a damaged file is an error (the producer then starts from the first
+// image: duplicates, not losses).
+func TestProducerProgress(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	if _, err := loadProgress(path); err == nil {
+		t.Fatal("no progress file: got no error, want one")
+	}
+	want := producerProgress{Run: "run-1", Submitted: 7, Recovered: 3}
+	if err := saveProgress(path, want); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := loadProgress(path); err != nil || got != want {
+		t.Fatalf("got %+v, %v, want %+v", got, err, want)
+	}
+	if err := os.WriteFile(path+".progress", []byte("{\"Run\": \"run-1\", \"Subm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadProgress(path); err == nil {
+		t.Fatal("torn progress file: got no error, want one")
+	}
+}

@@ -78,6 +78,12 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	run := c.runID
+	if run == "" && c.outbox != "" {
+		// A producer restarted on its outbox goes on with the unfinished run.
+		if last, err := loadProgress(c.outbox); err == nil && !last.Finished && imageID(last.Run) == last.Run {
+			run = last.Run
+		}
+	}
 	if run == "" {
 		run = newRunID()
 	}
@@ -235,6 +241,10 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 	if len(st.Missing) > 0 {
 		return fmt.Errorf("the sink misses %d images", len(st.Missing))
 	}
+	if c.outbox != "" {
+		prog.Finished = true // the next producer on this outbox starts a new run
+		return saveProgress(c.outbox, prog)
+	}
 	return nil
 }
 
@@ -243,8 +253,9 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 // and for the demo's summary.
 type producerProgress struct {
 	Run       string
-	Submitted int // images 0..Submitted-1 were accepted (stored in the outbox)
-	Recovered int // jobs this producer recovered from the outbox at start
+	Submitted int  // images 0..Submitted-1 were accepted (stored in the outbox)
+	Recovered int  // jobs this producer recovered from the outbox at start
+	Finished  bool // the sink confirmed the run
 }
 
 // saveProgress writes p for the outbox at path, after the jobs it counts
