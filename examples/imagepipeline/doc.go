@@ -3,6 +3,7 @@
 //
 //	go run ./examples/imagepipeline                  # the whole demo on this machine
 //	go run ./examples/imagepipeline -chaos           # kill a worker mid-run, start a new one
+//	go run ./examples/imagepipeline -chaos-producer  # kill the producer mid-run, restart it on its outbox
 //	go run ./examples/imagepipeline -in ./photos     # your JPEG/PNG files instead of synthetic ones
 //
 // With no flags it starts a sink, a producer and 3 workers as child
@@ -35,6 +36,32 @@
 //     worker holding it, to the restarted sink, which reads the index back
 //     (so what was stored before stays stored, and a redelivery counts as a
 //     duplicate). Try -chaos-sink.
+//   - The producer survives its own crash: it keeps its unacked jobs in a
+//     crash-safe outbox (pipeline.WithOutbox, a bbolt file in a temporary
+//     directory of the supervisor's, removed at the end; -outbox FILE with
+//     -role producer). A job is fsynced there before Submit accepts it; a
+//     producer restarted on the same file and -run sends every job left
+//     there again (the jobs the dead one had not seen acked), before new
+//     ones. Where to resume: after each accepted Submit the producer writes
+//     how many images it has submitted to FILE.progress (a whole-file
+//     replace, not fsynced); the new producer skips that many. Each skipped
+//     image was accepted, so it is stored (acked: a worker acks only once
+//     the sink has) or in the outbox (recovered), never lost; the progress
+//     file is never ahead of the outbox, only behind (the image submitted
+//     as the process died, or after a host crash, an older file), and an
+//     image submitted again keeps its job id, so it counts as a duplicate.
+//     A missing or unreadable progress file means starting from the first
+//     image: duplicates, not losses. With -role producer -outbox FILE and
+//     no -run, a producer restarted on FILE goes on with the run recorded
+//     there unless that run finished. The restarted producer waits for its
+//     recovered jobs (Drain) before it asks the sink to finish. Try
+//     -chaos-producer: once a third of the images are stored the supervisor
+//     SIGKILLs the producer and starts producer-2 (a new mesh name: the dead
+//     one's stays taken until the mesh forgets it); the summary gives the
+//     images the dead one had submitted and the jobs its successor
+//     recovered (Stats().Recovered). The jobs the dead producer had in
+//     flight are usually still run by their workers too, so most recovered
+//     jobs show up as duplicates.
 //   - Duplicates: at-least-once means a job can run twice (a worker killed
 //     after its result reached the sink, an ack timeout). Workers keep a
 //     de-duplication window (pipeline.WithDedup) for jobs delivered to them

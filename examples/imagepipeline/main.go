@@ -41,6 +41,8 @@ type config struct {
 	work        time.Duration
 	chaos       bool
 	chaosSink   bool
+	chaosProd   bool   // demo: SIGKILL the producer mid-run and restart it on its outbox
+	outbox      string // with -role producer: the outbox file (pipeline.WithOutbox)
 	runID       string
 	summary     string
 	logLevel    string
@@ -75,6 +77,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.work, "work", 100*time.Millisecond, "extra time a worker spends per image (simulated load, so the demo can be watched)")
 	fs.BoolVar(&c.chaos, "chaos", false, "demo: kill a worker mid-run and start a new one")
 	fs.BoolVar(&c.chaosSink, "chaos-sink", false, "demo: kill the sink mid-run and start a new one")
+	fs.BoolVar(&c.chaosProd, "chaos-producer", false, "demo: kill the producer mid-run (SIGKILL) and start a new one on the same outbox")
+	fs.StringVar(&c.outbox, "outbox", "", "with -role producer: keep unacked jobs in this crash-safe file (pipeline.WithOutbox) and the run's progress in FILE.progress; restart with the same file to resume an unfinished run (its run id is taken from there unless -run is given); the demo always uses one")
 	fs.StringVar(&c.runID, "run", "", "with -role producer: the run id (default: time-based)")
 	fs.StringVar(&c.summary, "summary", "", "also write the summary as JSON to this file")
 	fs.StringVar(&c.logLevel, "log", "", "log level: debug, info, warn, error (default: info with -role, warn for the demo's children)")

@@ -352,3 +352,53 @@ func TestDemoSecure(t *testing.T) {
 		t.Errorf("output: got\n%s\nwant the security line", out)
 	}
 }
+
+// TestDemoChaosProducer kills the producer mid-run (SIGKILL) and starts a
+// new one on the same outbox: every image is stored, the new producer
+// recovered the jobs the killed one had in flight (the workers take 300 ms
+// an image and the producer keeps -window 8 in flight, more than the 6 the
+// workers run at once, so at the kill some are always unacked), and it
+// resumed after the images the killed one had submitted.
+func TestDemoChaosProducer(t *testing.T) {
+	const n = 36
+	sum, out := demo(t, "-n", fmt.Sprint(n), "-size", "320", "-thumb", "80", "-work", "300ms", "-chaos-producer")
+	checkOutput(t, sum, n)
+	if !slices.Contains(sum.Killed, "producer") || !slices.Contains(sum.Started, "producer-2") {
+		t.Fatalf("killed %v, started %v: want producer killed and producer-2 started; output:\n%s", sum.Killed, sum.Started, out)
+	}
+	if sum.ProducerRecovered == 0 {
+		t.Errorf("restarted producer: got 0 jobs recovered from the outbox, want some; output:\n%s", out)
+	}
+	// The kill comes once a third is stored; the killed producer had
+	// submitted those plus its window, never all (36 > 12 + 8).
+	if sum.ProducerResumed < n/3 || sum.ProducerResumed >= n {
+		t.Errorf("restarted producer: resumed after %d images, want %d to %d", sum.ProducerResumed, n/3, n-1)
+	}
+	if !strings.Contains(out, "recovered") {
+		t.Errorf("output: got\n%s\nwant the producer line of the summary", out)
+	}
+	t.Logf("recovered %d, resumed after %d, duplicates %d", sum.ProducerRecovered, sum.ProducerResumed, sum.Duplicates)
+}
+
+// TestProducerProgress: the progress kept next to the outbox reads back,
+// and a damaged file is an error (the producer then starts from the first
+// image: duplicates, not losses).
+func TestProducerProgress(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	if _, err := loadProgress(path); err == nil {
+		t.Fatal("no progress file: got no error, want one")
+	}
+	want := producerProgress{Run: "run-1", Submitted: 7, Recovered: 3}
+	if err := saveProgress(path, want); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := loadProgress(path); err != nil || got != want {
+		t.Fatalf("got %+v, %v, want %+v", got, err, want)
+	}
+	if err := os.WriteFile(path+".progress", []byte("{\"Run\": \"run-1\", \"Subm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadProgress(path); err == nil {
+		t.Fatal("torn progress file: got no error, want one")
+	}
+}

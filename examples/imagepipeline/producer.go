@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	"io"
@@ -77,6 +78,12 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	run := c.runID
+	if run == "" && c.outbox != "" {
+		// A producer restarted on its outbox goes on with the unfinished run.
+		if last, err := loadProgress(c.outbox); err == nil && !last.Finished && imageID(last.Run) == last.Run {
+			run = last.Run
+		}
+	}
 	if run == "" {
 		run = newRunID()
 	}
@@ -106,19 +113,41 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 	defer sink.Close()
 	// The jobs: each image goes to one worker and is delivered again if that
 	// worker nacks it, goes away, or does not ack within the ack timeout.
-	jobs, err := pipeline.NewProducer(pipeline.WithDiscovery(node, svcJobs),
-		pipeline.WithWaitForWorker(),            // workers may join after us
-		pipeline.WithMaxInFlight(c.window),      // jobs sent and not yet acked
-		pipeline.WithAckTimeout(30*time.Second), // a job includes handing its result to the sink
+	opts := []pipeline.Option{pipeline.WithDiscovery(node, svcJobs),
+		pipeline.WithWaitForWorker(),              // workers may join after us
+		pipeline.WithMaxInFlight(c.window),        // jobs sent and not yet acked
+		pipeline.WithAckTimeout(30 * time.Second), // a job includes handing its result to the sink
 		pipeline.WithMaxAttempts(20),
 		pipeline.WithMaxMessageSize(maxMessage),
 		pipeline.WithDeadLetter(func(dl *pipeline.DeadLetter) {
 			log.Error("image gave up after every attempt", "job", dl.ID, "attempts", dl.Attempts, "err", dl.Err)
-		}))
+		})}
+	// With an outbox, a job is on disk (fsynced) before Submit accepts it,
+	// and a producer restarted on the same file sends again every job the
+	// last one had not seen acked (Stats().Recovered), before new ones.
+	if c.outbox != "" {
+		opts = append(opts, pipeline.WithOutbox(c.outbox))
+	}
+	jobs, err := pipeline.NewProducer(opts...)
 	if err != nil {
 		return err
 	}
 	defer jobs.Close()
+	prog := producerProgress{Run: run, Recovered: int(jobs.Stats().Recovered)}
+	if c.outbox != "" {
+		// Where to resume: the images before prog.Submitted were accepted by
+		// the last producer, so each is stored (acked) or in the outbox
+		// (recovered just now); see saveProgress.
+		if last, err := loadProgress(c.outbox); err == nil && last.Run == run {
+			prog.Submitted = min(last.Submitted, src.n)
+		}
+		if prog.Recovered > 0 || prog.Submitted > 0 {
+			log.Info("producer resumed from its outbox", "recovered", prog.Recovered, "skipped", prog.Submitted)
+		}
+		if err := saveProgress(c.outbox, prog); err != nil {
+			return err
+		}
+	}
 
 	var con *console
 	if !c.child {
@@ -149,7 +178,9 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 	start := time.Now()
 	log.Info("producing", "run", run, "images", src.n, "workers", jobs.Stats().Peers)
 	results := make([]*pipeline.Result, 0, src.n)
-	for i, id := range src.ids {
+	resumed := prog.Submitted
+	for i, id := range src.ids[resumed:] {
+		i += resumed
 		name, data, err := src.image(i)
 		if err != nil {
 			return err
@@ -170,11 +201,23 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 			return fmt.Errorf("image %s: %w", id, err)
 		}
 		results = append(results, r)
+		if c.outbox != "" {
+			prog.Submitted = i + 1
+			if err := saveProgress(c.outbox, prog); err != nil {
+				return err
+			}
+		}
 	}
 	for i, r := range results {
 		if err := r.Wait(ctx); err != nil {
-			return fmt.Errorf("image %s: %w", src.ids[i], err)
+			return fmt.Errorf("image %s: %w", src.ids[resumed+i], err)
 		}
+	}
+	// The jobs recovered from the outbox have no Result here: Drain waits
+	// for them too (and for nothing else: every other job is acked).
+	ps := jobs.Stats()
+	if err := jobs.Drain(ctx); err != nil {
+		return fmt.Errorf("drain: %w", err)
 	}
 	stopSurvey()
 	bg.Wait()
@@ -186,7 +229,6 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return fmt.Errorf("finish: %w", err)
 	}
-	ps := jobs.Stats()
 	log.Info("run finished", "run", run, "stored", st.Stored, "missing", len(st.Missing),
 		"redeliveries", ps.Resent, "sheet", st.Sheet)
 	if con != nil {
@@ -199,9 +241,52 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 	if len(st.Missing) > 0 {
 		return fmt.Errorf("the sink misses %d images", len(st.Missing))
 	}
-	dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return jobs.Drain(dctx)
+	if c.outbox != "" {
+		prog.Finished = true // the next producer on this outbox starts a new run
+		return saveProgress(c.outbox, prog)
+	}
+	return nil
+}
+
+// producerProgress is where a producer with an outbox stands in its run,
+// kept next to the outbox (FILE.progress) for the producer restarted on it
+// and for the demo's summary.
+type producerProgress struct {
+	Run       string
+	Submitted int  // images 0..Submitted-1 were accepted (stored in the outbox)
+	Recovered int  // jobs this producer recovered from the outbox at start
+	Finished  bool // the sink confirmed the run
+}
+
+// saveProgress writes p for the outbox at path, after the jobs it counts
+// were accepted (fsynced in the outbox). It is written whole (temporary
+// file, then rename) and not fsynced: after a process crash the last
+// rename is there; after a host crash an older one may be, which only
+// makes the next producer submit some images again (same job ids: counted
+// as duplicates, never lost). It is never ahead of the outbox.
+func saveProgress(path string, p producerProgress) error {
+	data, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".progress.tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path+".progress")
+}
+
+// loadProgress reads what saveProgress wrote for the outbox at path. A
+// missing or unreadable file means starting from the first image
+// (duplicates at worst).
+func loadProgress(path string) (producerProgress, error) {
+	var p producerProgress
+	data, err := os.ReadFile(path + ".progress")
+	if err != nil {
+		return p, err
+	}
+	err = json.Unmarshal(data, &p)
+	return p, err
 }
 
 // warmUp waits, up to limit, until the producer is connected to every

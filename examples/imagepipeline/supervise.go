@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,22 +28,25 @@ import (
 // Summary is the outcome of a demo run (printed, and written as JSON with
 // -summary).
 type Summary struct {
-	Run         string
-	Dir         string // the run's output directory
-	Sheet       string // the contact sheet
-	Total       int    // images in the run
-	Announced   int    // announcements the supervisor saw (pub/sub: at most once)
-	Processed   int    // distinct images stored by the sink
-	Duplicates  int    // results delivered more than once (at-least-once at work)
-	Missing     []string
-	Failed      map[string]string // images that could not be processed, with why
-	PerWorker   map[string]int
-	Killed      []string // processes killed by -chaos and -chaos-sink
-	Started     []string // processes started late
-	Answered    []string // workers that answered the producer's load survey
-	Elapsed     time.Duration
-	Restored    int // images a restarted sink found already stored
-	Interrupted bool
+	Run        string
+	Dir        string // the run's output directory
+	Sheet      string // the contact sheet
+	Total      int    // images in the run
+	Announced  int    // announcements the supervisor saw (pub/sub: at most once)
+	Processed  int    // distinct images stored by the sink
+	Duplicates int    // results delivered more than once (at-least-once at work)
+	Missing    []string
+	Failed     map[string]string // images that could not be processed, with why
+	PerWorker  map[string]int
+	Killed     []string // processes killed by -chaos, -chaos-sink and -chaos-producer
+	Started    []string // processes started late
+	Answered   []string // workers that answered the producer's load survey
+	Elapsed    time.Duration
+	Restored   int // images a restarted sink found already stored
+	// -chaos-producer: what the restarted producer found in the outbox.
+	ProducerRecovered int // unacked jobs it recovered from the outbox (pipeline Stats().Recovered)
+	ProducerResumed   int // images it skipped: accepted by the killed producer
+	Interrupted       bool
 	// Secure mode (-secure): every endpoint advertised during the run, and
 	// what the supervisor's own sockets saw.
 	Secure    bool
@@ -79,6 +83,7 @@ type supervisor struct {
 	exe  string
 	out  string
 	run  string
+	obox string // the producer's outbox (pipeline.WithOutbox)
 
 	pki      *throwawayPKI // -secure
 	eps      map[string]bool
@@ -118,6 +123,15 @@ func supervise(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		}
 	}
 	s := &supervisor{c: c, con: newConsole(stdout), exe: exe, out: out, run: newRunID(), load: map[string]Load{}}
+	// The producer keeps its unacked jobs in an outbox, in a directory of
+	// the supervisor's own: a producer restarted on it (-chaos-producer)
+	// sends them again and resumes after the images it had submitted.
+	obDir, err := os.MkdirTemp("", "imagepipeline-producer-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(obDir)
+	s.obox = filepath.Join(obDir, "outbox.db")
 	s.c.name, s.c.gossip, s.c.child = "supervisor", "127.0.0.1:0", true // child: quiet unless -v
 	if c.secure {
 		if s.pki, err = newThrowawayPKI(); err != nil {
@@ -186,7 +200,7 @@ func supervise(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	var status SinkStatus
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	chaosDone, sinkChaosDone := !c.chaos, !c.chaosSink
+	chaosDone, sinkChaosDone, prodChaosDone := !c.chaos, !c.chaosSink, !c.chaosProd
 	var runErr error
 loop:
 	for {
@@ -207,6 +221,15 @@ loop:
 			status = st
 		}
 		s.con.Progress(s.progress(status, total, time.Since(start)))
+		if !prodChaosDone && status.Stored >= total/3 {
+			prodChaosDone = true
+			p, err := s.killProducer(&sum, producer)
+			if err != nil {
+				runErr = err
+				break loop
+			}
+			producer = p
+		}
 		if !chaosDone && status.Stored >= total/3 {
 			chaosDone = true
 			s.chaos(&sum)
@@ -247,6 +270,11 @@ loop:
 	sum.Answered = slices.Sorted(slices.Values(s.answered))
 	s.loadMu.Unlock()
 	sum.Missing, sum.Failed = status.Missing, status.Failed
+	if c.chaosProd {
+		if p, err := loadProgress(s.obox); err == nil && p.Run == s.run {
+			sum.ProducerRecovered = p.Recovered
+		}
+	}
 	if s.pki != nil {
 		sum.Secure = true
 		sum.Endpoints = slices.Sorted(maps.Keys(s.eps))
@@ -295,7 +323,7 @@ func (s *supervisor) start(role, name string) (*child, error) {
 	case "sink":
 		args = append(args, "-out", s.out)
 	case "producer":
-		args = append(args, "-run", s.run, "-n", strconv.Itoa(s.c.n), "-size", strconv.Itoa(s.c.size), "-window", strconv.Itoa(s.c.window))
+		args = append(args, "-run", s.run, "-outbox", s.obox, "-n", strconv.Itoa(s.c.n), "-size", strconv.Itoa(s.c.size), "-window", strconv.Itoa(s.c.window))
 		if s.c.in != "" {
 			args = append(args, "-in", s.c.in)
 		}
@@ -382,6 +410,29 @@ func (s *supervisor) chaos(sum *Summary) {
 		return
 	}
 	sum.Started = append(sum.Started, name)
+}
+
+// killProducer kills the producer with SIGKILL and starts a new one on the
+// same outbox and run: it sends again the jobs the killed one had not seen
+// acked, and submits the images after the last one the killed one had
+// submitted (see saveProgress).
+func (s *supervisor) killProducer(sum *Summary, victim *child) (*child, error) {
+	victim.reported = true
+	_ = victim.cmd.Process.Kill()
+	<-victim.done
+	sum.Killed = append(sum.Killed, victim.name)
+	p, err := loadProgress(s.obox)
+	if err == nil && p.Run == s.run {
+		sum.ProducerResumed = p.Submitted
+	}
+	s.con.Println(fmt.Sprintf("chaos: killed %s with SIGKILL after %d images submitted; a new one resumes from its outbox", victim.name, sum.ProducerResumed))
+	name := "producer-2" // a new mesh member: the dead one's name stays taken until the mesh forgets it
+	ch, err := s.start("producer", name)
+	if err != nil {
+		return nil, fmt.Errorf("restart producer: %w", err)
+	}
+	sum.Started = append(sum.Started, name)
+	return ch, nil
 }
 
 // killSink kills the sink with SIGKILL; watchChildren then starts a new one,
@@ -544,6 +595,10 @@ func printSummary(w io.Writer, s Summary) {
 		per = append(per, fmt.Sprintf("%s %d%s", n, s.PerWorker[n], note))
 	}
 	fmt.Fprintf(w, "  per worker    %s\n", strings.Join(per, ", "))
+	if slices.Contains(s.Killed, "producer") {
+		fmt.Fprintf(w, "  producer      killed (SIGKILL) after %d images submitted; its successor recovered %d unacked jobs from the outbox and submitted the rest\n",
+			s.ProducerResumed, s.ProducerRecovered)
+	}
 	if s.Restored > 0 {
 		fmt.Fprintf(w, "  sink restart  the new sink found %d images already stored; the rest came again from the workers\n", s.Restored)
 	}
