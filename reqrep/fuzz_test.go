@@ -79,6 +79,9 @@ func FuzzReplier(f *testing.F) {
 		{"garbage", "\x91\x91\x91\x91\x91\x91\x90"},
 		{string(request("\x92\x81\xa1A\x01\x80")), "\xc4\x03abc"},
 		{string(request("\xd6\xff\x00\x00\x00\x01")), "\xc7\x05\xff\x00\x00\x00\x00\x00"},
+		// An ext holding a map claiming 808 M pairs: msgpack decodes it as
+		// that map into map[string]any (once an 808 M-entry allocation).
+		{"0", "\xc7\x05\x30\xdf\x30\x30\x30\x30"},
 	} {
 		f.Add([]byte(s.frame), []byte(s.body))
 	}

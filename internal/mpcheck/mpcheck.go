@@ -7,7 +7,9 @@
 // two elements), the counts still open at any point fit in the bytes that
 // remain (a claim cannot borrow bytes that an enclosing container's
 // elements need), arrays and maps nest at most maxDepth deep, no byte is
-// the never-used code 0xc1, a timestamp (ext -1) has 4, 8 or 12 bytes, and
+// the never-used code 0xc1, a timestamp (ext -1) has 4, 8 or 12 bytes, an
+// ext other than a timestamp whose data starts as a map holds exactly one
+// such valid map (msgpack decodes it as that map into a map type), and
 // nothing follows the value.
 //
 // After Check, the number of elements of all containers together is at
@@ -95,6 +97,25 @@ func Skip(b []byte, maxDepth int) (int, error) {
 		}
 		if body > uint64(len(b)-i) {
 			return start, fail(start, "length %d, only %d bytes remain", body, len(b)-i)
+		}
+		if c >= 0xc7 && c <= 0xc9 || c >= 0xd4 && c <= 0xd8 {
+			// msgpack decodes an ext as the map it holds when the target
+			// is a map (its DecodeMapLen skips an ext header): a payload
+			// that starts as a map must be exactly one valid map.
+			// Timestamps are exempt (their bytes are a time, often
+			// starting like a map): see the trap in SECURITY.md.
+			p, typ := b[i:i+int(body)], b[i-1] // ext 8/16/32: the header ends with the type
+			if c >= 0xd4 {
+				p, typ = p[1:], p[0] // a fixext's body starts with it
+			}
+			if int8(typ) != -1 && len(p) > 0 && (p[0]&0xf0 == 0x80 || p[0] == 0xde || p[0] == 0xdf) {
+				if len(stk)+1 >= maxDepth {
+					return start, fail(start, "nested deeper than %d", maxDepth)
+				}
+				if err := Check(p, maxDepth-len(stk)-1); err != nil {
+					return start, fail(start, "ext holding a map: %v", err)
+				}
+			}
 		}
 		i += int(body)
 		if len(stk) > 0 {

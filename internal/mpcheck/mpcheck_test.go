@@ -54,6 +54,10 @@ func TestCheckAccepts(t *testing.T) {
 		{0xc7, 12, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
 		{0xd4, 5, 0}, {0xd8, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
 		{0xc7, 0, 5}, {0xc8, 0, 1, 5, 9}, {0xc9, 0, 0, 0, 1, 5, 9},
+		// An ext holding exactly one valid map, and one holding a non-map.
+		{0xc7, 3, 5, 0x81, 1, 2}, {0xd6, 5, 0x81, 0xa1, 'k', 1}, {0xd4, 5, 0x80}, {0xc7, 2, 5, 0x91, 1},
+		// A timestamp whose bytes start like a map (a known trap: SECURITY.md).
+		{0xd6, 0xff, 0xdf, 0x30, 0x30, 0x30},
 	} {
 		if err := Check(b, DefaultMaxDepth); err != nil {
 			t.Errorf("Check(%x): got %v, want nil", b, err)
@@ -91,6 +95,12 @@ func TestCheckRejects(t *testing.T) {
 		{"truncated in nested", []byte{0x92, 0x91, 0x92, 1}, "count of 2"},
 		{"timestamp of 2 bytes", []byte{0xd5, 0xff, 0, 0}, "timestamp of 2"},
 		{"timestamp of 5 bytes", []byte{0xc7, 5, 0xff, 0, 0, 0, 0, 0}, "timestamp of 5"},
+		// msgpack decodes an ext as the map it holds into a map type: the
+		// map's claim is checked (808 M pairs in 8 bytes, found by FuzzReplier).
+		{"ext holding a map32 claim", []byte{0xc7, 5, 0x30, 0xdf, 0x30, 0x30, 0x30, 0x30}, "ext holding a map"},
+		{"fixext holding a map16 claim", []byte{0xd6, 1, 0xde, 0xff, 0xff, 0}, "ext holding a map"},
+		{"ext holding a map and more", []byte{0xc7, 3, 5, 0x80, 1, 2}, "ext holding a map"},
+		{"ext holding a truncated map", append([]byte{0xc9, 0, 0, 1, 0, 5}, append(bytes.Repeat([]byte{0x81, 0xc0}, 128), 0xc0)...), "ext holding a map"},
 	} {
 		err := Check(c.b, DefaultMaxDepth)
 		var e *Error
