@@ -141,11 +141,37 @@ func (ca *CA) WriteFiles(dir, name string, cert tls.Certificate) (caFile, certFi
 	}
 	for _, f := range files {
 		b := pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der})
-		if err := os.WriteFile(f.path, b, f.mode); err != nil {
+		if err := writeAtomic(f.path, b, f.mode); err != nil {
 			return "", "", "", fmt.Errorf("pki: %w", err)
 		}
 	}
 	return caFile, certFile, keyFile, nil
+}
+
+// writeAtomic replaces path with b in one rename, so that a process
+// reading the file while another certificate is issued into the same
+// directory (ca.pem is rewritten each time) sees the old or the new
+// contents, never a truncated file.
+func writeAtomic(path string, b []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 func serial() *big.Int {

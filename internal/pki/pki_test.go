@@ -3,6 +3,8 @@ package pki_test
 import (
 	"crypto/x509"
 	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/spmesh/spmesh/internal/pki"
@@ -41,6 +43,49 @@ func TestIssue(t *testing.T) {
 		if _, err := os.Stat(f); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestWriteFilesWhileRead: ca.pem is rewritten each time a certificate is
+// issued into a directory; a process reading it meanwhile (the demo's
+// children start while others are issued) must always find the CA.
+func TestWriteFilesWhileRead(t *testing.T) {
+	ca, err := pki.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue("n", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, _, _, err := ca.WriteFiles(dir, "n", cert); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 300; i++ {
+			if _, _, _, err := ca.WriteFiles(dir, "n", cert); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := 0; i < 3000; i++ {
+		b, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(b) {
+			t.Fatalf("read %d: ca.pem held no certificate (%d bytes)", i, len(b))
+		}
+	}
+	wg.Wait()
+	left, _ := filepath.Glob(filepath.Join(dir, ".*tmp-*"))
+	if len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
 	}
 }
 
