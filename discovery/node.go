@@ -110,8 +110,9 @@ type peer struct {
 	pulling  bool
 	hints    []uint32 // its service hints (sorted), when hinted
 	hinted   bool
-	fails    int  // consecutive failed pulls
-	hidden   bool // its endpoints are withdrawn until a pull succeeds
+	fails    int    // consecutive failed pulls
+	pullErr  string // why the latest pull failed ("" after a success)
+	hidden   bool   // its endpoints are withdrawn until a pull succeeds
 }
 
 type goneNode struct {
@@ -926,6 +927,7 @@ func (n *Node) pulled(p *peer, gen uint64, eps []spmesh.Endpoint, err error) {
 			n.handshakeErrors.Add(1)
 		}
 		n.setLastError(fmt.Errorf("records of %s (%s): %v", p.node.Name, p.addr, err))
+		p.pullErr = fmt.Sprintf("%s: %v", p.addr, err)
 		// Nobody listens there (its process is gone), or it cannot be
 		// trusted: its endpoints go until it answers again. A timeout is
 		// not taken as death (packet loss makes them): failure detection
@@ -942,7 +944,7 @@ func (n *Node) pulled(p *peer, gen uint64, eps []spmesh.Endpoint, err error) {
 		}
 		return
 	}
-	p.fails = 0
+	p.fails, p.pullErr = 0, ""
 	same := p.pulled && !p.hidden && gen == p.recGen
 	p.pulled, p.recGen, p.lastPull, p.hidden = true, gen, now, false
 	if gen < p.gen {
@@ -1222,6 +1224,26 @@ func (n *Node) Stats() Stats {
 		st.LastError = *p
 	}
 	return st
+}
+
+// PullFailures returns, for every member whose latest records pull
+// failed, why (keyed by member name). Such a member's services are not
+// known here until a pull succeeds, so this is what to show a user who
+// cannot find a service (Stats.LastError holds only the latest failure
+// of any kind, and a refusal of someone else's pull overwrites it).
+func (n *Node) PullFailures() map[string]string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var m map[string]string
+	for name, p := range n.peers {
+		if p.pullErr != "" {
+			if m == nil {
+				m = map[string]string{}
+			}
+			m[name] = p.pullErr
+		}
+	}
+	return m
 }
 
 // EndpointsRefused is Stats().EndpointsRefused, for sockets that surface

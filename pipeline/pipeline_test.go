@@ -47,9 +47,14 @@ func TestPushPull(t *testing.T) {
 			}
 			ids[m.ID] = true
 		}
-		if st := p.Stats(); st.Sent != 100 || st.Dropped != 0 || st.Peers != 1 {
-			t.Fatalf("pusher stats: got %+v, want 100 sent, 0 dropped, 1 peer", st)
-		}
+		// The connection's sender counts a message once its write returns,
+		// which may be after the puller took it.
+		testutil.Eventually(t, 5*time.Second, func() error {
+			if st := p.Stats(); st.Sent != 100 || st.Dropped != 0 || st.Peers != 1 {
+				return fmt.Errorf("pusher stats: got %+v, want 100 sent, 0 dropped, 1 peer", st)
+			}
+			return nil
+		})
 		if st := pl.Stats(); st.Received != 100 || st.DecodeErrors != 0 {
 			t.Fatalf("puller stats: got %+v, want 100 received, 0 decode errors", st)
 		}

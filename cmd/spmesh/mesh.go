@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -388,8 +390,16 @@ func (s *session) waitService(ctx context.Context, service string, role spmesh.R
 	if errors.Is(err, errWaited) {
 		err := fmt.Errorf("no such service: nobody in the mesh advertises %q as %s (waited %v)", service, roleName(role), s.cmd.Duration(flagWait))
 		// Records are pulled from each member over the node's TLS policy
-		// and key: a refused pull hides a member's services, so say why.
-		if st := s.node.Stats(); st.LastError != "" {
+		// and key: a refused pull hides a member's services, so say why,
+		// member by member.
+		if fails := s.node.PullFailures(); len(fails) > 0 {
+			names := slices.Sorted(maps.Keys(fails))
+			why := make([]string, len(names))
+			for i, name := range names {
+				why[i] = name + " at " + fails[name]
+			}
+			err = fmt.Errorf("%w (records of %d member(s) could not be pulled: %s)", err, len(names), strings.Join(why, "; "))
+		} else if st := s.node.Stats(); st.LastError != "" {
 			err = fmt.Errorf("%w (last discovery error: %s)", err, st.LastError)
 		}
 		return withCode(exitNoService, err)
