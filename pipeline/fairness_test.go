@@ -20,6 +20,17 @@ import (
 type fairWorker struct {
 	w    *pipeline.Worker
 	jobs atomic.Int64
+	busy atomic.Int64 // nanoseconds spent in its handler
+}
+
+// meanJob is the worker's mean handler time: its work, plus what the
+// timer overshoots on a loaded machine.
+func (fw *fairWorker) meanJob() time.Duration {
+	n := fw.jobs.Load()
+	if n == 0 {
+		return 0
+	}
+	return time.Duration(fw.busy.Load() / n)
 }
 
 // newFairWorker opens a worker of concurrency 2 whose jobs take work each.
@@ -28,10 +39,12 @@ func newFairWorker(t *testing.T, work time.Duration, opts ...pipeline.Option) *f
 	fw := &fairWorker{}
 	w, err := pipeline.NewWorker(pipeline.HandlerFunc(func(ctx context.Context, job *pipeline.Job) error {
 		fw.jobs.Add(1)
+		start := time.Now()
 		select { // the job's work, not a wait for a condition
 		case <-time.After(work):
 		case <-ctx.Done():
 		}
+		fw.busy.Add(int64(time.Since(start)))
 		return nil
 	}), append([]pipeline.Option{pipeline.WithConcurrency(2)}, opts...)...)
 	if err != nil {
@@ -130,23 +143,34 @@ func TestEqualWorkersShareEvenly(t *testing.T) {
 }
 
 // A worker 4x slower than the others takes a quarter of a fast one's
-// share (+- 30%): it is never given more than its credit.
+// share (+- 30%): it is never given more than its credit. "4x slower" is
+// measured (mean handler time), since timers overshoot on a loaded
+// machine; the jobs are long enough that the dispatch's own per-job cost
+// stays small beside them.
 func TestSlowWorkerTakesItsShare(t *testing.T) {
 	pr, err := pipeline.NewProducer(pipeline.WithMaxInFlight(8))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pr.Close()
-	fast1 := listening(t, pr, 4*time.Millisecond)
-	fast2 := listening(t, pr, 4*time.Millisecond)
-	slow := listening(t, pr, 16*time.Millisecond)
+	fast1 := listening(t, pr, 8*time.Millisecond)
+	fast2 := listening(t, pr, 8*time.Millisecond)
+	slow := listening(t, pr, 32*time.Millisecond)
 	waitWorkers(t, pr, 3)
-	produceAll(t, pr, 1200, nil)
+	produceAll(t, pr, 900, nil)
 	fast := float64(fast1.jobs.Load()+fast2.jobs.Load()) / 2
 	ratio := float64(slow.jobs.Load()) / fast
-	t.Logf("fast workers %d and %d jobs, slow worker %d: ratio %.2f", fast1.jobs.Load(), fast2.jobs.Load(), slow.jobs.Load(), ratio)
-	if ratio < 0.25*0.7 || ratio > 0.25*1.3 {
-		t.Errorf("slow worker took %.2f of a fast worker's share, want 0.25 +- 30%%", ratio)
+	fastJob := (fast1.meanJob() + fast2.meanJob()) / 2
+	want := float64(fastJob) / float64(slow.meanJob())
+	t.Logf("fast workers %d and %d jobs (mean %v), slow worker %d (mean %v): share ratio %.2f, handler time ratio %.2f",
+		fast1.jobs.Load(), fast2.jobs.Load(), fastJob, slow.jobs.Load(), slow.meanJob(), ratio, want)
+	if want > 0.5 {
+		// Timers overshoot by tens of milliseconds on an overloaded
+		// machine: the "slow" worker is then not much slower.
+		t.Skipf("the slow worker's handler took only %.2f of a fast one's time (want about 0.25): machine too loaded for this test", want)
+	}
+	if ratio < want*0.7 || ratio > want*1.3 {
+		t.Errorf("slow worker took %.2f of a fast worker's share, want %.2f (its handler time ratio) +- 30%%", ratio, want)
 	}
 }
 
