@@ -8,8 +8,13 @@ import (
 	"go.nanomsg.org/mangos/v3"
 )
 
-// Bare pub/sub (pubsub.WithBareFrames): frames are a topic prefix followed
-// by the body bytes, as NNG and nanomsg PUB/SUB programs send them.
+// Bare pub/sub and survey (WithBareFrames): pub/sub frames are a topic
+// prefix followed by the body bytes, as NNG and nanomsg PUB/SUB programs
+// send them; a bare survey answer is told apart by its connection.
+
+// PipeAddr is the remote address of p's connection (its URL when the
+// transport has none), "" without a pipe.
+func PipeAddr(p mangos.Pipe) string { return pipeAddr(p) }
 
 // optQuiet makes a SUB socket (Sub, SubHold) announce nothing; optDrops
 // reads how many frames its full receive queue dropped.
