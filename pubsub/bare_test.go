@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -273,5 +274,54 @@ func TestBareSubscriberQueueDrops(t *testing.T) {
 	}
 	if st := s.Stats(); local == 0 || local > st.Dropped {
 		t.Fatalf("got %d local gaps reported, %d dropped: want some, at most the drops", local, st.Dropped)
+	}
+}
+
+// A bare Subscriber keeps the contract of every socket (close, ctx,
+// options). The hostile-peer part does not apply: to a bare subscriber
+// every frame is a message.
+func TestBareConformance(t *testing.T) {
+	testutil.Run(t, testutil.Pattern{
+		Open: func(t *testing.T, addr string) io.Closer {
+			return mustSub(t, pubsub.WithListen(addr), pubsub.WithBareFrames(), pubsub.WithSubscribe(""))
+		},
+		Wait: func(ctx context.Context, s io.Closer) error {
+			_, err := s.(*pubsub.Subscriber).Next(ctx)
+			return err
+		},
+		Invalid: map[string]func() error{
+			"queue zero": func() error {
+				_, err := pubsub.NewSubscriber(pubsub.WithBareFrames(), pubsub.WithQueueLen(0))
+				return err
+			},
+			"tiny max size": func() error {
+				_, err := pubsub.NewPublisher(pubsub.WithBareFrames(), pubsub.WithMaxMessageSize(1))
+				return err
+			},
+			"wrong side": func() error {
+				_, err := pubsub.NewPublisher(pubsub.WithBareFrames(), pubsub.WithSubscribe("a"))
+				return err
+			},
+		},
+	})
+}
+
+// A bare PublishBytes allocates nothing per message: the frame comes from
+// mangos' pool.
+func TestBarePublishBytesAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("alloc count")
+	}
+	p := mustPub(t, pubsub.WithListen(testutil.Inproc(t)), pubsub.WithBareFrames())
+	payload := make([]byte, 256)
+	ctx := context.Background()
+	n := testing.AllocsPerRun(1000, func() {
+		if err := p.PublishBytes(ctx, "bench.data", nil, payload); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("allocs per bare PublishBytes (256 B, no subscriber): %v", n)
+	if n >= 0.1 {
+		t.Fatalf("got %v allocs per bare PublishBytes, want 0", n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -142,5 +143,39 @@ func TestBareTooLarge(t *testing.T) {
 			return fmt.Errorf("got %d answers, want ok", len(got))
 		}
 		return nil
+	})
+}
+
+// A bare Surveyor keeps the contract of every socket (close, ctx,
+// options). The hostile-peer part does not apply: to a bare socket any
+// bytes are a question or an answer.
+func TestBareConformance(t *testing.T) {
+	testutil.Run(t, testutil.Pattern{
+		Open: func(t *testing.T, addr string) io.Closer {
+			return mustSurveyor(t, survey.WithListen(addr), survey.WithBareFrames(), survey.WithCodec(spmesh.Raw))
+		},
+		Wait: func(ctx context.Context, s io.Closer) error {
+			rs, err := s.(*survey.Surveyor).Survey(ctx, []byte("q"), survey.WithTimeout(time.Hour))
+			if err != nil {
+				return err
+			}
+			defer rs.Close()
+			_, err = rs.Next(ctx)
+			return err
+		},
+		Invalid: map[string]func() error{
+			"expect": func() error {
+				_, err := survey.NewSurveyor(survey.WithBareFrames(), survey.WithExpect("a"))
+				return err
+			},
+			"expect func": func() error {
+				_, err := survey.NewSurveyor(survey.WithBareFrames(), survey.WithExpectFunc(func() []string { return nil }))
+				return err
+			},
+			"concurrency": func() error {
+				_, err := survey.NewRespondent(echo(""), survey.WithBareFrames(), survey.WithConcurrency(0))
+				return err
+			},
+		},
 	})
 }
