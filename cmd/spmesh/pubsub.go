@@ -42,7 +42,10 @@ func pubsubService(cmd *cli.Command, topic string) (string, error) {
 		return s, nil
 	}
 	first, _, _ := strings.Cut(topic, ".")
-	if first == "" || strings.ContainsAny(first, "*>") {
+	if first == "" {
+		return "", usagef("%q has no first token to name the service: name it with --service", topic)
+	}
+	if strings.ContainsAny(first, "*>") {
 		return "", usagef("%q starts with a wildcard: name the service with --service", topic)
 	}
 	return first, nil
