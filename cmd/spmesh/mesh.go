@@ -79,7 +79,7 @@ func addrFlags() []cli.Flag {
 			Usage: "payload codec: msgpack or raw", Sources: cli.EnvVars("SPMESH_CODEC")},
 		&cli.BoolFlag{Name: flagBare, Category: "addresses",
 			Usage: "bare SP frames, no spmesh envelope, to talk to NNG/nanomsg programs (nngcat, pynng): " +
-				"the body is the raw bytes; req and reply only"},
+				"the body is the raw bytes (pub/sub: the topic's bytes, then the body's); refused by the commands that need the envelope"},
 	}
 }
 
