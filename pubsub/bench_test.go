@@ -33,18 +33,21 @@ func BenchmarkPublishReceive(b *testing.B) {
 	for _, tr := range []string{"inproc", "tcp"} {
 		for _, size := range sizes {
 			b.Run(fmt.Sprintf("spmesh/%s/%dB", tr, size), func(b *testing.B) { benchSpmesh(b, benchAddrs(b)[tr](), size) })
+			b.Run(fmt.Sprintf("spmesh-bare/%s/%dB", tr, size), func(b *testing.B) {
+				benchSpmesh(b, benchAddrs(b)[tr](), size, pubsub.WithBareFrames())
+			})
 			b.Run(fmt.Sprintf("mangos/%s/%dB", tr, size), func(b *testing.B) { benchMangos(b, benchAddrs(b)[tr](), size) })
 		}
 	}
 }
 
-func benchSpmesh(b *testing.B, addr string, size int) {
-	p, err := pubsub.NewPublisher(pubsub.WithListen(addr), pubsub.WithCodec(spmesh.Raw))
+func benchSpmesh(b *testing.B, addr string, size int, opts ...pubsub.Option) {
+	p, err := pubsub.NewPublisher(append([]pubsub.Option{pubsub.WithListen(addr), pubsub.WithCodec(spmesh.Raw)}, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	s, err := pubsub.NewSubscriber(pubsub.WithDial(addr), pubsub.WithSubscribe("bench.data"), pubsub.WithCodec(spmesh.Raw))
+	s, err := pubsub.NewSubscriber(append([]pubsub.Option{pubsub.WithDial(addr), pubsub.WithSubscribe("bench.data"), pubsub.WithCodec(spmesh.Raw)}, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -139,6 +139,28 @@
 // round trip): messages published meanwhile on the new topics may miss
 // this subscriber.
 //
+// # Bare frames
+//
+// With [WithBareFrames] on both sides, a frame is the topic's bytes
+// followed by the body's, no envelope: the NNG convention, so that NNG,
+// nanomsg and pynng PUB and SUB programs interoperate. What changes:
+//
+//   - A bare Subscriber's subscriptions are byte prefixes (no wildcards; ""
+//     is everything); a frame is delivered once, Topic the longest prefix
+//     it starts with, Data the rest. It sends its publishers nothing (no
+//     interest frames), so they filter nothing for it.
+//   - Dropped: headers (a publish with headers fails), ids, publisher ids,
+//     sequence numbers and so gap detection and tail frames, the send
+//     time, batching (every message is its own frame). A bare Subscriber
+//     counts what its own queues drop in Dropped (and tells
+//     [WithGapHandler] of its application queue's drops as Local gaps);
+//     the publisher counts its drops per subscriber as usual.
+//   - What blocks is unchanged, except that a bare Publish with
+//     [WithBackpressure] waits in the fan-out itself (as with
+//     WithBatching(false)): bounded by the stall time, not by its ctx.
+//   - A bare Subscriber takes spmesh envelopes as opaque bytes; an
+//     enveloped one discards bare frames.
+//
 // # Constructors and workflow
 //
 //   - [NewPublisher]: binds (listens) or dials; with [WithDiscovery] it

@@ -15,6 +15,15 @@ import (
 // the reader waits, so the SUB socket's queue fills and drops (oldest
 // frames first): the drops show up as gaps.
 func newInbox(s *Subscriber) *sock.Inbox[*Message] {
+	if s.bare {
+		return sock.NewFrameInbox(s.so, func(m *mangos.Message, emit func(*Message) bool) error {
+			s.decodeBare(m, emit)
+			if s.local > 0 {
+				s.reportGaps()
+			}
+			return nil
+		})
+	}
 	var dec frameDecoder
 	return sock.NewFrameInbox(s.so, func(m *mangos.Message, emit func(*Message) bool) error {
 		err := dec.decode(s, m, emit)

@@ -23,6 +23,7 @@ type config struct {
 	slow    func(SlowSubscriber)
 	gap     func(Gap)
 	hold    time.Duration // WithBackpressure; 0: drop
+	bare    bool          // WithBareFrames
 }
 
 type optionFunc func(*config) error
@@ -89,6 +90,11 @@ func newConfig(s side, opts []Option) (config, error) {
 			return c, err
 		}
 	}
+	for _, p := range c.subs { // once WithBareFrames, in any order, is known
+		if _, err := parseSub(p, c.bare); err != nil {
+			return c, sock.Invalid("subscription: %v", err)
+		}
+	}
 	return c, nil
 }
 
@@ -147,11 +153,6 @@ func WithDiscovery(reg spmesh.Registry, service string) Option {
 // Subscriber only: a Publisher refuses it.
 func WithSubscribe(patterns ...string) Option {
 	return sided(forSubscriber, "WithSubscribe", func(c *config) error {
-		for _, p := range patterns {
-			if _, err := parsePattern(p); err != nil {
-				return sock.Invalid("subscription: %v", err)
-			}
-		}
 		c.subs = append(c.subs, patterns...)
 		return nil
 	})
@@ -293,6 +294,43 @@ func WithBackpressure(stall time.Duration) Option {
 			return sock.Invalid("WithBackpressure: stall %v out of range [1ms, 1h]", stall)
 		}
 		c.hold = stall
+		return nil
+	})
+}
+
+// WithBareFrames makes a [Publisher] or [Subscriber] send and accept bare
+// SP frames, the NNG and nanomsg convention, so that it talks to
+// unmodified NNG, nanomsg or pynng PUB/SUB programs: a frame is the topic's
+// bytes immediately followed by the body's (the codec's output; use
+// [spmesh.Raw] for plain bytes), with no separator and no spmesh envelope.
+//
+// A bare Publisher takes any topic ("" included: the frame is the body
+// alone), sends every message as its own frame (no batch frames, whatever
+// [WithBatching] says) and sends no tail frames. A bare Subscriber's
+// subscriptions are byte prefixes of the frame, as a stock SUB's are (no
+// wildcards: "images." matches "images.ready" and "images.x.y"; ""
+// matches every frame): a frame that starts with several of them is
+// delivered once, with Topic set to the longest that matches and Data to
+// the bytes after it (with a "" subscription alone, Data is the whole
+// frame). It sends no interest frames (NNG's PUB closes a connection on
+// which it receives anything), so publishers filter nothing for it: it
+// gets every frame and filters them itself.
+//
+// What a bare socket keeps: the size limits (TooLarge counted), the queue
+// bounds and their counted drops ([Publisher.SubscriberDrops], the
+// subscriber's Dropped), [Publisher.WaitPeers], and lossless mode
+// ([WithBackpressure]). What it loses, being only bytes: headers (a publish
+// with headers fails), message ids, the publisher's id, sequence numbers
+// and so the gaps (a bare Subscriber counts only its own queue's drops,
+// reported to [WithGapHandler] as Local gaps), and the send time
+// ([Message.Time] is zero). Both ends must agree: a bare Subscriber takes
+// spmesh envelopes (and their batch and tail frames) as opaque bytes, and
+// an enveloped Subscriber discards bare frames: as undecodable (counted in
+// DecodeErrors), or uncounted by its prefix filter when subscribed to a
+// literal topic (its filter is the topic and a 0 byte). See WIRE.md.
+func WithBareFrames() Option {
+	return optionFunc(func(c *config) error {
+		c.bare = true
 		return nil
 	})
 }

@@ -45,7 +45,8 @@ type Publisher struct {
 	id       uint64
 	codec    spmesh.Codec
 	batching bool
-	maxFrame int // largest batch frame
+	bare     bool // WithBareFrames: topic + body frames, no envelope (bare.go)
+	maxFrame int  // largest batch frame
 
 	mu        sync.Mutex // orders sequence numbers with sends
 	closed    bool
@@ -123,7 +124,7 @@ func NewPublisher(opts ...Option) (*Publisher, error) {
 	}
 	p := &Publisher{
 		so: so, pub: sock.PubOf(so), id: sock.RandomUint64(), codec: c.sock.Codec,
-		batching: !c.noBatch, maxFrame: min(maxBatchFrame, c.sock.MaxMsgSize),
+		batching: !c.noBatch && !c.bare, bare: c.bare, maxFrame: min(maxBatchFrame, c.sock.MaxMsgSize),
 		topics: map[string]*topicSeq{},
 		wake:   make(chan struct{}, 1),
 		room:   make(chan struct{}),
@@ -142,6 +143,9 @@ func NewPublisher(opts ...Option) (*Publisher, error) {
 		p.pub.OnSlow(func(addr string, dropped, since uint64) {
 			f(SlowSubscriber{Addr: addr, Dropped: dropped, Since: since})
 		}, slowEvery)
+	}
+	if p.bare {
+		p.tail = 0 // no tail frames: no sequence numbers
 	}
 	if p.tail > 0 {
 		go p.tails()
@@ -188,6 +192,9 @@ func (p *Publisher) PublishBytes(ctx context.Context, topic string, h spmesh.Hea
 func (p *Publisher) publish(ctx context.Context, topic string, h spmesh.Header, v any, data []byte, raw bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if p.bare {
+		return p.publishBare(topic, h, v, data, raw)
 	}
 	p.mu.Lock()
 	ts, err := p.topic(topic)

@@ -71,6 +71,7 @@ const maxTracked = 4096
 type Subscriber struct {
 	so    *sock.Socket
 	codec spmesh.Codec
+	bare  bool // WithBareFrames: subscriptions are byte prefixes (bare.go)
 
 	subMu sync.Mutex
 	subs  atomic.Pointer[[]pattern] // copy on write, read per frame
@@ -102,8 +103,13 @@ func NewSubscriber(opts ...Option) (*Subscriber, error) {
 	// The first subscriptions are in place before any connection: the
 	// first interest frame a publisher gets holds them.
 	before := func(m mangos.Socket) error {
+		if c.bare {
+			if err := sock.Quiet(m); err != nil {
+				return err
+			}
+		}
 		for _, raw := range c.subs {
-			p, err := parsePattern(raw)
+			p, err := parseSub(raw, c.bare)
 			if err != nil {
 				return err
 			}
@@ -118,7 +124,7 @@ func NewSubscriber(opts ...Option) (*Subscriber, error) {
 		return nil, err
 	}
 	s := &Subscriber{
-		so: so, codec: c.sock.Codec, onGap: c.gap,
+		so: so, codec: c.sock.Codec, onGap: c.gap, bare: c.bare,
 		last: map[topicKey]*uint64{},
 		pubs: map[uint64]*PublisherStats{},
 	}
@@ -182,7 +188,7 @@ func (s *Subscriber) Subscribe(patterns ...string) error {
 	next := append([]pattern(nil), cur...)
 outer:
 	for _, raw := range patterns {
-		p, err := parsePattern(raw)
+		p, err := parseSub(raw, s.bare)
 		if err != nil {
 			return err
 		}
@@ -252,6 +258,11 @@ func (s *Subscriber) All(ctx context.Context) iter.Seq2[*Message, error] { retur
 // publishers.
 func (s *Subscriber) Stats() SubscriberStats {
 	st := SubscriberStats{Stats: s.so.Stats(), Publishers: map[uint64]PublisherStats{}}
+	if s.bare {
+		// No sequence numbers to reveal what the socket's frame queue
+		// dropped: count it directly.
+		st.Dropped += sock.SubDrops(s.so)
+	}
 	s.seqMu.Lock()
 	for id, ps := range s.pubs {
 		st.Publishers[id] = *ps

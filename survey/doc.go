@@ -61,6 +61,21 @@
 //     counted in [RespondentStats].Abandoned); answers not yet sent are
 //     dropped. [Respondent.Drain] lets running handlers finish first.
 //
+// # Bare frames
+//
+// With [WithBareFrames] on both sides, questions and answers are the
+// codec's bytes alone, no envelope (the survey id stays in the SP header),
+// so that NNG, nanomsg and pynng SURVEYOR and RESPONDENT programs
+// interoperate. A bare survey still ends at its deadline and counts late
+// answers, but carries no headers (refused), no deadline to the
+// respondent, no names (a [Response]'s From is the connection's address;
+// [WithExpect] and [WithExpectFunc] are refused, so a bare survey runs to
+// its deadline), no declines and no remote errors: a bare Respondent whose
+// handler fails, panics or declines sends nothing (counted in its Errors,
+// Panics or Declined, logged), and a question over its size limit is
+// dropped (counted in TooLarge and Dropped) instead of answered with an
+// error.
+//
 // # Constructors and workflow
 //
 //   - [NewSurveyor]: usually listens ([WithListen]); with [WithDiscovery] it

@@ -44,6 +44,7 @@ type config struct {
 	call        call
 	expectFunc  func() []string
 	concurrency int
+	bare        bool // WithBareFrames
 }
 
 // call is the per-survey configuration.
@@ -103,6 +104,16 @@ func newConfig(s side, opts []Option) (config, error) {
 		}
 		if err := o.apply(&c); err != nil {
 			return c, err
+		}
+	}
+	if c.bare && c.side == forSurveyor {
+		switch {
+		case c.expectFunc != nil:
+			return c, sock.Invalid("WithExpectFunc: %v", errBareExpect)
+		case c.call.expect != nil:
+			return c, sock.Invalid("WithExpect: %v", errBareExpect)
+		case len(c.call.header) > 0:
+			return c, sock.Invalid("WithHeader: %v", errBareHeaders)
 		}
 	}
 	return c, nil
@@ -267,6 +278,35 @@ func WithExpectFunc(f func() []string) Option {
 			return sock.Invalid("WithExpectFunc: nil func")
 		}
 		c.expectFunc = f
+		return nil
+	})
+}
+
+// WithBareFrames makes a [Surveyor] or [Respondent] send and accept bare
+// SP messages: the body is exactly the application bytes (the codec's
+// output; use [spmesh.Raw] for plain bytes), with no spmesh envelope, so
+// that it talks to unmodified NNG, nanomsg or pynng SURVEYOR/RESPONDENT
+// programs. The survey id stays where the SP protocol puts it (its
+// header), so answers still go to their survey, and the survey still ends
+// at its deadline (counting late answers).
+//
+// What a bare socket loses is what the envelope carries: headers (a survey
+// with [WithHeader] fails), the deadline (the respondent's handler ctx has
+// none from the surveyor), the survey id and time ([Question].ID and Time
+// are zero), the respondent's name, declines and remote errors. So a bare
+// Surveyor's [Response] has From set to the respondent connection's
+// address (e.g. "127.0.0.1:40312"; not a name), a zero Time, and never
+// Declined or Err; and it cannot expect respondents by name:
+// [WithExpect] and [WithExpectFunc] are refused, and with [WithDiscovery]
+// a bare survey runs to its deadline. A bare Respondent whose handler
+// fails, panics or declines sends no answer (counted in Errors, Panics or
+// Declined, logged), as an NNG RESPONDENT program that does not answer.
+// Both ends must agree: a bare Respondent takes an spmesh envelope as an
+// opaque question, and an enveloped Surveyor discards bare answers
+// (counted in DecodeErrors). See WIRE.md.
+func WithBareFrames() Option {
+	return optionFunc(func(c *config) error {
+		c.bare = true
 		return nil
 	})
 }

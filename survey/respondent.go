@@ -120,6 +120,7 @@ type Respondent struct {
 	h        Handler
 	name     string
 	codec    spmesh.Codec
+	bare     bool // WithBareFrames (bare.go)
 	declined atomic.Uint64
 }
 
@@ -147,7 +148,7 @@ func NewRespondent(h Handler, opts ...Option) (*Respondent, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Respondent{so: so, h: h, name: c.sock.Name, codec: c.sock.Codec}
+	r := &Respondent{so: so, h: h, name: c.sock.Name, codec: c.sock.Codec, bare: c.bare}
 	if r.srv, err = sock.NewServer(so, c.concurrency, r.serve); err != nil {
 		return nil, err
 	}
@@ -169,6 +170,9 @@ func (r *Respondent) Addrs() []string { return r.so.Bound() }
 
 // serve answers one survey frame.
 func (r *Respondent) serve(base context.Context, m *mangos.Message) *mangos.Message {
+	if r.bare {
+		return r.serveBare(base, m)
+	}
 	var env wire.Msg
 	if err := wire.Decode(m.Body, &env); err != nil || env.Kind != wire.KindSurvey {
 		r.so.C.DecodeErrors.Add(1)

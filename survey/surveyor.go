@@ -124,6 +124,7 @@ type SurveyorStats struct {
 type Surveyor struct {
 	so         *sock.Socket
 	codec      spmesh.Codec
+	bare       bool // WithBareFrames (bare.go)
 	defaults   call
 	expectFunc func() []string
 	roster     *sock.Roster // with discovery: the respondents announced
@@ -148,8 +149,8 @@ func NewSurveyor(opts ...Option) (*Surveyor, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Surveyor{so: so, codec: c.sock.Codec, defaults: c.call, expectFunc: c.expectFunc}
-	if reg := c.sock.Registry; reg != nil && s.expectFunc == nil {
+	s := &Surveyor{so: so, codec: c.sock.Codec, bare: c.bare, defaults: c.call, expectFunc: c.expectFunc}
+	if reg := c.sock.Registry; reg != nil && s.expectFunc == nil && !s.bare {
 		// Respondents announce themselves for the service: expect them.
 		if s.roster, err = sock.NewRoster(reg, c.sock.Service, spmesh.RoleRespondent); err != nil {
 			so.Close()
@@ -192,6 +193,11 @@ func (s *Surveyor) Survey(ctx context.Context, question any, opts ...SurveyOptio
 			return nil, err
 		}
 	}
+	if s.bare {
+		if err := checkBare(&c); err != nil {
+			return nil, err
+		}
+	}
 	if !c.expectCall && s.expectFunc != nil {
 		if names := s.expectFunc(); names != nil {
 			c.expect = names
@@ -205,8 +211,11 @@ func (s *Surveyor) Survey(ctx context.Context, question any, opts ...SurveyOptio
 	}
 	late := min(max(deadline.Sub(now), minLate), maxLate)
 
-	env := wire.Msg{Kind: wire.KindSurvey, ID: s.so.NewID(), Time: now.UnixNano(), Header: c.header, Deadline: deadline.UnixNano()}
-	m, err := s.so.Encode(&env, question) // size checked, before encoding when known
+	env := &wire.Msg{Kind: wire.KindSurvey, ID: s.so.NewID(), Time: now.UnixNano(), Header: c.header, Deadline: deadline.UnixNano()}
+	if s.bare {
+		env = nil // the question alone
+	}
+	m, err := s.so.Encode(env, question) // size checked, before encoding when known
 	if err != nil {
 		return nil, err
 	}
@@ -348,6 +357,10 @@ func (s *Surveyor) collect(mc mangos.Context, rs *Responses, lateUntil time.Time
 			rs.finish(rs.timeoutEnd)
 			s.release(mc)
 			return
+		}
+		if s.bare {
+			rs.add(s.bareResponse(m))
+			continue
 		}
 		if err := wire.Decode(m.Body, &env); err != nil || env.Kind != wire.KindResponse {
 			s.so.C.DecodeErrors.Add(1)

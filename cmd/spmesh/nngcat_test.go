@@ -20,11 +20,7 @@ import (
 
 func nngcatPath(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("nngcat")
-	if err != nil {
-		t.Skip("nngcat not installed (apt-get install nng-utils): the CLI's --bare interop with NNG is not tested")
-	}
-	return p
+	return testutil.NNGCat(t)
 }
 
 // nngcatRun is a finished (or killed) nngcat process.
@@ -132,12 +128,10 @@ func TestBareRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"pub", "--dial", addr, "--bare", "t", "x"}, "pub cannot send bare frames"},
-		{[]string{"sub", "--dial", addr, "--bare", "t"}, "only req and reply support --bare"},
 		{[]string{"push", "--dial", addr, "--bare", "x"}, "push cannot send bare frames"},
-		{[]string{"pull", "--dial", addr, "--bare"}, "only req and reply support --bare"},
-		{[]string{"survey", "--dial", addr, "--bare", "x"}, "survey cannot send bare frames"},
-		{[]string{"respond", "--dial", addr, "--bare"}, "only req and reply support --bare"},
+		{[]string{"pull", "--dial", addr, "--bare"}, "pull cannot send bare frames"},
+		{[]string{"survey", "--dial", addr, "--bare", "--expect", "a", "x"}, "bare answers carry no respondent name"},
+		{[]string{"pub", "--dial", addr, "--bare", "-H", "a=b", "t", "x"}, "bare frames carry no headers"},
 		{[]string{"produce", "--dial", addr, "--bare", "x"}, "produce cannot send bare frames"},
 		{[]string{"req", "--dial", addr, "--bare", "--codec", "msgpack", "x"}, "a bare body is the raw bytes, no codec"},
 		{[]string{"req", "--dial", addr, "--bare", "-H", "a=b", "x"}, "bare frames carry no headers"},

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,13 +29,23 @@ func lingerFlag() cli.Flag {
 		Usage: "after the last message, wait this long for queued messages to reach the wire before exiting"}
 }
 
+// bareCommandNames lists the commands that take --bare, for the usage
+// error of the others.
+func bareCommandNames() string {
+	names := slices.Sorted(maps.Keys(bareCommands))
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
 // pubsubService is --service, else the first token of topic.
 func pubsubService(cmd *cli.Command, topic string) (string, error) {
 	if s := cmd.String(flagService); s != "" {
 		return s, nil
 	}
 	first, _, _ := strings.Cut(topic, ".")
-	if first == "" || strings.ContainsAny(first, "*>") {
+	if first == "" {
+		return "", usagef("%q has no first token to name the service: name it with --service", topic)
+	}
+	if strings.ContainsAny(first, "*>") {
 		return "", usagef("%q starts with a wildcard: name the service with --service", topic)
 	}
 	return first, nil
@@ -52,7 +64,14 @@ them); then it publishes, lingers, and leaves. Pub/sub is at most once: a
 message published while nobody is connected is lost (a warning says so).
 
 With the msgpack codec a MESSAGE that parses as JSON is sent as that value,
-anything else as a string; with --codec raw the bytes go as they are.`,
+anything else as a string; with --codec raw the bytes go as they are.
+
+--bare publishes bare SP frames (no spmesh envelope), so that NNG and
+nanomsg SUB programs (nngcat --sub) get them: each frame is TOPIC's bytes
+immediately followed by the message's (no separator: put one at the end
+of TOPIC if the subscribers want one), TOPIC any string. A bare frame
+loses the headers (refused), message ids, sequence numbers (subscribers
+see no gaps) and batching.`,
 		Flags: flags(meshFlags(), addrFlags(), bodyFlags(), []cli.Flag{
 			serviceFlag(),
 			&cli.IntFlag{Name: flagSubscribers, Value: 1, Category: "message",
@@ -82,8 +101,8 @@ anything else as a string; with --codec raw the bytes go as they are.`,
 					return err
 				}
 			}
-			opts := append([]pubsub.Option{pubsub.WithCodec(s.codec)},
-				wiring(s, svc, pubsub.WithDiscovery, pubsub.WithListen, pubsub.WithDial, pubsub.WithTLS, pubsub.WithRequireTLS)...)
+			opts := append([]pubsub.Option{pubsub.WithCodec(s.codec)}, s.barePubSub()...)
+			opts = append(opts, wiring(s, svc, pubsub.WithDiscovery, pubsub.WithListen, pubsub.WithDial, pubsub.WithTLS, pubsub.WithRequireTLS)...)
 			p, err := pubsub.NewPublisher(opts...)
 			if err != nil {
 				return err
@@ -136,7 +155,14 @@ headers, body. Msgpack bodies are shown as JSON; raw bodies as text, or as
 "missed" in --json output.
 
 In a mesh it dials every publisher of --service (default: the first token of
-the first PATTERN) and keeps doing so as publishers come and go.`,
+the first PATTERN) and keeps doing so as publishers come and go.
+
+--bare receives bare SP frames (no spmesh envelope), from NNG and nanomsg
+PUB programs (nngcat --pub) or spmesh pub --bare: each PATTERN is a byte
+prefix of the frame (no wildcards; "" is every frame), and each frame is
+printed whole, topic included, as it came (as nngcat --sub prints it;
+--json splits it into "topic", the longest PATTERN it starts with, and
+the body). Bare frames carry no publisher, sequence number or time.`,
 		Flags: flags(meshFlags(), addrFlags(), []cli.Flag{
 			serviceFlag(),
 			&cli.IntFlag{Name: flagCount, Aliases: []string{"n"}, Usage: "exit after this many messages (0: until interrupted)"},
@@ -160,8 +186,8 @@ the first PATTERN) and keeps doing so as publishers come and go.`,
 					return err
 				}
 			}
-			opts := append([]pubsub.Option{pubsub.WithCodec(s.codec), pubsub.WithSubscribe(patterns...)},
-				wiring(s, svc, pubsub.WithDiscovery, pubsub.WithListen, pubsub.WithDial, pubsub.WithTLS, pubsub.WithRequireTLS)...)
+			opts := append([]pubsub.Option{pubsub.WithCodec(s.codec), pubsub.WithSubscribe(patterns...)}, s.barePubSub()...)
+			opts = append(opts, wiring(s, svc, pubsub.WithDiscovery, pubsub.WithListen, pubsub.WithDial, pubsub.WithTLS, pubsub.WithRequireTLS)...)
 			sub, err := pubsub.NewSubscriber(opts...)
 			if err != nil {
 				return err
@@ -171,6 +197,9 @@ the first PATTERN) and keeps doing so as publishers come and go.`,
 				s.logf("subscribed to %s on service %s", strings.Join(patterns, " "), svc)
 			} else {
 				s.logf("subscribed to %s", strings.Join(patterns, " "))
+			}
+			if s.bare {
+				return printAll(ctx, cmd, sub.Next, s.printBareMessage)
 			}
 			g := gaps{}
 			return printAll(ctx, cmd, sub.Next, func(m *pubsub.Message) error {
@@ -213,4 +242,23 @@ func (s *session) printMessage(m *pubsub.Message, missed uint64) error {
 		}
 	}
 	return s.printReceived(o, fmt.Sprintf("%s pub=%s seq=%d", m.Topic, pub, m.Seq), m.Header, m.Data)
+}
+
+// barePubSub is pubsub.WithBareFrames with --bare, else nothing.
+func (s *session) barePubSub() []pubsub.Option {
+	if s.bare {
+		return []pubsub.Option{pubsub.WithBareFrames()}
+	}
+	return nil
+}
+
+// printBareMessage prints a bare frame as it came: topic and body
+// together, or split in --json.
+func (s *session) printBareMessage(m *pubsub.Message) error {
+	if s.json {
+		return s.printReceived(map[string]any{"topic": m.Topic}, "", nil, m.Data)
+	}
+	frame := append([]byte(m.Topic), m.Data...)
+	_, err := fmt.Fprintln(s.stdout, decodeBody(s.codec, frame).String())
+	return err
 }

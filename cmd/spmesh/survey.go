@@ -36,7 +36,14 @@ connected respondents stayed silent. --json prints one document:
 
 Exits with 5 when nobody answered or an --expect'ed respondent did not.
 
-With --dial/--listen and no mesh, give no SERVICE: QUESTION comes first.`,
+With --dial/--listen and no mesh, give no SERVICE: QUESTION comes first.
+
+--bare sends a bare SP survey (no spmesh envelope), so that NNG and nanomsg
+RESPONDENT programs (nngcat --respondent) answer it: QUESTION's bytes alone,
+the answers printed as they came, each from its connection's address
+("ADDRESS BODY"; bare answers carry no name). Lost: headers (refused),
+--expect (refused: no names), the deadline, declines and error answers (a
+bare respondent that fails sends nothing).`,
 		Flags: flags(meshFlags(), addrFlags(), bodyFlags(), []cli.Flag{
 			&cli.DurationFlag{Name: flagTimeout, Aliases: []string{"t"}, Value: survey.DefaultTimeout,
 				Usage: "how long the survey collects answers"},
@@ -55,8 +62,11 @@ With --dial/--listen and no mesh, give no SERVICE: QUESTION comes first.`,
 			if err != nil {
 				return err
 			}
-			opts := append([]survey.Option{survey.WithCodec(s.codec)},
-				wiring(s, service, survey.WithDiscovery, survey.WithListen, survey.WithDial, survey.WithTLS, survey.WithRequireTLS)...)
+			if s.bare && len(cmd.StringSlice(flagExpect)) > 0 {
+				return usagef("--bare with --expect: bare answers carry no respondent name")
+			}
+			opts := append([]survey.Option{survey.WithCodec(s.codec)}, s.bareSurvey()...)
+			opts = append(opts, wiring(s, service, survey.WithDiscovery, survey.WithListen, survey.WithDial, survey.WithTLS, survey.WithRequireTLS)...)
 			sv, err := survey.NewSurveyor(opts...)
 			if err != nil {
 				return err
@@ -212,7 +222,14 @@ leaves the mesh.
 SPMESH_HEADER_<KEY> in the environment, stdout the answer, a non-zero exit
 an error answer) and is killed at the survey's deadline.
 
-With --dial/--listen and no mesh, give no SERVICE.`,
+With --dial/--listen and no mesh, give no SERVICE.
+
+--bare answers bare SP surveys (no spmesh envelope), so that an NNG or
+nanomsg SURVEYOR program (nngcat --surveyor) gets its answers: the question
+is taken as its bytes, the answer sent as raw bytes. Lost: headers, the
+survey's id and deadline (SPMESH_SURVEY_ID is empty; --command is not
+killed at a deadline), the name, and error answers: a failing --command
+sends no answer.`,
 		Flags: flags(meshFlags(), addrFlags(), answerFlags()),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			s, service, err := openService(ctx, cmd)
@@ -225,6 +242,10 @@ With --dial/--listen and no mesh, give no SERVICE.`,
 				return err
 			}
 			h := survey.HandlerFunc(func(ctx context.Context, q *survey.Question) (any, error) {
+				if s.bare {
+					return srv.answer(ctx, request{fields: map[string]any{}, prefix: "survey", data: q.Data,
+						env: requestEnv("SURVEY", "", 0, nil)})
+				}
 				return srv.answer(ctx, request{
 					fields: map[string]any{"id": q.ID.String()},
 					prefix: "survey " + q.ID.String(),
@@ -236,7 +257,7 @@ With --dial/--listen and no mesh, give no SERVICE.`,
 			if name == "" && s.node != nil {
 				name = s.node.Name()
 			}
-			opts := []survey.Option{survey.WithCodec(s.codec), survey.WithConcurrency(max(cmd.Int(flagConcurrency), 1))}
+			opts := append([]survey.Option{survey.WithCodec(s.codec), survey.WithConcurrency(max(cmd.Int(flagConcurrency), 1))}, s.bareSurvey()...)
 			if name != "" {
 				opts = append(opts, survey.WithName(name))
 			}
@@ -250,4 +271,12 @@ With --dial/--listen and no mesh, give no SERVICE.`,
 			return srv.serve(ctx, r.Drain)
 		},
 	}
+}
+
+// bareSurvey is survey.WithBareFrames with --bare, else nothing.
+func (s *session) bareSurvey() []survey.Option {
+	if s.bare {
+		return []survey.Option{survey.WithBareFrames()}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package sock
 import (
 	"bytes"
 	"sync"
+	"sync/atomic"
 
 	"github.com/spmesh/spmesh/internal/wire"
 	"go.nanomsg.org/mangos/v3"
@@ -23,6 +24,8 @@ import (
 //     does (the subscriber sees the gap).
 type subProto struct {
 	hold   bool
+	quiet  bool          // Quiet: no interest frames (bare_pubsub.go)
+	drops  atomic.Uint64 // frames the full receive queue dropped (SubDrops)
 	mu     sync.Mutex
 	closed bool
 	subs   [][]byte
@@ -93,6 +96,7 @@ func (s *subProto) receiver(sp *subPipe) {
 				select { // full: drop the oldest (seen as a gap)
 				case old := <-q:
 					old.Free()
+					s.drops.Add(1)
 				default:
 				}
 			}
@@ -175,6 +179,9 @@ func (s *subProto) SetOption(name string, v any) error {
 			}
 		}
 		return nil
+	case optQuiet:
+		s.quiet = true
+		return nil
 	case mangos.OptionReadQLen:
 		n, ok := v.(int)
 		if !ok || n < 1 {
@@ -193,6 +200,8 @@ func (s *subProto) GetOption(name string) (any, error) {
 	switch name {
 	case optHold:
 		return s.hold, nil
+	case optDrops:
+		return s.drops.Load(), nil
 	case mangos.OptionRaw:
 		return false, nil
 	case mangos.OptionReadQLen:
@@ -214,7 +223,9 @@ func (s *subProto) AddPipe(p protocol.Pipe) error {
 	p.SetPrivate(sp)
 	s.pipes[p.ID()] = sp
 	go s.receiver(sp)
-	go s.announcer(sp)
+	if !s.quiet {
+		go s.announcer(sp)
+	}
 	return nil
 }
 
