@@ -143,7 +143,7 @@ point the other commands at it with --join 127.0.0.1:7946.`,
 		ExitErrHandler:                func(context.Context, *cli.Command, error) {},
 		OnUsageError:                  onUsageError,
 		Commands: []*cli.Command{
-			agentCommand(), membersCommand(), servicesCommand(), watchCommand(),
+			agentCommand(), membersCommand(), servicesCommand(), watchCommand(), statsCommand(), topCommand(),
 			pubCommand(), subCommand(),
 			reqCommand(), replyCommand(),
 			pushCommand(), pullCommand(), produceCommand(),
