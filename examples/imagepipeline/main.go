@@ -50,6 +50,7 @@ type config struct {
 	child       bool
 	secure      bool   // demo: a throwaway CA, certificates and gossip key; mutual TLS everywhere
 	pki         string // with -role: the PKI directory (see secure.go)
+	metrics     string // serve /metrics on this host:port (the demo: its own, then the next ports for its children)
 }
 
 // run parses args and runs the chosen role; it returns the exit code.
@@ -85,6 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.verbose, "v", false, "demo: show the children's info logs")
 	fs.BoolVar(&c.child, "child", false, "internal: started by the demo's supervisor")
 	fs.BoolVar(&c.secure, "secure", false, "demo: generate a throwaway CA, a certificate per process and a gossip key, and run everything over mutual TLS (plaintext refused, certificates must name their node)")
+	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus /metrics on `host:port` (port 0 picks one; the demo serves its own there and gives its children the next ports, in start order)")
 	fs.StringVar(&c.pki, "pki", "", "with -role: secure mode from this directory (ca.pem, gossip.key, NAME.pem, NAME-key.pem for -name NAME)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
