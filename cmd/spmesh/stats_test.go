@@ -304,3 +304,43 @@ func sample(text, series string) (float64, bool) {
 	}
 	return 0, false
 }
+
+// TestRates: rates between two surveys, per node over its own interval; a
+// node or socket in one survey only has none; a counter that went down (a
+// socket replaced) counts from zero.
+func TestRates(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sock := func(service string, sent, recv, dropped float64, peers ...metrics.PeerSnapshot) metrics.SocketSnapshot {
+		return metrics.SocketSnapshot{Service: service, Role: "r", Peers: peers, Values: map[string]float64{
+			"messages_sent_total": sent, "messages_received_total": recv, "dropped_total": dropped, "peers": 1, "in_flight": 2}}
+	}
+	prev := &metrics.MeshStats{Nodes: []metrics.Snapshot{
+		{Node: "a", Time: t0, Sockets: []metrics.SocketSnapshot{sock("s", 100, 10, 0), sock("gone", 1, 1, 1)}},
+		{Node: "b", Time: t0, Sockets: []metrics.SocketSnapshot{sock("s", 50, 0, 0)}},
+		{Node: "left", Time: t0},
+	}}
+	cur := &metrics.MeshStats{Nodes: []metrics.Snapshot{
+		{Node: "a", Time: t0.Add(2 * time.Second), Sockets: []metrics.SocketSnapshot{sock("s", 300, 30, 4), sock("new", 5, 5, 5)}},
+		{Node: "b", Time: t0.Add(4 * time.Second), Sockets: []metrics.SocketSnapshot{sock("s", 20, 0, 0,
+			metrics.PeerSnapshot{Addr: "p1", Done: 5, MeanReplySeconds: 0.010},
+			metrics.PeerSnapshot{Addr: "p2", Done: 5, MeanReplySeconds: 0.012},
+			metrics.PeerSnapshot{Addr: "p3", Done: 5, MeanReplySeconds: 0.050},
+			metrics.PeerSnapshot{Addr: "p4", Done: 0, MeanReplySeconds: 0})}},
+		{Node: "new", Time: t0.Add(time.Second)},
+	}}
+	got := rates(prev, cur, t0)
+	if len(got.Nodes) != 2 || got.Interval != 4 || len(got.Missing) != 1 || got.Missing[0] != "left" {
+		t.Fatalf("got %+v, want nodes a and b, interval 4, left missing", got)
+	}
+	a, b := got.Nodes[0], got.Nodes[1]
+	if len(a.Sockets) != 1 || a.Sockets[0].Sent != 100 || a.Sockets[0].Received != 10 || a.Sockets[0].Dropped != 2 ||
+		a.Sockets[0].InFlight == nil || *a.Sockets[0].InFlight != 2 {
+		t.Errorf("a: got %+v, want socket s only: sent 100/s, received 10/s, dropped 2/s, in flight 2", a.Sockets)
+	}
+	if len(b.Sockets) != 1 || b.Sockets[0].Sent != 5 {
+		t.Errorf("b: got %+v, want sent 5/s (20 after a restart, over 4 s)", b.Sockets)
+	}
+	if slow := b.Sockets[0].SlowPeers; len(slow) != 1 || slow[0].Addr != "p3" {
+		t.Errorf("slow peers: got %+v, want p3 only (50ms against a median of 12ms)", slow)
+	}
+}
