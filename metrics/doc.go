@@ -92,7 +92,7 @@
 // Bounds: a Snapshot lists at most [MaxSnapshotSockets] sockets (the first
 // by service and role; Snapshot.Omitted counts the rest) and
 // [MaxSnapshotPeers] peers per socket (the slowest first; PeersOmitted
-// counts the rest); questions and answers over 1 MiB are refused. The
+// counts the rest); questions and answers over [MaxStatsMessage] (1 MiB) are refused. The
 // responder answers two surveys at once; more wait in its socket's queue,
 // and what its survey.Respondent drops (a surveyor that does not read) is
 // counted in its own Stats. Anyone in the mesh may ask: the answer holds

@@ -17,10 +17,11 @@ import (
 // starts with "_spmesh." belong to spmesh itself.
 const StatsService = "_spmesh.stats"
 
-// maxStatsMessage bounds a stats question or answer: a Snapshot at its
-// caps (MaxSnapshotSockets sockets, MaxSnapshotPeers peers each) is well
-// under it.
-const maxStatsMessage = 1 << 20
+// MaxStatsMessage bounds a stats question or answer on the responder;
+// give a surveyor the same bound (survey.WithMaxMessageSize). A Snapshot
+// at its caps (MaxSnapshotSockets sockets, MaxSnapshotPeers peers each) is
+// well under it.
+const MaxStatsMessage = 1 << 20
 
 // StatsQuery is the question of a stats survey.
 type StatsQuery struct {
@@ -62,7 +63,7 @@ func ServeMesh(node *discovery.Node, c *Collector, opts ...survey.Option) (*surv
 		survey.WithDiscovery(node, StatsService),
 		survey.WithName(node.Name()),
 		survey.WithConcurrency(2),
-		survey.WithMaxMessageSize(maxStatsMessage),
+		survey.WithMaxMessageSize(MaxStatsMessage),
 	}, opts...)
 	return survey.NewRespondent(h, all...)
 }

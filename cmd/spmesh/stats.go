@@ -48,7 +48,7 @@ func openStats(ctx context.Context, cmd *cli.Command) (*statsSurveyor, error) {
 	if err != nil {
 		return nil, err
 	}
-	sv, err := survey.NewSurveyor(survey.WithDiscovery(s.node, metrics.StatsService))
+	sv, err := survey.NewSurveyor(survey.WithDiscovery(s.node, metrics.StatsService), survey.WithMaxMessageSize(metrics.MaxStatsMessage))
 	if err != nil {
 		s.close()
 		return nil, err
