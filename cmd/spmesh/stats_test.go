@@ -16,6 +16,7 @@ import (
 	"github.com/spmesh/spmesh/discovery"
 	"github.com/spmesh/spmesh/internal/testutil"
 	"github.com/spmesh/spmesh/metrics"
+	"github.com/spmesh/spmesh/pipeline"
 	"github.com/spmesh/spmesh/pubsub"
 )
 
@@ -342,5 +343,91 @@ func TestRates(t *testing.T) {
 	}
 	if slow := b.Sockets[0].SlowPeers; len(slow) != 1 || slow[0].Addr != "p3" {
 		t.Errorf("slow peers: got %+v, want p3 only (50ms against a median of 12ms)", slow)
+	}
+}
+
+// TestTopSlowPeer: a producer with a fast and a slow worker; top flags the
+// slow one among the producer's peers.
+func TestTopSlowPeer(t *testing.T) {
+	t.Parallel()
+	_, addr := seed(t)
+	a, ca := statsNode(t, "slow-a", addr)
+	worker := func(name string, work time.Duration) string {
+		n, c := statsNode(t, name, addr)
+		w, err := pipeline.NewWorker(pipeline.HandlerFunc(func(ctx context.Context, _ *pipeline.Job) error {
+			select { // simulated work
+			case <-time.After(work):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}), pipeline.WithDiscovery(n, "jobs"), pipeline.WithConcurrency(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Close() })
+		if err := c.Add("jobs", "worker", w); err != nil {
+			t.Fatal(err)
+		}
+		_, hostPort, _ := strings.Cut(w.Addrs()[0], "://")
+		return hostPort
+	}
+	worker("slow-fast", 0)
+	slowAddr := worker("slow-slow", 300*time.Millisecond)
+	p, err := pipeline.NewProducer(pipeline.WithDiscovery(a, "jobs"), pipeline.WithMaxInFlight(8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	if err := ca.Add("jobs", "producer", p); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wctx, wcancel := context.WithTimeout(ctx, waitReady)
+	defer wcancel()
+	if err := p.WaitPeers(wctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			if err := p.Produce(ctx, i); err != nil {
+				return
+			}
+		}
+	})
+	// Both workers have replied before top looks.
+	testutil.Eventually(t, waitReady, func() error {
+		ps := p.Stats().PerPeer
+		if len(ps) != 2 || ps[0].Done == 0 || ps[1].Done == 0 {
+			return fmt.Errorf("got peers %+v, want two that replied", ps)
+		}
+		return nil
+	})
+
+	r := mustRun(t, 0, "", "top", "jobs", "--once", "--json", "-j", addr, "--wait", "20s", "--timeout", "10s", "--interval", "1s")
+	var sample topSample
+	if err := json.Unmarshal([]byte(r.stdout), &sample); err != nil {
+		t.Fatalf("top --json printed %q: %v", r.stdout, err)
+	}
+	var found bool
+	for _, n := range sample.Nodes {
+		for _, s := range n.Sockets {
+			if n.Node != "slow-a" || s.Role != "producer" {
+				if len(s.SlowPeers) > 0 {
+					t.Errorf("%s %s: got slow peers %+v, want none", n.Node, s.Role, s.SlowPeers)
+				}
+				continue
+			}
+			found = true
+			if len(s.SlowPeers) != 1 || s.SlowPeers[0].Addr != slowAddr {
+				t.Errorf("producer: got slow peers %+v, want the slow worker at %s only (peers: %+v)\n%s", s.SlowPeers, slowAddr, p.Stats().PerPeer, r)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no producer of slow-a in top's sample\n%s", r)
 	}
 }

@@ -30,7 +30,7 @@ the rates between two consecutive answers of each node, by that node's
 clock: per socket (only SERVICE's, if given) messages sent and received per
 second, drops per second, in flight, peers, and its slow peers (requesters
 and producers: peers whose mean reply time is at least twice the median of
-the socket's peers). A node or socket seen in one survey only shows no rates
+the socket's other peers). A node or socket seen in one survey only shows no rates
 yet. On a terminal the screen is redrawn; otherwise each sample is printed
 after the last, separated by a blank line. It runs until interrupted.
 
@@ -178,25 +178,30 @@ func rates(prev, cur *metrics.MeshStats, now time.Time) topSample {
 }
 
 // slowPeers returns the peers whose mean reply time is at least twice the
-// median of the peers that replied (with at least two of them).
+// median of the other peers that replied (so with two peers, one at least
+// twice as slow as the other is slow).
 func slowPeers(ps []metrics.PeerSnapshot) []metrics.PeerSnapshot {
-	var times []float64
-	for _, p := range ps {
-		if p.Done > 0 {
-			times = append(times, p.MeanReplySeconds)
-		}
-	}
-	if len(times) < 2 {
-		return nil
-	}
-	slices.Sort(times)
-	median := times[len(times)/2]
-	if len(times)%2 == 0 {
-		median = (times[len(times)/2-1] + times[len(times)/2]) / 2
-	}
 	var slow []metrics.PeerSnapshot
-	for _, p := range ps {
-		if p.Done > 0 && p.MeanReplySeconds >= 2*median && p.MeanReplySeconds > 0 {
+	others := make([]float64, 0, len(ps))
+	for i, p := range ps {
+		if p.Done == 0 || p.MeanReplySeconds <= 0 {
+			continue
+		}
+		others = others[:0]
+		for j, o := range ps {
+			if j != i && o.Done > 0 {
+				others = append(others, o.MeanReplySeconds)
+			}
+		}
+		if len(others) == 0 {
+			continue
+		}
+		slices.Sort(others)
+		median := others[len(others)/2]
+		if len(others)%2 == 0 {
+			median = (others[len(others)/2-1] + others[len(others)/2]) / 2
+		}
+		if p.MeanReplySeconds >= 2*median {
 			slow = append(slow, p)
 		}
 	}
