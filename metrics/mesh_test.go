@@ -123,6 +123,26 @@ func TestServeMesh(t *testing.T) {
 		t.Errorf("discovery figures: got %v, want pull_errors_total among them", na.Discovery)
 	}
 
+	// A question that is not a StatsQuery gets an error answer.
+	res, err := sv.Survey(ctx, []int{1, 2, 3}, survey.WithExpect("a", "b"), survey.WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := 0
+	for r, err := range res.All(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Err == nil {
+			t.Errorf("answer from %s to a bad question: got no error, want one", r.From)
+		}
+		errs++
+	}
+	res.Close()
+	if errs != 2 {
+		t.Errorf("bad question: got %d error answers, want 2", errs)
+	}
+
 	// Filtered by service: the node figures stay, the sockets go.
 	ms, err = metrics.QueryMesh(ctx, sv, "nothing", survey.WithExpect("a", "b"), survey.WithTimeout(5*time.Second))
 	if err != nil {
