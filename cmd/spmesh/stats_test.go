@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -429,5 +430,28 @@ func TestTopSlowPeer(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no producer of slow-a in top's sample\n%s", r)
+	}
+}
+
+// TestTopRunsUntilInterrupted: top prints a sample every interval (one
+// after the other when stdout is not a terminal) until SIGINT, then exits 0.
+func TestTopRunsUntilInterrupted(t *testing.T) {
+	t.Parallel()
+	_, addr := seed(t)
+	statsNode(t, "loop-a", addr)
+	top := start(t, "top", "-j", addr, "--wait", "20s", "--interval", "200ms")
+	// Two samples: the second header comes after the first sample's rows.
+	testutil.Eventually(t, waitReady, func() error {
+		if n := strings.Count(top.stdout.String(), "spmesh top "); n < 2 {
+			return fmt.Errorf("got %d samples, want 2\n%s", n, top)
+		}
+		return nil
+	})
+	if !regexp.MustCompile(`(?m)^loop-a\s+3\s+0\s+0\s+0$`).MatchString(top.stdout.String()) {
+		t.Errorf("got\n%s\nwant loop-a with 3 members alive (seed, itself, top)", top.stdout)
+	}
+	top.signal(syscall.SIGINT)
+	if code := top.wait(waitReady); code != 0 {
+		t.Fatalf("got exit %d after SIGINT, want 0\n%s", code, top)
 	}
 }
