@@ -42,7 +42,9 @@ type StatsQuery struct {
 // role, figures and peers' addresses (at most MaxSnapshotSockets sockets
 // and MaxSnapshotPeers peers each; the rest are counted, not listed).
 // Nothing there is secret from a member: the endpoints are in discovery
-// already. Surveys are answered two at a time; more wait in the socket's
+// already. At its caps a Snapshot with 256-byte service names encodes to
+// about 250 KB; one over MaxStatsMessage (names of many kilobytes) is not
+// sent: the surveyor gets an error answer matching spmesh.ErrTooLarge. Surveys are answered two at a time; more wait in the socket's
 // queue. A question that does not decode as a [StatsQuery] gets an error
 // answer. opts are added to the respondent's options (a logger, say).
 func ServeMesh(node *discovery.Node, c *Collector, opts ...survey.Option) (*survey.Respondent, error) {

@@ -3,9 +3,11 @@ package metrics_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/discovery"
 	"github.com/spmesh/spmesh/internal/testutil"
 	"github.com/spmesh/spmesh/metrics"
@@ -197,4 +199,33 @@ func TestNodeMembersScrape(t *testing.T) {
 	got := scrape(t, srv)
 	want(t, got, `spmesh_discovery_members{node="a",state="alive"}`, 2)
 	want(t, got, `spmesh_discovery_members{node="a",state="failed"}`, 0)
+}
+
+// TestSnapshotFitsMessage: a Snapshot at its caps, with long names and
+// addresses, encodes well under MaxStatsMessage.
+func TestSnapshotFitsMessage(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("x", n) }
+	snap := metrics.Snapshot{Node: long(128), Time: time.Now(), Discovery: map[string]uint64{}}
+	for i := range 7 {
+		snap.Discovery[fmt.Sprintf("%s_%d_total", long(24), i)] = 1 << 60
+	}
+	for i := range metrics.MaxSnapshotSockets {
+		s := metrics.SocketSnapshot{Service: fmt.Sprintf("%s%d", long(256), i), Role: long(64), Values: map[string]float64{}}
+		for j := range 40 { // more figures than any socket type has
+			s.Values[fmt.Sprintf("%s_%d_total", long(24), j)] = 1.5e18
+		}
+		for j := range metrics.MaxSnapshotPeers {
+			s.Peers = append(s.Peers, metrics.PeerSnapshot{Addr: fmt.Sprintf("[2001:db8::%d]:65535", j), InFlight: 1 << 20,
+				Credit: 1 << 20, Done: 1 << 60, Failed: 1 << 60, MeanReplySeconds: 1.5})
+		}
+		snap.Sockets = append(snap.Sockets, s)
+	}
+	b, err := spmesh.Msgpack.Marshal(&snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a Snapshot at its caps: %d bytes (MaxStatsMessage %d)", len(b), metrics.MaxStatsMessage)
+	if len(b) > metrics.MaxStatsMessage/2 {
+		t.Fatalf("got %d bytes, want at most half of MaxStatsMessage (%d)", len(b), metrics.MaxStatsMessage)
+	}
 }
