@@ -29,8 +29,11 @@ port on loopback.
 The agent answers stats surveys (spmesh stats, spmesh top) with its node's
 figures. With --http host:port it also serves, and prints as "http ADDR":
 /metrics (Prometheus text: its node's discovery figures, members by state,
-Go runtime and process), /healthz ("ok"), /members and /services (the JSON
-of members --json and services --json; /services?service=NAME filters).`,
+Go runtime and process), /healthz ("ok" while the node runs), /members and
+/services (the JSON of members --json and services --json, this node
+included; /services?service=NAME filters; the first call makes the node
+fetch every member's records from then on). There is no authentication:
+listen on loopback or a private address.`,
 		Flags: flags(meshFlags(), agentFlags()),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			s, err := newSession(cmd)
