@@ -8,6 +8,9 @@
 //	c.AddNode(node)              // a discovery.Node
 //	defer c.Remove("images", "worker")
 //
+// [Handler] serves a collector (with the Go runtime and process figures)
+// from a registry of its own, for a process that exports nothing else.
+//
 // Nothing is counted on the message path: the [Collector] calls each
 // socket's Stats method when Prometheus scrapes it, so a scrape costs one
 // Stats call per socket and nothing is dropped, blocked or retried by the

@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -227,5 +228,26 @@ func TestSnapshotFitsMessage(t *testing.T) {
 	t.Logf("a Snapshot at its caps: %d bytes (MaxStatsMessage %d)", len(b), metrics.MaxStatsMessage)
 	if len(b) > metrics.MaxStatsMessage/2 {
 		t.Fatalf("got %d bytes, want at most half of MaxStatsMessage (%d)", len(b), metrics.MaxStatsMessage)
+	}
+}
+
+// TestHandler: Handler serves the collector with the Go and process
+// figures.
+func TestHandler(t *testing.T) {
+	c := metrics.NewCollector()
+	p, err := pubsub.NewPublisher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := c.Add("prices", "publisher", p); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(metrics.Handler(c))
+	defer srv.Close()
+	got := scrape(t, srv)
+	want(t, got, `spmesh_messages_sent_total{role="publisher",service="prices"}`, 0)
+	if _, ok := got["go_goroutines"]; !ok {
+		t.Error("go_goroutines: missing")
 	}
 }

@@ -13,10 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/metrics"
 	"github.com/spmesh/spmesh/survey"
@@ -270,10 +266,8 @@ func observe(s *session) (*observer, error) {
 		o.resp.Close()
 		return nil, fmt.Errorf("--http %s: %w", addr, err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", metrics.Handler(c))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if s.node.MemberCounts().Alive == 0 { // closed
 			http.Error(w, "node closed", http.StatusServiceUnavailable)

@@ -9,10 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/discovery"
 	"github.com/spmesh/spmesh/metrics"
@@ -52,10 +48,8 @@ func observe(c config, node *discovery.Node, log *slog.Logger) (*observer, error
 		o.close()
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(o.c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", metrics.Handler(o.c))
 	o.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	o.done = make(chan struct{})
 	go func() {
