@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -183,6 +185,12 @@ func (c *config) check() error {
 		return fmt.Errorf("-work %v: want 0 or more", c.work)
 	case c.runID != "" && imageID(c.runID) != c.runID:
 		return fmt.Errorf("-run %q: use letters, digits, - and _ only", c.runID)
+	}
+	if c.metrics != "" {
+		_, port, err := net.SplitHostPort(c.metrics)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535-c.workers-8 {
+			return fmt.Errorf("-metrics %q: want host:port, the port 0 (any) or low enough for the children's ports after it", c.metrics)
+		}
 	}
 	if c.pki != "" && c.role == "" {
 		return fmt.Errorf("-pki is for one role (-role); the demo makes its own with -secure")

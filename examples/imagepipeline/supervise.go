@@ -164,16 +164,9 @@ func supervise(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	}
 	defer obs.close()
 	if c.metrics != "" {
-		host, port, err := net.SplitHostPort(c.metrics)
-		if err != nil {
-			return fmt.Errorf("-metrics %q: %w", c.metrics, err)
-		}
-		s.metricsHost, s.metricsPort = host, 0
-		if port != "0" {
-			if s.metricsPort, err = strconv.Atoi(port); err != nil {
-				return fmt.Errorf("-metrics %q: bad port", c.metrics)
-			}
-		}
+		host, port, _ := net.SplitHostPort(c.metrics) // checked by config.check
+		s.metricsHost = host
+		s.metricsPort, _ = strconv.Atoi(port)
 	}
 	defer s.stopAll(nil)
 
