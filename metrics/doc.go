@@ -8,6 +8,9 @@
 //	c.AddNode(node)              // a discovery.Node
 //	defer c.Remove("images", "worker")
 //
+// [Handler] serves a collector (with the Go runtime and process figures)
+// from a registry of its own, for a process that exports nothing else.
+//
 // Nothing is counted on the message path: the [Collector] calls each
 // socket's Stats method when Prometheus scrapes it, so a scrape costs one
 // Stats call per socket and nothing is dropped, blocked or retried by the
@@ -67,7 +70,35 @@
 // spmesh_discovery_endpoints_refused_total, _records_refused_total,
 // _members_refused_total, _handshake_errors_total, _pull_errors_total,
 // _gossip_refused_total and _dropped_events_total (counters, the fields of
-// discovery.Stats of the same names). There is no member count: Node.Stats
-// has none, and Node.Members makes the node fetch every member's records,
-// which a scrape must not trigger.
+// discovery.Stats of the same names), and the gauge
+// spmesh_discovery_members{state="alive"|"suspect"|"left"|"failed"} from
+// [discovery.Node.MemberCounts] (alive includes the node itself and the
+// suspects; left and failed are the members gone recently, within the
+// node's re-join window). MemberCounts fetches nothing: a scrape does not
+// make the node pull records (Node.Members would).
+//
+// # Stats over the mesh
+//
+// [ServeMesh] makes a node answer stats surveys: a survey respondent on the
+// reserved service [StatsService] ("_spmesh.stats"), wired through the
+// node, answers each survey with a [Snapshot]: the node's name, member
+// counts and discovery counters, and the figures of the collector's
+// sockets (the metric names above without "spmesh_", in
+// [SocketSnapshot].Values, and the per-peer figures in Peers). It needs no
+// port of its own (respondents dial the surveyor). [QueryMesh] runs one
+// such survey from a [survey.Surveyor] wired to StatsService; the spmesh
+// command line's stats and top commands are built on it.
+//
+//	resp, err := metrics.ServeMesh(node, c) // c: the node's Collector
+//	defer resp.Close()
+//
+// Bounds: a Snapshot lists at most [MaxSnapshotSockets] sockets (the first
+// by service and role; Snapshot.Omitted counts the rest) and
+// [MaxSnapshotPeers] peers per socket (the slowest first; PeersOmitted
+// counts the rest); questions and answers over [MaxStatsMessage] (1 MiB) are refused. The
+// responder answers two surveys at once; more wait in its socket's queue,
+// and what its survey.Respondent drops (a surveyor that does not read) is
+// counted in its own Stats. Anyone in the mesh may ask: the answer holds
+// service names, roles, figures and peer addresses, nothing that
+// discovery does not already tell a member.
 package metrics

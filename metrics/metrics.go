@@ -3,6 +3,7 @@ package metrics
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,8 +33,9 @@ const MaxPeers = 64
 
 // metric is one exported family.
 type metric struct {
-	desc *prometheus.Desc
-	typ  prometheus.ValueType
+	desc  *prometheus.Desc
+	typ   prometheus.ValueType
+	short string // the name without "spmesh_": the key in a SocketSnapshot
 }
 
 var (
@@ -44,7 +46,7 @@ var (
 )
 
 func def(name, help string, typ prometheus.ValueType, labels []string) *metric {
-	m := &metric{desc: prometheus.NewDesc(name, help, labels, nil), typ: typ}
+	m := &metric{desc: prometheus.NewDesc(name, help, labels, nil), typ: typ, short: strings.TrimPrefix(name, "spmesh_")}
 	all = append(all, m)
 	return m
 }
@@ -112,7 +114,16 @@ var (
 	mNodePullErrors       = def("spmesh_discovery_pull_errors_total", "Failed records pulls of any cause.", prometheus.CounterValue, nodeLabels)
 	mNodeGossipRefused    = def("spmesh_discovery_gossip_refused_total", "Gossip refused: wrong label or key, address outside the allowed CIDRs.", prometheus.CounterValue, nodeLabels)
 	mNodeDroppedEvents    = def("spmesh_discovery_dropped_events_total", "Node events that did not fit the event buffer.", prometheus.CounterValue, nodeLabels)
+	mNodeMembers          = def("spmesh_discovery_members", "Members known by state: alive (this node and suspects included), suspect, left and failed (recently).", prometheus.GaugeValue, []string{"node", "state"})
 )
+
+// memberCounter is what a node added with AddNode may also have: a
+// [discovery.Node] has it.
+type memberCounter interface {
+	MemberCounts() discovery.MemberCounts
+}
+
+var _ memberCounter = (*discovery.Node)(nil)
 
 // Collector is a [prometheus.Collector] over the Stats of the sockets and
 // discovery nodes added to it. It reads them when scraped only. A Collector
@@ -226,12 +237,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func collectNode(ch chan<- prometheus.Metric, n NodeStatser) {
-	st, name := n.Stats(), n.Name()
-	for _, p := range []struct {
-		m *metric
-		v uint64
-	}{
+// nodeFigure is one counter of discovery.Stats.
+type nodeFigure struct {
+	m *metric
+	v uint64
+}
+
+func nodeFigures(st discovery.Stats) []nodeFigure {
+	return []nodeFigure{
 		{mNodeEndpointsRefused, st.EndpointsRefused},
 		{mNodeRecordsRefused, st.RecordsRefused},
 		{mNodeMembersRefused, st.MembersRefused},
@@ -239,15 +252,31 @@ func collectNode(ch chan<- prometheus.Metric, n NodeStatser) {
 		{mNodePullErrors, st.PullErrors},
 		{mNodeGossipRefused, st.GossipRefused},
 		{mNodeDroppedEvents, st.DroppedEvents},
-	} {
-		ch <- prometheus.MustNewConstMetric(p.m.desc, p.m.typ, float64(p.v), name)
 	}
 }
 
-// emitter sends the metrics of one socket.
+func collectNode(ch chan<- prometheus.Metric, n NodeStatser) {
+	name := n.Name()
+	for _, p := range nodeFigures(n.Stats()) {
+		ch <- prometheus.MustNewConstMetric(p.m.desc, p.m.typ, float64(p.v), name)
+	}
+	if mc, ok := n.(memberCounter); ok {
+		c := mc.MemberCounts()
+		for _, s := range []struct {
+			state string
+			v     int
+		}{{"alive", c.Alive}, {"suspect", c.Suspect}, {"left", c.Left}, {"failed", c.Failed}} {
+			ch <- prometheus.MustNewConstMetric(mNodeMembers.desc, mNodeMembers.typ, float64(s.v), name, s.state)
+		}
+	}
+}
+
+// emitter sends the metrics of one socket to Prometheus (ch), or records
+// them in a snapshot (snap, when not nil).
 type emitter struct {
 	ch            chan<- prometheus.Metric
 	service, role string
+	snap          *SocketSnapshot
 }
 
 func (e *emitter) u(m *metric, v uint64) { e.f(m, float64(v)) }
@@ -255,6 +284,10 @@ func (e *emitter) u(m *metric, v uint64) { e.f(m, float64(v)) }
 func (e *emitter) i(m *metric, v int) { e.f(m, float64(v)) }
 
 func (e *emitter) f(m *metric, v float64) {
+	if e.snap != nil {
+		e.snap.Values[m.short] = v
+		return
+	}
 	e.ch <- prometheus.MustNewConstMetric(m.desc, m.typ, v, e.service, e.role)
 }
 
@@ -282,6 +315,10 @@ func (e *emitter) base(st spmesh.Stats) {
 }
 
 func (e *emitter) peers(ps []spmesh.PeerStats) {
+	if e.snap != nil {
+		e.snap.peers(ps)
+		return
+	}
 	seen := make(map[string]bool, min(len(ps), MaxPeers))
 	for _, p := range ps {
 		if len(seen) == MaxPeers {

@@ -50,6 +50,16 @@
 //     that nobody answers says why when nothing could be connected (e.g. a
 //     refused certificate); a join that fails names the likely cause
 //     (another --label or --key, or TLS on one side only).
+//   - stats and top ask the mesh itself (a survey on the reserved service
+//     _spmesh.stats, answered by every node that runs metrics.ServeMesh and
+//     by spmesh agent): no extra port. A node that does not run a stats
+//     responder is not seen. top's rates are computed between two answers
+//     of one node by that node's clock; a node lists at most 64 sockets
+//     and 16 peers per socket. members and services hide spmesh's own
+//     _spmesh.* services unless named.
+//   - agent --http host:port serves /metrics (Prometheus text: the node's
+//     discovery figures and member counts, Go runtime, process), /healthz,
+//     /members and /services (JSON) until the agent stops.
 //
 // Exit codes: 0 success, 1 other error, 2 usage, 3 cannot join the mesh,
 // 4 no such service, 5 nobody answered, 6 the remote handler returned an

@@ -31,10 +31,11 @@ const exitCodesHelp = `EXIT CODES
    1    any other error (bad message, I/O, the mesh went away)
    2    usage: unknown command or flag, missing argument
    3    cannot join: no seed answered (--join, SPMESH_JOIN), or the gossip port cannot be bound
-   4    no such service: nobody in the mesh advertises the service (req, push)
-   5    nobody answered: no reply in time (req), no answer or an --expect'ed respondent missing (survey)
+   4    no such service: nobody in the mesh advertises the service (req, push; stats: no socket of it)
+   5    nobody answered: no reply in time (req), no answer or an --expect'ed respondent missing (survey),
+        no stats responder answered (stats, top)
    6    remote error: the replier's handler returned an error (req)
-   130  interrupted by SIGINT/SIGTERM before the command finished (agent, watch, sub, pull,
+   130  interrupted by SIGINT/SIGTERM before the command finished (agent, watch, top, sub, pull,
         reply and respond run until interrupted: for them a signal is the normal end, exit 0)
 `
 
@@ -143,7 +144,7 @@ point the other commands at it with --join 127.0.0.1:7946.`,
 		ExitErrHandler:                func(context.Context, *cli.Command, error) {},
 		OnUsageError:                  onUsageError,
 		Commands: []*cli.Command{
-			agentCommand(), membersCommand(), servicesCommand(), watchCommand(),
+			agentCommand(), membersCommand(), servicesCommand(), watchCommand(), statsCommand(), topCommand(),
 			pubCommand(), subCommand(),
 			reqCommand(), replyCommand(),
 			pushCommand(), pullCommand(), produceCommand(),

@@ -24,8 +24,17 @@ commands --join), and stays until SIGINT/SIGTERM, then leaves the mesh.
 With -v it prints the mesh's events as they happen.
 
 The gossip address defaults to 0.0.0.0:7946; --bind 127.0.0.1:0 picks a free
-port on loopback.`,
-		Flags: flags(meshFlags()),
+port on loopback.
+
+The agent answers stats surveys (spmesh stats, spmesh top) with its node's
+figures. With --http host:port it also serves, and prints as "http ADDR":
+/metrics (Prometheus text: its node's discovery figures, members by state,
+Go runtime and process), /healthz ("ok" while the node runs), /members and
+/services (the JSON of members --json and services --json, this node
+included; /services?service=NAME filters; the first call makes the node
+fetch every member's records from then on). There is no authentication:
+listen on loopback or a private address.`,
+		Flags: flags(meshFlags(), agentFlags()),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			s, err := newSession(cmd)
 			if err != nil {
@@ -39,10 +48,22 @@ port on loopback.`,
 			}
 			defer s.close()
 			n := s.node
+			obs, err := observe(s)
+			if err != nil {
+				return err
+			}
+			defer obs.close()
 			if s.json {
-				printJSON(s.stdout, map[string]any{"name": n.Name(), "addr": n.Addr()})
+				out := map[string]any{"name": n.Name(), "addr": n.Addr()}
+				if obs.httpAddr != "" {
+					out["http"] = obs.httpAddr
+				}
+				printJSON(s.stdout, out)
 			} else {
 				fmt.Fprintf(s.stdout, "%s %s\n", n.Name(), n.Addr())
+				if obs.httpAddr != "" {
+					fmt.Fprintf(s.stdout, "http %s\n", obs.httpAddr)
+				}
 			}
 			for {
 				select {
@@ -78,21 +99,16 @@ fetched. Services are listed as service/role@address.`,
 			defer s.close()
 			ms := s.members(ctx)
 			if s.json {
-				out := make([]map[string]any, 0, len(ms))
-				for _, m := range ms {
-					out = append(out, map[string]any{
-						"name": m.Name, "addr": m.Addr, "state": memberState(m),
-						"services": endpointsJSON(m.Endpoints),
-					})
-				}
-				return printJSON(s.stdout, out)
+				return printJSON(s.stdout, membersJSON(ms))
 			}
 			tw := tabwriter.NewWriter(s.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tADDR\tSTATE\tSERVICES")
 			for _, m := range ms {
 				var svcs []string
 				for _, ep := range m.Endpoints {
-					svcs = append(svcs, fmt.Sprintf("%s/%s@%s", ep.Service, ep.Role, ep.Addr))
+					if !reservedService(ep.Service) {
+						svcs = append(svcs, fmt.Sprintf("%s/%s@%s", ep.Service, ep.Role, ep.Addr))
+					}
 				}
 				if len(svcs) == 0 {
 					svcs = []string{"-"}
@@ -125,29 +141,9 @@ rep (replier), pull (puller), work (worker), surveyor. Connectors
 			for _, a := range cmd.Args().Slice() {
 				want[a] = true
 			}
-			var eps []spmesh.Endpoint
-			for _, m := range s.members(ctx) {
-				for _, ep := range m.Endpoints {
-					if len(want) == 0 || want[ep.Service] {
-						eps = append(eps, ep)
-					}
-				}
-			}
-			slices.SortFunc(eps, func(a, b spmesh.Endpoint) int {
-				return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Role, b.Role),
-					cmp.Compare(a.Node, b.Node), cmp.Compare(a.Addr, b.Addr))
-			})
+			eps := serviceEndpoints(s.members(ctx), want)
 			if s.json {
-				out := []map[string]any{}
-				for _, ep := range eps {
-					if len(out) == 0 || out[len(out)-1]["service"] != ep.Service {
-						out = append(out, map[string]any{"service": ep.Service, "endpoints": []map[string]any{}})
-					}
-					last := out[len(out)-1]
-					last["endpoints"] = append(last["endpoints"].([]map[string]any),
-						map[string]any{"role": ep.Role, "node": ep.Node, "addr": ep.Addr})
-				}
-				return printJSON(s.stdout, out)
+				return printJSON(s.stdout, servicesJSON(eps))
 			}
 			tw := tabwriter.NewWriter(s.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SERVICE\tROLE\tNODE\tADDR")
@@ -195,9 +191,63 @@ func memberState(m discovery.Member) string {
 	return "syncing"
 }
 
+// membersJSON is the JSON form of members, shared by members --json and
+// the agent's /members.
+func membersJSON(ms []discovery.Member) []map[string]any {
+	out := make([]map[string]any, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, map[string]any{
+			"name": m.Name, "addr": m.Addr, "state": memberState(m),
+			"services": endpointsJSON(m.Endpoints),
+		})
+	}
+	return out
+}
+
+// serviceEndpoints lists the endpoints of the members, only the services
+// in want if any (spmesh's own, reserved services only when named), sorted
+// by service, role, node and address.
+func serviceEndpoints(ms []discovery.Member, want map[string]bool) []spmesh.Endpoint {
+	var eps []spmesh.Endpoint
+	for _, m := range ms {
+		for _, ep := range m.Endpoints {
+			if len(want) == 0 && !reservedService(ep.Service) || want[ep.Service] {
+				eps = append(eps, ep)
+			}
+		}
+	}
+	slices.SortFunc(eps, func(a, b spmesh.Endpoint) int {
+		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Role, b.Role),
+			cmp.Compare(a.Node, b.Node), cmp.Compare(a.Addr, b.Addr))
+	})
+	return eps
+}
+
+// servicesJSON is the JSON form of sorted endpoints, grouped by service,
+// shared by services --json and the agent's /services.
+func servicesJSON(eps []spmesh.Endpoint) []map[string]any {
+	out := []map[string]any{}
+	for _, ep := range eps {
+		if len(out) == 0 || out[len(out)-1]["service"] != ep.Service {
+			out = append(out, map[string]any{"service": ep.Service, "endpoints": []map[string]any{}})
+		}
+		last := out[len(out)-1]
+		last["endpoints"] = append(last["endpoints"].([]map[string]any),
+			map[string]any{"role": ep.Role, "node": ep.Node, "addr": ep.Addr})
+	}
+	return out
+}
+
+// reservedService reports whether a service is spmesh's own (the stats
+// responders' _spmesh.stats): members and services hide them unless named.
+func reservedService(name string) bool { return strings.HasPrefix(name, "_spmesh.") }
+
 func endpointsJSON(eps []spmesh.Endpoint) []map[string]any {
 	out := make([]map[string]any, 0, len(eps))
 	for _, ep := range eps {
+		if reservedService(ep.Service) {
+			continue
+		}
 		out = append(out, map[string]any{"service": ep.Service, "role": ep.Role, "addr": ep.Addr})
 	}
 	return out

@@ -120,6 +120,22 @@
 // the default port is taken, a free one is used). Start the workers before
 // the producer for an even spread (see Load above).
 //
+// # Watching it
+//
+// Every process puts its sockets and node in a metrics.Collector and
+// answers stats surveys (metrics.ServeMesh), so the spmesh command line
+// shows the pipeline live: "spmesh top --label imagepipeline --join SEED"
+// (SEED: the demo's "mesh seed" address, or any member's). With
+// -metrics host:port a process also serves Prometheus /metrics there; the
+// demo serves its own at that port and gives its children the next ports
+// in start order (sink, workers, producer, then any restarted process),
+// printed as each starts; with port 0 each picks a free one (logged at
+// info level, -v). The summary's "service time" line is each worker's
+// mean job time, send to ack, from the producer's per-peer stats
+// (spmesh.PeerStats.MeanReplyTime): the work, the result's hand-off to the
+// sink and the network. A worker gone before the end is listed by its
+// address, or not at all once its connection is closed.
+//
 // # Secure mode
 //
 // With -secure the demo makes a throwaway certificate authority, one

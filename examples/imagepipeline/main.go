@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -50,6 +52,7 @@ type config struct {
 	child       bool
 	secure      bool   // demo: a throwaway CA, certificates and gossip key; mutual TLS everywhere
 	pki         string // with -role: the PKI directory (see secure.go)
+	metrics     string // serve /metrics on this host:port (the demo: its own, then the next ports for its children)
 }
 
 // run parses args and runs the chosen role; it returns the exit code.
@@ -85,6 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.verbose, "v", false, "demo: show the children's info logs")
 	fs.BoolVar(&c.child, "child", false, "internal: started by the demo's supervisor")
 	fs.BoolVar(&c.secure, "secure", false, "demo: generate a throwaway CA, a certificate per process and a gossip key, and run everything over mutual TLS (plaintext refused, certificates must name their node)")
+	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus /metrics on `host:port` (port 0 picks one; the demo serves its own there and gives its children the next ports, in start order)")
 	fs.StringVar(&c.pki, "pki", "", "with -role: secure mode from this directory (ca.pem, gossip.key, NAME.pem, NAME-key.pem for -name NAME)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -181,6 +185,12 @@ func (c *config) check() error {
 		return fmt.Errorf("-work %v: want 0 or more", c.work)
 	case c.runID != "" && imageID(c.runID) != c.runID:
 		return fmt.Errorf("-run %q: use letters, digits, - and _ only", c.runID)
+	}
+	if c.metrics != "" {
+		_, port, err := net.SplitHostPort(c.metrics)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535-c.workers-8 {
+			return fmt.Errorf("-metrics %q: want host:port, the port 0 (any) or low enough for the children's ports after it", c.metrics)
+		}
 	}
 	if c.pki != "" && c.role == "" {
 		return fmt.Errorf("-pki is for one role (-role); the demo makes its own with -secure")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -116,16 +117,21 @@ func checkOutput(t *testing.T, sum Summary, n int) {
 // producer and 3 workers as processes, wired by name through discovery.
 func TestDemo(t *testing.T) {
 	const n = 12
-	sum, out := demo(t, "-n", fmt.Sprint(n), "-size", "320", "-thumb", "80", "-work", "20ms")
+	sum, out := demo(t, "-n", fmt.Sprint(n), "-size", "320", "-thumb", "80", "-work", "20ms", "-metrics", "127.0.0.1:0")
 	checkOutput(t, sum, n)
 	total := 0
-	for _, c := range sum.PerWorker {
+	for w, c := range sum.PerWorker {
 		total += c
+		// Each worker that took jobs has a mean job time, from the
+		// producer's per-peer stats, of at least its -work.
+		if d := sum.ServiceTimes[w]; c > 0 && d < 20*time.Millisecond {
+			t.Errorf("service time of %s (%d images): got %v, want at least 20ms (all: %v)", w, c, d, sum.ServiceTimes)
+		}
 	}
 	if total != n {
 		t.Fatalf("per-worker counts %v: got a sum of %d, want %d", sum.PerWorker, total, n)
 	}
-	for _, want := range []string{"started worker-3", "imagepipeline done", "contact sheet"} {
+	for _, want := range []string{"started worker-3", "imagepipeline done", "contact sheet", "service time  worker-"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output: got\n%s\nwant it to contain %q", out, want)
 		}
@@ -388,11 +394,11 @@ func TestProducerProgress(t *testing.T) {
 	if _, err := loadProgress(path); err == nil {
 		t.Fatal("no progress file: got no error, want one")
 	}
-	want := producerProgress{Run: "run-1", Submitted: 7, Recovered: 3}
+	want := producerProgress{Run: "run-1", Submitted: 7, Recovered: 3, ServiceTimes: map[string]time.Duration{"worker-1": time.Second}}
 	if err := saveProgress(path, want); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := loadProgress(path); err != nil || got != want {
+	if got, err := loadProgress(path); err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, %v, want %+v", got, err, want)
 	}
 	if err := os.WriteFile(path+".progress", []byte("{\"Run\": \"run-1\", \"Subm"), 0o644); err != nil {

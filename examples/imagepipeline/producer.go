@@ -92,12 +92,18 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	defer leave(node, log)
+	obs, err := observe(c, node, log)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
 
 	pub, err := pubsub.NewPublisher(pubsub.WithDiscovery(node, svcEvents))
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
+	obs.add(svcEvents, "publisher", pub)
 	// The workers' respondents announce themselves through discovery: a
 	// survey ends as soon as every one of them has answered.
 	sv, err := survey.NewSurveyor(survey.WithDiscovery(node, svcLoad), survey.WithTimeout(400*time.Millisecond))
@@ -105,12 +111,14 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	defer sv.Close()
+	obs.add(svcLoad, "surveyor", sv)
 	sink, err := reqrep.NewRequester(reqrep.WithDiscovery(node, svcSink), reqrep.WithWaitForReplier(),
 		reqrep.WithAttemptTimeout(10*time.Second))
 	if err != nil {
 		return err
 	}
 	defer sink.Close()
+	obs.add(svcSink, "requester", sink)
 	// The jobs: each image goes to one worker and is delivered again if that
 	// worker nacks it, goes away, or does not ack within the ack timeout.
 	opts := []pipeline.Option{pipeline.WithDiscovery(node, svcJobs),
@@ -133,6 +141,7 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	defer jobs.Close()
+	obs.add(svcJobs, "producer", jobs)
 	prog := producerProgress{Run: run, Recovered: int(jobs.Stats().Recovered)}
 	if c.outbox != "" {
 		// Where to resume: the images before prog.Submitted were accepted by
@@ -216,6 +225,7 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 	// The jobs recovered from the outbox have no Result here: Drain waits
 	// for them too (and for nothing else: every other job is acked).
 	ps := jobs.Stats()
+	prog.ServiceTimes = serviceTimes(node, jobs)
 	if err := jobs.Drain(ctx); err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}
@@ -236,6 +246,7 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 		printSummary(stdout, Summary{
 			Run: run, Dir: st.Dir, Sheet: st.Sheet, Total: src.n, Processed: st.Stored,
 			Duplicates: st.Duplicates, Missing: st.Missing, Failed: st.Failed, PerWorker: st.PerWorker, Elapsed: elapsed,
+			ServiceTimes: prog.ServiceTimes,
 		})
 	}
 	if len(st.Missing) > 0 {
@@ -256,6 +267,9 @@ type producerProgress struct {
 	Submitted int  // images 0..Submitted-1 were accepted (stored in the outbox)
 	Recovered int  // jobs this producer recovered from the outbox at start
 	Finished  bool // the sink confirmed the run
+	// ServiceTimes is each worker's mean job time, by name, from the
+	// producer's per-peer stats once every job is acked (see serviceTimes).
+	ServiceTimes map[string]time.Duration `json:",omitempty"`
 }
 
 // saveProgress writes p for the outbox at path, after the jobs it counts

@@ -4,10 +4,13 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -57,7 +60,7 @@ func TestRoles(t *testing.T) {
 		}
 	}
 
-	sink := start("-role", "sink", "-name", "sink", "-out", filepath.Join(dir, "out"))
+	sink := start("-role", "sink", "-name", "sink", "-out", filepath.Join(dir, "out"), "-metrics", "127.0.0.1:0")
 	var seed string
 	testutil.Eventually(t, 30*time.Second, func() error {
 		m := regexp.MustCompile(`others join with -join (\S+)"`).FindStringSubmatch(sink.out.String())
@@ -74,6 +77,18 @@ func TestRoles(t *testing.T) {
 	if out := prod.out.String(); !strings.Contains(out, "processed     9 of 9 images") || !strings.Contains(out, "none lost") {
 		t.Fatalf("producer output: got\n%s\nwant 9 of 9 images processed, none lost", out)
 	}
+	// The summary's service times: a mean job time per worker, positive.
+	m := regexp.MustCompile(`service time  (w1|w2) (\S+), (w1|w2) (\S+) `).FindStringSubmatch(prod.out.String())
+	if m == nil || m[1] == m[3] {
+		t.Fatalf("producer output: got\n%s\nwant a service time for w1 and w2", prod.out.String())
+	}
+	for _, s := range []string{m[2], m[4]} {
+		if d, err := time.ParseDuration(s); err != nil || d <= 0 {
+			t.Errorf("service time %q: want a positive duration", s)
+		}
+	}
+	// A scrape of the sink (still running) returns its spmesh_ series.
+	scrapeSink(t, sink.out)
 	for _, r := range []*running{w1, w2, sink} {
 		_ = r.cmd.Process.Signal(syscall.SIGTERM)
 	}
@@ -89,5 +104,45 @@ func TestRoles(t *testing.T) {
 	}
 	if _, err := readPNG(filepath.Join(dir, "out", "roles-test", "contact-sheet.png")); err != nil {
 		t.Fatalf("contact sheet: %v", err)
+	}
+}
+
+// scrapeSink finds the sink's /metrics address in its log and checks that
+// a scrape holds its sockets' and its node's series, after a run of 9
+// images: 9 results stored (at least once: redeliveries count too).
+func scrapeSink(t *testing.T, out *syncBuffer) {
+	t.Helper()
+	m := regexp.MustCompile(`metrics on (http://\S+/metrics)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("sink output: got\n%s\nwant its metrics address", out.String())
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape %s: status %d, %v", m[1], resp.StatusCode, err)
+	}
+	series := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok && strings.HasPrefix(k, "spmesh_") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("scrape: line %q: %v", line, err)
+			}
+			series[k] = f
+		}
+	}
+	for k, min := range map[string]float64{
+		`spmesh_messages_received_total{role="worker",service="imagepipeline.results"}`: 9,
+		`spmesh_acked_total{role="worker",service="imagepipeline.results"}`:             9,
+		`spmesh_messages_sent_total{role="publisher",service="imagepipeline.events"}`:   9,
+		`spmesh_discovery_members{node="sink",state="alive"}`:                           1,
+	} {
+		if v, ok := series[k]; !ok || v < min {
+			t.Errorf("scrape: %s: got %v (present: %v), want at least %v", k, v, ok, min)
+		}
 	}
 }

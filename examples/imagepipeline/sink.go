@@ -34,12 +34,18 @@ func runSink(ctx context.Context, c config, stdout io.Writer, log *slog.Logger) 
 		return err
 	}
 	defer leave(node, log)
+	obs, err := observe(c, node, log)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
 
 	pub, err := pubsub.NewPublisher(pubsub.WithDiscovery(node, svcEvents))
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
+	obs.add(svcEvents, "publisher", pub)
 
 	// A result is acked only once its files and index line are written: a
 	// sink killed before that gets it again (from the worker), one killed
@@ -57,6 +63,7 @@ func runSink(ctx context.Context, c config, stdout io.Writer, log *slog.Logger) 
 		return err
 	}
 	defer w.Close()
+	obs.add(svcResults, "worker", w)
 
 	rep, err := reqrep.NewReplier(reqrep.TypedHandler(func(ctx context.Context, req *reqrep.Request, in SinkRequest) (SinkStatus, error) {
 		switch in.Op {
@@ -79,6 +86,7 @@ func runSink(ctx context.Context, c config, stdout io.Writer, log *slog.Logger) 
 		return err
 	}
 	defer rep.Close()
+	obs.add(svcSink, "replier", rep)
 
 	log.Info("sink ready", "out", out)
 	<-ctx.Done()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -38,11 +39,14 @@ type Summary struct {
 	Missing    []string
 	Failed     map[string]string // images that could not be processed, with why
 	PerWorker  map[string]int
-	Killed     []string // processes killed by -chaos, -chaos-sink and -chaos-producer
-	Started    []string // processes started late
-	Answered   []string // workers that answered the producer's load survey
-	Elapsed    time.Duration
-	Restored   int // images a restarted sink found already stored
+	// ServiceTimes is each worker's mean job time (send to ack, as the
+	// producer measured it: spmesh PeerStats.MeanReplyTime), by name.
+	ServiceTimes map[string]time.Duration
+	Killed       []string // processes killed by -chaos, -chaos-sink and -chaos-producer
+	Started      []string // processes started late
+	Answered     []string // workers that answered the producer's load survey
+	Elapsed      time.Duration
+	Restored     int // images a restarted sink found already stored
 	// -chaos-producer: what the restarted producer found in the outbox.
 	ProducerRecovered int // unacked jobs it recovered from the outbox (pipeline Stats().Recovered)
 	ProducerResumed   int // images it skipped: accepted by the killed producer
@@ -92,6 +96,12 @@ type supervisor struct {
 	sinks    int            // sinks started
 	stopping bool           // stopAll has begun: no more restarts
 	logs     sync.WaitGroup // the goroutines copying children's output
+
+	// -metrics: the children's ports follow the supervisor's, in start
+	// order (all 0 when it is 0: each picks a free one).
+	metricsHost string
+	metricsPort int
+	started     int // children started
 
 	loadMu   sync.Mutex
 	load     map[string]Load
@@ -148,6 +158,16 @@ func supervise(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer leave(s.node, log)
+	obs, err := observe(s.c, s.node, log)
+	if err != nil {
+		return fmt.Errorf("-metrics: %w", err)
+	}
+	defer obs.close()
+	if c.metrics != "" {
+		host, port, _ := net.SplitHostPort(c.metrics) // checked by config.check
+		s.metricsHost = host
+		s.metricsPort, _ = strconv.Atoi(port)
+	}
 	defer s.stopAll(nil)
 
 	sub, err := pubsub.NewSubscriber(pubsub.WithDiscovery(s.node, svcEvents), pubsub.WithSubscribe(topicReady, topicLoad))
@@ -169,6 +189,8 @@ func supervise(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer sink.Close()
+	obs.add(svcEvents, "subscriber", sub)
+	obs.add(svcSink, "requester", sink)
 
 	s.con.Println(fmt.Sprintf("imagepipeline: %d images, 1 producer, %d workers, 1 sink; mesh seed %s; output %s",
 		total, c.workers, s.node.Addr(), out))
@@ -270,8 +292,9 @@ loop:
 	sum.Answered = slices.Sorted(slices.Values(s.answered))
 	s.loadMu.Unlock()
 	sum.Missing, sum.Failed = status.Missing, status.Failed
-	if c.chaosProd {
-		if p, err := loadProgress(s.obox); err == nil && p.Run == s.run {
+	if p, err := loadProgress(s.obox); err == nil && p.Run == s.run {
+		sum.ServiceTimes = p.ServiceTimes
+		if c.chaosProd {
 			sum.ProducerRecovered = p.Recovered
 		}
 	}
@@ -328,6 +351,21 @@ func (s *supervisor) start(role, name string) (*child, error) {
 			args = append(args, "-in", s.c.in)
 		}
 	}
+	metricsAt := ""
+	if s.c.metrics != "" {
+		s.mu.Lock()
+		s.started++
+		port := 0
+		if s.metricsPort > 0 {
+			port = s.metricsPort + s.started
+		}
+		s.mu.Unlock()
+		addr := net.JoinHostPort(s.metricsHost, strconv.Itoa(port))
+		args = append(args, "-metrics", addr)
+		if port > 0 {
+			metricsAt = ", metrics http://" + addr + "/metrics"
+		}
+	}
 	cmd := exec.Command(s.exe, args...)
 	cmd.SysProcAttr = childAttr()
 	r, w, err := os.Pipe()
@@ -358,7 +396,7 @@ func (s *supervisor) start(role, name string) (*child, error) {
 	s.mu.Lock()
 	s.children = append(s.children, ch)
 	s.mu.Unlock()
-	s.con.Println(fmt.Sprintf("started %-9s pid %d", name, cmd.Process.Pid))
+	s.con.Println(fmt.Sprintf("started %-9s pid %d%s", name, cmd.Process.Pid, metricsAt))
 	return ch, nil
 }
 
@@ -595,6 +633,13 @@ func printSummary(w io.Writer, s Summary) {
 		per = append(per, fmt.Sprintf("%s %d%s", n, s.PerWorker[n], note))
 	}
 	fmt.Fprintf(w, "  per worker    %s\n", strings.Join(per, ", "))
+	if len(s.ServiceTimes) > 0 {
+		var times []string
+		for _, n := range slices.Sorted(maps.Keys(s.ServiceTimes)) {
+			times = append(times, fmt.Sprintf("%s %v", n, s.ServiceTimes[n].Round(time.Millisecond)))
+		}
+		fmt.Fprintf(w, "  service time  %s (mean per job, from the producer's per-peer stats)\n", strings.Join(times, ", "))
+	}
 	if slices.Contains(s.Killed, "producer") {
 		fmt.Fprintf(w, "  producer      killed (SIGKILL) after %d images submitted; its successor recovered %d unacked jobs from the outbox and submitted the rest\n",
 			s.ProducerResumed, s.ProducerRecovered)

@@ -21,6 +21,11 @@ func runWorker(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	defer leave(node, log)
+	obs, err := observe(c, node, log)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
 
 	// Results are jobs too: if the sink is down or restarts, they wait here
 	// and are delivered again, so none is lost.
@@ -34,6 +39,7 @@ func runWorker(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	defer results.Close()
+	obs.add(svcResults, "producer", results)
 
 	var inFlight, done atomic.Int64
 	handle := func(ctx context.Context, job *pipeline.Job, in ImageJob) error {
@@ -75,6 +81,7 @@ func runWorker(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	defer w.Close()
+	obs.add(svcJobs, "worker", w)
 
 	resp, err := survey.NewRespondent(survey.TypedHandler(
 		func(ctx context.Context, q *survey.Question, _ string) (Load, error) {
@@ -85,6 +92,7 @@ func runWorker(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	defer resp.Close()
+	obs.add(svcLoad, "respondent", resp)
 
 	log.Info("worker ready", "concurrency", c.concurrency, "transform", c.transform)
 	<-ctx.Done()
