@@ -8,6 +8,7 @@ import (
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/testutil"
+	"github.com/spmesh/spmesh/pipeline"
 	"github.com/spmesh/spmesh/reqrep"
 )
 
@@ -77,5 +78,69 @@ func TestBareRepliersMarked(t *testing.T) {
 	}
 	if st := bare.Stats(); st.Received != 10 {
 		t.Fatalf("bare replier: got %d requests, want 10", st.Received)
+	}
+}
+
+// Likewise for push/pull: a bare Pusher feeds only the bare Puller of a
+// service, an enveloped one only the enveloped Puller.
+func TestBarePullersMarked(t *testing.T) {
+	nodes := mesh(t, 3)
+	converged(t, nodes, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env, err := pipeline.NewPuller(pipeline.WithDiscovery(nodes[1], "jobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	bare, err := pipeline.NewPuller(pipeline.WithDiscovery(nodes[2], "jobs"), pipeline.WithBareFrames())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Close()
+	testutil.Eventually(t, 20*time.Second, func() error {
+		if eps := nodes[0].Endpoints("jobs", spmesh.RolePuller); len(eps) != 2 {
+			return fmt.Errorf("pullers known to n0: got %v, want 2", eps)
+		}
+		return nil
+	})
+	for _, tc := range []struct {
+		name string
+		to   *pipeline.Puller
+		opts []pipeline.Option
+	}{
+		{"enveloped", env, nil},
+		{"bare", bare, []pipeline.Option{pipeline.WithBareFrames()}},
+	} {
+		p, err := pipeline.NewPusher(append([]pipeline.Option{pipeline.WithDiscovery(nodes[0], "jobs")}, tc.opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testutil.Eventually(t, 20*time.Second, func() error {
+			if st := p.Stats(); st.Peers != 1 || st.EndpointsRefused != 1 {
+				return fmt.Errorf("%s pusher: got %d connections, %d endpoints refused, want 1 and 1", tc.name, st.Peers, st.EndpointsRefused)
+			}
+			return nil
+		})
+		for i := range 10 {
+			if err := p.Push(ctx, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 10 {
+			m, err := tc.to.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err := pipeline.Decode[int](m); err != nil || v != i {
+				t.Fatalf("%s puller: got %d, %v, want %d", tc.name, v, err, i)
+			}
+		}
+		p.Close()
+	}
+	for _, pl := range []*pipeline.Puller{env, bare} {
+		if st := pl.Stats(); st.Received != 10 || st.DecodeErrors != 0 {
+			t.Fatalf("got %d received, %d decode errors, want 10 and 0", st.Received, st.DecodeErrors)
+		}
 	}
 }

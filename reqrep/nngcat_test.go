@@ -24,11 +24,7 @@ import (
 
 func nngcat(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("nngcat")
-	if err != nil {
-		t.Skip("nngcat not installed (apt-get install nng-utils): NNG interop not tested")
-	}
-	return p
+	return testutil.NNGCat(t)
 }
 
 func runNNGCat(t *testing.T, args ...string) []byte {

@@ -20,11 +20,7 @@ import (
 
 func nngcatPath(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("nngcat")
-	if err != nil {
-		t.Skip("nngcat not installed (apt-get install nng-utils): the CLI's --bare interop with NNG is not tested")
-	}
-	return p
+	return testutil.NNGCat(t)
 }
 
 // nngcatRun is a finished (or killed) nngcat process.
