@@ -130,8 +130,8 @@ func TestBareRefused(t *testing.T) {
 	}{
 		{[]string{"pub", "--dial", addr, "--bare", "t", "x"}, "pub cannot send bare frames"},
 		{[]string{"sub", "--dial", addr, "--bare", "t"}, "only req and reply support --bare"},
-		{[]string{"push", "--dial", addr, "--bare", "x"}, "push cannot send bare frames"},
-		{[]string{"pull", "--dial", addr, "--bare"}, "only req and reply support --bare"},
+		{[]string{"push", "--dial", addr, "--bare", "-H", "a=b", "x"}, "bare frames carry no headers"},
+		{[]string{"pull", "--dial", addr, "--bare", "--codec", "msgpack"}, "a bare body is the raw bytes, no codec"},
 		{[]string{"survey", "--dial", addr, "--bare", "x"}, "survey cannot send bare frames"},
 		{[]string{"respond", "--dial", addr, "--bare"}, "only req and reply support --bare"},
 		{[]string{"produce", "--dial", addr, "--bare", "x"}, "produce cannot send bare frames"},
