@@ -28,13 +28,15 @@
 //     into a struct or map); anything else as a string (--string forces it).
 //     Received msgpack bodies are shown as JSON; raw bodies as text, or as hex
 //     when they are not printable UTF-8.
-//   - --bare (req and reply only) drops the spmesh envelope: messages are
-//     exactly the bytes given (no codec), so req calls an NNG/nanomsg REP
-//     program (nngcat --rep) and an NNG REQ program calls reply. Lost:
+//   - --bare (req, reply, push and pull) drops the spmesh envelope:
+//     messages are exactly the bytes given (no codec), so req calls an
+//     NNG/nanomsg REP program (nngcat --rep), an NNG REQ program calls
+//     reply, push feeds nngcat --pull and nngcat --push feeds pull. Lost:
 //     headers (refused), the caller's deadline, remote errors (a failing
 //     bare reply sends nothing; the caller times out), ids and attempts.
-//     Both ends must be bare. On pub, sub, push, pull, produce, survey and
-//     respond --bare is a usage error: their packages need the envelope.
+//     Both ends must be bare; in a mesh a bare command sees only bare
+//     peers. On pub, sub, produce, survey and respond --bare is a usage
+//     error: their packages need the envelope.
 //   - TLS: --tls-cert/--tls-key (this node's certificate), --tls-ca (the CA
 //     peers must be signed by; with a certificate too, mutual TLS),
 //     --require-tls (no plaintext: plaintext endpoints are not dialed,

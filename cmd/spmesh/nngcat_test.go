@@ -129,11 +129,11 @@ func TestBareRefused(t *testing.T) {
 		want string
 	}{
 		{[]string{"pub", "--dial", addr, "--bare", "t", "x"}, "pub cannot send bare frames"},
-		{[]string{"sub", "--dial", addr, "--bare", "t"}, "only req and reply support --bare"},
+		{[]string{"sub", "--dial", addr, "--bare", "t"}, "only pull, push, reply and req support --bare"},
 		{[]string{"push", "--dial", addr, "--bare", "-H", "a=b", "x"}, "bare frames carry no headers"},
 		{[]string{"pull", "--dial", addr, "--bare", "--codec", "msgpack"}, "a bare body is the raw bytes, no codec"},
 		{[]string{"survey", "--dial", addr, "--bare", "x"}, "survey cannot send bare frames"},
-		{[]string{"respond", "--dial", addr, "--bare"}, "only req and reply support --bare"},
+		{[]string{"respond", "--dial", addr, "--bare"}, "only pull, push, reply and req support --bare"},
 		{[]string{"produce", "--dial", addr, "--bare", "x"}, "produce cannot send bare frames"},
 		{[]string{"req", "--dial", addr, "--bare", "--codec", "msgpack", "x"}, "a bare body is the raw bytes, no codec"},
 		{[]string{"req", "--dial", addr, "--bare", "-H", "a=b", "x"}, "bare frames carry no headers"},
