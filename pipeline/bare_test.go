@@ -113,7 +113,7 @@ var payloads = [][]byte{[]byte("hello"), {0, 0xff, '\n', 0xc4}, {}, bytes.Repeat
 
 // nngcat --push to a bare Puller: every frame arrives as exactly its bytes.
 func TestNNGCatPushToBarePuller(t *testing.T) {
-	testutil.NNGCat(t)
+	nngcat := testutil.NNGCat(t)
 	pl := mustPuller(t, pipeline.WithBareFrames(), pipeline.WithCodec(spmesh.Raw))
 	addr := listen(t, pl, "tcp")
 	ctx := ctxT(t, 30*time.Second)
@@ -122,7 +122,7 @@ func TestNNGCatPushToBarePuller(t *testing.T) {
 		if err := os.WriteFile(f, want, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		done := testutil.StartNNGCat(t, "--push", "--dial", addr, "--file", f, "--count", "2")
+		done := testutil.StartNNGCat(t, nngcat, 30*time.Second, "--push", "--dial", addr, "--file", f, "--count", "2")
 		for range 2 {
 			m, err := pl.Next(ctx)
 			if err != nil {
@@ -144,9 +144,9 @@ func TestNNGCatPushToBarePuller(t *testing.T) {
 // A bare Pusher to nngcat --pull: nngcat prints each frame as a msgpack
 // bin (--msgpack), so the exact bytes and the frame boundaries show.
 func TestBarePusherToNNGCatPull(t *testing.T) {
-	testutil.NNGCat(t)
+	nngcat := testutil.NNGCat(t)
 	addr := testutil.FreeTCP(t)
-	done := testutil.StartNNGCat(t, "--pull", "--listen", addr, "--msgpack", "--count", fmt.Sprint(len(payloads)))
+	done := testutil.StartNNGCat(t, nngcat, 30*time.Second, "--pull", "--listen", addr, "--msgpack", "--count", fmt.Sprint(len(payloads)))
 	p := mustPusher(t, pipeline.WithDial(addr), pipeline.WithBareFrames(), pipeline.WithCodec(spmesh.Raw))
 	ctx := ctxT(t, 30*time.Second)
 	for _, b := range payloads {
@@ -159,7 +159,7 @@ func TestBarePusherToNNGCatPull(t *testing.T) {
 		t.Fatalf("nngcat --pull: %v: %s", r.Err, r.Stderr)
 	}
 	var got [][]byte
-	d := msgpack.NewDecoder(bytes.NewReader(r.Stdout))
+	d := msgpack.NewDecoder(strings.NewReader(r.Stdout))
 	for {
 		b, err := d.DecodeBytes()
 		if err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -40,12 +39,6 @@ const (
 // bareCommands are the commands whose pattern package speaks bare SP
 // frames (reqrep.WithBareFrames); --bare on any other is refused.
 var bareCommands = map[string]bool{"req": true, "reply": true, "push": true, "pull": true}
-
-// bareList names the bareCommands, sorted: "a, b and c".
-func bareList() string {
-	names := slices.Sorted(maps.Keys(bareCommands))
-	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
-}
 
 // meshFlags are the flags of every command that joins the mesh.
 func meshFlags() []cli.Flag {
@@ -87,7 +80,7 @@ func addrFlags() []cli.Flag {
 			Usage: "payload codec: msgpack or raw", Sources: cli.EnvVars("SPMESH_CODEC")},
 		&cli.BoolFlag{Name: flagBare, Category: "addresses",
 			Usage: "bare SP frames, no spmesh envelope, to talk to NNG/nanomsg programs (nngcat, pynng): " +
-				"the body is the raw bytes; " + bareList() + " only"},
+				"the body is the raw bytes; " + bareCommandNames() + " only"},
 	}
 }
 
@@ -143,7 +136,7 @@ func newSession(cmd *cli.Command) (*session, error) {
 	}
 	if hasFlag(cmd, flagBare) && cmd.Bool(flagBare) {
 		if !bareCommands[cmd.Name] {
-			return nil, usagef("--bare: %s cannot send bare frames (its messages need the spmesh envelope); only %s support --bare", cmd.Name, bareList())
+			return nil, usagef("--bare: %s cannot send bare frames (its messages need the spmesh envelope); only %s support --bare", cmd.Name, bareCommandNames())
 		}
 		if cmd.IsSet(flagCodec) && s.codec != spmesh.Raw {
 			return nil, usagef("--bare with --codec %s: a bare body is the raw bytes, no codec (leave --codec and SPMESH_CODEC out, or use raw)", cmd.String(flagCodec))

@@ -20,14 +20,14 @@ import (
 // hex, and --count ends it.
 func TestNNGCatPushToBarePull(t *testing.T) {
 	t.Parallel()
-	testutil.NNGCat(t)
+	nngcat := testutil.NNGCat(t)
 	addr := testutil.FreeTCP(t)
 	pull := start(t, "pull", "--listen", addr, "--bare", "-v", "--count", "2")
 	pull.waitLine(pull.stderr, `pulling messages`, waitReady)
 	push := func(args ...string) {
 		t.Helper()
 		select {
-		case r := <-testutil.StartNNGCat(t, append([]string{"--push", "--dial", addr, "--count", "1"}, args...)...):
+		case r := <-testutil.StartNNGCat(t, nngcat, 30*time.Second, append([]string{"--push", "--dial", addr, "--count", "1"}, args...)...):
 			if r.Err != nil {
 				t.Fatalf("nngcat --push: %v: %s\n%s", r.Err, r.Stderr, pull)
 			}
@@ -53,9 +53,9 @@ func TestNNGCatPushToBarePull(t *testing.T) {
 // every frame as a msgpack bin).
 func TestBarePushToNNGCatPull(t *testing.T) {
 	t.Parallel()
-	testutil.NNGCat(t)
+	nngcat := testutil.NNGCat(t)
 	addr := testutil.FreeTCP(t)
-	done := testutil.StartNNGCat(t, "--pull", "--listen", addr, "--msgpack", "--count", "3")
+	done := testutil.StartNNGCat(t, nngcat, 30*time.Second, "--pull", "--listen", addr, "--msgpack", "--count", "3")
 	mustRun(t, 0, "one\ntwo\n", "push", "--dial", addr, "--bare", "--timeout", "20s", "--linger", "500ms")
 	f := filepath.Join(t.TempDir(), "bin")
 	bin := []byte{0, 0xff, '\n', 0xc4}
@@ -73,7 +73,7 @@ func TestBarePushToNNGCatPull(t *testing.T) {
 		t.Fatalf("nngcat --pull: %v: %s", r.Err, r.Stderr)
 	}
 	var got [][]byte
-	d := msgpack.NewDecoder(bytes.NewReader(r.Stdout))
+	d := msgpack.NewDecoder(strings.NewReader(r.Stdout))
 	for {
 		b, err := d.DecodeBytes()
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +27,13 @@ func serviceFlag() cli.Flag {
 func lingerFlag() cli.Flag {
 	return &cli.DurationFlag{Name: flagLinger, Category: "message", Value: 250 * time.Millisecond,
 		Usage: "after the last message, wait this long for queued messages to reach the wire before exiting"}
+}
+
+// bareCommandNames lists the commands that take --bare, for the usage
+// error of the others.
+func bareCommandNames() string {
+	names := slices.Sorted(maps.Keys(bareCommands))
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 // pubsubService is --service, else the first token of topic.

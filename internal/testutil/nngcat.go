@@ -4,19 +4,17 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
-	"syscall"
 	"testing"
 	"time"
 )
 
-// Interop with NNG's own command-line tool (apt package nng-utils): tests
-// that run it skip when it is not installed. nngcat 1.5.2 with --count but
-// no --interval computes a negative receive timeout on some sockets (--req)
-// once its send took a millisecond and exits with "Cannot set recv
-// timeout": pass --interval there.
+// Interop with NNG's own command-line tool, nngcat (apt package
+// nng-utils), as a real process over TCP. nngcat 1.5.2 with --count but no
+// --interval computes a negative receive timeout once its send took a
+// millisecond and exits with "Cannot set recv timeout": pass --interval.
 
-// NNGCat returns the path of nngcat, or skips the test when it is not
-// installed.
+// NNGCat returns nngcat's path, or skips the test with a clear message
+// when it is not installed.
 func NNGCat(t testing.TB) string {
 	t.Helper()
 	p, err := exec.LookPath("nngcat")
@@ -28,19 +26,17 @@ func NNGCat(t testing.TB) string {
 
 // NNGCatRun is a finished (or killed) nngcat process.
 type NNGCatRun struct {
-	Stdout, Stderr []byte
+	Stdout, Stderr string
 	Err            error
 }
 
-// StartNNGCat runs nngcat (skipping the test when it is not installed) in
-// the background for at most 30s; the returned channel yields its outcome
-// once. The process is killed and waited for at the end of the test.
-func StartNNGCat(t testing.TB, args ...string) <-chan NNGCatRun {
+// StartNNGCat runs nngcat (path from NNGCat) with args in the background
+// for at most limit; the channel yields its outcome once it exits. The
+// process is killed and waited for at the end of the test at the latest.
+func StartNNGCat(t testing.TB, path string, limit time.Duration, args ...string) <-chan NNGCatRun {
 	t.Helper()
-	path := NNGCat(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	c := exec.CommandContext(ctx, path, args...)
-	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out, errOut bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errOut
 	if err := c.Start(); err != nil {
@@ -52,7 +48,7 @@ func StartNNGCat(t testing.TB, args ...string) <-chan NNGCatRun {
 	go func() {
 		defer close(waited)
 		err := c.Wait()
-		done <- NNGCatRun{out.Bytes(), errOut.Bytes(), err}
+		done <- NNGCatRun{out.String(), errOut.String(), err}
 	}()
 	t.Cleanup(func() {
 		cancel()
