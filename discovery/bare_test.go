@@ -3,6 +3,7 @@ package discovery_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,8 +69,9 @@ func TestBareRepliersMarked(t *testing.T) {
 				t.Fatalf("%s requester: got %q, %v, want %q", tc.want, who, err, tc.want)
 			}
 		}
-		if st := rq.Stats(); st.EndpointsRefused != 1 || st.Peers != 1 {
-			t.Fatalf("%s requester: got %d endpoints refused, %d connections, want 1 and 1", tc.want, st.EndpointsRefused, st.Peers)
+		if st := rq.Stats(); st.EndpointsRefused != 1 || st.Peers != 1 || !strings.Contains(st.LastError, "bare") {
+			t.Fatalf("%s requester: got %d endpoints refused, %d connections, last error %q, want 1, 1 and the framing named",
+				tc.want, st.EndpointsRefused, st.Peers, st.LastError)
 		}
 		rq.Close()
 	}
