@@ -31,6 +31,11 @@ type Endpoint struct {
 	Role    Role   `msgpack:"r"`
 	Addr    string `msgpack:"a"` // e.g. tcp://10.0.0.5:7001
 	Node    string `msgpack:"-"` // the advertising node, filled in by the registry
+	// Bare marks a socket that sends and expects bare SP frames (the
+	// application bytes, no spmesh envelope: the patterns' WithBareFrames).
+	// A connector wired by discovery dials only the endpoints whose framing
+	// matches its own, and counts the others in Stats.EndpointsRefused.
+	Bare bool `msgpack:"b,omitempty"`
 }
 
 // Registry is the narrow seam between the pattern packages and discovery.

@@ -34,7 +34,9 @@ type Stats struct {
 	HandshakeErrors uint64
 	// EndpointsRefused counts discovered endpoints this socket did not dial
 	// because the security policy refused them (a plaintext endpoint when
-	// TLS is required, a scheme not allowed for remote members).
+	// TLS is required, a scheme not allowed for remote members), or
+	// because their framing is not the socket's (a bare endpoint for an
+	// enveloped socket, or the reverse: see Endpoint.Bare).
 	EndpointsRefused uint64
 	// LastError is the last connection-level error (dial, handshake, TLS),
 	// with the peer's address; empty when there was none.

@@ -40,6 +40,13 @@
 //     [Node.Endpoints], or all after [Node.Members] or [Node.Events]. A
 //     new Watch may first report an empty set, then the endpoints once
 //     pulled (a TCP round trip).
+//   - Bare endpoints (spmesh.Endpoint.Bare, from a socket with
+//     WithBareFrames) are listed together with the enveloped ones of their
+//     service and role: Watch and Endpoints report both, and each connector
+//     dials only those of its own framing (the others are counted in its
+//     Stats.EndpointsRefused). In the records a bare endpoint's role travels
+//     as role+"+bare", which nodes of earlier versions never watch; roles
+//     ending in "+bare" cannot be advertised (ErrInvalidOption).
 //
 // # What a member can and cannot make others do
 //

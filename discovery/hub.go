@@ -103,15 +103,25 @@ func (h *hub) close() {
 	}
 }
 
-// sortEndpoints orders endpoints by node, then address, then service and role,
-// so that snapshots compare and print stably.
+// sortEndpoints orders endpoints by node, then address, then service, role
+// and framing (enveloped first), so that snapshots compare and print stably.
 func sortEndpoints(eps []spmesh.Endpoint) {
 	slices.SortFunc(eps, cmpEndpoint)
 }
 
 func cmpEndpoint(a, b spmesh.Endpoint) int {
 	return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Addr, b.Addr),
-		cmp.Compare(a.Service, b.Service), cmp.Compare(a.Role, b.Role))
+		cmp.Compare(a.Service, b.Service), cmp.Compare(a.Role, b.Role), cmpBool(a.Bare, b.Bare))
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 func sameEndpoints(a, b []spmesh.Endpoint) bool {

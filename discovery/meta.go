@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/spmesh/spmesh"
@@ -25,7 +26,8 @@ import (
 // hints are the 4-byte FNV-1a hashes of its service names (nil past
 // maxHints), so that peers pull only the records of services they use.
 //
-// where endpoints is an array of [service, role, address] arrays. gen
+// where endpoints is an array of [service, role, address] arrays (a bare
+// endpoint's role carries the suffix "+bare", see bareSuffix). gen
 // identifies the node's current set of endpoints: it starts at the node's
 // start time in nanoseconds and grows by one on every change, so it is
 // unique across restarts. When every endpoint fits, the metadata holds them
@@ -208,9 +210,34 @@ func encodeEndpoints(e *msgpack.Encoder, eps []spmesh.Endpoint) {
 	for _, ep := range eps {
 		e.EncodeArrayLen(3)
 		e.EncodeString(ep.Service)
-		e.EncodeString(string(ep.Role))
+		e.EncodeString(wireRole(ep))
 		e.EncodeString(ep.Addr)
 	}
+}
+
+// bareSuffix marks a bare endpoint (spmesh.Endpoint.Bare) on the wire: its
+// role is sent as role+bareSuffix, e.g. "rep+bare". A role, not a fourth
+// field: older decoders refuse an endpoint of any other length (and with it
+// the whole records message), while an unknown role they simply never
+// watch, so an older enveloped connector never dials a bare endpoint
+// either. Roles ending in the suffix are reserved (checkEndpoint).
+const bareSuffix = "+bare"
+
+// wireRole is ep's role as sent.
+func wireRole(ep spmesh.Endpoint) string {
+	if ep.Bare {
+		return string(ep.Role) + bareSuffix
+	}
+	return string(ep.Role)
+}
+
+// fromWire makes the endpoint of a received [service, role, addr].
+func fromWire(service, role, addr, node string) spmesh.Endpoint {
+	ep := spmesh.Endpoint{Service: service, Role: spmesh.Role(role), Addr: addr, Node: node}
+	if r, ok := strings.CutSuffix(role, bareSuffix); ok && r != "" {
+		ep.Role, ep.Bare = spmesh.Role(r), true
+	}
+	return ep
 }
 
 // decodeEndpoints reads an array of endpoints (ok) or nil (not ok), each
@@ -237,7 +264,7 @@ func decodeEndpoints(d *msgpack.Decoder, node string, size int) (eps []spmesh.En
 				return nil, false, decodeErr("endpoint", err)
 			}
 		}
-		ep := spmesh.Endpoint{Service: f[0], Role: spmesh.Role(f[1]), Addr: f[2], Node: node}
+		ep := fromWire(f[0], f[1], f[2], node)
 		if checkEndpoint(ep) != nil {
 			return nil, false, decodeErr("endpoint", nil)
 		}

@@ -213,6 +213,10 @@ func checkEndpoint(ep spmesh.Endpoint) error {
 		return fmt.Errorf("%w: endpoint role %q: want 1 to %d bytes", spmesh.ErrInvalidOption, ep.Role, maxRoleLen)
 	case ep.Addr == "" || len(ep.Addr) > maxAddrLen:
 		return fmt.Errorf("%w: endpoint address %q: want 1 to %d bytes", spmesh.ErrInvalidOption, ep.Addr, maxAddrLen)
+	case strings.HasSuffix(string(ep.Role), bareSuffix):
+		return fmt.Errorf("%w: endpoint role %q: the suffix %q is reserved (set Endpoint.Bare instead)", spmesh.ErrInvalidOption, ep.Role, bareSuffix)
+	case ep.Bare && len(ep.Role)+len(bareSuffix) > maxRoleLen:
+		return fmt.Errorf("%w: endpoint role %q: want 1 to %d bytes for a bare endpoint", spmesh.ErrInvalidOption, ep.Role, maxRoleLen-len(bareSuffix))
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/pipeline"
 	"go.nanomsg.org/mangos/v3"
 	"go.nanomsg.org/mangos/v3/protocol/pull"
@@ -16,11 +17,12 @@ const benchSize = 256
 
 // BenchmarkPushPull measures jobs/s from 1 pusher to 2 pullers over TCP on
 // loopback at 256 B, through spmesh and through raw mangos PUSH/PULL in the
-// same run. A job counts when a puller has received it. The at-least-once
+// same run (and with bare frames, "bare": no envelope, raw bytes). A job counts when a puller has received it. The at-least-once
 // half runs beside them (acked): 1 Producer with an async window of 64 to 2
 // Workers, a job counting once its ack is back.
 func BenchmarkPushPull(b *testing.B) {
-	b.Run("spmesh", benchSpmesh)
+	b.Run("spmesh", func(b *testing.B) { benchSpmesh(b) })
+	b.Run("bare", func(b *testing.B) { benchSpmesh(b, pipeline.WithBareFrames(), pipeline.WithCodec(spmesh.Raw)) })
 	b.Run("mangos", benchMangos)
 	b.Run("acked", benchProducerWorker)
 }
@@ -74,9 +76,9 @@ func benchProducerWorker(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
 }
 
-func benchSpmesh(b *testing.B) {
-	pls := []*pipeline.Puller{mustPuller(b), mustPuller(b)}
-	p := mustPusher(b, dialAll(b, "tcp", pls)...)
+func benchSpmesh(b *testing.B, opts ...pipeline.Option) {
+	pls := []*pipeline.Puller{mustPuller(b, opts...), mustPuller(b, opts...)}
+	p := mustPusher(b, append(dialAll(b, "tcp", pls), opts...)...)
 	peers(b, p, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -33,6 +33,18 @@
 //     pushed; across pullers there is no order.
 //   - Bad frames (garbage, other kinds, from a non-spmesh peer) are discarded
 //     by the Puller and counted in Stats().DecodeErrors.
+//   - Bare frames ([WithBareFrames], Pusher and Puller only): each message
+//     is one frame holding exactly the codec's bytes, no envelope, to talk
+//     to unmodified NNG, nanomsg or pynng PUSH/PULL programs. Spreading,
+//     blocking, buffering, limits and drops are as above (a frame over the
+//     Puller's limit is dropped, counted in TooLarge and Dropped). Lost:
+//     headers (PushHeader with headers fails, naming bare frames), message
+//     ids (zero) and the sender's time (Message.Time is when it arrived);
+//     every frame is a message, so nothing counts as a DecodeError. Both
+//     ends must be bare, and with [WithDiscovery] they are: a bare Pusher
+//     dials only bare pullers, an enveloped one only enveloped pullers
+//     (the others counted in Stats().EndpointsRefused). The Producer and
+//     Worker refuse it: at-least-once needs the envelope's ids and acks.
 //
 // # Constructors
 //

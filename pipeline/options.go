@@ -54,6 +54,7 @@ type config struct {
 	pusher   pusherConfig   // Pusher only
 	producer producerConfig // Producer only
 	worker   workerConfig   // Worker only
+	bare     bool           // Pusher, Puller: WithBareFrames
 }
 
 // Defaults of the at-least-once half.
@@ -240,6 +241,35 @@ func WithNonBlocking() Option {
 		c.pusher.nonBlocking = true
 		return nil
 	}}
+}
+
+// WithBareFrames makes a [Pusher] or [Puller] send and accept bare SP
+// messages: the body is exactly the application bytes (the codec's output;
+// use [spmesh.Raw] for plain bytes), with no spmesh envelope, so that it
+// talks to unmodified NNG, nanomsg or pynng PUSH/PULL programs. Each
+// message is its own frame. A bare socket keeps the spreading, the
+// backpressure, the queue and size limits and the counters (a frame over
+// [WithMaxMessageSize] is dropped and counted in Stats().TooLarge, as
+// without it). It loses what the envelope carries: headers (PushHeader
+// with headers fails, naming bare frames), message ids (a pulled
+// [Message] has a zero ID) and the sender's time ([Message].Time is when
+// the frame was received). Any frame is a message, so nothing is counted
+// in DecodeErrors. With [WithDiscovery] a bare Puller is advertised as
+// bare and a bare Pusher dials only bare pullers (an enveloped one only
+// enveloped pullers): the others are counted in Stats().EndpointsRefused.
+// Pusher and Puller only: a [Producer] or [Worker] needs the envelope's
+// ids and acks for at-least-once delivery, and refuses it with an error
+// wrapping [spmesh.ErrInvalidOption]. See WIRE.md.
+func WithBareFrames() Option { return bareOption{} }
+
+type bareOption struct{}
+
+func (bareOption) apply(c *config, t target) error {
+	if t&(forPusher|forPuller) == 0 {
+		return sock.Invalid("WithBareFrames does not apply to a %s: at-least-once jobs need the envelope's ids and acks (bare frames are for Pusher and Puller)", t)
+	}
+	c.bare = true
+	return nil
 }
 
 // WithAckTimeout sets how long a [Producer] waits for a worker to ack one

@@ -12,7 +12,8 @@ import (
 	"go.nanomsg.org/mangos/v3"
 )
 
-// Message is one message received by a [Puller].
+// Message is one message received by a [Puller]. A bare Puller
+// ([WithBareFrames]) fills in only Data and Time (when it was received).
 type Message struct {
 	Header spmesh.Header
 	ID     spmesh.ID // message id, unique per message
@@ -45,7 +46,8 @@ func Decode[T any](m interface{ Decode(v any) error }) (T, error) {
 // Puller receives the messages that connected [Pusher]s send it, its share
 // of their load. Messages from one pusher arrive in the order pushed.
 // Frames that are not valid pipeline messages are discarded and counted as
-// DecodeErrors in [Puller.Stats]. A Puller is safe for concurrent use.
+// DecodeErrors in [Puller.Stats] (a bare Puller takes every frame as a
+// message). A Puller is safe for concurrent use.
 type Puller struct {
 	so    *sock.Socket
 	codec spmesh.Codec
@@ -62,7 +64,7 @@ func NewPuller(opts ...Option) (*Puller, error) {
 	if err != nil {
 		return nil, err
 	}
-	so, err := sock.Open(sock.Pull, c.sock, sock.Wiring{Bind: spmesh.RolePuller})
+	so, err := sock.Open(sock.Pull, c.sock, sock.Wiring{Bind: spmesh.RolePuller, Bare: c.bare})
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +76,13 @@ func NewPuller(opts ...Option) (*Puller, error) {
 		return nil, sock.Err(err)
 	}
 	pl := &Puller{so: so, codec: c.sock.Codec}
+	if c.bare {
+		// No envelope: the frame is the body, received now.
+		pl.in = sock.NewBareInbox(so, func(body []byte) (*Message, bool) {
+			return &Message{Time: time.Now(), Data: body, codec: pl.codec}, true
+		})
+		return pl, nil
+	}
 	pl.in = sock.NewInbox(so, wire.KindPush, func(env *wire.Msg) (*Message, bool) {
 		return &Message{
 			Header: env.Header, ID: env.ID, Time: time.Unix(0, env.Time),

@@ -25,6 +25,7 @@ type Pusher struct {
 	so          *sock.Socket
 	spread      *sock.Spread
 	nonBlocking bool
+	bare        bool // WithBareFrames: the body alone, no envelope
 
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -43,10 +44,11 @@ func NewPusher(opts ...Option) (*Pusher, error) {
 	}
 	p := &Pusher{
 		nonBlocking: c.pusher.nonBlocking,
+		bare:        c.bare,
 		done:        make(chan struct{}),
 		attached:    make(chan struct{}),
 	}
-	so, err := sock.Open(sock.Push, c.sock, sock.Wiring{Watch: spmesh.RolePuller})
+	so, err := sock.Open(sock.Push, c.sock, sock.Wiring{Watch: spmesh.RolePuller, Bare: c.bare})
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +86,8 @@ func (p *Pusher) Push(ctx context.Context, v any) error {
 }
 
 // PushHeader is [Pusher.Push] with headers that travel with the message.
+// A bare Pusher ([WithBareFrames]) carries none: non-empty headers fail
+// with an error wrapping [spmesh.ErrInvalidOption].
 func (p *Pusher) PushHeader(ctx context.Context, h spmesh.Header, v any) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -91,8 +95,7 @@ func (p *Pusher) PushHeader(ctx context.Context, h spmesh.Header, v any) error {
 	if p.so.Closed() {
 		return spmesh.ErrClosed
 	}
-	env := wire.Msg{Kind: wire.KindPush, ID: p.so.NewID(), Time: time.Now().UnixNano(), Header: h}
-	m, err := p.so.Encode(&env, v)
+	m, err := p.encode(h, v)
 	if err != nil {
 		return err
 	}
@@ -128,6 +131,21 @@ func (p *Pusher) PushHeader(ctx context.Context, h spmesh.Header, v any) error {
 	}
 	return nil
 }
+
+// encode builds the frame of one message: the envelope and the body, or
+// the body alone when bare.
+func (p *Pusher) encode(h spmesh.Header, v any) (*mangos.Message, error) {
+	if p.bare {
+		if len(h) > 0 {
+			return nil, errBareHeaders
+		}
+		return p.so.Encode(nil, v)
+	}
+	env := wire.Msg{Kind: wire.KindPush, ID: p.so.NewID(), Time: time.Now().UnixNano(), Header: h}
+	return p.so.Encode(&env, v)
+}
+
+var errBareHeaders = fmt.Errorf("%w: headers on a bare pusher: bare frames carry none (WithBareFrames)", spmesh.ErrInvalidOption)
 
 // awaitPuller waits until a puller is connected.
 func (p *Pusher) awaitPuller(ctx context.Context) error {

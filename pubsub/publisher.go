@@ -118,7 +118,7 @@ func NewPublisher(opts ...Option) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	so, err := sock.Open(sock.Pub, c.sock, sock.Wiring{Bind: spmesh.RolePublisher})
+	so, err := sock.Open(sock.Pub, c.sock, sock.Wiring{Bind: spmesh.RolePublisher, Bare: c.bare})
 	if err != nil {
 		return nil, err
 	}

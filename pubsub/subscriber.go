@@ -119,7 +119,7 @@ func NewSubscriber(opts ...Option) (*Subscriber, error) {
 		}
 		return nil
 	}
-	so, err := sock.Open(proto, c.sock, sock.Wiring{Watch: spmesh.RolePublisher, Before: before})
+	so, err := sock.Open(proto, c.sock, sock.Wiring{Watch: spmesh.RolePublisher, Before: before, Bare: c.bare})
 	if err != nil {
 		return nil, err
 	}

@@ -296,7 +296,10 @@ func WithPeerCredit(n int) Option {
 // (counted in Stats().Errors and logged), so the caller times out or
 // resends, as with an NNG REP program that does not answer. Both ends
 // must agree: a bare Replier serves spmesh envelopes as opaque bytes, and
-// an enveloped Requester refuses a bare reply (ErrDecode). See WIRE.md.
+// an enveloped Requester refuses a bare reply (ErrDecode). With
+// [WithDiscovery] they do: a bare Replier is advertised as bare, and a
+// Requester dials only the repliers of its own framing (the others are
+// counted in Stats().EndpointsRefused). See WIRE.md.
 func WithBareFrames() Option {
 	return optionFunc(func(c *config) error {
 		c.bare = true

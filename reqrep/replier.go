@@ -66,7 +66,7 @@ func NewReplier(h Handler, opts ...Option) (*Replier, error) {
 	if err != nil {
 		return nil, err
 	}
-	so, err := sock.Open(sock.Rep, c.sock, sock.Wiring{Bind: c.role})
+	so, err := sock.Open(sock.Rep, c.sock, sock.Wiring{Bind: c.role, Bare: c.bare})
 	if err != nil {
 		return nil, err
 	}

@@ -64,7 +64,7 @@ func NewRequester(opts ...Option) (*Requester, error) {
 	if err != nil {
 		return nil, err
 	}
-	so, err := sock.Open(sock.Dispatcher, c.sock, sock.Wiring{Watch: c.role})
+	so, err := sock.Open(sock.Dispatcher, c.sock, sock.Wiring{Watch: c.role, Bare: c.bare})
 	if err != nil {
 		return nil, err
 	}

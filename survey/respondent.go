@@ -144,7 +144,7 @@ func NewRespondent(h Handler, opts ...Option) (*Respondent, error) {
 		}
 		c.sock.Name = fmt.Sprintf("%s-%08x", host, uint32(sock.RandomUint64()))
 	}
-	so, err := sock.Open(sock.Respondent, c.sock, sock.Wiring{Watch: spmesh.RoleSurveyor, Announce: spmesh.RoleRespondent})
+	so, err := sock.Open(sock.Respondent, c.sock, sock.Wiring{Watch: spmesh.RoleSurveyor, Announce: spmesh.RoleRespondent, Bare: c.bare})
 	if err != nil {
 		return nil, err
 	}

@@ -145,7 +145,7 @@ func NewSurveyor(opts ...Option) (*Surveyor, error) {
 	if err != nil {
 		return nil, err
 	}
-	so, err := sock.Open(sock.Surveyor, c.sock, sock.Wiring{Bind: spmesh.RoleSurveyor})
+	so, err := sock.Open(sock.Surveyor, c.sock, sock.Wiring{Bind: spmesh.RoleSurveyor, Bare: c.bare})
 	if err != nil {
 		return nil, err
 	}

@@ -28,15 +28,17 @@
 //     into a struct or map); anything else as a string (--string forces it).
 //     Received msgpack bodies are shown as JSON; raw bodies as text, or as hex
 //     when they are not printable UTF-8.
-//   - --bare (req, reply, pub, sub, survey, respond) drops the spmesh envelope: messages are
-//     exactly the bytes given (no codec), so req calls an NNG/nanomsg REP
-//     program (nngcat --rep) and an NNG REQ program calls reply. Lost:
-//     headers (refused), the caller's deadline, remote errors (a failing
-//     bare reply sends nothing; the caller times out), ids and attempts.
-//     Both ends must be bare. pub/sub frames are the topic then the body
-//     (sub --bare subscribes to byte prefixes and prints frames whole);
-//     bare survey answers come from an address, not a name. On push, pull
-//     and produce --bare is a usage error: their packages need the envelope.
+//   - --bare (req, reply, pub, sub, push, pull, survey, respond) drops the
+//     spmesh envelope: messages are exactly the bytes given (no codec), so
+//     req calls an NNG/nanomsg REP program (nngcat --rep), an NNG REQ
+//     program calls reply, push feeds nngcat --pull and nngcat --push feeds
+//     pull. Lost: headers (refused), the caller's deadline, remote errors (a
+//     failing bare reply sends nothing; the caller times out), ids and
+//     attempts. Both ends must be bare; in a mesh a bare command sees only
+//     bare peers. pub/sub frames are the topic then the body (sub --bare
+//     subscribes to byte prefixes and prints frames whole); bare survey
+//     answers come from an address, not a name. On produce --bare is a
+//     usage error: at-least-once jobs need the envelope.
 //   - TLS: --tls-cert/--tls-key (this node's certificate), --tls-ca (the CA
 //     peers must be signed by; with a certificate too, mutual TLS),
 //     --require-tls (no plaintext: plaintext endpoints are not dialed,

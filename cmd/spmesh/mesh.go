@@ -39,7 +39,7 @@ const (
 
 // bareCommands are the commands whose pattern package speaks bare SP
 // frames (reqrep.WithBareFrames); --bare on any other is refused.
-var bareCommands = map[string]bool{"req": true, "reply": true, "pub": true, "sub": true, "survey": true, "respond": true}
+var bareCommands = map[string]bool{"req": true, "reply": true, "pub": true, "sub": true, "survey": true, "respond": true, "push": true, "pull": true}
 
 // meshFlags are the flags of every command that joins the mesh.
 func meshFlags() []cli.Flag {
@@ -385,10 +385,15 @@ func (s *session) waitService(ctx context.Context, service string, role spmesh.R
 		return nil
 	}
 	err := s.waitFor(ctx, func() bool {
-		return len(s.node.Endpoints(service, role)) > 0
+		// Only a peer of the same framing counts: the socket dials no other.
+		return slices.ContainsFunc(s.node.Endpoints(service, role), func(ep spmesh.Endpoint) bool { return ep.Bare == s.bare })
 	})
 	if errors.Is(err, errWaited) {
-		err := fmt.Errorf("no such service: nobody in the mesh advertises %q as %s (waited %v)", service, roleName(role), s.cmd.Duration(flagWait))
+		as := roleName(role)
+		if s.bare {
+			as = "bare " + as
+		}
+		err := fmt.Errorf("no such service: nobody in the mesh advertises %q as %s (waited %v)", service, as, s.cmd.Duration(flagWait))
 		// Records are pulled from each member over the node's TLS policy
 		// and key: a refused pull hides a member's services, so say why,
 		// member by member.

@@ -128,10 +128,10 @@ func TestBareRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"push", "--dial", addr, "--bare", "x"}, "push cannot send bare frames"},
-		{[]string{"pull", "--dial", addr, "--bare"}, "pull cannot send bare frames"},
 		{[]string{"survey", "--dial", addr, "--bare", "--expect", "a", "x"}, "bare answers carry no respondent name"},
 		{[]string{"pub", "--dial", addr, "--bare", "-H", "a=b", "t", "x"}, "bare frames carry no headers"},
+		{[]string{"push", "--dial", addr, "--bare", "-H", "a=b", "x"}, "bare frames carry no headers"},
+		{[]string{"pull", "--dial", addr, "--bare", "--codec", "msgpack"}, "a bare body is the raw bytes, no codec"},
 		{[]string{"produce", "--dial", addr, "--bare", "x"}, "produce cannot send bare frames"},
 		{[]string{"req", "--dial", addr, "--bare", "--codec", "msgpack", "x"}, "a bare body is the raw bytes, no codec"},
 		{[]string{"req", "--dial", addr, "--bare", "-H", "a=b", "x"}, "bare frames carry no headers"},

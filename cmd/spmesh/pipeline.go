@@ -25,7 +25,13 @@ At most once: a message in flight when its puller dies is lost. A SERVICE
 with no puller in the mesh (after --wait) exits with 4; no puller taking a
 message within --timeout exits with 5.
 
-With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
+With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.
+
+--bare sends bare SP frames (no spmesh envelope), so push can feed an NNG or
+nanomsg PULL program (nngcat --pull, pynng): each message is exactly its
+bytes (as --codec raw), one frame each. A bare socket loses what the
+envelope carries: headers (--header is refused) and message ids. With a mesh
+it dials only bare pullers (pull --bare). Both ends must be bare.`,
 		Flags: flags(meshFlags(), addrFlags(), bodyFlags(), []cli.Flag{
 			&cli.DurationFlag{Name: flagTimeout, Aliases: []string{"t"}, Value: 10 * time.Second,
 				Usage: "give up when a message cannot be queued for a puller within this long"},
@@ -40,8 +46,8 @@ With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
 			if err := s.waitService(ctx, service, spmesh.RolePuller); err != nil {
 				return err
 			}
-			opts := append([]pipeline.Option{pipeline.WithCodec(s.codec)},
-				wiring(s, service, pipeline.WithDiscovery, pipeline.WithListen, pipeline.WithDial, pipeline.WithTLS, pipeline.WithRequireTLS)...)
+			opts := append([]pipeline.Option{pipeline.WithCodec(s.codec)}, s.pipelineBare()...)
+			opts = append(opts, wiring(s, service, pipeline.WithDiscovery, pipeline.WithListen, pipeline.WithDial, pipeline.WithTLS, pipeline.WithRequireTLS)...)
 			p, err := pipeline.NewPusher(opts...)
 			if err != nil {
 				return err
@@ -83,7 +89,13 @@ func pullCommand() *cli.Command {
 to it (its share of the load) until interrupted, or until --count messages:
 id, headers, body (msgpack as JSON, raw as text or hex).
 
-With --dial/--listen and no mesh, give no SERVICE.`,
+With --dial/--listen and no mesh, give no SERVICE.
+
+--bare takes bare SP frames (no spmesh envelope), so pull can take what an
+NNG or nanomsg PUSH program sends (nngcat --push, pynng): each frame is one
+message, printed as it came (as --codec raw), with no id or headers (--json
+prints the body alone). With a mesh it is advertised as a bare puller, and
+only bare pushers (push --bare) dial it. Both ends must be bare.`,
 		Flags: flags(meshFlags(), addrFlags(), []cli.Flag{
 			&cli.IntFlag{Name: flagCount, Aliases: []string{"n"}, Usage: "exit after this many messages (0: until interrupted)"},
 		}),
@@ -93,8 +105,8 @@ With --dial/--listen and no mesh, give no SERVICE.`,
 				return err
 			}
 			defer s.close()
-			opts := append([]pipeline.Option{pipeline.WithCodec(s.codec)},
-				wiring(s, service, pipeline.WithDiscovery, pipeline.WithListen, pipeline.WithDial, pipeline.WithTLS, pipeline.WithRequireTLS)...)
+			opts := append([]pipeline.Option{pipeline.WithCodec(s.codec)}, s.pipelineBare()...)
+			opts = append(opts, wiring(s, service, pipeline.WithDiscovery, pipeline.WithListen, pipeline.WithDial, pipeline.WithTLS, pipeline.WithRequireTLS)...)
 			pl, err := pipeline.NewPuller(opts...)
 			if err != nil {
 				return err
@@ -102,9 +114,30 @@ With --dial/--listen and no mesh, give no SERVICE.`,
 			defer pl.Close()
 			s.logf("pulling %s", orDefault(service, "messages"))
 			return printAll(ctx, cmd, pl.Next, func(m *pipeline.Message) error {
+				if s.bare {
+					return s.printBare(m.Data)
+				}
 				o := map[string]any{"id": m.ID, "time": m.Time.Format(time.RFC3339Nano)}
 				return s.printReceived(o, m.ID.String(), m.Header, m.Data)
 			})
 		},
 	}
+}
+
+// pipelineBare is pipeline.WithBareFrames with --bare, else nothing.
+func (s *session) pipelineBare() []pipeline.Option {
+	if s.bare {
+		return []pipeline.Option{pipeline.WithBareFrames()}
+	}
+	return nil
+}
+
+// printBare prints a bare message: its body alone (no id, time or
+// headers to show).
+func (s *session) printBare(data []byte) error {
+	if s.json {
+		return s.printReceived(map[string]any{}, "", nil, data)
+	}
+	_, err := fmt.Fprintln(s.stdout, decodeBody(s.codec, data).String())
+	return err
 }

@@ -18,6 +18,7 @@
 package sock
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -108,6 +109,10 @@ type Wiring struct {
 	// Before, if set, runs on the mangos socket before any listen or dial
 	// (e.g. a subscriber's first subscriptions, announced on connecting).
 	Before func(mangos.Socket) error
+	// Bare: the socket speaks bare frames (WithBareFrames). Its endpoints
+	// are advertised with Endpoint.Bare set, and it dials only the watched
+	// endpoints whose framing matches its own (see bare_discovery.go).
+	Bare bool
 }
 
 // Counters are a socket's statistics, updated atomically. Their meaning is
@@ -245,7 +250,7 @@ func (so *Socket) wire(w Wiring) error {
 		bound := append([]string(nil), so.bound...)
 		so.mu.Unlock()
 		for _, a := range bound {
-			wd, err := s.Registry.Advertise(spmesh.Endpoint{Service: s.Service, Role: w.Bind, Addr: advertisable(a, s.Registry.AdvertiseHost())})
+			wd, err := s.Registry.Advertise(spmesh.Endpoint{Service: s.Service, Role: w.Bind, Addr: advertisable(a, s.Registry.AdvertiseHost()), Bare: w.Bare})
 			if err != nil {
 				return fmt.Errorf("spmesh: advertise %s: %w", s.Service, err)
 			}
@@ -255,7 +260,7 @@ func (so *Socket) wire(w Wiring) error {
 		}
 	}
 	if w.Announce != "" && s.Name != "" {
-		wd, err := s.Registry.Advertise(spmesh.Endpoint{Service: s.Service, Role: w.Announce, Addr: spmesh.NameAddrPrefix + s.Name})
+		wd, err := s.Registry.Advertise(spmesh.Endpoint{Service: s.Service, Role: w.Announce, Addr: spmesh.NameAddrPrefix + s.Name, Bare: w.Bare})
 		if err != nil {
 			return fmt.Errorf("spmesh: announce %s: %w", s.Service, err)
 		}
@@ -272,7 +277,7 @@ func (so *Socket) wire(w Wiring) error {
 		so.stopWatch = stop
 		so.mu.Unlock()
 		so.wg.Add(1)
-		go so.follow(updates)
+		go so.follow(updates, w.Bare)
 	}
 	return nil
 }
@@ -299,9 +304,10 @@ func advertisable(addr, host string) string {
 }
 
 // follow keeps exactly one dial to each advertised endpoint the policy
-// allows; each refused one is counted and logged once for as long as it
-// stays advertised.
-func (so *Socket) follow(updates <-chan []spmesh.Endpoint) {
+// allows and whose framing is bare exactly when this socket's is; each
+// refused one is counted and logged once for as long as it stays
+// advertised.
+func (so *Socket) follow(updates <-chan []spmesh.Endpoint, bare bool) {
 	defer so.wg.Done()
 	dialed := map[string]bool{}
 	refused := map[spmesh.Endpoint]bool{}
@@ -309,7 +315,7 @@ func (so *Socket) follow(updates <-chan []spmesh.Endpoint) {
 		want := make(map[string]bool, len(eps))
 		seen := make(map[spmesh.Endpoint]bool, len(refused))
 		for _, ep := range eps {
-			if why := so.pol.refuse(ep); why != "" {
+			if why := cmp.Or(framingMismatch(ep, bare), so.pol.refuse(ep)); why != "" {
 				if !refused[ep] {
 					so.refused(ep, why)
 				}
