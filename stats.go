@@ -20,9 +20,10 @@ type Stats struct {
 	TooLarge uint64
 	// SendTimeouts counts replies, acks and answers dropped because the
 	// peer did not take them within the send timeout (a peer that stopped
-	// reading; its connection is then closed) or while another reply to it
-	// was waiting; the peer resends on its own attempt timeout or when its
-	// connection drops.
+	// reading) or while another reply to it was waiting. Either way its
+	// connection is then closed, so that the peer resends what it had in
+	// flight when it reconnects: a dropped reply costs a resend, never a
+	// call that waits for it forever.
 	SendTimeouts uint64
 	// ConnsRefused counts incoming connections refused at the listener's
 	// connection cap.

@@ -57,7 +57,8 @@ func legitLatencies(t *testing.T, rq *reqrep.Requester, n int) []time.Duration {
 // A requester that never reads its replies costs a Replier at most one
 // handler, for the send timeout: a legit requester is served meanwhile,
 // the replies to the attacker are dropped and counted in SendTimeouts, and
-// once the timeout is over its connection is closed.
+// its connection is closed at the first reply dropped (so that a peer that
+// was only slow resends those requests).
 func TestSlowReaderIsolated(t *testing.T) {
 	const sendTimeout = 5 * time.Second
 	addr := testutil.FreeTCP(t)
@@ -88,19 +89,15 @@ func TestSlowReaderIsolated(t *testing.T) {
 		}
 		return nil
 	})
-	start := time.Now()
 	during := legitLatencies(t, rq, calls)
 	st := rp.Stats()
 	p99b, p99d := testutil.Percentile(before, 0.99), testutil.Percentile(during, 0.99)
 	t.Logf("legit p99 %v without attack, %v during (ratio %.1f); replier: %d sent, %d send timeouts, %d dropped",
 		p99b, p99d, float64(p99d)/float64(p99b), st.Sent, st.SendTimeouts, st.Dropped)
-	if time.Since(start) < sendTimeout && st.LastError != "" {
-		t.Fatalf("got last error %q during the send timeout, want none yet", st.LastError)
-	}
 	if st.SendTimeouts > st.Dropped {
 		t.Fatalf("got %d send timeouts > %d dropped, want each counted as dropped too", st.SendTimeouts, st.Dropped)
 	}
-	// The attacker's connection is closed once the send timeout is over.
+	// The attacker's connection is closed.
 	testutil.Eventually(t, 3*sendTimeout, func() error {
 		if le := rp.Stats().LastError; !strings.Contains(le, "took no reply") {
 			return fmt.Errorf("got last error %q, want the attacker's connection closed", le)

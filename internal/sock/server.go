@@ -38,7 +38,9 @@ type ServeFunc func(base context.Context, m *mangos.Message) (reply *mangos.Mess
 // reconnects and resends what it has not had an answer to. While one
 // worker waits for a peer, other replies to it wait at most stallAfter
 // (250ms), and once that worker has waited longer than stallAfter, they
-// are dropped (counted) without being tried. So a peer that never reads
+// are dropped (counted) without being tried. Every drop closes the
+// connection, so no reply is dropped on a connection that stays open (its
+// request would never be resent). So a peer that never reads
 // holds one worker for the send timeout and others for at most stallAfter,
 // once per connection: it never takes the replies of other peers with it.
 // The replies queued for one peer are bounded in count and bytes
@@ -243,8 +245,10 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 			waiter = true
 		case since != 0 && now-since > int64(s.stallAfter):
 			// Another worker has waited for this peer for a while: it
-			// is not reading. Not even tried.
+			// is not reading. Not even tried; the connection goes, so
+			// that the peer resends the request.
 			s.dropSlow(p, reply)
+			s.hangUp(p, st)
 			s.forget(w)
 			return
 		default:
@@ -270,17 +274,27 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 		s.so.C.Sent.Add(1)
 	case timedOut:
 		s.dropSlow(p, reply)
-		if waiter && !st.closed.Swap(true) {
-			addr := pipeAddr(p)
-			s.so.C.SetLastError(addr, fmt.Errorf("spmesh: closed: the peer took no reply for %v", s.sendTimeout))
-			s.closeLog.log(s.so.Settings.Logger, slog.LevelWarn, "spmesh: closing the connection of a peer that does not read its replies",
-				"remote", addr, "send_timeout", s.sendTimeout)
-			p.Close()
-		}
+		s.hangUp(p, st)
 	default:
 		reply.Free()
 		s.so.C.Dropped.Add(1)
 	}
+}
+
+// hangUp closes the connection to the peer at p (once) after a reply to
+// it was dropped: a REQ peer resends what it had in flight on a connection
+// that closed, so a dropped reply costs a resend, never a call that waits
+// forever (a Requester has no attempt timeout by default). A peer that
+// keeps a connection open while its replies are dropped would not know.
+func (s *Server) hangUp(p mangos.Pipe, st *pipeState) {
+	if st == nil || st.closed.Swap(true) {
+		return
+	}
+	addr := pipeAddr(p)
+	s.so.C.SetLastError(addr, fmt.Errorf("spmesh: closed: the peer took no reply in time (send timeout %v; %v while another reply to it waits)", s.sendTimeout, s.stallAfter))
+	s.closeLog.log(s.so.Settings.Logger, slog.LevelWarn, "spmesh: closing the connection of a peer that does not read its replies",
+		"remote", addr, "send_timeout", s.sendTimeout)
+	p.Close()
 }
 
 // dropSlow drops a reply that the peer at p is not taking, and counts it.
