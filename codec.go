@@ -143,6 +143,9 @@ func (c msgpackCodec) Unmarshal(data []byte, v any) error {
 	if err := mpcheck.Check(data, c.maxDepth()); err != nil {
 		return decodeErr("msgpack: " + err.Error())
 	}
+	if err := checkTyped(data, v); err != nil {
+		return err
+	}
 	if err := msgpack.Unmarshal(data, v); err != nil {
 		return decodeErr("msgpack: " + err.Error())
 	}
