@@ -140,11 +140,14 @@ func (c msgpackCodec) Marshal(v any) ([]byte, error) {
 }
 
 func (c msgpackCodec) Unmarshal(data []byte, v any) error {
-	if err := mpcheck.Check(data, c.maxDepth()); err != nil {
+	hasExt, err := mpcheck.CheckExt(data, c.maxDepth())
+	if err != nil {
 		return decodeErr("msgpack: " + err.Error())
 	}
-	if err := checkTyped(data, v); err != nil {
-		return err
+	if hasExt {
+		if err := checkTyped(data, v); err != nil {
+			return err
+		}
 	}
 	if err := msgpack.Unmarshal(data, v); err != nil {
 		return decodeErr("msgpack: " + err.Error())

@@ -80,6 +80,7 @@ type tplan struct {
 	typ       reflect.Type
 	key, elem *tplan
 	fields    map[string]*tplan // struct from a map: the names whose field reaches a map
+	few       []namedPlan       // fields, when there are few: a scan beats hashing
 	list      []*tplan          // struct from an array: every field, in msgpack's order
 	reach     bool              // while building
 }
@@ -217,6 +218,33 @@ func (n *tplan) prune() {
 			delete(n.fields, k)
 		}
 	}
+	if n.kind == tStruct && len(n.fields) > 0 && len(n.fields) <= maxFew {
+		for k, c := range n.fields {
+			n.few = append(n.few, namedPlan{k, c})
+		}
+	}
+}
+
+type namedPlan struct {
+	name string
+	p    *tplan
+}
+
+// maxFew is the most fields looked up by a scan rather than in the map.
+const maxFew = 8
+
+// field returns the plan of the struct field named name (nil: none, or
+// reaching no map).
+func (n *tplan) field(name []byte) *tplan {
+	if n.few != nil || len(n.fields) == 0 {
+		for _, f := range n.few {
+			if f.name == string(name) {
+				return f.p
+			}
+		}
+		return nil
+	}
+	return n.fields[string(name)]
 }
 
 type planBuilder struct {
@@ -493,7 +521,7 @@ func (w *typedWalker) value(p *tplan) error {
 					w.skip()
 					continue
 				}
-				if err := w.value(p.fields[string(name)]); err != nil {
+				if err := w.value(p.field(name)); err != nil {
 					return err
 				}
 			}
