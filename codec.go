@@ -61,6 +61,10 @@ type AppendCodec interface {
 //     a map type with a registered ext decoder) are left to their own
 //     code, which is theirs to guard, and so is what an interface already
 //     holding a pointer inside v points to (Unmarshal into a fresh value).
+//   - A panic inside msgpack while decoding (it has some: a key repeated
+//     for an interface field in a struct panics in reflect) is returned as
+//     an error wrapping [ErrDecode], so a peer's bytes cannot end the
+//     goroutine that decodes them.
 //   - Marshal and AppendMarshal return an error, instead of overflowing the
 //     stack, for a value with a cycle through a map, slice or struct: every
 //     64 KiB of output the encoder checks that its stack is no deeper than
@@ -160,7 +164,16 @@ func (c msgpackCodec) Marshal(v any) ([]byte, error) {
 	return b, nil
 }
 
-func (c msgpackCodec) Unmarshal(data []byte, v any) error {
+func (c msgpackCodec) Unmarshal(data []byte, v any) (err error) {
+	defer func() {
+		// msgpack panics on some bodies with some types (a key repeated
+		// for an interface field: the second decode lands in the map the
+		// first left there, which reflect cannot address); a peer's bytes
+		// must not end the caller's goroutine.
+		if p := recover(); p != nil {
+			err = decodeErr(fmt.Sprintf("msgpack: cannot decode into %T: %v", v, p))
+		}
+	}()
 	hasExt, err := mpcheck.CheckExt(data, c.maxDepth())
 	if err != nil {
 		return decodeErr("msgpack: " + err.Error())
