@@ -118,7 +118,9 @@ func skip(b []byte, maxDepth int) (int, bool, error) {
 			// is a map (its DecodeMapLen skips an ext header): a payload
 			// that starts as a map must be exactly one valid map.
 			// Timestamps are exempt (their bytes are a time, often
-			// starting like a map): see the trap in SECURITY.md.
+			// starting like a map): spmesh's codec refuses any ext where
+			// the target type has a map (it needs the type; Check does
+			// not know it).
 			p, typ := b[i:i+int(body)], b[i-1] // ext 8/16/32: the header ends with the type
 			if c >= 0xd4 {
 				p, typ = p[1:], p[0] // a fixext's body starts with it
