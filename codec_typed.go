@@ -126,7 +126,11 @@ func checkTyped(data []byte, v any) error {
 	if plan.kind == tDynamic {
 		// msgpack's Decode: a non-nil interface is decoded into the
 		// pointer it holds; a nil one by the codes read.
-		e := reflect.ValueOf(v).Elem()
+		rv := reflect.ValueOf(v)
+		if rv.IsNil() {
+			return nil // msgpack refuses it
+		}
+		e := rv.Elem()
 		if e.IsNil() || e.Elem().Kind() != reflect.Pointer {
 			return nil
 		}

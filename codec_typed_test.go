@@ -102,6 +102,9 @@ func TestTimestampWhereMapExpectedRefused(t *testing.T) {
 		}
 		t.Logf("%-34s %3d bytes: %5d B allocated, %v", c.name, len(c.body), n, err)
 	}
+	if err := spmesh.Msgpack.Unmarshal(tsMap, (*any)(nil)); !errors.Is(err, spmesh.ErrDecode) || strings.Contains(err.Error(), "cannot decode") {
+		t.Errorf("nil *any: got %v, want msgpack's own ErrDecode", err)
+	}
 }
 
 // TestTimestampTrapWithoutTypedCheck shows what the typed check prevents:
@@ -373,10 +376,11 @@ func TestTypedNoMapNoCost(t *testing.T) {
 		t.Errorf("codec: %.0f allocs a decode, msgpack alone %.0f: the check allocates", codec, alone)
 	}
 	type withMaps struct {
-		M map[string]int
-		L []map[string]string
+		M  map[string]int
+		L  []map[string]string
+		At time.Time // an ext: the body is walked
 	}
-	b, _ = spmesh.Msgpack.Marshal(withMaps{M: map[string]int{"a": 1}, L: []map[string]string{{"k": "v"}}})
+	b, _ = spmesh.Msgpack.Marshal(withMaps{M: map[string]int{"a": 1}, L: []map[string]string{{"k": "v"}}, At: time.Now()})
 	var w withMaps
 	_ = spmesh.Msgpack.Unmarshal(b, &w)
 	codec = testing.AllocsPerRun(100, func() { w = withMaps{}; _ = spmesh.Msgpack.Unmarshal(b, &w) })
