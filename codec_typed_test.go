@@ -3,6 +3,7 @@ package spmesh_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spmesh/spmesh"
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // tsMap is a valid 64-bit timestamp (1995-08-15, 936,037,388 ns) whose 8
@@ -474,4 +476,156 @@ func TestMsgpackPanicIsDecodeError(t *testing.T) {
 	if err := spmesh.Msgpack.Unmarshal(mpMap(mpStr("A"), mpMap()), &v); !errors.Is(err, spmesh.ErrDecode) {
 		t.Fatalf("reused value: got %v, want ErrDecode", err)
 	}
+}
+
+// The oracle: msgpack itself says where it decodes a map. oracleMap is
+// decoded by a registered decoder that does what msgpack's map decoder does
+// and notes when it meets an ext (which msgpack's DecodeMapLen would skip
+// and read through); msgpack's own struct field rules decide which bytes
+// reach it. The typed check must refuse every body on which msgpack meets
+// one, and refuse no body that msgpack decodes without meeting one.
+type oracleMap map[string]int
+
+var oracleSawExt bool
+
+func init() {
+	msgpack.Register(oracleMap{}, nil, func(d *msgpack.Decoder, v reflect.Value) error {
+		c, err := d.PeekCode()
+		if err != nil {
+			return err
+		}
+		if msgpcode.IsExt(c) {
+			oracleSawExt = true
+		}
+		n, err := d.DecodeMapLen()
+		if err != nil || n == -1 {
+			v.Set(reflect.Zero(v.Type()))
+			return err
+		}
+		m := make(oracleMap, min(n, 16))
+		for range n {
+			k, err := d.DecodeString()
+			if err != nil {
+				return err
+			}
+			if m[k], err = d.DecodeInt(); err != nil {
+				return err
+			}
+		}
+		v.Set(reflect.ValueOf(m))
+		return nil
+	})
+}
+
+type (
+	oracleInner struct {
+		IM oracleMap
+		IS string
+	}
+	OracleNoInl struct{ X oracleMap }
+	OracleShad  struct{ Dup oracleMap }
+	oracleRules struct {
+		Tagged  oracleMap `msgpack:"t"`
+		Dropped oracleMap `msgpack:"-"`
+		hidden  oracleMap //nolint:unused
+		Alias   oracleMap `msgpack:"al,alias:other"`
+		Plain   int
+		oracleInner
+		OracleNoInl `msgpack:",noinline"`
+		Dup         int
+		OracleShad
+		P     *oracleMap
+		L     []oracleMap
+		MM    map[string]oracleMap
+		A     [2]oracleMap
+		S     []oracleInner
+		Iface any
+		At    time.Time
+	}
+)
+
+func oracleTargets() []func() any {
+	return []func() any{
+		func() any { return new(oracleRules) },
+		func() any { return new(oracleMap) },
+		func() any { return new([]oracleMap) },
+		func() any { return new(map[string]*oracleMap) },
+	}
+}
+
+// checkOracle compares the typed check with msgpack on body, and returns
+// how many targets msgpack read an ext as a map in.
+func checkOracle(t *testing.T, body []byte) (saw int) {
+	if spmesh.CheckMsgpack(body, 0) != nil {
+		return 0
+	}
+	for _, into := range oracleTargets() {
+		err := spmesh.Msgpack.Unmarshal(body, into())
+		refused := err != nil && strings.Contains(err.Error(), "ext where a map is expected")
+		oracleSawExt = false
+		var merr error
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					merr = fmt.Errorf("panic: %v", p)
+				}
+			}()
+			merr = msgpack.Unmarshal(body, into())
+		}()
+		switch {
+		case oracleSawExt && !refused:
+			t.Fatalf("body %x into %T: msgpack read an ext as a map, the codec did not refuse it (%v)", body, into(), err)
+		case refused && merr == nil && !oracleSawExt:
+			t.Fatalf("body %x into %T: refused (%v), but msgpack decodes it without reading an ext as a map", body, into(), err)
+		}
+		if oracleSawExt {
+			saw++
+		}
+	}
+	return saw
+}
+
+func TestTypedOracle(t *testing.T) {
+	at := time.Unix(1<<33, 0xdf<<22).UTC()
+	ts, _ := msgpack.Marshal(at)
+	bodies := [][]byte{tsMap}
+	for _, key := range []string{"t", "Tagged", "Dropped", "hidden", "al", "other", "Plain", "IM", "IS", "oracleInner", "OracleNoInl", "X", "Dup", "OracleShad", "P", "L", "MM", "A", "S", "Iface", "At"} {
+		bodies = append(bodies,
+			mpMap(mpStr(key), ts),
+			mpMap(mpStr(key), mpArr(ts)),
+			mpMap(mpStr(key), mpMap(mpStr("IM"), ts)),
+			mpMap(mpStr(key), mpMap(mpStr("X"), ts)),
+			mpMap(mpStr(key), mpMap(mpStr("Dup"), ts)),
+			mpMap(mpStr(key), mpMap(mpStr("k"), ts)),
+			mpMap(mpStr(key), mpArr(mpMap(mpStr("IM"), ts))))
+	}
+	for i := range 17 {
+		elems := make([][]byte, 17)
+		for j := range elems {
+			elems[j] = []byte{0xc0}
+		}
+		elems[i] = ts
+		bodies = append(bodies, mpArr(elems[:15]...), mpArr(elems[:16]...))
+	}
+	saw := 0
+	for _, b := range bodies {
+		saw += checkOracle(t, b)
+	}
+	if saw < 40 {
+		t.Fatalf("msgpack read an ext as a map %d times, want at least 40 (the oracle is blind?)", saw)
+	}
+	t.Logf("%d bodies into %d types, msgpack reading an ext as a map %d times: the typed check refused exactly those", len(bodies), len(oracleTargets()), saw)
+}
+
+// FuzzTypedOracle: on any body, the typed check refuses exactly where
+// msgpack would read an ext as a map (see checkOracle).
+func FuzzTypedOracle(f *testing.F) {
+	at := time.Unix(1<<33, 0xdf<<22).UTC()
+	ts, _ := msgpack.Marshal(at)
+	f.Add(mpMap(mpStr("t"), ts))
+	f.Add(mpMap(mpStr("oracleInner"), mpMap(mpStr("IM"), ts)))
+	f.Add(mpMap(mpStr("S"), mpArr(mpMap(mpStr("IM"), ts))))
+	f.Add(mpMap(mpStr("MM"), mpMap(mpStr("k"), ts)))
+	f.Add(mpArr(ts))
+	f.Fuzz(func(t *testing.T, body []byte) { _ = checkOracle(t, body) })
 }
