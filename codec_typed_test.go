@@ -478,43 +478,52 @@ func TestMsgpackPanicIsDecodeError(t *testing.T) {
 	}
 }
 
-// The oracle: msgpack itself says where it decodes a map. oracleMap is
-// decoded by a registered decoder that does what msgpack's map decoder does
-// and notes when it meets an ext (which msgpack's DecodeMapLen would skip
+// The oracle: msgpack itself says where it decodes a map. The oracle's map
+// types are decoded by a registered decoder that does what msgpack's map
+// decoder does and notes when it meets an ext (which msgpack's DecodeMapLen would skip
 // and read through); msgpack's own struct field rules decide which bytes
 // reach it. The typed check must refuse every body on which msgpack meets
 // one, and refuse no body that msgpack decodes without meeting one.
-type oracleMap map[string]int
+type (
+	oracleMap   map[string]int
+	oracleMapMM map[string]*oracleMap
+)
 
 var oracleSawExt bool
 
-func init() {
-	msgpack.Register(oracleMap{}, nil, func(d *msgpack.Decoder, v reflect.Value) error {
-		c, err := d.PeekCode()
+// oracleDecoder decodes a map like msgpack's map decoder, noting an ext.
+func oracleDecoder(d *msgpack.Decoder, v reflect.Value) error {
+	c, err := d.PeekCode()
+	if err != nil {
+		return err
+	}
+	if msgpcode.IsExt(c) {
+		oracleSawExt = true
+	}
+	n, err := d.DecodeMapLen()
+	if err != nil || n == -1 {
+		v.Set(reflect.Zero(v.Type()))
+		return err
+	}
+	m := reflect.MakeMapWithSize(v.Type(), min(n, 16))
+	for range n {
+		k, err := d.DecodeString()
 		if err != nil {
 			return err
 		}
-		if msgpcode.IsExt(c) {
-			oracleSawExt = true
-		}
-		n, err := d.DecodeMapLen()
-		if err != nil || n == -1 {
-			v.Set(reflect.Zero(v.Type()))
+		e := reflect.New(v.Type().Elem()).Elem()
+		if err := d.DecodeValue(e); err != nil {
 			return err
 		}
-		m := make(oracleMap, min(n, 16))
-		for range n {
-			k, err := d.DecodeString()
-			if err != nil {
-				return err
-			}
-			if m[k], err = d.DecodeInt(); err != nil {
-				return err
-			}
-		}
-		v.Set(reflect.ValueOf(m))
-		return nil
-	})
+		m.SetMapIndex(reflect.ValueOf(k), e)
+	}
+	v.Set(m)
+	return nil
+}
+
+func init() {
+	msgpack.Register(oracleMap{}, nil, oracleDecoder)
+	msgpack.Register(oracleMapMM{}, nil, oracleDecoder)
 }
 
 type (
@@ -536,7 +545,7 @@ type (
 		OracleShad
 		P     *oracleMap
 		L     []oracleMap
-		MM    map[string]oracleMap
+		MM    oracleMapMM
 		A     [2]oracleMap
 		S     []oracleInner
 		Iface any
@@ -549,7 +558,8 @@ func oracleTargets() []func() any {
 		func() any { return new(oracleRules) },
 		func() any { return new(oracleMap) },
 		func() any { return new([]oracleMap) },
-		func() any { return new(map[string]*oracleMap) },
+		func() any { return new(oracleMapMM) },
+		func() any { return new(*oracleMap) },
 	}
 }
 
