@@ -23,10 +23,11 @@ import (
 // a Go map as an ext, so [Msgpack] refuses an ext at any position the
 // target decodes as a map, and leaves timestamps everywhere else alone.
 //
-// Per Go type, a plan says where maps are (computed once, cached). A type
-// that reaches no map (scalars, strings, []byte, time.Time, any, slices
-// and structs of those) has a nil plan: the cost per message is one cache
-// lookup. Otherwise the bytes (already validated by mpcheck, so every
+// A body without any ext (mpcheck.CheckExt tells, from the pass it makes
+// anyway) is not looked at again. Otherwise, per Go type, a plan says where
+// maps are (computed once, cached). A type that reaches no map (scalars,
+// strings, []byte, time.Time, any, slices and structs of those) has a nil
+// plan: the cost per message is one cache lookup. Otherwise the bytes (already validated by mpcheck, so every
 // length and count is within them) are walked once alongside the plan,
 // following msgpack's decode rules:
 //
@@ -58,10 +59,13 @@ import (
 //   - a type with its own decoder (msgpack.CustomDecoder,
 //     msgpack.Unmarshaler, encoding.BinaryUnmarshaler or
 //     encoding.TextUnmarshaler, on the type or its pointer; time.Time is
-//     one) or a map type given an ext decoder (msgpack.RegisterExtDecoder,
-//     msgpack.Register): its own code decodes those bytes and is its own to
-//     guard. Struct, slice and array types given decoders with
-//     msgpack.Register are followed as their kind.
+//     one) or a map type given a decoder (msgpack.RegisterExtDecoder,
+//     msgpack.Register) that does not read an ext as a map (asked once per
+//     type, see plainMap): its own code decodes those bytes and is its own
+//     to guard. Struct, slice and array types given decoders with
+//     msgpack.Register are followed as their kind. Registrations made
+//     after a type was first decoded are not seen (msgpack caches its
+//     decoders too).
 
 // typed plan kinds.
 const (
@@ -70,7 +74,6 @@ const (
 	tStruct             // fields, list
 	tPtr                // elem (nil code, else elem)
 	tDynamic            // top level only: a pointer to an interface
-	tNone               // while building: reaches no map
 )
 
 // tplan says how a Go type decodes, where that matters: a nil *tplan
