@@ -15,7 +15,14 @@ import (
 // something else: its DecodeMapLen skips an ext header and decodes the
 // ext's payload as a map. It is reached only where the Go target is a map
 // (a map kind, map[string]any, map[string]string, through pointers,
-// slices, arrays, struct fields and map keys and values). mpcheck holds
+// slices, arrays, struct fields and map keys and values). Its callers in
+// v5.4.1: decodeMapValue (map kinds), decodeMapStringStringPtr, DecodeMap
+// (map[string]any, and decodeMapDefault, which DecodeInterface enters only
+// after reading a map code, so an any target never reinterprets),
+// DecodeUntypedMap and DecodeTypedMap (only through a SetMapDecoder hook,
+// which Unmarshal does not set) and Query (not a decoding path). Struct
+// targets read the code first and take only a map or an array (mapLen,
+// arrayLen: no ext skipping); slices and arrays take only an array. mpcheck holds
 // every ext except a timestamp to "a payload that starts like a map is
 // exactly one valid map"; a timestamp cannot be held to it (about 7.5% of
 // valid 64-bit timestamps start with a map byte), so a timestamp where a
