@@ -45,6 +45,26 @@ type AppendCodec interface {
 //     maps together number at most len(data), so decoding allocates at
 //     most len(data) elements of the type decoded into, plus the strings
 //     and bytes it copies out (see the trap below).
+//   - Unmarshal then checks the body against v's type, when the body holds
+//     an ext at all (a timestamp is one): an ext where the type decodes a
+//     map fails with an error wrapping [ErrDecode] ("ext where a map is
+//     expected at byte N"). msgpack would skip the ext's header and read
+//     its payload as a map, so a 10-byte timestamp could claim 808 M pairs;
+//     no msgpack encoder writes a Go map as an ext, and a timestamp at a
+//     time.Time (or any) position is decoded as before. What v's type
+//     decodes as a map is worked out once per type, following msgpack's
+//     rules (tags, "-", embedded structs inlined or not, aliases, structs
+//     from maps or arrays); for a type that reaches no map the check is
+//     one lookup, and otherwise one pass over the body, allocating nothing.
+//     Types with their own decoders (msgpack.CustomDecoder,
+//     msgpack.Unmarshaler, encoding.BinaryUnmarshaler or TextUnmarshaler,
+//     a map type with a registered ext decoder) are left to their own
+//     code, which is theirs to guard, and so is what an interface already
+//     holding a pointer inside v points to (Unmarshal into a fresh value).
+//   - A panic inside msgpack while decoding (it has some: a key repeated
+//     for an interface field in a struct panics in reflect) is returned as
+//     an error wrapping [ErrDecode], so a peer's bytes cannot end the
+//     goroutine that decodes them.
 //   - Marshal and AppendMarshal return an error, instead of overflowing the
 //     stack, for a value with a cycle through a map, slice or struct: every
 //     64 KiB of output the encoder checks that its stack is no deeper than
@@ -92,6 +112,11 @@ func NewMsgpack(maxDepth int) (Codec, error) {
 // [Msgpack] calls it on every body before decoding. A custom codec that
 // decodes msgpack with other settings (or another library) calls it first
 // too; a codec for another format needs the same kind of check for it.
+// CheckMsgpack does not know the type decoded into: a decoder that, like
+// msgpack v5, reads an ext as a map where the type is a map needs the
+// check [Msgpack] makes against the type (it holds every ext but a
+// timestamp whose payload starts like a map to exactly one valid map, but
+// a timestamp's bytes may claim anything).
 func CheckMsgpack(data []byte, maxDepth int) error {
 	if maxDepth <= 0 {
 		maxDepth = DefaultMsgpackDepth
@@ -139,9 +164,24 @@ func (c msgpackCodec) Marshal(v any) ([]byte, error) {
 	return b, nil
 }
 
-func (c msgpackCodec) Unmarshal(data []byte, v any) error {
-	if err := mpcheck.Check(data, c.maxDepth()); err != nil {
+func (c msgpackCodec) Unmarshal(data []byte, v any) (err error) {
+	defer func() {
+		// msgpack panics on some bodies with some types (a key repeated
+		// for an interface field: the second decode lands in the map the
+		// first left there, which reflect cannot address); a peer's bytes
+		// must not end the caller's goroutine.
+		if p := recover(); p != nil {
+			err = decodeErr(fmt.Sprintf("msgpack: cannot decode into %T: %v", v, p))
+		}
+	}()
+	hasExt, err := mpcheck.CheckExt(data, c.maxDepth())
+	if err != nil {
 		return decodeErr("msgpack: " + err.Error())
+	}
+	if hasExt {
+		if err := checkTyped(data, v); err != nil {
+			return err
+		}
 	}
 	if err := msgpack.Unmarshal(data, v); err != nil {
 		return decodeErr("msgpack: " + err.Error())

@@ -29,8 +29,11 @@
 // value or bytes after it fail with an error wrapping [ErrDecode], before
 // anything is allocated. A handler that returns that error (as the typed
 // handlers do) sends its caller a remote error with [CodeDecode], for which
-// errors.Is(err, ErrDecode) holds too. The envelope around the body is
-// checked the same way, and carries at most 1,024 user headers.
+// errors.Is(err, ErrDecode) holds too. A body holding an ext is also
+// checked against the type it is decoded into: an ext (a timestamp, say)
+// where the type has a map is refused, since msgpack would read its bytes
+// as a map of any claimed size. The envelope around the body is checked
+// the same way, and carries at most 1,024 user headers.
 //
 // Traps:
 //   - After the check, the elements of all arrays and maps in a body number

@@ -47,26 +47,40 @@ func fail(off int, format string, args ...any) error {
 // Check validates that b holds exactly one msgpack value within the limits
 // described in the package doc. Errors are *Error.
 func Check(b []byte, maxDepth int) error {
-	n, err := Skip(b, maxDepth)
+	_, err := CheckExt(b, maxDepth)
+	return err
+}
+
+// CheckExt is [Check] that also reports whether b holds an ext (a
+// timestamp included) anywhere, outside str and bin payloads: without
+// one, no decoder can read an ext as something else.
+func CheckExt(b []byte, maxDepth int) (hasExt bool, err error) {
+	n, ext, err := skip(b, maxDepth)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if n != len(b) {
-		return fail(n, "%d bytes of trailing garbage after the value", len(b)-n)
+		return false, fail(n, "%d bytes of trailing garbage after the value", len(b)-n)
 	}
-	return nil
+	return ext, nil
 }
 
 // Skip validates the first msgpack value in b like [Check], and returns its
 // length; bytes after it are not looked at.
 func Skip(b []byte, maxDepth int) (int, error) {
+	n, _, err := skip(b, maxDepth)
+	return n, err
+}
+
+func skip(b []byte, maxDepth int) (int, bool, error) {
+	hasExt := false
 	var buf [64]uint64
 	stk := buf[:0]     // elements still to read in each open container
 	var pending uint64 // sum of stk
 	i := 0
 	for {
 		if i >= len(b) {
-			return i, fail(i, "truncated: %d more values expected", pending+1)
+			return i, false, fail(i, "truncated: %d more values expected", pending+1)
 		}
 		start := i
 		c := b[i]
@@ -87,33 +101,36 @@ func Skip(b []byte, maxDepth int) (int, error) {
 		default:
 			h, bd, el, ct, err := head(b, i)
 			if err == errHead {
-				return start, fail(start, "truncated header")
+				return start, false, fail(start, "truncated header")
 			}
 			if err != nil {
-				return start, err
+				return start, false, err
 			}
 			i += h
 			body, elems, container = bd, el, ct
 		}
 		if body > uint64(len(b)-i) {
-			return start, fail(start, "length %d, only %d bytes remain", body, len(b)-i)
+			return start, false, fail(start, "length %d, only %d bytes remain", body, len(b)-i)
 		}
 		if c >= 0xc7 && c <= 0xc9 || c >= 0xd4 && c <= 0xd8 {
+			hasExt = true
 			// msgpack decodes an ext as the map it holds when the target
 			// is a map (its DecodeMapLen skips an ext header): a payload
 			// that starts as a map must be exactly one valid map.
 			// Timestamps are exempt (their bytes are a time, often
-			// starting like a map): see the trap in SECURITY.md.
+			// starting like a map): spmesh's codec refuses any ext where
+			// the target type has a map (it needs the type; Check does
+			// not know it).
 			p, typ := b[i:i+int(body)], b[i-1] // ext 8/16/32: the header ends with the type
 			if c >= 0xd4 {
 				p, typ = p[1:], p[0] // a fixext's body starts with it
 			}
 			if int8(typ) != -1 && len(p) > 0 && (p[0]&0xf0 == 0x80 || p[0] == 0xde || p[0] == 0xdf) {
 				if len(stk)+1 >= maxDepth {
-					return start, fail(start, "nested deeper than %d", maxDepth)
+					return start, false, fail(start, "nested deeper than %d", maxDepth)
 				}
 				if err := Check(p, maxDepth-len(stk)-1); err != nil {
-					return start, fail(start, "ext holding a map: %v", err)
+					return start, false, fail(start, "ext holding a map: %v", err)
 				}
 			}
 		}
@@ -124,10 +141,10 @@ func Skip(b []byte, maxDepth int) (int, error) {
 		}
 		if container {
 			if len(stk) >= maxDepth {
-				return start, fail(start, "nested deeper than %d", maxDepth)
+				return start, false, fail(start, "nested deeper than %d", maxDepth)
 			}
 			if elems+pending > uint64(len(b)-i) {
-				return start, fail(start, "count of %d elements, only %d bytes remain for %d", elems, len(b)-i, elems+pending)
+				return start, false, fail(start, "count of %d elements, only %d bytes remain for %d", elems, len(b)-i, elems+pending)
 			}
 			stk = append(stk, elems)
 			pending += elems
@@ -136,7 +153,7 @@ func Skip(b []byte, maxDepth int) (int, error) {
 			stk = stk[:len(stk)-1]
 		}
 		if len(stk) == 0 {
-			return i, nil
+			return i, hasExt, nil
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"go.uber.org/goleak"
@@ -169,6 +170,56 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("Check accepted %x, msgpack failed: %v", b, merr)
 		case cerr != nil && merr == nil:
 			t.Fatalf("Check rejected %x (%v), msgpack decoded %v", b, cerr, v)
+		case cerr == nil && merr == nil:
+			if ext, _ := CheckExt(b, depth); !ext && holdsTime(v) {
+				t.Fatalf("CheckExt found no ext in %x, msgpack decoded a time from it: %v", b, v)
+			}
 		}
 	})
+}
+
+// holdsTime reports whether a value decoded into any holds a time (the
+// only ext msgpack decodes without a registration).
+func holdsTime(v any) bool {
+	switch v := v.(type) {
+	case time.Time:
+		return true
+	case []any:
+		for _, e := range v {
+			if holdsTime(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range v {
+			if holdsTime(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestCheckExt(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		b    []byte
+		ext  bool
+	}{
+		{"scalar", []byte{0x01}, false},
+		{"ext bytes inside a str", []byte{0xa3, 0xd4, 0x01, 0x02}, false},
+		{"ext bytes inside a bin", []byte{0xc4, 0x03, 0xd6, 0xff, 0x00}, false},
+		{"timestamp", []byte{0xd6, 0xff, 0, 0, 0, 1}, true},
+		{"ext deep inside", []byte{0x91, 0x81, 0xa1, 'k', 0x92, 0x01, 0xd4, 0x05, 0x00}, true},
+		{"ext8", []byte{0xc7, 0x01, 0x05, 0x00}, true},
+		{"after a map", []byte{0x92, 0x80, 0xd5, 0x01, 0, 0}, true},
+	} {
+		ext, err := CheckExt(c.b, DefaultMaxDepth)
+		if err != nil || ext != c.ext {
+			t.Errorf("%s (%x): got %v, %v; want %v, nil", c.name, c.b, ext, err, c.ext)
+		}
+	}
+	if _, err := CheckExt([]byte{0x92, 0xd4}, DefaultMaxDepth); err == nil {
+		t.Error("truncated: got nil, want an error")
+	}
 }
