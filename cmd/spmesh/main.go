@@ -146,7 +146,7 @@ point the other commands at it with --join 127.0.0.1:7946.`,
 			agentCommand(), membersCommand(), servicesCommand(), watchCommand(),
 			pubCommand(), subCommand(),
 			reqCommand(), replyCommand(),
-			pushCommand(), pullCommand(), produceCommand(),
+			pushCommand(), pullCommand(), produceCommand(), workCommand(),
 			surveyCommand(), respondCommand(),
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
