@@ -49,10 +49,98 @@ func chaosSizeFor(t *testing.T) chaosSize {
 	return chaosSize{finalJobs: 200, kill: func() int { return 100 + rand.IntN(900) }, tornKills: 40}
 }
 
+// outboxWorkerEnv, when set to an address, makes the test binary run as a
+// worker process listening there (see outboxWorker).
+const outboxWorkerEnv = "SPMESH_PIPELINE_OUTBOX_WORKER"
+
 func init() {
 	if v := os.Getenv(outboxChildEnv); v != "" {
 		os.Exit(outboxChild(v))
 	}
+	if v := os.Getenv(outboxWorkerEnv); v != "" {
+		os.Exit(outboxWorker(v))
+	}
+}
+
+// outboxWorker runs a worker listening on addr that prints "ADDR <bound
+// address>", then "RAN <id>" for each job it runs (before acking it),
+// until killed.
+func outboxWorker(addr string) int {
+	var mu sync.Mutex
+	w, err := pipeline.NewWorker(pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+		mu.Lock()
+		defer mu.Unlock()
+		_, err := fmt.Printf("RAN %s\n", j.ID)
+		return err
+	}), pipeline.WithConcurrency(16))
+	if err == nil {
+		addr, err = w.Listen(addr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "outbox worker:", err)
+		return 1
+	}
+	fmt.Printf("ADDR %s\n", addr)
+	select {} // until SIGKILLed
+}
+
+// workerProc is a worker process (outboxWorker) whose runs are counted.
+type workerProc struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan struct{} // its output is all read
+}
+
+// startWorkerProc starts a worker process listening on addr, counting the
+// jobs it runs in runs (under mu); it is killed at the end of the test.
+func startWorkerProc(t *testing.T, addr string, mu *sync.Mutex, runs map[string]int) *workerProc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), outboxWorkerEnv+"="+addr)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	wp := &workerProc{cmd: cmd, done: make(chan struct{})}
+	t.Cleanup(wp.kill)
+	bound := make(chan string, 1)
+	go func() {
+		defer close(wp.done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "ADDR "):
+				bound <- strings.TrimPrefix(line, "ADDR ")
+			case strings.HasPrefix(line, "RAN "):
+				mu.Lock()
+				runs[strings.TrimPrefix(line, "RAN ")]++
+				mu.Unlock()
+			}
+		}
+	}()
+	select {
+	case wp.addr = <-bound:
+	case <-wp.done:
+		cmd.Wait()
+		t.Fatalf("worker process on %s exited before listening", addr)
+	case <-time.After(20 * time.Second):
+		wp.kill()
+		t.Fatalf("worker process on %s not listening within 20s", addr)
+	}
+	return wp
+}
+
+// kill SIGKILLs the worker process and waits until its output is read.
+func (wp *workerProc) kill() {
+	wp.cmd.Process.Kill()
+	<-wp.done
+	wp.cmd.Wait()
 }
 
 // outboxChild runs a producer with an outbox that dials the workers and
@@ -117,8 +205,9 @@ func outboxChild(arg string) int {
 }
 
 // TestOutboxChaos: a producer process with an outbox is SIGKILLed 10 times
-// mid-run (during group commits) and restarted on the same outbox, and a
-// worker is closed and replaced during every other run; every
+// mid-run (during group commits) and restarted on the same outbox, and one
+// of the two worker processes is SIGKILLed and restarted during every
+// other run; every
 // job it ever reported accepted is run by the workers. Duplicates are
 // counted and logged. With SPMESH_CHAOS_FULL=1: 10,000 jobs accepted in
 // all, a kill every ~1,000.
@@ -131,32 +220,17 @@ func TestOutboxChaos(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "outbox.db")
 	var mu sync.Mutex
 	runs := map[string]int{}
-	h := pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
-		mu.Lock()
-		runs[j.ID.String()]++
-		mu.Unlock()
-		return nil
-	})
-	var addrs []string
-	var ws []*pipeline.Worker
-	for range 2 {
-		w := mustWorker(t, h, pipeline.WithConcurrency(16))
-		addrs = append(addrs, listen(t, w, "tcp"))
-		ws = append(ws, w)
+	addrs := make([]string, 2)
+	ws := make([]*workerProc, 2)
+	for i := range ws {
+		ws[i] = startWorkerProc(t, "tcp://127.0.0.1:0", &mu, runs)
+		addrs[i] = ws[i].addr
 	}
-	// restartWorker closes worker i (its jobs in flight are lost, and
-	// delivered again) and starts another on the same address.
+	// restartWorker SIGKILLs worker process i (its jobs in flight are
+	// lost, and delivered again) and starts another on the same address.
 	restartWorker := func(i int) {
-		ws[i].Close()
-		w, err := pipeline.NewWorker(h, pipeline.WithConcurrency(16))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { w.Close() })
-		if _, err := w.Listen(addrs[i]); err != nil {
-			t.Fatalf("worker %d listening again on %s: %v", i, addrs[i], err)
-		}
-		ws[i] = w
+		ws[i].kill()
+		ws[i] = startWorkerProc(t, addrs[i], &mu, runs)
 	}
 	workerRestarts := 0
 	accepted := map[string]bool{}
