@@ -37,7 +37,7 @@ func TestWorkCommand(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
 	work := start(t, "work", "jobs", "-j", addr, "-v", "--codec", "raw", "--concurrency", "2", "-n", "3",
-		"--command", fmt.Sprintf(`{ tr a-z A-Z; echo " $SPMESH_SERVICE $SPMESH_ATTEMPT ${#SPMESH_JOB_ID}"; } >> %s`, out))
+		"--command", fmt.Sprintf(`l=$(tr a-z A-Z); echo "$l $SPMESH_SERVICE $SPMESH_ATTEMPT ${#SPMESH_JOB_ID}" >> %s`, out)) // one write per job: they run 2 at once
 	work.waitLine(work.stderr, `working on jobs at tcp://127\.0\.0\.1:\d+`, waitReady)
 	mustRun(t, 0, "first\nsecond\nthird\n", "produce", "jobs", "-j", addr, "--wait", "20s", "--codec", "raw",
 		"--outbox", filepath.Join(dir, "outbox"))
@@ -82,14 +82,14 @@ func TestWorkTimeout(t *testing.T) {
 	addr := "tcp://" + closedPort(t)
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "pid")
-	work := start(t, "work", "--listen", addr, "-v", "-n", "1", "--timeout", "500ms", "--command",
+	work := start(t, "work", "--listen", addr, "-v", "-n", "1", "--timeout", "2s", "--command",
 		fmt.Sprintf(`if [ "$SPMESH_ATTEMPT" = 1 ]; then sleep 60 & echo $! > %s; wait; fi`, pidFile))
 	work.waitLine(work.stderr, `working on jobs at `, waitReady)
 	mustRun(t, 0, "", "produce", "--dial", addr, "--timeout", "20s", "x")
 	if code := work.wait(waitReady); code != 0 {
 		t.Fatalf("got work exit %d, want 0\n%s", code, work)
 	}
-	work.waitLine(work.stderr, `attempt=1 nacked \(code 124\): command killed after --timeout 500ms$`, time.Second)
+	work.waitLine(work.stderr, `attempt=1 nacked \(code 124\): command killed after --timeout 2s$`, time.Second)
 	work.waitLine(work.stderr, `attempt=2 acked$`, time.Second)
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
