@@ -35,7 +35,7 @@ const exitCodesHelp = `EXIT CODES
    5    nobody answered: no reply in time (req), no answer or an --expect'ed respondent missing (survey)
    6    remote error: the replier's handler returned an error (req)
    130  interrupted by SIGINT/SIGTERM before the command finished (agent, watch, sub, pull,
-        reply and respond run until interrupted: for them a signal is the normal end, exit 0)
+        work, reply and respond run until interrupted: for them a signal is the normal end, exit 0)
 `
 
 // exitErr carries an exit code with an error.
