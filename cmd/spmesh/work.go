@@ -52,8 +52,9 @@ bytes); a command still running after --timeout has its whole process group
 killed (SIGKILL) and is a nack with code 124. The producer sends a nacked
 job again (here or to another worker) until it runs out of attempts (then
 produce reports it as dead-lettered). A job in hand when work is
-interrupted gets 5 s to finish, then is killed and nacked; a job in hand
-when work itself is killed is sent again after the producer's --ack-timeout.
+interrupted gets 5 s to finish, then its process group is killed and the
+producer sends it again; a job in hand when work itself is killed is sent
+again after the producer's --ack-timeout (its command may go on running).
 What is dropped: nothing is acked without running, except with --dedup N: a
 job whose id is among the last N this process acked is acked again at once
 without running (the window lives in this process only).
