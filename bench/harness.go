@@ -14,10 +14,13 @@ var errNotBuilt = errors.New("n/a (not built yet)")
 
 // stream is one sender feeding one or more receivers.
 type stream struct {
-	send   func([]byte) error // one message; may block (backpressure)
-	counts []*atomic.Uint64   // messages arrived, per receiver
-	fanout bool               // every receiver gets every message (pub/sub)
-	close  func()
+	send func([]byte) error // one message; may block (backpressure)
+	// senders is how many goroutines call send at once in the measured
+	// part (0 or 1: one; more: send must be safe for concurrent use).
+	senders int
+	counts  []*atomic.Uint64 // messages arrived, per receiver
+	fanout  bool             // every receiver gets every message (pub/sub)
+	close   func()
 
 	// started and ended (may be nil) run when the measured interval starts
 	// and once everything sent in it has arrived.
@@ -184,15 +187,9 @@ func measureStream(st *stream, size int, d time.Duration, mem memBase) *result {
 	}
 	m0 := mallocs()
 	start := time.Now()
-	var sent uint64
-	for {
-		if err := st.send(payload); err != nil {
-			return &result{err: fmt.Errorf("send: %w", err)}
-		}
-		sent++
-		if sent%64 == 0 && time.Since(start) >= d {
-			break
-		}
+	sent, err := sendFor(st, payload, start, d)
+	if err != nil {
+		return &result{err: fmt.Errorf("send: %w", err)}
 	}
 	last := waitQuiet(st.counts, quiet, drainLimit)
 	if st.ended != nil {
@@ -206,6 +203,42 @@ func measureStream(st *stream, size int, d time.Duration, mem memBase) *result {
 	r.allocs = float64(mallocs()-m0) / float64(sent)
 	r.heap = mem.delta()
 	return r
+}
+
+// sendFor sends from st.senders goroutines until d has passed since
+// start, and returns how many messages were sent.
+func sendFor(st *stream, payload []byte, start time.Time, d time.Duration) (uint64, error) {
+	one := func() (uint64, error) {
+		var sent uint64
+		for {
+			if err := st.send(payload); err != nil {
+				return sent, err
+			}
+			sent++
+			if sent%64 == 0 && time.Since(start) >= d {
+				return sent, nil
+			}
+		}
+	}
+	if st.senders <= 1 {
+		return one()
+	}
+	var total atomic.Uint64
+	errs := make(chan error, st.senders)
+	for range st.senders {
+		go func() {
+			n, err := one()
+			total.Add(n)
+			errs <- err
+		}()
+	}
+	var first error
+	for range st.senders {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return total.Load(), first
 }
 
 // waitQuiet polls until the counts have not moved for q (or limit passes)

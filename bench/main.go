@@ -7,7 +7,7 @@
 // transport by default; the raw codec), raw mangos v3 with its stock tcp
 // transport, raw mangos over spmesh's batching transport (sptcp://), and
 // NATS (an embedded nats-server/v2, nats.go clients; JetStream with memory
-// storage for the acked pipeline). Each cell warms up until every receiver
+// storage for the acked pipeline, file storage for the durable one). Each cell warms up until every receiver
 // has heard from the sender, sends for -duration as fast as the system
 // takes it, then waits until nothing more arrives: only what arrived is
 // counted, the rest is reported as drops. Ratios compare with NATS and with
@@ -37,6 +37,7 @@ type system struct {
 	pubsub   func(size, subs int) (*stream, error)
 	pipeline func(size, workers int) (*stream, error)
 	acked    func(size, workers int) (*stream, error)
+	durable  func(size, workers int) (*stream, error) // acked, jobs on disk before accepted
 	reqrep   func(size int) (*rpc, error)
 	// nomatch opens a stream with a subscriber of its topic, and returns
 	// the address a non-matching subscriber dials and (may be nil) a wait
@@ -60,9 +61,16 @@ func systems() []*system {
 		mangosSystem("mangos", "tcp"),
 		mangosSystem("mangos+sptcp", "sptcp"),
 		natsSystem(),
+		natsDurableSystem("nats+fsync", jsFileFsync),
+		natsDurableSystem("nats+memory", jsMemory),
+		spmeshDurableSystem("spmesh+memory", spmeshDurableMemory),
 		tcpSystem(),
 	}
 }
+
+// durableWindow is the durable row's concurrency: spmesh's window of jobs
+// in flight, and the goroutines submitting at once to either system.
+var durableWindow = ackWindow
 
 // Reference systems for the ratio columns.
 const (
@@ -109,6 +117,7 @@ func scenarios() []scenario {
 		}},
 		scenario{name: "pipeline2-256B", title: "pipeline 1→2, 256 B", run: streamRun(func(s *system) func(int, int) (*stream, error) { return s.pipeline }, 256, 2)},
 		scenario{name: "acked2-256B", title: "at-least-once pipeline 1→2, acked, 256 B", run: streamRun(func(s *system) func(int, int) (*stream, error) { return s.acked }, 256, 2)},
+		scenario{name: "durable2-256B", title: fmt.Sprintf("durable acked pipeline 1→2, 256 B, %d submitters", durableWindow), run: streamRun(func(s *system) func(int, int) (*stream, error) { return s.durable }, 256, 2)},
 		scenario{name: "nomatch-256B", title: "non-matching subscriber's CPU, 256 B on another topic", run: func(s *system, d time.Duration) *result {
 			if s.nomatch == nil {
 				return &result{err: errNotBuilt}
@@ -285,6 +294,11 @@ func (t *table) write(w io.Writer) {
 	fmt.Fprintln(w, "mangos+sptcp is raw mangos over spmesh's batching SP/TCP transport (same wire format as stock tcp).")
 	t.writeTLSCost(w)
 	t.writeCost(w, "spmesh+lossless", "spmesh", "spmesh+lossless is spmesh's pub/sub with pubsub.WithBackpressure on both sides; as spmesh+lossless / spmesh in this run:")
+	t.writeCost(w, "spmesh", "spmesh+memory", "durable row: spmesh is the Producer with pipeline.WithOutbox (a bbolt file, fsynced before each job is accepted, group commit);\n"+
+		"nats is JetStream with file storage at the server's default sync (written to the OS at once, fsynced every 2 min), nats+fsync with sync_always (fsynced on every write);\n"+
+		"spmesh+memory and nats+memory are the same without disk. The cost of durability, spmesh / spmesh+memory in this run:")
+	t.writeCost(w, "nats", "nats+memory", "nats (file) / nats+memory in this run:")
+	t.writeCost(w, "spmesh", "nats+fsync", "spmesh (outbox, fsync) / nats+fsync in this run:")
 	t.writeCost(w, "spmesh", "tcp", "tcp is a plain net.Conn ping-pong (length-prefixed echo, sequential), the floor; spmesh / tcp in this run:")
 	t.writeCost(w, "nats", "tcp", "nats / tcp in this run:")
 }
@@ -336,6 +350,7 @@ func main() {
 	duration := flag.Duration("duration", time.Second, "measured time per cell")
 	runs := flag.Int("runs", 1, "runs per cell; the table shows the median")
 	quiet := flag.Bool("q", false, "no progress lines on stderr")
+	flag.IntVar(&durableWindow, "durable-window", durableWindow, "durable row: jobs in flight (spmesh's window) and concurrent submitters (both systems)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memprofile := flag.String("memprofile", "", "write an allocation profile of the whole run to this file")
 	flag.Parse()

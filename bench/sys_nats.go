@@ -15,8 +15,25 @@ import (
 // natsSystem is an embedded nats-server with nats.go clients, each client
 // on its own connection (client -> server -> client, as deployed).
 func natsSystem() *system {
-	return &system{name: "nats", pubsub: natsPubSub, pipeline: natsPipeline, reqrep: natsReqRep, acked: natsAcked, nomatch: natsNomatch}
+	return &system{name: "nats", pubsub: natsPubSub, pipeline: natsPipeline, reqrep: natsReqRep, acked: natsAcked, nomatch: natsNomatch,
+		durable: func(size, workers int) (*stream, error) { return natsAckedWith(jsFile, durableWindow, workers) }}
 }
+
+// natsDurableSystem is JetStream in the durable row only, with the given
+// storage.
+func natsDurableSystem(name string, st jsStorage) *system {
+	return &system{name: name, partial: true,
+		durable: func(size, workers int) (*stream, error) { return natsAckedWith(st, durableWindow, workers) }}
+}
+
+// jsStorage is how the JetStream stream of the acked rows keeps messages.
+type jsStorage int
+
+const (
+	jsMemory    jsStorage = iota
+	jsFile                // file storage, the server's default sync: written to the OS at once, fsynced every 2 min
+	jsFileFsync           // file storage with sync_always: fsynced on every write
+)
 
 // natsEnv is one server and the connections made to it.
 type natsEnv struct {
@@ -25,8 +42,13 @@ type natsEnv struct {
 	conns []*nats.Conn
 }
 
-func startNATS(js bool) (*natsEnv, error) {
-	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true}
+func startNATS(js bool) (*natsEnv, error) { return startNATSWith(js, false) }
+
+// startNATSWith starts a server; syncAlways fsyncs JetStream's file store
+// on every write (the server's sync_always), else every 2 minutes (its
+// default).
+func startNATSWith(js, syncAlways bool) (*natsEnv, error) {
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true, SyncAlways: syncAlways}
 	e := &natsEnv{}
 	if js {
 		dir, err := os.MkdirTemp("", "spmesh-bench-js-")
@@ -165,8 +187,12 @@ func natsReqRep(size int) (*rpc, error) {
 // work-queue retention, publishes acknowledged by the server (async, a
 // window of pending acks), pull consumers acking every message explicitly.
 // Counted: messages acked by the workers.
-func natsAcked(size, workers int) (*stream, error) {
-	e, err := startNATS(true)
+func natsAcked(size, workers int) (*stream, error) { return natsAckedWith(jsMemory, 1, workers) }
+
+// natsAckedWith is natsAcked with the stream's storage st, published to
+// by senders goroutines at once.
+func natsAckedWith(st jsStorage, senders, workers int) (*stream, error) {
+	e, err := startNATSWith(true, st == jsFileFsync)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +201,10 @@ func natsAcked(size, workers int) (*stream, error) {
 		return nil, err
 	}
 	ctx := context.Background()
+	storage := jetstream.FileStorage
+	if st == jsMemory {
+		storage = jetstream.MemoryStorage
+	}
 	pc, err := e.connect()
 	if err != nil {
 		return fail(err)
@@ -185,7 +215,7 @@ func natsAcked(size, workers int) (*stream, error) {
 	}
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: "JOBS", Subjects: []string{"jobs"},
-		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.MemoryStorage,
+		Retention: jetstream.WorkQueuePolicy, Storage: storage,
 	}); err != nil {
 		return fail(err)
 	}
@@ -227,7 +257,8 @@ func natsAcked(size, workers int) (*stream, error) {
 				}
 			}
 		},
-		counts: counts,
+		senders: senders,
+		counts:  counts,
 		close: func() {
 			for _, cc := range ccs {
 				cc.Stop()

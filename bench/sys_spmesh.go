@@ -20,6 +20,7 @@ func spmeshSystem() *system {
 		pipeline: spmeshPipeline,
 		reqrep:   spmeshReqRep,
 		acked:    spmeshAcked,
+		durable:  spmeshDurable,
 		nomatch:  spmeshNomatch,
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/pipeline"
@@ -11,8 +13,40 @@ import (
 // jobs in flight, Workers that ack after a handler that does nothing.
 // Counted: acks as they arrive at the producer.
 func spmeshAcked(size, workers int) (*stream, error) {
+	return spmeshAckedWith(false, ackWindow, 1, workers)
+}
+
+// spmeshDurable is the acked pipeline with the Producer's outbox
+// (pipeline.WithOutbox, fsynced before each job is accepted) in a file
+// under a fresh temporary directory, and durableWindow jobs in flight and
+// as many submitters at once, so that group commit has company.
+func spmeshDurable(size, workers int) (*stream, error) {
+	return spmeshAckedWith(true, durableWindow, durableWindow, workers)
+}
+
+// spmeshDurableMemory is spmeshDurable without the outbox: the cost of
+// durability, as a ratio in the same run.
+func spmeshDurableMemory(size, workers int) (*stream, error) {
+	return spmeshAckedWith(false, durableWindow, durableWindow, workers)
+}
+
+func spmeshDurableSystem(name string, f func(size, workers int) (*stream, error)) *system {
+	return &system{name: name, partial: true, durable: f}
+}
+
+// spmeshAckedWith is the acked pipeline with window jobs in flight, fed by
+// senders goroutines at once, with an outbox or not.
+func spmeshAckedWith(outbox bool, window, senders, workers int) (*stream, error) {
 	var cs closers
-	opts := []pipeline.Option{pipeline.WithCodec(spmesh.Raw), pipeline.WithMaxInFlight(ackWindow), pipeline.WithWaitForWorker()}
+	opts := []pipeline.Option{pipeline.WithCodec(spmesh.Raw), pipeline.WithMaxInFlight(window), pipeline.WithWaitForWorker()}
+	if outbox {
+		dir, err := os.MkdirTemp("", "spmesh-bench-outbox-")
+		if err != nil {
+			return nil, err
+		}
+		cs.add(func() error { return os.RemoveAll(dir) })
+		opts = append(opts, pipeline.WithOutbox(filepath.Join(dir, "outbox.db")))
+	}
 	nop := pipeline.HandlerFunc(func(context.Context, *pipeline.Job) error { return nil })
 	for range workers {
 		w, err := pipeline.NewWorker(nop, pipeline.WithCodec(spmesh.Raw), pipeline.WithConcurrency(ackWorkers))
@@ -37,7 +71,7 @@ func spmeshAcked(size, workers int) (*stream, error) {
 	acks := counters(1)
 	// Acks mostly come back in order: one goroutine waits on the futures
 	// in turn (no goroutine per job).
-	results := make(chan *pipeline.Result, 2*ackWindow)
+	results := make(chan *pipeline.Result, 2*window)
 	waited := make(chan struct{})
 	go func() {
 		defer close(waited)
@@ -58,6 +92,7 @@ func spmeshAcked(size, workers int) (*stream, error) {
 			results <- r
 			return nil
 		},
-		counts: acks, close: cs.close,
+		senders: senders,
+		counts:  acks, close: cs.close,
 	}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,24 +21,142 @@ import (
 	"github.com/spmesh/spmesh/pipeline"
 )
 
-// outboxChildEnv, when set to "<run>|<outbox path>|<final>|<worker addr>...",
+// outboxChildEnv, when set to "<run>|<outbox path>|<final jobs>|<worker addr>...",
 // makes the test binary run as a producer process (see outboxChild) instead
 // of running tests.
 const outboxChildEnv = "SPMESH_PIPELINE_OUTBOX_PRODUCER"
+
+// chaosFullEnv=1 runs the chaos tests at the issue's full size (10,000
+// jobs and 10 producer kills; 50 torn-write kills) instead of CI's.
+const chaosFullEnv = "SPMESH_CHAOS_FULL"
+
+// chaosSize is the size of the chaos tests: the jobs the final producer
+// run submits unless total > 0 (then it submits what the killed runs left
+// of total accepted jobs), where each run is killed (kill returns the
+// submit count after which it is), and the torn-write kills.
+type chaosSize struct {
+	total     int
+	finalJobs int
+	kill      func() int
+	tornKills int
+}
+
+func chaosSizeFor(t *testing.T) chaosSize {
+	if os.Getenv(chaosFullEnv) == "1" {
+		t.Logf("%s=1: full size", chaosFullEnv)
+		return chaosSize{total: 10_000, kill: func() int { return 700 + rand.IntN(400) }, tornKills: 50}
+	}
+	return chaosSize{finalJobs: 200, kill: func() int { return 100 + rand.IntN(900) }, tornKills: 40}
+}
+
+// outboxWorkerEnv, when set to an address, makes the test binary run as a
+// worker process listening there (see outboxWorker).
+const outboxWorkerEnv = "SPMESH_PIPELINE_OUTBOX_WORKER"
 
 func init() {
 	if v := os.Getenv(outboxChildEnv); v != "" {
 		os.Exit(outboxChild(v))
 	}
+	if v := os.Getenv(outboxWorkerEnv); v != "" {
+		os.Exit(outboxWorker(v))
+	}
+}
+
+// outboxWorker runs a worker listening on addr that prints "ADDR <bound
+// address>", then "RAN <id>" for each job it runs (before acking it),
+// until killed.
+func outboxWorker(addr string) int {
+	var mu sync.Mutex
+	w, err := pipeline.NewWorker(pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+		mu.Lock()
+		defer mu.Unlock()
+		_, err := fmt.Printf("RAN %s\n", j.ID)
+		return err
+	}), pipeline.WithConcurrency(16))
+	if err == nil {
+		addr, err = w.Listen(addr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "outbox worker:", err)
+		return 1
+	}
+	fmt.Printf("ADDR %s\n", addr)
+	select {} // until SIGKILLed
+}
+
+// workerProc is a worker process (outboxWorker) whose runs are counted.
+type workerProc struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan struct{} // its output is all read
+}
+
+// startWorkerProc starts a worker process listening on addr, counting the
+// jobs it runs in runs (under mu); it is killed at the end of the test.
+func startWorkerProc(t *testing.T, addr string, mu *sync.Mutex, runs map[string]int) *workerProc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), outboxWorkerEnv+"="+addr)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	wp := &workerProc{cmd: cmd, done: make(chan struct{})}
+	t.Cleanup(wp.kill)
+	bound := make(chan string, 1)
+	go func() {
+		defer close(wp.done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "ADDR "):
+				bound <- strings.TrimPrefix(line, "ADDR ")
+			case strings.HasPrefix(line, "RAN "):
+				mu.Lock()
+				runs[strings.TrimPrefix(line, "RAN ")]++
+				mu.Unlock()
+			}
+		}
+	}()
+	select {
+	case wp.addr = <-bound:
+	case <-wp.done:
+		cmd.Wait()
+		t.Fatalf("worker process on %s exited before listening", addr)
+	case <-time.After(20 * time.Second):
+		wp.kill()
+		t.Fatalf("worker process on %s not listening within 20s", addr)
+	}
+	return wp
+}
+
+// kill SIGKILLs the worker process and waits until its output is read.
+func (wp *workerProc) kill() {
+	wp.cmd.Process.Kill()
+	<-wp.done
+	wp.cmd.Wait()
 }
 
 // outboxChild runs a producer with an outbox that dials the workers and
 // submits jobs from 8 goroutines, printing "OK <id>" once Submit has
-// accepted each. It prints "READY <recovered>" first. A final run submits
-// 200 jobs, drains and exits; the others submit until SIGKILLed.
+// accepted each. It prints "READY <recovered>" first. A final run (final
+// jobs > 0) submits that many jobs, drains and exits; the others submit
+// until SIGKILLed.
 func outboxChild(arg string) int {
 	f := strings.Split(arg, "|")
-	run, path, final, addrs := f[0], f[1], f[2] == "1", f[3:]
+	run, path, addrs := f[0], f[1], f[3:]
+	finalJobs, err := strconv.Atoi(f[2])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "outbox child: final jobs:", err)
+		return 1
+	}
+	final := finalJobs > 0
 	opts := []pipeline.Option{
 		pipeline.WithOutbox(path), pipeline.WithWaitForWorker(), pipeline.WithMaxAttempts(1000),
 		pipeline.WithAckTimeout(5 * time.Second), pipeline.WithReconnect(10*time.Millisecond, 100*time.Millisecond),
@@ -58,8 +177,12 @@ func outboxChild(arg string) int {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for g := range 8 {
+		share := finalJobs / 8
+		if g < finalJobs%8 {
+			share++
+		}
 		wg.Go(func() {
-			for i := 0; !final || i < 25; i++ {
+			for i := 0; !final || i < share; i++ {
 				id := pipeline.JobIDOf(fmt.Sprintf("%s-%d-%d", run, g, i))
 				if _, err := p.Submit(ctx, pipeline.Task{ID: id, Body: "job"}); err != nil {
 					fmt.Fprintln(os.Stderr, "outbox child: submit:", err)
@@ -82,43 +205,32 @@ func outboxChild(arg string) int {
 }
 
 // TestOutboxChaos: a producer process with an outbox is SIGKILLed 10 times
-// mid-run (during group commits) and restarted on the same outbox, and a
-// worker is closed and replaced during every other run; every
+// mid-run (during group commits) and restarted on the same outbox, and one
+// of the two worker processes is SIGKILLed and restarted during every
+// other run; every
 // job it ever reported accepted is run by the workers. Duplicates are
-// counted and logged.
+// counted and logged. With SPMESH_CHAOS_FULL=1: 10,000 jobs accepted in
+// all, a kill every ~1,000.
 func TestOutboxChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos: skipped with -short")
 	}
+	size := chaosSizeFor(t)
+	began := time.Now()
 	path := filepath.Join(t.TempDir(), "outbox.db")
 	var mu sync.Mutex
 	runs := map[string]int{}
-	h := pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
-		mu.Lock()
-		runs[j.ID.String()]++
-		mu.Unlock()
-		return nil
-	})
-	var addrs []string
-	var ws []*pipeline.Worker
-	for range 2 {
-		w := mustWorker(t, h, pipeline.WithConcurrency(16))
-		addrs = append(addrs, listen(t, w, "tcp"))
-		ws = append(ws, w)
+	addrs := make([]string, 2)
+	ws := make([]*workerProc, 2)
+	for i := range ws {
+		ws[i] = startWorkerProc(t, "tcp://127.0.0.1:0", &mu, runs)
+		addrs[i] = ws[i].addr
 	}
-	// restartWorker closes worker i (its jobs in flight are lost, and
-	// delivered again) and starts another on the same address.
+	// restartWorker SIGKILLs worker process i (its jobs in flight are
+	// lost, and delivered again) and starts another on the same address.
 	restartWorker := func(i int) {
-		ws[i].Close()
-		w, err := pipeline.NewWorker(h, pipeline.WithConcurrency(16))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { w.Close() })
-		if _, err := w.Listen(addrs[i]); err != nil {
-			t.Fatalf("worker %d listening again on %s: %v", i, addrs[i], err)
-		}
-		ws[i] = w
+		ws[i].kill()
+		ws[i] = startWorkerProc(t, addrs[i], &mu, runs)
 	}
 	workerRestarts := 0
 	accepted := map[string]bool{}
@@ -126,7 +238,14 @@ func TestOutboxChaos(t *testing.T) {
 	const kills = 10
 	for run := 0; run <= kills; run++ {
 		final := run == kills
-		arg := fmt.Sprintf("r%d|%s|%d|%s", run, path, map[bool]int{false: 0, true: 1}[final], strings.Join(addrs, "|"))
+		finalJobs := 0
+		if final {
+			finalJobs = size.finalJobs
+			if size.total > 0 {
+				finalJobs = max(size.total-len(accepted), 1)
+			}
+		}
+		arg := fmt.Sprintf("r%d|%s|%d|%s", run, path, finalJobs, strings.Join(addrs, "|"))
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), outboxChildEnv+"="+arg)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -138,7 +257,7 @@ func TestOutboxChaos(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		killAt := 100 + rand.IntN(900)
+		killAt := size.kill()
 		n := 0
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
@@ -181,8 +300,8 @@ func TestOutboxChaos(t *testing.T) {
 	for _, n := range runs {
 		total += n
 	}
-	t.Logf("%d kills, %d worker restarts: %d jobs accepted, %d run, %d deliveries run (%d duplicates); recovered per start: %v",
-		kills, workerRestarts, len(accepted), len(runs), total, total-len(runs), recovered)
+	t.Logf("%d kills, %d worker restarts: %d jobs accepted, %d run (acked), %d deliveries run (%d duplicates); recovered per start: %v; wall time %v",
+		kills, workerRestarts, len(accepted), len(runs), total, total-len(runs), recovered, time.Since(began).Round(time.Millisecond))
 	mu.Unlock()
 	// The final run drained: nothing is left in the outbox.
 	p := mustProducer(t, pipeline.WithOutbox(path))
@@ -192,16 +311,18 @@ func TestOutboxChaos(t *testing.T) {
 }
 
 // TestOutboxTornWrites: a producer process with no worker, 8 goroutines
-// submitting, is SIGKILLed 40 times at random points (most land during a
-// commit) and restarted on the same outbox: the store always opens, and
-// every job ever reported accepted is then run by a worker.
+// submitting, is SIGKILLed 40 times (50 with SPMESH_CHAOS_FULL=1) at
+// random points (most land during a commit) and restarted on the same
+// outbox: the store always opens, and every job ever reported accepted is
+// then run by a worker.
 func TestOutboxTornWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos: skipped with -short")
 	}
+	began := time.Now()
 	path := filepath.Join(t.TempDir(), "outbox.db")
 	accepted := map[string]bool{}
-	const kills = 40
+	kills := chaosSizeFor(t).tornKills
 	for run := range kills {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=t%d|%s|0|", outboxChildEnv, run, path))
@@ -240,6 +361,7 @@ func TestOutboxTornWrites(t *testing.T) {
 	}), pipeline.WithConcurrency(32))
 	p := mustProducer(t, pipeline.WithOutbox(path), pipeline.WithDial(listen(t, w, "tcp")), pipeline.WithMaxInFlight(1<<16))
 	t.Logf("%d kills: %d jobs accepted, %d in the outbox at the end", kills, len(accepted), p.Stats().Recovered)
+	defer func() { t.Logf("wall time %v", time.Since(began).Round(time.Millisecond)) }()
 	if got := p.Stats().Recovered; got < uint64(len(accepted)) {
 		t.Fatalf("recovered: got %d, want at least the %d accepted", got, len(accepted))
 	}

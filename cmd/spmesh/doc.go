@@ -17,6 +17,12 @@
 //     worker (exit 5 after --timeout). With --outbox PATH each job is fsynced
 //     to PATH before it is sent, and jobs a killed, interrupted or timed-out
 //     run left there are sent first by the next run on PATH.
+//   - work runs each job with --command (sh -c, the body on stdin, in a
+//     process group of its own): exit 0 acks; a non-zero exit nacks (its
+//     status and stderr's last line go back), and so does --timeout, which
+//     kills the group; the producer resends until its attempts run out. A
+//     job can run twice (at least once); --dedup N acks a job this process
+//     acked among its last N without running it.
 //   - A survey reaches the respondents connected when it is sent: survey waits
 //     up to --wait for them (or until the --expect'ed ones are connected).
 //     Respondents do not advertise themselves, so "who did not answer" is

@@ -36,7 +36,7 @@ const exitCodesHelp = `EXIT CODES
         no stats responder answered (stats, top)
    6    remote error: the replier's handler returned an error (req)
    130  interrupted by SIGINT/SIGTERM before the command finished (agent, watch, top, sub, pull,
-        reply and respond run until interrupted: for them a signal is the normal end, exit 0)
+        work, reply and respond run until interrupted: for them a signal is the normal end, exit 0)
 `
 
 // exitErr carries an exit code with an error.
@@ -147,7 +147,7 @@ point the other commands at it with --join 127.0.0.1:7946.`,
 			agentCommand(), membersCommand(), servicesCommand(), watchCommand(), statsCommand(), topCommand(),
 			pubCommand(), subCommand(),
 			reqCommand(), replyCommand(),
-			pushCommand(), pullCommand(), produceCommand(),
+			pushCommand(), pullCommand(), produceCommand(), workCommand(),
 			surveyCommand(), respondCommand(),
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
