@@ -9,7 +9,6 @@ import (
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/wire"
-	"go.nanomsg.org/mangos/v3"
 )
 
 // Message is one message received by a [Puller]. A bare Puller
@@ -71,9 +70,9 @@ func NewPuller(opts ...Option) (*Puller, error) {
 	// No queue inside mangos: each connection hands its message straight to
 	// run, so the channel below is the only buffer and Drain can deliver
 	// everything accepted.
-	if err := so.M.SetOption(mangos.OptionReadQLen, 0); err != nil {
+	if err := so.SetRecvQueue(0); err != nil {
 		so.Close()
-		return nil, sock.Err(err)
+		return nil, err
 	}
 	pl := &Puller{so: so, codec: c.sock.Codec}
 	if c.bare {

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/wire"
-	"go.nanomsg.org/mangos/v3"
 )
 
 // Pusher sends messages to connected [Puller]s, each message to one of them,
@@ -60,8 +58,8 @@ func NewPusher(opts ...Option) (*Pusher, error) {
 	return p, nil
 }
 
-func (p *Pusher) pipeEvent(ev mangos.PipeEvent, _ mangos.Pipe) {
-	if ev != mangos.PipeEventAttached {
+func (p *Pusher) pipeEvent(ev sock.PipeEvent) {
+	if ev != sock.PipeAttached {
 		return
 	}
 	p.mu.Lock()
@@ -106,7 +104,7 @@ func (p *Pusher) PushHeader(ctx context.Context, h spmesh.Header, v any) error {
 		}
 		if err := p.spread.Send(ctx, p.done, m, false); err != nil {
 			m.Free()
-			if errors.Is(err, mangos.ErrClosed) {
+			if sock.IsClosed(err) {
 				return spmesh.ErrClosed
 			}
 			return fmt.Errorf("%w: send queue full (pullers busy)", spmesh.ErrNoPeers)
@@ -121,7 +119,7 @@ func (p *Pusher) PushHeader(ctx context.Context, h spmesh.Header, v any) error {
 	}
 	if err := p.spread.Send(ctx, p.done, m, true); err != nil {
 		m.Free()
-		if errors.Is(err, mangos.ErrClosed) {
+		if sock.IsClosed(err) {
 			return spmesh.ErrClosed
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
@@ -134,7 +132,7 @@ func (p *Pusher) PushHeader(ctx context.Context, h spmesh.Header, v any) error {
 
 // encode builds the frame of one message: the envelope and the body, or
 // the body alone when bare.
-func (p *Pusher) encode(h spmesh.Header, v any) (*mangos.Message, error) {
+func (p *Pusher) encode(h spmesh.Header, v any) (*sock.Frame, error) {
 	if p.bare {
 		if len(h) > 0 {
 			return nil, errBareHeaders

@@ -5,7 +5,6 @@ import (
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
-	"go.nanomsg.org/mangos/v3"
 )
 
 // Bare frames (WithBareFrames): the topic's bytes followed by the body's,
@@ -23,13 +22,13 @@ func (p *Publisher) publishBare(topic string, h spmesh.Header, v any, data []byt
 	if p.so.Closed() {
 		return spmesh.ErrClosed
 	}
-	var m *mangos.Message
+	var m *sock.Frame
 	if raw {
 		n := len(topic) + len(data)
 		if err := p.so.CheckSize(n); err != nil {
 			return err // counted
 		}
-		m = mangos.NewMessage(n)
+		m = sock.NewFrame(n)
 		m.Body = append(append(m.Body[:0], topic...), data...)
 	} else {
 		var err error
@@ -57,7 +56,7 @@ func parseSub(s string, bare bool) (pattern, error) {
 // subscription that prefixes the frame, Data the bytes after it. A frame
 // no subscription prefixes (unsubscribed meanwhile) is dropped
 // uncounted, as the socket's prefix filter does.
-func (s *Subscriber) decodeBare(m *mangos.Message, emit func(*Message) bool) {
+func (s *Subscriber) decodeBare(m *sock.Frame, emit func(*Message) bool) {
 	subs := *s.subs.Load()
 	best := -1
 	for i := range subs {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/wire"
-	"go.nanomsg.org/mangos/v3"
 )
 
 // newInbox is a Subscriber's receive side: sock's inbox reads the SUB
@@ -16,7 +15,7 @@ import (
 // frames first): the drops show up as gaps.
 func newInbox(s *Subscriber) *sock.Inbox[*Message] {
 	if s.bare {
-		return sock.NewFrameInbox(s.so, func(m *mangos.Message, emit func(*Message) bool) error {
+		return sock.NewFrameInbox(s.so, func(m *sock.Frame, emit func(*Message) bool) error {
 			s.decodeBare(m, emit)
 			if s.local > 0 {
 				s.reportGaps()
@@ -25,7 +24,7 @@ func newInbox(s *Subscriber) *sock.Inbox[*Message] {
 		})
 	}
 	var dec frameDecoder
-	return sock.NewFrameInbox(s.so, func(m *mangos.Message, emit func(*Message) bool) error {
+	return sock.NewFrameInbox(s.so, func(m *sock.Frame, emit func(*Message) bool) error {
 		err := dec.decode(s, m, emit)
 		if s.onGap != nil && (len(s.gaps) > 0 || s.local > 0) {
 			s.reportGaps()
@@ -52,7 +51,7 @@ type frameDecoder struct {
 // the messages. A batch is checked whole before any of its messages is
 // made: a bad entry fails the frame (one decode error) and none of it is
 // delivered.
-func (d *frameDecoder) decode(s *Subscriber, m *mangos.Message, emit func(*Message) bool) error {
+func (d *frameDecoder) decode(s *Subscriber, m *sock.Frame, emit func(*Message) bool) error {
 	pooled := sock.Pooled(m)
 	free := func() {
 		if pooled {

@@ -10,7 +10,6 @@ import (
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/wire"
-	"go.nanomsg.org/mangos/v3"
 )
 
 // benchFrame is a batch frame of n entries of size bytes on topic "bench".
@@ -42,7 +41,7 @@ func BenchmarkReceiveBatch(b *testing.B) {
 	b.SetBytes(n * 256)
 	b.ReportAllocs()
 	for b.Loop() {
-		m := mangos.NewMessage(len(frame))
+		m := sock.NewFrame(len(frame))
 		m.Body = append(m.Body, frame...)
 		got = 0
 		if err := d.decode(s, m, emit); err != nil || got != n {
@@ -89,7 +88,7 @@ func TestHostileBatchBounded(t *testing.T) {
 	got := 0
 	var err error
 	alloc := allocatedBy(func() {
-		err = d.decode(s, &mangos.Message{Body: empty}, func(*Message) bool { got++; return true })
+		err = d.decode(s, &sock.Frame{Body: empty}, func(*Message) bool { got++; return true })
 	})
 	if !errors.Is(err, spmesh.ErrDecode) || got != 0 {
 		t.Fatalf("empty entries: got %d messages, %v; want none and ErrDecode", got, err)
@@ -102,7 +101,7 @@ func TestHostileBatchBounded(t *testing.T) {
 	got = 0
 	dropped := s.so.C.Dropped.Load()
 	alloc = allocatedBy(func() {
-		err = d.decode(s, &mangos.Message{Body: minimal}, func(*Message) bool { got++; return got <= queue })
+		err = d.decode(s, &sock.Frame{Body: minimal}, func(*Message) bool { got++; return got <= queue })
 	})
 	if err != nil || got != queue+1 {
 		t.Fatalf("minimal entries: got %d emitted, %v; want %d, nil", got, err, queue+1)

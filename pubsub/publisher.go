@@ -11,7 +11,6 @@ import (
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/wire"
-	"go.nanomsg.org/mangos/v3"
 )
 
 // Batching limits (see the package doc).
@@ -91,8 +90,8 @@ type entry struct {
 	end   int // the content is buf[previous end:end]
 	seq   uint64
 	id    wire.ID
-	frame *mangos.Message // a large message's own frame, ready to send
-	ctl   bool            // frame is a tail frame (no message)
+	frame *sock.Frame // a large message's own frame, ready to send
+	ctl   bool        // frame is a tail frame (no message)
 }
 
 func (pd *pending) full() bool {
@@ -417,12 +416,12 @@ func (p *Publisher) flush(w *pending) {
 			n++
 		}
 		base := wire.Msg{Topic: first.topic, ID: first.id, Time: now, Pub: p.id, Seq: first.seq}
-		var m *mangos.Message
+		var m *sock.Frame
 		if n == 1 {
-			m = mangos.NewMessage(overhead + end - start)
+			m = sock.NewFrame(overhead + end - start)
 			m.Body = wire.AppendPublishEntry(m.Body[:0], &base, w.buf[start:end])
 		} else {
-			m = mangos.NewMessage(size)
+			m = sock.NewFrame(size)
 			base.Kind = wire.KindBatch
 			b := wire.AppendHeader(m.Body[:0], &base)
 			off := start
@@ -445,7 +444,7 @@ func (p *Publisher) flush(w *pending) {
 
 // sendFrame sends m, the first frame for rest, carrying n messages. Only a
 // closed socket fails: then rest is dropped, its large frames freed.
-func (p *Publisher) sendFrame(m *mangos.Message, n int, rest []entry) bool {
+func (p *Publisher) sendFrame(m *sock.Frame, n int, rest []entry) bool {
 	if err := p.pub.Send(m, n); err != nil {
 		p.dropRest(rest, 1)
 		return false

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
-	"go.nanomsg.org/mangos/v3"
 )
 
 // Message is one received publication. Messages that arrived in one batch
@@ -102,9 +101,9 @@ func NewSubscriber(opts ...Option) (*Subscriber, error) {
 	}
 	// The first subscriptions are in place before any connection: the
 	// first interest frame a publisher gets holds them.
-	before := func(m mangos.Socket) error {
+	before := func(so *sock.Socket) error {
 		if c.bare {
-			if err := sock.Quiet(m); err != nil {
+			if err := so.Quiet(); err != nil {
 				return err
 			}
 		}
@@ -113,7 +112,7 @@ func NewSubscriber(opts ...Option) (*Subscriber, error) {
 			if err != nil {
 				return err
 			}
-			if err := m.SetOption(mangos.OptionSubscribe, p.prefix); err != nil {
+			if err := so.Subscribe(p.prefix); err != nil {
 				return err
 			}
 		}
@@ -197,8 +196,8 @@ outer:
 				continue outer
 			}
 		}
-		if err := s.so.M.SetOption(mangos.OptionSubscribe, p.prefix); err != nil {
-			return sock.Err(err)
+		if err := s.so.Subscribe(p.prefix); err != nil {
+			return err
 		}
 		next = append(next, p)
 	}
@@ -235,8 +234,8 @@ func (s *Subscriber) Unsubscribe(raw string) error {
 		}
 	}
 	if !shared {
-		if err := s.so.M.SetOption(mangos.OptionUnsubscribe, gone.prefix); err != nil {
-			return sock.Err(err)
+		if err := s.so.Unsubscribe(gone.prefix); err != nil {
+			return err
 		}
 	}
 	s.subs.Store(&next)

@@ -3,8 +3,8 @@ package pubsub
 import (
 	"time"
 
+	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/wire"
-	"go.nanomsg.org/mangos/v3"
 )
 
 // Tail frames: a publisher idle for p.tail after publishing on some topics
@@ -74,7 +74,7 @@ func (p *Publisher) queueTails() {
 		ts.dirty = false
 		p.dirty[i] = nil
 		env := wire.Msg{Kind: wire.KindTail, Topic: ts.name, Time: now, Pub: p.id, Seq: ts.seq}
-		m := mangos.NewMessage(64 + len(ts.name))
+		m := sock.NewFrame(64 + len(ts.name))
 		m.Body = wire.AppendHeader(m.Body[:0], &env)
 		if !p.batching {
 			p.pub.SendControl(m)

@@ -9,7 +9,6 @@ import (
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/wire"
-	"go.nanomsg.org/mangos/v3"
 )
 
 // ReplierStats are a replier's counters. Received counts requests handed to
@@ -90,7 +89,7 @@ func (r *Replier) Dial(addr string) error { return r.so.Dial(addr) }
 func (r *Replier) Addrs() []string { return r.so.Bound() }
 
 // handle answers one request frame.
-func (r *Replier) handle(base context.Context, m *mangos.Message) *mangos.Message {
+func (r *Replier) handle(base context.Context, m *sock.Frame) *sock.Frame {
 	if r.fr.bare {
 		return r.handleBare(base, m)
 	}
@@ -169,7 +168,7 @@ func (r *Replier) Close() error { return r.srv.Close() }
 // the request; the reply is the handler's value alone. There is no way to
 // carry an error: a failed handler, or a reply that cannot be encoded,
 // sends nothing (counted in Errors).
-func (r *Replier) handleBare(base context.Context, m *mangos.Message) *mangos.Message {
+func (r *Replier) handleBare(base context.Context, m *sock.Frame) *sock.Frame {
 	if max := r.so.Settings.MaxMsgSize; len(m.Body) > max {
 		r.so.C.TooLarge.Add(1)
 		r.so.C.Dropped.Add(1)
@@ -184,7 +183,7 @@ func (r *Replier) handleBare(base context.Context, m *mangos.Message) *mangos.Me
 	*req = Request{}
 	r.pool.Put(req)
 	if err == nil {
-		var out *mangos.Message
+		var out *sock.Frame
 		if out, err = r.so.Encode(nil, v); err == nil {
 			return out
 		}

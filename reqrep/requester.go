@@ -11,7 +11,6 @@ import (
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/wire"
-	"go.nanomsg.org/mangos/v3"
 )
 
 // maxFailed bounds how many failed requests a Requester remembers, to send
@@ -145,7 +144,7 @@ func (r *Requester) Do(ctx context.Context, c *Call) (*Reply, error) {
 // roundTrip sends c until a reply comes, decoding its envelope into env.
 // It returns the reply message (the caller frees it) and the attempt number
 // that was answered.
-func (r *Requester) roundTrip(ctx context.Context, c *Call, env *wire.Msg) (*mangos.Message, int, error) {
+func (r *Requester) roundTrip(ctx context.Context, c *Call, env *wire.Msg) (*sock.Frame, int, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
 	}
@@ -224,10 +223,10 @@ func (r *Requester) roundTrip(ctx context.Context, c *Call, env *wire.Msg) (*man
 		t.Release()
 		why := "connection lost"
 		switch {
-		case errors.Is(err, mangos.ErrRecvTimeout):
+		case sock.IsRecvTimeout(err):
 			why = "attempt timed out"
 			r.timeouts.Add(1)
-		case errors.Is(err, mangos.ErrCanceled):
+		case sock.IsCanceled(err):
 			r.lost.Add(1)
 		default:
 			return nil, attempt, r.err(ctx, err)
@@ -293,7 +292,7 @@ func (r *Requester) remoteErr(ctx context.Context, env *wire.Msg) error {
 }
 
 // err translates an error of a send or receive: the caller's ctx, then
-// Close, then mangos's own.
+// Close, then the socket's own.
 func (r *Requester) err(ctx context.Context, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return r.so.Explain(cerr)
@@ -306,7 +305,7 @@ func (r *Requester) err(ctx context.Context, err error) error {
 
 // encode builds the frame of one attempt of c: c.data as is when set, else
 // c.Body encoded with the codec.
-func (r *Requester) encode(id wire.ID, attempt int, deadline int64, c *Call) (*mangos.Message, error) {
+func (r *Requester) encode(id wire.ID, attempt int, deadline int64, c *Call) (*sock.Frame, error) {
 	codec, body := r.codec, c.Body
 	if c.data != nil {
 		codec, body = spmesh.Raw, c.data

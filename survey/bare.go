@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"github.com/spmesh/spmesh/internal/sock"
-	"go.nanomsg.org/mangos/v3"
 )
 
 // Bare frames (WithBareFrames): the body alone, no envelope; the survey id
@@ -19,7 +18,7 @@ var (
 // serveBare answers one bare survey: the handler gets the body as is, and
 // its answer is sent as its encoded bytes alone. A failed, panicked or
 // declined handler sends no answer.
-func (r *Respondent) serveBare(base context.Context, m *mangos.Message) *mangos.Message {
+func (r *Respondent) serveBare(base context.Context, m *sock.Frame) *sock.Frame {
 	if max := r.so.Settings.MaxMsgSize; len(m.Body) > max {
 		r.so.C.TooLarge.Add(1)
 		r.so.C.Dropped.Add(1)
@@ -34,7 +33,7 @@ func (r *Respondent) serveBare(base context.Context, m *mangos.Message) *mangos.
 		return nil
 	}
 	if err == nil {
-		var out *mangos.Message
+		var out *sock.Frame
 		if out, err = r.so.Encode(nil, v); err == nil {
 			return out
 		}
@@ -46,8 +45,8 @@ func (r *Respondent) serveBare(base context.Context, m *mangos.Message) *mangos.
 
 // bareResponse is the Response for a bare answer m: its body, from the
 // connection's address.
-func (s *Surveyor) bareResponse(m *mangos.Message) *Response {
-	return &Response{From: sock.PipeAddr(m.Pipe), Data: m.Body, codec: s.codec}
+func (s *Surveyor) bareResponse(m *sock.Frame) *Response {
+	return &Response{From: m.From(), Data: m.Body, codec: s.codec}
 }
 
 // checkBare refuses what a bare survey cannot carry.

@@ -11,7 +11,6 @@ import (
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/wire"
-	"go.nanomsg.org/mangos/v3"
 )
 
 // ErrDeclined is returned by a handler that chooses not to answer a survey
@@ -169,7 +168,7 @@ func (r *Respondent) Dial(addr string) error { return r.so.Dial(addr) }
 func (r *Respondent) Addrs() []string { return r.so.Bound() }
 
 // serve answers one survey frame.
-func (r *Respondent) serve(base context.Context, m *mangos.Message) *mangos.Message {
+func (r *Respondent) serve(base context.Context, m *sock.Frame) *sock.Frame {
 	if r.bare {
 		return r.serveBare(base, m)
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/wire"
-	"go.nanomsg.org/mangos/v3"
 )
 
 // ErrDone is returned by [Responses.Next] once a survey is over and every
@@ -132,7 +131,7 @@ type Surveyor struct {
 
 	mu     sync.Mutex
 	closed bool
-	free   []mangos.Context // idle mangos contexts, one per concurrent survey
+	free   []sock.SurveyCtx // idle survey contexts, one per concurrent survey
 	wg     sync.WaitGroup   // collectors
 }
 
@@ -234,22 +233,10 @@ func (s *Surveyor) Survey(ctx context.Context, question any, opts ...SurveyOptio
 	if rs.expected != nil {
 		qlen = min(qlen, len(rs.expected)+64)
 	}
-	if err := mc.SetOption(mangos.OptionReadQLen, qlen); err != nil {
-		m.Free()
+	if err := mc.Start(m, qlen, time.Until(deadline)+late); err != nil {
 		s.release(mc)
 		s.wg.Done()
-		return nil, sock.Err(err)
-	}
-	if err := mc.SetOption(mangos.OptionSurveyTime, time.Until(deadline)+late); err != nil {
-		m.Free()
-		s.release(mc)
-		s.wg.Done()
-		return nil, sock.Err(err)
-	}
-	if err := mc.SendMsg(m); err != nil {
-		s.release(mc)
-		s.wg.Done()
-		return nil, sock.Err(err)
+		return nil, err
 	}
 	s.so.C.Sent.Add(1)
 	if rs.expected != nil && rs.pending == 0 {
@@ -283,11 +270,11 @@ func (s *Surveyor) Survey(ctx context.Context, question any, opts ...SurveyOptio
 // collector in s.wg. Contexts are reused rather than closed because the
 // mangos surveyor keeps every context it ever opened until the socket
 // closes.
-func (s *Surveyor) acquire() (mangos.Context, error) {
+func (s *Surveyor) acquire() (sock.SurveyCtx, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, spmesh.ErrClosed
+		return sock.SurveyCtx{}, spmesh.ErrClosed
 	}
 	if n := len(s.free); n > 0 {
 		mc := s.free[n-1]
@@ -295,15 +282,15 @@ func (s *Surveyor) acquire() (mangos.Context, error) {
 		s.wg.Add(1)
 		return mc, nil
 	}
-	mc, err := s.so.M.OpenContext()
+	mc, err := s.so.OpenSurvey()
 	if err != nil {
-		return nil, sock.Err(err)
+		return mc, err
 	}
 	s.wg.Add(1)
 	return mc, nil
 }
 
-func (s *Surveyor) release(mc mangos.Context) {
+func (s *Surveyor) release(mc sock.SurveyCtx) {
 	s.mu.Lock()
 	if !s.closed {
 		s.free = append(s.free, mc)
@@ -315,7 +302,7 @@ func (s *Surveyor) release(mc mangos.Context) {
 // rs until the survey ends, then, counted as late, until lateUntil. It
 // returns the context for reuse at once when every expected respondent
 // has answered.
-func (s *Surveyor) collect(mc mangos.Context, rs *Responses, lateUntil time.Time) {
+func (s *Surveyor) collect(mc sock.SurveyCtx, rs *Responses, lateUntil time.Time) {
 	defer s.wg.Done()
 	var env wire.Msg
 	for {
@@ -340,16 +327,12 @@ func (s *Surveyor) collect(mc mangos.Context, rs *Responses, lateUntil time.Time
 			}
 			break
 		}
-		if err := mc.SetOption(mangos.OptionRecvDeadline, min(wait, closeCheck)); err != nil {
-			rs.finish(sock.Err(err))
-			return
-		}
-		m, err := mc.RecvMsg()
+		m, err := mc.Recv(min(wait, closeCheck))
 		switch {
 		case err == nil:
-		case errors.Is(err, mangos.ErrRecvTimeout):
+		case sock.IsRecvTimeout(err):
 			continue
-		case errors.Is(err, mangos.ErrClosed):
+		case sock.IsClosed(err):
 			rs.finish(spmesh.ErrClosed)
 			return
 		default:

@@ -1,7 +1,5 @@
 package sock
 
-import "go.nanomsg.org/mangos/v3"
-
 // NewBareInbox starts reading so for bare frames (WithBareFrames): each
 // frame's body is one message, with no envelope to decode, so no frame is
 // a decode error. convert turns the body into a message (it may keep it),
@@ -11,7 +9,7 @@ import "go.nanomsg.org/mangos/v3"
 func NewBareInbox[T any](so *Socket, convert func(body []byte) (T, bool)) *Inbox[T] {
 	var slab []byte
 	max := so.Settings.MaxMsgSize
-	return NewFrameInbox(so, func(m *mangos.Message, emit func(T) bool) error {
+	return NewFrameInbox(so, func(m *Frame, emit func(T) bool) error {
 		if len(m.Body) > max {
 			m.Free()
 			so.C.TooLarge.Add(1)

@@ -5,16 +5,11 @@ import (
 	"fmt"
 
 	"github.com/spmesh/spmesh"
-	"go.nanomsg.org/mangos/v3"
 )
 
 // Bare pub/sub and survey (WithBareFrames): pub/sub frames are a topic
 // prefix followed by the body bytes, as NNG and nanomsg PUB/SUB programs
 // send them; a bare survey answer is told apart by its connection.
-
-// PipeAddr is the remote address of p's connection (its URL when the
-// transport has none), "" without a pipe.
-func PipeAddr(p mangos.Pipe) string { return pipeAddr(p) }
 
 // optQuiet makes a SUB socket (Sub, SubHold) announce nothing; optDrops
 // reads how many frames its full receive queue dropped.
@@ -28,7 +23,7 @@ const (
 // enveloped subscriber sees them as sequence gaps, a bare one counts them
 // with this.
 func SubDrops(so *Socket) uint64 {
-	v, err := so.M.GetOption(optDrops)
+	v, err := so.m.GetOption(optDrops)
 	n, _ := v.(uint64)
 	if err != nil {
 		return 0
@@ -36,23 +31,16 @@ func SubDrops(so *Socket) uint64 {
 	return n
 }
 
-// Quiet makes m, a socket of protocol Sub or SubHold, send no interest
-// frames, like a stock SUB: its publishers then filter nothing for it. A
-// bare subscriber needs it, since its publishers may be stock PUBs, and
-// NNG's PUB closes a connection on which it receives anything. Call it
-// before any connection (from Wiring.Before).
-func Quiet(m mangos.Socket) error { return m.SetOption(optQuiet, true) }
-
 // EncodePrefixed builds a bare frame: prefix followed by v encoded by c,
 // with no envelope. The size limit is checked as in EncodeWith (before
 // encoding where it is known, else while or after encoding), refusals
 // counted in TooLarge.
-func (so *Socket) EncodePrefixed(c spmesh.Codec, prefix string, v any) (*mangos.Message, error) {
+func (so *Socket) EncodePrefixed(c spmesh.Codec, prefix string, v any) (*Frame, error) {
 	max := so.Settings.MaxMsgSize
 	if n := len(prefix) + knownSize(c, v); n > max {
 		return nil, so.tooLarge(n, max)
 	}
-	m := mangos.NewMessage(min(len(prefix)+sizeHint(&so.lastSize, &bareEnv, v), max+1))
+	m := NewFrame(min(len(prefix)+sizeHint(&so.lastSize, &bareEnv, v), max+1))
 	b := append(m.Body[:0], prefix...)
 	b, err := spmesh.AppendMarshalLimit(c, b, v, max)
 	if err != nil {

@@ -7,14 +7,13 @@ import (
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/wire"
-	"go.nanomsg.org/mangos/v3"
 )
 
-// Encode builds the mangos message for env with v encoded by the socket's
+// Encode builds the frame for env with v encoded by the socket's
 // codec as its body. The buffer comes from mangos' pool, sized from the
 // socket's previous frame so the body is encoded without growing it. It fails
 // with spmesh.ErrTooLarge past the socket's maximum message size.
-func (so *Socket) Encode(env *wire.Msg, v any) (*mangos.Message, error) {
+func (so *Socket) Encode(env *wire.Msg, v any) (*Frame, error) {
 	return so.EncodeWith(so.Settings.Codec, env, v)
 }
 
@@ -28,7 +27,7 @@ func (so *Socket) Encode(env *wire.Msg, v any) (*mangos.Message, error) {
 // by spmesh's codecs. Refusals are counted in TooLarge. More than
 // wire.MaxHeaders user headers fail with spmesh.ErrInvalidOption. A nil
 // env makes a bare frame: the encoded body alone, no envelope.
-func (so *Socket) EncodeWith(c spmesh.Codec, env *wire.Msg, v any) (*mangos.Message, error) {
+func (so *Socket) EncodeWith(c spmesh.Codec, env *wire.Msg, v any) (*Frame, error) {
 	if env == nil {
 		env = &bareEnv
 	} else if n := len(env.Header); n > wire.MaxHeaders {
@@ -40,7 +39,7 @@ func (so *Socket) EncodeWith(c spmesh.Codec, env *wire.Msg, v any) (*mangos.Mess
 	if n := knownSize(c, v); n > max {
 		return nil, so.tooLarge(n, max)
 	}
-	m := mangos.NewMessage(min(sizeHint(&so.lastSize, env, v), max+1))
+	m := NewFrame(min(sizeHint(&so.lastSize, env, v), max+1))
 	b := m.Body[:0]
 	if env != &bareEnv {
 		b = wire.AppendHeader(b, env)

@@ -69,13 +69,13 @@ const pooledMax = 64 << 10
 // Pooled reports whether m's buffer goes back to mangos' pool when freed:
 // a receiver copies what it keeps out of such a frame and frees it, and
 // keeps a larger frame's buffer as is.
-func Pooled(m *mangos.Message) bool { return len(m.Body) <= pooledMax }
+func Pooled(m *Frame) bool { return len(m.Body) <= pooledMax }
 
 // FrameFunc turns one received frame into messages, handing each to emit
 // in order; emit reports false once the inbox is closing (stop then). It
 // owns m: it frees it or hands its memory to the messages. An error counts
 // the frame as a decode error.
-type FrameFunc[T any] func(m *mangos.Message, emit func(T) bool) error
+type FrameFunc[T any] func(m *Frame, emit func(T) bool) error
 
 // NewInbox starts reading so for frames of one kind. convert turns a
 // decoded envelope into a message (it may keep env.Body), or reports false
@@ -85,7 +85,7 @@ func NewInbox[T any](so *Socket, kind wire.Kind, convert func(env *wire.Msg) (T,
 		env  wire.Msg
 		slab []byte // small bodies are copied into it, one after another
 	)
-	return NewFrameInbox(so, func(m *mangos.Message, emit func(T) bool) error {
+	return NewFrameInbox(so, func(m *Frame, emit func(T) bool) error {
 		if err := wire.Decode(m.Body, &env); err != nil || env.Kind != kind {
 			m.Free()
 			if err == nil {
@@ -148,18 +148,18 @@ func NewFrameInbox[T any](so *Socket, decode FrameFunc[T]) *Inbox[T] {
 	if in.maxBytes <= 0 {
 		in.maxBytes = DefaultQueueBytes
 	}
-	in.lossy = so.M.Info().Self == mangos.ProtoSub && !so.Holds()
+	in.lossy = so.m.Info().Self == mangos.ProtoSub && !so.Holds()
 	if in.lossy {
 		// The socket's own queue, in frames (LossyFrameQueue): the reader
 		// empties it as fast as it decodes (it never waits for the
 		// application), so it fills only while the reader falls behind
 		// the network; a full one drops its oldest frame (a gap the
 		// subscriber counts).
-		_ = so.M.SetOption(mangos.OptionReadQLen, LossyFrameQueue(st))
+		_ = so.m.SetOption(mangos.OptionReadQLen, LossyFrameQueue(st))
 	} else {
 		// The socket's own queue, in frames, bounded in bytes too (see Inbox).
 		qlen := min(st.RecvQueue, max(2, in.maxBytes/max(st.MaxMsgSize, 1)))
-		_ = so.M.SetOption(mangos.OptionReadQLen, qlen)
+		_ = so.m.SetOption(mangos.OptionReadQLen, qlen)
 	}
 	go in.run(decode)
 	return in
@@ -177,7 +177,7 @@ func (in *Inbox[T]) run(decode FrameFunc[T]) {
 	defer close(in.ch)
 	emit := in.emit // once: a method value passed on would allocate per frame
 	for {
-		m, err := in.so.M.RecvMsg()
+		m, err := in.so.m.RecvMsg()
 		if err != nil {
 			if errors.Is(err, mangos.ErrClosed) {
 				return
@@ -186,7 +186,7 @@ func (in *Inbox[T]) run(decode FrameFunc[T]) {
 			continue
 		}
 		in.frame = len(m.Body) // before decode, which may free m
-		if err := decode(m, emit); err != nil {
+		if err := decode(frame(m), emit); err != nil {
 			in.so.C.DecodeErrors.Add(1)
 			in.so.Settings.Logger.Debug("spmesh: discarded bad frame", "err", err)
 		}

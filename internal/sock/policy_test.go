@@ -60,11 +60,11 @@ func openErr(p sock.Proto, w sock.Wiring, opts ...sock.Option) (*sock.Socket, er
 // so closes.
 func serve(so *sock.Socket, name string, n *atomic.Int64) {
 	for {
-		if _, err := so.M.Recv(); err != nil {
+		if _, err := sock.Mangos(so).Recv(); err != nil {
 			return
 		}
 		n.Add(1)
-		if err := so.M.Send([]byte(name)); err != nil {
+		if err := sock.Mangos(so).Send([]byte(name)); err != nil {
 			return
 		}
 	}
@@ -198,10 +198,10 @@ func TestMixedMeshRequireTLSNoPlaintext(t *testing.T) {
 			}))
 			const n = 64
 			for i := range n {
-				if err := req.M.Send([]byte("ping")); err != nil {
+				if err := sock.Mangos(req).Send([]byte("ping")); err != nil {
 					t.Fatal(err)
 				}
-				got, err := req.M.Recv()
+				got, err := sock.Mangos(req).Recv()
 				if err != nil || string(got) != "secure" {
 					t.Fatalf("request %d: got %q %v, want an answer from the TLS replier", i, got, err)
 				}
@@ -330,10 +330,10 @@ func TestVerifyNodeRefusesImpostor(t *testing.T) {
 	reg.Add(spmesh.Endpoint{Service: "svc", Role: spmesh.RoleReplier, Addr: good, Node: "victim"})
 	testutil.Eventually(t, 10*time.Second, peers(req, 1))
 	for range 8 {
-		if err := req.M.Send([]byte("who")); err != nil {
+		if err := sock.Mangos(req).Send([]byte("who")); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := req.M.Recv(); err != nil || string(got) != "victim" {
+		if got, err := sock.Mangos(req).Recv(); err != nil || string(got) != "victim" {
 			t.Fatalf("got %q %v, want victim", got, err)
 		}
 	}

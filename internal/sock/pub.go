@@ -129,7 +129,7 @@ func newPubSocket() mangos.Socket {
 // any other), and makes it count in so's Counters, learn its
 // subscribers' addresses and bound its queues in bytes by so's QueueBytes.
 func PubOf(so *Socket) *Fanout {
-	v, err := so.M.GetOption(optPub)
+	v, err := so.m.GetOption(optPub)
 	p, _ := v.(*Fanout)
 	if err != nil || p == nil {
 		return nil
@@ -140,7 +140,7 @@ func PubOf(so *Socket) *Fanout {
 		p.maxBytes = so.Settings.QueueBytes
 	}
 	p.mu.Unlock()
-	so.OnPipe(func(ev mangos.PipeEvent, mp mangos.Pipe) {
+	so.onPipe(func(ev mangos.PipeEvent, mp mangos.Pipe) {
 		if ev != mangos.PipeEventAttached {
 			return
 		}
@@ -156,7 +156,7 @@ func PubOf(so *Socket) *Fanout {
 // Send queues m, a frame carrying n messages, for every subscriber
 // connection; a connection whose queue is full (in messages or bytes)
 // drops it (counted). It never blocks. It takes m.
-func (s *Fanout) Send(m *mangos.Message, n int) error { return s.send(m, n, false) }
+func (s *Fanout) Send(m *Frame, n int) error { return s.send(m.msg(), n, false) }
 
 // SendControl queues m, a control frame that carries no message (a tail
 // frame), for every subscriber connection, in order with the frames
@@ -164,7 +164,7 @@ func (s *Fanout) Send(m *mangos.Message, n int) error { return s.send(m, n, fals
 // connection, beyond which it is dropped, uncounted (a connection that
 // holds 64 unsent control frames is not reading). It never blocks. It
 // takes m.
-func (s *Fanout) SendControl(m *mangos.Message) error { return s.send(m, 0, true) }
+func (s *Fanout) SendControl(m *Frame) error { return s.send(m.msg(), 0, true) }
 
 func (s *Fanout) send(m *mangos.Message, n int, ctl bool) error {
 	if s.stall > 0 && !ctl {
@@ -368,7 +368,7 @@ func (s *Fanout) Drops() map[string]uint64 {
 }
 
 // SendMsg implements protocol.Protocol: one message per frame.
-func (s *Fanout) SendMsg(m *mangos.Message) error { return s.Send(m, 1) }
+func (s *Fanout) SendMsg(m *mangos.Message) error { return s.send(m, 1, false) }
 
 // RecvMsg implements protocol.Protocol: a PUB socket receives nothing.
 func (s *Fanout) RecvMsg() (*mangos.Message, error) { return nil, protocol.ErrProtoOp }

@@ -65,7 +65,7 @@ func newPushSocket() mangos.Socket {
 // and makes it count drops in so's Counters and bound its queues by so's
 // SendQueue and QueueBytes.
 func PushOf(so *Socket) *Spread {
-	v, err := so.M.GetOption(optPush)
+	v, err := so.m.GetOption(optPush)
 	s, _ := v.(*Spread)
 	if err != nil || s == nil {
 		return nil
@@ -87,7 +87,8 @@ func PushOf(so *Socket) *Spread {
 // returns ctx.Err() or protocol.ErrClosed); with wait false it fails at
 // once with mangos.ErrNoPeers instead. On success it takes m; on error
 // the caller keeps it.
-func (s *Spread) Send(ctx context.Context, done <-chan struct{}, m *mangos.Message, wait bool) error {
+func (s *Spread) Send(ctx context.Context, done <-chan struct{}, f *Frame, wait bool) error {
+	m := f.msg()
 	size := frameCost(m)
 	for {
 		s.mu.Lock()
@@ -245,7 +246,7 @@ func (p *pushPipe) receiver() {
 
 // SendMsg implements protocol.Protocol: waits for room, until Close.
 func (s *Spread) SendMsg(m *mangos.Message) error {
-	return s.Send(context.Background(), nil, m, true)
+	return s.Send(context.Background(), nil, frame(m), true)
 }
 
 // RecvMsg implements protocol.Protocol: a PUSH socket receives nothing.

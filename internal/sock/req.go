@@ -91,12 +91,12 @@ func newReqSocket() mangos.Socket {
 // DispatchOf returns the Dispatch of a socket opened with protocol Req (nil
 // for any other), and makes it learn its peers' addresses.
 func DispatchOf(so *Socket) *Dispatch {
-	v, err := so.M.GetOption(optDispatch)
+	v, err := so.m.GetOption(optDispatch)
 	d, _ := v.(*Dispatch)
 	if err != nil || d == nil {
 		return nil
 	}
-	so.OnPipe(func(ev mangos.PipeEvent, mp mangos.Pipe) {
+	so.onPipe(func(ev mangos.PipeEvent, mp mangos.Pipe) {
 		if ev != mangos.PipeEventAttached {
 			return
 		}
@@ -126,7 +126,8 @@ func (d *Dispatch) SetDefaultCredit(n int) {
 // protocol.ErrNoPeers at once, unless wait, when it waits for one. It
 // returns ctx's error when ctx ends first and protocol.ErrClosed once
 // closed. It takes m.
-func (d *Dispatch) Send(ctx context.Context, m *mangos.Message, avoid uint32, wait bool) (*Ticket, error) {
+func (d *Dispatch) Send(ctx context.Context, f *Frame, avoid uint32, wait bool) (*Ticket, error) {
+	m := f.msg()
 	d.mu.Lock()
 	var p *reqPipe
 	for {
@@ -296,7 +297,7 @@ func (t *Ticket) Pipe() uint32 { return t.pipe.p.ID() }
 // when t's connection dropped, ctx's error when ctx ends, and
 // protocol.ErrClosed when the Dispatch closed. Either way the caller then
 // calls Release.
-func (t *Ticket) Wait(ctx context.Context, timeout time.Duration) (*mangos.Message, error) {
+func (t *Ticket) Wait(ctx context.Context, timeout time.Duration) (*Frame, error) {
 	var tc <-chan time.Time
 	if timeout > 0 {
 		tm := time.NewTimer(timeout)
@@ -314,7 +315,7 @@ func (t *Ticket) Wait(ctx context.Context, timeout time.Duration) (*mangos.Messa
 			}
 			return nil, protocol.ErrCanceled
 		}
-		return m, nil
+		return frame(m), nil
 	case <-tc:
 		return nil, protocol.ErrRecvTimeout
 	case <-ctx.Done():

@@ -12,8 +12,8 @@ import (
 )
 
 // msg returns a request message with body s.
-func msg(s string) *mangos.Message {
-	m := mangos.NewMessage(len(s))
+func msg(s string) *sock.Frame {
+	m := sock.NewFrame(len(s))
 	m.Body = append(m.Body, s...)
 	return m
 }
@@ -72,11 +72,11 @@ func TestDispatchCreditAndForeignRep(t *testing.T) {
 		t.Fatalf("peers: got %+v, want one with 2 in flight, credit 2", p)
 	}
 	// The REP peer answers the first request (echoing the SP header).
-	b, err := reps[0].M.Recv()
+	b, err := sock.Mangos(reps[0]).Recv()
 	if err != nil || string(b) != "a" {
 		t.Fatalf("rep got %q %v, want a", b, err)
 	}
-	if err := reps[0].M.Send([]byte("re:a")); err != nil {
+	if err := sock.Mangos(reps[0]).Send([]byte("re:a")); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := t1.Wait(ctx, 0)

@@ -23,7 +23,7 @@ const Linger = 50 * time.Millisecond
 // ServeFunc answers one frame taken by a [Server] worker. base is the
 // parent of handler contexts (cancelled by Close). It returns the reply to
 // send, or nil for none. It must not keep m past its return.
-type ServeFunc func(base context.Context, m *mangos.Message) (reply *mangos.Message)
+type ServeFunc func(base context.Context, m *Frame) (reply *Frame)
 
 // Server is the serving side shared by the REP and RESPONDENT based types
 // (Replier, Worker, Respondent): n workers, each on its own mangos context,
@@ -131,7 +131,7 @@ func NewServer(so *Socket, n int, serve ServeFunc) (*Server, error) {
 	s.stallAfter = min(stallAfter, s.sendTimeout/2)
 	s.base, s.cancel = context.WithCancel(context.Background())
 	for range n {
-		mc, err := so.M.OpenContext()
+		mc, err := so.m.OpenContext()
 		if err != nil {
 			for _, w := range s.workers {
 				w.mc.Close()
@@ -144,7 +144,7 @@ func NewServer(so *Socket, n int, serve ServeFunc) (*Server, error) {
 		w.timer.Stop()
 		s.workers = append(s.workers, w)
 	}
-	so.OnPipe(func(ev mangos.PipeEvent, p mangos.Pipe) {
+	so.onPipe(func(ev mangos.PipeEvent, p mangos.Pipe) {
 		if ev == mangos.PipeEventDetached {
 			if _, ok := s.pipes.LoadAndDelete(p.ID()); ok {
 				s.npipes.Add(-1)
@@ -192,18 +192,18 @@ func (s *Server) run(w *srvWorker) {
 			continue
 		}
 		p := m.Pipe
-		var reply *mangos.Message
+		var reply *Frame
 		if o, ok := s.so.oversized(m.Body); ok {
 			reply = s.tooLarge(o)
 		} else {
-			reply = s.serve(s.base, m)
+			reply = s.serve(s.base, frame(m))
 		}
 		m.Free()
 		if reply == nil {
 			s.forget(w)
 			continue
 		}
-		s.send(w, p, reply)
+		s.send(w, p, reply.msg())
 	}
 }
 
@@ -216,7 +216,7 @@ func (s *Server) run(w *srvWorker) {
 // closed. The context is replaced by a fresh one; this happens only for
 // frames not answered (refused, or replies dropped), not per reply.
 func (s *Server) forget(w *srvWorker) {
-	mc, err := s.so.M.OpenContext()
+	mc, err := s.so.m.OpenContext()
 	if err != nil {
 		return // the socket is closing: the loop ends, the contexts go
 	}
@@ -260,7 +260,7 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 	timedOut := !w.timer.Stop()
 	if timedOut {
 		<-w.fired // mc is closed: replace it
-		if mc, oerr := s.so.M.OpenContext(); oerr == nil {
+		if mc, oerr := s.so.m.OpenContext(); oerr == nil {
 			w.mu.Lock()
 			w.mc = mc
 			w.mu.Unlock()
@@ -349,7 +349,7 @@ func pipeAddr(p mangos.Pipe) string {
 // tooLarge is the error reply to a request, job or survey that arrived over
 // the size limit (see OversizeFrame): the caller gets ErrTooLarge at once
 // instead of resending.
-func (s *Server) tooLarge(o oversize) *mangos.Message {
+func (s *Server) tooLarge(o oversize) *Frame {
 	env := wire.Msg{ID: o.id, Attempt: o.attempt}
 	var flags uint64
 	switch o.kind {
@@ -396,7 +396,7 @@ func (s *Server) Call(what string, id spmesh.ID, f func() (any, error)) (v any, 
 // Reply encodes the reply env with v as its body, or, when herr is non-nil
 // or v fails to encode, as an error reply carrying herr's message and code
 // and errFlags.
-func (s *Server) Reply(env *wire.Msg, v any, herr error, errFlags uint64) *mangos.Message {
+func (s *Server) Reply(env *wire.Msg, v any, herr error, errFlags uint64) *Frame {
 	env.Time = time.Now().UnixNano()
 	if herr == nil {
 		m, err := s.so.Encode(env, v)

@@ -106,9 +106,11 @@ type Wiring struct {
 	Bind     spmesh.Role
 	Watch    spmesh.Role
 	Announce spmesh.Role
-	// Before, if set, runs on the mangos socket before any listen or dial
-	// (e.g. a subscriber's first subscriptions, announced on connecting).
-	Before func(mangos.Socket) error
+	// Before, if set, runs on the socket before any listen or dial (e.g.
+	// a subscriber's first subscriptions, announced on connecting). Its
+	// error is returned by Open as it is: the Socket methods it calls
+	// translate their own.
+	Before func(*Socket) error
 	// Bare: the socket speaks bare frames (WithBareFrames). Its endpoints
 	// are advertised with Endpoint.Bare set, and it dials only the watched
 	// endpoints whose framing matches its own (see bare_discovery.go).
@@ -140,9 +142,12 @@ func (c *Counters) LastError() string {
 	return ""
 }
 
-// Socket is one mangos socket with spmesh's settings applied.
+// Socket is one mangos socket with spmesh's settings applied. The mangos
+// socket itself stays inside this package: the pattern packages reach it
+// through Socket's methods, frames (Frame) and the protocol helpers
+// (Fanout, Spread, Dispatch, Server, Inbox, SurveyCtx).
 type Socket struct {
-	M        mangos.Socket
+	m        mangos.Socket
 	Settings Settings
 	C        Counters
 
@@ -182,7 +187,7 @@ func Open(p Proto, s Settings, w Wiring) (*Socket, error) {
 		m.Close()
 		return nil, err
 	}
-	so := &Socket{M: m, Settings: s, pol: pol, dialers: map[string]*dialer{}, hungup: map[mangos.Dialer]bool{}}
+	so := &Socket{m: m, Settings: s, pol: pol, dialers: map[string]*dialer{}, hungup: map[mangos.Dialer]bool{}}
 	so.obs = newObserver(so)
 	so.ids.init()
 	opts := map[string]any{
@@ -206,9 +211,9 @@ func Open(p Proto, s Settings, w Wiring) (*Socket, error) {
 	_ = m.SetOption(mangos.OptionWriteQLen, sendQ)
 	m.SetPipeEventHook(so.pipeEvent)
 	if w.Before != nil {
-		if err := w.Before(m); err != nil {
+		if err := w.Before(so); err != nil {
 			so.Close()
-			return nil, Err(err)
+			return nil, err
 		}
 	}
 	if err := so.wire(w); err != nil {
@@ -353,7 +358,7 @@ func (so *Socket) Listen(addr string) (string, error) {
 	if so.closed.Load() {
 		return "", spmesh.ErrClosed
 	}
-	l, err := so.M.NewListener(so.transportAddr(addr), so.endpointOptions(addr, so.pol.listenConfig(addr)))
+	l, err := so.m.NewListener(so.transportAddr(addr), so.endpointOptions(addr, so.pol.listenConfig(addr)))
 	if err != nil {
 		return "", fmt.Errorf("spmesh: listen %s: %w", addr, Err(err))
 	}
@@ -418,7 +423,7 @@ func (so *Socket) dial(addr, node string) error {
 	if _, ok := so.dialers[addr]; ok {
 		return nil
 	}
-	d, err := so.M.NewDialer(so.transportAddr(addr), so.endpointOptions(addr, so.pol.dialConfig(addr, node)))
+	d, err := so.m.NewDialer(so.transportAddr(addr), so.endpointOptions(addr, so.pol.dialConfig(addr, node)))
 	if err != nil {
 		return fmt.Errorf("spmesh: dial %s: %w", addr, Err(err))
 	}
@@ -453,8 +458,8 @@ func (so *Socket) Hangup(addr string) {
 	}
 }
 
-// OnPipe adds a hook called on every connection event.
-func (so *Socket) OnPipe(f func(mangos.PipeEvent, mangos.Pipe)) {
+// onPipe adds a hook called on every connection event.
+func (so *Socket) onPipe(f func(mangos.PipeEvent, mangos.Pipe)) {
 	so.mu.Lock()
 	so.pipeHooks = append(so.pipeHooks, f)
 	so.mu.Unlock()
@@ -524,7 +529,7 @@ func (so *Socket) Close() error {
 		stop()
 	}
 	so.wg.Wait()
-	err := so.M.Close()
+	err := so.m.Close()
 	if errors.Is(err, mangos.ErrClosed) {
 		err = nil
 	}
@@ -606,6 +611,18 @@ func Err(err error) error {
 	return fmt.Errorf("spmesh: %v", err)
 }
 
+// IsClosed reports whether err, from a socket, Frame sender or SurveyCtx
+// (before Err translates it), means the socket or context closed.
+func IsClosed(err error) bool { return errors.Is(err, mangos.ErrClosed) }
+
+// IsRecvTimeout reports whether err, from Ticket.Wait or SurveyCtx.Recv,
+// means the receive deadline passed with nothing received.
+func IsRecvTimeout(err error) bool { return errors.Is(err, mangos.ErrRecvTimeout) }
+
+// IsCanceled reports whether err, from Ticket.Wait, means the request's
+// connection dropped before its reply came (the request may be resent).
+func IsCanceled(err error) bool { return errors.Is(err, mangos.ErrCanceled) }
+
 // NoPeers returns an error wrapping spmesh.ErrNoPeers that says what is
 // missing (e.g. "no worker connected") and, when the socket recorded one,
 // the last connection error (a refused handshake, a refused endpoint, a
@@ -652,14 +669,4 @@ func CtxErr(ctx context.Context, err error) error {
 		return cerr
 	}
 	return Err(err)
-}
-
-// Bind makes the context ctx govern mc: when ctx ends, mc is closed, which
-// aborts any Send or Recv on it. Call the returned stop when the operation
-// is over; it reports false if ctx already closed mc.
-func Bind(ctx context.Context, mc mangos.Context) (stop func() bool) {
-	if ctx.Done() == nil {
-		return func() bool { return true }
-	}
-	return context.AfterFunc(ctx, func() { mc.Close() })
 }

@@ -50,7 +50,7 @@ func newSubSocket(hold bool) mangos.Socket {
 // Holds reports whether so's receive queue holds its connections back
 // rather than dropping (a SubHold socket).
 func (so *Socket) Holds() bool {
-	v, err := so.M.GetOption(optHold)
+	v, err := so.m.GetOption(optHold)
 	b, _ := v.(bool)
 	return err == nil && b
 }

@@ -65,10 +65,10 @@ func TestBatchingInteropsWithStock(t *testing.T) {
 		}
 		req := open(t, sock.Req, sock.Wiring{}, append(do, sock.WithDial(addr))...)
 		testutil.Eventually(t, 10*time.Second, peers(req, 1))
-		if err := req.M.Send([]byte("ping")); err != nil {
+		if err := sock.Mangos(req).Send([]byte("ping")); err != nil {
 			t.Fatal(err)
 		}
-		got, err := rep.M.Recv()
+		got, err := sock.Mangos(rep).Recv()
 		if err != nil || string(got) != "ping" {
 			t.Fatalf("got %q %v, want ping", got, err)
 		}
