@@ -122,8 +122,13 @@ const optPub = "SPMESH-PUB"
 
 // newPubSocket opens a mangos socket speaking Fanout.
 func newPubSocket() mangos.Socket {
-	return protocol.MakeSocket(&Fanout{pipes: map[uint32]*pubPipe{}, maxMsgs: DefaultQueue, maxBytes: DefaultQueueBytes, abort: make(chan struct{})})
+	return protocol.MakeSocket(fanoutProto{&Fanout{pipes: map[uint32]*pubPipe{}, maxMsgs: DefaultQueue, maxBytes: DefaultQueueBytes, abort: make(chan struct{})}})
 }
+
+// fanoutProto is Fanout as mangos drives it: the protocol.Protocol methods
+// live on it, not on Fanout, so that a pattern package holding a Fanout
+// sends through Send and SendControl only.
+type fanoutProto struct{ *Fanout }
 
 // PubOf returns the Fanout of a socket opened with Fanout as its protocol (nil for
 // any other), and makes it count in so's Counters, learn its
@@ -368,21 +373,21 @@ func (s *Fanout) Drops() map[string]uint64 {
 }
 
 // SendMsg implements protocol.Protocol: one message per frame.
-func (s *Fanout) SendMsg(m *mangos.Message) error { return s.send(m, 1, false) }
+func (s fanoutProto) SendMsg(m *mangos.Message) error { return s.send(m, 1, false) }
 
 // RecvMsg implements protocol.Protocol: a PUB socket receives nothing.
-func (s *Fanout) RecvMsg() (*mangos.Message, error) { return nil, protocol.ErrProtoOp }
+func (s fanoutProto) RecvMsg() (*mangos.Message, error) { return nil, protocol.ErrProtoOp }
 
 // SetOption implements protocol.Protocol.
-func (s *Fanout) SetOption(name string, v any) error { return s.opts().set(name, v) }
+func (s fanoutProto) SetOption(name string, v any) error { return s.opts().set(name, v) }
 
 // GetOption implements protocol.Protocol.
-func (s *Fanout) GetOption(name string) (any, error) { return s.opts().get(name) }
+func (s fanoutProto) GetOption(name string) (any, error) { return s.opts().get(name) }
 
 func (s *Fanout) opts() qlenOption { return qlenOption{&s.mu, &s.maxMsgs, s, optPub} }
 
 // AddPipe implements protocol.Protocol.
-func (s *Fanout) AddPipe(pp protocol.Pipe) error {
+func (s fanoutProto) AddPipe(pp protocol.Pipe) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -392,12 +397,12 @@ func (s *Fanout) AddPipe(pp protocol.Pipe) error {
 	pp.SetPrivate(p)
 	s.pipes[pp.ID()] = p
 	go p.sender()
-	go p.receiver(s)
+	go p.receiver(s.Fanout)
 	return nil
 }
 
 // RemovePipe implements protocol.Protocol.
-func (s *Fanout) RemovePipe(pp protocol.Pipe) {
+func (s fanoutProto) RemovePipe(pp protocol.Pipe) {
 	p := pp.GetPrivate().(*pubPipe)
 	s.mu.Lock()
 	delete(s.pipes, pp.ID())
@@ -406,15 +411,15 @@ func (s *Fanout) RemovePipe(pp protocol.Pipe) {
 }
 
 // OpenContext implements protocol.Protocol: PUB has no contexts.
-func (s *Fanout) OpenContext() (protocol.Context, error) { return nil, protocol.ErrProtoOp }
+func (s fanoutProto) OpenContext() (protocol.Context, error) { return nil, protocol.ErrProtoOp }
 
 // Info implements protocol.Protocol.
-func (s *Fanout) Info() protocol.Info {
+func (s fanoutProto) Info() protocol.Info {
 	return protocol.Info{Self: mangos.ProtoPub, Peer: mangos.ProtoSub, SelfName: "pub", PeerName: "sub"}
 }
 
 // Close implements protocol.Protocol.
-func (s *Fanout) Close() error {
+func (s fanoutProto) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -55,11 +55,16 @@ type pushPipe struct {
 const optPush = "SPMESH-PUSH"
 
 func newPushSocket() mangos.Socket {
-	return protocol.MakeSocket(&Spread{
+	return protocol.MakeSocket(spreadProto{&Spread{
 		maxMsgs: DefaultQueue, maxBytes: DefaultQueueBytes,
 		room: make(chan struct{}), closedq: make(chan struct{}),
-	})
+	}})
 }
+
+// spreadProto is Spread as mangos drives it: the protocol.Protocol methods
+// live on it, not on Spread, so that a pattern package holding a Spread
+// sends through Send only.
+type spreadProto struct{ *Spread }
 
 // PushOf returns the Spread of a socket opened with it (nil for any other)
 // and makes it count drops in so's Counters and bound its queues by so's
@@ -245,29 +250,29 @@ func (p *pushPipe) receiver() {
 }
 
 // SendMsg implements protocol.Protocol: waits for room, until Close.
-func (s *Spread) SendMsg(m *mangos.Message) error {
+func (s spreadProto) SendMsg(m *mangos.Message) error {
 	return s.Send(context.Background(), nil, frame(m), true)
 }
 
 // RecvMsg implements protocol.Protocol: a PUSH socket receives nothing.
-func (s *Spread) RecvMsg() (*mangos.Message, error) { return nil, protocol.ErrProtoOp }
+func (s spreadProto) RecvMsg() (*mangos.Message, error) { return nil, protocol.ErrProtoOp }
 
 // SetOption implements protocol.Protocol.
-func (s *Spread) SetOption(name string, v any) error { return s.opts().set(name, v) }
+func (s spreadProto) SetOption(name string, v any) error { return s.opts().set(name, v) }
 
 // GetOption implements protocol.Protocol.
-func (s *Spread) GetOption(name string) (any, error) { return s.opts().get(name) }
+func (s spreadProto) GetOption(name string) (any, error) { return s.opts().get(name) }
 
 func (s *Spread) opts() qlenOption { return qlenOption{&s.mu, &s.maxMsgs, s, optPush} }
 
 // AddPipe implements protocol.Protocol.
-func (s *Spread) AddPipe(pp protocol.Pipe) error {
+func (s spreadProto) AddPipe(pp protocol.Pipe) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return protocol.ErrClosed
 	}
-	p := &pushPipe{s: s, p: pp, closeq: make(chan struct{}), wake: make(chan struct{}, 1)}
+	p := &pushPipe{s: s.Spread, p: pp, closeq: make(chan struct{}), wake: make(chan struct{}, 1)}
 	pp.SetPrivate(p)
 	s.pipes = append(s.pipes, p)
 	s.signal() // a waiting Send has somewhere to go
@@ -278,7 +283,7 @@ func (s *Spread) AddPipe(pp protocol.Pipe) error {
 }
 
 // RemovePipe implements protocol.Protocol.
-func (s *Spread) RemovePipe(pp protocol.Pipe) {
+func (s spreadProto) RemovePipe(pp protocol.Pipe) {
 	p := pp.GetPrivate().(*pushPipe)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -304,15 +309,15 @@ func (s *Spread) RemovePipe(pp protocol.Pipe) {
 }
 
 // OpenContext implements protocol.Protocol: PUSH has no contexts here.
-func (s *Spread) OpenContext() (protocol.Context, error) { return nil, protocol.ErrProtoOp }
+func (s spreadProto) OpenContext() (protocol.Context, error) { return nil, protocol.ErrProtoOp }
 
 // Info implements protocol.Protocol.
-func (s *Spread) Info() protocol.Info {
+func (s spreadProto) Info() protocol.Info {
 	return protocol.Info{Self: mangos.ProtoPush, Peer: mangos.ProtoPull, SelfName: "push", PeerName: "pull"}
 }
 
 // Close implements protocol.Protocol.
-func (s *Spread) Close() error {
+func (s spreadProto) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -85,8 +85,13 @@ func newReqSocket() mangos.Socket {
 	d := &Dispatch{byID: map[uint32]*Ticket{}, credit: DefaultCredit}
 	d.wpool.New = func() any { return make(chan struct{}, 1) }
 	d.tickets.New = func() any { return &Ticket{d: d, ch: make(chan *mangos.Message, 1)} }
-	return protocol.MakeSocket(d)
+	return protocol.MakeSocket(dispatchProto{d})
 }
+
+// dispatchProto is Dispatch as mangos drives it: the protocol.Protocol
+// methods live on it, not on Dispatch, so that a pattern package holding a
+// Dispatch sends through Send and Ticket only.
+type dispatchProto struct{ *Dispatch }
 
 // DispatchOf returns the Dispatch of a socket opened with protocol Req (nil
 // for any other), and makes it learn its peers' addresses.
@@ -382,19 +387,19 @@ func (d *Dispatch) Peers() []spmesh.PeerStats {
 }
 
 // SendMsg implements protocol.Protocol: requests go through Send.
-func (d *Dispatch) SendMsg(*mangos.Message) error { return protocol.ErrProtoOp }
+func (d dispatchProto) SendMsg(*mangos.Message) error { return protocol.ErrProtoOp }
 
 // RecvMsg implements protocol.Protocol: replies come through Ticket.Wait.
-func (d *Dispatch) RecvMsg() (*mangos.Message, error) { return nil, protocol.ErrProtoOp }
+func (d dispatchProto) RecvMsg() (*mangos.Message, error) { return nil, protocol.ErrProtoOp }
 
 // SetOption implements protocol.Protocol.
-func (d *Dispatch) SetOption(string, any) error { return protocol.ErrBadOption }
+func (d dispatchProto) SetOption(string, any) error { return protocol.ErrBadOption }
 
 // GetOption implements protocol.Protocol.
-func (d *Dispatch) GetOption(name string) (any, error) {
+func (d dispatchProto) GetOption(name string) (any, error) {
 	switch name {
 	case optDispatch:
-		return d, nil
+		return d.Dispatch, nil
 	case mangos.OptionRaw:
 		return false, nil
 	}
@@ -402,13 +407,13 @@ func (d *Dispatch) GetOption(name string) (any, error) {
 }
 
 // AddPipe implements protocol.Protocol.
-func (d *Dispatch) AddPipe(pp protocol.Pipe) error {
+func (d dispatchProto) AddPipe(pp protocol.Pipe) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return protocol.ErrClosed
 	}
-	p := &reqPipe{d: d, p: pp}
+	p := &reqPipe{d: d.Dispatch, p: pp}
 	pp.SetPrivate(p)
 	d.pipes = append(d.pipes, p)
 	d.wakeAll()
@@ -418,7 +423,7 @@ func (d *Dispatch) AddPipe(pp protocol.Pipe) error {
 
 // RemovePipe implements protocol.Protocol: the requests outstanding on pp
 // are lost (their callers resend them).
-func (d *Dispatch) RemovePipe(pp protocol.Pipe) {
+func (d dispatchProto) RemovePipe(pp protocol.Pipe) {
 	p, _ := pp.GetPrivate().(*reqPipe)
 	if p == nil {
 		return
@@ -455,16 +460,16 @@ func (d *Dispatch) RemovePipe(pp protocol.Pipe) {
 
 // OpenContext implements protocol.Protocol: no contexts (Send and Ticket
 // serve any number of concurrent requests).
-func (d *Dispatch) OpenContext() (protocol.Context, error) { return nil, protocol.ErrProtoOp }
+func (d dispatchProto) OpenContext() (protocol.Context, error) { return nil, protocol.ErrProtoOp }
 
 // Info implements protocol.Protocol.
-func (d *Dispatch) Info() protocol.Info {
+func (d dispatchProto) Info() protocol.Info {
 	return protocol.Info{Self: mangos.ProtoReq, Peer: mangos.ProtoRep, SelfName: "req", PeerName: "rep"}
 }
 
 // Close implements protocol.Protocol: requests in progress end with
 // protocol.ErrClosed.
-func (d *Dispatch) Close() error {
+func (d dispatchProto) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
