@@ -2,7 +2,13 @@
 // of each protocol, listening and dialing (asynchronous, with reconnect
 // backoff), transports, error translation, context deadlines, counters, and
 // the peer set that follows a discovery registry. Nothing else in spmesh
-// imports mangos protocols or transports directly.
+// imports mangos (but sptcp, the TCP transport sock plugs in; the test
+// TestMangosSealedInSock checks the import graph): the pattern packages
+// hold frames as Frame, test errors with IsClosed, IsRecvTimeout and
+// IsCanceled before Err translates them, set options through Socket
+// methods (Subscribe, Quiet, SetRecvQueue), see connections through
+// PipeFunc, run surveys on SurveyCtx, and send through Fanout, Spread,
+// Dispatch and Server, whose mangos protocol methods are not exported.
 //
 // Transport security (policy.go) is applied here, once for every pattern:
 // a socket combines its own WithTLS/WithRequireTLS with its registry's
