@@ -1,0 +1,45 @@
+package survey_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/testutil"
+	"github.com/spmesh/spmesh/internal/wire"
+	"github.com/spmesh/spmesh/survey"
+)
+
+// A stock NNG SURVEYOR (nngcat) asking an enveloped Respondent a raw
+// question gets an answer: an error response saying the frame is not an
+// spmesh envelope and pointing to WIRE.md, with code spmesh.CodeDecode,
+// the respondent's name, and no call of the handler; the frame is counted
+// in DecodeErrors.
+func TestNNGCatRawSurveyorGetsError(t *testing.T) {
+	path := testutil.NNGCat(t)
+	addr := testutil.FreeTCP(t)
+	r := mustRespondent(t, survey.HandlerFunc(func(ctx context.Context, q *survey.Question) (any, error) {
+		t.Error("handler called for a raw question")
+		return nil, nil
+	}), survey.WithListen(addr), survey.WithName("victim"))
+	out := <-testutil.StartNNGCat(t, path, 30*time.Second, "--surveyor", "--dial", addr, "--raw", "--data", "hello", "--count", "1", "--interval", "1")
+	if out.Err != nil {
+		t.Fatalf("nngcat --surveyor: %v (stderr %q)", out.Err, out.Stderr)
+	}
+	var env wire.Msg
+	if err := wire.Decode([]byte(out.Stdout), &env); err != nil {
+		t.Fatalf("answer % x: %v", out.Stdout, err)
+	}
+	const want = "not an spmesh envelope: first byte 0x68 'h', want version 0x01"
+	if env.Kind != wire.KindResponse || env.Code != spmesh.CodeDecode || env.From != "victim" || len(env.Body) != 0 {
+		t.Errorf("got kind %d code %d from %q body %q, want kind %d code %d from victim, no body", env.Kind, env.Code, env.From, env.Body, wire.KindResponse, spmesh.CodeDecode)
+	}
+	if !strings.Contains(env.Err, want) || !strings.Contains(env.Err, "WIRE.md") {
+		t.Errorf("got error %q, want it to contain %q and WIRE.md", env.Err, want)
+	}
+	if st := r.Stats(); st.DecodeErrors != 1 || st.Received != 0 || st.Sent != 1 || st.Errors != 0 {
+		t.Errorf("got %+v, want 1 decode error answered, nothing received", st)
+	}
+}
