@@ -406,7 +406,13 @@ func (r *reader) mapLen() (uint64, error) {
 	return n, err
 }
 
+// uint reads a non-negative integer, in any msgpack integer encoding, up
+// to the full 64 bits (a publisher id is random).
 func (r *reader) uint() (uint64, error) {
+	if c, err := r.peek(); err == nil && c == 0xcf {
+		r.i++
+		return r.be(8)
+	}
 	v, err := r.int()
 	if err == nil && v < 0 {
 		err = fmt.Errorf("negative %d, want unsigned", v)

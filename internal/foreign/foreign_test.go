@@ -164,3 +164,25 @@ func TestParseRefuses(t *testing.T) {
 		}
 	}
 }
+
+// Integers round-trip in every width, a publisher id above 2^63 - 1 and
+// negative codes included.
+func TestRoundTrip(t *testing.T) {
+	for _, e := range []Envelope{
+		{Topic: "a.b", Kind: KindPublish, Pub: 1<<63 + 5, Seq: 1 << 40, Time: -1, Body: []byte("x")},
+		{Kind: KindReply, Attempt: 300, Code: -3, Err: strings.Repeat("e", 300), Credit: 70000, Time: -200},
+		{Kind: KindResponse, Code: -40000, From: "n", Flags: FlagDeclined, Time: 1 << 33},
+	} {
+		got, err := Parse(e.Append(nil))
+		if err != nil {
+			t.Fatalf("%+v: %v", e, err)
+		}
+		got.Keys = nil
+		if len(e.Body) == 0 {
+			got.Body = nil
+		}
+		if !reflect.DeepEqual(*got, e) {
+			t.Errorf("got\n%+v\nwant\n%+v", *got, e)
+		}
+	}
+}
