@@ -19,7 +19,8 @@ import (
 // Worker: an ack (kind 6) echoes the job's id and attempt and announces
 // the worker's credit; a failing handler's nack carries its code, message
 // and the nack flag; a resent id is acked without running again
-// (WithDedup); jobs without an id (key 1 zero or absent) run every time.
+// (WithDedup); jobs without an id (key 1 zero or absent) run every time;
+// a raw body is nacked with code -3.
 func TestForeignProducer(t *testing.T) {
 	type seen struct {
 		id      pipeline.JobID
@@ -118,8 +119,15 @@ func TestForeignProducer(t *testing.T) {
 		handled(&seen{pipeline.JobID{}, tc.attempt, tc.body})
 	}
 
-	if st := w.Stats(); st.Acked != 5 || st.Nacked != 1 || st.Duplicates != 1 || st.DecodeErrors != 0 {
-		t.Fatalf("got %+v, want 5 acked, 1 nacked, 1 duplicate", st)
+	// A raw body: a nack with code -3 and WIRE.md's message, not run.
+	const rawHelloErr = "spmesh: decode error: envelope: not an spmesh envelope: first byte 0x68 'h', want version 0x01 (or, on pub/sub frames, a topic and 0x00 first); see WIRE.md"
+	if nack := send([]byte("hello")); nack.Code != -3 || nack.Err != rawHelloErr || nack.Flags&foreign.FlagNack == 0 {
+		t.Fatalf("raw job: got code %d error %q flags %d, want -3, %q, nack", nack.Code, nack.Err, nack.Flags, rawHelloErr)
+	}
+	handled(nil)
+
+	if st := w.Stats(); st.Acked != 5 || st.Nacked != 1 || st.Duplicates != 1 || st.DecodeErrors != 1 {
+		t.Fatalf("got %+v, want 5 acked, 1 nacked, 1 duplicate, 1 decode error", st)
 	}
 }
 
