@@ -43,3 +43,32 @@ func TestNNGCatRawSurveyorGetsError(t *testing.T) {
 		t.Errorf("got %+v, want 1 decode error answered, nothing received", st)
 	}
 }
+
+// A bare Surveyor asking an enveloped Respondent (the two ends disagree)
+// gets the Respondent's error envelope as opaque answer bytes, not
+// silence.
+func TestBareSurveyorToEnvelopedRespondent(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	r := mustRespondent(t, echo("victim"), survey.WithListen(addr), survey.WithName("victim"))
+	s := mustSurveyor(t, survey.WithDial(addr), survey.WithBareFrames(), survey.WithCodec(spmesh.Raw), survey.WithTimeout(10*time.Second))
+	ctx := bareCtx(t, 30*time.Second)
+	if err := s.WaitPeers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := s.Survey(ctx, []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	a, err := rs.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env wire.Msg
+	if err := wire.Decode(a.Data, &env); err != nil || env.Kind != wire.KindResponse || env.Code != spmesh.CodeDecode || env.From != "victim" {
+		t.Fatalf("got answer % x (%+v, %v), want the respondent's decode error envelope", a.Data, env, err)
+	}
+	if st := r.Stats(); st.DecodeErrors != 1 || st.Received != 0 {
+		t.Fatalf("got %+v, want 1 decode error", st)
+	}
+}
