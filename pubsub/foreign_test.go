@@ -288,3 +288,97 @@ func unhex(t *testing.T, line string) []byte {
 	}
 	return b
 }
+
+// A publisher written from WIRE.md alone (internal/foreign over SP/TCP)
+// feeds an ordinary Subscriber of "orders.new": it first reads the
+// Subscriber's interest frame (kind 11, the prefix "orders.new" 0x00),
+// then sends the least publish WIRE.md allows, a full publish, a batch of
+// three (ids and seqs per entry as documented, headers per entry only), a
+// tail, and a frame on "orders.newer", which the exact subscription must
+// not deliver. The Subscriber delivers exactly what the frames say.
+func TestForeignPublisher(t *testing.T) {
+	const topic = "orders.new"
+	addr := testutil.FreeTCP(t)
+	s := mustSub(t, pubsub.WithListen(addr), pubsub.WithCodec(spmesh.Raw), pubsub.WithSubscribe(topic))
+	c, err := foreign.Dial(addr, foreign.Pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f, err := c.Recv(10 * time.Second)
+	if err != nil {
+		t.Fatalf("no interest frame: %v", err)
+	}
+	in, err := foreign.Parse(f)
+	if err != nil {
+		t.Fatalf("interest % x: %v", f, err)
+	}
+	ps, err := foreign.Prefixes(in)
+	if err != nil || len(ps) != 1 || ps[0] != topic+"\x00" {
+		t.Fatalf("got interest %q, %v, want the one prefix %q", ps, err, topic+"\x00")
+	}
+
+	var id [16]byte
+	for i := range id {
+		id[i] = byte(0xf0 + i)
+	}
+	id[15] = 0xff // entry 1 carries into byte 14
+	now := time.Now().UnixNano()
+	send := func(b []byte) {
+		t.Helper()
+		if err := c.Send(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send((&foreign.Envelope{Topic: topic, Kind: foreign.KindPublish, Body: []byte("m")}).Append(nil))
+	send((&foreign.Envelope{Topic: topic + "er", Kind: foreign.KindPublish, Pub: 7, Seq: 1, Body: []byte("not for you")}).Append(nil))
+	send((&foreign.Envelope{Topic: topic, Kind: foreign.KindPublish, ID: id, Time: now, Pub: 7, Seq: 1,
+		Headers: map[string]string{"k": "v"}, Body: []byte("a")}).Append(nil))
+	batch := (&foreign.Envelope{Topic: topic, Kind: foreign.KindBatch, ID: id, Time: now, Pub: 7, Seq: 2,
+		Headers: map[string]string{"not": "inherited"}}).Append(nil)
+	batch = foreign.AppendEntry(batch, nil, []byte("b"))
+	batch = foreign.AppendEntry(batch, map[string]string{"k": "c"}, []byte("c"))
+	batch = foreign.AppendEntry(batch, nil, []byte("d"))
+	send(batch)
+	send((&foreign.Envelope{Topic: topic, Kind: foreign.KindTail, Time: now, Pub: 7, Seq: 4}).Append(nil))
+	send((&foreign.Envelope{Topic: topic, Kind: foreign.KindPublish, Time: now, Pub: 7, Seq: 5, Body: []byte("e")}).Append(nil))
+
+	plus := func(n uint64) spmesh.ID {
+		out := id
+		v := uint64(0)
+		for _, b := range id[8:] {
+			v = v<<8 | uint64(b)
+		}
+		v += n
+		for i := 15; i >= 8; i-- {
+			out[i], v = byte(v), v>>8
+		}
+		return out
+	}
+	want := []struct {
+		body, hdr string
+		id        spmesh.ID
+		pub, seq  uint64
+	}{
+		{"m", "", spmesh.ID{}, 0, 0},
+		{"a", "v", plus(0), 7, 1},
+		{"b", "", plus(0), 7, 2},
+		{"c", "c", plus(1), 7, 3},
+		{"d", "", plus(2), 7, 4},
+		{"e", "", spmesh.ID{}, 7, 5},
+	}
+	ctx := ctxT(t, 30*time.Second)
+	for i, w := range want {
+		m, err := s.Next(ctx)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if m.Topic != topic || string(m.Data) != w.body || m.Header["k"] != w.hdr || m.Header["not"] != "" || m.ID != w.id || m.Publisher != w.pub || m.Seq != w.seq {
+			t.Fatalf("message %d: got topic %q body %q headers %v id %x pub %d seq %d, want %q %q k=%q %x %d %d",
+				i, m.Topic, m.Data, m.Header, m.ID, m.Publisher, m.Seq, topic, w.body, w.hdr, w.id, w.pub, w.seq)
+		}
+	}
+	if st := s.Stats(); st.DecodeErrors != 0 || st.Dropped != 0 {
+		t.Fatalf("got %+v, want no decode errors or drops", st.Stats)
+	}
+}

@@ -272,6 +272,40 @@ func AppendInterest(b []byte, prefixes ...string) []byte {
 	return b
 }
 
+// Prefixes reads an interest frame's (kind 11) prefixes: the bins after
+// its map.
+func Prefixes(e *Envelope) ([]string, error) {
+	if e.Kind != KindInterest {
+		return nil, fmt.Errorf("kind %d, not interest", e.Kind)
+	}
+	r := &reader{b: e.Body}
+	var out []string
+	for r.i < len(r.b) {
+		p, err := r.bin()
+		if err != nil {
+			return nil, fmt.Errorf("prefix %d: %w", len(out), err)
+		}
+		out = append(out, string(p))
+	}
+	return out, nil
+}
+
+// AppendEntry appends one batch entry: a bin holding the entry's own
+// header map (keys 3, or any key overriding the batch's) then its body.
+func AppendEntry(b []byte, headers map[string]string, body []byte) []byte {
+	var e []byte
+	if len(headers) == 0 {
+		e = append(e, 0x80)
+	} else {
+		e = appendMapLen(e, 1)
+		e = appendMapLen(appendUint(e, 3), len(headers))
+		for k, v := range headers {
+			e = appendStr(appendStr(e, k), v)
+		}
+	}
+	return appendBin(b, append(e, body...))
+}
+
 // msgpack, the little of it that WIRE.md uses.
 
 func appendMapLen(b []byte, n int) []byte {

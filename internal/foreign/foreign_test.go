@@ -141,6 +141,19 @@ func TestDocExamples(t *testing.T) {
 	if b := AppendInterest(nil, "orders.", "t\x00"); !bytes.Equal(b, ex["interest"]) {
 		t.Errorf("interest: encoded % x, WIRE.md has % x", b, ex["interest"])
 	}
+	in, err := Parse(ex["interest"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := Prefixes(in); err != nil || !reflect.DeepEqual(ps, []string{"orders.", "t\x00"}) {
+		t.Errorf("interest: got prefixes %q, %v", ps, err)
+	}
+	batch := (&Envelope{Topic: "t", Kind: KindBatch, ID: exID, Time: exTime, Pub: 7, Seq: 3}).Append(nil)
+	batch = AppendEntry(batch, nil, []byte("a"))
+	batch = AppendEntry(batch, map[string]string{"k": "v"}, []byte("bc"))
+	if !bytes.Equal(batch, ex["batch"]) {
+		t.Errorf("batch: encoded % x, WIRE.md has % x", batch, ex["batch"])
+	}
 
 	// The SP/TCP frame: length, request id, the request envelope.
 	f := ex["request-sptcp"]
