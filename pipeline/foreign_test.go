@@ -162,3 +162,59 @@ func TestNNGCatJobToWorker(t *testing.T) {
 		t.Fatalf("handler got %q, want hi", got)
 	}
 }
+
+// Push/pull with a peer written from WIRE.md alone: a foreign PULL gets
+// a Pusher's push envelopes (kind 4: id, time, headers, body), and a
+// Puller delivers a foreign PUSH's (the least one, an empty map, too).
+func TestForeignPushPull(t *testing.T) {
+	p := mustPusher(t, pipeline.WithCodec(spmesh.Raw))
+	c, err := foreign.Dial(listen(t, p, "tcp"), foreign.Pull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	peers(t, p, 1)
+	ctx := ctxT(t, 30*time.Second)
+	if err := p.PushHeader(ctx, spmesh.Header{"k": "v"}, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.Recv(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := foreign.Parse(f)
+	if err != nil {
+		t.Fatalf("frame % x: %v", f, err)
+	}
+	if e.Kind != foreign.KindPush || e.ID == ([16]byte{}) || e.Time == 0 || e.Headers["k"] != "v" || string(e.Body) != "hi" {
+		t.Fatalf("got %+v, want a push (4) with an id, a time, header k=v, body hi", e)
+	}
+
+	pl := mustPuller(t, pipeline.WithCodec(spmesh.Raw))
+	c2, err := foreign.Dial(listen(t, pl, "tcp"), foreign.Push)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	var id [16]byte
+	id[0] = 9
+	now := time.Now().Truncate(time.Microsecond)
+	for _, b := range [][]byte{
+		(&foreign.Envelope{Kind: foreign.KindPush, ID: id, Time: now.UnixNano(), Headers: map[string]string{"k": "w"}, Body: []byte("one")}).Append(nil),
+		{1, 4, 0x80, 't', 'w', 'o'},
+	} {
+		if err := c2.Send(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := pl.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ID != spmesh.ID(id) || !m.Time.Equal(now) || m.Header["k"] != "w" || string(m.Data) != "one" {
+		t.Fatalf("got id %x time %v header %v data %q, want %x %v k=w one", m.ID, m.Time, m.Header, m.Data, id, now)
+	}
+	if m, err = pl.Next(ctx); err != nil || string(m.Data) != "two" || m.ID != (spmesh.ID{}) {
+		t.Fatalf("got %+v, %v, want two with a zero id", m, err)
+	}
+}
