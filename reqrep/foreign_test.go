@@ -17,7 +17,8 @@ import (
 // (kind 3) echoes the id and attempt, carries the body, the reply headers
 // and the replier's credit; the handler sees the id, attempt, headers,
 // deadline and body sent; a handler error comes back as keys 8 and 9 with
-// no body; a raw request gets code -3 and the text WIRE.md gives.
+// no body; a request using every latitude WIRE.md gives a decoder is
+// taken; a raw request gets code -3 and the text WIRE.md gives.
 func TestForeignRequester(t *testing.T) {
 	type seen struct {
 		id       spmesh.ID
@@ -75,12 +76,29 @@ func TestForeignRequester(t *testing.T) {
 	}
 	<-ran
 
-	rep = call(3, []byte("hello"))
+	// What WIRE.md says a decoder accepts: keys in any order, the id as a
+	// str of 16 bytes, integers in wider encodings than needed, an
+	// unknown key (99) with a nested value, skipped.
+	lenient := []byte{1, 2, 0x84,
+		0x06, 0xcf, 0, 0, 0, 0, 0, 0, 0, 3, // key 6 attempt 3, as uint 64
+		0x63, 0x81, 0xa1, 'x', 0x92, 0xc0, 0x81, 0x01, 0x02, // key 99: {"x": [nil, {1: 2}]}
+		0x02, 0xd3, 0, 0, 0, 0, 0, 0, 0, 1, // key 2 time 1, as int 64
+		0x01, 0xb0} // key 1 id: str 16
+	lenient = append(append(lenient, id[:]...), "lenient"...)
+	rep = call(3, lenient)
+	if rep.ID != id || rep.Attempt != 3 || string(rep.Body) != "LENIENT" || rep.Keys[8] {
+		t.Fatalf("lenient request: got %+v, want id %x attempt 3 body LENIENT", rep, id)
+	}
+	if s := <-ran; s.id != spmesh.ID(id) || s.attempt != 3 || s.body != "lenient" || !s.deadline.IsZero() {
+		t.Fatalf("lenient request: handler saw %+v", s)
+	}
+
+	rep = call(4, []byte("hello"))
 	if rep.Code != -3 || rep.Err != rawHelloErr {
 		t.Fatalf("raw request: got code %d error %q, want -3 and the text of WIRE.md section 4", rep.Code, rep.Err)
 	}
-	if st := r.Stats(); st.Received != 2 || st.DecodeErrors != 1 {
-		t.Fatalf("got %+v, want 2 received, 1 decode error", st)
+	if st := r.Stats(); st.Received != 3 || st.DecodeErrors != 1 {
+		t.Fatalf("got %+v, want 3 received, 1 decode error", st)
 	}
 }
 
