@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -217,4 +218,30 @@ func TestForeignPushPull(t *testing.T) {
 	if m, err = pl.Next(ctx); err != nil || string(m.Data) != "two" || m.ID != (spmesh.ID{}) {
 		t.Fatalf("got %+v, %v, want two with a zero id", m, err)
 	}
+}
+
+// Over spmesh's TCP transport, a foreign PUSH frame over the Puller's size
+// limit closes the connection (PUSH has no reply channel to say why) and
+// is counted in TooLarge and Dropped (WIRE.md section 1).
+func TestForeignPushTooLarge(t *testing.T) {
+	pl := mustPuller(t, pipeline.WithCodec(spmesh.Raw), pipeline.WithMaxMessageSize(1024))
+	c, err := foreign.Dial(listen(t, pl, "tcp"), foreign.Push)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	e := foreign.Envelope{Kind: foreign.KindPush, ID: [16]byte{1}, Body: make([]byte, 5000)}
+	if err := c.Send(e.Append(nil)); err != nil {
+		t.Fatal(err)
+	}
+	// A PULL never sends: the only thing to read is the connection's end.
+	if _, err := c.Recv(10 * time.Second); err == nil || err == foreign.ErrTimeout {
+		t.Fatalf("got %v, want the connection closed", err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if st := pl.Stats(); st.TooLarge != 1 || st.Dropped != 1 {
+			return fmt.Errorf("got %+v, want 1 too large, 1 dropped", st)
+		}
+		return nil
+	})
 }

@@ -102,5 +102,39 @@ func TestForeignRequester(t *testing.T) {
 	}
 }
 
+// Over spmesh's TCP transport, a foreign request over the Replier's size
+// limit gets an error reply with code -2, counted in TooLarge, and the
+// connection stays open for the next request (WIRE.md section 1).
+func TestForeignRequestTooLarge(t *testing.T) {
+	r := mustReplier(t, reqrep.HandlerFunc(func(ctx context.Context, q *reqrep.Request) (any, error) {
+		return q.Data, nil
+	}), reqrep.WithListen("tcp://127.0.0.1:0"), reqrep.WithCodec(spmesh.Raw), reqrep.WithMaxMessageSize(1024))
+	c, err := foreign.Dial(r.Addrs()[0], foreign.Req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	id := [16]byte{1}
+	e := foreign.Envelope{Kind: foreign.KindRequest, ID: id, Attempt: 1, Body: make([]byte, 5000)}
+	b, err := c.Request(1, e.Append(nil), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := foreign.Parse(b)
+	if err != nil || rep.Kind != foreign.KindReply || rep.ID != id || rep.Code != -2 || !strings.Contains(rep.Err, "too large") {
+		t.Fatalf("got %+v, %v, want a reply to %x with code -2, too large", rep, err, id)
+	}
+	e.Body = []byte("small")
+	if b, err = c.Request(2, e.Append(nil), 10*time.Second); err != nil {
+		t.Fatalf("after the oversized request: %v", err)
+	}
+	if rep, err = foreign.Parse(b); err != nil || string(rep.Body) != "small" {
+		t.Fatalf("got %+v, %v, want body small", rep, err)
+	}
+	if st := r.Stats(); st.TooLarge != 1 || st.Received != 1 {
+		t.Fatalf("got %+v, want 1 too large, 1 received", st)
+	}
+}
+
 // rawHelloErr is WIRE.md's error message (section 4) for the raw body "hello".
 const rawHelloErr = "spmesh: decode error: envelope: not an spmesh envelope: first byte 0x68 'h', want version 0x01 (or, on pub/sub frames, a topic and 0x00 first); see WIRE.md"
