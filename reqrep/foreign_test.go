@@ -3,6 +3,7 @@ package reqrep_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -133,6 +134,66 @@ func TestForeignRequestTooLarge(t *testing.T) {
 	}
 	if st := r.Stats(); st.TooLarge != 1 || st.Received != 1 {
 		t.Fatalf("got %+v, want 1 too large, 1 received", st)
+	}
+}
+
+// A replier written from WIRE.md alone (a REP over SP/TCP) serves an
+// ordinary Requester: it gets the request envelope after the SP request id
+// (high bit set), and a reply that echoes both ids (SP and key 1) with
+// kind 3 completes the call; a reply with another id (key 1) fails the
+// call with an error wrapping spmesh.ErrDecode, counted (WIRE.md section
+// 4).
+func TestForeignReplier(t *testing.T) {
+	rq := mustRequester(t, reqrep.WithCodec(spmesh.Raw), reqrep.WithWaitForReplier())
+	addr, err := rq.Listen("tcp://127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := foreign.Dial(addr, foreign.Rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := ctxT(t, 30*time.Second)
+	for i, echo := range []bool{true, false} {
+		type result struct {
+			reply []byte
+			err   error
+		}
+		done := make(chan result, 1)
+		go func() {
+			var reply []byte
+			err := rq.Request(ctx, []byte("ping"), &reply)
+			done <- result{reply, err}
+		}()
+		f, err := c.Recv(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(f) < 4 || f[0]&0x80 == 0 {
+			t.Fatalf("request % x: want a 4-byte SP request id with the high bit set first", f)
+		}
+		q, err := foreign.Parse(f[4:])
+		if err != nil || q.Kind != foreign.KindRequest || q.ID == ([16]byte{}) || q.Attempt != 1 || string(q.Body) != "ping" {
+			t.Fatalf("got %+v, %v, want a request (2) with an id, attempt 1, body ping", q, err)
+		}
+		rep := foreign.Envelope{Kind: foreign.KindReply, ID: q.ID, Attempt: q.Attempt, Body: []byte("pong")}
+		if !echo {
+			rep.ID[0] ^= 0xff
+		}
+		if err := c.Send(append(f[:4:4], rep.Append(nil)...)); err != nil {
+			t.Fatal(err)
+		}
+		r := <-done
+		switch {
+		case echo && (r.err != nil || string(r.reply) != "pong"):
+			t.Fatalf("got %q, %v, want pong", r.reply, r.err)
+		case !echo && !errors.Is(r.err, spmesh.ErrDecode):
+			t.Fatalf("reply with another id: got %q, %v, want an error wrapping ErrDecode", r.reply, r.err)
+		}
+		if st := rq.Stats(); st.DecodeErrors != uint64(i) {
+			t.Fatalf("got %+v, want %d decode errors", st, i)
+		}
 	}
 }
 
