@@ -140,9 +140,9 @@ func TestForeignRequestTooLarge(t *testing.T) {
 // A replier written from WIRE.md alone (a REP over SP/TCP) serves an
 // ordinary Requester: it gets the request envelope after the SP request id
 // (high bit set), and a reply that echoes both ids (SP and key 1) with
-// kind 3 completes the call; a reply with another id (key 1) fails the
-// call with an error wrapping spmesh.ErrDecode, counted (WIRE.md section
-// 4).
+// kind 3 completes the call; a reply with another id (key 1) or kind
+// fails the call with an error wrapping spmesh.ErrDecode, counted (WIRE.md
+// section 4).
 func TestForeignReplier(t *testing.T) {
 	rq := mustRequester(t, reqrep.WithCodec(spmesh.Raw), reqrep.WithWaitForReplier())
 	addr, err := rq.Listen("tcp://127.0.0.1:0")
@@ -155,7 +155,7 @@ func TestForeignReplier(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := ctxT(t, 30*time.Second)
-	for i, echo := range []bool{true, false} {
+	for i, bad := range []string{"", "id", "kind"} {
 		type result struct {
 			reply []byte
 			err   error
@@ -178,18 +178,21 @@ func TestForeignReplier(t *testing.T) {
 			t.Fatalf("got %+v, %v, want a request (2) with an id, attempt 1, body ping", q, err)
 		}
 		rep := foreign.Envelope{Kind: foreign.KindReply, ID: q.ID, Attempt: q.Attempt, Body: []byte("pong")}
-		if !echo {
+		switch bad {
+		case "id":
 			rep.ID[0] ^= 0xff
+		case "kind":
+			rep.Kind = foreign.KindAck
 		}
 		if err := c.Send(append(f[:4:4], rep.Append(nil)...)); err != nil {
 			t.Fatal(err)
 		}
 		r := <-done
 		switch {
-		case echo && (r.err != nil || string(r.reply) != "pong"):
+		case bad == "" && (r.err != nil || string(r.reply) != "pong"):
 			t.Fatalf("got %q, %v, want pong", r.reply, r.err)
-		case !echo && !errors.Is(r.err, spmesh.ErrDecode):
-			t.Fatalf("reply with another id: got %q, %v, want an error wrapping ErrDecode", r.reply, r.err)
+		case bad != "" && !errors.Is(r.err, spmesh.ErrDecode):
+			t.Fatalf("reply with another %s: got %q, %v, want an error wrapping ErrDecode", bad, r.reply, r.err)
 		}
 		if st := rq.Stats(); st.DecodeErrors != uint64(i) {
 			t.Fatalf("got %+v, want %d decode errors", st, i)
