@@ -30,9 +30,13 @@
 //     counted): a caller that stops reading a survey should close it.
 //   - Each survey buffers up to [WithQueueLen] answers (default 1024) until
 //     [Responses.Next] takes them; more are dropped and counted in Dropped.
-//   - Frames that fail to decode (a foreign or hostile peer) are discarded
-//     and counted in Stats().DecodeErrors, on both sides. Answers that carry
-//     no valid survey id never get past mangos and are not counted.
+//   - Frames that fail to decode (a foreign or hostile peer) are counted in
+//     Stats().DecodeErrors, on both sides. A Surveyor discards them; a
+//     Respondent answers each one that is not a survey (a stock SURVEYOR's
+//     raw bytes, say) with an error answer, code [spmesh.CodeDecode], whose
+//     message says it is not an spmesh envelope and points to WIRE.md,
+//     without calling its handler. Answers that carry no valid survey id
+//     never get past mangos and are not counted.
 //   - [Surveyor.Survey] does not wait for answers: it encodes and queues the
 //     question (to a peer whose send queue is full, it is dropped) and
 //     returns. [Responses.Next] blocks until an answer arrives, the survey

@@ -80,8 +80,9 @@ func hostileRespondent(t *testing.T, s io.Closer, addr string, frames [][]byte) 
 }
 
 // TestHostileSurveyor sends garbage surveys to a respondent from a raw
-// mangos surveyor: each is counted, none is answered, and a valid survey
-// sent after them is answered.
+// mangos surveyor: each is counted and answered with a decode error (code
+// spmesh.CodeDecode) without reaching the handler, and a valid survey sent
+// after them is answered.
 func TestHostileSurveyor(t *testing.T) {
 	transports(t, func(t *testing.T, addr string) {
 		raw, err := xsurveyor.NewSocket()
@@ -125,21 +126,40 @@ func TestHostileSurveyor(t *testing.T) {
 		})
 		send(0x7f, frame(t, wire.KindSurvey, "", ping{N: 5}))
 		raw.SetOption(mangos.OptionRecvDeadline, 10*time.Second)
-		m, err := raw.RecvMsg()
-		if err != nil {
-			t.Fatalf("raw surveyor: got %v, want an answer", err)
+		// Answers come in any order (the respondent runs surveys
+		// concurrently): one per frame, keyed by survey id.
+		seen := map[byte]bool{}
+		for range len(frames) + 1 {
+			m, err := raw.RecvMsg()
+			if err != nil {
+				t.Fatalf("raw surveyor: got %v after %d answers, want %d", err, len(seen), len(frames)+1)
+			}
+			if len(m.Header) < 4 {
+				t.Fatalf("answer without a survey id: header % x", m.Header)
+			}
+			id := m.Header[len(m.Header)-1]
+			seen[id] = true
+			var env wire.Msg
+			if err := wire.Decode(m.Body, &env); err != nil || env.Kind != wire.KindResponse || env.From != "victim" {
+				t.Fatalf("survey %d: got %+v, %v, want a response from victim", id, env, err)
+			}
+			if id != 0x7f {
+				if env.Code != spmesh.CodeDecode || env.Err == "" || len(env.Body) != 0 {
+					t.Fatalf("garbage %d: got code %d error %q body % x, want a decode error answer", id, env.Code, env.Err, env.Body)
+				}
+				continue
+			}
+			var p pong
+			if err := spmesh.Msgpack.Unmarshal(env.Body, &p); err != nil || p.N != 5 || env.Err != "" {
+				t.Fatalf("got %+v, %v (error %q), want pong 5", p, err, env.Err)
+			}
 		}
-		var env wire.Msg
-		if err := wire.Decode(m.Body, &env); err != nil || env.Kind != wire.KindResponse || env.From != "victim" {
-			t.Fatalf("got %+v, %v, want a response from victim (garbage must not be answered)", env, err)
-		}
-		var p pong
-		if err := spmesh.Msgpack.Unmarshal(env.Body, &p); err != nil || p.N != 5 {
-			t.Fatalf("got %+v, %v, want pong 5", p, err)
+		if len(seen) != len(frames)+1 {
+			t.Fatalf("got answers to surveys %v, want one per frame", seen)
 		}
 		testutil.Eventually(t, 10*time.Second, func() error {
-			if st := r.Stats(); st.Received != 1 || st.Sent != 1 {
-				return fmt.Errorf("got %+v, want 1 survey received and answered", st)
+			if st := r.Stats(); st.Received != 1 || st.Sent != uint64(len(frames)+1) || st.Errors != 0 {
+				return fmt.Errorf("got %+v, want 1 survey received, %d answers sent, no handler errors", st, len(frames)+1)
 			}
 			return nil
 		})

@@ -302,8 +302,10 @@ func WithExpectFunc(f func() []string) Option {
 // fails, panics or declines sends no answer (counted in Errors, Panics or
 // Declined, logged), as an NNG RESPONDENT program that does not answer.
 // Both ends must agree: a bare Respondent takes an spmesh envelope as an
-// opaque question, and an enveloped Surveyor discards bare answers
-// (counted in DecodeErrors). See WIRE.md.
+// opaque question, an enveloped Surveyor discards bare answers (counted in
+// DecodeErrors), and an enveloped Respondent answers a bare question with
+// an error envelope, which a bare Surveyor returns as opaque answer bytes.
+// See WIRE.md.
 func WithBareFrames() Option {
 	return optionFunc(func(c *config) error {
 		c.bare = true

@@ -93,7 +93,8 @@ func TypedHandler[In, Out any](f func(ctx context.Context, q *Question, in In) (
 // handed to the handler, Sent answers queued for the wire (declines and
 // errors included), Dropped surveys taken but not answered (the connection
 // closed first, or Drain caught them), DecodeErrors frames that were not
-// surveys (never answered).
+// surveys (each answered with an error, code [spmesh.CodeDecode], without
+// calling the handler).
 type RespondentStats struct {
 	spmesh.Stats
 	InFlight int    // handlers running
@@ -174,9 +175,15 @@ func (r *Respondent) serve(base context.Context, m *sock.Frame) *sock.Frame {
 	}
 	var env wire.Msg
 	if err := wire.Decode(m.Body, &env); err != nil || env.Kind != wire.KindSurvey {
+		// Not a survey (a stock SURVEYOR's raw bytes, say): answered, as
+		// the Replier answers a raw request, with an error that says so
+		// (code spmesh.CodeDecode), without calling the handler.
 		r.so.C.DecodeErrors.Add(1)
-		r.so.Settings.Logger.Debug("spmesh: discarded bad survey", "err", err, "kind", env.Kind)
-		return nil
+		if err == nil {
+			err = fmt.Errorf("%w: got a %d frame, want a survey (%d)", spmesh.ErrDecode, env.Kind, wire.KindSurvey)
+		}
+		r.so.Settings.Logger.Debug("spmesh: bad survey answered with an error", "err", err, "kind", env.Kind)
+		return r.srv.Reply(&wire.Msg{Kind: wire.KindResponse, ID: env.ID, From: r.name}, nil, err, 0)
 	}
 	r.so.C.Received.Add(1)
 	q := &Question{ID: env.ID, Header: env.Header, Time: time.Unix(0, env.Time), Data: env.Body, codec: r.codec}
