@@ -29,8 +29,14 @@
 //
 // How it batches: Send appends the frame to a buffer and, if the flusher
 // goroutine is idle, wakes it; while the flusher is in a write system call,
-// further frames accumulate and go out together in its next write. A lone
-// message is written at once. Bodies of [RefThreshold] bytes or more are not
+// further frames accumulate and go out together in its next write. Before
+// it takes a batch of under 16 KiB, the flusher gives way once
+// (runtime.Gosched) when more frames are likely: a Send queued behind a
+// waiting frame or a write in progress, or the last give-way gained frames
+// (a worker acking jobs read in one go, a producer refilling its window
+// from those acks: one write carries several frames). A lone message on a
+// quiet pipe is written at once; the flusher probes by giving way on one
+// wake-up in up to 64 (the gap doubles while probes gain nothing). Bodies of [RefThreshold] bytes or more are not
 // copied: they go out by reference in a vectored write. Reads go through a
 // buffer that grows from [MinReadBuffer] to [ReadBuffer] bytes while reads
 // fill it (one read system call yields many small frames) and shrinks back,
