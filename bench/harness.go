@@ -70,6 +70,7 @@ type result struct {
 	// Process-wide read and write system calls (read/readv, write/writev:
 	// Linux's syscr and syscw) per message sent; -1 where unknown.
 	sysR, sysW float64
+	cpuMsg     time.Duration // process CPU time (user + system) per message sent
 	latency    bool
 
 	// CPU scenarios: what is compared is cpuPerMsg (ns), lower is better.
@@ -160,9 +161,11 @@ func mallocs() uint64 {
 type ioCount struct {
 	r, w uint64
 	ok   bool
+	cpu  time.Duration
 }
 
 func sysIO() (c ioCount) {
+	c.cpu = cpuTime()
 	b, err := os.ReadFile("/proc/self/io")
 	if err != nil {
 		return c
@@ -181,13 +184,18 @@ func sysIO() (c ioCount) {
 	return c
 }
 
-// per returns the reads and writes since c, per message (-1 if unknown).
-func (c ioCount) per(msgs uint64) (r, w float64) {
+// per returns the reads and writes since c per message (-1 if unknown),
+// and the CPU time per message.
+func (c ioCount) per(msgs uint64) (r, w float64, cpu time.Duration) {
 	now := sysIO()
-	if !c.ok || !now.ok || msgs == 0 {
-		return -1, -1
+	if msgs == 0 {
+		return -1, -1, 0
 	}
-	return float64(now.r-c.r) / float64(msgs), float64(now.w-c.w) / float64(msgs)
+	cpu = (now.cpu - c.cpu) / time.Duration(msgs)
+	if !c.ok || !now.ok {
+		return -1, -1, cpu
+	}
+	return float64(now.r-c.r) / float64(msgs), float64(now.w-c.w) / float64(msgs), cpu
 }
 
 const (
@@ -243,7 +251,7 @@ func measureStream(st *stream, size int, d time.Duration, mem memBase) *result {
 		elapsed: last.Sub(start), size: size,
 	}
 	r.allocs = float64(mallocs()-m0) / float64(sent)
-	r.sysR, r.sysW = io0.per(sent)
+	r.sysR, r.sysW, r.cpuMsg = io0.per(sent)
 	r.heap = mem.delta()
 	return r
 }
@@ -322,7 +330,7 @@ func measureRPC(r *rpc, size int, d time.Duration, mem memBase) *result {
 	}
 	res := &result{latency: true, elapsed: time.Since(start), size: size}
 	res.allocs = float64(mallocs()-m0) / float64(len(lat))
-	res.sysR, res.sysW = io0.per(uint64(len(lat)))
+	res.sysR, res.sysW, res.cpuMsg = io0.per(uint64(len(lat)))
 	slices.Sort(lat)
 	res.lat = lat
 	res.heap = mem.delta()

@@ -255,7 +255,7 @@ func (t *table) write(w io.Writer) {
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), t.cfg.duration, t.cfg.runs, t.took.Round(time.Second))
 	head, rule, none := "| scenario | system | result | vs NATS | vs mangos | drops | heap Δ | allocs/msg |", "|---|---|---|---:|---:|---:|---:|---:|", ""
 	if t.cfg.syscalls {
-		head, rule, none = head+" reads/msg | writes/msg |", rule+"---:|---:|", " – | – |"
+		head, rule, none = head+" reads/msg | writes/msg | CPU/msg |", rule+"---:|---:|---:|", " – | – | – |"
 	}
 	fmt.Fprintln(w, head)
 	fmt.Fprintln(w, rule)
@@ -296,9 +296,9 @@ func (t *table) write(w io.Writer) {
 			case !t.cfg.syscalls:
 				fmt.Fprintln(w)
 			case r.sysW < 0:
-				fmt.Fprintln(w, none)
+				fmt.Fprintf(w, " – | – | %s |\n", dur(r.cpuMsg))
 			default:
-				fmt.Fprintf(w, " %.2f | %.2f |\n", r.sysR, r.sysW)
+				fmt.Fprintf(w, " %.2f | %.2f | %s |\n", r.sysR, r.sysW, dur(r.cpuMsg))
 			}
 		}
 	}
@@ -363,7 +363,7 @@ func main() {
 	duration := flag.Duration("duration", time.Second, "measured time per cell")
 	runs := flag.Int("runs", 1, "runs per cell; the table shows the median")
 	quiet := flag.Bool("q", false, "no progress lines on stderr")
-	syscalls := flag.Bool("syscalls", false, "add the process's read and write system calls per message sent (Linux /proc/self/io syscr, syscw)")
+	syscalls := flag.Bool("syscalls", false, "add the process's read and write system calls (Linux /proc/self/io syscr, syscw) and its CPU time (user + system), per message sent")
 	flag.IntVar(&durableWindow, "durable-window", durableWindow, "durable row: jobs in flight (spmesh's window) and concurrent submitters (both systems)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memprofile := flag.String("memprofile", "", "write an allocation profile of the whole run to this file")
