@@ -19,8 +19,9 @@ import (
 const (
 	// maxFrame caps a length prefix when no receive limit is set.
 	maxFrame = 1 << 40
-	// growStep is the size up to which a received body is allocated at
-	// once; past it the body grows as bytes arrive.
+	// growStep is how many bytes beyond those already buffered a received
+	// body may be allocated at once; past it the body grows as bytes
+	// arrive.
 	growStep = 64 << 10
 	// giveWayBelow is the batch size (bytes waiting) under which the
 	// flusher may give way before writing: past it a write's fixed cost
@@ -358,7 +359,10 @@ func (p *pipe) recv() (*mangos.Message, error) {
 		return m, nil
 	}
 	p.begin(sz)
-	if n <= growStep {
+	if n <= growStep || n-growStep <= p.br.Buffered() {
+		// At most growStep bytes beyond those already buffered are
+		// allocated on the length prefix's word (a 64 KiB body plus its
+		// header is read in one piece, not grown and copied).
 		m := mangos.NewMessage(n)
 		m.Body = m.Body[:n]
 		if err := p.fill(m.Body); err != nil {
@@ -586,10 +590,11 @@ func (p *pipe) adapt() {
 	}
 }
 
-// recvGrowing reads an n-byte body (n > growStep), allocating as the bytes
-// arrive rather than trusting the length prefix: the buffer starts at
-// growStep and doubles when full, capped at n, so what is held stays
-// within twice what arrived (plus growStep).
+// recvGrowing reads an n-byte body (n over growStep plus what is
+// buffered), allocating as the bytes arrive rather than trusting the
+// length prefix: the buffer starts at growStep and doubles when full,
+// capped at n, so what is held stays within twice what arrived (plus
+// growStep).
 func (p *pipe) recvGrowing(n int) (*mangos.Message, error) {
 	body := make([]byte, 0, growStep)
 	for len(body) < n {

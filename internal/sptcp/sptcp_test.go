@@ -175,7 +175,8 @@ func recvBody(t *testing.T, p transport.Pipe) []byte {
 
 func TestRoundTripSizes(t *testing.T) {
 	lp, dp := pipes(t)
-	sizes := []int{0, 1, 8, 255, 4096, RefThreshold - 1, RefThreshold, 200_000, 1 << 20}
+	sizes := []int{0, 1, 8, 255, 4096, RefThreshold - 1, RefThreshold, 200_000, 1 << 20,
+		growStep - 1, growStep, growStep + 1, growStep + 51, growStep + 51, 2*growStep - 8, 2 * growStep, 2*growStep + 1, 100}
 	go func() {
 		for i, n := range sizes {
 			if err := dp.Send(msg(payload(i, n))); err != nil {
