@@ -39,7 +39,7 @@ const (
 // a Send queued behind a waiting frame or a write in progress, and while
 // the last give-way gained frames; otherwise it probes on a wake-up, with
 // a gap that doubles up to maxProbeGap while probes gain nothing, so a
-// lone message on a quiet pipe goes out at once (all but one in 64).
+// lone message on a quiet pipe goes out at once (all but one in 65).
 // Guarded by the pipe's mu.
 type giveWay struct {
 	contended bool // a Send found a frame waiting or a write in progress
