@@ -3,8 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -62,9 +65,13 @@ type result struct {
 	// Latency scenarios.
 	lat []time.Duration // sorted
 
-	heap    int64   // heap in use after the scenario, over the baseline before it
-	allocs  float64 // process-wide mallocs per message sent
-	latency bool
+	heap   int64   // heap in use after the scenario, over the baseline before it
+	allocs float64 // process-wide mallocs per message sent
+	// Process-wide read and write system calls (read/readv, write/writev:
+	// Linux's syscr and syscw) per message sent; -1 where unknown.
+	sysR, sysW float64
+	cpuMsg     time.Duration // process CPU time (user + system) per message sent
+	latency    bool
 
 	// CPU scenarios: what is compared is cpuPerMsg (ns), lower is better.
 	cpu       bool
@@ -148,6 +155,49 @@ func mallocs() uint64 {
 	return ms.Mallocs
 }
 
+// ioCount is the process's read and write system calls so far (Linux's
+// /proc/self/io syscr and syscw, which count read/readv and write/writev
+// on every descriptor, sockets included); ok is false elsewhere.
+type ioCount struct {
+	r, w uint64
+	ok   bool
+	cpu  time.Duration
+}
+
+func sysIO() (c ioCount) {
+	c.cpu = cpuTime()
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return c
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(l, ": ")
+		n, err := strconv.ParseUint(v, 10, 64)
+		switch {
+		case err != nil:
+		case k == "syscr":
+			c.r = n
+		case k == "syscw":
+			c.w, c.ok = n, true
+		}
+	}
+	return c
+}
+
+// per returns the reads and writes since c per message (-1 if unknown),
+// and the CPU time per message.
+func (c ioCount) per(msgs uint64) (r, w float64, cpu time.Duration) {
+	now := sysIO()
+	if msgs == 0 {
+		return -1, -1, 0
+	}
+	cpu = (now.cpu - c.cpu) / time.Duration(msgs)
+	if !c.ok || !now.ok {
+		return -1, -1, cpu
+	}
+	return float64(now.r-c.r) / float64(msgs), float64(now.w-c.w) / float64(msgs), cpu
+}
+
 const (
 	warmupLimit = 10 * time.Second
 	quiet       = 200 * time.Millisecond // no arrival for this long: drained
@@ -185,7 +235,7 @@ func measureStream(st *stream, size int, d time.Duration, mem memBase) *result {
 	if st.started != nil {
 		st.started()
 	}
-	m0 := mallocs()
+	m0, io0 := mallocs(), sysIO()
 	start := time.Now()
 	sent, err := sendFor(st, payload, start, d)
 	if err != nil {
@@ -201,6 +251,7 @@ func measureStream(st *stream, size int, d time.Duration, mem memBase) *result {
 		elapsed: last.Sub(start), size: size,
 	}
 	r.allocs = float64(mallocs()-m0) / float64(sent)
+	r.sysR, r.sysW, r.cpuMsg = io0.per(sent)
 	r.heap = mem.delta()
 	return r
 }
@@ -268,7 +319,7 @@ func measureRPC(r *rpc, size int, d time.Duration, mem memBase) *result {
 		}
 	}
 	lat := make([]time.Duration, 0, 1<<16)
-	m0 := mallocs()
+	m0, io0 := mallocs(), sysIO()
 	start := time.Now()
 	for time.Since(start) < d {
 		t0 := time.Now()
@@ -279,6 +330,7 @@ func measureRPC(r *rpc, size int, d time.Duration, mem memBase) *result {
 	}
 	res := &result{latency: true, elapsed: time.Since(start), size: size}
 	res.allocs = float64(mallocs()-m0) / float64(len(lat))
+	res.sysR, res.sysW, res.cpuMsg = io0.per(uint64(len(lat)))
 	slices.Sort(lat)
 	res.lat = lat
 	res.heap = mem.delta()

@@ -144,6 +144,7 @@ type config struct {
 	duration time.Duration
 	runs     int
 	progress io.Writer // nil: quiet
+	syscalls bool      // add a column of system calls per message
 }
 
 // table holds the median result per scenario and system.
@@ -252,8 +253,12 @@ func (t *table) ratio(sc scenario, r *result, ref string) string {
 func (t *table) write(w io.Writer) {
 	fmt.Fprintf(w, "%s %s/%s, %d CPUs; %v per cell, median of %d run(s); whole table in %v.\n\n",
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), t.cfg.duration, t.cfg.runs, t.took.Round(time.Second))
-	fmt.Fprintln(w, "| scenario | system | result | vs NATS | vs mangos | drops | heap Δ | allocs/msg |")
-	fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|---:|")
+	head, rule, none := "| scenario | system | result | vs NATS | vs mangos | drops | heap Δ | allocs/msg |", "|---|---|---|---:|---:|---:|---:|---:|", ""
+	if t.cfg.syscalls {
+		head, rule, none = head+" reads/msg | writes/msg | CPU/msg |", rule+"---:|---:|---:|", " – | – | – |"
+	}
+	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, rule)
 	for _, sc := range t.scenarios {
 		for _, s := range t.systems {
 			r, ok := t.cells[sc.name+"/"+s.name]
@@ -264,7 +269,7 @@ func (t *table) write(w io.Writer) {
 				continue
 			}
 			if r.err != nil {
-				fmt.Fprintf(w, "| %s | %s | %s | – | – | – | – | – |\n", sc.title, s.name, r.err)
+				fmt.Fprintf(w, "| %s | %s | %s | – | – | – | – | – |%s\n", sc.title, s.name, r.err, none)
 				continue
 			}
 			var res, drops string
@@ -284,9 +289,17 @@ func (t *table) write(w io.Writer) {
 				}
 				drops = fmt.Sprintf("%d (%.1f%%)", d, 100*float64(d)/float64(max(want, 1)))
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %+.1f MiB | %.1f |\n",
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %+.1f MiB | %.1f |",
 				sc.title, s.name, res, t.ratio(sc, r, refNATS), t.ratio(sc, r, refMangos), drops,
 				float64(r.heap)/(1<<20), r.allocs)
+			switch {
+			case !t.cfg.syscalls:
+				fmt.Fprintln(w)
+			case r.sysW < 0:
+				fmt.Fprintf(w, " – | – | %s |\n", dur(r.cpuMsg))
+			default:
+				fmt.Fprintf(w, " %.2f | %.2f | %s |\n", r.sysR, r.sysW, dur(r.cpuMsg))
+			}
 		}
 	}
 	fmt.Fprintln(w)
@@ -350,11 +363,12 @@ func main() {
 	duration := flag.Duration("duration", time.Second, "measured time per cell")
 	runs := flag.Int("runs", 1, "runs per cell; the table shows the median")
 	quiet := flag.Bool("q", false, "no progress lines on stderr")
+	syscalls := flag.Bool("syscalls", false, "add the process's read and write system calls (Linux /proc/self/io syscr, syscw) and its CPU time (user + system), per message sent")
 	flag.IntVar(&durableWindow, "durable-window", durableWindow, "durable row: jobs in flight (spmesh's window) and concurrent submitters (both systems)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memprofile := flag.String("memprofile", "", "write an allocation profile of the whole run to this file")
 	flag.Parse()
-	c := config{duration: *duration, runs: max(*runs, 1)}
+	c := config{duration: *duration, runs: max(*runs, 1), syscalls: *syscalls}
 	if *only != "" {
 		re, err := regexp.Compile(*only)
 		if err != nil {

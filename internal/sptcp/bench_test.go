@@ -1,6 +1,7 @@
 package sptcp
 
 import (
+	"fmt"
 	"testing"
 
 	"go.nanomsg.org/mangos/v3"
@@ -10,37 +11,40 @@ import (
 	"go.nanomsg.org/mangos/v3/protocol/req"
 )
 
-// BenchmarkPushPull streams 256-byte messages through PUSH/PULL over
-// loopback with each transport: one op is one message delivered.
+// BenchmarkPushPull streams 256-byte and 64 KiB messages through
+// PUSH/PULL over loopback with each transport: one op is one message
+// delivered.
 func BenchmarkPushPull(b *testing.B) {
-	for _, s := range []side{stock, ours} {
-		b.Run(s.name, func(b *testing.B) {
-			ps, _ := push.NewSocket()
-			pl, _ := pull.NewSocket()
-			defer ps.Close()
-			defer pl.Close()
-			connect(b, pl, ps, s, s, nil)
-			body := make([]byte, 256)
-			b.ReportAllocs()
-			b.SetBytes(256)
-			b.ResetTimer()
-			go func() {
-				for range b.N {
-					m := mangos.NewMessage(256)
-					m.Body = append(m.Body, body...)
-					if ps.SendMsg(m) != nil {
-						return
+	for _, size := range []int{256, 64 << 10} {
+		for _, s := range []side{stock, ours} {
+			b.Run(fmt.Sprintf("%dB/%s", size, s.name), func(b *testing.B) {
+				ps, _ := push.NewSocket()
+				pl, _ := pull.NewSocket()
+				defer ps.Close()
+				defer pl.Close()
+				connect(b, pl, ps, s, s, nil)
+				body := make([]byte, size)
+				b.ReportAllocs()
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				go func() {
+					for range b.N {
+						m := mangos.NewMessage(size)
+						m.Body = append(m.Body, body...)
+						if ps.SendMsg(m) != nil {
+							return
+						}
 					}
+				}()
+				for range b.N {
+					m, err := pl.RecvMsg()
+					if err != nil {
+						b.Fatal(err)
+					}
+					m.Free()
 				}
-			}()
-			for range b.N {
-				m, err := pl.RecvMsg()
-				if err != nil {
-					b.Fatal(err)
-				}
-				m.Free()
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -29,13 +29,24 @@
 //
 // How it batches: Send appends the frame to a buffer and, if the flusher
 // goroutine is idle, wakes it; while the flusher is in a write system call,
-// further frames accumulate and go out together in its next write. A lone
-// message is written at once. Bodies of [RefThreshold] bytes or more are not
-// copied: they go out by reference in a vectored write. Reads go through a
-// buffer that grows from [MinReadBuffer] to [ReadBuffer] bytes while reads
-// fill it (one read system call yields many small frames) and shrinks back,
-// halving at most once a second, when the pipe goes quiet; write buffers larger than [KeepWriteBuffer] are
-// dropped after a burst. An idle pipe holds about 8 KiB.
+// further frames accumulate and go out together in its next write. Before
+// it takes a batch of under 16 KiB, the flusher gives way once
+// (runtime.Gosched) when more frames are likely: a Send queued behind a
+// waiting frame or a write in progress, or the last give-way gained frames
+// (a worker acking jobs read in one go, a producer refilling its window
+// from those acks: one write carries several frames). A lone message on a
+// quiet pipe is written at once but for a probe: the flusher gives way on
+// one wake-up in 65 (the gap between probes doubles from 1 to 64 while they
+// gain nothing). Giving way costs about 0.1-0.3 µs when nothing else is
+// runnable; goroutines that are runnable go first. Bodies of
+// [RefThreshold] bytes or more are not copied: they go out by reference in
+// a vectored write. Reads go through a buffer that grows from
+// [MinReadBuffer] to [ReadBuffer] bytes while reads fill it (one read
+// system call yields many small frames) and shrinks back, halving at most
+// once a second, when the pipe goes quiet; write buffers larger than
+// [KeepWriteBuffer] are dropped after a burst. An idle pipe holds about 8
+// KiB. A received body is allocated at once when it is at most 64 KiB
+// beyond the bytes already buffered, else it grows as its bytes arrive.
 //
 // Schemes: importing the package registers [Transport] under "sptcp" and
 // [TLSTransport] under "sptls+tcp" (TLS configured with

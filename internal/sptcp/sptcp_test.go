@@ -175,7 +175,8 @@ func recvBody(t *testing.T, p transport.Pipe) []byte {
 
 func TestRoundTripSizes(t *testing.T) {
 	lp, dp := pipes(t)
-	sizes := []int{0, 1, 8, 255, 4096, RefThreshold - 1, RefThreshold, 200_000, 1 << 20}
+	sizes := []int{0, 1, 8, 255, 4096, RefThreshold - 1, RefThreshold, 200_000, 1 << 20,
+		growStep - 1, growStep, growStep + 1, growStep + 51, growStep + 51, 2*growStep - 8, 2 * growStep, 2*growStep + 1, 100}
 	go func() {
 		for i, n := range sizes {
 			if err := dp.Send(msg(payload(i, n))); err != nil {
@@ -718,5 +719,45 @@ func TestBuffersAdapt(t *testing.T) {
 	defer d.mu.Unlock()
 	if cap(d.buf) > KeepWriteBuffer || cap(d.spare) > KeepWriteBuffer {
 		t.Fatalf("write buffers after quiet: got cap %d and %d, want <= %d", cap(d.buf), cap(d.spare), KeepWriteBuffer)
+	}
+}
+
+// The flusher gives way before a write only where more frames are likely:
+// a lone message on a quiet pipe is written at once, except for a probe
+// every maxProbeGap wake-ups; contention or a paying give-way make it give
+// way every time.
+func TestGiveWayPolicy(t *testing.T) {
+	var g giveWay
+	yields := 0
+	const lone = 6400
+	for range lone {
+		if g.want() {
+			yields++
+			g.gave(false)
+		}
+	}
+	// Probes at wake-ups 1, 3, 6, 11, 20, 37, 70, then every 65th.
+	if limit := lone/maxProbeGap + 8; yields > limit {
+		t.Fatalf("%d give-ways for %d lone messages, want at most %d", yields, lone, limit)
+	}
+
+	g.contended = true
+	if !g.want() {
+		t.Fatal("no give-way although a Send queued behind a waiting frame")
+	}
+	g.contended = false
+	g.gave(true)
+	for i := range 3 {
+		if !g.want() {
+			t.Fatalf("wake-up %d: no give-way although the last one gained frames", i)
+		}
+		g.gave(true)
+	}
+	g.gave(false)
+	if g.want() {
+		t.Fatal("gave way on the wake-up after one that gained nothing")
+	}
+	if !g.want() {
+		t.Fatal("the probe gap did not restart from 1 after paying give-ways")
 	}
 }
