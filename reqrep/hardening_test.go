@@ -81,11 +81,11 @@ func TestSlowReaderIsolated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Under attack: every request handled, one handler waiting for the
-	// attacker, its other replies dropped.
+	// Under attack: replies to the attacker dropped (its connection is
+	// then closed, so requests of its still queued may never be handled).
 	testutil.Eventually(t, 20*time.Second, func() error {
-		if st := rp.Stats(); st.Received < base+k || st.SendTimeouts == 0 {
-			return fmt.Errorf("got %d of %d attack requests handled, %d send timeouts; want all, some", st.Received-base, k, st.SendTimeouts)
+		if st := rp.Stats(); st.Received == base || st.SendTimeouts == 0 {
+			return fmt.Errorf("got %d of %d attack requests handled, %d send timeouts; want some of each", st.Received-base, k, st.SendTimeouts)
 		}
 		return nil
 	})
