@@ -186,7 +186,6 @@ func (r *Respondent) serve(base context.Context, m *sock.Frame) *sock.Frame {
 	ctx, cancel := r.srv.HandlerContext(base, env.Deadline)
 	hctx, end := r.so.Settings.TraceReceive(ctx, spmesh.TraceSurvey, r.so.Settings.Service, env.Header)
 	v, herr := r.srv.Call("survey", q.ID, func() (any, error) { return r.h.ServeSurvey(hctx, q) })
-	end(herr)
 	cancel()
 	ans := wire.Msg{Kind: wire.KindResponse, ID: env.ID, Header: q.reply, From: r.name}
 	switch {
@@ -197,6 +196,7 @@ func (r *Respondent) serve(base context.Context, m *sock.Frame) *sock.Frame {
 	case herr != nil:
 		r.srv.Errors.Add(1)
 	}
+	end(herr) // a decline is no error
 	return r.srv.Reply(&ans, v, herr, 0)
 }
 
