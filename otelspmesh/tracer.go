@@ -73,11 +73,11 @@ func NewTracer(opts ...Option) *Tracer {
 // Send starts the span of a message sent and returns a copy of h with its
 // trace context.
 func (t *Tracer) Send(ctx context.Context, op, dest string, h spmesh.Header) (context.Context, spmesh.Header, func(error)) {
-	kind := trace.SpanKindProducer
+	start := startProducer
 	if answered(op) {
-		kind = trace.SpanKindClient
+		start = startClient
 	}
-	ctx, span := t.tr.Start(ctx, spanName(op, dest), trace.WithSpanKind(kind), trace.WithAttributes(attrs(op, dest)...))
+	ctx, span := t.tr.Start(ctx, spanName(op, dest), start...)
 	out := make(spmesh.Header, len(h)+2)
 	for k, v := range h {
 		out[k] = v
@@ -86,19 +86,19 @@ func (t *Tracer) Send(ctx context.Context, op, dest string, h spmesh.Header) (co
 	if len(out) == len(h) {
 		out = h // nothing to add (no valid span): send h as it is
 	}
-	return ctx, out, endFunc(span)
+	return ctx, out, endFunc(span, op, dest)
 }
 
 // Receive extracts the trace context of h and starts the span of a
 // message received, its child.
 func (t *Tracer) Receive(ctx context.Context, op, dest string, h spmesh.Header) (context.Context, func(error)) {
-	kind := trace.SpanKindConsumer
+	start := startConsumer
 	if answered(op) {
-		kind = trace.SpanKindServer
+		start = startServer
 	}
 	ctx = t.prop.Extract(ctx, propagation.MapCarrier(h))
-	ctx, span := t.tr.Start(ctx, spanName(op, dest), trace.WithSpanKind(kind), trace.WithAttributes(attrs(op, dest)...))
-	return ctx, endFunc(span)
+	ctx, span := t.tr.Start(ctx, spanName(op, dest), start...)
+	return ctx, endFunc(span, op, dest)
 }
 
 // answered reports whether op has an answer (client/server spans).
@@ -124,7 +124,26 @@ func attrs(op, dest string) []attribute.KeyValue {
 	return a
 }
 
-func endFunc(span trace.Span) func(error) {
+// The start options of each span kind, made once.
+var (
+	startClient   = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+	startServer   = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+	startProducer = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}
+	startConsumer = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
+)
+
+// endNothing ends a span that records nothing.
+func endNothing(error) {}
+
+// endFunc sets the attributes of a recording span and returns the function
+// that ends it. A span that does not record (sampled out) costs no
+// attributes and no closure.
+func endFunc(span trace.Span, op, dest string) func(error) {
+	if !span.IsRecording() {
+		span.End()
+		return endNothing
+	}
+	span.SetAttributes(attrs(op, dest)...)
 	return func(err error) {
 		if err != nil {
 			span.RecordError(err)
