@@ -55,6 +55,17 @@
 //     allocates by len(data). One that decodes msgpack by other means calls
 //     [CheckMsgpack] first; one for another format needs its own check.
 //
+// # Tracing
+//
+// [Tracer] is the hook through which every pattern reports the messages it
+// sends and receives and carries trace context in their [Header]; each
+// pattern package's WithTracer option sets it. No core package implements
+// or imports a tracing system: package otelspmesh implements it with
+// OpenTelemetry and the W3C trace context (traceparent, tracestate).
+// Without a tracer nothing is called, nothing is added to headers and
+// nothing is allocated. Bare frames (WithBareFrames) carry no headers, so no
+// trace context.
+//
 // Every call that can wait takes a context.Context first and returns ctx.Err()
 // when it ends. Close is immediate and idempotent; after it every call returns
 // [ErrClosed]. Invalid options are rejected at construction with an error

@@ -46,6 +46,15 @@
 //     (the others counted in Stats().EndpointsRefused). The Producer and
 //     Worker refuse it: at-least-once needs the envelope's ids and acks.
 //
+// # Tracing
+//
+// With [WithTracer] a Producer starts a producer span per delivery (ended
+// by its ack or nack; a redelivery after a nack is a new span, a resend
+// within one is not) and a Worker's handler runs in the consumer span
+// continuing it; a Pusher's push is a producer span ended once queued, and
+// a Puller's [Message.Context] carries the consumer span. See
+// [spmesh.Tracer].
+//
 // # Constructors
 //
 //	NewPusher(opts...)  connector: dials pullers (WithDial, or every puller

@@ -163,6 +163,15 @@ func WithTLS(c *tls.Config) Option { return wrap(sock.WithTLS(c)) }
 // wss:// is an error, and only such endpoints are dialed from discovery.
 func WithRequireTLS() Option { return wrap(sock.WithRequireTLS()) }
 
+// WithTracer traces every job and push: a Producer starts a producer span
+// per delivery (ended with its ack or nack) and a Pusher one per push,
+// sending the trace context in the headers; a Worker's handler runs in the
+// consumer span continuing it, and a Puller's [Message.Context] returns
+// the consumer span of the message. Nothing without it; bare frames carry
+// no headers, so no trace context. See [spmesh.Tracer] and package
+// otelspmesh.
+func WithTracer(t spmesh.Tracer) Option { return wrap(sock.WithTracer(t)) }
+
 // WithMaxMessageSize sets the largest frame sent or accepted (default 8 MiB).
 func WithMaxMessageSize(n int) Option { return wrap(sock.WithMaxMessageSize(n)) }
 
@@ -473,6 +482,9 @@ func reqrepOptions(s *sock.Settings) []reqrep.Option {
 	}
 	if s.RequireTLS {
 		opts = append(opts, reqrep.WithRequireTLS())
+	}
+	if s.Tracer != nil {
+		opts = append(opts, reqrep.WithTracer(s.Tracer))
 	}
 	if s.Registry != nil {
 		opts = append(opts, reqrep.WithDiscovery(s.Registry, s.Service))

@@ -20,6 +20,18 @@ type Message struct {
 	Data   []byte    // the encoded body; Decode turns it into a value
 
 	codec spmesh.Codec
+	ctx   context.Context // the tracer's, with WithTracer
+}
+
+// Context returns the context the puller's tracer gave the message: with
+// [WithTracer], it carries the consumer span continuing the pusher's
+// trace; start the spans of the message's processing from it. Without a
+// tracer it is context.Background().
+func (m *Message) Context() context.Context {
+	if m == nil || m.ctx == nil {
+		return context.Background()
+	}
+	return m.ctx
 }
 
 // Decode decodes the body into v (a pointer) with the puller's codec.
@@ -83,10 +95,17 @@ func NewPuller(opts ...Option) (*Puller, error) {
 		return pl, nil
 	}
 	pl.in = sock.NewInbox(so, wire.KindPush, func(env *wire.Msg) (*Message, bool) {
-		return &Message{
+		m := &Message{
 			Header: env.Header, ID: env.ID, Time: time.Unix(0, env.Time),
 			Data: env.Body, codec: pl.codec,
-		}, true
+		}
+		if so.Settings.Traced() {
+			// The consumer span ends here: the message is received.
+			ctx, end := so.Settings.TraceReceive(context.Background(), spmesh.TracePush, so.Settings.Service, env.Header)
+			end(nil)
+			m.ctx = ctx
+		}
+		return m, true
 	})
 	return pl, nil
 }

@@ -87,6 +87,18 @@ func (p *Pusher) Push(ctx context.Context, v any) error {
 // A bare Pusher ([WithBareFrames]) carries none: non-empty headers fail
 // with an error wrapping [spmesh.ErrInvalidOption].
 func (p *Pusher) PushHeader(ctx context.Context, h spmesh.Header, v any) error {
+	if p.so.Settings.Traced() && !p.bare {
+		// One producer span, ended once the message is queued.
+		tctx, th, end := p.so.Settings.TraceSend(ctx, spmesh.TracePush, p.so.Settings.Service, h)
+		err := p.push(tctx, th, v)
+		end(err)
+		return err
+	}
+	return p.push(ctx, h, v)
+}
+
+// push queues one message with headers h.
+func (p *Pusher) push(ctx context.Context, h spmesh.Header, v any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -161,6 +161,13 @@
 //   - A bare Subscriber takes spmesh envelopes as opaque bytes; an
 //     enveloped one discards bare frames.
 //
+// # Tracing
+//
+// With [WithTracer] Publish starts a producer span (ended once queued; its
+// context travels in the headers, batched or not) and a Subscriber a
+// consumer span per message, ended when queued; [Message.Context] carries
+// it. See [spmesh.Tracer].
+//
 // # Constructors and workflow
 //
 //   - [NewPublisher]: binds (listens) or dials; with [WithDiscovery] it

@@ -1,9 +1,11 @@
 package pubsub
 
 import (
+	"context"
 	"errors"
 	"time"
 
+	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/wire"
 )
@@ -124,6 +126,13 @@ func (s *Subscriber) message(m *Message, env *wire.Msg) {
 		Topic: env.Topic, Header: env.Header, ID: env.ID,
 		Publisher: env.Pub, Seq: env.Seq, Time: time.Unix(0, env.Time),
 		Data: env.Body, codec: s.codec,
+	}
+	if s.so.Settings.Traced() {
+		// The consumer span ends here: the message is received; its
+		// processing starts from m.Context().
+		ctx, end := s.so.Settings.TraceReceive(context.Background(), spmesh.TracePublish, env.Topic, env.Header)
+		end(nil)
+		m.ctx = ctx
 	}
 }
 

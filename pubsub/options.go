@@ -122,6 +122,14 @@ func WithTLS(c *tls.Config) Option { return wrap(sock.WithTLS(c)) }
 // wss:// is an error, and only such endpoints are dialed from discovery.
 func WithRequireTLS() Option { return wrap(sock.WithRequireTLS()) }
 
+// WithTracer traces every publication: Publish starts a producer span
+// (ended once the message is queued) and sends its trace context in the
+// message's headers; a Subscriber starts a consumer span per message
+// received, ended when it is queued, whose context [Message.Context]
+// returns. Nothing without it; bare frames carry no headers, so no trace
+// context. See [spmesh.Tracer] and package otelspmesh.
+func WithTracer(t spmesh.Tracer) Option { return wrap(sock.WithTracer(t)) }
+
 // WithMaxMessageSize sets the largest frame sent or accepted (default 8 MiB).
 func WithMaxMessageSize(n int) Option { return wrap(sock.WithMaxMessageSize(n)) }
 

@@ -195,6 +195,18 @@ func (p *Publisher) publish(ctx context.Context, topic string, h spmesh.Header, 
 	if p.bare {
 		return p.publishBare(topic, h, v, data, raw)
 	}
+	if p.so.Settings.Traced() {
+		// One producer span, ended once the message is queued.
+		tctx, th, end := p.so.Settings.TraceSend(ctx, spmesh.TracePublish, topic, h)
+		err := p.publishEnv(tctx, topic, th, v, data, raw)
+		end(err)
+		return err
+	}
+	return p.publishEnv(ctx, topic, h, v, data, raw)
+}
+
+// publishEnv publishes in an envelope, in a batch or alone.
+func (p *Publisher) publishEnv(ctx context.Context, topic string, h spmesh.Header, v any, data []byte, raw bool) error {
 	p.mu.Lock()
 	ts, err := p.topic(topic)
 	if err != nil {

@@ -25,6 +25,18 @@ type Message struct {
 	Data      []byte    // the encoded body; Decode turns it into a value
 
 	codec spmesh.Codec
+	ctx   context.Context // the tracer's, with WithTracer
+}
+
+// Context returns the context the subscriber's tracer gave the message:
+// with [WithTracer], it carries the consumer span continuing the
+// publisher's trace; start the spans of the message's processing from it.
+// Without a tracer it is context.Background().
+func (m *Message) Context() context.Context {
+	if m == nil || m.ctx == nil {
+		return context.Background()
+	}
+	return m.ctx
 }
 
 // Decode decodes the body into v (a pointer) with the subscriber's codec.

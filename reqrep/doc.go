@@ -86,6 +86,13 @@
 //     running in the background (its reply is never sent), logged and
 //     counted in [ReplierStats].Abandoned.
 //
+// # Tracing
+//
+// With [WithTracer] a Requester starts one client span per call (resends
+// carry the same context) and a Replier's handler runs in the server span
+// continuing it; Producer and Worker jobs ride here as op "job". See
+// [spmesh.Tracer].
+//
 // # Constructors
 //
 //   - [NewRequester](opts...): the calling side. [Requester.Request],

@@ -31,3 +31,11 @@ func framesFor(c *config) frames {
 func (f frames) failed(env *wire.Msg) bool {
 	return env.Err != "" || f.errFlags != 0 && env.Flags&f.errFlags != 0
 }
+
+// op is the operation the frames carry, for a tracer.
+func (f frames) op() string {
+	if f.request == wire.KindJob {
+		return spmesh.TraceJob
+	}
+	return spmesh.TraceRequest
+}

@@ -116,6 +116,13 @@ func WithTLS(c *tls.Config) Option { return wrap(sock.WithTLS(c)) }
 // wss:// is an error, and only such endpoints are dialed from discovery.
 func WithRequireTLS() Option { return wrap(sock.WithRequireTLS()) }
 
+// WithTracer traces every request: a Requester starts a client span per
+// call (not per resend) and sends its trace context in the request's
+// headers; a Replier's handler runs in the server span continuing it.
+// Nothing without it; bare frames carry no headers, so no trace context.
+// See [spmesh.Tracer] and package otelspmesh.
+func WithTracer(t spmesh.Tracer) Option { return wrap(sock.WithTracer(t)) }
+
 // WithMaxMessageSize sets the largest frame sent or accepted (default 8 MiB).
 // A request over the Requester's own limit fails before it is encoded in
 // full. A request over the Replier's limit (up to 16 times it, over

@@ -126,7 +126,9 @@ func (r *Replier) handle(base context.Context, m *sock.Frame) *sock.Frame {
 		req.Deadline = time.Unix(0, env.Deadline)
 	}
 	ctx, cancel := r.srv.HandlerContext(base, env.Deadline)
-	v, err := r.srv.Call("id", req.ID, func() (any, error) { return r.h.ServeRequest(ctx, req) })
+	hctx, end := r.so.Settings.TraceReceive(ctx, r.fr.op(), r.so.Settings.Service, env.Header)
+	v, err := r.srv.Call("id", req.ID, func() (any, error) { return r.h.ServeRequest(hctx, req) })
+	end(err)
 	cancel()
 	renv.Header = req.reply
 	*req = Request{}

@@ -151,6 +151,32 @@ func (r *Requester) roundTrip(ctx context.Context, c *Call, env *wire.Msg) (*soc
 	if r.so.Closed() {
 		return nil, 0, spmesh.ErrClosed
 	}
+	if r.so.Settings.Traced() && !r.fr.bare {
+		return r.tracedRoundTrip(ctx, c, env)
+	}
+	return r.sendUntilReply(ctx, c, c.Header, env)
+}
+
+// tracedRoundTrip is roundTrip with the socket's tracer: one span per call,
+// its trace context in the headers of every attempt, ended with the reply
+// (a handler error, nack included, ends it with the remote error).
+func (r *Requester) tracedRoundTrip(ctx context.Context, c *Call, env *wire.Msg) (*sock.Frame, int, error) {
+	ctx, h, end := r.so.Settings.TraceSend(ctx, r.fr.op(), r.so.Settings.Service, c.Header)
+	m, attempt, err := r.sendUntilReply(ctx, c, h, env)
+	switch {
+	case err != nil:
+		end(err)
+	case r.fr.failed(env):
+		end(&spmesh.RemoteError{Code: int(env.Code), Message: env.Err})
+	default:
+		end(nil)
+	}
+	return m, attempt, err
+}
+
+// sendUntilReply sends c with headers h until a reply comes (see
+// roundTrip).
+func (r *Requester) sendUntilReply(ctx context.Context, c *Call, h spmesh.Header, env *wire.Msg) (*sock.Frame, int, error) {
 	id := wire.ID(c.ID)
 	if id == (wire.ID{}) {
 		id = r.so.NewID()
@@ -182,7 +208,7 @@ func (r *Requester) roundTrip(ctx context.Context, c *Call, env *wire.Msg) (*soc
 	defer r.inflight.Add(-1)
 
 	for {
-		m, err := r.encode(id, attempt, deadline, c)
+		m, err := r.encode(id, attempt, deadline, c, h)
 		if err != nil {
 			return nil, attempt, err
 		}
@@ -303,9 +329,9 @@ func (r *Requester) err(ctx context.Context, err error) error {
 	return r.so.Explain(sock.Err(err))
 }
 
-// encode builds the frame of one attempt of c: c.data as is when set, else
-// c.Body encoded with the codec.
-func (r *Requester) encode(id wire.ID, attempt int, deadline int64, c *Call) (*sock.Frame, error) {
+// encode builds the frame of one attempt of c, with headers h: c.data as
+// is when set, else c.Body encoded with the codec.
+func (r *Requester) encode(id wire.ID, attempt int, deadline int64, c *Call, h spmesh.Header) (*sock.Frame, error) {
 	codec, body := r.codec, c.Body
 	if c.data != nil {
 		codec, body = spmesh.Raw, c.data
@@ -316,7 +342,7 @@ func (r *Requester) encode(id wire.ID, attempt int, deadline int64, c *Call) (*s
 		}
 		return r.so.EncodeWith(codec, nil, body)
 	}
-	env := wire.Msg{Kind: r.fr.request, ID: id, Time: time.Now().UnixNano(), Header: c.Header, Attempt: uint32(attempt), Deadline: deadline}
+	env := wire.Msg{Kind: r.fr.request, ID: id, Time: time.Now().UnixNano(), Header: h, Attempt: uint32(attempt), Deadline: deadline}
 	return r.so.EncodeWith(codec, &env, body)
 }
 

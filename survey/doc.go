@@ -80,6 +80,13 @@
 // dropped (counted in TooLarge and Dropped) instead of answered with an
 // error.
 //
+// # Tracing
+//
+// With [WithTracer] a Surveyor starts a client span per survey, ended when
+// the survey ends (with an error only when ctx cut it short), and a
+// Respondent's handler runs in the server span continuing it (a decline is
+// no error). See [spmesh.Tracer].
+//
 // # Constructors and workflow
 //
 //   - [NewSurveyor]: usually listens ([WithListen]); with [WithDiscovery] it

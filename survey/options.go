@@ -146,6 +146,13 @@ func WithTLS(c *tls.Config) Option { return wrap(sock.WithTLS(c)) }
 // wss:// is an error, and only such endpoints are dialed from discovery.
 func WithRequireTLS() Option { return wrap(sock.WithRequireTLS()) }
 
+// WithTracer traces every survey: a Surveyor starts a client span per
+// survey (ended when it ends) and sends its trace context in the
+// question's headers; a Respondent's handler runs in the server span
+// continuing it. Nothing without it; bare frames carry no headers, so no
+// trace context. See [spmesh.Tracer] and package otelspmesh.
+func WithTracer(t spmesh.Tracer) Option { return wrap(sock.WithTracer(t)) }
+
 // WithMaxMessageSize sets the largest frame sent or accepted (default 8 MiB).
 func WithMaxMessageSize(n int) Option { return wrap(sock.WithMaxMessageSize(n)) }
 

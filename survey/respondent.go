@@ -191,7 +191,8 @@ func (r *Respondent) serve(base context.Context, m *sock.Frame) *sock.Frame {
 		q.Deadline = time.Unix(0, env.Deadline)
 	}
 	ctx, cancel := r.srv.HandlerContext(base, env.Deadline)
-	v, herr := r.srv.Call("survey", q.ID, func() (any, error) { return r.h.ServeSurvey(ctx, q) })
+	hctx, end := r.so.Settings.TraceReceive(ctx, spmesh.TraceSurvey, r.so.Settings.Service, env.Header)
+	v, herr := r.srv.Call("survey", q.ID, func() (any, error) { return r.h.ServeSurvey(hctx, q) })
 	cancel()
 	ans := wire.Msg{Kind: wire.KindResponse, ID: env.ID, Header: q.reply, From: r.name}
 	switch {
@@ -202,6 +203,7 @@ func (r *Respondent) serve(base context.Context, m *sock.Frame) *sock.Frame {
 	case herr != nil:
 		r.srv.Errors.Add(1)
 	}
+	end(herr) // a decline is no error
 	return r.srv.Reply(&ans, v, herr, 0)
 }
 

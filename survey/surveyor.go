@@ -210,12 +210,18 @@ func (s *Surveyor) Survey(ctx context.Context, question any, opts ...SurveyOptio
 	}
 	late := min(max(deadline.Sub(now), minLate), maxLate)
 
-	env := &wire.Msg{Kind: wire.KindSurvey, ID: s.so.NewID(), Time: now.UnixNano(), Header: c.header, Deadline: deadline.UnixNano()}
+	h, tend := c.header, noTrace
+	if s.so.Settings.Traced() && !s.bare {
+		// One client span per survey, ended when the survey ends.
+		_, h, tend = s.so.Settings.TraceSend(ctx, spmesh.TraceSurvey, s.so.Settings.Service, c.header)
+	}
+	env := &wire.Msg{Kind: wire.KindSurvey, ID: s.so.NewID(), Time: now.UnixNano(), Header: h, Deadline: deadline.UnixNano()}
 	if s.bare {
 		env = nil // the question alone
 	}
 	m, err := s.so.Encode(env, question) // size checked, before encoding when known
 	if err != nil {
+		tend(err)
 		return nil, err
 	}
 
@@ -223,6 +229,7 @@ func (s *Surveyor) Survey(ctx context.Context, question any, opts ...SurveyOptio
 	mc, err := s.acquire() // counts the collector in s.wg
 	if err != nil {
 		m.Free()
+		tend(err)
 		return nil, err
 	}
 	// The mangos queue only absorbs bursts while collect is descheduled
@@ -236,7 +243,11 @@ func (s *Surveyor) Survey(ctx context.Context, question any, opts ...SurveyOptio
 	if err := mc.Start(m, qlen, time.Until(deadline)+late); err != nil {
 		s.release(mc)
 		s.wg.Done()
+		tend(err)
 		return nil, err
+	}
+	if s.so.Settings.Traced() && !s.bare {
+		rs.trace = tend // before anything can end the survey
 	}
 	s.so.C.Sent.Add(1)
 	if rs.expected != nil && rs.pending == 0 {
@@ -405,9 +416,13 @@ type Responses struct {
 	expected map[string]bool
 	pending  int
 	stopCtx  func() bool
+	trace    func(error) // ends the survey's span (nil without a tracer)
 
 	notify chan struct{} // a token per new answer or the end
 }
+
+// noTrace ends the span of an untraced survey.
+func noTrace(error) {}
 
 func newResponses(s *Surveyor, deadline time.Time, timeoutEnd error, expect []string) *Responses {
 	rs := &Responses{s: s, deadline: deadline, timeoutEnd: timeoutEnd, max: s.so.Settings.RecvQueue, notify: make(chan struct{}, 1)}
@@ -472,6 +487,15 @@ func (rs *Responses) endLocked(why error) (stop func() bool) {
 	}
 	rs.ended, rs.end = true, why
 	stop, rs.stopCtx = rs.stopCtx, nil
+	if rs.trace != nil {
+		// A survey that ran to its end ended well; a cancelled one did not.
+		var ee *endError
+		if errors.As(why, &ee) {
+			why = nil
+		}
+		rs.trace(why)
+		rs.trace = nil
+	}
 	return stop
 }
 

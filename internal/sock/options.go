@@ -48,6 +48,10 @@ type Settings struct {
 
 	// RequireTLS refuses plaintext listens and dials (WithRequireTLS).
 	RequireTLS bool
+
+	// Tracer, when set, is told of every message sent and received and
+	// carries trace context in its header (WithTracer; see trace.go).
+	Tracer spmesh.Tracer
 }
 
 // Defaults for Settings.
