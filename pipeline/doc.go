@@ -147,6 +147,21 @@
 //   - Durable before accepted: Submit, ProduceAsync and Produce return a
 //     job as accepted only once it is written and fsynced. Jobs submitted
 //     concurrently share one commit (one fsync): group commit.
+//   - Or fsynced every interval: [WithOutboxSync] (interval) is NATS
+//     JetStream's default file-store model (its sync_interval, 2 minutes):
+//     a job is accepted once its commit has written it to the file (the
+//     OS's page cache; bbolt's NoSync), and the file is fsynced every
+//     interval (when something changed) and at Drain and Close. What a
+//     crash loses, per mode: a process crash (SIGKILL, OOM, panic) loses no
+//     accepted job in either mode, since the OS still holds the written
+//     pages (the chaos tests below run in both modes). A host crash or
+//     power loss loses nothing with an fsync per commit; with an interval
+//     it can lose the jobs accepted since the last fsync (up to interval of
+//     them), and, since bbolt orders its page and meta writes only by
+//     fsync, it can leave the file corrupt, so that NewProducer fails with
+//     [ErrOutbox] and every job in it is lost (JetStream's file store keeps
+//     its older messages then). A failed periodic fsync is logged; the one
+//     at Close is returned by Close.
 //   - At least once across producer crashes: a Producer opened on the same
 //     path sends every job left there again, with its id, headers and body,
 //     before any new job (Submit waits for them to be in flight);

@@ -37,6 +37,12 @@ const (
 	outboxBatch = 1024
 )
 
+// Bounds of the outbox's fsync interval ([WithOutboxSync]).
+const (
+	MinOutboxSync = time.Millisecond
+	MaxOutboxSync = time.Hour
+)
+
 var outboxBucket = []byte("jobs")
 
 // record is one job in the outbox, as stored (the key is its sequence
@@ -100,6 +106,7 @@ type outbox struct {
 	maxJobs  int
 	maxBytes int64
 	failFast bool
+	syncEach time.Duration // 0: fsync in every commit; > 0: commits are not fsynced, the file is every syncEach
 	log      *slog.Logger
 
 	reqs chan *obReq
@@ -113,6 +120,8 @@ type outbox struct {
 	room   chan struct{} // closed and replaced when jobs leave
 	nextSq uint64
 	dels   []uint64 // acked jobs to delete in the next commit
+
+	lastSyncErr error // the fsync at stop (syncEach > 0), read after done
 }
 
 type obReq struct {
@@ -123,7 +132,7 @@ type obReq struct {
 // openOutbox opens (or creates) the outbox at path and reads the jobs it
 // holds. A store locked by another producer, corrupt, or not bbolt gives
 // an error wrapping ErrOutbox, never a panic.
-func openOutbox(path string, maxJobs int, maxBytes int64, failFast bool, log *slog.Logger) (ob *outbox, recs []*record, err error) {
+func openOutbox(path string, maxJobs int, maxBytes int64, failFast bool, syncEach time.Duration, log *slog.Logger) (ob *outbox, recs []*record, err error) {
 	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
 		if err := checkOutbox(path); err != nil {
 			return nil, nil, err
@@ -132,7 +141,9 @@ func openOutbox(path string, maxJobs int, maxBytes int64, failFast bool, log *sl
 	// Not NoFreelistSync (faster commits): without a freelist on disk,
 	// bbolt rebuilds it at open in a goroutine of its own, where a damaged
 	// page panics past any recover and kills the process.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: outboxLockTimeout})
+	// NoSync (WithOutboxSync > 0): commits write the file and do not
+	// fsync it; the writer fsyncs it every syncEach and at close.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: outboxLockTimeout, NoSync: syncEach > 0})
 	if err != nil {
 		return nil, nil, openError(path, err)
 	}
@@ -146,7 +157,7 @@ func openOutbox(path string, maxJobs int, maxBytes int64, failFast bool, log *sl
 		}
 	}()
 	ob = &outbox{
-		db: db, path: path, maxJobs: maxJobs, maxBytes: maxBytes, failFast: failFast, log: log,
+		db: db, path: path, maxJobs: maxJobs, maxBytes: maxBytes, failFast: failFast, syncEach: syncEach, log: log,
 		reqs: make(chan *obReq), kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		room: make(chan struct{}),
 	}
@@ -184,6 +195,11 @@ func openOutbox(path string, maxJobs int, maxBytes int64, failFast bool, log *sl
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w %s: corrupt: %w", ErrOutbox, path, err)
+	}
+	if syncEach > 0 { // the raised attempt counts, at once
+		if err := db.Sync(); err != nil {
+			return nil, nil, fmt.Errorf("%w %s: fsync: %w", ErrOutbox, path, err)
+		}
 	}
 	go ob.writer()
 	return ob, recs, nil
@@ -224,7 +240,8 @@ func checkOutbox(path string) (err error) {
 	})
 }
 
-// put stores r durably (fsynced) before it returns nil. It waits for room
+// put stores r durably (fsynced, or written to the file when syncEach > 0)
+// before it returns nil. It waits for room
 // under the limits until ctx or quit ends, or fails with ErrOutboxFull
 // when fail-fast.
 func (ob *outbox) put(ctx context.Context, quit <-chan struct{}, r *record) error {
@@ -295,23 +312,42 @@ func (ob *outbox) release(sz int64) {
 
 // writer commits pending writes: it takes one, then every other already
 // waiting (up to outboxBatch), and commits them in one transaction, so
-// that one fsync serves every submit that arrived during the last.
+// that one fsync serves every submit that arrived during the last. With
+// syncEach > 0 it fsyncs the file every syncEach instead, when something
+// was committed since the last, and when it stops.
 func (ob *outbox) writer() {
 	defer close(ob.done)
 	batch := make([]*obReq, 0, outboxBatch)
 	var dels []uint64
+	var tick <-chan time.Time
+	if ob.syncEach > 0 {
+		t := time.NewTicker(ob.syncEach)
+		defer t.Stop()
+		tick = t.C
+	}
+	dirty := false // committed and not fsynced (syncEach > 0)
 	for {
 		batch = batch[:0]
 		select {
 		case q := <-ob.reqs:
 			batch = append(batch, q)
 		case <-ob.kick:
+		case <-tick:
+			if dirty {
+				dirty = false
+				ob.sync()
+			}
+			continue
 		case <-ob.stop:
 			ob.mu.Lock()
 			dels, ob.dels = ob.dels, dels[:0]
 			ob.mu.Unlock()
 			if len(dels) > 0 {
 				ob.commit(nil, dels)
+				dirty = true
+			}
+			if dirty {
+				ob.lastSyncErr = ob.sync()
 			}
 			return
 		}
@@ -331,6 +367,7 @@ func (ob *outbox) writer() {
 			continue
 		}
 		err := ob.commit(batch, dels)
+		dirty = dirty || ob.syncEach > 0
 		if err != nil && len(dels) > 0 && ob.log != nil {
 			// Nobody waits for a delete: say it. The jobs are sent
 			// again by the next producer on the path (duplicates).
@@ -383,11 +420,25 @@ func (ob *outbox) commit(batch []*obReq, dels []uint64) (err error) {
 	return err
 }
 
-// close commits what is pending and closes the file.
+// sync fsyncs the file (syncEach > 0). Nobody waits for it: a failure is
+// logged; the jobs are accepted already, and a host crash before the next
+// fsync that works can lose them.
+func (ob *outbox) sync() error {
+	err := ob.db.Sync()
+	if err != nil {
+		err = fmt.Errorf("%w %s: fsync: %w", ErrOutbox, ob.path, err)
+		if ob.log != nil {
+			ob.log.Error("spmesh: outbox: periodic fsync failed", "path", ob.path, "err", err)
+		}
+	}
+	return err
+}
+
+// close commits what is pending, fsyncs it and closes the file.
 func (ob *outbox) close() error {
 	close(ob.stop)
 	<-ob.done
-	return ob.db.Close()
+	return errors.Join(ob.lastSyncErr, ob.db.Close())
 }
 
 // validOutboxPath checks the path's directory exists, for an error at

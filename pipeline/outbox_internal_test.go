@@ -28,7 +28,7 @@ func BenchmarkOutboxCommit(b *testing.B) {
 				name = "writer+remove"
 			}
 			b.Run(fmt.Sprintf("%s/goroutines=%d", name, g), func(b *testing.B) {
-				ob, _, err := openOutbox(filepath.Join(b.TempDir(), "ob.db"), 1<<30, 1<<40, false, nil)
+				ob, _, err := openOutbox(filepath.Join(b.TempDir(), "ob.db"), 1<<30, 1<<40, false, 0, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -255,10 +255,13 @@ func TestOutboxFullWaitsForAck(t *testing.T) {
 
 func TestOutboxOptions(t *testing.T) {
 	for name, o := range map[string]pipeline.Option{
-		"empty path": pipeline.WithOutbox(""),
-		"directory":  pipeline.WithOutbox(t.TempDir()),
-		"zero jobs":  pipeline.WithOutboxLimit(0, 1<<20),
-		"tiny bytes": pipeline.WithOutboxLimit(10, 10),
+		"empty path":     pipeline.WithOutbox(""),
+		"directory":      pipeline.WithOutbox(t.TempDir()),
+		"zero jobs":      pipeline.WithOutboxLimit(0, 1<<20),
+		"tiny bytes":     pipeline.WithOutboxLimit(10, 10),
+		"negative sync":  pipeline.WithOutboxSync(-time.Second),
+		"sync under 1ms": pipeline.WithOutboxSync(time.Microsecond),
+		"sync over 1h":   pipeline.WithOutboxSync(2 * time.Hour),
 	} {
 		if _, err := pipeline.NewProducer(o); !errors.Is(err, spmesh.ErrInvalidOption) {
 			t.Errorf("%s: got %v, want ErrInvalidOption", name, err)
@@ -267,6 +270,48 @@ func TestOutboxOptions(t *testing.T) {
 	if _, err := pipeline.NewWorker(pipeline.HandlerFunc(func(context.Context, *pipeline.Job) error { return nil }),
 		pipeline.WithOutbox("x.db")); !errors.Is(err, spmesh.ErrInvalidOption) {
 		t.Errorf("outbox on a worker: got %v, want ErrInvalidOption", err)
+	}
+}
+
+// TestOutboxSyncPeriodic: with WithOutboxSync (fsync every interval, here
+// never within the test), jobs accepted by a producer with no worker are
+// sent by the next producer on the same outbox after Close, and acked jobs
+// leave it, as with an fsync per commit.
+func TestOutboxSyncPeriodic(t *testing.T) {
+	for _, every := range []time.Duration{time.Millisecond, time.Hour} {
+		t.Run(every.String(), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "outbox.db")
+			const n = 40
+			p := mustProducer(t, pipeline.WithOutbox(path), pipeline.WithOutboxSync(every), pipeline.WithWaitForWorker())
+			ctx := ctxT(t, 20*time.Second)
+			for i := range n {
+				if _, err := p.Submit(ctx, pipeline.Task{ID: pipeline.JobIDOf(fmt.Sprint("job-", i)), Body: "b"}); err != nil {
+					t.Fatalf("submit %d: %v", i, err)
+				}
+			}
+			if err := p.Close(); !errors.Is(err, pipeline.ErrUnacked) {
+				t.Fatalf("close: got %v, want ErrUnacked", err)
+			}
+			s := newSeen()
+			w := mustWorker(t, s.handler())
+			p2 := mustProducer(t, pipeline.WithOutbox(path), pipeline.WithOutboxSync(every), pipeline.WithDial(listen(t, w, "tcp")))
+			if got := p2.Stats().Recovered; got != n {
+				t.Fatalf("recovered: got %d, want %d", got, n)
+			}
+			testutil.Eventually(t, 10*time.Second, func() error {
+				if got := p2.Stats().Acked; got != n {
+					return fmt.Errorf("acked: got %d, want %d", got, n)
+				}
+				return nil
+			})
+			if err := p2.Drain(ctx); err != nil {
+				t.Fatalf("drain: %v", err)
+			}
+			p3 := mustProducer(t, pipeline.WithOutbox(path), pipeline.WithOutboxSync(every))
+			if got := p3.Stats().Recovered; got != 0 {
+				t.Fatalf("recovered after every job was acked: got %d, want 0", got)
+			}
+		})
 	}
 }
 
