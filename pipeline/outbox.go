@@ -35,6 +35,11 @@ const (
 	outboxLockTimeout = 500 * time.Millisecond
 	// outboxBatch bounds the writes one commit (one fsync) carries.
 	outboxBatch = 1024
+	// outboxDeleteLinger is how long acked jobs' deletes wait for a
+	// commit of new jobs to ride on before they get one of their own
+	// (which would cost an fsync serving no Submit); outboxBatch of them
+	// get one at once.
+	outboxDeleteLinger = 20 * time.Millisecond
 )
 
 // Bounds of the outbox's fsync interval ([WithOutboxSync]).
@@ -287,8 +292,8 @@ func (ob *outbox) put(ctx context.Context, quit <-chan struct{}, r *record) erro
 	return err
 }
 
-// remove deletes the job stored as seq, in the next commit; nobody waits
-// for it (a delete lost in a crash means the job is sent again: a
+// remove deletes the job stored as seq, in the next commit of new jobs
+// or within outboxDeleteLinger; nobody waits for it (a delete lost in a crash means the job is sent again: a
 // duplicate, which at least once allows).
 func (ob *outbox) remove(seq uint64, sz int64) {
 	ob.mu.Lock()
@@ -326,12 +331,28 @@ func (ob *outbox) writer() {
 		tick = t.C
 	}
 	dirty := false // committed and not fsynced (syncEach > 0)
+	// Deletes alone wait outboxDeleteLinger for new jobs to ride with.
+	linger := time.NewTimer(outboxDeleteLinger)
+	linger.Stop()
+	defer linger.Stop()
+	var lingered <-chan time.Time // armed: deletes are waiting
 	for {
 		batch = batch[:0]
 		select {
 		case q := <-ob.reqs:
 			batch = append(batch, q)
 		case <-ob.kick:
+			ob.mu.Lock()
+			n := len(ob.dels)
+			ob.mu.Unlock()
+			if n < outboxBatch {
+				if lingered == nil {
+					linger.Reset(outboxDeleteLinger)
+					lingered = linger.C
+				}
+				continue
+			}
+		case <-lingered:
 		case <-tick:
 			if dirty {
 				dirty = false
@@ -363,6 +384,10 @@ func (ob *outbox) writer() {
 		ob.mu.Lock()
 		dels, ob.dels = ob.dels, dels[:0]
 		ob.mu.Unlock()
+		if len(dels) > 0 && lingered != nil {
+			linger.Stop()
+			lingered = nil
+		}
 		if len(batch) == 0 && len(dels) == 0 {
 			continue
 		}
