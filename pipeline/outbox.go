@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -123,7 +124,8 @@ type outbox struct {
 	mu     sync.Mutex
 	jobs   int
 	bytes  int64
-	room   chan struct{} // closed and replaced when jobs leave
+	room   chan struct{} // closed and replaced when jobs leave, if waited on
+	wait   bool          // a put waits on room
 	nextSq uint64
 	dels   []uint64 // acked jobs to delete in the next commit
 
@@ -132,8 +134,11 @@ type outbox struct {
 
 type obReq struct {
 	put  *record
-	done chan error
+	done chan error // buffered 1: the writer never waits on it
 }
+
+// obReqs recycles requests with their channels (two allocations a job).
+var obReqs = sync.Pool{New: func() any { return &obReq{done: make(chan error, 1)} }}
 
 // openOutbox opens (or creates) the outbox at path and reads the jobs it
 // holds. A store locked by another producer, corrupt, or not bbolt gives
@@ -265,6 +270,7 @@ func (ob *outbox) put(ctx context.Context, quit <-chan struct{}, r *record) erro
 			ob.mu.Unlock()
 			break
 		}
+		ob.wait = true
 		room := ob.room
 		jobs, bytes := ob.jobs, ob.bytes
 		ob.mu.Unlock()
@@ -279,7 +285,8 @@ func (ob *outbox) put(ctx context.Context, quit <-chan struct{}, r *record) erro
 			return spmesh.ErrClosed
 		}
 	}
-	q := &obReq{put: r, done: make(chan error, 1)}
+	q := obReqs.Get().(*obReq)
+	q.put = r
 	var err error
 	select {
 	case ob.reqs <- q:
@@ -287,6 +294,8 @@ func (ob *outbox) put(ctx context.Context, quit <-chan struct{}, r *record) erro
 	case <-ob.stop:
 		err = spmesh.ErrClosed
 	}
+	q.put = nil
+	obReqs.Put(q) // answered (or never sent): the writer is done with it
 	if err != nil {
 		ob.release(sz)
 	}
@@ -311,8 +320,11 @@ func (ob *outbox) release(sz int64) {
 	ob.mu.Lock()
 	ob.jobs--
 	ob.bytes -= sz
-	close(ob.room)
-	ob.room = make(chan struct{})
+	if ob.wait {
+		ob.wait = false
+		close(ob.room)
+		ob.room = make(chan struct{})
+	}
 	ob.mu.Unlock()
 }
 
@@ -427,10 +439,16 @@ func (ob *outbox) commit(batch []*obReq, dels []uint64) (err error) {
 		b := tx.Bucket(outboxBucket)
 		var k [8]byte
 		var top uint64
-		for _, seq := range dels {
-			binary.BigEndian.PutUint64(k[:], seq)
-			if err := b.Delete(k[:]); err != nil {
-				return err
+		if len(dels) > 0 {
+			c := b.Cursor() // one for every delete (Bucket.Delete makes one each)
+			for _, seq := range dels {
+				binary.BigEndian.PutUint64(k[:], seq)
+				if got, _ := c.Seek(k[:]); got == nil || !bytes.Equal(got, k[:]) {
+					continue // not there: nothing to delete
+				}
+				if err := c.Delete(); err != nil {
+					return err
+				}
 			}
 		}
 		for _, q := range batch {
