@@ -210,11 +210,12 @@
 //     fdatasyncs per job); 64 submitters, about 40 jobs per commit (0.05
 //     fdatasyncs per job). Against NATS JetStream file storage on a VM
 //     disk, same run (bench/RESULTS.md, "cd bench && go run . -only
-//     durable2 -runs 3"): with the same promise, fsync before accepted, 27x
+//     durable2 -runs 3"): with the same promise, fsync before accepted, 14x
 //     to 38x JetStream with sync_always; fsync every 2 minutes
-//     ([WithOutboxSync]), 0.5x to 1.4x JetStream's default file storage on
-//     a loaded machine; fsync per commit against JetStream's default, 0.35x
-//     to 0.8x (a different promise: JetStream does not fsync).
+//     ([WithOutboxSync]), 0.5x to 1.4x (median 0.95x) JetStream's default
+//     file storage on a loaded machine; fsync per commit against
+//     JetStream's default, 0.25x to 0.8x (a different promise: JetStream
+//     acks before it fsyncs).
 //   - Chaos (outbox_chaos_test.go; SPMESH_CHAOS_FULL=1 for the full size),
 //     in both fsync modes: 10,000 jobs, the producer process SIGKILLed 10
 //     times and the worker processes 5 times: every job reported accepted
