@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spmesh/spmesh"
@@ -129,7 +130,8 @@ type outbox struct {
 	nextSq uint64
 	dels   []uint64 // acked jobs to delete in the next commit
 
-	lastSyncErr error // the fsync at stop (syncEach > 0), read after done
+	lastSyncErr error         // the fsync at stop (syncEach > 0), read after done
+	syncs       atomic.Uint64 // periodic fsyncs done (syncEach > 0), for tests
 }
 
 type obReq struct {
@@ -477,6 +479,7 @@ func (ob *outbox) commit(batch []*obReq, dels []uint64) (err error) {
 // logged; the jobs are accepted already, and a host crash before the next
 // fsync that works can lose them.
 func (ob *outbox) sync() error {
+	ob.syncs.Add(1)
 	err := ob.db.Sync()
 	if err != nil {
 		err = fmt.Errorf("%w %s: fsync: %w", ErrOutbox, ob.path, err)
