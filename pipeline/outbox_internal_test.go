@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh/internal/testutil"
-
 	bolt "go.etcd.io/bbolt"
 )
 
