@@ -348,14 +348,13 @@ func WithWaitForWorker() Option {
 // WithOutbox makes a [Producer] keep its unacked jobs in a crash-safe file
 // at path (created if missing; a bbolt database): Submit, ProduceAsync and
 // Produce accept a job only once it is written and fsynced there (written
-// only, fsynced later, with [WithOutboxSync]), an acked
-// or dead-lettered job is removed, and a Producer opened on the same path
-// after a crash sends every job left there again, with its id, before any
-// new one (Stats().Recovered). With an outbox, a delivery whose worker is
-// lost waits for another (as with [WithWaitForWorker]). Only one Producer
-// can hold a path: another fails at NewProducer with an error wrapping
-// [ErrOutbox]. See the package documentation for what it guarantees.
-// Producer only.
+// only, fsynced later, with [WithOutboxSync]), an acked or dead-lettered job
+// is removed, and a Producer opened on the same path after a crash sends
+// every job left there again, with its id, before any new one
+// (Stats().Recovered). With an outbox, a delivery whose worker is lost waits
+// for another (as with [WithWaitForWorker]). Only one Producer can hold a
+// path: another fails at NewProducer with an error wrapping [ErrOutbox]. See
+// the package documentation for what it guarantees. Producer only.
 func WithOutbox(path string) Option {
 	return option{name: "WithOutbox", fits: forProducer, set: func(c *config) error {
 		if err := validOutboxPath(path); err != nil {
