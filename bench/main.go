@@ -63,6 +63,7 @@ func systems() []*system {
 		natsSystem(),
 		natsDurableSystem("nats+fsync", jsFileFsync),
 		natsDurableSystem("nats+memory", jsMemory),
+		spmeshDurableSystem("spmesh+periodic", spmeshDurablePeriodic),
 		spmeshDurableSystem("spmesh+memory", spmeshDurableMemory),
 		tcpSystem(),
 	}
@@ -307,11 +308,13 @@ func (t *table) write(w io.Writer) {
 	fmt.Fprintln(w, "mangos+sptcp is raw mangos over spmesh's batching SP/TCP transport (same wire format as stock tcp).")
 	t.writeTLSCost(w)
 	t.writeCost(w, "spmesh+lossless", "spmesh", "spmesh+lossless is spmesh's pub/sub with pubsub.WithBackpressure on both sides; as spmesh+lossless / spmesh in this run:")
-	t.writeCost(w, "spmesh", "spmesh+memory", "durable row: spmesh is the Producer with pipeline.WithOutbox (a bbolt file, fsynced before each job is accepted, group commit);\n"+
+	t.writeCost(w, "spmesh", "spmesh+memory", "durable row: spmesh is the Producer with pipeline.WithOutbox (a bbolt file, fsynced before each job is accepted, group commit),\n"+
+		"spmesh+periodic the same with pipeline.WithOutboxSync(2m) (accepted once written to the OS, fsynced every 2 min);\n"+
 		"nats is JetStream with file storage at the server's default sync (written to the OS at once, fsynced every 2 min), nats+fsync with sync_always (fsynced on every write);\n"+
 		"spmesh+memory and nats+memory are the same without disk. The cost of durability, spmesh / spmesh+memory in this run:")
 	t.writeCost(w, "nats", "nats+memory", "nats (file) / nats+memory in this run:")
-	t.writeCost(w, "spmesh", "nats+fsync", "spmesh (outbox, fsync) / nats+fsync in this run:")
+	t.writeCost(w, "spmesh", "nats+fsync", "same promise, fsync before accepted: spmesh (outbox, fsync) / nats+fsync in this run:")
+	t.writeCost(w, "spmesh+periodic", "nats", "same promise, fsync every 2 min: spmesh+periodic / nats (file, default sync) in this run:")
 	t.writeCost(w, "spmesh", "tcp", "tcp is a plain net.Conn ping-pong (length-prefixed echo, sequential), the floor; spmesh / tcp in this run:")
 	t.writeCost(w, "nats", "tcp", "nats / tcp in this run:")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/pipeline"
@@ -13,7 +14,7 @@ import (
 // jobs in flight, Workers that ack after a handler that does nothing.
 // Counted: acks as they arrive at the producer.
 func spmeshAcked(size, workers int) (*stream, error) {
-	return spmeshAckedWith(false, ackWindow, 1, workers)
+	return spmeshAckedWith(false, 0, ackWindow, 1, workers)
 }
 
 // spmeshDurable is the acked pipeline with the Producer's outbox
@@ -21,13 +22,25 @@ func spmeshAcked(size, workers int) (*stream, error) {
 // under a fresh temporary directory, and durableWindow jobs in flight and
 // as many submitters at once, so that group commit has company.
 func spmeshDurable(size, workers int) (*stream, error) {
-	return spmeshAckedWith(true, durableWindow, durableWindow, workers)
+	return spmeshAckedWith(true, 0, durableWindow, durableWindow, workers)
+}
+
+// periodicSync is spmesh+periodic's fsync interval: JetStream's default
+// sync_interval (its file store fsyncs every 2 minutes).
+const periodicSync = 2 * time.Minute
+
+// spmeshDurablePeriodic is spmeshDurable with the outbox fsynced every
+// periodicSync (pipeline.WithOutboxSync) rather than before each job is
+// accepted: JetStream's default promise, for the same-promise comparison
+// with nats (file storage, default sync).
+func spmeshDurablePeriodic(size, workers int) (*stream, error) {
+	return spmeshAckedWith(true, periodicSync, durableWindow, durableWindow, workers)
 }
 
 // spmeshDurableMemory is spmeshDurable without the outbox: the cost of
 // durability, as a ratio in the same run.
 func spmeshDurableMemory(size, workers int) (*stream, error) {
-	return spmeshAckedWith(false, durableWindow, durableWindow, workers)
+	return spmeshAckedWith(false, 0, durableWindow, durableWindow, workers)
 }
 
 func spmeshDurableSystem(name string, f func(size, workers int) (*stream, error)) *system {
@@ -35,8 +48,9 @@ func spmeshDurableSystem(name string, f func(size, workers int) (*stream, error)
 }
 
 // spmeshAckedWith is the acked pipeline with window jobs in flight, fed by
-// senders goroutines at once, with an outbox or not.
-func spmeshAckedWith(outbox bool, window, senders, workers int) (*stream, error) {
+// senders goroutines at once, with an outbox or not (fsynced every sync,
+// or per commit when 0).
+func spmeshAckedWith(outbox bool, sync time.Duration, window, senders, workers int) (*stream, error) {
 	var cs closers
 	opts := []pipeline.Option{pipeline.WithCodec(spmesh.Raw), pipeline.WithMaxInFlight(window), pipeline.WithWaitForWorker()}
 	if outbox {
@@ -45,7 +59,7 @@ func spmeshAckedWith(outbox bool, window, senders, workers int) (*stream, error)
 			return nil, err
 		}
 		cs.add(func() error { return os.RemoveAll(dir) })
-		opts = append(opts, pipeline.WithOutbox(filepath.Join(dir, "outbox.db")))
+		opts = append(opts, pipeline.WithOutbox(filepath.Join(dir, "outbox.db")), pipeline.WithOutboxSync(sync))
 	}
 	nop := pipeline.HandlerFunc(func(context.Context, *pipeline.Job) error { return nil })
 	for range workers {

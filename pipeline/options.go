@@ -82,6 +82,7 @@ type producerConfig struct {
 	outboxJobs     int
 	outboxBytes    int64
 	outboxFailFast bool
+	outboxSync     time.Duration // 0: fsync before accepted; > 0: fsync every outboxSync
 }
 
 type workerConfig struct {
@@ -355,14 +356,14 @@ func WithWaitForWorker() Option {
 
 // WithOutbox makes a [Producer] keep its unacked jobs in a crash-safe file
 // at path (created if missing; a bbolt database): Submit, ProduceAsync and
-// Produce accept a job only once it is written and fsynced there, an acked
-// or dead-lettered job is removed, and a Producer opened on the same path
-// after a crash sends every job left there again, with its id, before any
-// new one (Stats().Recovered). With an outbox, a delivery whose worker is
-// lost waits for another (as with [WithWaitForWorker]). Only one Producer
-// can hold a path: another fails at NewProducer with an error wrapping
-// [ErrOutbox]. See the package documentation for what it guarantees.
-// Producer only.
+// Produce accept a job only once it is written and fsynced there (written
+// only, fsynced later, with [WithOutboxSync]), an acked or dead-lettered job
+// is removed, and a Producer opened on the same path after a crash sends
+// every job left there again, with its id, before any new one
+// (Stats().Recovered). With an outbox, a delivery whose worker is lost waits
+// for another (as with [WithWaitForWorker]). Only one Producer can hold a
+// path: another fails at NewProducer with an error wrapping [ErrOutbox]. See
+// the package documentation for what it guarantees. Producer only.
 func WithOutbox(path string) Option {
 	return option{name: "WithOutbox", fits: forProducer, set: func(c *config) error {
 		if err := validOutboxPath(path); err != nil {
@@ -393,6 +394,29 @@ func WithOutboxLimit(jobs int, bytes int64) Option {
 func WithOutboxFailFast() Option {
 	return option{name: "WithOutboxFailFast", fits: forProducer, set: func(c *config) error {
 		c.producer.outboxFailFast = true
+		return nil
+	}}
+}
+
+// WithOutboxSync sets when the outbox ([WithOutbox]) is fsynced. 0 (the
+// default): every commit, before its jobs are accepted; a job Submit
+// accepted survives a process crash and a host crash or power loss. An
+// interval > 0 (from [MinOutboxSync] to [MaxOutboxSync]) is NATS
+// JetStream's default file-store model (sync_interval, 2 minutes there): a
+// job is accepted once written to the outbox file (in the OS's page cache,
+// no fsync), and the file is fsynced every interval and at Drain and Close.
+// It survives a process crash (SIGKILL, OOM, panic: the OS still holds the
+// pages) but not a host crash or power loss: that can lose the jobs
+// accepted in the last interval, and, since bbolt orders its writes only
+// by fsync, can leave the file corrupt (NewProducer then fails with
+// [ErrOutbox] and its jobs are lost). See the package documentation.
+// Producer only.
+func WithOutboxSync(interval time.Duration) Option {
+	return option{name: "WithOutboxSync", fits: forProducer, set: func(c *config) error {
+		if interval != 0 && (interval < MinOutboxSync || interval > MaxOutboxSync) {
+			return sock.Invalid("WithOutboxSync: interval %v: want 0 (fsync every commit) or from %v to %v", interval, MinOutboxSync, MaxOutboxSync)
+		}
+		c.producer.outboxSync = interval
 		return nil
 	}}
 }

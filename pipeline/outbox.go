@@ -1,13 +1,16 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spmesh/spmesh"
@@ -35,6 +38,17 @@ const (
 	outboxLockTimeout = 500 * time.Millisecond
 	// outboxBatch bounds the writes one commit (one fsync) carries.
 	outboxBatch = 1024
+	// outboxDeleteLinger is how long acked jobs' deletes wait for a
+	// commit of new jobs to ride on before they get one of their own
+	// (which would cost an fsync serving no Submit); outboxBatch of them
+	// get one at once.
+	outboxDeleteLinger = 20 * time.Millisecond
+)
+
+// Bounds of the outbox's fsync interval ([WithOutboxSync]).
+const (
+	MinOutboxSync = time.Millisecond
+	MaxOutboxSync = time.Hour
 )
 
 var outboxBucket = []byte("jobs")
@@ -100,6 +114,7 @@ type outbox struct {
 	maxJobs  int
 	maxBytes int64
 	failFast bool
+	syncEach time.Duration // 0: fsync in every commit; > 0: commits are not fsynced, the file is every syncEach
 	log      *slog.Logger
 
 	reqs chan *obReq
@@ -110,20 +125,27 @@ type outbox struct {
 	mu     sync.Mutex
 	jobs   int
 	bytes  int64
-	room   chan struct{} // closed and replaced when jobs leave
+	room   chan struct{} // closed and replaced when jobs leave, if waited on
+	wait   bool          // a put waits on room
 	nextSq uint64
 	dels   []uint64 // acked jobs to delete in the next commit
+
+	lastSyncErr error         // the fsync at stop (syncEach > 0), read after done
+	syncs       atomic.Uint64 // periodic fsyncs done (syncEach > 0), for tests
 }
 
 type obReq struct {
 	put  *record
-	done chan error
+	done chan error // buffered 1: the writer never waits on it
 }
+
+// obReqs recycles requests with their channels (two allocations a job).
+var obReqs = sync.Pool{New: func() any { return &obReq{done: make(chan error, 1)} }}
 
 // openOutbox opens (or creates) the outbox at path and reads the jobs it
 // holds. A store locked by another producer, corrupt, or not bbolt gives
 // an error wrapping ErrOutbox, never a panic.
-func openOutbox(path string, maxJobs int, maxBytes int64, failFast bool, log *slog.Logger) (ob *outbox, recs []*record, err error) {
+func openOutbox(path string, maxJobs int, maxBytes int64, failFast bool, syncEach time.Duration, log *slog.Logger) (ob *outbox, recs []*record, err error) {
 	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
 		if err := checkOutbox(path); err != nil {
 			return nil, nil, err
@@ -132,7 +154,9 @@ func openOutbox(path string, maxJobs int, maxBytes int64, failFast bool, log *sl
 	// Not NoFreelistSync (faster commits): without a freelist on disk,
 	// bbolt rebuilds it at open in a goroutine of its own, where a damaged
 	// page panics past any recover and kills the process.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: outboxLockTimeout})
+	// NoSync (WithOutboxSync > 0): commits write the file and do not
+	// fsync it; the writer fsyncs it every syncEach and at close.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: outboxLockTimeout, NoSync: syncEach > 0})
 	if err != nil {
 		return nil, nil, openError(path, err)
 	}
@@ -146,7 +170,7 @@ func openOutbox(path string, maxJobs int, maxBytes int64, failFast bool, log *sl
 		}
 	}()
 	ob = &outbox{
-		db: db, path: path, maxJobs: maxJobs, maxBytes: maxBytes, failFast: failFast, log: log,
+		db: db, path: path, maxJobs: maxJobs, maxBytes: maxBytes, failFast: failFast, syncEach: syncEach, log: log,
 		reqs: make(chan *obReq), kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		room: make(chan struct{}),
 	}
@@ -184,6 +208,11 @@ func openOutbox(path string, maxJobs int, maxBytes int64, failFast bool, log *sl
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w %s: corrupt: %w", ErrOutbox, path, err)
+	}
+	if syncEach > 0 { // the raised attempt counts, at once
+		if err := db.Sync(); err != nil {
+			return nil, nil, fmt.Errorf("%w %s: fsync: %w", ErrOutbox, path, err)
+		}
 	}
 	go ob.writer()
 	return ob, recs, nil
@@ -224,7 +253,8 @@ func checkOutbox(path string) (err error) {
 	})
 }
 
-// put stores r durably (fsynced) before it returns nil. It waits for room
+// put stores r durably (fsynced, or written to the file when syncEach > 0)
+// before it returns nil. It waits for room
 // under the limits until ctx or quit ends, or fails with ErrOutboxFull
 // when fail-fast.
 func (ob *outbox) put(ctx context.Context, quit <-chan struct{}, r *record) error {
@@ -242,6 +272,7 @@ func (ob *outbox) put(ctx context.Context, quit <-chan struct{}, r *record) erro
 			ob.mu.Unlock()
 			break
 		}
+		ob.wait = true
 		room := ob.room
 		jobs, bytes := ob.jobs, ob.bytes
 		ob.mu.Unlock()
@@ -256,7 +287,8 @@ func (ob *outbox) put(ctx context.Context, quit <-chan struct{}, r *record) erro
 			return spmesh.ErrClosed
 		}
 	}
-	q := &obReq{put: r, done: make(chan error, 1)}
+	q := obReqs.Get().(*obReq)
+	q.put = r
 	var err error
 	select {
 	case ob.reqs <- q:
@@ -264,14 +296,16 @@ func (ob *outbox) put(ctx context.Context, quit <-chan struct{}, r *record) erro
 	case <-ob.stop:
 		err = spmesh.ErrClosed
 	}
+	q.put = nil
+	obReqs.Put(q) // answered (or never sent): the writer is done with it
 	if err != nil {
 		ob.release(sz)
 	}
 	return err
 }
 
-// remove deletes the job stored as seq, in the next commit; nobody waits
-// for it (a delete lost in a crash means the job is sent again: a
+// remove deletes the job stored as seq, in the next commit of new jobs
+// or within outboxDeleteLinger; nobody waits for it (a delete lost in a crash means the job is sent again: a
 // duplicate, which at least once allows).
 func (ob *outbox) remove(seq uint64, sz int64) {
 	ob.mu.Lock()
@@ -288,49 +322,101 @@ func (ob *outbox) release(sz int64) {
 	ob.mu.Lock()
 	ob.jobs--
 	ob.bytes -= sz
-	close(ob.room)
-	ob.room = make(chan struct{})
+	if ob.wait {
+		ob.wait = false
+		close(ob.room)
+		ob.room = make(chan struct{})
+	}
 	ob.mu.Unlock()
 }
 
 // writer commits pending writes: it takes one, then every other already
 // waiting (up to outboxBatch), and commits them in one transaction, so
-// that one fsync serves every submit that arrived during the last.
+// that one fsync serves every submit that arrived during the last. With
+// syncEach > 0 it fsyncs the file every syncEach instead, when something
+// was committed since the last, and when it stops.
 func (ob *outbox) writer() {
 	defer close(ob.done)
 	batch := make([]*obReq, 0, outboxBatch)
 	var dels []uint64
+	var tick <-chan time.Time
+	if ob.syncEach > 0 {
+		t := time.NewTicker(ob.syncEach)
+		defer t.Stop()
+		tick = t.C
+	}
+	dirty := false // committed and not fsynced (syncEach > 0)
+	// Deletes alone wait outboxDeleteLinger for new jobs to ride with.
+	linger := time.NewTimer(outboxDeleteLinger)
+	linger.Stop()
+	defer linger.Stop()
+	var lingered <-chan time.Time // armed: deletes are waiting
 	for {
 		batch = batch[:0]
 		select {
 		case q := <-ob.reqs:
 			batch = append(batch, q)
 		case <-ob.kick:
+			ob.mu.Lock()
+			n := len(ob.dels)
+			ob.mu.Unlock()
+			if n < outboxBatch {
+				if lingered == nil {
+					linger.Reset(outboxDeleteLinger)
+					lingered = linger.C
+				}
+				continue
+			}
+		case <-lingered:
+		case <-tick:
+			if dirty {
+				dirty = false
+				ob.sync()
+			}
+			continue
 		case <-ob.stop:
 			ob.mu.Lock()
 			dels, ob.dels = ob.dels, dels[:0]
 			ob.mu.Unlock()
 			if len(dels) > 0 {
 				ob.commit(nil, dels)
+				dirty = true
+			}
+			if dirty {
+				ob.lastSyncErr = ob.sync()
 			}
 			return
 		}
+		// Once no put is waiting, yield once: submitters whose jobs the
+		// last commit released are runnable, and their next jobs join this
+		// commit rather than the next (measured: 28 to 41 jobs per fsync'd
+		// commit with 64 submitters, 2.5 to 25 with periodic fsync).
+		yielded := false
 	more:
 		for len(batch) < outboxBatch {
 			select {
 			case q := <-ob.reqs:
 				batch = append(batch, q)
 			default:
-				break more
+				if yielded {
+					break more
+				}
+				yielded = true
+				runtime.Gosched()
 			}
 		}
 		ob.mu.Lock()
 		dels, ob.dels = ob.dels, dels[:0]
 		ob.mu.Unlock()
+		if len(dels) > 0 && lingered != nil {
+			linger.Stop()
+			lingered = nil
+		}
 		if len(batch) == 0 && len(dels) == 0 {
 			continue
 		}
 		err := ob.commit(batch, dels)
+		dirty = dirty || ob.syncEach > 0
 		if err != nil && len(dels) > 0 && ob.log != nil {
 			// Nobody waits for a delete: say it. The jobs are sent
 			// again by the next producer on the path (duplicates).
@@ -355,10 +441,16 @@ func (ob *outbox) commit(batch []*obReq, dels []uint64) (err error) {
 		b := tx.Bucket(outboxBucket)
 		var k [8]byte
 		var top uint64
-		for _, seq := range dels {
-			binary.BigEndian.PutUint64(k[:], seq)
-			if err := b.Delete(k[:]); err != nil {
-				return err
+		if len(dels) > 0 {
+			c := b.Cursor() // one for every delete (Bucket.Delete makes one each)
+			for _, seq := range dels {
+				binary.BigEndian.PutUint64(k[:], seq)
+				if got, _ := c.Seek(k[:]); got == nil || !bytes.Equal(got, k[:]) {
+					continue // not there: nothing to delete
+				}
+				if err := c.Delete(); err != nil {
+					return err
+				}
 			}
 		}
 		for _, q := range batch {
@@ -383,11 +475,26 @@ func (ob *outbox) commit(batch []*obReq, dels []uint64) (err error) {
 	return err
 }
 
-// close commits what is pending and closes the file.
+// sync fsyncs the file (syncEach > 0). Nobody waits for it: a failure is
+// logged; the jobs are accepted already, and a host crash before the next
+// fsync that works can lose them.
+func (ob *outbox) sync() error {
+	ob.syncs.Add(1)
+	err := ob.db.Sync()
+	if err != nil {
+		err = fmt.Errorf("%w %s: fsync: %w", ErrOutbox, ob.path, err)
+		if ob.log != nil {
+			ob.log.Error("spmesh: outbox: periodic fsync failed", "path", ob.path, "err", err)
+		}
+	}
+	return err
+}
+
+// close commits what is pending, fsyncs it and closes the file.
 func (ob *outbox) close() error {
 	close(ob.stop)
 	<-ob.done
-	return ob.db.Close()
+	return errors.Join(ob.lastSyncErr, ob.db.Close())
 }
 
 // validOutboxPath checks the path's directory exists, for an error at

@@ -49,6 +49,31 @@ func chaosSizeFor(t *testing.T) chaosSize {
 	return chaosSize{finalJobs: 200, kill: func() int { return 100 + rand.IntN(900) }, tornKills: 40}
 }
 
+// outboxSyncEnv, when set to a duration, makes the producer process use
+// pipeline.WithOutboxSync with it (fsync every interval, not per commit).
+const outboxSyncEnv = "SPMESH_PIPELINE_OUTBOX_SYNC"
+
+// periodicSync is the fsync interval of the chaos tests' periodic mode:
+// longer than any run, so no fsync happens before a kill and only the OS's
+// page cache carries the accepted jobs across it.
+const periodicSync = time.Hour
+
+// syncModes are the outbox's two fsync modes the chaos tests run.
+var syncModes = []struct {
+	name string
+	sync time.Duration
+}{{"fsync", 0}, {"periodic", periodicSync}}
+
+// childCmd is the test binary run as a producer process (outboxChild)
+// with arg, in the fsync mode every (0: per commit).
+func childCmd(arg string, every time.Duration) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), outboxChildEnv+"="+arg, fmt.Sprintf("%s=%s", outboxSyncEnv, every))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
 // outboxWorkerEnv, when set to an address, makes the test binary run as a
 // worker process listening there (see outboxWorker).
 const outboxWorkerEnv = "SPMESH_PIPELINE_OUTBOX_WORKER"
@@ -162,6 +187,14 @@ func outboxChild(arg string) int {
 		pipeline.WithAckTimeout(5 * time.Second), pipeline.WithReconnect(10*time.Millisecond, 100*time.Millisecond),
 		pipeline.WithMaxInFlight(1 << 16), // no worker in the torn-write test: every job stays in flight
 	}
+	if v := os.Getenv(outboxSyncEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "outbox child: sync:", err)
+			return 1
+		}
+		opts = append(opts, pipeline.WithOutboxSync(d))
+	}
 	for _, a := range addrs {
 		if a != "" {
 			opts = append(opts, pipeline.WithDial(a))
@@ -210,11 +243,19 @@ func outboxChild(arg string) int {
 // other run; every
 // job it ever reported accepted is run by the workers. Duplicates are
 // counted and logged. With SPMESH_CHAOS_FULL=1: 10,000 jobs accepted in
-// all, a kill every ~1,000.
+// all, a kill every ~1,000. In both fsync modes: per commit, and periodic
+// (WithOutboxSync, never within the test), where a process crash loses
+// nothing either, since the OS keeps the written pages.
 func TestOutboxChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos: skipped with -short")
 	}
+	for _, m := range syncModes {
+		t.Run(m.name, func(t *testing.T) { outboxChaos(t, m.sync) })
+	}
+}
+
+func outboxChaos(t *testing.T, every time.Duration) {
 	size := chaosSizeFor(t)
 	began := time.Now()
 	path := filepath.Join(t.TempDir(), "outbox.db")
@@ -245,11 +286,7 @@ func TestOutboxChaos(t *testing.T) {
 				finalJobs = max(size.total-len(accepted), 1)
 			}
 		}
-		arg := fmt.Sprintf("r%d|%s|%d|%s", run, path, finalJobs, strings.Join(addrs, "|"))
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), outboxChildEnv+"="+arg)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		cmd.Stderr = os.Stderr
+		cmd := childCmd(fmt.Sprintf("r%d|%s|%d|%s", run, path, finalJobs, strings.Join(addrs, "|")), every)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -314,20 +351,23 @@ func TestOutboxChaos(t *testing.T) {
 // submitting, is SIGKILLed 40 times (50 with SPMESH_CHAOS_FULL=1) at
 // random points (most land during a commit) and restarted on the same
 // outbox: the store always opens, and every job ever reported accepted is
-// then run by a worker.
+// then run by a worker. In both fsync modes (see TestOutboxChaos).
 func TestOutboxTornWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos: skipped with -short")
 	}
+	for _, m := range syncModes {
+		t.Run(m.name, func(t *testing.T) { outboxTornWrites(t, m.sync) })
+	}
+}
+
+func outboxTornWrites(t *testing.T, every time.Duration) {
 	began := time.Now()
 	path := filepath.Join(t.TempDir(), "outbox.db")
 	accepted := map[string]bool{}
 	kills := chaosSizeFor(t).tornKills
 	for run := range kills {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=t%d|%s|0|", outboxChildEnv, run, path))
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		cmd.Stderr = os.Stderr
+		cmd := childCmd(fmt.Sprintf("t%d|%s|0|", run, path), every)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

@@ -3,12 +3,15 @@ package pipeline
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/spmesh/spmesh/internal/testutil"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -28,7 +31,7 @@ func BenchmarkOutboxCommit(b *testing.B) {
 				name = "writer+remove"
 			}
 			b.Run(fmt.Sprintf("%s/goroutines=%d", name, g), func(b *testing.B) {
-				ob, _, err := openOutbox(filepath.Join(b.TempDir(), "ob.db"), 1<<30, 1<<40, false, nil)
+				ob, _, err := openOutbox(filepath.Join(b.TempDir(), "ob.db"), 1<<30, 1<<40, false, 0, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -71,6 +74,55 @@ func BenchmarkOutboxCommit(b *testing.B) {
 				})
 			})
 		})
+	}
+}
+
+// TestOutboxPeriodicSync: with an fsync interval, the writer fsyncs the
+// file when a commit happened since the last fsync, every interval and at
+// close, and not when nothing changed.
+func TestOutboxPeriodicSync(t *testing.T) {
+	put := func(t *testing.T, ob *outbox) {
+		t.Helper()
+		if err := ob.put(context.Background(), nil, &record{attempt: 1, data: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func(t *testing.T, path string, every time.Duration) *outbox {
+		t.Helper()
+		ob, _, err := openOutbox(path, 100, 1<<20, false, every, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ob
+	}
+	path := filepath.Join(t.TempDir(), "ob.db")
+
+	ob := open(t, path, time.Hour) // never within the test: only close fsyncs
+	if err := ob.close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ob.syncs.Load(); got != 0 {
+		t.Fatalf("fsyncs at close with nothing committed: got %d, want 0", got)
+	}
+	ob = open(t, path, time.Hour)
+	put(t, ob)
+	if err := ob.close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ob.syncs.Load(); got != 1 {
+		t.Fatalf("fsyncs at close after a commit: got %d, want 1", got)
+	}
+
+	ob = open(t, path, time.Millisecond)
+	put(t, ob)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if got := ob.syncs.Load(); got == 0 {
+			return errors.New("no periodic fsync after a commit")
+		}
+		return nil
+	})
+	if err := ob.close(); err != nil {
+		t.Fatal(err)
 	}
 }
 

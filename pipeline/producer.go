@@ -236,7 +236,7 @@ func NewProducer(opts ...Option) (*Producer, error) {
 	var ob *outbox
 	var recs []*record
 	if c.producer.outbox != "" {
-		if ob, recs, err = openOutbox(c.producer.outbox, c.producer.outboxJobs, c.producer.outboxBytes, c.producer.outboxFailFast, c.sock.Logger); err != nil {
+		if ob, recs, err = openOutbox(c.producer.outbox, c.producer.outboxJobs, c.producer.outboxBytes, c.producer.outboxFailFast, c.producer.outboxSync, c.sock.Logger); err != nil {
 			return nil, err
 		}
 	}
