@@ -175,6 +175,9 @@ func (s *Server) run(w *srvWorker) {
 			return
 		}
 		m, err := w.mc.RecvMsg()
+		if m != nil {
+			s.so.C.BytesReceived.Add(uint64(len(m.Body)))
+		}
 		if !w.state.CompareAndSwap(idle, busy) {
 			// Drain closed the context under us: a frame taken now cannot
 			// be answered. Its sender resends it when the connection closes.
@@ -256,6 +259,7 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 		}
 	}
 	w.timer.Reset(d)
+	n := len(reply.Body) // SendMsg takes reply
 	err := w.mc.SendMsg(reply)
 	timedOut := !w.timer.Stop()
 	if timedOut {
@@ -272,6 +276,7 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 	switch {
 	case err == nil:
 		s.so.C.Sent.Add(1)
+		s.so.C.BytesSent.Add(uint64(n))
 	case timedOut:
 		s.dropSlow(p, reply)
 		s.hangUp(p, st)
