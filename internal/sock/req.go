@@ -374,6 +374,10 @@ func (t *Ticket) Release() {
 	d.tickets.Put(t)
 }
 
+// ReplyTime returns the distribution of the send-to-reply times of the
+// requests answered (replies dropped as late are not in it).
+func (d *Dispatch) ReplyTime() spmesh.Histogram { return d.reply.Snapshot() }
+
 // Peers returns the counters of the connected peers.
 func (d *Dispatch) Peers() []spmesh.PeerStats {
 	d.mu.Lock()

@@ -275,8 +275,8 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 	}
 	switch {
 	case err == nil:
+		s.so.C.BytesSent.Add(uint64(n)) // before Sent: who sees Sent sees the bytes
 		s.so.C.Sent.Add(1)
-		s.so.C.BytesSent.Add(uint64(n))
 	case timedOut:
 		s.dropSlow(p, reply)
 		s.hangUp(p, st)
