@@ -41,6 +41,9 @@
 //	spmesh_handshake_errors_total   counter  failed SP or TLS handshakes                      all
 //	spmesh_endpoints_refused_total  counter  discovered endpoints refused by the TLS policy    all
 //	spmesh_peers                    gauge    connections established                          all
+//	spmesh_sent_bytes_total         counter  frame bytes written, per connection written to   all (spmesh.Stats.BytesSent)
+//	spmesh_received_bytes_total     counter  frame bytes read from connections                all (spmesh.Stats.BytesReceived)
+//	spmesh_reply_seconds            histogram send to reply, ack or in-time answer            Requester, Producer, Surveyor (ReplyTime)
 //	spmesh_in_flight                gauge    calls, jobs or handlers in progress              Requester, Replier, Producer, Worker, Respondent
 //	spmesh_timeouts_total           counter  attempts/deliveries unanswered in time           Requester, Producer
 //	spmesh_lost_total               counter  attempts/deliveries whose connection dropped     Requester, Producer
