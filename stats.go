@@ -26,6 +26,18 @@ type Stats struct {
 	// are not counted here (see TooLarge).
 	BytesSent, BytesReceived uint64
 
+	// DroppedQueueFull and DroppedClosed break down Dropped where the
+	// cause is known when the drop is counted (both are also in Dropped).
+	// DroppedQueueFull: a queue was full: a publisher's queue for a
+	// subscriber that does not keep up, a subscriber's own receive queue
+	// (its oldest message goes). DroppedClosed: the message's connection
+	// or socket closed while it was queued or being sent (a pusher's
+	// queued messages for a puller that went, a reply whose requester's
+	// connection closed, messages still queued at Close). The rest of
+	// Dropped is told by TooLarge, SendTimeouts and the patterns' own
+	// counters (a subscriber's gaps, a surveyor's late answers).
+	DroppedQueueFull, DroppedClosed uint64
+
 	// TooLarge counts messages refused for size, on send or on receive
 	// (also counted in Dropped when a received one is discarded).
 	TooLarge uint64

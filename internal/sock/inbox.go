@@ -219,6 +219,7 @@ func (in *Inbox[T]) emit(v T) bool {
 	if in.held+c > in.maxBytes && !in.waitBytes(c) {
 		in.so.C.Received.Add(^uint64(0))
 		in.so.C.Dropped.Add(1)
+		in.so.C.DroppedClosed.Add(1)
 		return false
 	}
 	select {
@@ -234,6 +235,7 @@ func (in *Inbox[T]) emit(v T) bool {
 	case <-in.done:
 		in.so.C.Received.Add(^uint64(0))
 		in.so.C.Dropped.Add(1)
+		in.so.C.DroppedClosed.Add(1)
 		return false
 	}
 }
@@ -249,6 +251,7 @@ func (in *Inbox[T]) makeRoom(c int) {
 		case old := <-in.ch:
 			in.so.C.Received.Add(^uint64(0))
 			in.so.C.Dropped.Add(1)
+			in.so.C.DroppedQueueFull.Add(1)
 			if f := in.onDrop.Load(); f != nil {
 				(*f)(old)
 			}
@@ -416,6 +419,7 @@ func (in *Inbox[T]) Close() error {
 		<-in.ended
 		for range in.ch {
 			in.so.C.Dropped.Add(1)
+			in.so.C.DroppedClosed.Add(1)
 		}
 	})
 	<-in.ended

@@ -208,6 +208,9 @@ func (s *Fanout) send(m *mangos.Message, n int, ctl bool) error {
 		if !ok {
 			if !ctl {
 				s.dropped(p, n)
+				if so := s.so.Load(); so != nil {
+					so.C.DroppedQueueFull.Add(uint64(n))
+				}
 			}
 			continue
 		}
@@ -312,6 +315,9 @@ func (s *Fanout) sendHold(m *mangos.Message, n int) error {
 				s.mu.Lock()
 				s.dropped(p, n)
 				s.mu.Unlock()
+				if so := s.so.Load(); so != nil {
+					so.C.DroppedClosed.Add(uint64(n))
+				}
 			case <-t.C:
 				s.mu.Lock()
 				s.dropped(p, n)

@@ -232,6 +232,7 @@ func (p *pushPipe) discard() {
 func (s *Spread) dropped(n int) {
 	if so := s.so.Load(); so != nil && n > 0 {
 		so.C.Dropped.Add(uint64(n))
+		so.C.DroppedClosed.Add(uint64(n)) // only lost with their connection
 	}
 }
 

@@ -183,6 +183,7 @@ func (s *Server) run(w *srvWorker) {
 			// be answered. Its sender resends it when the connection closes.
 			if m != nil {
 				s.so.C.Dropped.Add(1)
+				s.so.C.DroppedClosed.Add(1)
 				m.Free()
 			}
 			return
@@ -283,6 +284,7 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 	default:
 		reply.Free()
 		s.so.C.Dropped.Add(1)
+		s.so.C.DroppedClosed.Add(1)
 	}
 }
 

@@ -136,6 +136,9 @@ type Counters struct {
 	// connection or takes one from it (pub.go, push.go, req.go, sub.go,
 	// server.go, inbox.go, control.go).
 	BytesSent, BytesReceived atomic.Uint64
+	// DroppedQueueFull and DroppedClosed: the drops (also in Dropped)
+	// whose cause is known where they are counted.
+	DroppedQueueFull, DroppedClosed atomic.Uint64
 
 	lastErr atomic.Pointer[string]
 }
@@ -562,6 +565,9 @@ func (so *Socket) Stats() spmesh.Stats {
 
 		BytesSent:     so.C.BytesSent.Load(),
 		BytesReceived: so.C.BytesReceived.Load(),
+
+		DroppedQueueFull: so.C.DroppedQueueFull.Load(),
+		DroppedClosed:    so.C.DroppedClosed.Load(),
 
 		TooLarge:         so.C.TooLarge.Load(),
 		SendTimeouts:     so.C.SendTimeouts.Load(),
