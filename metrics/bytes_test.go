@@ -9,6 +9,7 @@ import (
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/testutil"
+	"github.com/spmesh/spmesh/metrics"
 	"github.com/spmesh/spmesh/pipeline"
 	"github.com/spmesh/spmesh/pubsub"
 	"github.com/spmesh/spmesh/survey"
@@ -162,4 +163,75 @@ func TestBytesSurvey(t *testing.T) {
 	if h := s.Stats().ReplyTime; h.Count != n {
 		t.Errorf("surveyor reply time: count %d, want %d", h.Count, n)
 	}
+}
+
+// TestDropCauses: a publisher's full queue counts its drops as
+// DroppedQueueFull; messages still queued when a puller closes count as
+// DroppedClosed. Both are in Dropped and exported.
+func TestDropCauses(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	addr := testutil.FreeTCP(t)
+	p, err := pubsub.NewPublisher(pubsub.WithListen(addr), pubsub.WithQueueLen(1), pubsub.WithCodec(spmesh.Raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	s, err := pubsub.NewSubscriber(pubsub.WithDial(addr), pubsub.WithSubscribe("x"), pubsub.WithQueueLen(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close() // never read
+	if err := p.WaitPeers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 4096)
+	// Publish until the publisher's one-message queue overflows (the
+	// subscriber's socket buffers take some first).
+	for p.Stats().Dropped == 0 {
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("nothing dropped: %v", err)
+		}
+		if err := p.PublishBytes(ctx, "x", nil, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := p.Stats(); st.DroppedQueueFull != st.Dropped || st.DroppedClosed != 0 {
+		t.Errorf("publisher: dropped %d, of which queue full %d and closed %d; want all queue full", st.Dropped, st.DroppedQueueFull, st.DroppedClosed)
+	}
+
+	const n = 10
+	addr = testutil.FreeTCP(t)
+	pl, err := pipeline.NewPuller(pipeline.WithListen(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	ps, err := pipeline.NewPusher(pipeline.WithDial(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	for i := range n {
+		if err := ps.Push(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if got := pl.Stats().Received; got != n {
+			return fmt.Errorf("puller queued %d, want %d", got, n)
+		}
+		return nil
+	})
+	pl.Close() // with n messages queued, never taken
+	c := metrics.NewCollector()
+	if err := c.Add("jobs", "puller", pl); err != nil {
+		t.Fatal(err)
+	}
+	got := scrape(t, serve(t, c))
+	lb := `{role="puller",service="jobs"}`
+	want(t, got, "spmesh_dropped_total"+lb, n)
+	want(t, got, "spmesh_dropped_closed_total"+lb, n)
+	want(t, got, "spmesh_dropped_queue_full_total"+lb, 0)
 }

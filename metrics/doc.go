@@ -32,6 +32,8 @@
 //	spmesh_messages_sent_total      counter  messages handed to the transport                 all
 //	spmesh_messages_received_total  counter  messages delivered to the application            all
 //	spmesh_dropped_total            counter  messages known lost (overflow, gaps, late)       all
+//	spmesh_dropped_queue_full_total counter  of which: a queue was full                       all (spmesh.Stats.DroppedQueueFull)
+//	spmesh_dropped_closed_total     counter  of which: connection or socket closed            all (spmesh.Stats.DroppedClosed)
 //	spmesh_retries_total            counter  requests resent, jobs redelivered                all (spmesh.Stats.Resent)
 //	spmesh_decode_errors_total      counter  frames or payloads discarded undecoded           all
 //	spmesh_too_large_total          counter  messages refused for size                        all

@@ -74,6 +74,8 @@ var (
 	mEndpointsRefused = counter("spmesh_endpoints_refused_total", "Discovered endpoints not dialled because the security policy refused them.")
 	mPeers            = gauge("spmesh_peers", "Connections currently established.")
 	mBytesSent        = counter("spmesh_sent_bytes_total", "Bytes of the frames written to connections (frame bodies: envelope and payload), once per connection written to.")
+	mDroppedQueueFull = counter("spmesh_dropped_queue_full_total", "Messages dropped because a queue was full (also in spmesh_dropped_total).")
+	mDroppedClosed    = counter("spmesh_dropped_closed_total", "Messages dropped because their connection or socket closed while queued or being sent (also in spmesh_dropped_total).")
 	mBytesReceived    = counter("spmesh_received_bytes_total", "Bytes of the frames read from connections (frame bodies: envelope and payload).")
 )
 
@@ -317,6 +319,8 @@ func (e *emitter) base(st spmesh.Stats) {
 	e.i(mPeers, st.Peers)
 	e.u(mBytesSent, st.BytesSent)
 	e.u(mBytesReceived, st.BytesReceived)
+	e.u(mDroppedQueueFull, st.DroppedQueueFull)
+	e.u(mDroppedClosed, st.DroppedClosed)
 }
 
 // histogram sends h as a Prometheus histogram (cumulative buckets, in
