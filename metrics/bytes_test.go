@@ -235,3 +235,48 @@ func TestDropCauses(t *testing.T) {
 	want(t, got, "spmesh_dropped_closed_total"+lb, n)
 	want(t, got, "spmesh_dropped_queue_full_total"+lb, 0)
 }
+
+// TestBytesExactBare counts bare frames, whose size is known: the topic's
+// bytes and the body's. A bare subscriber sends nothing (no interest
+// frames), so the publisher receives nothing.
+func TestBytesExactBare(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addr := testutil.FreeTCP(t)
+	p, err := pubsub.NewPublisher(pubsub.WithListen(addr), pubsub.WithBareFrames())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	s, err := pubsub.NewSubscriber(pubsub.WithDial(addr), pubsub.WithSubscribe("img."), pubsub.WithBareFrames())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := p.WaitPeers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	const n, size = 25, 1000
+	body := make([]byte, size)
+	for range n {
+		if err := p.PublishBytes(ctx, "img.png", nil, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		if _, err := s.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const frames = uint64(n * (len("img.png") + size))
+	testutil.Eventually(t, 5*time.Second, func() error {
+		ps, ss := p.Stats(), s.Stats()
+		if ps.BytesSent != frames || ss.BytesReceived != frames {
+			return fmt.Errorf("publisher sent %d bytes, subscriber received %d; want %d", ps.BytesSent, ss.BytesReceived, frames)
+		}
+		if ps.BytesReceived != 0 || ss.BytesSent != 0 {
+			return fmt.Errorf("publisher received %d bytes, subscriber sent %d; want 0 (bare: no interest frames)", ps.BytesReceived, ss.BytesSent)
+		}
+		return nil
+	})
+}

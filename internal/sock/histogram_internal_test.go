@@ -47,3 +47,15 @@ func TestHistogramObserveAllocs(t *testing.T) {
 		t.Errorf("Observe allocates %v times", n)
 	}
 }
+
+// BenchmarkHistogramObserve is the per-reply cost of ReplyTime.
+func BenchmarkHistogramObserve(b *testing.B) {
+	var h Histogram
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		d := 3 * time.Millisecond
+		for pb.Next() {
+			h.Observe(d)
+		}
+	})
+}
