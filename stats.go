@@ -23,7 +23,10 @@ type Stats struct {
 	// connection it is written to: a publisher's frame sent to three
 	// subscribers counts three times, a survey once per respondent
 	// connected when it starts. Frames the transport refused for size
-	// are not counted here (see TooLarge).
+	// are not counted here (see TooLarge). Replier, Worker, Respondent,
+	// Puller and Surveyor count a received frame when mangos' protocol
+	// hands it over: one it discards itself (a malformed SP header, an
+	// answer to a survey it has expired) is not counted.
 	BytesSent, BytesReceived uint64
 
 	// DroppedQueueFull and DroppedClosed break down Dropped where the
