@@ -244,6 +244,22 @@ func TestReqRepScrape(t *testing.T) {
 	if _, ok := got["spmesh_reply_seconds_count"+rp]; ok {
 		t.Error("replier exports spmesh_reply_seconds: it has no round trip")
 	}
+	// A Snapshot carries the same figures, the histogram as count and sum.
+	socks, _ := c.Snapshot("calc")
+	if len(socks) != 2 || socks[1].Role != "requester" {
+		t.Fatalf("snapshot: %+v, want the replier and the requester", socks)
+	}
+	for _, ss := range socks[1:] {
+		if v := ss.Value("reply_seconds_count"); v != n {
+			t.Errorf("snapshot reply_seconds_count: %v, want %d", v, n)
+		}
+		if v := ss.Value("reply_seconds_sum"); v <= 0 {
+			t.Errorf("snapshot reply_seconds_sum: %v", v)
+		}
+		if v := ss.Value("sent_bytes_total"); v != got["spmesh_sent_bytes_total"+rq] {
+			t.Errorf("snapshot sent_bytes_total: %v, scraped %v", v, got["spmesh_sent_bytes_total"+rq])
+		}
+	}
 	var peer string
 	for k := range got {
 		if strings.HasPrefix(k, "spmesh_peer_done_total{") {
