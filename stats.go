@@ -15,6 +15,32 @@ type Stats struct {
 	DecodeErrors uint64 // frames or payloads that failed to decode and were discarded
 	Peers        int    // connections currently established
 
+	// BytesSent and BytesReceived count the bytes of the frames handed
+	// to the transport and taken from it: each frame's body (the spmesh
+	// envelope with its payload, or a bare frame; interest frames and
+	// tail frames included), not the SP header (request and survey ids)
+	// nor the transport's length prefix. A frame is counted once per
+	// connection it is written to: a publisher's frame sent to three
+	// subscribers counts three times, a survey once per respondent
+	// connected when it starts. Frames the transport refused for size
+	// are not counted here (see TooLarge). Replier, Worker, Respondent,
+	// Puller and Surveyor count a received frame when mangos' protocol
+	// hands it over: one it discards itself (a malformed SP header, an
+	// answer to a survey it has expired) is not counted.
+	BytesSent, BytesReceived uint64
+
+	// DroppedQueueFull and DroppedClosed break down Dropped where the
+	// cause is known when the drop is counted (both are also in Dropped).
+	// DroppedQueueFull: a queue was full: a publisher's queue for a
+	// subscriber that does not keep up, a subscriber's own receive queue
+	// (its oldest message goes). DroppedClosed: the message's connection
+	// or socket closed while it was queued or being sent (a pusher's
+	// queued messages for a puller that went, a reply whose requester's
+	// connection closed, messages still queued at Close). The rest of
+	// Dropped is told by TooLarge, SendTimeouts and the patterns' own
+	// counters (a subscriber's gaps, a surveyor's late answers).
+	DroppedQueueFull, DroppedClosed uint64
+
 	// TooLarge counts messages refused for size, on send or on receive
 	// (also counted in Dropped when a received one is discarded).
 	TooLarge uint64
@@ -56,4 +82,26 @@ type PeerStats struct {
 	// MeanReplyTime is the mean time from sending a request (job) to it to
 	// its reply (ack or nack): its service time plus the network.
 	MeanReplyTime time.Duration
+}
+
+// Histogram is a distribution of durations in fixed buckets: Counts[i]
+// observations were at most Bounds[i] (and above Bounds[i-1]); the last
+// of Counts, one more than Bounds, counts those above every bound. Count is
+// the sum of Counts and Sum the total of every observation. The buckets
+// are not cumulative (Prometheus's are: the metrics package converts).
+// Read while observations go on, the fields may disagree by the few
+// observations in progress.
+type Histogram struct {
+	Bounds []time.Duration
+	Counts []uint64
+	Count  uint64
+	Sum    time.Duration
+}
+
+// Mean is Sum/Count, 0 when empty.
+func (h Histogram) Mean() time.Duration {
+	if h.Count == 0 {
+		return 0
+	}
+	return h.Sum / time.Duration(h.Count)
 }

@@ -32,6 +32,8 @@
 //	spmesh_messages_sent_total      counter  messages handed to the transport                 all
 //	spmesh_messages_received_total  counter  messages delivered to the application            all
 //	spmesh_dropped_total            counter  messages known lost (overflow, gaps, late)       all
+//	spmesh_dropped_queue_full_total counter  of which: a queue was full                       all (spmesh.Stats.DroppedQueueFull)
+//	spmesh_dropped_closed_total     counter  of which: connection or socket closed            all (spmesh.Stats.DroppedClosed)
 //	spmesh_retries_total            counter  requests resent, jobs redelivered                all (spmesh.Stats.Resent)
 //	spmesh_decode_errors_total      counter  frames or payloads discarded undecoded           all
 //	spmesh_too_large_total          counter  messages refused for size                        all
@@ -41,6 +43,9 @@
 //	spmesh_handshake_errors_total   counter  failed SP or TLS handshakes                      all
 //	spmesh_endpoints_refused_total  counter  discovered endpoints refused by the TLS policy    all
 //	spmesh_peers                    gauge    connections established                          all
+//	spmesh_sent_bytes_total         counter  frame bytes written, per connection written to   all (spmesh.Stats.BytesSent)
+//	spmesh_received_bytes_total     counter  frame bytes read from connections                all (spmesh.Stats.BytesReceived)
+//	spmesh_reply_seconds            histogram send to reply, ack or in-time answer            Requester, Producer, Surveyor (ReplyTime)
 //	spmesh_in_flight                gauge    calls, jobs or handlers in progress              Requester, Replier, Producer, Worker, Respondent
 //	spmesh_timeouts_total           counter  attempts/deliveries unanswered in time           Requester, Producer
 //	spmesh_lost_total               counter  attempts/deliveries whose connection dropped     Requester, Producer

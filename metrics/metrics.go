@@ -73,6 +73,10 @@ var (
 	mHandshakeErrors  = counter("spmesh_handshake_errors_total", "Failed SP or TLS handshakes, on either side.")
 	mEndpointsRefused = counter("spmesh_endpoints_refused_total", "Discovered endpoints not dialled because the security policy refused them.")
 	mPeers            = gauge("spmesh_peers", "Connections currently established.")
+	mBytesSent        = counter("spmesh_sent_bytes_total", "Bytes of the frames written to connections (frame bodies: envelope and payload), once per connection written to.")
+	mDroppedQueueFull = counter("spmesh_dropped_queue_full_total", "Messages dropped because a queue was full (also in spmesh_dropped_total).")
+	mDroppedClosed    = counter("spmesh_dropped_closed_total", "Messages dropped because their connection or socket closed while queued or being sent (also in spmesh_dropped_total).")
+	mBytesReceived    = counter("spmesh_received_bytes_total", "Bytes of the frames read from connections (frame bodies: envelope and payload).")
 )
 
 // Per-type metrics: the same name for the same thing across socket types.
@@ -94,6 +98,7 @@ var (
 	mDeclined      = counter("spmesh_declined_total", "Survey answers that declined.")
 	mLate          = counter("spmesh_late_total", "Answers to a survey that had already ended (also in spmesh_dropped_total).")
 	mGaps          = counter("spmesh_gaps_total", "Messages missed: holes in the publishers' sequence numbers (also in spmesh_dropped_total).")
+	mReplyTime     = def("spmesh_reply_seconds", "Time from sending a request, job delivery or survey to its reply, ack or answer.", prometheus.UntypedValue, sockLabels)
 )
 
 // Per-peer metrics (requester, producer), at most MaxPeers peers a socket.
@@ -312,6 +317,28 @@ func (e *emitter) base(st spmesh.Stats) {
 	e.u(mHandshakeErrors, st.HandshakeErrors)
 	e.u(mEndpointsRefused, st.EndpointsRefused)
 	e.i(mPeers, st.Peers)
+	e.u(mBytesSent, st.BytesSent)
+	e.u(mBytesReceived, st.BytesReceived)
+	e.u(mDroppedQueueFull, st.DroppedQueueFull)
+	e.u(mDroppedClosed, st.DroppedClosed)
+}
+
+// histogram sends h as a Prometheus histogram (cumulative buckets, in
+// seconds), or records its count and sum in a snapshot
+// ("reply_seconds_count", "reply_seconds_sum").
+func (e *emitter) histogram(m *metric, h spmesh.Histogram) {
+	if e.snap != nil {
+		e.snap.Values[m.short+"_count"] = float64(h.Count)
+		e.snap.Values[m.short+"_sum"] = h.Sum.Seconds()
+		return
+	}
+	buckets := make(map[float64]uint64, len(h.Bounds))
+	var cum uint64
+	for i, b := range h.Bounds {
+		cum += h.Counts[i]
+		buckets[b.Seconds()] = cum
+	}
+	e.ch <- prometheus.MustNewConstHistogram(m.desc, h.Count, h.Sum.Seconds(), buckets, e.service, e.role)
 }
 
 func (e *emitter) peers(ps []spmesh.PeerStats) {
@@ -369,6 +396,7 @@ func reader(s any) (func(*emitter), error) {
 			e.u(mTimeouts, st.Timeouts)
 			e.u(mLost, st.Lost)
 			e.u(mRemoteErrors, st.RemoteErrors)
+			e.histogram(mReplyTime, st.ReplyTime)
 			e.peers(st.PerPeer)
 		}, nil
 	case interface{ Stats() reqrep.ReplierStats }:
@@ -394,6 +422,7 @@ func reader(s any) (func(*emitter), error) {
 			e.u(mDeadLettered, st.DeadLettered)
 			e.u(mFailed, st.Failed)
 			e.u(mRecovered, st.Recovered)
+			e.histogram(mReplyTime, st.ReplyTime)
 			e.peers(st.PerPeer)
 		}, nil
 	case interface{ Stats() pipeline.WorkerStats }:
@@ -413,6 +442,7 @@ func reader(s any) (func(*emitter), error) {
 			st := s.Stats()
 			e.base(st.Stats)
 			e.u(mLate, st.Late)
+			e.histogram(mReplyTime, st.ReplyTime)
 		}, nil
 	case interface{ Stats() survey.RespondentStats }:
 		return func(e *emitter) {

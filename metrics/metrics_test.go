@@ -224,6 +224,42 @@ func TestReqRepScrape(t *testing.T) {
 	want(t, got, "spmesh_draining"+rp, 0)
 	want(t, got, "spmesh_peers"+rq, 1)
 	want(t, got, "spmesh_peers"+rp, 1)
+	// Bytes: what one side wrote, the other read (the replier counts its
+	// bytes before Sent, waited for above).
+	if st := req.Stats(); st.BytesSent == 0 || st.BytesReceived == 0 {
+		t.Errorf("requester bytes: sent %d, received %d, want both > 0", st.BytesSent, st.BytesReceived)
+	}
+	want(t, got, "spmesh_sent_bytes_total"+rq, float64(req.Stats().BytesSent))
+	want(t, got, "spmesh_received_bytes_total"+rp, got["spmesh_sent_bytes_total"+rq])
+	want(t, got, "spmesh_sent_bytes_total"+rp, got["spmesh_received_bytes_total"+rq])
+	// Reply times: one per call, the buckets cumulative up to +Inf.
+	want(t, got, "spmesh_reply_seconds_count"+rq, n)
+	want(t, got, `spmesh_reply_seconds_bucket{role="requester",service="calc",le="+Inf"}`, n)
+	if b := got[`spmesh_reply_seconds_bucket{role="requester",service="calc",le="10"}`]; b > n {
+		t.Errorf("bucket le=10: %v, more than the %d calls", b, n)
+	}
+	if sum := got["spmesh_reply_seconds_sum"+rq]; sum <= 0 {
+		t.Errorf("spmesh_reply_seconds_sum: %v, want > 0", sum)
+	}
+	if _, ok := got["spmesh_reply_seconds_count"+rp]; ok {
+		t.Error("replier exports spmesh_reply_seconds: it has no round trip")
+	}
+	// A Snapshot carries the same figures, the histogram as count and sum.
+	socks, _ := c.Snapshot("calc")
+	if len(socks) != 2 || socks[1].Role != "requester" {
+		t.Fatalf("snapshot: %+v, want the replier and the requester", socks)
+	}
+	for _, ss := range socks[1:] {
+		if v := ss.Value("reply_seconds_count"); v != n {
+			t.Errorf("snapshot reply_seconds_count: %v, want %d", v, n)
+		}
+		if v := ss.Value("reply_seconds_sum"); v <= 0 {
+			t.Errorf("snapshot reply_seconds_sum: %v", v)
+		}
+		if v := ss.Value("sent_bytes_total"); v != got["spmesh_sent_bytes_total"+rq] {
+			t.Errorf("snapshot sent_bytes_total: %v, scraped %v", v, got["spmesh_sent_bytes_total"+rq])
+		}
+	}
 	var peer string
 	for k := range got {
 		if strings.HasPrefix(k, "spmesh_peer_done_total{") {

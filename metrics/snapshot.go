@@ -45,7 +45,9 @@ type SocketSnapshot struct {
 	Role    string `json:"role" msgpack:"role"`
 	// Values holds the socket's figures by metric name, the "spmesh_"
 	// prefix dropped: "messages_sent_total", "dropped_total", "in_flight"...
-	// (the table in the package doc; only those of its socket type).
+	// (the table in the package doc; only those of its socket type). The
+	// histogram spmesh_reply_seconds is there as its count and sum only:
+	// "reply_seconds_count" and "reply_seconds_sum" (seconds).
 	Values map[string]float64 `json:"values" msgpack:"values"`
 	// Peers are the per-peer figures (Requester, Producer), the slowest
 	// first, at most MaxSnapshotPeers; PeersOmitted counts the rest.

@@ -67,6 +67,9 @@ func TestEveryType(t *testing.T) {
 		"spmesh_draining":             2, // replier, worker
 		"spmesh_gaps_total":           1,
 		"spmesh_late_total":           1,
+		"spmesh_sent_bytes_total":     10,
+		"spmesh_received_bytes_total": 10,
+		"spmesh_reply_seconds":        3, // requester, producer, surveyor
 	} {
 		if got := promtest.CollectAndCount(c, name); got != want {
 			t.Errorf("%s: got %d series, want %d", name, got, want)

@@ -166,6 +166,9 @@ type ProducerStats struct {
 	InFlight int
 	// PerPeer are the dispatch counters of each connected worker.
 	PerPeer []spmesh.PeerStats
+	// ReplyTime is the distribution of the times from sending a delivery
+	// to its ack or nack, over every worker.
+	ReplyTime spmesh.Histogram
 	// Recovered counts the jobs found in the outbox ([WithOutbox]) at
 	// open and sent again.
 	Recovered uint64
@@ -540,6 +543,7 @@ func (p *Producer) Stats() ProducerStats {
 		Failed:       p.failed.Load(),
 		InFlight:     len(p.slots),
 		PerPeer:      rs.PerPeer,
+		ReplyTime:    rs.ReplyTime,
 		Recovered:    p.recovered,
 	}
 	st.Resent += p.retries.Load()

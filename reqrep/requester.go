@@ -30,6 +30,10 @@ type RequesterStats struct {
 	RemoteErrors uint64
 	// PerPeer are the dispatch counters of each connected replier.
 	PerPeer []spmesh.PeerStats
+	// ReplyTime is the distribution of the times from sending an attempt
+	// to its reply, over every replier (a reply that came after its call
+	// gave up is not in it).
+	ReplyTime spmesh.Histogram
 }
 
 // Requester sends requests to connected [Replier]s and waits for the
@@ -356,6 +360,7 @@ func (r *Requester) Stats() RequesterStats {
 		Lost:         r.lost.Load(),
 		RemoteErrors: r.remoteErrors.Load(),
 		PerPeer:      r.d.Peers(),
+		ReplyTime:    r.d.ReplyTime(),
 	}
 }
 

@@ -115,6 +115,9 @@ func Decode[T any](d Decoder) (T, error) {
 type SurveyorStats struct {
 	spmesh.Stats
 	Late uint64 // answers to a survey that had already ended (a subset of Dropped)
+	// ReplyTime is the distribution of the times from sending a survey
+	// to each of its answers (late ones are not in it).
+	ReplyTime spmesh.Histogram
 }
 
 // Surveyor asks every connected [Respondent] a question and gathers their
@@ -128,6 +131,7 @@ type Surveyor struct {
 	expectFunc func() []string
 	roster     *sock.Roster // with discovery: the respondents announced
 	late       atomic.Uint64
+	replyTime  sock.Histogram // survey to answer, answers in time only
 
 	mu     sync.Mutex
 	closed bool
@@ -352,6 +356,9 @@ func (s *Surveyor) collect(mc sock.SurveyCtx, rs *Responses, lateUntil time.Time
 			s.release(mc)
 			return
 		}
+		if !ended {
+			s.replyTime.Observe(time.Since(rs.start))
+		}
 		if s.bare {
 			rs.add(s.bareResponse(m))
 			continue
@@ -379,7 +386,7 @@ func (s *Surveyor) collect(mc sock.SurveyCtx, rs *Responses, lateUntil time.Time
 
 // Stats returns the surveyor's counters.
 func (s *Surveyor) Stats() SurveyorStats {
-	return SurveyorStats{Stats: s.so.Stats(), Late: s.late.Load()}
+	return SurveyorStats{Stats: s.so.Stats(), Late: s.late.Load(), ReplyTime: s.replyTime.Snapshot()}
 }
 
 // Close closes the surveyor at once: running surveys end, and every call on
@@ -402,6 +409,7 @@ func (s *Surveyor) Close() error {
 // matching [ErrDone] when the survey is over. It is safe for concurrent use.
 type Responses struct {
 	s          *Surveyor
+	start      time.Time // when the survey was sent (ReplyTime)
 	deadline   time.Time
 	timeoutEnd error
 	max        int
@@ -425,7 +433,7 @@ type Responses struct {
 func noTrace(error) {}
 
 func newResponses(s *Surveyor, deadline time.Time, timeoutEnd error, expect []string) *Responses {
-	rs := &Responses{s: s, deadline: deadline, timeoutEnd: timeoutEnd, max: s.so.Settings.RecvQueue, notify: make(chan struct{}, 1)}
+	rs := &Responses{s: s, start: time.Now(), deadline: deadline, timeoutEnd: timeoutEnd, max: s.so.Settings.RecvQueue, notify: make(chan struct{}, 1)}
 	if expect != nil {
 		rs.expected = make(map[string]bool, len(expect))
 		for _, n := range expect {

@@ -66,7 +66,10 @@ func (so *Socket) OnPipe(f PipeFunc) {
 // own answers. A new survey sent on a context cancels the previous one,
 // so contexts are reused (the mangos surveyor keeps every context it
 // opened until the socket closes). The zero value is not usable.
-type SurveyCtx struct{ c mangos.Context }
+type SurveyCtx struct {
+	c  mangos.Context
+	so *Socket
+}
 
 // OpenSurvey opens a survey context on so, a Surveyor socket.
 func (so *Socket) OpenSurvey() (SurveyCtx, error) {
@@ -74,7 +77,7 @@ func (so *Socket) OpenSurvey() (SurveyCtx, error) {
 	if err != nil {
 		return SurveyCtx{}, Err(err)
 	}
-	return SurveyCtx{c}, nil
+	return SurveyCtx{c, so}, nil
 }
 
 // Start sends question f as a new survey on the context, answers to be
@@ -90,7 +93,14 @@ func (sc SurveyCtx) Start(f *Frame, qlen int, expire time.Duration) error {
 		f.Free()
 		return Err(err)
 	}
-	return Err(sc.c.SendMsg(f.msg()))
+	n := len(f.Body) // SendMsg takes f
+	if err := sc.c.SendMsg(f.msg()); err != nil {
+		return Err(err)
+	}
+	// mangos' surveyor queues the question for every connection: count
+	// it once per respondent connected.
+	sc.so.C.BytesSent.Add(uint64(n * sc.so.Peers()))
+	return nil
 }
 
 // Recv waits at most timeout for the next answer to the context's survey.
@@ -102,5 +112,8 @@ func (sc SurveyCtx) Recv(timeout time.Duration) (*Frame, error) {
 		return nil, err
 	}
 	m, err := sc.c.RecvMsg()
+	if m != nil {
+		sc.so.C.BytesReceived.Add(uint64(len(m.Body)))
+	}
 	return frame(m), err
 }

@@ -45,6 +45,7 @@ type Inbox[T any] struct {
 	drainMu sync.Mutex
 	drain   atomic.Bool
 	lossy   bool                    // drop the oldest rather than wait (SUB)
+	bytes   bool                    // count received bytes here (PULL; SUB counts its own, sub.go)
 	onDrop  atomic.Pointer[func(T)] // told of each message dropped to make room
 
 	// Byte accounting, by the reader goroutine only: sizes is a ring of the
@@ -149,6 +150,7 @@ func NewFrameInbox[T any](so *Socket, decode FrameFunc[T]) *Inbox[T] {
 		in.maxBytes = DefaultQueueBytes
 	}
 	in.lossy = so.m.Info().Self == mangos.ProtoSub && !so.Holds()
+	in.bytes = so.m.Info().Self != mangos.ProtoSub
 	if in.lossy {
 		// The socket's own queue, in frames (LossyFrameQueue): the reader
 		// empties it as fast as it decodes (it never waits for the
@@ -186,6 +188,9 @@ func (in *Inbox[T]) run(decode FrameFunc[T]) {
 			continue
 		}
 		in.frame = len(m.Body) // before decode, which may free m
+		if in.bytes {
+			in.so.C.BytesReceived.Add(uint64(in.frame))
+		}
 		if err := decode(frame(m), emit); err != nil {
 			in.so.C.DecodeErrors.Add(1)
 			in.so.Settings.Logger.Debug("spmesh: discarded bad frame", "err", err)
@@ -214,6 +219,7 @@ func (in *Inbox[T]) emit(v T) bool {
 	if in.held+c > in.maxBytes && !in.waitBytes(c) {
 		in.so.C.Received.Add(^uint64(0))
 		in.so.C.Dropped.Add(1)
+		in.so.C.DroppedClosed.Add(1)
 		return false
 	}
 	select {
@@ -229,6 +235,7 @@ func (in *Inbox[T]) emit(v T) bool {
 	case <-in.done:
 		in.so.C.Received.Add(^uint64(0))
 		in.so.C.Dropped.Add(1)
+		in.so.C.DroppedClosed.Add(1)
 		return false
 	}
 }
@@ -244,6 +251,7 @@ func (in *Inbox[T]) makeRoom(c int) {
 		case old := <-in.ch:
 			in.so.C.Received.Add(^uint64(0))
 			in.so.C.Dropped.Add(1)
+			in.so.C.DroppedQueueFull.Add(1)
 			if f := in.onDrop.Load(); f != nil {
 				(*f)(old)
 			}
@@ -411,6 +419,7 @@ func (in *Inbox[T]) Close() error {
 		<-in.ended
 		for range in.ch {
 			in.so.C.Dropped.Add(1)
+			in.so.C.DroppedClosed.Add(1)
 		}
 	})
 	<-in.ended

@@ -33,6 +33,7 @@ type Fanout struct {
 	maxMsgs  int
 	maxBytes int
 	so       atomic.Pointer[Socket] // set by PubOf; nil: drops counted per pipe only
+	c        *Counters              // the socket's: bytes counted from the first frame
 	log      logLimit
 	slow     func(addr string, dropped, since uint64) // OnSlow; nil: none
 	slowGap  time.Duration
@@ -121,8 +122,8 @@ type pubPipe struct {
 const optPub = "SPMESH-PUB"
 
 // newPubSocket opens a mangos socket speaking Fanout.
-func newPubSocket() mangos.Socket {
-	return protocol.MakeSocket(fanoutProto{&Fanout{pipes: map[uint32]*pubPipe{}, maxMsgs: DefaultQueue, maxBytes: DefaultQueueBytes, abort: make(chan struct{})}})
+func newPubSocket(c *Counters) mangos.Socket {
+	return protocol.MakeSocket(fanoutProto{&Fanout{c: c, pipes: map[uint32]*pubPipe{}, maxMsgs: DefaultQueue, maxBytes: DefaultQueueBytes, abort: make(chan struct{})}})
 }
 
 // fanoutProto is Fanout as mangos drives it: the protocol.Protocol methods
@@ -207,6 +208,9 @@ func (s *Fanout) send(m *mangos.Message, n int, ctl bool) error {
 		if !ok {
 			if !ctl {
 				s.dropped(p, n)
+				if so := s.so.Load(); so != nil {
+					so.C.DroppedQueueFull.Add(uint64(n))
+				}
 			}
 			continue
 		}
@@ -311,6 +315,9 @@ func (s *Fanout) sendHold(m *mangos.Message, n int) error {
 				s.mu.Lock()
 				s.dropped(p, n)
 				s.mu.Unlock()
+				if so := s.so.Load(); so != nil {
+					so.C.DroppedClosed.Add(uint64(n))
+				}
 			case <-t.C:
 				s.mu.Lock()
 				s.dropped(p, n)
@@ -396,7 +403,7 @@ func (s fanoutProto) AddPipe(pp protocol.Pipe) error {
 	p := &pubPipe{p: pp, closeq: make(chan struct{}), wake: make(chan struct{}, 1)}
 	pp.SetPrivate(p)
 	s.pipes[pp.ID()] = p
-	go p.sender()
+	go p.sender(s.c)
 	go p.receiver(s.Fanout)
 	return nil
 }
@@ -431,7 +438,7 @@ func (s fanoutProto) Close() error {
 
 // sender writes the queued frames to the connection. When the connection
 // goes, what is still queued is freed.
-func (p *pubPipe) sender() {
+func (p *pubPipe) sender(c *Counters) {
 	defer p.p.Close()
 	defer func() {
 		for {
@@ -452,10 +459,12 @@ func (p *pubPipe) sender() {
 			}
 			continue
 		}
+		n := len(f.m.Body) // SendMsg takes f.m
 		if err := p.p.SendMsg(f.m); err != nil {
 			f.m.Free()
 			return
 		}
+		c.BytesSent.Add(uint64(n))
 		select {
 		case <-p.closeq:
 			return
@@ -489,6 +498,7 @@ func (p *pubPipe) receiver(s *Fanout) {
 		if m == nil {
 			return
 		}
+		s.c.BytesReceived.Add(uint64(len(m.Body)))
 		err := wire.Decode(m.Body, &env)
 		if err == nil && env.Kind != wire.KindInterest {
 			err = errors.New("not an interest frame")

@@ -33,6 +33,7 @@ type Spread struct {
 	room     chan struct{}          // closed (and replaced) when a queue frees room or a pipe attaches
 	closedq  chan struct{}          // closed by Close
 	so       atomic.Pointer[Socket] // set by PushOf; nil: nothing counted
+	c        *Counters              // the socket's: bytes counted from the first frame
 	senders  sync.WaitGroup
 }
 
@@ -54,8 +55,8 @@ type pushPipe struct {
 // optPush is the option through which PushOf finds a socket's Spread.
 const optPush = "SPMESH-PUSH"
 
-func newPushSocket() mangos.Socket {
-	return protocol.MakeSocket(spreadProto{&Spread{
+func newPushSocket(c *Counters) mangos.Socket {
+	return protocol.MakeSocket(spreadProto{&Spread{c: c,
 		maxMsgs: DefaultQueue, maxBytes: DefaultQueueBytes,
 		room: make(chan struct{}), closedq: make(chan struct{}),
 	}})
@@ -194,11 +195,13 @@ func (p *pushPipe) sender() {
 			}
 			continue
 		}
+		n := len(m.Body) // SendMsg takes m
 		if err := p.p.SendMsg(m); err != nil {
 			m.Free()
 			p.s.dropped(1)
 			return
 		}
+		p.s.c.BytesSent.Add(uint64(n))
 		if so != nil {
 			so.C.Sent.Add(1)
 		} else if so = p.s.so.Load(); so != nil {
@@ -229,6 +232,7 @@ func (p *pushPipe) discard() {
 func (s *Spread) dropped(n int) {
 	if so := s.so.Load(); so != nil && n > 0 {
 		so.C.Dropped.Add(uint64(n))
+		so.C.DroppedClosed.Add(uint64(n)) // only lost with their connection
 	}
 }
 

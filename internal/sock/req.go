@@ -44,6 +44,8 @@ type Dispatch struct {
 	wpool   sync.Pool       // chan struct{} (capacity 1)
 	nextID  atomic.Uint32
 	tickets sync.Pool
+	c       *Counters // the socket's: bytes sent and received
+	reply   Histogram // send-to-reply times of the requests answered
 }
 
 type reqPipe struct {
@@ -81,8 +83,8 @@ const maxCredit = 1 << 16
 // Dispatch.
 const optDispatch = "SPMESH-DISPATCH"
 
-func newReqSocket() mangos.Socket {
-	d := &Dispatch{byID: map[uint32]*Ticket{}, credit: DefaultCredit}
+func newReqSocket(c *Counters) mangos.Socket {
+	d := &Dispatch{c: c, byID: map[uint32]*Ticket{}, credit: DefaultCredit}
 	d.wpool.New = func() any { return make(chan struct{}, 1) }
 	d.tickets.New = func() any { return &Ticket{d: d, ch: make(chan *mangos.Message, 1)} }
 	return protocol.MakeSocket(dispatchProto{d})
@@ -195,10 +197,13 @@ func (d *Dispatch) Send(ctx context.Context, f *Frame, avoid uint32, wait bool) 
 		// not yield: its latency is untouched.
 		runtime.Gosched()
 	}
+	n := len(m.Body) // SendMsg takes m
 	p.sendMu.Lock()
 	err := p.p.SendMsg(m)
 	p.sendMu.Unlock()
-	if err != nil {
+	if err == nil {
+		d.c.BytesSent.Add(uint64(n))
+	} else {
 		m.Free()
 		// The connection is closing: the request is lost, which Wait
 		// reports (unless its removal did already).
@@ -249,8 +254,10 @@ func (d *Dispatch) finish(t *Ticket, m *mangos.Message) bool {
 	delete(d.byID, t.id)
 	t.pipe.out--
 	if m != nil {
+		rt := time.Since(t.sent)
 		t.pipe.done++
-		t.pipe.replyTime += time.Since(t.sent)
+		t.pipe.replyTime += rt
+		d.reply.Observe(rt)
 	} else {
 		t.pipe.failed++
 	}
@@ -366,6 +373,10 @@ func (t *Ticket) Release() {
 	t.pipe = nil
 	d.tickets.Put(t)
 }
+
+// ReplyTime returns the distribution of the send-to-reply times of the
+// requests answered (replies dropped as late are not in it).
+func (d *Dispatch) ReplyTime() spmesh.Histogram { return d.reply.Snapshot() }
 
 // Peers returns the counters of the connected peers.
 func (d *Dispatch) Peers() []spmesh.PeerStats {
@@ -492,6 +503,7 @@ func (p *reqPipe) receiver() {
 		if m == nil {
 			return
 		}
+		d.c.BytesReceived.Add(uint64(len(m.Body) - min(len(m.Body), 4))) // not the request id
 		if len(m.Body) < 4 || m.Body[0]&0x80 == 0 {
 			// Not a reply to a request of ours (a REP peer echoes the
 			// id, whose high bit is set).

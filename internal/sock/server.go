@@ -175,11 +175,15 @@ func (s *Server) run(w *srvWorker) {
 			return
 		}
 		m, err := w.mc.RecvMsg()
+		if m != nil {
+			s.so.C.BytesReceived.Add(uint64(len(m.Body)))
+		}
 		if !w.state.CompareAndSwap(idle, busy) {
 			// Drain closed the context under us: a frame taken now cannot
 			// be answered. Its sender resends it when the connection closes.
 			if m != nil {
 				s.so.C.Dropped.Add(1)
+				s.so.C.DroppedClosed.Add(1)
 				m.Free()
 			}
 			return
@@ -256,6 +260,7 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 		}
 	}
 	w.timer.Reset(d)
+	n := len(reply.Body) // SendMsg takes reply
 	err := w.mc.SendMsg(reply)
 	timedOut := !w.timer.Stop()
 	if timedOut {
@@ -271,6 +276,7 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 	}
 	switch {
 	case err == nil:
+		s.so.C.BytesSent.Add(uint64(n)) // before Sent: who sees Sent sees the bytes
 		s.so.C.Sent.Add(1)
 	case timedOut:
 		s.dropSlow(p, reply)
@@ -278,6 +284,7 @@ func (s *Server) send(w *srvWorker, p mangos.Pipe, reply *mangos.Message) {
 	default:
 		reply.Free()
 		s.so.C.Dropped.Add(1)
+		s.so.C.DroppedClosed.Add(1)
 	}
 }
 

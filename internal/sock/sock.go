@@ -77,18 +77,20 @@ const (
 	SubHold
 )
 
-func (p Proto) open() (mangos.Socket, error) {
+// open opens p's mangos socket; spmesh's own protocols count the bytes
+// of the frames they send and receive in c.
+func (p Proto) open(c *Counters) (mangos.Socket, error) {
 	switch p {
 	case Pub:
-		return newPubSocket(), nil // mangos' PUB, counting its drops (pub.go)
+		return newPubSocket(c), nil // mangos' PUB, counting its drops (pub.go)
 	case Sub:
-		return newSubSocket(false), nil // mangos' SUB, announcing its prefixes (sub.go)
+		return newSubSocket(false, c), nil // mangos' SUB, announcing its prefixes (sub.go)
 	case Req:
 		return req.NewSocket()
 	case Rep:
 		return rep.NewSocket()
 	case Push:
-		return newPushSocket(), nil // round robin over pullers with room (push.go)
+		return newPushSocket(c), nil // round robin over pullers with room (push.go)
 	case Pull:
 		return pull.NewSocket()
 	case Surveyor:
@@ -96,9 +98,9 @@ func (p Proto) open() (mangos.Socket, error) {
 	case Respondent:
 		return respondent.NewSocket()
 	case Dispatcher:
-		return newReqSocket(), nil
+		return newReqSocket(c), nil
 	case SubHold:
-		return newSubSocket(true), nil
+		return newSubSocket(true, c), nil
 	}
 	return nil, fmt.Errorf("spmesh: unknown protocol %d", p)
 }
@@ -129,6 +131,14 @@ type Counters struct {
 	Sent, Received, Dropped, Resent, DecodeErrors      atomic.Uint64
 	TooLarge, SendTimeouts, ConnsRefused, ConnTimeouts atomic.Uint64
 	HandshakeErrors, EndpointsRefused                  atomic.Uint64
+	// BytesSent and BytesReceived: frame bodies written to and read from
+	// connections, counted where the protocol hands a frame to a
+	// connection or takes one from it (pub.go, push.go, req.go, sub.go,
+	// server.go, inbox.go, control.go).
+	BytesSent, BytesReceived atomic.Uint64
+	// DroppedQueueFull and DroppedClosed: the drops (also in Dropped)
+	// whose cause is known where they are counted.
+	DroppedQueueFull, DroppedClosed atomic.Uint64
 
 	lastErr atomic.Pointer[string]
 }
@@ -184,7 +194,8 @@ type dialer struct {
 // Open opens a socket of protocol p, applies s, and wires it: static listens
 // and dials from s, then discovery per w when s has a registry.
 func Open(p Proto, s Settings, w Wiring) (*Socket, error) {
-	m, err := p.open()
+	so := &Socket{dialers: map[string]*dialer{}, hungup: map[mangos.Dialer]bool{}}
+	m, err := p.open(&so.C)
 	if err != nil {
 		return nil, Err(err)
 	}
@@ -193,7 +204,7 @@ func Open(p Proto, s Settings, w Wiring) (*Socket, error) {
 		m.Close()
 		return nil, err
 	}
-	so := &Socket{m: m, Settings: s, pol: pol, dialers: map[string]*dialer{}, hungup: map[mangos.Dialer]bool{}}
+	so.m, so.Settings, so.pol = m, s, pol
 	so.obs = newObserver(so)
 	so.ids.init()
 	opts := map[string]any{
@@ -551,6 +562,12 @@ func (so *Socket) Stats() spmesh.Stats {
 		Resent:       so.C.Resent.Load(),
 		DecodeErrors: so.C.DecodeErrors.Load(),
 		Peers:        so.Peers(),
+
+		BytesSent:     so.C.BytesSent.Load(),
+		BytesReceived: so.C.BytesReceived.Load(),
+
+		DroppedQueueFull: so.C.DroppedQueueFull.Load(),
+		DroppedClosed:    so.C.DroppedClosed.Load(),
 
 		TooLarge:         so.C.TooLarge.Load(),
 		SendTimeouts:     so.C.SendTimeouts.Load(),

@@ -24,6 +24,7 @@ import (
 //     does (the subscriber sees the gap).
 type subProto struct {
 	hold   bool
+	c      *Counters     // the socket's: bytes sent and received
 	quiet  bool          // Quiet: no interest frames (bare_pubsub.go)
 	drops  atomic.Uint64 // frames the full receive queue dropped (SubDrops)
 	mu     sync.Mutex
@@ -43,8 +44,8 @@ type subPipe struct {
 // optHold reports whether a socket's SUB protocol holds rather than drops.
 const optHold = "SPMESH-SUB-HOLD"
 
-func newSubSocket(hold bool) mangos.Socket {
-	return protocol.MakeSocket(&subProto{hold: hold, pipes: map[uint32]*subPipe{}, recvQ: make(chan *mangos.Message, DefaultQueue), closeq: make(chan struct{})})
+func newSubSocket(hold bool, c *Counters) mangos.Socket {
+	return protocol.MakeSocket(&subProto{hold: hold, c: c, pipes: map[uint32]*subPipe{}, recvQ: make(chan *mangos.Message, DefaultQueue), closeq: make(chan struct{})})
 }
 
 // Holds reports whether so's receive queue holds its connections back
@@ -74,6 +75,7 @@ func (s *subProto) receiver(sp *subPipe) {
 		if m == nil {
 			return
 		}
+		s.c.BytesReceived.Add(uint64(len(m.Body)))
 		q := s.match(m)
 		if q == nil {
 			m.Free()
@@ -112,10 +114,12 @@ func (s *subProto) announcer(sp *subPipe) {
 		m := mangos.NewMessage(64)
 		m.Body = wire.AppendInterest(m.Body[:0], s.subs)
 		s.mu.Unlock()
+		n := len(m.Body) // SendMsg takes m
 		if err := sp.p.SendMsg(m); err != nil {
 			m.Free()
 			return
 		}
+		s.c.BytesSent.Add(uint64(n))
 		select {
 		case <-sp.dirty:
 		case <-sp.closeq:
