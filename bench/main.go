@@ -58,6 +58,7 @@ func systems() []*system {
 		spmeshSystem(),
 		spmeshTLSSystem(),
 		spmeshLosslessSystem(),
+		spmeshMetricsSystem(),
 		mangosSystem("mangos", "tcp"),
 		mangosSystem("mangos+sptcp", "sptcp"),
 		natsSystem(),
@@ -307,6 +308,7 @@ func (t *table) write(w io.Writer) {
 	fmt.Fprintln(w, "vs NATS / vs mangos: throughput ratio (higher is better); for req/rep, p50 latency ratio (lower is better); for the non-matching subscriber, its process's CPU per message sent (lower is better).")
 	fmt.Fprintln(w, "mangos+sptcp is raw mangos over spmesh's batching SP/TCP transport (same wire format as stock tcp).")
 	t.writeTLSCost(w)
+	t.writeCost(w, "spmesh+metrics", "spmesh", "spmesh+metrics is the same spmesh system with every socket on a metrics.Collector registered on a Prometheus registry, gathered every 100 ms during the run; its cost, as spmesh+metrics / spmesh in this run:")
 	t.writeCost(w, "spmesh+lossless", "spmesh", "spmesh+lossless is spmesh's pub/sub with pubsub.WithBackpressure on both sides; as spmesh+lossless / spmesh in this run:")
 	t.writeCost(w, "spmesh", "spmesh+memory", "durable row: spmesh is the Producer with pipeline.WithOutbox (a bbolt file, fsynced before each job is accepted, group commit),\n"+
 		"spmesh+periodic the same with pipeline.WithOutboxSync(2m) (accepted once written to the OS, fsynced every 2 min);\n"+

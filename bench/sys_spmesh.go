@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/pipeline"
@@ -46,18 +47,26 @@ type spmeshNet struct {
 	listen   string
 	pub, sub []pubsub.Option
 	rep, req []reqrep.Option
+	metrics  bool // every socket on a metrics.Collector, scraped (sys_spmesh_metrics.go)
 }
 
 var plainNet = spmeshNet{listen: loopback}
 
 func spmeshPubSubOver(nw spmeshNet, size, subs int) (*stream, error) {
 	var cs closers
+	obs, err := newObserver(nw.metrics)
+	if err != nil {
+		return nil, err
+	}
 	pub, err := pubsub.NewPublisher(append([]pubsub.Option{pubsub.WithCodec(spmesh.Raw)}, nw.pub...)...)
 	if err != nil {
 		return nil, err
 	}
 	cs.add(pub.Close)
 	addr, err := pub.Listen(nw.listen)
+	if err == nil {
+		err = obs.add("publisher", pub)
+	}
 	if err != nil {
 		cs.close()
 		return nil, err
@@ -70,12 +79,17 @@ func spmeshPubSubOver(nw spmeshNet, size, subs int) (*stream, error) {
 			return nil, err
 		}
 		cs.add(sub.Close)
+		if err := obs.add(fmt.Sprintf("subscriber-%d", i), sub); err != nil {
+			cs.close()
+			return nil, err
+		}
 		go func() {
 			for range sub.C() {
 				counts[i].Add(1)
 			}
 		}()
 	}
+	obs.scrape(&cs)
 	ctx := context.Background()
 	return &stream{
 		send:   func(b []byte) error { return pub.Publish(ctx, "bench", b) },
@@ -123,6 +137,10 @@ func spmeshReqRep(size int) (*rpc, error) { return spmeshReqRepOver(plainNet, si
 
 func spmeshReqRepOver(nw spmeshNet, size int) (*rpc, error) {
 	var cs closers
+	obs, err := newObserver(nw.metrics)
+	if err != nil {
+		return nil, err
+	}
 	echo := reqrep.HandlerFunc(func(_ context.Context, r *reqrep.Request) (any, error) { return r.Data, nil })
 	rep, err := reqrep.NewReplier(echo, append([]reqrep.Option{reqrep.WithCodec(spmesh.Raw)}, nw.rep...)...)
 	if err != nil {
@@ -130,6 +148,9 @@ func spmeshReqRepOver(nw spmeshNet, size int) (*rpc, error) {
 	}
 	cs.add(rep.Close)
 	addr, err := rep.Listen(nw.listen)
+	if err == nil {
+		err = obs.add("replier", rep)
+	}
 	if err != nil {
 		cs.close()
 		return nil, err
@@ -140,6 +161,11 @@ func spmeshReqRepOver(nw spmeshNet, size int) (*rpc, error) {
 		return nil, err
 	}
 	cs.add(req.Close)
+	if err := obs.add("requester", req); err != nil {
+		cs.close()
+		return nil, err
+	}
+	obs.scrape(&cs)
 	ctx := context.Background()
 	var resp []byte
 	return &rpc{
