@@ -17,22 +17,36 @@ import (
 //     (wire kind 11), when the connection is established and after each
 //     change, so that a publisher speaking Fanout sends it only what
 //     matches (a stock PUB ignores the frame);
+//   - its receive queue, shared by all its connections, is bounded in
+//     frames (OptionReadQLen) and in bytes (Settings.QueueBytes, set by
+//     Open: the frames' body sizes); a frame larger than the byte bound
+//     is still queued when the queue is empty;
 //   - with hold (SubHold, lossless pub/sub), when its receive queue is full
 //     a connection's reader waits instead of dropping the oldest frame, so
 //     that the connection stops being read and TCP flow control holds the
-//     publisher back. Without hold, it drops the oldest frame, as mangos
-//     does (the subscriber sees the gap).
+//     publisher back. Without hold, it drops the oldest frames until the
+//     new one fits, as mangos does when full (the subscriber sees the gap).
 type subProto struct {
-	hold   bool
-	c      *Counters     // the socket's: bytes sent and received
-	quiet  bool          // Quiet: no interest frames (bare_pubsub.go)
-	drops  atomic.Uint64 // frames the full receive queue dropped (SubDrops)
-	mu     sync.Mutex
-	closed bool
-	subs   [][]byte
-	pipes  map[uint32]*subPipe
-	recvQ  chan *mangos.Message
-	closeq chan struct{}
+	hold  bool
+	c     *Counters     // the socket's: bytes sent and received
+	quiet bool          // Quiet: no interest frames (bare_pubsub.go)
+	drops atomic.Uint64 // frames the full receive queue dropped (SubDrops)
+	// Byte bound of recvQ: held is the bytes of the frames sent on it and
+	// not yet taken by RecvMsg (charged before the send, released after
+	// the receive, so never below what is in it). qmu orders the readers
+	// of the connections as they make room and queue (a drop must not
+	// race another reader's queueing); RecvMsg takes no lock. A holding
+	// reader waits on room, which RecvMsg signals.
+	maxBytes atomic.Int64
+	held     atomic.Int64
+	qmu      sync.Mutex
+	room     chan struct{}
+	mu       sync.Mutex
+	closed   bool
+	subs     [][]byte
+	pipes    map[uint32]*subPipe
+	recvQ    chan *mangos.Message
+	closeq   chan struct{}
 }
 
 type subPipe struct {
@@ -45,8 +59,17 @@ type subPipe struct {
 const optHold = "SPMESH-SUB-HOLD"
 
 func newSubSocket(hold bool, c *Counters) mangos.Socket {
-	return protocol.MakeSocket(&subProto{hold: hold, c: c, pipes: map[uint32]*subPipe{}, recvQ: make(chan *mangos.Message, DefaultQueue), closeq: make(chan struct{})})
+	s := &subProto{hold: hold, c: c, pipes: map[uint32]*subPipe{}, recvQ: make(chan *mangos.Message, DefaultQueue), room: make(chan struct{}, 1), closeq: make(chan struct{})}
+	s.maxBytes.Store(DefaultQueueBytes)
+	return protocol.MakeSocket(s)
 }
+
+// optQueueBytes sets the byte bound of a SUB socket's receive queue;
+// optQueued reads the bytes it holds.
+const (
+	optQueueBytes = "SPMESH-SUB-QUEUE-BYTES"
+	optQueued     = "SPMESH-SUB-QUEUED"
+)
 
 // Holds reports whether so's receive queue holds its connections back
 // rather than dropping (a SubHold socket).
@@ -82,27 +105,86 @@ func (s *subProto) receiver(sp *subPipe) {
 			continue
 		}
 		if s.hold {
-			select {
-			case q <- m:
-			case <-s.closeq:
+			if !s.hold1(q, m) {
 				m.Free()
 				return
 			}
 			continue
 		}
-		for sent := false; !sent; {
-			select {
-			case q <- m:
-				sent = true
+		s.drop1(q, m)
+	}
+}
+
+// drop1 queues m on q, first dropping the oldest frames (counted in drops)
+// until m fits in both bounds.
+func (s *subProto) drop1(q chan *mangos.Message, m *mangos.Message) {
+	n := int64(len(m.Body))
+	s.qmu.Lock()
+	for lim := s.maxBytes.Load(); s.held.Load()+n > lim; {
+		select {
+		case old := <-q:
+			s.held.Add(-int64(len(old.Body)))
+			old.Free()
+			s.drops.Add(1)
+			continue
+		default: // empty: what held still counts is being taken (RecvMsg)
+		}
+		break
+	}
+	s.held.Add(n)
+	for {
+		select {
+		case q <- m:
+			s.qmu.Unlock()
+			return
+		default:
+			select { // full in frames: drop the oldest (seen as a gap)
+			case old := <-q:
+				s.held.Add(-int64(len(old.Body)))
+				old.Free()
+				s.drops.Add(1)
 			default:
-				select { // full: drop the oldest (seen as a gap)
-				case old := <-q:
-					old.Free()
-					s.drops.Add(1)
-				default:
-				}
 			}
 		}
+	}
+}
+
+// hold1 queues m on q, waiting until it fits in both bounds: the
+// connection is not read meanwhile. It reports false if the socket closed
+// first (m is then not queued).
+func (s *subProto) hold1(q chan *mangos.Message, m *mangos.Message) bool {
+	n := int64(len(m.Body))
+	for {
+		s.qmu.Lock()
+		if h := s.held.Load(); h == 0 || h+n <= s.maxBytes.Load() {
+			s.held.Add(n)
+			s.qmu.Unlock()
+			break
+		}
+		s.qmu.Unlock()
+		select {
+		case <-s.room:
+		case <-s.closeq:
+			return false
+		}
+	}
+	if s.held.Load() < s.maxBytes.Load() {
+		s.signalRoom() // pass it on to another waiting connection
+	}
+	select {
+	case q <- m:
+		return true
+	case <-s.closeq:
+		s.held.Add(-n)
+		return false
+	}
+}
+
+// signalRoom wakes a reader waiting for room in the queue, if any.
+func (s *subProto) signalRoom() {
+	select {
+	case s.room <- struct{}{}:
+	default:
 	}
 }
 
@@ -138,6 +220,10 @@ func (s *subProto) RecvMsg() (*mangos.Message, error) {
 	s.mu.Unlock()
 	select {
 	case m := <-q:
+		s.held.Add(-int64(len(m.Body)))
+		if s.hold {
+			s.signalRoom()
+		}
 		return m, nil
 	case <-s.closeq:
 		return nil, protocol.ErrClosed
@@ -186,6 +272,13 @@ func (s *subProto) SetOption(name string, v any) error {
 	case optQuiet:
 		s.quiet = true
 		return nil
+	case optQueueBytes:
+		n, ok := v.(int)
+		if !ok || n < 1 {
+			return protocol.ErrBadValue
+		}
+		s.maxBytes.Store(int64(n))
+		return nil
 	case mangos.OptionReadQLen:
 		n, ok := v.(int)
 		if !ok || n < 1 {
@@ -206,6 +299,8 @@ func (s *subProto) GetOption(name string) (any, error) {
 		return s.hold, nil
 	case optDrops:
 		return s.drops.Load(), nil
+	case optQueued:
+		return s.held.Load(), nil
 	case mangos.OptionRaw:
 		return false, nil
 	case mangos.OptionReadQLen:
