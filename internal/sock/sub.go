@@ -121,15 +121,9 @@ func (s *subProto) drop1(q chan *mangos.Message, m *mangos.Message) {
 	n := int64(len(m.Body))
 	s.qmu.Lock()
 	for lim := s.maxBytes.Load(); s.held.Load()+n > lim; {
-		select {
-		case old := <-q:
-			s.held.Add(-int64(len(old.Body)))
-			old.Free()
-			s.drops.Add(1)
-			continue
-		default: // empty: what held still counts is being taken (RecvMsg)
+		if !s.dropOldest(q) {
+			break // empty: what held still counts is being taken (RecvMsg)
 		}
-		break
 	}
 	s.held.Add(n)
 	for {
@@ -137,15 +131,25 @@ func (s *subProto) drop1(q chan *mangos.Message, m *mangos.Message) {
 		case q <- m:
 			s.qmu.Unlock()
 			return
-		default:
-			select { // full in frames: drop the oldest (seen as a gap)
-			case old := <-q:
-				s.held.Add(-int64(len(old.Body)))
-				old.Free()
-				s.drops.Add(1)
-			default:
-			}
+		default: // full in frames: drop the oldest (seen as a gap)
+			s.dropOldest(q)
 		}
+	}
+}
+
+// dropOldest drops the oldest frame of q, if any, counting it in drops
+// and in the socket's DroppedQueueFull (a frame, whatever the messages it
+// carries: a subscriber's Dropped counts those as gaps).
+func (s *subProto) dropOldest(q chan *mangos.Message) bool {
+	select {
+	case old := <-q:
+		s.held.Add(-int64(len(old.Body)))
+		old.Free()
+		s.drops.Add(1)
+		s.c.DroppedQueueFull.Add(1)
+		return true
+	default:
+		return false
 	}
 }
 

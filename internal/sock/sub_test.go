@@ -98,6 +98,12 @@ func TestSubQueueBytesDrops(t *testing.T) {
 		}
 		return nil
 	})
+	// Frames still in flight may be dropped meanwhile (one at a time).
+	d1 := sock.SubDrops(sub)
+	qf := sub.Stats().DroppedQueueFull
+	if d2 := sock.SubDrops(sub); qf+1 < d1 || qf > d2 {
+		t.Fatalf("got DroppedQueueFull %d, want the frames dropped (%d..%d)", qf, d1, d2)
+	}
 	q := checkQueued(t, sub)
 	if q < subQueueBytes/2 {
 		t.Fatalf("receive queue holds %d bytes, want about %d (it is full)", q, subQueueBytes)
