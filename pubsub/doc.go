@@ -82,18 +82,24 @@
 //     per subscriber in [Publisher.SubscriberDrops], logged.
 //  3. The kernel's and transport's buffers on the TCP connection (a few
 //     MiB at most); TCP flow control, nothing dropped.
-//  4. The subscriber socket's frame queue (WithQueueLen frames), which its
-//     reader goroutine empties as fast as it decodes, never waiting for
-//     the application: it fills only while the reader is behind the
-//     network (a CPU-starved host); full, its oldest frame is dropped
-//     (seen as a gap).
+//  4. The subscriber socket's frame queue, shared by all its connections:
+//     bounded by both options (WithQueueLen frames, WithQueueBytes bytes
+//     of frames; a frame larger than WithQueueBytes still enters it
+//     empty). Its reader goroutine empties it as fast as it decodes, never
+//     waiting for the application: it fills only while the reader is
+//     behind the network (a CPU-starved host); full, its oldest frames are
+//     dropped until the new one fits (seen as gaps, and counted per frame
+//     in Stats().DroppedQueueFull). With [WithBackpressure] nothing is
+//     dropped there: full, it stops reading its connections (TCP flow
+//     control then holds the publishers back).
 //  5. The subscriber's queue for the application (what Next, All and C
 //     take): bounded by both options. Full, its oldest messages are
 //     dropped (counted as gaps, and in Dropped).
 //
 // So a publisher holds up to WithQueueBytes for each subscriber that does
 // not keep up, and a subscriber up to WithQueueBytes for an application
-// that does not take its messages. With the defaults a burst of 50,000
+// that does not take its messages (plus up to WithQueueBytes in its frame
+// queue while its reader is behind, or with WithBackpressure). With the defaults a burst of 50,000
 // messages of 256 bytes published in a tight loop reaches three
 // subscribers on one host complete; raise both sides together for longer
 // bursts (a bound on one side alone moves the drops to the other).

@@ -169,9 +169,9 @@ func NewFrameInbox[T any](so *Socket, decode FrameFunc[T]) *Inbox[T] {
 
 // LossyFrameQueue is the frame queue of a SUB socket with settings st:
 // RecvQueue frames, as many as the messages the application's queue
-// holds (a frame carries at least one). It is not bounded in bytes: it
-// holds frames only while the reader is behind the network, and the reader
-// never waits.
+// holds (a frame carries at least one). It holds frames only while the
+// reader is behind the network (the reader never waits), and QueueBytes
+// bytes at most (sub.go).
 func LossyFrameQueue(st *Settings) int { return st.RecvQueue }
 
 func (in *Inbox[T]) run(decode FrameFunc[T]) {
