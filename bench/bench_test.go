@@ -115,3 +115,37 @@ func BenchmarkPublish256NoPeer(b *testing.B) {
 		}
 	}
 }
+
+// TestObserver: the metrics rows' observer exports the sockets it is given
+// through its registry, and its scraper stops when the closers run.
+func TestObserver(t *testing.T) {
+	obs, err := newObserver(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := pubsub.NewPublisher(pubsub.WithCodec(spmesh.Raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs closers
+	cs.add(pub.Close)
+	if err := obs.add("publisher", pub); err != nil {
+		t.Fatal(err)
+	}
+	obs.scrape(&cs)
+	defer cs.close()
+	fams, err := obs.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range fams {
+		found = found || f.GetName() == "spmesh_messages_sent_total"
+	}
+	if !found {
+		t.Fatalf("got %d metric families without spmesh_messages_sent_total, want it", len(fams))
+	}
+	if none, err := newObserver(false); none != nil || err != nil || none.add("x", pub) != nil {
+		t.Fatalf("newObserver(false): got %v, %v, want a nil observer that adds nothing", none, err)
+	}
+}
