@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/logx"
 	"github.com/spmesh/spmesh/internal/wire"
 	"go.nanomsg.org/mangos/v3"
 )
@@ -62,9 +63,6 @@ type Server struct {
 	stallAfter  time.Duration // min(stallAfter, sendTimeout/2)
 	pipes       sync.Map      // pipe id (uint32) -> *pipeState, for pipes replied to
 	npipes      atomic.Int64
-
-	slowLog  logLimit
-	closeLog logLimit
 
 	endOnce sync.Once
 	ended   chan struct{} // closed once every worker has returned
@@ -299,8 +297,8 @@ func (s *Server) hangUp(p mangos.Pipe, st *pipeState) {
 	}
 	addr := pipeAddr(p)
 	s.so.C.SetLastError(addr, fmt.Errorf("spmesh: closed: the peer took no reply in time (send timeout %v; %v while another reply to it waits)", s.sendTimeout, s.stallAfter))
-	s.closeLog.log(s.so.Settings.Logger, slog.LevelWarn, "spmesh: closing the connection of a peer that does not read its replies",
-		"remote", addr, "send_timeout", s.sendTimeout)
+	s.so.logWarn(addr, "spmesh: closing the connection of a peer that does not read its replies",
+		logx.Remote, addr, "send_timeout", s.sendTimeout)
 	p.Close()
 }
 
@@ -309,8 +307,9 @@ func (s *Server) dropSlow(p mangos.Pipe, reply *mangos.Message) {
 	reply.Free()
 	s.so.C.SendTimeouts.Add(1)
 	s.so.C.Dropped.Add(1)
-	s.slowLog.log(s.so.Settings.Logger, slog.LevelDebug, "spmesh: reply dropped: the peer is not taking replies",
-		"remote", pipeAddr(p), "send_timeout", s.sendTimeout)
+	addr := pipeAddr(p)
+	s.so.logRated(slog.LevelDebug, addr, "spmesh: reply dropped: the peer is not taking replies",
+		logx.Remote, addr, "send_timeout", s.sendTimeout)
 }
 
 // pipeState returns p's state, creating it on first use; nil without a pipe.
