@@ -162,7 +162,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.meta = encodeDigest(n.gen, 0, 0, []uint32{})
 
-	std := newStdLogger(n.log, &n.gossipRefused)
+	std := newStdLogger(n.log, &n.gossipRefused, &n.logs)
 	bind := cfg.BindAddr
 	if bind == "" {
 		bind = "0.0.0.0"
