@@ -150,3 +150,14 @@ func (l *Limiter) sweep(t time.Time) {
 		}
 	}
 }
+
+// Pending returns how many lines of msg for peer were suppressed since
+// the last one logged.
+func (l *Limiter) Pending(peer, msg string) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e := l.m[key{msg, peer}]; e != nil {
+		return e.suppressed
+	}
+	return 0
+}
