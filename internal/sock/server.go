@@ -384,15 +384,15 @@ func (s *Server) HandlerContext(base context.Context, deadline int64) (context.C
 
 // Call runs a handler, counting it in InFlight and turning a
 // panic into a *spmesh.RemoteError with code spmesh.CodePanic (logged with
-// its stack, the server keeps serving). what and id identify the frame in
-// the log.
+// its stack, the server keeps serving). what ("request", "survey") and id
+// identify the call in the log.
 func (s *Server) Call(what string, id spmesh.ID, f func() (any, error)) (v any, err error) {
 	s.InFlight.Add(1)
 	defer func() {
 		s.InFlight.Add(-1)
 		if p := recover(); p != nil {
 			s.Panics.Add(1)
-			s.so.Settings.Logger.Error("spmesh: handler panic recovered", what, id, "panic", p, "stack", string(debug.Stack()))
+			s.so.Settings.Logger.Error("spmesh: handler panic recovered", "call", what, logx.ID, id, "panic", p, "stack", string(debug.Stack()))
 			v, err = nil, spmesh.Errorf(spmesh.CodePanic, "panic: %v", p)
 		}
 	}()
