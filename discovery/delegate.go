@@ -204,6 +204,6 @@ func (e *mlEvents) NotifyLeave(nd *memberlist.Node) {
 // the old incarnation was declared dead, or a duplicate name).
 func (c *mlConflict) NotifyConflict(existing, other *memberlist.Node) {
 	n := (*Node)(c)
-	n.log.Warn("spmesh: discovery: node name claimed by two addresses; the newcomer is accepted once the old one is declared dead",
+	n.logs.Log(n.log, slog.LevelWarn, existing.Name, "spmesh: discovery: node name claimed by two addresses; the newcomer is accepted once the old one is declared dead",
 		logx.Node, existing.Name, "existing", nodeAddr(existing), "other", nodeAddr(other))
 }

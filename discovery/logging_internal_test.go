@@ -15,9 +15,9 @@ import (
 func TestFirstAddr(t *testing.T) {
 	for in, want := range map[string]string{
 		"memberlist: Rejected node n1 (10.0.0.9:7946): bad": "10.0.0.9",
-		"memberlist: Blocked alive message from=[::1]:7946":  "::1",
-		"memberlist: failed to receive: unacceptable label":  "",
-		"memberlist: Decrypt packet failed from 10.1.2.3":    "10.1.2.3",
+		"memberlist: Blocked alive message from=[::1]:7946": "::1",
+		"memberlist: failed to receive: unacceptable label": "",
+		"memberlist: Decrypt packet failed from 10.1.2.3":   "10.1.2.3",
 	} {
 		if got := firstAddr(in); got != want {
 			t.Errorf("firstAddr(%q) = %q, want %q", in, got, want)

@@ -350,7 +350,7 @@ func (so *Socket) follow(updates <-chan []spmesh.Endpoint, bare bool) {
 			if !dialed[ep.Addr] {
 				if err := so.dial(ep.Addr, ep.Node); err != nil {
 					so.C.SetLastError(ep.Addr, err)
-					so.Settings.Logger.Warn("spmesh: dial discovered endpoint", logx.Endpoint, ep.Addr, logx.Err, err)
+					so.logWarn(ep.Addr, "spmesh: dial discovered endpoint", logx.Endpoint, ep.Addr, logx.Node, ep.Node, logx.Err, err)
 					continue
 				}
 				dialed[ep.Addr] = true
