@@ -92,7 +92,8 @@ func (c *fakeClock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 
 // TestRefusalsLoggedOncePerPeerPerInterval floods a replier over real TCP
 // from one host with two refusals, garbage instead of the SP handshake and
-// frames claiming far more than the size limit, one connection each: every
+// frames over the size limit (claiming far more, and a little more), one
+// connection each: every
 // one is counted, one line per kind is logged per interval, and the first
 // line after the interval says how many were not logged. The user's logger
 // carries its own "component" key: no record has a key twice.
@@ -130,6 +131,11 @@ func TestRefusalsLoggedOncePerPeerPerInterval(t *testing.T) {
 		binary.BigEndian.PutUint64(h[:], 1<<40)
 		r.C.Write(h[:])
 		r.C.Close()
+		// And a frame a little over the limit, read and dropped (answered
+		// with an error if it is a request).
+		r = testutil.DialSP(t, addr, 0x30)
+		r.Send(make([]byte, 2048), 0x80000001)
+		r.C.Close()
 	}
 	waitFor := func(hs, big uint64) {
 		t.Helper()
@@ -144,21 +150,22 @@ func TestRefusalsLoggedOncePerPeerPerInterval(t *testing.T) {
 		garbage()
 		oversize()
 	}
-	waitFor(flood, flood)
+	waitFor(flood, 2*flood)
 
 	const hsMsg = "spmesh: handshake failed"
 	const bigMsg = "spmesh: frame over the size limit: connection closed"
+	const dropMsg = "spmesh: received frame over the size limit dropped"
 	var recs []map[string]any
 	testutil.Eventually(t, 10*time.Second, func() error {
 		recs = buf.lines(t)
-		for _, m := range []string{hsMsg, bigMsg} {
+		for _, m := range []string{hsMsg, bigMsg, dropMsg} {
 			if n, _ := count(recs, m); n < 1 {
 				return fmt.Errorf("%q not logged", m)
 			}
 		}
 		return nil
 	})
-	for _, m := range []string{hsMsg, bigMsg} {
+	for _, m := range []string{hsMsg, bigMsg, dropMsg} {
 		n, last := count(recs, m)
 		if n != 1 {
 			t.Errorf("%q logged %d times in one interval, want once", m, n)
@@ -176,11 +183,11 @@ func TestRefusalsLoggedOncePerPeerPerInterval(t *testing.T) {
 	clk.add(logx.Every - time.Millisecond)
 	garbage()
 	oversize()
-	waitFor(flood+1, flood+1)
+	waitFor(flood+1, 2*flood+2)
 	// A line is offered to the limiter after its count: wait for both
 	// to be seen suppressed before the clock moves on.
 	testutil.Eventually(t, 10*time.Second, func() error {
-		for _, m := range []string{hsMsg, bigMsg} {
+		for _, m := range []string{hsMsg, bigMsg, dropMsg} {
 			if n := so.logs.Pending("127.0.0.1", m); n != flood {
 				return fmt.Errorf("%q: %d suppressed, want %d", m, n, flood)
 			}
@@ -188,7 +195,7 @@ func TestRefusalsLoggedOncePerPeerPerInterval(t *testing.T) {
 		return nil
 	})
 	recs = buf.lines(t)
-	for _, m := range []string{hsMsg, bigMsg} {
+	for _, m := range []string{hsMsg, bigMsg, dropMsg} {
 		if n, _ := count(recs, m); n != 1 {
 			t.Errorf("%q logged %d times before the interval ended, want once", m, n)
 		}
@@ -198,18 +205,18 @@ func TestRefusalsLoggedOncePerPeerPerInterval(t *testing.T) {
 	clk.add(time.Millisecond)
 	garbage()
 	oversize()
-	waitFor(flood+2, flood+2)
+	waitFor(flood+2, 2*flood+4)
 	// A record is written after its count: wait for the lines.
 	testutil.Eventually(t, 10*time.Second, func() error {
 		recs = buf.lines(t)
-		for _, m := range []string{hsMsg, bigMsg} {
+		for _, m := range []string{hsMsg, bigMsg, dropMsg} {
 			if n, _ := count(recs, m); n < 2 {
 				return fmt.Errorf("%q logged %d times, want 2", m, n)
 			}
 		}
 		return nil
 	})
-	for _, m := range []string{hsMsg, bigMsg} {
+	for _, m := range []string{hsMsg, bigMsg, dropMsg} {
 		n, last := count(recs, m)
 		if n != 2 {
 			t.Errorf("%q logged %d times over two intervals, want twice", m, n)

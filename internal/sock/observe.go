@@ -57,11 +57,11 @@ func (o *observer) DialError(addr string, err error) {
 
 // Oversize counts a frame over the receive limit (dropped, and replaced by
 // whatever OversizeFrame makes of it).
-func (o *observer) Oversize(peerProto uint16, prefix []byte, size uint64) []byte {
+func (o *observer) Oversize(remote string, peerProto uint16, prefix []byte, size uint64) []byte {
 	o.so.C.TooLarge.Add(1)
 	o.so.C.Dropped.Add(1)
-	o.so.logWarn("", "spmesh: received frame over the size limit dropped",
-		"size", size, "max", o.so.Settings.MaxMsgSize)
+	o.so.logWarn(remote, "spmesh: received frame over the size limit dropped",
+		logx.Remote, remote, "size", size, "max", o.so.Settings.MaxMsgSize)
 	return o.so.OversizeFrame(peerProto, prefix, size)
 }
 
