@@ -3,6 +3,7 @@ package logx
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -106,5 +107,18 @@ func TestPeerKey(t *testing.T) {
 		if got := PeerKey(in); got != want {
 			t.Errorf("PeerKey(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// BenchmarkLimiterSuppressed is the cost of a refusal logged while its
+// peer's line for the interval has gone out: what a flood pays per frame.
+func BenchmarkLimiterSuppressed(b *testing.B) {
+	lg := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	var l Limiter
+	l.Log(lg, slog.LevelWarn, "10.0.0.1", "spmesh: refused", Remote, "10.0.0.1:1")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		l.Log(lg, slog.LevelWarn, "10.0.0.1", "spmesh: refused", Remote, "10.0.0.1:1")
 	}
 }
