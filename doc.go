@@ -55,6 +55,43 @@
 //     allocates by len(data). One that decodes msgpack by other means calls
 //     [CheckMsgpack] first; one for another format needs its own check.
 //
+// # Logging
+//
+// Every socket (each pattern package's WithLogger) and discovery
+// (Config.Logger) log to a *slog.Logger, silent by default, with one
+// scheme. Messages start with "spmesh: " ("spmesh: discovery: ",
+// "spmesh: memberlist: "). spmesh adds no "component" or other source
+// attribute, so a logger that carries its own never sees a key twice; the
+// prefix says where a line comes from. Levels:
+//
+//	Debug  per message: a resend, a nack, a bad survey answered
+//	Info   lifecycle: joined, jobs recovered from an outbox
+//	Warn   a peer's traffic refused or dropped (handshake, size limit,
+//	       connection cap, bad frame, slow peer, refused endpoint or
+//	       member), a setting that weakens security, a retried failure
+//	Error  spmesh's own failures (panic recovered, fsync failed) and
+//	       lost work (a job dead-lettered with no dead-letter function)
+//
+// Attribute keys, one meaning each:
+//
+//	remote      a peer's network address (host:port)
+//	node        a peer's node name (discovery member)
+//	endpoint    an advertised endpoint's address
+//	service     a service name
+//	role        a role (rep, pub, ...)
+//	id          a message or job id
+//	err         the error
+//	reason      why a thing was refused, when not an error
+//	path        a file (outbox)
+//	suppressed  lines of this kind for this peer not logged since the last
+//
+// Every Warn about a peer's traffic goes through one limiter per socket
+// (per node in discovery): at most one line per kind per peer (its host:
+// a peer reconnecting from new ports is the same peer) per 10 s; the next
+// line after that carries suppressed=N. The counters in [Stats] count
+// every one. At most 1024 peers are remembered; past that, the others
+// share one line per kind per interval.
+//
 // # Tracing
 //
 // [Tracer] is the hook through which every pattern reports the messages it

@@ -3,11 +3,13 @@ package discovery
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/logx"
 )
 
 // EventType says what an [Event] reports.
@@ -123,9 +125,8 @@ func (a *mlAlive) NotifyAlive(nd *memberlist.Node) error {
 	if err := checkGossipAddr(nd.Addr, nd.Port); err != nil {
 		n.membersRefused.Add(1)
 		n.setLastError(fmt.Errorf("member %s at %s refused: %v", nd.Name, nodeAddr(nd), err))
-		if n.logLimit.allow("alive " + nd.Name) {
-			n.log.Warn("spmesh: discovery: member refused", "peer", nd.Name, "addr", nodeAddr(nd), "reason", err)
-		}
+		n.logs.Log(n.log, slog.LevelWarn, nodeAddr(nd), "spmesh: discovery: member refused",
+			logx.Node, nd.Name, logx.Remote, nodeAddr(nd), logx.Reason, err)
 		return err
 	}
 	return nil
@@ -203,6 +204,6 @@ func (e *mlEvents) NotifyLeave(nd *memberlist.Node) {
 // the old incarnation was declared dead, or a duplicate name).
 func (c *mlConflict) NotifyConflict(existing, other *memberlist.Node) {
 	n := (*Node)(c)
-	n.log.Warn("spmesh: discovery: node name claimed by two addresses; the newcomer is accepted once the old one is declared dead",
-		"name", existing.Name, "existing", nodeAddr(existing), "other", nodeAddr(other))
+	n.logs.Log(n.log, slog.LevelWarn, existing.Name, "spmesh: discovery: node name claimed by two addresses; the newcomer is accepted once the old one is declared dead",
+		logx.Node, existing.Name, "existing", nodeAddr(existing), "other", nodeAddr(other))
 }

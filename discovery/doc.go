@@ -19,7 +19,9 @@
 //     Config.DeadTimeout merges again); pulling a member's records until
 //     it answers (every ProbeInterval/2, at least 100 ms).
 //   - What is refused: see below; every refusal has a counter in
-//     [Node.Stats] and a rate-limited warning in Config.Logger.
+//     [Node.Stats] and a warning in Config.Logger, at most one per kind per
+//     peer per 10 s (the next one carries "suppressed", the count not
+//     logged in between).
 //   - A peer that dies is dropped after failure detection (about
 //     SuspicionMult * ProbeInterval); one that calls Leave is dropped at once.
 //   - Names must be unique. A node restarted under the same name on a new
@@ -75,7 +77,7 @@
 //     across all other members (default 256) are listed; a pull answer
 //     is at most 4 MiB. Refused endpoints are counted in
 //     [Stats].EndpointsRefused, described in [Stats].LastError and logged
-//     once a minute per member.
+//     once per member per 10 s.
 //   - stay listed after it is gone: a member that left, was declared dead,
 //     or refuses connections on its gossip port (its process is gone) loses
 //     its endpoints at once; members with watched endpoints are re-pulled

@@ -11,11 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/logx"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -251,14 +253,12 @@ func sharedAddr(a string) bool {
 	return i > 0 && remoteSchemes[a[:i]]
 }
 
-// refusedExchange counts and logs (at most once a minute) a pull this node
+// refusedExchange counts and logs (at most once per peer per 10 s) a pull this node
 // refused or could not authenticate.
 func (n *Node) refusedExchange(from string, err error) {
 	n.handshakeErrors.Add(1)
 	n.setLastError(fmt.Errorf("records exchange with %s: %v", from, err))
-	if n.logLimit.allow("exchange " + from) {
-		n.log.Warn("spmesh: discovery: records exchange refused", "peer", from, "err", err)
-	}
+	n.logs.Log(n.log, slog.LevelWarn, logx.PeerKey(from), "spmesh: discovery: records exchange refused", logx.Remote, from, logx.Err, err)
 }
 
 func encodeRequest(label, to string, challenge []byte) []byte {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/logx"
 )
 
 // Node is one member of a gossip mesh: it advertises this process's
@@ -56,7 +57,7 @@ type Node struct {
 	pullErrors       atomic.Uint64
 	gossipRefused    atomic.Uint64
 	lastErr          atomic.Pointer[string]
-	logLimit         logLimiter
+	logs             logx.Limiter // every log of a refusal, per peer
 
 	// refresh is how often the records of a member with watched endpoints
 	// are pulled again (a liveness check: a member whose gossip port
@@ -161,7 +162,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.meta = encodeDigest(n.gen, 0, 0, []uint32{})
 
-	std := newStdLogger(n.log, &n.gossipRefused)
+	std := newStdLogger(n.log, &n.gossipRefused, &n.logs)
 	bind := cfg.BindAddr
 	if bind == "" {
 		bind = "0.0.0.0"
@@ -238,7 +239,7 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// allowedConn refuses (and counts, and logs once a minute per address) an
+// allowedConn refuses (and counts, and logs once per interval per address, see internal/logx) an
 // incoming TCP connection from outside Config.CIDRsAllowed: memberlist
 // itself checks only the addresses in alive messages.
 func (n *Node) allowedConn(a net.Addr) bool {
@@ -255,9 +256,7 @@ func (n *Node) allowedConn(a net.Addr) bool {
 	}
 	n.gossipRefused.Add(1)
 	n.setLastError(fmt.Errorf("connection from %s refused: not in Config.CIDRsAllowed", a))
-	if n.logLimit.allow("cidr " + ap.Addr().String()) {
-		n.log.Warn("spmesh: discovery: connection refused: not in Config.CIDRsAllowed", "peer", a.String())
-	}
+	n.logs.Log(n.log, slog.LevelWarn, ap.Addr().String(), "spmesh: discovery: connection refused: not in Config.CIDRsAllowed", logx.Remote, a.String())
 	return false
 }
 
@@ -934,13 +933,13 @@ func (n *Node) pulled(p *peer, gen uint64, eps []spmesh.Endpoint, err error) {
 		// decides.
 		if errors.Is(err, syscall.ECONNREFUSED) || pe != nil || ne != nil {
 			if len(p.eps) > 0 {
-				n.log.Info("spmesh: discovery: member's records unavailable, its endpoints withdrawn until it answers", "peer", p.node.Name, "addr", p.addr, "err", err)
+				n.log.Info("spmesh: discovery: member's records unavailable, its endpoints withdrawn until it answers", logx.Node, p.node.Name, logx.Remote, p.addr, logx.Err, err)
 			}
 			p.hidden = true
 			n.setPeerEps(p, nil, p.full)
 		}
-		if (pe != nil || ne != nil) && n.logLimit.allow("pull "+p.node.Name) {
-			n.log.Warn("spmesh: discovery: records refused", "peer", p.node.Name, "addr", p.addr, "err", err)
+		if pe != nil || ne != nil {
+			n.logs.Log(n.log, slog.LevelWarn, p.node.Name, "spmesh: discovery: records refused", logx.Node, p.node.Name, logx.Remote, p.addr, logx.Err, err)
 		}
 		return
 	}
@@ -960,7 +959,7 @@ func (n *Node) pulled(p *peer, gen uint64, eps []spmesh.Endpoint, err error) {
 // admit keeps the endpoints of member p that pass the checks of
 // checkRemoteEndpoint and the caps (Config.MaxEndpointsPerMember, and
 // Config.MaxEndpointsPerService counting the other members' endpoints);
-// refusals are counted and logged once a minute per member. Called with
+// refusals are counted and logged once per member per 10 s. Called with
 // n.mu held; eps sorted.
 func (n *Node) admit(p *peer, eps []spmesh.Endpoint) []spmesh.Endpoint {
 	out := make([]spmesh.Endpoint, 0, min(len(eps), n.cfg.MaxEndpointsPerMember))
@@ -1001,10 +1000,8 @@ func (n *Node) admit(p *peer, eps []spmesh.Endpoint) []spmesh.Endpoint {
 		n.endpointsRefused.Add(uint64(refused))
 		err := fmt.Errorf("%d endpoints of %s refused, e.g. %s %s %q: %v", refused, p.node.Name, firstEp.Service, firstEp.Role, firstEp.Addr, first)
 		n.setLastError(err)
-		if n.logLimit.allow("endpoints " + p.node.Name) {
-			n.log.Warn("spmesh: discovery: endpoints refused", "peer", p.node.Name, "addr", p.addr,
-				"refused", refused, "service", firstEp.Service, "role", firstEp.Role, "endpoint", firstEp.Addr, "reason", first)
-		}
+		n.logs.Log(n.log, slog.LevelWarn, p.node.Name, "spmesh: discovery: endpoints refused", logx.Node, p.node.Name, logx.Remote, p.addr,
+			"refused", refused, logx.Service, firstEp.Service, logx.Role, firstEp.Role, logx.Endpoint, firstEp.Addr, logx.Reason, first)
 	}
 	return out
 }
@@ -1136,9 +1133,7 @@ func (n *Node) applyMeta(p *peer, b []byte) {
 	m, err := decodeMeta(p.node.Name, b)
 	if err != nil {
 		n.recordsRefused.Add(1)
-		if n.logLimit.allow("meta " + p.node.Name) {
-			n.log.Warn("spmesh: discovery: ignoring peer metadata", "peer", p.node.Name, "err", err)
-		}
+		n.logs.Log(n.log, slog.LevelWarn, p.node.Name, "spmesh: discovery: ignoring peer metadata", logx.Node, p.node.Name, logx.Err, err)
 		return
 	}
 	p.gen = m.gen
@@ -1250,38 +1245,6 @@ func (n *Node) PullFailures() map[string]string {
 // it in their own Stats without importing this package (a type assertion
 // to interface{ EndpointsRefused() uint64 }).
 func (n *Node) EndpointsRefused() uint64 { return n.endpointsRefused.Load() }
-
-// logLimiter lets one log line per key through per minute.
-type logLimiter struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-}
-
-const logEvery = time.Minute
-
-func (l *logLimiter) allow(k string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	if l.last == nil {
-		l.last = map[string]time.Time{}
-	}
-	if t, ok := l.last[k]; ok && now.Sub(t) < logEvery {
-		return false
-	}
-	if len(l.last) >= 1024 {
-		for k, t := range l.last {
-			if now.Sub(t) >= logEvery {
-				delete(l.last, k)
-			}
-		}
-		if len(l.last) >= 1024 {
-			return false
-		}
-	}
-	l.last[k] = now
-	return true
-}
 
 // localIP reports whether ip is assigned to an interface of this host.
 func localIP(ip string) bool {

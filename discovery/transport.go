@@ -8,12 +8,14 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/spmesh/spmesh/internal/logx"
 )
 
 // transport is memberlist's UDP/TCP transport with outgoing TCP connections
@@ -205,14 +207,18 @@ func (c *trackedConn) Close() error {
 }
 
 // logWriter turns memberlist's "[LEVEL] memberlist: text" lines into slog
-// records, and counts the gossip it refused for a label or key.
+// records ("spmesh: memberlist: text": no source attribute, so none
+// collides with the user's), and counts the gossip it refused for a label
+// or key; those refusals are logged through the node's limiter, keyed by
+// the first address in the text.
 type logWriter struct {
 	l       *slog.Logger
 	refused *atomic.Uint64
+	logs    *logx.Limiter
 }
 
-func newStdLogger(l *slog.Logger, refused *atomic.Uint64) *log.Logger {
-	return log.New(logWriter{l, refused}, "", 0)
+func newStdLogger(l *slog.Logger, refused *atomic.Uint64, logs *logx.Limiter) *log.Logger {
+	return log.New(logWriter{l, refused, logs}, "", 0)
 }
 
 var logLevels = []struct {
@@ -235,17 +241,48 @@ func (w logWriter) Write(p []byte) (int, error) {
 			break
 		}
 	}
-	if w.refused != nil {
-		for _, s := range refusedGossip {
-			if bytes.Contains(p, []byte(s)) {
+	kind := ""
+	for _, s := range refusedGossip {
+		if bytes.Contains(p, []byte(s)) {
+			kind = s
+			if w.refused != nil {
 				w.refused.Add(1)
-				break
 			}
+			break
 		}
 	}
 	if !w.l.Enabled(context.Background(), level) {
 		return n, nil
 	}
-	w.l.Log(context.Background(), level, strings.TrimPrefix(string(p), "memberlist: "), "component", "memberlist")
+	msg := "spmesh: memberlist: " + strings.TrimPrefix(string(p), "memberlist: ")
+	if kind != "" && w.logs != nil {
+		// A refusal: the peer's traffic. Rated per kind and peer (a
+		// remote's text varies, the kind does not).
+		if level < slog.LevelWarn {
+			level = slog.LevelWarn
+		}
+		peer := firstAddr(string(p))
+		w.logs.Log(w.l, level, peer, "spmesh: memberlist: gossip refused: "+kind, logx.Remote, peer, "detail", msg)
+		return n, nil
+	}
+	w.l.Log(context.Background(), level, msg)
 	return n, nil
+}
+
+// firstAddr returns the host of the first host:port (or IP) in memberlist
+// text, "" when there is none.
+func firstAddr(s string) string {
+	for _, f := range strings.Fields(s) {
+		if i := strings.LastIndex(f, "="); i >= 0 {
+			f = f[i+1:]
+		}
+		f = strings.Trim(f, "(),;:'\"")
+		if ap, err := netip.ParseAddrPort(f); err == nil {
+			return ap.Addr().Unmap().String()
+		}
+		if a, err := netip.ParseAddr(strings.Trim(f, "[]:")); err == nil {
+			return a.Unmap().String()
+		}
+	}
+	return ""
 }

@@ -14,7 +14,7 @@ import (
 // What a remote member may make this node's sockets dial. Every endpoint
 // a member advertises is checked here when its records arrive, before any
 // watcher sees it; refused ones are counted (Stats.EndpointsRefused) and
-// logged once per member per minute.
+// logged once per member per 10 s.
 
 // Reasons an endpoint is refused.
 var (

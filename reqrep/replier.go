@@ -127,7 +127,7 @@ func (r *Replier) handle(base context.Context, m *sock.Frame) *sock.Frame {
 	}
 	ctx, cancel := r.srv.HandlerContext(base, env.Deadline)
 	hctx, end := r.so.Settings.TraceReceive(ctx, r.fr.op(), r.so.Settings.Service, env.Header)
-	v, err := r.srv.Call("id", req.ID, func() (any, error) { return r.h.ServeRequest(hctx, req) })
+	v, err := r.srv.Call("request", req.ID, func() (any, error) { return r.h.ServeRequest(hctx, req) })
 	end(err)
 	cancel()
 	renv.Header = req.reply
@@ -180,7 +180,7 @@ func (r *Replier) handleBare(base context.Context, m *sock.Frame) *sock.Frame {
 	req := r.pool.Get().(*Request)
 	*req = Request{Attempt: 1, Time: time.Now(), Data: m.Body, codec: r.codec}
 	ctx, cancel := r.srv.HandlerContext(base, 0)
-	v, err := r.srv.Call("id", req.ID, func() (any, error) { return r.h.ServeRequest(ctx, req) })
+	v, err := r.srv.Call("request", req.ID, func() (any, error) { return r.h.ServeRequest(ctx, req) })
 	cancel()
 	*req = Request{}
 	r.pool.Put(req)

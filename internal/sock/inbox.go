@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/logx"
 	"github.com/spmesh/spmesh/internal/wire"
 	"go.nanomsg.org/mangos/v3"
 )
@@ -188,12 +189,14 @@ func (in *Inbox[T]) run(decode FrameFunc[T]) {
 			continue
 		}
 		in.frame = len(m.Body) // before decode, which may free m
+		from := m.Pipe
 		if in.bytes {
 			in.so.C.BytesReceived.Add(uint64(in.frame))
 		}
 		if err := decode(frame(m), emit); err != nil {
 			in.so.C.DecodeErrors.Add(1)
-			in.so.Settings.Logger.Debug("spmesh: discarded bad frame", "err", err)
+			addr := pipeAddr(from)
+			in.so.logWarn(addr, "spmesh: discarded bad frame", logx.Remote, addr, logx.Err, err)
 		}
 		select {
 		case <-in.done:

@@ -1,23 +1,21 @@
 package sock
 
 import (
-	"context"
 	"errors"
 	"log/slog"
-	"sync"
-	"time"
 
+	"github.com/spmesh/spmesh/internal/logx"
 	"github.com/spmesh/spmesh/internal/sptcp"
 )
 
 // observer is a socket's sptcp.Observer: it counts what the transport
 // reports in the socket's Counters, records connection errors as the
-// socket's LastError, and logs them with the peer's address, at most once
-// per logEvery per kind (the first at once; the next says how many were
-// not logged in between).
+// socket's LastError, and logs them with the peer's address through the
+// socket's limiter: at most one line per kind per peer host per
+// logx.Every (the first at once; the next says how many were not logged
+// in between, under "suppressed").
 type observer struct {
-	so                                       *Socket
-	refused, timeout, handshake, dial, large logLimit
+	so *Socket
 }
 
 var (
@@ -25,16 +23,12 @@ var (
 	_ sptcp.FrameRefuser = (*observer)(nil)
 )
 
-// logEvery is the least time between two logs of one kind of connection
-// event on one socket.
-const logEvery = 5 * time.Second
-
 func newObserver(so *Socket) *observer { return &observer{so: so} }
 
 func (o *observer) ConnRefused(remote string) {
 	o.so.C.ConnsRefused.Add(1)
-	o.refused.log(o.so.Settings.Logger, slog.LevelWarn, "spmesh: connection refused at the listener's connection cap",
-		"remote", remote, "max_conns", o.so.Settings.MaxConns)
+	o.so.logWarn(remote, "spmesh: connection refused at the listener's connection cap",
+		logx.Remote, remote, "max_conns", o.so.Settings.MaxConns)
 }
 
 func (o *observer) ConnTimeout(remote string, err error) {
@@ -47,27 +41,27 @@ func (o *observer) ConnTimeout(remote string, err error) {
 	if errors.Is(err, sptcp.ErrIdleTimeout) {
 		level = slog.LevelDebug
 	}
-	o.timeout.log(o.so.Settings.Logger, level, "spmesh: connection closed for time", "remote", remote, "err", err)
+	o.so.logRated(level, remote, "spmesh: connection closed for time", logx.Remote, remote, logx.Err, err)
 }
 
 func (o *observer) HandshakeError(remote string, err error) {
 	o.so.C.HandshakeErrors.Add(1)
 	o.so.C.SetLastError(remote, err)
-	o.handshake.log(o.so.Settings.Logger, slog.LevelWarn, "spmesh: handshake failed", "remote", remote, "err", err)
+	o.so.logWarn(remote, "spmesh: handshake failed", logx.Remote, remote, logx.Err, err)
 }
 
 func (o *observer) DialError(addr string, err error) {
 	o.so.C.SetLastError(addr, err)
-	o.dial.log(o.so.Settings.Logger, slog.LevelWarn, "spmesh: dial failed (retrying)", "addr", addr, "err", err)
+	o.so.logWarn(addr, "spmesh: dial failed (retrying)", logx.Remote, addr, logx.Err, err)
 }
 
 // Oversize counts a frame over the receive limit (dropped, and replaced by
 // whatever OversizeFrame makes of it).
-func (o *observer) Oversize(peerProto uint16, prefix []byte, size uint64) []byte {
+func (o *observer) Oversize(remote string, peerProto uint16, prefix []byte, size uint64) []byte {
 	o.so.C.TooLarge.Add(1)
 	o.so.C.Dropped.Add(1)
-	o.large.log(o.so.Settings.Logger, slog.LevelWarn, "spmesh: received frame over the size limit dropped",
-		"size", size, "max", o.so.Settings.MaxMsgSize)
+	o.so.logWarn(remote, "spmesh: received frame over the size limit dropped",
+		logx.Remote, remote, "size", size, "max", o.so.Settings.MaxMsgSize)
 	return o.so.OversizeFrame(peerProto, prefix, size)
 }
 
@@ -76,34 +70,18 @@ func (o *observer) Oversize(peerProto uint16, prefix []byte, size uint64) []byte
 func (o *observer) FrameRefused(remote string, peerProto uint16, size uint64) {
 	o.so.C.TooLarge.Add(1)
 	o.so.C.Dropped.Add(1)
-	o.large.log(o.so.Settings.Logger, slog.LevelWarn, "spmesh: frame over the size limit: connection closed",
-		"remote", remote, "size", size, "max", o.so.Settings.MaxMsgSize)
+	o.so.logWarn(remote, "spmesh: frame over the size limit: connection closed",
+		logx.Remote, remote, "size", size, "max", o.so.Settings.MaxMsgSize)
 }
 
-// logLimit lets one log through per logEvery.
-type logLimit struct {
-	mu         sync.Mutex
-	next       time.Time
-	suppressed int
+// logWarn logs a refusal or drop of the traffic of the peer at addr
+// through the socket's limiter (see logx.Limiter).
+func (so *Socket) logWarn(addr, msg string, args ...any) {
+	so.logRated(slog.LevelWarn, addr, msg, args...)
 }
 
-func (l *logLimit) log(lg *slog.Logger, level slog.Level, msg string, args ...any) {
-	if lg == nil || !lg.Enabled(context.Background(), level) {
-		return
-	}
-	now := time.Now()
-	l.mu.Lock()
-	if now.Before(l.next) {
-		l.suppressed++
-		l.mu.Unlock()
-		return
-	}
-	l.next = now.Add(logEvery)
-	n := l.suppressed
-	l.suppressed = 0
-	l.mu.Unlock()
-	if n > 0 {
-		args = append(args, "not_logged_since_last", n)
-	}
-	lg.Log(context.Background(), level, msg, args...)
+// logRated logs at level through the socket's limiter, keyed by the host
+// of addr ("" for an unknown peer).
+func (so *Socket) logRated(level slog.Level, addr, msg string, args ...any) {
+	so.logs.Log(so.Settings.Logger, level, logx.PeerKey(addr), msg, args...)
 }

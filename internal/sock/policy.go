@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/logx"
 )
 
 // policy is the transport security a socket applies, resolved at Open from
@@ -199,6 +200,6 @@ func verifyNode(cs tls.ConnectionState, node string) error {
 func (so *Socket) refused(ep spmesh.Endpoint, why string) {
 	so.C.EndpointsRefused.Add(1)
 	so.C.SetLastError(ep.Addr, errors.New("endpoint refused: "+why))
-	so.Settings.Logger.Warn("spmesh: discovered endpoint refused", "service", ep.Service,
-		"addr", ep.Addr, "node", ep.Node, "reason", why)
+	so.logWarn(ep.Addr, "spmesh: discovered endpoint refused", logx.Service, ep.Service,
+		logx.Endpoint, ep.Addr, logx.Node, ep.Node, logx.Reason, why)
 }

@@ -2,11 +2,11 @@ package sock
 
 import (
 	"errors"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/spmesh/spmesh/internal/logx"
 	"github.com/spmesh/spmesh/internal/wire"
 	"go.nanomsg.org/mangos/v3"
 	"go.nanomsg.org/mangos/v3/protocol"
@@ -32,9 +32,8 @@ type Fanout struct {
 	pipes    map[uint32]*pubPipe
 	maxMsgs  int
 	maxBytes int
-	so       atomic.Pointer[Socket] // set by PubOf; nil: drops counted per pipe only
-	c        *Counters              // the socket's: bytes counted from the first frame
-	log      logLimit
+	so       atomic.Pointer[Socket]                   // set by PubOf; nil: drops counted per pipe only
+	c        *Counters                                // the socket's: bytes counted from the first frame
 	slow     func(addr string, dropped, since uint64) // OnSlow; nil: none
 	slowGap  time.Duration
 
@@ -339,7 +338,7 @@ func (s *Fanout) cutOff(p *pubPipe) {
 	if so := s.so.Load(); so != nil {
 		so.C.SendTimeouts.Add(1)
 		so.C.SetLastError(p.addr, errors.New("subscriber stalled: connection closed (backpressure)"))
-		so.Settings.Logger.Warn("spmesh: subscriber stalled, connection closed", "remote", p.addr, "stall", s.stall)
+		so.logWarn(p.addr, "spmesh: subscriber stalled, connection closed", logx.Remote, p.addr, "stall", s.stall)
 	}
 	p.p.Close()
 }
@@ -361,8 +360,8 @@ func (s *Fanout) dropped(p *pubPipe, n int) {
 	}
 	so.C.Dropped.Add(uint64(n))
 	if first {
-		s.log.log(so.Settings.Logger, slog.LevelWarn, "spmesh: subscriber not keeping up: messages for it dropped (it sees the gaps)",
-			"remote", p.addr, "queue_msgs", s.maxMsgs, "queue_bytes", s.maxBytes)
+		so.logWarn(p.addr, "spmesh: subscriber not keeping up: messages for it dropped (it sees the gaps)",
+			logx.Remote, p.addr, "queue_msgs", s.maxMsgs, "queue_bytes", s.maxBytes)
 	}
 }
 

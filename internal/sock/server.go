@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/logx"
 	"github.com/spmesh/spmesh/internal/wire"
 	"go.nanomsg.org/mangos/v3"
 )
@@ -62,9 +63,6 @@ type Server struct {
 	stallAfter  time.Duration // min(stallAfter, sendTimeout/2)
 	pipes       sync.Map      // pipe id (uint32) -> *pipeState, for pipes replied to
 	npipes      atomic.Int64
-
-	slowLog  logLimit
-	closeLog logLimit
 
 	endOnce sync.Once
 	ended   chan struct{} // closed once every worker has returned
@@ -299,8 +297,8 @@ func (s *Server) hangUp(p mangos.Pipe, st *pipeState) {
 	}
 	addr := pipeAddr(p)
 	s.so.C.SetLastError(addr, fmt.Errorf("spmesh: closed: the peer took no reply in time (send timeout %v; %v while another reply to it waits)", s.sendTimeout, s.stallAfter))
-	s.closeLog.log(s.so.Settings.Logger, slog.LevelWarn, "spmesh: closing the connection of a peer that does not read its replies",
-		"remote", addr, "send_timeout", s.sendTimeout)
+	s.so.logWarn(addr, "spmesh: closing the connection of a peer that does not read its replies",
+		logx.Remote, addr, "send_timeout", s.sendTimeout)
 	p.Close()
 }
 
@@ -309,8 +307,9 @@ func (s *Server) dropSlow(p mangos.Pipe, reply *mangos.Message) {
 	reply.Free()
 	s.so.C.SendTimeouts.Add(1)
 	s.so.C.Dropped.Add(1)
-	s.slowLog.log(s.so.Settings.Logger, slog.LevelDebug, "spmesh: reply dropped: the peer is not taking replies",
-		"remote", pipeAddr(p), "send_timeout", s.sendTimeout)
+	addr := pipeAddr(p)
+	s.so.logRated(slog.LevelDebug, addr, "spmesh: reply dropped: the peer is not taking replies",
+		logx.Remote, addr, "send_timeout", s.sendTimeout)
 }
 
 // pipeState returns p's state, creating it on first use; nil without a pipe.
@@ -385,15 +384,15 @@ func (s *Server) HandlerContext(base context.Context, deadline int64) (context.C
 
 // Call runs a handler, counting it in InFlight and turning a
 // panic into a *spmesh.RemoteError with code spmesh.CodePanic (logged with
-// its stack, the server keeps serving). what and id identify the frame in
-// the log.
+// its stack, the server keeps serving). what ("request", "survey") and id
+// identify the call in the log.
 func (s *Server) Call(what string, id spmesh.ID, f func() (any, error)) (v any, err error) {
 	s.InFlight.Add(1)
 	defer func() {
 		s.InFlight.Add(-1)
 		if p := recover(); p != nil {
 			s.Panics.Add(1)
-			s.so.Settings.Logger.Error("spmesh: handler panic recovered", what, id, "panic", p, "stack", string(debug.Stack()))
+			s.so.Settings.Logger.Error("spmesh: handler panic recovered", "call", what, logx.ID, id, "panic", p, "stack", string(debug.Stack()))
 			v, err = nil, spmesh.Errorf(spmesh.CodePanic, "panic: %v", p)
 		}
 	}()

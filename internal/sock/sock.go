@@ -37,6 +37,7 @@ import (
 	"sync/atomic"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/logx"
 	"github.com/spmesh/spmesh/internal/sptcp"
 	"github.com/spmesh/spmesh/internal/wire"
 	"go.nanomsg.org/mangos/v3"
@@ -181,9 +182,10 @@ type Socket struct {
 	stopWatch func()
 	pipeHooks []func(mangos.PipeEvent, mangos.Pipe)
 	wg        sync.WaitGroup
-	obs       *observer  // what the transport reports: see observe.go
-	wake      peerSignal // signalled on every connection change: see wait.go
-	pol       policy     // transport security: see policy.go
+	obs       *observer    // what the transport reports: see observe.go
+	logs      logx.Limiter // every log of a refused or dropped peer's traffic
+	wake      peerSignal   // signalled on every connection change: see wait.go
+	pol       policy       // transport security: see policy.go
 }
 
 type dialer struct {
@@ -349,7 +351,7 @@ func (so *Socket) follow(updates <-chan []spmesh.Endpoint, bare bool) {
 			if !dialed[ep.Addr] {
 				if err := so.dial(ep.Addr, ep.Node); err != nil {
 					so.C.SetLastError(ep.Addr, err)
-					so.Settings.Logger.Warn("spmesh: dial discovered endpoint", "addr", ep.Addr, "err", err)
+					so.logWarn(ep.Addr, "spmesh: dial discovered endpoint", logx.Endpoint, ep.Addr, logx.Node, ep.Node, logx.Err, err)
 					continue
 				}
 				dialed[ep.Addr] = true

@@ -544,7 +544,7 @@ func (p *pipe) oversize(sz uint64) (*mangos.Message, error) {
 		left -= uint64(k)
 	}
 	p.framed()
-	if b := p.obs.Oversize(p.peer, prefix, sz); b != nil {
+	if b := p.obs.Oversize(p.remote, p.peer, prefix, sz); b != nil {
 		m := mangos.NewMessage(len(b))
 		m.Body = append(m.Body, b...)
 		return m, nil

@@ -93,12 +93,12 @@ type Observer interface {
 	// DialError: connecting to addr failed (before any handshake).
 	DialError(addr string, err error)
 	// Oversize: a frame of size bytes, over the receive limit, came from a
-	// peer of protocol peerProto that has a reply channel (REQ, REP,
+	// peer at remote of protocol peerProto that has a reply channel (REQ, REP,
 	// SURVEYOR, RESPONDENT); prefix is its first bytes (at most
 	// OversizePrefix, a copy the observer may keep). The rest was read and
 	// discarded. A non-nil result is delivered in place of the frame; nil
 	// drops it.
-	Oversize(peerProto uint16, prefix []byte, size uint64) []byte
+	Oversize(remote string, peerProto uint16, prefix []byte, size uint64) []byte
 }
 
 // FrameRefuser is an optional interface of an [Observer]: FrameRefused is
@@ -341,7 +341,7 @@ func (nopObserver) ConnRefused(string)                     {}
 func (nopObserver) ConnTimeout(string, error)              {}
 func (nopObserver) HandshakeError(string, error)           {}
 func (nopObserver) DialError(string, error)                {}
-func (nopObserver) Oversize(uint16, []byte, uint64) []byte { return nil }
+func (nopObserver) Oversize(string, uint16, []byte, uint64) []byte { return nil }
 
 // deadline returns now + d, or the zero time (none) when d < 0.
 func deadline(d time.Duration) time.Time {

@@ -1,0 +1,9 @@
+package logx
+
+import (
+	"testing"
+
+	"github.com/spmesh/spmesh/internal/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
