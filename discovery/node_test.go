@@ -81,12 +81,14 @@ func patient(c *discovery.Config) {
 func TestMeshConverges(t *testing.T) {
 	nodes := mesh(t, 20, patient)
 	converged(t, nodes, 20)
-	// Services advertised on one node are seen by all the others.
+	// Services advertised on one node are seen by all the others (the
+	// deadlines allow for pulls that time out and back off on a loaded
+	// machine; a quiet one takes about a second).
 	wd, err := nodes[7].Advertise(ep("thumbnails", spmesh.RoleReplier, "tcp://127.0.0.1:7001"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		for _, n := range nodes {
 			got := n.Endpoints("thumbnails", spmesh.RoleReplier)
 			if len(got) != 1 || got[0].Node != "n7" || got[0].Addr != "tcp://127.0.0.1:7001" {
@@ -96,7 +98,7 @@ func TestMeshConverges(t *testing.T) {
 		return nil
 	})
 	wd()
-	testutil.Eventually(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		for _, n := range nodes {
 			if got := n.Endpoints("thumbnails", spmesh.RoleReplier); len(got) != 0 {
 				return fmt.Errorf("%s sees %v after withdraw, want none", n.Name(), got)
