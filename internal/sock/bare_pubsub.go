@@ -1,8 +1,6 @@
 package sock
 
 import (
-	"errors"
-	"fmt"
 
 	"github.com/spmesh/spmesh"
 )
@@ -36,22 +34,5 @@ func SubDrops(so *Socket) uint64 {
 // encoding where it is known, else while or after encoding), refusals
 // counted in TooLarge.
 func (so *Socket) EncodePrefixed(c spmesh.Codec, prefix string, v any) (*Frame, error) {
-	max := so.Settings.MaxMsgSize
-	if n := len(prefix) + knownSize(c, v); n > max {
-		return nil, so.tooLarge(n, max)
-	}
-	m := NewFrame(min(len(prefix)+sizeHint(&so.lastSize, &bareEnv, v), max+1))
-	b := append(m.Body[:0], prefix...)
-	b, err := spmesh.AppendMarshalLimit(c, b, v, max)
-	if err != nil {
-		m.Free()
-		if errors.Is(err, spmesh.ErrTooLarge) {
-			so.C.TooLarge.Add(1)
-			return nil, err
-		}
-		return nil, fmt.Errorf("spmesh: encode %T: %w", v, err)
-	}
-	so.lastSize.Store(int64(len(b) - len(prefix)))
-	m.Body = b
-	return m, nil
+	return so.encode(c, &bareEnv, prefix, v)
 }

@@ -35,15 +35,22 @@ func (so *Socket) EncodeWith(c spmesh.Codec, env *wire.Msg, v any) (*Frame, erro
 		// the caller learns why.
 		return nil, fmt.Errorf("%w: %d headers, limit %d", spmesh.ErrInvalidOption, n, wire.MaxHeaders)
 	}
+	return so.encode(c, env, "", v)
+}
+
+// encode builds the frame: env's header (none for bareEnv), then prefix,
+// then v encoded by c, within the socket's size limit (see EncodeWith).
+func (so *Socket) encode(c spmesh.Codec, env *wire.Msg, prefix string, v any) (*Frame, error) {
 	max := so.Settings.MaxMsgSize
-	if n := knownSize(c, v); n > max {
+	if n := len(prefix) + knownSize(c, v); n > max {
 		return nil, so.tooLarge(n, max)
 	}
-	m := NewFrame(min(sizeHint(&so.lastSize, env, v), max+1))
+	m := NewFrame(min(len(prefix)+sizeHint(&so.lastSize, env, v), max+1))
 	b := m.Body[:0]
 	if env != &bareEnv {
 		b = wire.AppendHeader(b, env)
 	}
+	b = append(b, prefix...)
 	b, err := spmesh.AppendMarshalLimit(c, b, v, max)
 	if err != nil {
 		m.Free()
@@ -53,7 +60,7 @@ func (so *Socket) EncodeWith(c spmesh.Codec, env *wire.Msg, v any) (*Frame, erro
 		}
 		return nil, fmt.Errorf("spmesh: encode %T: %w", v, err)
 	}
-	so.lastSize.Store(int64(len(b)))
+	so.lastSize.Store(int64(len(b) - len(prefix)))
 	m.Body = b
 	return m, nil
 }
