@@ -555,18 +555,23 @@ func (rs *Responses) finish(why error) {
 }
 
 // Next returns the next answer, waiting until one arrives, the survey ends
-// (an error matching [ErrDone]) or ctx ends (ctx.Err()). Answers that
+// (an error matching [ErrDone]) or ctx ends (ctx.Err()). After
+// [Surveyor.Close] it returns [spmesh.ErrClosed]; after [Surveyor.Drain],
+// the answers of a survey that ended are still returned. Answers that
 // arrived before the end are all returned before the end is reported.
 func (rs *Responses) Next(ctx context.Context) (*Response, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	for {
-		if rs.s.so.Closed() {
+		// After Close, nothing; after Drain, what a survey that ended
+		// collected (its end error last).
+		drained := rs.s.surveys.Stopped()
+		if rs.s.so.Closed() && !drained {
 			return nil, spmesh.ErrClosed
 		}
 		rs.mu.Lock()
-		if rs.closed {
+		if rs.closed || drained && !rs.ended && rs.s.so.Closed() {
 			rs.mu.Unlock()
 			return nil, spmesh.ErrClosed
 		}
