@@ -202,9 +202,13 @@ func (p *Pusher) Addrs() []string { return p.so.Bound() }
 // that goes away meanwhile is dropped (counted), as ever. If ctx ends
 // first, Drain closes at once: what is still queued is dropped and counted
 // in Stats as Dropped (and DroppedClosed), running Push calls return
-// [spmesh.ErrClosed], and Drain returns ctx's error. It is idempotent and
-// safe to call with, or after, Close.
+// [spmesh.ErrClosed], and Drain returns ctx's error. Concurrent calls all
+// wait; once closed (by Close or a Drain), Drain returns
+// [spmesh.ErrClosed], as on every socket type.
 func (p *Pusher) Drain(ctx context.Context) error {
+	if p.so.Closed() {
+		return spmesh.ErrClosed
+	}
 	p.calls.Stop()
 	err := p.calls.Wait(ctx)
 	if err == nil {

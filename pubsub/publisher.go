@@ -49,9 +49,9 @@ type Publisher struct {
 
 	mu        sync.Mutex // orders sequence numbers with sends
 	closed    bool
-	draining  bool          // Drain was called: Publish refuses
-	flushed   chan struct{} // closed when the flusher is idle with nothing pending (Drain waits)
-	bareCalls sock.Pending  // bare Publish calls in progress (Drain waits)
+	draining  bool                 // Drain was called: Publish refuses
+	flushed   chan struct{}        // closed when the flusher is idle with nothing pending (Drain waits)
+	bareCalls sock.Pending         // bare Publish calls in progress (Drain waits)
 	topics    map[string]*topicSeq // validated topics and their counters
 	lastTopic string               // the previous Publish's topic
 	last      *topicSeq            // and its counter
@@ -519,10 +519,15 @@ func (p *Publisher) Addrs() []string { return p.so.Bound() }
 // subscriber holds Drain back; a gone one does not (what was queued for it
 // is dropped, counted). If ctx ends first, Drain closes at once: what is
 // still queued is dropped and counted in Stats as Dropped (and
-// DroppedClosed), and Drain returns ctx's error. It is idempotent and safe
-// to call with, or after, Close.
+// DroppedClosed), and Drain returns ctx's error. Concurrent calls all wait;
+// once closed (by Close or a Drain), Drain returns [spmesh.ErrClosed], as
+// on every socket type.
 func (p *Publisher) Drain(ctx context.Context) error {
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return spmesh.ErrClosed
+	}
 	if !p.closed && !p.draining {
 		p.queueTails() // the last sequence numbers, before draining
 		p.draining = true

@@ -103,8 +103,8 @@ func TestRequesterDrainLetsCallsFinish(t *testing.T) {
 	if err := rq.Request(context.Background(), "after", nil); !errors.Is(err, spmesh.ErrClosed) {
 		t.Fatalf("Request after Drain = %v, want ErrClosed", err)
 	}
-	if err := rq.Drain(context.Background()); err != nil {
-		t.Fatalf("second Drain = %v, want nil", err)
+	if err := rq.Drain(context.Background()); !errors.Is(err, spmesh.ErrClosed) {
+		t.Fatalf("second Drain = %v, want ErrClosed", err)
 	}
 }
 

@@ -375,9 +375,13 @@ func (r *Requester) Addrs() []string { return r.so.Bound() }
 // error wrapping [spmesh.ErrClosed]; the calls in progress go on (resends
 // included) until each gets its reply or fails; then Drain closes. If ctx
 // ends first, Drain closes at once: the calls still in progress return
-// [spmesh.ErrClosed], and Drain returns ctx's error. It is idempotent and
-// safe to call with, or after, Close.
+// [spmesh.ErrClosed], and Drain returns ctx's error. Concurrent calls all
+// wait; once closed (by Close or a Drain), Drain returns
+// [spmesh.ErrClosed], as on every socket type.
 func (r *Requester) Drain(ctx context.Context) error {
+	if r.so.Closed() {
+		return spmesh.ErrClosed
+	}
 	r.calls.Stop()
 	err := r.calls.Wait(ctx)
 	if cerr := r.Close(); err == nil {

@@ -88,8 +88,8 @@ func TestSurveyorDrainLetsSurveysEnd(t *testing.T) {
 	if _, err := s.Survey(ctx, "after"); !errors.Is(err, spmesh.ErrClosed) {
 		t.Fatalf("Survey after Drain = %v, want ErrClosed", err)
 	}
-	if err := s.Drain(ctx); err != nil {
-		t.Fatalf("second Drain = %v, want nil", err)
+	if err := s.Drain(ctx); !errors.Is(err, spmesh.ErrClosed) {
+		t.Fatalf("second Drain = %v, want ErrClosed", err)
 	}
 }
 

@@ -410,9 +410,13 @@ var errDraining = fmt.Errorf("%w: surveyor draining", spmesh.ErrClosed)
 // [Responses.Close]); then Drain closes. Their answers stay readable from
 // their [Responses] after it returns; answers arriving late are not
 // waited for. If ctx ends first, Drain closes at once: the surveys still
-// running end with [spmesh.ErrClosed], and Drain returns ctx's error. It is
-// idempotent and safe to call with, or after, Close.
+// running end with [spmesh.ErrClosed], and Drain returns ctx's error.
+// Concurrent calls all wait; once closed (by Close or a Drain), Drain
+// returns [spmesh.ErrClosed], as on every socket type.
 func (s *Surveyor) Drain(ctx context.Context) error {
+	if s.so.Closed() {
+		return spmesh.ErrClosed
+	}
 	s.surveys.Stop()
 	err := s.surveys.Wait(ctx)
 	if cerr := s.Close(); err == nil {
