@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -137,4 +138,22 @@ func TestAddrsListeners(t *testing.T) {
 	if got := s.Addrs(); len(got) != 1 || got[0] != addr2 {
 		t.Fatalf("Subscriber.Addrs = %v, want [%s]", got, addr2)
 	}
+}
+
+func TestConformancePublisher(t *testing.T) {
+	testutil.Run(t, testutil.Pattern{
+		Open: func(t *testing.T, addr string) io.Closer {
+			return mustPub(t, pubsub.WithListen(addr))
+		},
+		// With no subscriber, WaitPeers blocks until ctx ends.
+		Wait: func(ctx context.Context, s io.Closer) error {
+			return s.(*pubsub.Publisher).WaitPeers(ctx, 1)
+		},
+		Invalid: map[string]func() error{
+			"subscribe on a publisher": func() error { _, err := pubsub.NewPublisher(pubsub.WithSubscribe(">")); return err },
+			"queue zero":               func() error { _, err := pubsub.NewPublisher(pubsub.WithQueueLen(0)); return err },
+			"tiny max size":            func() error { _, err := pubsub.NewPublisher(pubsub.WithMaxMessageSize(1)); return err },
+		},
+		Listens: true,
+	})
 }
