@@ -4,7 +4,32 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+
+	"github.com/spmesh/spmesh/internal/sptcp"
+	"go.nanomsg.org/mangos/v3/protocol"
 )
+
+// pipesFlushed waits until each pipe's transport has written what it was
+// given to the kernel (spmesh's TCP transport buffers it; a transport
+// without the option writes at once), or ctx ends.
+func pipesFlushed(ctx context.Context, pipes []protocol.Pipe) error {
+	for _, pp := range pipes {
+		op, ok := pp.(interface{ GetOption(string) (any, error) }) // mangos' pipes are
+		if !ok {
+			continue
+		}
+		v, err := op.GetOption(sptcp.OptionFlushed)
+		if err != nil {
+			continue
+		}
+		if f, ok := v.(func(context.Context) error); ok {
+			if err := f(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 // Pending counts work in progress, so that a Drain can wait until none is
 // left without polling: frames queued for (or being written to) a

@@ -52,7 +52,18 @@ type Fanout struct {
 // Flushed returns nil once every frame queued so far has been written to
 // its connection (or freed with a connection that went), or ctx's error
 // when ctx ends first: a draining publisher waits on it.
-func (s *Fanout) Flushed(ctx context.Context) error { return s.out.Wait(ctx) }
+func (s *Fanout) Flushed(ctx context.Context) error {
+	if err := s.out.Wait(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	pipes := make([]protocol.Pipe, 0, len(s.pipes))
+	for _, p := range s.pipes {
+		pipes = append(pipes, p.p)
+	}
+	s.mu.Unlock()
+	return pipesFlushed(ctx, pipes)
+}
 
 // Hold makes s wait for room rather than drop (lossless pub/sub): Send
 // waits while a connection's queue is full, up to stall; past it that

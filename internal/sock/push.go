@@ -41,7 +41,18 @@ type Spread struct {
 // Flushed returns nil once every frame queued so far has been written to
 // its connection (or dropped with a connection that went, counted), or
 // ctx's error when ctx ends first: a draining pusher waits on it.
-func (s *Spread) Flushed(ctx context.Context) error { return s.out.Wait(ctx) }
+func (s *Spread) Flushed(ctx context.Context) error {
+	if err := s.out.Wait(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	pipes := make([]protocol.Pipe, 0, len(s.pipes))
+	for _, p := range s.pipes {
+		pipes = append(pipes, p.p)
+	}
+	s.mu.Unlock()
+	return pipesFlushed(ctx, pipes)
+}
 
 type pushPipe struct {
 	s      *Spread
