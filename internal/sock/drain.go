@@ -9,11 +9,18 @@ import (
 	"go.nanomsg.org/mangos/v3/protocol"
 )
 
-// pipesFlushed waits until each pipe's transport has written what it was
-// given to the kernel (spmesh's TCP transport buffers it; a transport
-// without the option writes at once), or ctx ends.
-func pipesFlushed(ctx context.Context, pipes []protocol.Pipe) error {
-	for _, pp := range pipes {
+// flushed is Flushed of a send-only protocol (Fanout, Spread): it waits
+// until out, the frames it queued, is empty, then until each connection's
+// transport has written what it was given to the kernel (spmesh's TCP
+// transport buffers it; a transport without the option writes at once), or
+// ctx ends. pipes calls each on every connection, under the protocol's lock.
+func flushed(ctx context.Context, out *Pending, pipes func(each func(protocol.Pipe))) error {
+	if err := out.Wait(ctx); err != nil {
+		return err
+	}
+	var list []protocol.Pipe
+	pipes(func(p protocol.Pipe) { list = append(list, p) })
+	for _, pp := range list {
 		op, ok := pp.(interface{ GetOption(string) (any, error) }) // mangos' pipes are
 		if !ok {
 			continue

@@ -53,16 +53,13 @@ type Fanout struct {
 // its connection (or freed with a connection that went), or ctx's error
 // when ctx ends first: a draining publisher waits on it.
 func (s *Fanout) Flushed(ctx context.Context) error {
-	if err := s.out.Wait(ctx); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	pipes := make([]protocol.Pipe, 0, len(s.pipes))
-	for _, p := range s.pipes {
-		pipes = append(pipes, p.p)
-	}
-	s.mu.Unlock()
-	return pipesFlushed(ctx, pipes)
+	return flushed(ctx, &s.out, func(each func(protocol.Pipe)) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, p := range s.pipes {
+			each(p.p)
+		}
+	})
 }
 
 // Hold makes s wait for room rather than drop (lossless pub/sub): Send

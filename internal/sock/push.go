@@ -42,16 +42,13 @@ type Spread struct {
 // its connection (or dropped with a connection that went, counted), or
 // ctx's error when ctx ends first: a draining pusher waits on it.
 func (s *Spread) Flushed(ctx context.Context) error {
-	if err := s.out.Wait(ctx); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	pipes := make([]protocol.Pipe, 0, len(s.pipes))
-	for _, p := range s.pipes {
-		pipes = append(pipes, p.p)
-	}
-	s.mu.Unlock()
-	return pipesFlushed(ctx, pipes)
+	return flushed(ctx, &s.out, func(each func(protocol.Pipe)) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, p := range s.pipes {
+			each(p.p)
+		}
+	})
 }
 
 type pushPipe struct {
