@@ -19,6 +19,12 @@
 //   - Push blocks: while no puller is connected, and while the Pusher's send
 //     queue for every puller is full (backpressure), until its ctx ends. A nil error means "queued", not "received". With
 //     [WithNonBlocking], Push fails at once with [spmesh.ErrNoPeers] instead.
+//   - [Pusher.Drain] is the graceful Close: new pushes fail at once (an
+//     error wrapping [spmesh.ErrClosed]), the pushes already running go on,
+//     and Drain blocks until every queued message has been written to its
+//     puller's connection, or its ctx ends: then it closes at once, drops
+//     what is still queued (counted in Dropped and DroppedClosed) and
+//     returns ctx's error.
 //   - Buffering: a Pusher holds up to [WithQueueLen] messages (and 16 MiB)
 //     per connected puller, plus what the transport buffers; what is queued for a puller that goes away is lost and
 //     counted in Stats().Dropped; a Puller up to [WithQueueLen] messages and

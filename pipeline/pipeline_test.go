@@ -331,6 +331,7 @@ func TestConformancePuller(t *testing.T) {
 		Open: func(t *testing.T, addr string) io.Closer {
 			return mustPuller(t, pipeline.WithListen(addr))
 		},
+		Listens: true,
 		Wait: func(ctx context.Context, s io.Closer) error {
 			_, err := s.(*pipeline.Puller).Next(ctx)
 			return err

@@ -267,6 +267,9 @@ func NewProducer(opts ...Option) (*Producer, error) {
 // Listen listens on addr for workers to dial, returning the bound address.
 func (p *Producer) Listen(addr string) (string, error) { return p.rq.Listen(addr) }
 
+// Addrs returns the addresses the producer listens on.
+func (p *Producer) Addrs() []string { return p.rq.Addrs() }
+
 // Dial connects to a worker listening at addr, in the background.
 func (p *Producer) Dial(addr string) error { return p.rq.Dial(addr) }
 

@@ -113,6 +113,9 @@ func NewPuller(opts ...Option) (*Puller, error) {
 // Listen listens on addr for pushers to dial, returning the bound address.
 func (pl *Puller) Listen(addr string) (string, error) { return pl.so.Listen(addr) }
 
+// Addrs returns the addresses the puller listens on.
+func (pl *Puller) Addrs() []string { return pl.so.Bound() }
+
 // Dial connects to a pusher listening at addr, in the background.
 func (pl *Puller) Dial(addr string) error { return pl.so.Dial(addr) }
 

@@ -27,6 +27,7 @@ type Pusher struct {
 
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
+	calls     sock.Pending // Push calls in progress; stopped by Drain
 
 	mu       sync.Mutex
 	attached chan struct{} // closed and replaced each time a puller connects
@@ -105,6 +106,10 @@ func (p *Pusher) push(ctx context.Context, h spmesh.Header, v any) error {
 	if p.so.Closed() {
 		return spmesh.ErrClosed
 	}
+	if !p.calls.Enter() {
+		return errDraining
+	}
+	defer p.calls.Done(1)
 	m, err := p.encode(h, v)
 	if err != nil {
 		return err
@@ -182,6 +187,38 @@ func (p *Pusher) awaitPuller(ctx context.Context) error {
 // transport, Dropped those lost from a puller's send queue (the puller went
 // away, or the Pusher closed).
 func (p *Pusher) Stats() spmesh.Stats { return p.so.Stats() }
+
+// errDraining is Push's error once Drain was called.
+var errDraining = fmt.Errorf("%w: pusher draining", spmesh.ErrClosed)
+
+// Addrs returns the addresses the pusher listens on.
+func (p *Pusher) Addrs() []string { return p.so.Bound() }
+
+// Drain closes the pusher gracefully: Push refuses new messages at once
+// (an error wrapping [spmesh.ErrClosed]); the Push calls already running
+// go on (one waiting for a puller or for room still waits, until its own
+// ctx ends); then Drain waits until every queued message has been written
+// to its puller's connection, and closes. A message queued for a puller
+// that goes away meanwhile is dropped (counted), as ever. If ctx ends
+// first, Drain closes at once: what is still queued is dropped and counted
+// in Stats as Dropped (and DroppedClosed), running Push calls return
+// [spmesh.ErrClosed], and Drain returns ctx's error. Concurrent calls all
+// wait; once closed (by Close or a Drain), Drain returns
+// [spmesh.ErrClosed], as on every socket type.
+func (p *Pusher) Drain(ctx context.Context) error {
+	if p.so.Closed() {
+		return spmesh.ErrClosed
+	}
+	p.calls.Stop()
+	err := p.calls.Wait(ctx)
+	if err == nil {
+		err = p.spread.Flushed(ctx)
+	}
+	if cerr := p.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
 
 // Close closes the pusher at once; queued messages are dropped (and counted
 // in Stats as Dropped). It is idempotent.

@@ -22,6 +22,10 @@ func (p *Publisher) publishBare(topic string, h spmesh.Header, v any, data []byt
 	if p.so.Closed() {
 		return spmesh.ErrClosed
 	}
+	if !p.bareCalls.Enter() {
+		return errDraining
+	}
+	defer p.bareCalls.Done(1)
 	var m *sock.Frame
 	if raw {
 		n := len(topic) + len(data)

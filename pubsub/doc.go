@@ -48,7 +48,13 @@
 //     sender (CPU-bound, never waiting on a subscriber) catches up or ctx
 //     ends.
 //   - A message that Publish accepted is sent even if Close follows at once;
-//     what is still queued for a connection at Close is dropped.
+//     what is still queued for a connection at Close is dropped (counted in
+//     Dropped and DroppedClosed). [Publisher.Drain] is the graceful form:
+//     Publish refuses from then on (an error wrapping [spmesh.ErrClosed]),
+//     and Drain blocks until every message queued for a connected subscriber
+//     has been written to its connection (a slow subscriber holds it back,
+//     a gone one does not), or its ctx ends: then it closes at once, drops
+//     what is left (counted) and returns ctx's error.
 //
 // # Lossless mode
 //

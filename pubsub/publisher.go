@@ -49,6 +49,9 @@ type Publisher struct {
 
 	mu        sync.Mutex // orders sequence numbers with sends
 	closed    bool
+	draining  bool                 // Drain was called: Publish refuses
+	flushed   chan struct{}        // closed when the flusher is idle with nothing pending (Drain waits)
+	bareCalls sock.Pending         // bare Publish calls in progress (Drain waits)
 	topics    map[string]*topicSeq // validated topics and their counters
 	lastTopic string               // the previous Publish's topic
 	last      *topicSeq            // and its counter
@@ -223,7 +226,7 @@ func (p *Publisher) publishEnv(ctx context.Context, topic string, h spmesh.Heade
 		}
 		return p.sendNow(ts, topic, h, codec, v) // unlocks
 	}
-	for p.pend.full() && !p.closed {
+	for p.pend.full() && !p.closed && !p.draining {
 		if err := p.waitRoom(ctx); err != nil {
 			return err // unlocked
 		}
@@ -231,6 +234,10 @@ func (p *Publisher) publishEnv(ctx context.Context, topic string, h spmesh.Heade
 	if p.closed {
 		p.mu.Unlock()
 		return spmesh.ErrClosed
+	}
+	if p.draining {
+		p.mu.Unlock()
+		return errDraining
 	}
 	if raw && len(data) >= alone {
 		return p.appendLarge(ts, topic, h, codec, data) // unlocks
@@ -297,6 +304,9 @@ func (p *Publisher) appendLarge(ts *topicSeq, topic string, h spmesh.Header, cod
 func (p *Publisher) topic(topic string) (*topicSeq, error) {
 	if p.closed {
 		return nil, spmesh.ErrClosed
+	}
+	if p.draining {
+		return nil, errDraining
 	}
 	if p.last != nil && topic == p.lastTopic {
 		return p.last, nil
@@ -371,6 +381,10 @@ func (p *Publisher) flusher() {
 				return
 			}
 			p.idle = true
+			if p.flushed != nil {
+				close(p.flushed) // a Drain waits for this
+				p.flushed = nil
+			}
 			p.mu.Unlock()
 			<-p.wake
 			p.mu.Lock()
@@ -491,9 +505,69 @@ func (p *Publisher) Stats() spmesh.Stats { return p.so.Stats() }
 // subscriber sees them as gaps.
 func (p *Publisher) SubscriberDrops() map[string]uint64 { return p.pub.Drops() }
 
+// errDraining is Publish's error once Drain was called.
+var errDraining = fmt.Errorf("%w: publisher draining", spmesh.ErrClosed)
+
+// Addrs returns the addresses the publisher listens on.
+func (p *Publisher) Addrs() []string { return p.so.Bound() }
+
+// Drain closes the publisher gracefully: Publish refuses new messages at
+// once (an error wrapping [spmesh.ErrClosed]), the messages it accepted are
+// handed to the connections, and Drain waits until every message queued
+// for a connected subscriber has been written to it (with [WithBackpressure],
+// until each subscriber took it or was cut off), then closes. A slow
+// subscriber holds Drain back; a gone one does not (what was queued for it
+// is dropped, counted). If ctx ends first, Drain closes at once: what is
+// still queued is dropped and counted in Stats as Dropped (and
+// DroppedClosed), and Drain returns ctx's error. Concurrent calls all wait;
+// once closed (by Close or a Drain), Drain returns [spmesh.ErrClosed], as
+// on every socket type.
+func (p *Publisher) Drain(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return spmesh.ErrClosed
+	}
+	if !p.closed && !p.draining {
+		p.queueTails() // the last sequence numbers, before draining
+		p.draining = true
+		if p.waiters > 0 {
+			close(p.room) // waiting Publish calls refuse
+			p.room = make(chan struct{})
+		}
+	}
+	var idle chan struct{}
+	if p.batching && !p.closed && !(p.idle && len(p.pend.ents) == 0) {
+		if p.flushed == nil {
+			p.flushed = make(chan struct{})
+		}
+		idle = p.flushed
+	}
+	p.mu.Unlock()
+	p.bareCalls.Stop()
+	err := p.bareCalls.Wait(ctx)
+	if err == nil && idle != nil {
+		select {
+		case <-idle:
+		case <-p.done: // closed meanwhile
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err == nil {
+		err = p.pub.Flushed(ctx)
+	}
+	if cerr := p.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // Close closes the publisher at once. Messages that Publish accepted are
 // handed to the connections first (without waiting for any subscriber);
-// messages still queued for a connection are dropped. It is idempotent.
+// messages still queued for a connection are dropped (counted in Stats as
+// Dropped and DroppedClosed). [Publisher.Drain] is the graceful form. It is
+// idempotent.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
 	if !p.closed {

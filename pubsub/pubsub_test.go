@@ -106,6 +106,7 @@ func TestConformance(t *testing.T) {
 		Open: func(t *testing.T, addr string) io.Closer {
 			return mustSub(t, pubsub.WithListen(addr), pubsub.WithSubscribe(">"))
 		},
+		Listens: true,
 		Wait: func(ctx context.Context, s io.Closer) error {
 			_, err := s.(*pubsub.Subscriber).Next(ctx)
 			return err

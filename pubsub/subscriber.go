@@ -181,6 +181,9 @@ func (s *Subscriber) reportGaps() {
 // Listen listens on addr for publishers to dial, returning the bound address.
 func (s *Subscriber) Listen(addr string) (string, error) { return s.so.Listen(addr) }
 
+// Addrs returns the addresses the subscriber listens on.
+func (s *Subscriber) Addrs() []string { return s.so.Bound() }
+
 // Dial connects to a publisher listening at addr, in the background.
 func (s *Subscriber) Dial(addr string) error { return s.so.Dial(addr) }
 

@@ -78,6 +78,11 @@
 //     handler fails sends nothing (counted in Errors, logged) and the
 //     caller times out or resends. Kept: SP request ids, resends, credit
 //     (every bare replier has [WithPeerCredit]).
+//   - [Requester.Drain] refuses new calls at once (an error wrapping
+//     [spmesh.ErrClosed]), blocks until the calls in progress end (reply,
+//     error or their own ctx; resends go on meanwhile), then closes; if its
+//     ctx ends first it closes at once, the calls still running return
+//     [spmesh.ErrClosed], and it returns ctx's error.
 //   - Drain and Close: [Replier.Drain] stops taking requests, finishes those
 //     in hand, then closes; requests queued at the replier but not taken are
 //     resent by their callers when the connections close. [Replier.Close]

@@ -542,6 +542,7 @@ func TestConformance(t *testing.T) {
 		Open: func(t *testing.T, addr string) io.Closer {
 			return mustRequester(t, reqrep.WithListen(addr), reqrep.WithWaitForReplier())
 		},
+		Listens: true,
 		Wait: func(ctx context.Context, s io.Closer) error {
 			return s.(*reqrep.Requester).Request(ctx, "anyone?", nil)
 		},

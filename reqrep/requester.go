@@ -53,7 +53,7 @@ type Requester struct {
 	failMu sync.Mutex
 	failed map[wire.ID]uint32 // request -> connection whose handler failed it
 
-	inflight     atomic.Int64
+	calls        sock.Pending // calls in progress (InFlight); stopped by Drain
 	timeouts     atomic.Uint64
 	lost         atomic.Uint64
 	remoteErrors atomic.Uint64
@@ -155,6 +155,10 @@ func (r *Requester) roundTrip(ctx context.Context, c *Call, env *wire.Msg) (*soc
 	if r.so.Closed() {
 		return nil, 0, spmesh.ErrClosed
 	}
+	if !r.calls.Enter() {
+		return nil, 0, errDraining
+	}
+	defer r.calls.Done(1)
 	if r.so.Settings.Traced() && !r.fr.bare {
 		return r.tracedRoundTrip(ctx, c, env)
 	}
@@ -208,9 +212,6 @@ func (r *Requester) sendUntilReply(ctx context.Context, c *Call, h spmesh.Header
 	if attempt > 1 {
 		avoid = r.failedOn(id)
 	}
-	r.inflight.Add(1)
-	defer r.inflight.Add(-1)
-
 	for {
 		m, err := r.encode(id, attempt, deadline, c, h)
 		if err != nil {
@@ -355,13 +356,38 @@ func (r *Requester) encode(id wire.ID, attempt int, deadline int64, c *Call, h s
 func (r *Requester) Stats() RequesterStats {
 	return RequesterStats{
 		Stats:        r.so.Stats(),
-		InFlight:     int(r.inflight.Load()),
+		InFlight:     r.calls.Len(),
 		Timeouts:     r.timeouts.Load(),
 		Lost:         r.lost.Load(),
 		RemoteErrors: r.remoteErrors.Load(),
 		PerPeer:      r.d.Peers(),
 		ReplyTime:    r.d.ReplyTime(),
 	}
+}
+
+// errDraining is a call's error once Drain was called.
+var errDraining = fmt.Errorf("%w: requester draining", spmesh.ErrClosed)
+
+// Addrs returns the addresses the requester listens on.
+func (r *Requester) Addrs() []string { return r.so.Bound() }
+
+// Drain closes the requester gracefully: new calls fail at once with an
+// error wrapping [spmesh.ErrClosed]; the calls in progress go on (resends
+// included) until each gets its reply or fails; then Drain closes. If ctx
+// ends first, Drain closes at once: the calls still in progress return
+// [spmesh.ErrClosed], and Drain returns ctx's error. Concurrent calls all
+// wait; once closed (by Close or a Drain), Drain returns
+// [spmesh.ErrClosed], as on every socket type.
+func (r *Requester) Drain(ctx context.Context) error {
+	if r.so.Closed() {
+		return spmesh.ErrClosed
+	}
+	r.calls.Stop()
+	err := r.calls.Wait(ctx)
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Close closes the requester at once: calls in progress return

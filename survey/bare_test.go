@@ -154,6 +154,7 @@ func TestBareConformance(t *testing.T) {
 		Open: func(t *testing.T, addr string) io.Closer {
 			return mustSurveyor(t, survey.WithListen(addr), survey.WithBareFrames(), survey.WithCodec(spmesh.Raw))
 		},
+		Listens: true,
 		Wait: func(ctx context.Context, s io.Closer) error {
 			rs, err := s.(*survey.Surveyor).Survey(ctx, []byte("q"), survey.WithTimeout(time.Hour))
 			if err != nil {

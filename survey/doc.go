@@ -41,6 +41,12 @@
 //     question (to a peer whose send queue is full, it is dropped) and
 //     returns. [Responses.Next] blocks until an answer arrives, the survey
 //     ends (an error matching [ErrDone]) or its ctx ends.
+//   - [Surveyor.Drain] refuses new surveys at once (an error wrapping
+//     [spmesh.ErrClosed]) and blocks until the running surveys end (by any
+//     of the ends above; late answers are not waited for), then closes. The
+//     answers of those surveys stay readable from their [Responses] (after
+//     Close they do not). If its ctx ends first it closes at once: the
+//     surveys still running end with [spmesh.ErrClosed].
 //   - A [Respondent] runs its [Handler] on [WithConcurrency] surveys at once
 //     (default 8); further surveys wait in the socket's queue. A handler
 //     error or panic becomes an error answer (a [*spmesh.RemoteError] in

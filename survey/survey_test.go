@@ -524,6 +524,7 @@ func TestConformance(t *testing.T) {
 		Open: func(t *testing.T, addr string) io.Closer {
 			return mustSurveyor(t, survey.WithListen(addr))
 		},
+		Listens: true,
 		// A survey with no respondent and a long timeout: Next blocks
 		// until ctx ends (the survey ends with it) or the surveyor closes.
 		Wait: func(ctx context.Context, s io.Closer) error {

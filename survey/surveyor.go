@@ -137,6 +137,8 @@ type Surveyor struct {
 	closed bool
 	free   []sock.SurveyCtx // idle survey contexts, one per concurrent survey
 	wg     sync.WaitGroup   // collectors
+
+	surveys sock.Pending // surveys not ended yet; stopped by Drain
 }
 
 // NewSurveyor opens a surveyor. Give it an address with [WithListen] (or
@@ -186,6 +188,15 @@ func (s *Surveyor) Survey(ctx context.Context, question any, opts ...SurveyOptio
 	if s.so.Closed() {
 		return nil, spmesh.ErrClosed
 	}
+	if !s.surveys.Enter() {
+		return nil, errDraining
+	}
+	held := true // the survey's count, until rs holds it
+	defer func() {
+		if held {
+			s.surveys.Done(1)
+		}
+	}()
 	c := s.defaults
 	c.expectCall = false
 	for _, o := range opts {
@@ -253,6 +264,7 @@ func (s *Surveyor) Survey(ctx context.Context, question any, opts ...SurveyOptio
 	if s.so.Settings.Traced() && !s.bare {
 		rs.trace = tend // before anything can end the survey
 	}
+	rs.counted, held = true, false // counted until the survey ends
 	s.so.C.Sent.Add(1)
 	if rs.expected != nil && rs.pending == 0 {
 		rs.mu.Lock()
@@ -389,6 +401,30 @@ func (s *Surveyor) Stats() SurveyorStats {
 	return SurveyorStats{Stats: s.so.Stats(), Late: s.late.Load(), ReplyTime: s.replyTime.Snapshot()}
 }
 
+// errDraining is Survey's error once Drain was called.
+var errDraining = fmt.Errorf("%w: surveyor draining", spmesh.ErrClosed)
+
+// Drain closes the surveyor gracefully: Survey refuses new surveys at once
+// (an error wrapping [spmesh.ErrClosed]); the surveys in progress run until
+// they end (deadline, every expected respondent answered, ctx cancelled or
+// [Responses.Close]); then Drain closes. Their answers stay readable from
+// their [Responses] after it returns; answers arriving late are not
+// waited for. If ctx ends first, Drain closes at once: the surveys still
+// running end with [spmesh.ErrClosed], and Drain returns ctx's error.
+// Concurrent calls all wait; once closed (by Close or a Drain), Drain
+// returns [spmesh.ErrClosed], as on every socket type.
+func (s *Surveyor) Drain(ctx context.Context) error {
+	if s.so.Closed() {
+		return spmesh.ErrClosed
+	}
+	s.surveys.Stop()
+	err := s.surveys.Wait(ctx)
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // Close closes the surveyor at once: running surveys end, and every call on
 // it or on its [Responses] returns [spmesh.ErrClosed]. It is idempotent.
 func (s *Surveyor) Close() error {
@@ -418,6 +454,7 @@ type Responses struct {
 	buf      []*Response
 	head     int
 	ended    bool  // no more answers are accepted
+	counted  bool  // counted in the surveyor's surveys until it ends
 	complete bool  // ended because every expected respondent answered
 	closed   bool  // Close was called
 	end      error // why it ended
@@ -494,6 +531,10 @@ func (rs *Responses) endLocked(why error) (stop func() bool) {
 		return nil
 	}
 	rs.ended, rs.end = true, why
+	if rs.counted {
+		rs.counted = false
+		rs.s.surveys.Done(1)
+	}
 	stop, rs.stopCtx = rs.stopCtx, nil
 	if rs.trace != nil {
 		// A survey that ran to its end ended well; a cancelled one did not.
@@ -518,18 +559,23 @@ func (rs *Responses) finish(why error) {
 }
 
 // Next returns the next answer, waiting until one arrives, the survey ends
-// (an error matching [ErrDone]) or ctx ends (ctx.Err()). Answers that
+// (an error matching [ErrDone]) or ctx ends (ctx.Err()). After
+// [Surveyor.Close] it returns [spmesh.ErrClosed]; after [Surveyor.Drain],
+// the answers of a survey that ended are still returned. Answers that
 // arrived before the end are all returned before the end is reported.
 func (rs *Responses) Next(ctx context.Context) (*Response, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	for {
-		if rs.s.so.Closed() {
+		// After Close, nothing; after Drain, what a survey that ended
+		// collected (its end error last).
+		drained := rs.s.surveys.Stopped()
+		if rs.s.so.Closed() && !drained {
 			return nil, spmesh.ErrClosed
 		}
 		rs.mu.Lock()
-		if rs.closed {
+		if rs.closed || drained && !rs.ended && rs.s.so.Closed() {
 			rs.mu.Unlock()
 			return nil, spmesh.ErrClosed
 		}

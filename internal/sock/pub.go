@@ -1,6 +1,7 @@
 package sock
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,21 @@ type Fanout struct {
 	abort   chan struct{} // closed by Abort: waiting Sends drop
 	sendMu  sync.Mutex    // serialises waiting Sends (scratch)
 	scratch []*pubPipe
+
+	out Pending // frames queued for, or being written to, a connection (Flushed)
+}
+
+// Flushed returns nil once every frame queued so far has been written to
+// its connection (or freed with a connection that went), or ctx's error
+// when ctx ends first: a draining publisher waits on it.
+func (s *Fanout) Flushed(ctx context.Context) error {
+	return flushed(ctx, &s.out, func(each func(protocol.Pipe)) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, p := range s.pipes {
+			each(p.p)
+		}
+	})
 }
 
 // Hold makes s wait for room rather than drop (lossless pub/sub): Send
@@ -195,6 +211,7 @@ func (s *Fanout) send(m *mangos.Message, n int, ctl bool) error {
 		}
 		if ok {
 			m.Clone()
+			s.out.Add(1)
 			p.q = append(p.q, queued{m, n, ctl})
 			p.msgs += n
 			if ctl {
@@ -285,6 +302,7 @@ func (s *Fanout) sendHold(m *mangos.Message, n int) error {
 			p.qmu.Lock()
 			if p.msgs == 0 || p.msgs+n <= s.maxMsgs && p.bytes+size <= s.maxBytes {
 				m.Clone()
+				s.out.Add(1)
 				p.q = append(p.q, queued{m, n, false})
 				p.msgs += n
 				p.bytes += size
@@ -402,7 +420,7 @@ func (s fanoutProto) AddPipe(pp protocol.Pipe) error {
 	p := &pubPipe{p: pp, closeq: make(chan struct{}), wake: make(chan struct{}, 1)}
 	pp.SetPrivate(p)
 	s.pipes[pp.ID()] = p
-	go p.sender(s.c)
+	go p.sender(s.Fanout)
 	go p.receiver(s.Fanout)
 	return nil
 }
@@ -436,16 +454,27 @@ func (s fanoutProto) Close() error {
 }
 
 // sender writes the queued frames to the connection. When the connection
-// goes, what is still queued is freed.
-func (p *pubPipe) sender(c *Counters) {
+// goes (or the socket closes), what is still queued is freed and its
+// messages counted as dropped (DroppedClosed).
+func (p *pubPipe) sender(s *Fanout) {
+	c := s.c
 	defer p.p.Close()
 	defer func() {
+		lost := 0
 		for {
 			f, ok := p.next()
 			if !ok {
-				return
+				break
+			}
+			if !f.ctl {
+				lost += f.n
 			}
 			f.m.Free()
+			s.out.Done(1)
+		}
+		if so := s.so.Load(); so != nil && lost > 0 {
+			so.C.Dropped.Add(uint64(lost))
+			so.C.DroppedClosed.Add(uint64(lost))
 		}
 	}()
 	for {
@@ -461,8 +490,14 @@ func (p *pubPipe) sender(c *Counters) {
 		n := len(f.m.Body) // SendMsg takes f.m
 		if err := p.p.SendMsg(f.m); err != nil {
 			f.m.Free()
+			s.out.Done(1)
+			if so := s.so.Load(); so != nil && !f.ctl {
+				so.C.Dropped.Add(uint64(f.n))
+				so.C.DroppedClosed.Add(uint64(f.n))
+			}
 			return
 		}
+		s.out.Done(1)
 		c.BytesSent.Add(uint64(n))
 		select {
 		case <-p.closeq:

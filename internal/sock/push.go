@@ -35,6 +35,20 @@ type Spread struct {
 	so       atomic.Pointer[Socket] // set by PushOf; nil: nothing counted
 	c        *Counters              // the socket's: bytes counted from the first frame
 	senders  sync.WaitGroup
+	out      Pending // frames queued for, or being written to, a connection (Flushed)
+}
+
+// Flushed returns nil once every frame queued so far has been written to
+// its connection (or dropped with a connection that went, counted), or
+// ctx's error when ctx ends first: a draining pusher waits on it.
+func (s *Spread) Flushed(ctx context.Context) error {
+	return flushed(ctx, &s.out, func(each func(protocol.Pipe)) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, p := range s.pipes {
+			each(p.p)
+		}
+	})
 }
 
 type pushPipe struct {
@@ -110,6 +124,7 @@ func (s *Spread) Send(ctx context.Context, done <-chan struct{}, f *Frame, wait 
 			}
 			if k := len(p.q) - p.head; k == 0 || k < s.maxMsgs && p.bytes+size <= s.maxBytes {
 				s.next = (s.next + i + 1) % n
+				s.out.Add(1)
 				p.q = append(p.q, m)
 				p.bytes += size
 				s.mu.Unlock()
@@ -199,8 +214,10 @@ func (p *pushPipe) sender() {
 		if err := p.p.SendMsg(m); err != nil {
 			m.Free()
 			p.s.dropped(1)
+			p.s.out.Done(1)
 			return
 		}
+		p.s.out.Done(1)
 		p.s.c.BytesSent.Add(uint64(n))
 		if so != nil {
 			so.C.Sent.Add(1)
@@ -227,6 +244,7 @@ func (p *pushPipe) discard() {
 		m.Free()
 	}
 	s.dropped(len(left))
+	s.out.Done(len(left))
 }
 
 func (s *Spread) dropped(n int) {

@@ -2,6 +2,7 @@ package sptcp
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -115,7 +116,8 @@ type pipe struct {
 	writing   bool // the flusher is in a write
 	sent      bool // a frame was queued (ends the idle phase)
 	closed    bool
-	err       error // sticky write error
+	err       error         // sticky write error
+	flushedq  chan struct{} // closed when the flusher is idle and a Flushed waits
 
 	wake      chan struct{} // capacity 1: there is something to write
 	done      chan struct{} // closed when the flusher returns
@@ -303,9 +305,37 @@ func (p *pipe) flush() {
 			p.spareRefs = refs[:0]
 		}
 		closing := p.closed
+		if p.flushedq != nil {
+			close(p.flushedq) // nothing pending, not writing
+			p.flushedq = nil
+		}
 		p.mu.Unlock()
 		if closing {
 			return
+		}
+	}
+}
+
+// flushed returns nil once nothing is pending nor being written (or the
+// pipe failed or closed), ctx's error when ctx ends first.
+func (p *pipe) flushed(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		if (p.pending == 0 && !p.writing) || p.err != nil || p.closed {
+			p.mu.Unlock()
+			return nil
+		}
+		if p.flushedq == nil {
+			p.flushedq = make(chan struct{})
+		}
+		ch := p.flushedq
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-p.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
@@ -658,6 +688,8 @@ func (p *pipe) GetOption(name string) (any, error) {
 		return p.opts.keepAlive >= 0, nil
 	case mangos.OptionKeepAliveTime:
 		return p.opts.keepAlive, nil
+	case OptionFlushed:
+		return p.flushed, nil
 	case mangos.OptionTLSConnState:
 		if tc, ok := p.c.(*tls.Conn); ok {
 			return tc.ConnectionState(), nil

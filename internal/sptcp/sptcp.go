@@ -74,6 +74,11 @@ const (
 	OptionObserver = "SPMESH-OBSERVER"
 	// OptionLimits is a [Limits] value.
 	OptionLimits = "SPMESH-LIMITS"
+	// OptionFlushed, read from a pipe, is a func(ctx) error that returns
+	// nil once every frame sent on the pipe is written to the kernel (or
+	// the pipe failed or closed), ctx's error when ctx ends first: a
+	// draining socket waits on it before closing.
+	OptionFlushed = "SPMESH-FLUSHED"
 )
 
 // Observer is told about connection-level events of a dialer or listener.

@@ -26,7 +26,18 @@ type Pattern struct {
 	// (listening or dialing at addr), feeds it frames, then checks that s
 	// still works and counted what it discarded.
 	Hostile func(t *testing.T, s io.Closer, addr string, frames [][]byte)
+	// Listens says that Open listens on addr (rather than dialing it): the
+	// socket must then report it in Addrs.
+	Listens bool
 }
+
+// drainer and addresser are the lifecycle methods the suite checks: every
+// type drains; every type that listens has Addrs.
+type drainer interface {
+	Drain(ctx context.Context) error
+}
+
+type addresser interface{ Addrs() []string }
 
 // Run runs the conformance suite over inproc and TCP.
 func Run(t *testing.T, p Pattern) {
@@ -81,6 +92,56 @@ func Run(t *testing.T, p Pattern) {
 		defer cancel()
 		if err := p.Wait(ctx, s); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("ctx deadline: got %v, want context.DeadlineExceeded", err)
+		}
+	})
+	t.Run("DrainIdle", func(t *testing.T) {
+		// Every type has Drain(ctx): with nothing in progress it closes
+		// at once; once closed (by Drain or Close) it returns ErrClosed.
+		s := p.Open(t, Inproc(t))
+		defer s.Close()
+		d, ok := s.(drainer)
+		if !ok {
+			t.Fatalf("%T has no Drain(ctx) error", s)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.Drain(ctx); err != nil {
+			t.Fatalf("Drain with nothing in progress: got %v, want nil", err)
+		}
+		if err := d.Drain(ctx); !errors.Is(err, spmesh.ErrClosed) {
+			t.Fatalf("second Drain: got %v, want ErrClosed", err)
+		}
+		if err := p.Wait(ctx, s); !errors.Is(err, spmesh.ErrClosed) {
+			t.Fatalf("call after Drain: got %v, want ErrClosed", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close after Drain: got %v, want nil", err)
+		}
+		s2 := p.Open(t, Inproc(t))
+		s2.Close()
+		if err := s2.(drainer).Drain(ctx); !errors.Is(err, spmesh.ErrClosed) {
+			t.Fatalf("Drain after Close: got %v, want ErrClosed", err)
+		}
+	})
+	t.Run("Addrs", func(t *testing.T) {
+		// A type that listens tells where: Addrs holds the address it was
+		// opened on when it listens, nothing when it dials.
+		addr := FreeTCP(t)
+		s := p.Open(t, addr)
+		defer s.Close()
+		a, ok := s.(addresser)
+		if !ok {
+			if p.Listens {
+				t.Fatalf("%T listens but has no Addrs() []string", s)
+			}
+			t.Skip("a dialing type without Addrs")
+		}
+		got := a.Addrs()
+		if p.Listens && (len(got) != 1 || got[0] != addr) {
+			t.Fatalf("Addrs: got %v, want [%s]", got, addr)
+		}
+		if !p.Listens && len(got) != 0 {
+			t.Fatalf("Addrs of a dialer: got %v, want none", got)
 		}
 	})
 	t.Run("InvalidOptions", func(t *testing.T) {
