@@ -1,7 +1,6 @@
 package sock
 
 import (
-
 	"github.com/spmesh/spmesh"
 )
 

@@ -342,10 +342,10 @@ func (c *config) snap() snapshot {
 
 type nopObserver struct{}
 
-func (nopObserver) ConnRefused(string)                     {}
-func (nopObserver) ConnTimeout(string, error)              {}
-func (nopObserver) HandshakeError(string, error)           {}
-func (nopObserver) DialError(string, error)                {}
+func (nopObserver) ConnRefused(string)                             {}
+func (nopObserver) ConnTimeout(string, error)                      {}
+func (nopObserver) HandshakeError(string, error)                   {}
+func (nopObserver) DialError(string, error)                        {}
 func (nopObserver) Oversize(string, uint16, []byte, uint64) []byte { return nil }
 
 // deadline returns now + d, or the zero time (none) when d < 0.
