@@ -16,7 +16,9 @@
 //   - produce is at least once: it waits until every job is acked by a
 //     worker (exit 5 after --timeout). With --outbox PATH each job is fsynced
 //     to PATH before it is sent, and jobs a killed, interrupted or timed-out
-//     run left there are sent first by the next run on PATH.
+//     run left there are sent first by the next run on PATH. --outbox-sync
+//     INTERVAL fsyncs every INTERVAL instead (a job survives the process
+//     being killed, not a power loss).
 //   - work runs each job with --command (sh -c, the body on stdin, in a
 //     process group of its own): exit 0 acks; a non-zero exit nacks (its
 //     status and stderr's last line go back), and so does --timeout, which

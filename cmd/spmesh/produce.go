@@ -11,7 +11,10 @@ import (
 	"github.com/urfave/cli/v3"
 )
 
-const flagOutbox = "outbox"
+const (
+	flagOutbox     = "outbox"
+	flagOutboxSync = "outbox-sync"
+)
 
 func produceCommand() *cli.Command {
 	return &cli.Command{
@@ -27,7 +30,10 @@ With --outbox PATH, each job is written and fsynced to PATH before it is
 sent, and removed once acked: jobs left there by a run that was killed,
 interrupted or timed out are sent again first by the next run on PATH
 (nothing else needed: give no MESSAGE and an empty stdin to just flush it).
-Only one process can use PATH at a time.
+Only one process can use PATH at a time. --outbox-sync INTERVAL trades the
+host-crash guarantee for speed: a job is accepted once written (no fsync) and
+the file is fsynced every INTERVAL and at exit; it survives the process being
+killed, not a power loss (pipeline.WithOutboxSync).
 
 Exits 5 when jobs are not all acked within --timeout (with --outbox they
 stay in PATH), 4 when no worker advertises SERVICE (after --wait).
@@ -35,6 +41,8 @@ stay in PATH), 4 when no worker advertises SERVICE (after --wait).
 With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
 		Flags: flags(meshFlags(), addrFlags(), bodyFlags(), []cli.Flag{
 			&cli.StringFlag{Name: flagOutbox, Usage: "keep unacked jobs in this file (crash-safe; resent by the next run)"},
+			&cli.DurationFlag{Name: flagOutboxSync,
+				Usage: "with --outbox: fsync every `interval` instead of before each job is accepted (survives a killed process, not a power loss)"},
 			&cli.DurationFlag{Name: flagTimeout, Aliases: []string{"t"}, Value: 30 * time.Second,
 				Usage: "give up when the jobs are not all acked within this long"},
 			&cli.DurationFlag{Name: "ack-timeout", Value: pipeline.DefaultAckTimeout,
@@ -55,6 +63,12 @@ With --dial/--listen and no mesh, give no SERVICE: MESSAGE comes first.`,
 			outbox := cmd.String(flagOutbox)
 			if outbox != "" {
 				opts = append(opts, pipeline.WithOutbox(outbox))
+			}
+			if cmd.IsSet(flagOutboxSync) {
+				if outbox == "" {
+					return usagef("--%s needs --%s", flagOutboxSync, flagOutbox)
+				}
+				opts = append(opts, pipeline.WithOutboxSync(cmd.Duration(flagOutboxSync)))
 			}
 			p, err := pipeline.NewProducer(opts...)
 			if err != nil {

@@ -97,3 +97,35 @@ func TestProduceOutboxLocked(t *testing.T) {
 		t.Fatalf("got stderr %q, want it to name the lock", r.stderr)
 	}
 }
+
+// TestProduceOutboxSync: --outbox-sync runs the periodic fsync mode (a job
+// left unacked stays in the outbox for the next run, as in the default
+// mode); without --outbox, or out of range, it is a usage error.
+func TestProduceOutboxSync(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "tcp://" + l.Addr().String()
+	l.Close()
+	outbox := filepath.Join(t.TempDir(), "jobs.outbox")
+
+	r := mustRun(t, exitUsage, "", "produce", "--dial", addr, "--outbox-sync", "50ms", "x")
+	if !strings.Contains(r.stderr, "--outbox") {
+		t.Fatalf("got stderr %q, want it to name --outbox", r.stderr)
+	}
+	r = mustRun(t, exitUsage, "", "produce", "--dial", addr, "--outbox", outbox, "--outbox-sync", "2h", "x")
+	if !strings.Contains(r.stderr, "WithOutboxSync") {
+		t.Fatalf("got stderr %q, want it to name the refused option", r.stderr)
+	}
+
+	r = mustRun(t, exitNoAnswer, "", "produce", "--dial", addr, "--outbox", outbox, "--outbox-sync", "50ms", "--timeout", "1s", "first")
+	if !strings.Contains(r.stderr, "stay in the outbox") {
+		t.Fatalf("got stderr %q, want it to say the job stays in the outbox", r.stderr)
+	}
+	var s jobsSeen
+	startWorker(t, addr, &s)
+	mustRun(t, 0, "", "produce", "--dial", addr, "--outbox", outbox, "--outbox-sync", "50ms", "--timeout", "20s", "-v")
+	testutil.Eventually(t, 10*time.Second, func() error { return s.has("first") })
+}
