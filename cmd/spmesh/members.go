@@ -89,7 +89,8 @@ func membersCommand() *cli.Command {
 		Description: `members joins the mesh, waits (at most --wait) until it knows every member's
 full service records, prints the live members other than itself, and leaves.
 State is "alive", or "syncing" while a member's records are still being
-fetched. Services are listed as service/role@address.`,
+fetched. Services are listed as service/role@address; a role ends in
+"+bare" when the endpoint speaks bare SP frames (--bare).`,
 		Flags: flags(meshFlags()),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			s, err := openMesh(ctx, cmd)
@@ -107,7 +108,7 @@ fetched. Services are listed as service/role@address.`,
 				var svcs []string
 				for _, ep := range m.Endpoints {
 					if !reservedService(ep.Service) {
-						svcs = append(svcs, fmt.Sprintf("%s/%s@%s", ep.Service, ep.Role, ep.Addr))
+						svcs = append(svcs, fmt.Sprintf("%s/%s@%s", ep.Service, roleText(ep), ep.Addr))
 					}
 				}
 				if len(svcs) == 0 {
@@ -128,7 +129,8 @@ func servicesCommand() *cli.Command {
 		Description: `services joins the mesh, waits (at most --wait) until it knows every member's
 full service records, prints every advertised endpoint grouped by service
 (only the SERVICEs named, if any), and leaves. Roles: pub (publisher),
-rep (replier), pull (puller), work (worker), surveyor. Connectors
+rep (replier), pull (puller), work (worker), surveyor; "+bare" marks an
+endpoint that speaks bare SP frames (only --bare sockets dial it). Connectors
 (subscribers, requesters, pushers, respondents) do not advertise.`,
 		Flags: flags(meshFlags()),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -152,7 +154,7 @@ rep (replier), pull (puller), work (worker), surveyor. Connectors
 				if i > 0 && eps[i-1].Service == ep.Service {
 					name = ""
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, ep.Role, ep.Node, ep.Addr)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, roleText(ep), ep.Node, ep.Addr)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -233,9 +235,19 @@ func servicesJSON(eps []spmesh.Endpoint) []map[string]any {
 		}
 		last := out[len(out)-1]
 		last["endpoints"] = append(last["endpoints"].([]map[string]any),
-			map[string]any{"role": ep.Role, "node": ep.Node, "addr": ep.Addr})
+			map[string]any{"role": ep.Role, "bare": ep.Bare, "node": ep.Node, "addr": ep.Addr})
 	}
 	return out
+}
+
+// roleText is an endpoint's role as members and services print it: with
+// "+bare" when the endpoint speaks bare SP frames (Endpoint.Bare), which
+// only a socket with --bare (WithBareFrames) dials.
+func roleText(ep spmesh.Endpoint) string {
+	if ep.Bare {
+		return string(ep.Role) + "+bare"
+	}
+	return string(ep.Role)
 }
 
 // reservedService reports whether a service is spmesh's own (the stats
@@ -248,7 +260,7 @@ func endpointsJSON(eps []spmesh.Endpoint) []map[string]any {
 		if reservedService(ep.Service) {
 			continue
 		}
-		out = append(out, map[string]any{"service": ep.Service, "role": ep.Role, "addr": ep.Addr})
+		out = append(out, map[string]any{"service": ep.Service, "role": ep.Role, "bare": ep.Bare, "addr": ep.Addr})
 	}
 	return out
 }

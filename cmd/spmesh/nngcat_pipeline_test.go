@@ -93,6 +93,12 @@ func TestBarePushPullMesh(t *testing.T) {
 	_, addr := seed(t)
 	pull := start(t, "pull", "jobs", "-j", addr, "--bare", "-v", "--count", "1")
 	pull.waitLine(pull.stderr, `pulling jobs`, waitReady)
+	if r := mustRun(t, 0, "", "services", "jobs", "-j", addr); !strings.Contains(r.stdout, "pull+bare") {
+		t.Fatalf("services: got %q, want the puller marked pull+bare", r.stdout)
+	}
+	if r := mustRun(t, 0, "", "services", "jobs", "-j", addr, "--json"); !strings.Contains(r.stdout, `"bare":true`) {
+		t.Fatalf("services --json: got %q, want \"bare\":true", r.stdout)
+	}
 	r := runCLI(t, "", "push", "jobs", "-j", addr, "--wait", "3s", "x")
 	if r.code != exitNoService || !strings.Contains(r.stderr, `advertises "jobs" as puller`) {
 		t.Fatalf("plain push to a bare puller: got exit %d, want %d naming the puller role\n%s", r.code, exitNoService, r)
