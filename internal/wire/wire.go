@@ -214,7 +214,6 @@ var (
 	errShort = errors.New("truncated")
 	errType  = errors.New("unexpected msgpack type")
 	errRange = errors.New("integer out of range")
-	errDepth = errors.New("nesting too deep")
 )
 
 // notEnvelope describes a frame whose byte at i should be the version
