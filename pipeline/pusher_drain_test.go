@@ -14,12 +14,10 @@ import (
 	"github.com/spmesh/spmesh/pipeline"
 )
 
-const protoPull = 5<<4 + 1 // SP PULL, for a raw puller
-
 // slowDrain: a pusher with room for n messages (of at most the default
 // byte bound of the queue) and a raw puller.
 var slowDrain = testutil.SlowDrain{
-	Proto: protoPull,
+	Proto: testutil.ProtoPull,
 	Kind:  wire.KindPush,
 	Open: func(t *testing.T, addr string, n int) testutil.Sender {
 		return mustPusher(t, pipeline.WithListen(addr), pipeline.WithQueueLen(2*n))
@@ -63,7 +61,7 @@ func TestPusherDrainLetsRunningPushFinish(t *testing.T) {
 	// pusher writes before closing is in its socket, whenever it reads.
 	// (A Puller that is still attaching its side of the connection when
 	// the pusher closes loses it: at most once.)
-	raw := testutil.DialSP(t, addr, protoPull)
+	raw := testutil.DialSP(t, addr, testutil.ProtoPull)
 	if err := <-pushed; err != nil {
 		t.Fatalf("running Push = %v, want nil", err)
 	}
