@@ -96,22 +96,7 @@ func (c *doneWatch) Done() <-chan struct{} {
 }
 
 func TestPusherDrainWithClose(t *testing.T) {
-	p := mustPusher(t, pipeline.WithListen(testutil.Inproc(t)))
-	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	for i := range 2 {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = p.Drain(context.Background()) }()
-	}
-	wg.Add(1)
-	go func() { defer wg.Done(); errs[2] = p.Close() }()
-	wg.Wait()
-	// Whichever closes first wins; the others find it closed.
-	for i, err := range errs {
-		if err != nil && !errors.Is(err, spmesh.ErrClosed) {
-			t.Fatalf("call %d = %v, want nil or ErrClosed", i, err)
-		}
-	}
+	testutil.DrainRacesClose(t, mustPusher(t, pipeline.WithListen(testutil.Inproc(t))))
 }
 
 func TestAddrsPipeline(t *testing.T) {

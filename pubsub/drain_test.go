@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"sync"
 	"testing"
 
 	"github.com/spmesh/spmesh"
@@ -38,21 +37,7 @@ func TestPublisherDrainExpires(t *testing.T) {
 func TestPublisherDrainIdleAndClose(t *testing.T) {
 	for _, opts := range [][]pubsub.Option{nil, {pubsub.WithBatching(false)}, {pubsub.WithBareFrames()}} {
 		p := mustPub(t, append(opts, pubsub.WithListen(testutil.Inproc(t)))...)
-		var wg sync.WaitGroup
-		errs := make([]error, 3)
-		for i := range 2 {
-			wg.Add(1)
-			go func() { defer wg.Done(); errs[i] = p.Drain(context.Background()) }()
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[2] = p.Close() }()
-		wg.Wait()
-		// Whichever closes first wins; the others find it closed.
-		for i, err := range errs {
-			if err != nil && !errors.Is(err, spmesh.ErrClosed) {
-				t.Fatalf("%v: call %d = %v, want nil or ErrClosed", opts, i, err)
-			}
-		}
+		testutil.DrainRacesClose(t, p)
 		if err := p.Publish(context.Background(), "a", 1); !errors.Is(err, spmesh.ErrClosed) {
 			t.Fatalf("Publish after Drain = %v, want ErrClosed", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,4 +137,25 @@ func (d SlowDrain) Expires(t *testing.T, n, size int) {
 		return
 	}
 	Eventually(t, 10*time.Second, counted)
+}
+
+// DrainRacesClose calls Drain twice and Close at once on s (idle):
+// whichever closes first wins, and every call returns nil or ErrClosed.
+func DrainRacesClose(t *testing.T, s interface {
+	Drain(ctx context.Context) error
+	Close() error
+}) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range 2 {
+		wg.Go(func() { errs[i] = s.Drain(context.Background()) })
+	}
+	wg.Go(func() { errs[2] = s.Close() })
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, spmesh.ErrClosed) {
+			t.Fatalf("call %d (Drain, Drain, Close): got %v, want nil or ErrClosed", i, err)
+		}
+	}
 }
