@@ -2,7 +2,56 @@ package discovery
 
 import (
 	"time"
+
+	"github.com/spmesh/spmesh"
 )
+
+// EventType says what an [Event] reports.
+type EventType int
+
+// The event types.
+const (
+	// EventJoin: a node joined (or came back).
+	EventJoin EventType = iota + 1
+	// EventLeave: a node left gracefully.
+	EventLeave
+	// EventFailed: a node stopped answering and was declared dead.
+	EventFailed
+	// EventUpdate: a node's metadata changed.
+	EventUpdate
+	// EventServiceAdded: an endpoint appeared (Endpoint is set).
+	EventServiceAdded
+	// EventServiceRemoved: an endpoint disappeared (Endpoint is set).
+	EventServiceRemoved
+)
+
+// String returns the event type's name.
+func (t EventType) String() string {
+	switch t {
+	case EventJoin:
+		return "join"
+	case EventLeave:
+		return "leave"
+	case EventFailed:
+		return "failed"
+	case EventUpdate:
+		return "update"
+	case EventServiceAdded:
+		return "service-added"
+	case EventServiceRemoved:
+		return "service-removed"
+	}
+	return "unknown"
+}
+
+// Event is one change in the mesh, as this node saw it.
+type Event struct {
+	Type     EventType
+	Node     string          // the node concerned
+	Addr     string          // its gossip address, host:port
+	Endpoint spmesh.Endpoint // for service events
+	Time     time.Time       // when this node saw it
+}
 
 // Events returns the node's event channel (the same channel every call).
 // From the first call on, the node pulls every member's records (not only
