@@ -68,7 +68,9 @@ func Start(t testing.TB, cmd *exec.Cmd) *Child {
 // StartLines starts cmd with its stdin (see [Child.Stdin]) and stdout
 // piped. Each line the child writes to stdout goes to onLine, called from
 // one goroutine in order; with onLine nil the lines are read with
-// [Child.Line] or [Child.Next]. Lines of up to 1 MiB are read whole.
+// [Child.Line] or [Child.Next] (64 are buffered: past them the child
+// blocks writing, and Done waits, until they are read or Kill discards
+// them). Lines of up to 1 MiB are read whole.
 func StartLines(t testing.TB, cmd *exec.Cmd, onLine func(string)) *Child {
 	t.Helper()
 	c := &Child{Cmd: cmd, exited: make(chan struct{})}
