@@ -3,16 +3,13 @@
 package pipeline_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -55,75 +52,34 @@ func chaosWorker(addr string) int {
 	return 0
 }
 
-// chaosChild is one worker process.
-type chaosChild struct {
-	cmd   *exec.Cmd
-	stdin io.Closer
-	eof   chan struct{} // closed when its stdout is read to the end
-}
-
 // runs counts the "RAN <id>" lines of every child.
 type runs struct {
 	mu sync.Mutex
 	n  map[string]int
 }
 
-func startChaosChild(t *testing.T, addr string, rs *runs) *chaosChild {
+// startChaosChild starts a worker process, killed at the end of the test,
+// and waits until it is ready.
+func startChaosChild(t *testing.T, addr string, rs *runs) *testutil.Child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), chaosEnv+"="+addr)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &chaosChild{cmd: cmd, stdin: stdin, eof: make(chan struct{})}
 	ready := make(chan struct{})
-	go func() {
-		defer close(c.eof)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			if id, ok := strings.CutPrefix(line, "RAN "); ok {
-				rs.mu.Lock()
-				rs.n[id]++
-				rs.mu.Unlock()
-			} else if line == "READY" {
-				close(ready)
-			}
+	c := testutil.StartLines(t, testutil.SelfCommand(chaosEnv+"="+addr), func(line string) {
+		if id, ok := strings.CutPrefix(line, "RAN "); ok {
+			rs.mu.Lock()
+			rs.n[id]++
+			rs.mu.Unlock()
+		} else if line == "READY" {
+			close(ready)
 		}
-	}()
-	t.Cleanup(c.stop)
+	})
 	select {
 	case <-ready:
-	case <-c.eof:
+	case <-c.Done():
 		t.Fatal("worker process exited before it was ready")
 	case <-time.After(20 * time.Second):
 		t.Fatal("worker process not ready within 20s")
 	}
 	return c
-}
-
-// kill kills the process (SIGKILL) and reaps it.
-func (c *chaosChild) kill() {
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	<-c.eof
-	c.cmd.Wait()
-}
-
-func (c *chaosChild) stop() {
-	c.stdin.Close()
-	c.cmd.Process.Kill()
-	<-c.eof
-	c.cmd.Wait()
 }
 
 // TestChaosWorkersKilled produces 5,000 jobs with an async window to 3
@@ -149,7 +105,7 @@ func TestChaosWorkersKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs := &runs{n: map[string]int{}}
-	var children []*chaosChild
+	var children []*testutil.Child
 	for range 3 {
 		children = append(children, startChaosChild(t, addr, rs))
 	}
@@ -181,7 +137,7 @@ func TestChaosWorkersKilled(t *testing.T) {
 			return nil
 		})
 		i := kills % len(children)
-		children[i].kill()
+		children[i].Kill()
 		kills++
 		children[i] = startChaosChild(t, addr, rs)
 	}

@@ -3,9 +3,9 @@
 package pipeline_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -67,11 +67,7 @@ var syncModes = []struct {
 // childCmd is the test binary run as a producer process (outboxChild)
 // with arg, in the fsync mode every (0: per commit).
 func childCmd(arg string, every time.Duration) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), outboxChildEnv+"="+arg, fmt.Sprintf("%s=%s", outboxSyncEnv, every))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stderr = os.Stderr
-	return cmd
+	return testutil.SelfCommand(outboxChildEnv+"="+arg, fmt.Sprintf("%s=%s", outboxSyncEnv, every))
 }
 
 // outboxWorkerEnv, when set to an address, makes the test binary run as a
@@ -109,63 +105,44 @@ func outboxWorker(addr string) int {
 	select {} // until SIGKILLed
 }
 
-// workerProc is a worker process (outboxWorker) whose runs are counted.
-type workerProc struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan struct{} // its output is all read
-}
-
-// startWorkerProc starts a worker process listening on addr, counting the
-// jobs it runs in runs (under mu); it is killed at the end of the test.
-func startWorkerProc(t *testing.T, addr string, mu *sync.Mutex, runs map[string]int) *workerProc {
+// startWorkerProc starts a worker process (outboxWorker) listening on
+// addr, counting the jobs it runs in runs (under mu), and returns it with
+// its bound address; it is killed at the end of the test.
+func startWorkerProc(t *testing.T, addr string, mu *sync.Mutex, runs map[string]int) (*testutil.Child, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), outboxWorkerEnv+"="+addr)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	wp := &workerProc{cmd: cmd, done: make(chan struct{})}
-	t.Cleanup(wp.kill)
 	bound := make(chan string, 1)
-	go func() {
-		defer close(wp.done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.HasPrefix(line, "ADDR "):
-				bound <- strings.TrimPrefix(line, "ADDR ")
-			case strings.HasPrefix(line, "RAN "):
-				mu.Lock()
-				runs[strings.TrimPrefix(line, "RAN ")]++
-				mu.Unlock()
-			}
+	c := testutil.StartLines(t, testutil.SelfCommand(outboxWorkerEnv+"="+addr), func(line string) {
+		switch {
+		case strings.HasPrefix(line, "ADDR "):
+			bound <- strings.TrimPrefix(line, "ADDR ")
+		case strings.HasPrefix(line, "RAN "):
+			mu.Lock()
+			runs[strings.TrimPrefix(line, "RAN ")]++
+			mu.Unlock()
 		}
-	}()
+	})
 	select {
-	case wp.addr = <-bound:
-	case <-wp.done:
-		cmd.Wait()
+	case a := <-bound:
+		return c, a
+	case <-c.Done():
 		t.Fatalf("worker process on %s exited before listening", addr)
 	case <-time.After(20 * time.Second):
-		wp.kill()
+		c.Kill()
 		t.Fatalf("worker process on %s not listening within 20s", addr)
 	}
-	return wp
+	return nil, ""
 }
 
-// kill SIGKILLs the worker process and waits until its output is read.
-func (wp *workerProc) kill() {
-	wp.cmd.Process.Kill()
-	<-wp.done
-	wp.cmd.Wait()
+// producerLine returns the producer process's next line, or io.EOF once
+// it has exited; it fails the test if the process writes nothing for 2
+// minutes.
+func producerLine(t *testing.T, c *testutil.Child) (string, error) {
+	t.Helper()
+	line, err := c.Line(2 * time.Minute)
+	if err != nil && err != io.EOF {
+		t.Fatalf("producer process: %v", err)
+	}
+	return line, err
 }
 
 // outboxChild runs a producer with an outbox that dials the workers and
@@ -262,16 +239,15 @@ func outboxChaos(t *testing.T, every time.Duration) {
 	var mu sync.Mutex
 	runs := map[string]int{}
 	addrs := make([]string, 2)
-	ws := make([]*workerProc, 2)
+	ws := make([]*testutil.Child, 2)
 	for i := range ws {
-		ws[i] = startWorkerProc(t, "tcp://127.0.0.1:0", &mu, runs)
-		addrs[i] = ws[i].addr
+		ws[i], addrs[i] = startWorkerProc(t, "tcp://127.0.0.1:0", &mu, runs)
 	}
 	// restartWorker SIGKILLs worker process i (its jobs in flight are
 	// lost, and delivered again) and starts another on the same address.
 	restartWorker := func(i int) {
-		ws[i].kill()
-		ws[i] = startWorkerProc(t, addrs[i], &mu, runs)
+		ws[i].Kill()
+		ws[i], _ = startWorkerProc(t, addrs[i], &mu, runs)
 	}
 	workerRestarts := 0
 	accepted := map[string]bool{}
@@ -286,19 +262,14 @@ func outboxChaos(t *testing.T, every time.Duration) {
 				finalJobs = max(size.total-len(accepted), 1)
 			}
 		}
-		cmd := childCmd(fmt.Sprintf("r%d|%s|%d|%s", run, path, finalJobs, strings.Join(addrs, "|")), every)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		c := testutil.StartLines(t, childCmd(fmt.Sprintf("r%d|%s|%d|%s", run, path, finalJobs, strings.Join(addrs, "|")), every), nil)
 		killAt := size.kill()
 		n := 0
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			line := sc.Text()
+		for {
+			line, err := producerLine(t, c)
+			if err == io.EOF {
+				break
+			}
 			switch {
 			case strings.HasPrefix(line, "READY "):
 				recovered = append(recovered, strings.TrimPrefix(line, "READY "))
@@ -310,11 +281,11 @@ func outboxChaos(t *testing.T, every time.Duration) {
 					workerRestarts++
 				}
 				if n == killAt && !final {
-					cmd.Process.Kill()
+					c.Cmd.Process.Kill()
 				}
 			}
 		}
-		err = cmd.Wait()
+		err := c.Err()
 		if final && err != nil {
 			t.Fatalf("final producer run: %v", err)
 		}
@@ -367,25 +338,21 @@ func outboxTornWrites(t *testing.T, every time.Duration) {
 	accepted := map[string]bool{}
 	kills := chaosSizeFor(t).tornKills
 	for run := range kills {
-		cmd := childCmd(fmt.Sprintf("t%d|%s|0|", run, path), every)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		c := testutil.StartLines(t, childCmd(fmt.Sprintf("t%d|%s|0|", run, path), every), nil)
 		killAt, n := 1+rand.IntN(200), 0
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if line := sc.Text(); strings.HasPrefix(line, "OK ") {
+		for {
+			line, err := producerLine(t, c)
+			if err == io.EOF {
+				break
+			}
+			if strings.HasPrefix(line, "OK ") {
 				accepted[strings.TrimPrefix(line, "OK ")] = true
 				if n++; n == killAt {
-					cmd.Process.Kill()
+					c.Cmd.Process.Kill()
 				}
 			}
 		}
-		if err := cmd.Wait(); err == nil {
+		if err := c.Err(); err == nil {
 			t.Fatalf("run %d: exited before it was killed", run)
 		} else if ee, ok := err.(*exec.ExitError); !ok || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 			t.Fatalf("run %d: got %v, want killed by SIGKILL (the store failed to open?)", run, err)

@@ -14,84 +14,26 @@ import (
 	"github.com/spmesh/spmesh/pipeline"
 )
 
-const protoPull = 5<<4 + 1 // SP PULL, for a raw puller
-
-// fillSlowPuller opens a pusher with room for n messages, connects a raw
-// puller that reads nothing yet (a 4 KiB receive buffer: what it leaves
-// unread backs up into the pusher's queue) and pushes n messages of size
-// bytes (within the default byte bound of the queue).
-func fillSlowPuller(t *testing.T, n, size int) (*pipeline.Pusher, *testutil.RawSP) {
-	t.Helper()
-	addr := testutil.FreeTCP(t)
-	p := mustPusher(t, pipeline.WithListen(addr), pipeline.WithQueueLen(2*n))
-	raw := testutil.DialSPBuffer(t, addr, protoPull, 4<<10)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.WaitPeers(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	body := make([]byte, size)
-	for i := range n {
-		if err := p.Push(ctx, body); err != nil {
-			t.Fatalf("push %d: %v", i, err)
-		}
-	}
-	return p, raw
+// slowDrain: a pusher with room for n messages (of at most the default
+// byte bound of the queue) and a raw puller.
+var slowDrain = testutil.SlowDrain{
+	Proto: testutil.ProtoPull,
+	Kind:  wire.KindPush,
+	Open: func(t *testing.T, addr string, n int) testutil.Sender {
+		return mustPusher(t, pipeline.WithListen(addr), pipeline.WithQueueLen(2*n))
+	},
+	Send: func(ctx context.Context, s testutil.Sender, body []byte) error {
+		return s.(*pipeline.Pusher).Push(ctx, body)
+	},
+	Settled: true, // Close waits for the senders
 }
 
 func TestPusherDrainDeliversToSlowPuller(t *testing.T) {
-	const n, size = 3000, 2 << 10 // 6 MB: more than the kernel buffers hold
-	p, raw := fillSlowPuller(t, n, size)
-	drained := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		drained <- p.Drain(ctx)
-	}()
-	for got := 0; got < n; got++ {
-		b, err := raw.Recv(10 * time.Second)
-		if err != nil {
-			t.Fatalf("after %d of %d messages: %v (%+v)", got, n, err, p.Stats())
-		}
-		var env wire.Msg
-		if err := wire.Decode(b, &env); err != nil || env.Kind != wire.KindPush {
-			t.Fatalf("frame %d: kind %d, %v", got, env.Kind, err)
-		}
-	}
-	select {
-	case err := <-drained:
-		if err != nil {
-			t.Fatalf("Drain = %v, want nil", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Drain still running 30s after the puller read everything")
-	}
-	if st := p.Stats(); st.Dropped != 0 || st.Sent != n {
-		t.Fatalf("Stats: Sent %d Dropped %d, want %d and 0", st.Sent, st.Dropped, n)
-	}
-	if err := p.Push(context.Background(), 1); !errors.Is(err, spmesh.ErrClosed) {
-		t.Fatalf("Push after Drain = %v, want ErrClosed", err)
-	}
-	if err := p.Drain(context.Background()); !errors.Is(err, spmesh.ErrClosed) {
-		t.Fatalf("second Drain = %v, want ErrClosed", err)
-	}
+	slowDrain.Delivers(t, 3000, 2<<10) // 6 MB: more than the kernel buffers hold
 }
 
 func TestPusherDrainExpires(t *testing.T) {
-	const n, size = 3000, 2 << 10 // 6 MB, never read
-	p, _ := fillSlowPuller(t, n, size)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if err := p.Drain(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Drain = %v, want DeadlineExceeded", err)
-	}
-	if err := p.Push(context.Background(), 1); !errors.Is(err, spmesh.ErrClosed) {
-		t.Fatalf("Push after Drain = %v, want ErrClosed", err)
-	}
-	// Close waited for the senders: the queued messages are counted.
-	if st := p.Stats(); st.Dropped == 0 || st.DroppedClosed != st.Dropped || st.Sent+st.Dropped != n {
-		t.Fatalf("Stats after expired Drain: %+v, want the unsent of %d counted as dropped (closed)", st, n)
-	}
+	slowDrain.Expires(t, 3000, 2<<10) // 6 MB, never read
 }
 
 // A Push waiting for a puller when Drain starts goes on and completes once
@@ -119,7 +61,7 @@ func TestPusherDrainLetsRunningPushFinish(t *testing.T) {
 	// pusher writes before closing is in its socket, whenever it reads.
 	// (A Puller that is still attaching its side of the connection when
 	// the pusher closes loses it: at most once.)
-	raw := testutil.DialSP(t, addr, protoPull)
+	raw := testutil.DialSP(t, addr, testutil.ProtoPull)
 	if err := <-pushed; err != nil {
 		t.Fatalf("running Push = %v, want nil", err)
 	}
@@ -154,22 +96,7 @@ func (c *doneWatch) Done() <-chan struct{} {
 }
 
 func TestPusherDrainWithClose(t *testing.T) {
-	p := mustPusher(t, pipeline.WithListen(testutil.Inproc(t)))
-	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	for i := range 2 {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = p.Drain(context.Background()) }()
-	}
-	wg.Add(1)
-	go func() { defer wg.Done(); errs[2] = p.Close() }()
-	wg.Wait()
-	// Whichever closes first wins; the others find it closed.
-	for i, err := range errs {
-		if err != nil && !errors.Is(err, spmesh.ErrClosed) {
-			t.Fatalf("call %d = %v, want nil or ErrClosed", i, err)
-		}
-	}
+	testutil.DrainRacesClose(t, mustPusher(t, pipeline.WithListen(testutil.Inproc(t))))
 }
 
 func TestAddrsPipeline(t *testing.T) {

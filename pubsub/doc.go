@@ -22,6 +22,11 @@
 //     it gets from that publisher on that topic: what was published
 //     before is not a gap. A subscriber that loses its connection and
 //     reconnects to the same publisher counts what it missed meanwhile.
+//   - A subscriber remembers at most 4096 publisher/topic sequences and
+//     4096 publishers' counters; past either bound the least recently seen
+//     are forgotten (a forgotten topic's next message starts its count
+//     afresh, a forgotten publisher leaves Stats().Publishers), while the
+//     publishers still sending keep their counts.
 //   - Order is kept per publisher; messages of different publishers interleave.
 //   - A subscriber receives only what is published while it is connected and
 //     subscribed: there is no history or replay.

@@ -157,27 +157,20 @@ func (s *Subscriber) track(msgs []Message) {
 	for i := range msgs {
 		m := &msgs[i]
 		if ps == nil || m.Publisher != key.pub {
-			ps = s.pubs[m.Publisher]
+			ps, _ = recall(&s.pubs, &s.pubsOld, m.Publisher)
 			if ps == nil {
-				if len(s.pubs) >= maxTracked {
-					clear(s.pubs)
-					clear(s.last)
-				}
 				ps = &PublisherStats{}
-				s.pubs[m.Publisher] = ps
+				remember(&s.pubs, &s.pubsOld, m.Publisher, ps)
 			}
 			last = nil
 		}
 		ps.Received++
 		if last == nil || m.Topic != key.topic {
 			key = topicKey{m.Publisher, m.Topic}
-			last = s.last[key]
+			last, _ = recall(&s.last, &s.lastOld, key)
 			if last == nil {
-				if len(s.last) >= maxTracked {
-					clear(s.last)
-				}
 				last = new(uint64)
-				s.last[key] = last
+				remember(&s.last, &s.lastOld, key, last)
 				*last = m.Seq
 				continue
 			}
@@ -201,24 +194,17 @@ func (s *Subscriber) track(msgs []Message) {
 func (s *Subscriber) tail(pub uint64, topic string, seq uint64) {
 	s.seqMu.Lock()
 	defer s.seqMu.Unlock()
-	ps := s.pubs[pub]
+	ps, _ := recall(&s.pubs, &s.pubsOld, pub)
 	if ps == nil {
-		if len(s.pubs) >= maxTracked {
-			clear(s.pubs)
-			clear(s.last)
-		}
 		ps = &PublisherStats{}
-		s.pubs[pub] = ps
+		remember(&s.pubs, &s.pubsOld, pub, ps)
 	}
 	key := topicKey{pub, topic}
-	last := s.last[key]
+	last, _ := recall(&s.last, &s.lastOld, key)
 	if last == nil {
-		if len(s.last) >= maxTracked {
-			clear(s.last)
-		}
 		last = new(uint64)
 		*last = seq
-		s.last[key] = last
+		remember(&s.last, &s.lastOld, key, last)
 		return
 	}
 	if seq > *last {

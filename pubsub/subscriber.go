@@ -71,10 +71,6 @@ type topicKey struct {
 	topic string
 }
 
-// maxTracked bounds the sequence table: past it, the least recently seen
-// publisher/topic pairs are forgotten (their next message starts afresh).
-const maxTracked = 4096
-
 // Subscriber receives the messages of its subscriptions from every connected
 // [Publisher]. Messages arrive in order per publisher; when the subscriber
 // falls behind its queue, messages are dropped and counted as per-publisher
@@ -88,9 +84,11 @@ type Subscriber struct {
 	subs  atomic.Pointer[[]pattern] // copy on write, read per frame
 	in    *sock.Inbox[*Message]
 
-	seqMu sync.Mutex
-	last  map[topicKey]*uint64 // last sequence number per publisher and topic
-	pubs  map[uint64]*PublisherStats
+	// Sequence table and per-publisher counters, each bounded by
+	// maxTracked: current and previous generation (see track.go).
+	seqMu         sync.Mutex
+	last, lastOld map[topicKey]*uint64 // last sequence number per publisher and topic
+	pubs, pubsOld map[uint64]*PublisherStats
 
 	// WithGapHandler: gaps found while decoding a frame, reported after it
 	// (reader goroutine only).
@@ -153,7 +151,7 @@ func NewSubscriber(opts ...Option) (*Subscriber, error) {
 // WithQueueBytes) from its publisher's Received to its Gaps.
 func (s *Subscriber) dropped(m *Message) {
 	s.seqMu.Lock()
-	if ps := s.pubs[m.Publisher]; ps != nil && ps.Received > 0 {
+	if ps, _ := recall(&s.pubs, &s.pubsOld, m.Publisher); ps != nil && ps.Received > 0 {
 		ps.Received--
 		ps.Gaps++
 	}
@@ -279,6 +277,9 @@ func (s *Subscriber) Stats() SubscriberStats {
 	}
 	s.seqMu.Lock()
 	for id, ps := range s.pubs {
+		st.Publishers[id] = *ps
+	}
+	for id, ps := range s.pubsOld {
 		st.Publishers[id] = *ps
 	}
 	s.seqMu.Unlock()

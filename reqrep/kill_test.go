@@ -3,78 +3,33 @@
 package reqrep_test
 
 import (
-	"bufio"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/spmesh/spmesh/internal/testutil"
 	"github.com/spmesh/spmesh/reqrep"
 )
 
 // startChild runs the test binary as a replier child that dies with us.
-func startChild(t *testing.T) (cmd *exec.Cmd, addr string, lines <-chan string) {
+func startChild(t *testing.T) (c *testutil.Child, addr string) {
 	t.Helper()
-	cmd = exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan string, 16)
-	go func() {
-		defer close(ch)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			ch <- sc.Text()
-		}
-	}()
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-		for range ch {
-		}
-	})
-	line := next(t, ch)
+	c = testutil.StartLines(t, testutil.SelfCommand(childEnv+"=1"), nil)
+	line := c.Next(t)
 	addr, ok := strings.CutPrefix(line, "ADDR ")
 	if !ok {
 		t.Fatalf("child's first line: got %q, want ADDR <address>", line)
 	}
-	return cmd, addr, ch
-}
-
-func next(t *testing.T, ch <-chan string) string {
-	t.Helper()
-	select {
-	case l, ok := <-ch:
-		if !ok {
-			t.Fatal("child exited")
-		}
-		return l
-	case <-time.After(20 * time.Second):
-		t.Fatal("no line from the child within 20s")
-	}
-	return ""
+	return c, addr
 }
 
 // TestReplierKilled kills (SIGKILL) a replier process while it holds a
 // request: the request is resent on the loss of the connection and
 // completes on another replier, with the same id and attempt 2.
 func TestReplierKilled(t *testing.T) {
-	cmd, addr, lines := startChild(t)
+	child, addr := startChild(t)
 	rq := mustRequester(t, reqrep.WithDial(addr))
 	peers(t, rq, 1)
 
@@ -89,7 +44,7 @@ func TestReplierKilled(t *testing.T) {
 	}()
 	var id string
 	var attempt int
-	if _, err := fmt.Sscanf(next(t, lines), "HOLD %s %d", &id, &attempt); err != nil || attempt != 1 {
+	if _, err := fmt.Sscanf(child.Next(t), "HOLD %s %d", &id, &attempt); err != nil || attempt != 1 {
 		t.Fatalf("child: got id %q attempt %d (%v), want a held first attempt", id, attempt, err)
 	}
 
@@ -99,7 +54,7 @@ func TestReplierKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	peers(t, rq, 2)
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := child.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 

@@ -77,7 +77,7 @@ func runEnv(t *testing.T, env []string, stdin string, args ...string) result {
 	defer cancel()
 	c := exec.CommandContext(ctx, bin, args...)
 	c.Env = append(cleanEnv(), env...)
-	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	c.SysProcAttr = testutil.ChildAttr()
 	if stdin != "" {
 		c.Stdin = strings.NewReader(stdin)
 	}
@@ -175,7 +175,7 @@ func start(t *testing.T, args ...string) *proc {
 	t.Helper()
 	c := exec.Command(bin, args...)
 	c.Env = cleanEnv()
-	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	c.SysProcAttr = testutil.ChildAttr()
 	outR, err := c.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -21,8 +21,8 @@ func TestBarePubToNNGCatSub(t *testing.T) {
 	mustRun(t, 0, "", "pub", "--dial", addr, "--bare", "--subscribers", "1", "--wait", "20s", "img.ready", "hello")
 	select {
 	case n := <-done:
-		if n.err != nil || n.stdout != "img.readyhello" {
-			t.Fatalf("nngcat --sub got %q (%v, stderr %q), want %q", n.stdout, n.err, n.stderr, "img.readyhello")
+		if n.Err != nil || n.Stdout != "img.readyhello" {
+			t.Fatalf("nngcat --sub got %q (%v, stderr %q), want %q", n.Stdout, n.Err, n.Stderr, "img.readyhello")
 		}
 	case <-time.After(waitReady):
 		t.Fatalf("nngcat --sub got nothing within %v", waitReady)
@@ -54,14 +54,14 @@ func TestNNGCatSurveyorToBareRespond(t *testing.T) {
 	addr := testutil.FreeTCP(t)
 	resp := start(t, "respond", "--listen", addr, "--bare", "-v", "--count", "1", "--command", "tr a-z A-Z")
 	resp.waitLine(resp.stderr, `answering surveys of any surveyor`, waitReady)
-	var n nngcatRun
+	var n testutil.NNGCatRun
 	select {
 	case n = <-startNNGCat(t, path, "--surveyor", "--dial", addr, "--raw", "--data", "ping", "--count", "1", "--interval", "1"):
 	case <-time.After(waitReady):
 		t.Fatalf("nngcat --surveyor did not finish within %v\n%s", waitReady, resp)
 	}
-	if n.err != nil || n.stdout != "PING" {
-		t.Fatalf("nngcat --surveyor got %q (%v, stderr %q), want %q\n%s", n.stdout, n.err, n.stderr, "PING", resp)
+	if n.Err != nil || n.Stdout != "PING" {
+		t.Fatalf("nngcat --surveyor got %q (%v, stderr %q), want %q\n%s", n.Stdout, n.Err, n.Stderr, "PING", resp)
 	}
 	resp.waitLine(resp.stdout, `^survey "?ping"?$`, waitReady)
 	if code := resp.wait(waitReady); code != 0 {
@@ -82,8 +82,8 @@ func TestBareSurveyToNNGCatRespondent(t *testing.T) {
 	}
 	select {
 	case n := <-done:
-		if n.err != nil || n.stdout != "ping" {
-			t.Fatalf("nngcat --respondent got %q (%v, stderr %q), want %q", n.stdout, n.err, n.stderr, "ping")
+		if n.Err != nil || n.Stdout != "ping" {
+			t.Fatalf("nngcat --respondent got %q (%v, stderr %q), want %q", n.Stdout, n.Err, n.Stderr, "ping")
 		}
 	case <-time.After(waitReady):
 		t.Fatalf("nngcat --respondent still running %v after answering", waitReady)

@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,38 +19,12 @@ func nngcatPath(t *testing.T) string {
 	return testutil.NNGCat(t)
 }
 
-// nngcatRun is a finished (or killed) nngcat process.
-type nngcatRun struct {
-	stdout, stderr string
-	err            error
-}
-
 // startNNGCat runs nngcat in the background for at most 30s; the returned
 // channel yields its outcome. The process is killed and waited for at the
 // end of the test.
-func startNNGCat(t *testing.T, path string, args ...string) <-chan nngcatRun {
+func startNNGCat(t *testing.T, path string, args ...string) <-chan testutil.NNGCatRun {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	c := exec.CommandContext(ctx, path, args...)
-	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var out, errOut bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errOut
-	if err := c.Start(); err != nil {
-		cancel()
-		t.Fatalf("nngcat %v: %v", args, err)
-	}
-	done := make(chan nngcatRun, 1)
-	waited := make(chan struct{})
-	go func() {
-		defer close(waited)
-		err := c.Wait()
-		done <- nngcatRun{out.String(), errOut.String(), err}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-waited
-	})
-	return done
+	return testutil.StartNNGCat(t, path, 30*time.Second, args...)
 }
 
 // spmesh req --bare calls nngcat --rep: the request arrives as its bytes,
@@ -70,8 +40,8 @@ func TestBareReqToNNGCatRep(t *testing.T) {
 	}
 	select {
 	case n := <-done:
-		if n.err != nil || n.stdout != "ping" {
-			t.Fatalf("nngcat --rep got %q (%v, stderr %q), want %q", n.stdout, n.err, n.stderr, "ping")
+		if n.Err != nil || n.Stdout != "ping" {
+			t.Fatalf("nngcat --rep got %q (%v, stderr %q), want %q", n.Stdout, n.Err, n.Stderr, "ping")
 		}
 	case <-time.After(waitReady):
 		t.Fatalf("nngcat --rep still running %v after answering", waitReady)
@@ -102,14 +72,14 @@ func TestNNGCatReqToBareReply(t *testing.T) {
 			addr := testutil.FreeTCP(t)
 			reply := start(t, append([]string{"reply", "--listen", addr, "--bare", "-v", "--count", "1"}, c.args...)...)
 			reply.waitLine(reply.stderr, `serving requests at tcp://127\.0\.0\.1:\d+`, waitReady)
-			var n nngcatRun
+			var n testutil.NNGCatRun
 			select {
 			case n = <-startNNGCat(t, path, "--req", "--dial", addr, "--raw", "--data", "hello mesh", "--count", "1", "--interval", "10"):
 			case <-time.After(waitReady):
 				t.Fatalf("nngcat --req got no reply within %v\n%s", waitReady, reply)
 			}
-			if n.err != nil || n.stdout != c.want {
-				t.Fatalf("nngcat --req got %q (%v, stderr %q), want %q\n%s", n.stdout, n.err, n.stderr, c.want, reply)
+			if n.Err != nil || n.Stdout != c.want {
+				t.Fatalf("nngcat --req got %q (%v, stderr %q), want %q\n%s", n.Stdout, n.Err, n.Stderr, c.want, reply)
 			}
 			reply.waitLine(reply.stdout, `^request "?hello mesh"?$`, waitReady)
 			if code := reply.wait(waitReady); code != 0 {

@@ -8,7 +8,6 @@ import (
 	"image"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -30,37 +29,49 @@ func TestMain(m *testing.M) {
 	testutil.VerifyTestMain(m)
 }
 
+// running is a demo process started by a test.
+type running struct {
+	*testutil.Child
+	out     *testutil.Buffer // its stdout and stderr
+	summary string           // its -summary file (startDemo)
+}
+
+// startProc runs the demo (this test binary in main mode) as a process
+// with args; it is killed at the end of the test.
+func startProc(t *testing.T, args ...string) *running {
+	t.Helper()
+	r := &running{out: &testutil.Buffer{}}
+	cmd := testutil.Command([]string{envMain + "=1"}, testutil.Self(), args...)
+	cmd.Stdout, cmd.Stderr = r.out, r.out
+	r.Child = testutil.Start(t, cmd)
+	return r
+}
+
+// wait waits up to timeout for the process to exit and returns its exit
+// error; past timeout the test fails.
+func (r *running) wait(t *testing.T, what string, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case <-r.Done():
+	case <-time.After(timeout):
+		t.Fatalf("%s: still running after %v; output:\n%s", what, timeout, r.out.String())
+	}
+	return r.Err()
+}
+
 // demo runs the demo as a process with args plus an output directory and a
 // summary file, and returns the summary and the combined output.
 func demo(t *testing.T, args ...string) (Summary, string) {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	sumPath := filepath.Join(dir, "summary.json")
 	args = append(args, "-out", filepath.Join(dir, "out"), "-summary", sumPath)
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), envMain+"=1")
-	cmd.SysProcAttr = childAttr()
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	r := startProc(t, args...)
+	what := fmt.Sprintf("demo %v", args)
+	if err := r.wait(t, what, 90*time.Second); err != nil {
+		t.Fatalf("%s: got %v, want exit status 0; output:\n%s", what, err, r.out.String())
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-time.After(90 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("demo %v still running after 90 s; output:\n%s", args, out.String())
-	}
-	if err != nil {
-		t.Fatalf("demo %v: got %v, want exit status 0; output:\n%s", args, err, out.String())
-	}
+	out := r.out
 	data, err := os.ReadFile(sumPath)
 	if err != nil {
 		t.Fatalf("summary: %v; output:\n%s", err, out.String())

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -24,39 +22,14 @@ import (
 // address, the only address given. The producer finishes the run and exits;
 // the others stop gracefully on SIGTERM.
 func TestRoles(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	start := func(args ...string) *running {
-		r := &running{out: &syncBuffer{}, done: make(chan struct{})}
-		r.cmd = exec.Command(exe, append(args, "-gossip", "127.0.0.1:0")...)
-		r.cmd.Env = append(os.Environ(), envMain+"=1")
-		r.cmd.SysProcAttr = childAttr()
-		r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
-		if err := r.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			r.err = r.cmd.Wait()
-			close(r.done)
-		}()
-		t.Cleanup(func() {
-			_ = r.cmd.Process.Kill()
-			<-r.done
-		})
-		return r
+		return startProc(t, append(args, "-gossip", "127.0.0.1:0")...)
 	}
 	wait := func(name string, r *running) {
 		t.Helper()
-		select {
-		case <-r.done:
-		case <-time.After(60 * time.Second):
-			t.Fatalf("%s: still running after 60 s; output:\n%s", name, r.out.String())
-		}
-		if r.err != nil {
-			t.Fatalf("%s: got %v, want exit status 0; output:\n%s", name, r.err, r.out.String())
+		if err := r.wait(t, name, 60*time.Second); err != nil {
+			t.Fatalf("%s: got %v, want exit status 0; output:\n%s", name, err, r.out.String())
 		}
 	}
 
@@ -90,7 +63,7 @@ func TestRoles(t *testing.T) {
 	// A scrape of the sink (still running) returns its spmesh_ series.
 	scrapeSink(t, sink.out)
 	for _, r := range []*running{w1, w2, sink} {
-		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+		_ = r.Cmd.Process.Signal(syscall.SIGTERM)
 	}
 	wait("w1", w1)
 	wait("w2", w2)
@@ -110,7 +83,7 @@ func TestRoles(t *testing.T) {
 // scrapeSink finds the sink's /metrics address in its log and checks that
 // a scrape holds its sockets' and its node's series, after a run of 9
 // images: 9 results stored (at least once: redeliveries count too).
-func scrapeSink(t *testing.T, out *syncBuffer) {
+func scrapeSink(t *testing.T, out *testutil.Buffer) {
 	t.Helper()
 	m := regexp.MustCompile(`metrics on (http://\S+/metrics)`).FindStringSubmatch(out.String())
 	if m == nil {

@@ -76,6 +76,10 @@ func DialTCP(addr string) (*Conn, error) {
 	return &Conn{c: c}, nil
 }
 
+// NewConn wraps c, a TCP connection the caller dialed or accepted (with
+// socket options of its own), for a [Conn.Handshake].
+func NewConn(c net.Conn) *Conn { return &Conn{c: c} }
+
 // Dial connects to addr and does the SP handshake as protocol proto.
 func Dial(addr string, proto uint16) (*Conn, error) {
 	c, err := DialTCP(addr)

@@ -43,6 +43,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spmesh/spmesh/internal/testutil"
 )
 
 // Subnet is the hosts' /24; host i has address Subnet.(i+1).
@@ -219,7 +221,7 @@ func cleanLeftovers(t testing.TB) {
 		name := f[0]
 		pidStr, _, ok := strings.Cut(name[3:], "-")
 		pid, err := strconv.Atoi(pidStr)
-		if !ok || err != nil || alive(pid) {
+		if !ok || err != nil || testutil.Alive(pid) {
 			continue
 		}
 		t.Logf("netlab: deleting namespace %s left by dead process %d", name, pid)
@@ -227,65 +229,23 @@ func cleanLeftovers(t testing.TB) {
 	}
 }
 
-// alive reports whether pid runs and is not a zombie.
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// pid (comm) state ...: the state follows the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
-}
-
 // Proc is a child process running inside a host.
 type Proc struct {
 	Host *Host
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	out  chan string
-	errb lockedBuffer
+	c    *testutil.Child
+	errb testutil.Buffer
 
-	mu     sync.Mutex // one call at a time
-	killed atomic.Bool
-	waited chan struct{}
+	mu sync.Mutex // one call at a time
 }
 
 // Start runs a child (the test binary, in child mode) inside h. The child
 // is killed at the end of the test; its stderr is logged if the test fails.
 func (h *Host) Start(t testing.TB) *Proc {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("ip", "netns", "exec", h.NS, exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+h.NS)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &Proc{Host: h, cmd: cmd, out: make(chan string, 16), waited: make(chan struct{})}
+	cmd := testutil.Command([]string{childEnv + "=" + h.NS}, "ip", "netns", "exec", h.NS, testutil.Self(), "-test.run=^$")
+	p := &Proc{Host: h}
 	cmd.Stderr = &p.errb
-	if p.in, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			p.out <- sc.Text()
-		}
-		close(p.out)
-	}()
-	go func() {
-		cmd.Wait()
-		close(p.waited)
-	}()
+	p.c = testutil.StartLines(t, cmd, nil)
 	l := h.lab
 	l.mu.Lock()
 	l.procs = append(l.procs, p)
@@ -305,35 +265,29 @@ func (p *Proc) Call(cmd string, args ...string) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	line, _ := json.Marshal(append([]string{cmd}, args...))
-	if _, err := p.in.Write(append(line, '\n')); err != nil {
+	if _, err := p.c.Stdin().Write(append(line, '\n')); err != nil {
 		return "", fmt.Errorf("netlab: %s: write %s: %v", p.Host.NS, cmd, err)
 	}
-	select {
-	case s, ok := <-p.out:
-		if !ok {
-			return "", fmt.Errorf("netlab: %s: child exited during %s", p.Host.NS, cmd)
-		}
-		var r reply
-		if err := json.Unmarshal([]byte(s), &r); err != nil {
-			return "", fmt.Errorf("netlab: %s: bad reply %q", p.Host.NS, s)
-		}
-		if r.Err != "" {
-			return r.Out, errors.New(r.Err)
-		}
-		return r.Out, nil
-	case <-time.After(10 * time.Second):
+	s, err := p.c.Line(10 * time.Second)
+	switch {
+	case err == io.EOF:
+		return "", fmt.Errorf("netlab: %s: child exited during %s", p.Host.NS, cmd)
+	case err != nil:
 		return "", fmt.Errorf("netlab: %s: no reply to %s within 10s", p.Host.NS, cmd)
 	}
+	var r reply
+	if err := json.Unmarshal([]byte(s), &r); err != nil {
+		return "", fmt.Errorf("netlab: %s: bad reply %q", p.Host.NS, s)
+	}
+	if r.Err != "" {
+		return r.Out, errors.New(r.Err)
+	}
+	return r.Out, nil
 }
 
 // Kill sends SIGKILL to the child and waits for it to exit; it is
 // idempotent.
-func (p *Proc) Kill() {
-	if !p.killed.Swap(true) {
-		p.cmd.Process.Kill()
-	}
-	<-p.waited
-}
+func (p *Proc) Kill() { p.c.Kill() }
 
 // Stderr returns what the child wrote to stderr so far.
 func (p *Proc) Stderr() string { return p.errb.String() }
@@ -341,23 +295,6 @@ func (p *Proc) Stderr() string { return p.errb.String() }
 type reply struct {
 	Out string `json:"out,omitempty"`
 	Err string `json:"err,omitempty"`
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // Commands are what a child serves: a command name and its handler, called

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"net"
-	"os"
 	"strings"
 	"testing"
 
@@ -42,15 +41,6 @@ func TestServe(t *testing.T) {
 		`{"err":"netlab child h0: bad command \"garbage\""}` + "\n"
 	if got := out.String(); got != want {
 		t.Fatalf("replies: got\n%s\nwant\n%s", got, want)
-	}
-}
-
-func TestAlive(t *testing.T) {
-	if !alive(os.Getpid()) {
-		t.Fatal("alive(self): got false, want true")
-	}
-	if alive(1 << 30) {
-		t.Fatal("alive(no such pid): got true, want false")
 	}
 }
 

@@ -28,7 +28,7 @@ type Settings struct {
 	ReconnectMax time.Duration
 	Registry     spmesh.Registry
 	Service      string
-	Name         string // this socket's name on the wire (respondents, workers)
+	Name         string // survey respondents only: the name a response carries (wire key 10) and the respondent announces
 	StockTCP     bool   // use mangos' own tcp transport instead of sptcp
 
 	// Connection limits of spmesh's TCP transport (tcp://, tls+tcp://);
@@ -261,7 +261,9 @@ func WithDiscovery(reg spmesh.Registry, service string) Option {
 	}
 }
 
-// WithName sets the name this socket gives itself on the wire.
+// WithName sets the name this socket gives itself: a survey respondent
+// sends it in every response (wire key 10, from) and announces it through
+// discovery. No other socket sends a name.
 func WithName(name string) Option {
 	return func(s *Settings) error {
 		if name == "" {

@@ -32,11 +32,13 @@ type NNGCatRun struct {
 
 // StartNNGCat runs nngcat (path from NNGCat) with args in the background
 // for at most limit; the channel yields its outcome once it exits. The
-// process is killed and waited for at the end of the test at the latest.
+// process is killed and waited for at the end of the test at the latest,
+// and dies with the test process (see [ChildAttr]).
 func StartNNGCat(t testing.TB, path string, limit time.Duration, args ...string) <-chan NNGCatRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	c := exec.CommandContext(ctx, path, args...)
+	c.SysProcAttr = ChildAttr()
 	var out, errOut bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errOut
 	if err := c.Start(); err != nil {

@@ -2,28 +2,30 @@ package testutil
 
 import (
 	"encoding/binary"
-	"fmt"
-	"io"
 	"net"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spmesh/spmesh/internal/hostile"
 )
 
-// SP protocol numbers, for RawSP.
+// SP protocol numbers, for RawSP (hostile's).
 const (
-	ProtoReq      = 3<<4 + 0
-	ProtoSub      = 2<<4 + 1
-	ProtoSurveyor = 6<<4 + 2
+	ProtoReq      = hostile.ProtoReq
+	ProtoSub      = hostile.ProtoSub
+	ProtoPull     = hostile.ProtoPull
+	ProtoSurveyor = hostile.ProtoSurveyor
 )
 
 // RawSP is a bare SP/TCP connection for hostile-peer tests: it does the
 // SP handshake as protocol proto, then writes frames as the test says and
-// reads nothing unless asked (a peer that never reads its replies).
+// reads nothing unless asked (a peer that never reads its replies). It is
+// a hostile.Conn (the hostile-peer suite's client) bound to the test.
 type RawSP struct {
-	C net.Conn
+	C  net.Conn
+	hc *hostile.Conn
 }
 
 // DialSP connects to addr (tcp://host:port) and does the SP handshake as
@@ -38,7 +40,6 @@ func DialSP(t testing.TB, addr string, proto uint16) *RawSP {
 // backs up into its peer soon.
 func DialSPBuffer(t testing.TB, addr string, proto uint16, rcvbuf int) *RawSP {
 	t.Helper()
-	hp := strings.TrimPrefix(addr, "tcp://")
 	d := net.Dialer{Timeout: 5 * time.Second}
 	if rcvbuf > 0 {
 		d.Control = func(_, _ string, rc syscall.RawConn) error {
@@ -52,53 +53,30 @@ func DialSPBuffer(t testing.TB, addr string, proto uint16, rcvbuf int) *RawSP {
 			return serr
 		}
 	}
-	c, err := d.Dial("tcp", hp)
+	c, err := d.Dial("tcp", hostile.HostPort(addr))
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	t.Cleanup(func() { c.Close() })
-	hs := []byte{0, 'S', 'P', 0, byte(proto >> 8), byte(proto), 0, 0}
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write(hs); err != nil {
-		t.Fatalf("handshake: %v", err)
+	hc := hostile.NewConn(c)
+	if err := hc.Handshake(proto); err != nil {
+		t.Fatalf("%s: %v", addr, err)
 	}
-	var peer [8]byte
-	if _, err := io.ReadFull(c, peer[:]); err != nil {
-		t.Fatalf("handshake: %v", err)
-	}
-	c.SetDeadline(time.Time{})
-	return &RawSP{C: c}
+	return &RawSP{C: c, hc: hc}
 }
 
 // Send writes one frame: the SP header words hdr (each a uint32, big
 // endian), then body.
 func (r *RawSP) Send(body []byte, hdr ...uint32) error {
-	b := make([]byte, 8, 8+4*len(hdr)+len(body))
-	binary.BigEndian.PutUint64(b, uint64(4*len(hdr)+len(body)))
+	parts := make([][]byte, 0, len(hdr)+1)
 	for _, h := range hdr {
-		b = binary.BigEndian.AppendUint32(b, h)
+		parts = append(parts, binary.BigEndian.AppendUint32(nil, h))
 	}
-	b = append(b, body...)
-	_, err := r.C.Write(b)
-	return err
+	return r.hc.Frame(append(parts, body)...)
 }
 
-// Recv reads one frame within d.
-func (r *RawSP) Recv(d time.Duration) ([]byte, error) {
-	r.C.SetReadDeadline(time.Now().Add(d))
-	defer r.C.SetReadDeadline(time.Time{})
-	var h [8]byte
-	if _, err := io.ReadFull(r.C, h[:]); err != nil {
-		return nil, err
-	}
-	n := binary.BigEndian.Uint64(h[:])
-	if n > 64<<20 {
-		return nil, fmt.Errorf("frame of %d bytes", n)
-	}
-	b := make([]byte, n)
-	_, err := io.ReadFull(r.C, b)
-	return b, err
-}
+// Recv reads one frame within d (at most 64 MiB).
+func (r *RawSP) Recv(d time.Duration) ([]byte, error) { return r.hc.ReadFrame(d, 64<<20) }
 
 // Percentile returns the p-th percentile (0 < p <= 1) of ds, sorted in place.
 func Percentile(ds []time.Duration, p float64) time.Duration {

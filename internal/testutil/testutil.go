@@ -1,6 +1,11 @@
 // Package testutil holds what the spmesh test suites share: a retry-until
-// helper, address helpers, hostile frames and the conformance suite every
-// pattern package runs.
+// helper, address helpers, hostile frames, a raw SP peer (RawSP, on the
+// hostile-peer suite's client), the conformance suite every pattern
+// package runs, the slow-reader Drain suite of the senders (SlowDrain),
+// nngcat interop, and child processes (Command, SelfCommand, StartLines,
+// Start): the test binary or another program run as a child that is
+// killed at the end of the test and dies with the test process (Linux:
+// the parent death signal), so that no test leaves a process behind.
 package testutil
 
 import (

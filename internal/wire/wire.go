@@ -35,7 +35,7 @@
 //	7  deadline  int        caller's deadline, Unix nanoseconds (0: none)
 //	8  code      int        error code of a remote error (with key 9)
 //	9  error     str        error message: the handler failed
-//	10 from      str        sender's name (survey respondents, workers)
+//	10 from      str        responses: the survey respondent's name
 //	11 flags     uint       bit 0: declined (survey), bit 1: nack (jobs)
 //	12 credit    uint       replies, acks: how many requests the sender takes at once
 //
@@ -214,7 +214,6 @@ var (
 	errShort = errors.New("truncated")
 	errType  = errors.New("unexpected msgpack type")
 	errRange = errors.New("integer out of range")
-	errDepth = errors.New("nesting too deep")
 )
 
 // notEnvelope describes a frame whose byte at i should be the version

@@ -1,0 +1,76 @@
+package discovery
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// NotifyJoin records a new (or returning) member.
+func (e *mlEvents) NotifyJoin(nd *memberlist.Node) { (*Node)(e).noteMember(nd, EventJoin) }
+
+// NotifyUpdate takes in a member's new metadata (or address).
+func (e *mlEvents) NotifyUpdate(nd *memberlist.Node) { (*Node)(e).noteMember(nd, EventUpdate) }
+
+// noteMember records nd (joined or updated), emits ev and takes in its
+// metadata.
+func (n *Node) noteMember(nd *memberlist.Node, ev EventType) {
+	if nd.Name == n.name {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	p := n.peers[nd.Name]
+	if p == nil {
+		p = &peer{full: true}
+		n.peers[nd.Name] = p
+	}
+	addr := nodeAddr(nd)
+	if p.addr != "" && p.addr != addr {
+		// Back on a new address (a restart): what it serves there is
+		// pulled from there.
+		p.pulled = false
+		n.setPeerEps(p, nil, true)
+	}
+	p.node, p.addr = copyNode(nd), addr
+	p.ip, _ = netip.AddrFromSlice(nd.Addr)
+	p.ip = p.ip.Unmap()
+	if ev == EventJoin {
+		delete(n.gone, nd.Name)
+	}
+	n.emit(Event{Type: ev, Node: nd.Name, Addr: p.addr})
+	n.applyMeta(p, nd.Meta)
+}
+
+// NotifyLeave drops a member that left or failed, with its endpoints, and
+// remembers its address for re-joins.
+func (e *mlEvents) NotifyLeave(nd *memberlist.Node) {
+	n := (*Node)(e)
+	if nd.Name == n.name {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	addr := nodeAddr(nd)
+	p := n.peers[nd.Name]
+	// memberlist does not tell a leave from a failure here: a leaving node
+	// flags it in its metadata first.
+	left := p != nil && p.leaving
+	n.gone[nd.Name] = goneNode{addr: addr, at: time.Now(), left: left}
+	typ := EventFailed
+	if left {
+		typ = EventLeave
+	}
+	n.emit(Event{Type: typ, Node: nd.Name, Addr: addr})
+	if p != nil {
+		n.setPeerEps(p, nil, true)
+		delete(n.peers, nd.Name)
+	}
+}
