@@ -3,6 +3,7 @@ package testutil
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -18,6 +19,9 @@ type Pattern struct {
 	// Wait makes one call on s that waits for a peer or a message (Next,
 	// Request with waiting, Push, ...). With no counterpart it must block
 	// until ctx ends, then return ctx.Err(); after Close, spmesh.ErrClosed.
+	// nil means WaitPeers(ctx, 1), which every type has: the call to use
+	// for a serving side (Replier, Worker, Respondent), whose work happens
+	// in its handler rather than in a call that blocks.
 	Wait func(ctx context.Context, s io.Closer) error
 	// Invalid constructs sockets with bad options; each must fail with an
 	// error wrapping spmesh.ErrInvalidOption.
@@ -29,6 +33,30 @@ type Pattern struct {
 	// Listens says that Open listens on addr (rather than dialing it): the
 	// socket must then report it in Addrs.
 	Listens bool
+	// Serve, for a serving side (Replier, Worker, Respondent), checks
+	// Drain and Close with a counterpart connected and a handler running;
+	// nil for the other types.
+	Serve *Serve
+}
+
+// Serve describes a serving side to the suite: how to open it around a
+// handler the suite controls, and its counterpart.
+type Serve struct {
+	// Open builds the serving socket wired to addr (listening or dialing,
+	// as Pattern.Open does), with a handler that calls h with its ctx and
+	// answers (replies, acks) with no error when h returns nil.
+	Open func(t *testing.T, addr string, h func(ctx context.Context) error) io.Closer
+	// Peer opens the counterpart (Requester, Producer, Surveyor) wired to
+	// the other end of addr.
+	Peer func(t *testing.T, addr string) io.Closer
+	// Call makes one call from peer (Request, Produce, Survey) and returns
+	// nil once the serving side's answer reached it, an error otherwise.
+	Call func(ctx context.Context, peer io.Closer) error
+}
+
+// waitPeers is every type's WaitPeers; the default Wait.
+type waitPeers interface {
+	WaitPeers(ctx context.Context, n int) error
 }
 
 // drainer and addresser are the lifecycle methods the suite checks: every
@@ -39,8 +67,24 @@ type drainer interface {
 
 type addresser interface{ Addrs() []string }
 
+// transports are the two the suite runs over: fresh inproc and loopback
+// TCP addresses.
+var transports = []struct {
+	name string
+	addr func(testing.TB) string
+}{{"Inproc", Inproc}, {"TCP", FreeTCP}}
+
 // Run runs the conformance suite over inproc and TCP.
 func Run(t *testing.T, p Pattern) {
+	if p.Wait == nil {
+		p.Wait = func(ctx context.Context, s io.Closer) error {
+			w, ok := s.(waitPeers)
+			if !ok {
+				return fmt.Errorf("%T has no WaitPeers(ctx, n) error and the pattern no Wait", s)
+			}
+			return w.WaitPeers(ctx, 1)
+		}
+	}
 	t.Run("CloseTwice", func(t *testing.T) {
 		s := p.Open(t, Inproc(t))
 		if err := s.Close(); err != nil {
@@ -154,10 +198,7 @@ func Run(t *testing.T, p Pattern) {
 			}
 		}
 	})
-	for _, tr := range []struct {
-		name string
-		addr func(testing.TB) string
-	}{{"Inproc", Inproc}, {"TCP", FreeTCP}} {
+	for _, tr := range transports {
 		t.Run("HostilePeer"+tr.name, func(t *testing.T) {
 			if p.Hostile == nil {
 				t.Skip("no hostile peer for this socket")
@@ -168,4 +209,138 @@ func Run(t *testing.T, p Pattern) {
 			p.Hostile(t, s, addr, Garbage())
 		})
 	}
+	if p.Serve != nil {
+		for _, tr := range transports {
+			t.Run("Serve"+tr.name, func(t *testing.T) { serveChecks(t, p.Serve, tr.addr) })
+		}
+	}
+}
+
+// serveChecks are the serving side's checks with a counterpart connected
+// and a handler running: Drain lets the handler finish and its answer
+// reach the peer; Close is immediate and cancels the handler's ctx.
+func serveChecks(t *testing.T, sv *Serve, newAddr func(testing.TB) string) {
+	t.Run("DrainFinishesHandler", func(t *testing.T) {
+		addr := newAddr(t)
+		h := newHeld()
+		defer h.free()
+		s := sv.Open(t, addr, h.handler)
+		defer s.Close()
+		peer := sv.Peer(t, addr)
+		defer peer.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		called := goErr(func() error { return sv.Call(ctx, peer) })
+		h.waitStarted(t, called)
+		d, ok := s.(drainer)
+		if !ok {
+			t.Fatalf("%T has no Drain(ctx) error", s)
+		}
+		drained := goErr(func() error { return d.Drain(ctx) })
+		// Drain must wait for the handler. Watching for a while cannot
+		// fail a correct Drain; it catches one that returns early.
+		select {
+		case err := <-drained:
+			t.Fatalf("Drain returned (%v) while a handler was running, want it to wait", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		close(h.release)
+		if err := <-h.ctxErr; err != nil {
+			t.Fatalf("handler ctx during Drain: got %v, want not done", err)
+		}
+		if err := <-called; err != nil {
+			t.Fatalf("call whose handler Drain let finish: got %v, want its answer", err)
+		}
+		if err := <-drained; err != nil {
+			t.Fatalf("Drain: got %v, want nil", err)
+		}
+	})
+	t.Run("CloseCancelsHandler", func(t *testing.T) {
+		addr := newAddr(t)
+		h := newHeld()
+		defer h.free()
+		s := sv.Open(t, addr, h.handler)
+		defer s.Close()
+		peer := sv.Peer(t, addr)
+		defer peer.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		called := goErr(func() error { return sv.Call(ctx, peer) })
+		h.waitStarted(t, called)
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: got %v, want nil", err)
+		}
+		// Close waits for the handlers that heed their ctx: by now this
+		// one has seen it end.
+		select {
+		case err := <-h.ctxErr:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("handler ctx after Close: got %v, want context.Canceled", err)
+			}
+		default:
+			t.Fatal("Close returned before the running handler saw its ctx cancelled")
+		}
+		cancel()
+		if err := <-called; err == nil {
+			t.Fatal("call whose handler Close cancelled: got an answer, want an error")
+		}
+	})
+}
+
+// held is a handler that the suite holds until it releases it or the
+// handler's ctx ends.
+type held struct {
+	started chan struct{}
+	release chan struct{}
+	ctxErr  chan error // the handler's ctx.Err() when it returned
+}
+
+func newHeld() *held {
+	return &held{started: make(chan struct{}, 1), release: make(chan struct{}), ctxErr: make(chan error, 1)}
+}
+
+func (h *held) handler(ctx context.Context) error {
+	select {
+	case h.started <- struct{}{}:
+	default:
+	}
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+	}
+	err := ctx.Err()
+	select {
+	case h.ctxErr <- err:
+	default:
+	}
+	return err
+}
+
+// free releases the handler if the test did not (a failed test).
+func (h *held) free() {
+	select {
+	case <-h.release:
+	default:
+		close(h.release)
+	}
+}
+
+// waitStarted waits until the handler runs, failing the test if the call
+// ends first or nothing happens within the deadline.
+func (h *held) waitStarted(t *testing.T, called <-chan error) {
+	t.Helper()
+	select {
+	case <-h.started:
+	case err := <-called:
+		t.Fatalf("call ended (%v) before its handler ran", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("handler not called within 20s")
+	}
+}
+
+// goErr runs f in a goroutine and hands over its error.
+func goErr(f func() error) <-chan error {
+	c := make(chan error, 1)
+	go func() { c <- f() }()
+	return c
 }
