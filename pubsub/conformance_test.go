@@ -1,0 +1,71 @@
+package pubsub_test
+
+import (
+	"context"
+	"io"
+	"testing"
+
+	"github.com/spmesh/spmesh/internal/testutil"
+	"github.com/spmesh/spmesh/pubsub"
+)
+
+// TestConformance runs the shared suite on both sides of pub/sub, enveloped
+// and bare, and the pair check on the two wired together.
+func TestConformance(t *testing.T) {
+	testutil.Conform(t, map[string]testutil.Pattern{
+		"Publisher":       publisherPattern(),
+		"Publisher/bare":  confPublisher(pubsub.WithBareFrames()),
+		"Subscriber":      subscriberPattern(),
+		"Subscriber/bare": bareSubscriberPattern(),
+	}, map[string]testutil.Pair{
+		"Publisher+Subscriber":      confPair(),
+		"Publisher+Subscriber/bare": confPair(pubsub.WithBareFrames()),
+	})
+}
+
+// confPublisher opens a publisher; with no subscriber, the suite waits on
+// WaitPeers.
+func confPublisher(opts ...pubsub.Option) testutil.Pattern {
+	return testutil.Pattern{
+		Open: func(t *testing.T, addr string) io.Closer {
+			p, err := pubsub.NewPublisher(append(opts, pubsub.WithListen(addr))...)
+			return testutil.Open(t, p, err)
+		},
+		Listens: true,
+		Invalid: map[string]func() error{
+			"subscribe on a publisher": func() error {
+				_, err := pubsub.NewPublisher(append(opts, pubsub.WithSubscribe("a"))...)
+				return err
+			},
+			"queue zero":    func() error { _, err := pubsub.NewPublisher(append(opts, pubsub.WithQueueLen(0))...); return err },
+			"tiny max size": func() error { _, err := pubsub.NewPublisher(append(opts, pubsub.WithMaxMessageSize(1))...); return err },
+			"bad address":   func() error { _, err := pubsub.NewPublisher(append(opts, pubsub.WithListen("foo://x"))...); return err },
+		},
+	}
+}
+
+// confPair: a publisher listens, a subscriber of the pair's topic dials it;
+// message i is the int i on that topic.
+func confPair(opts ...pubsub.Option) testutil.Pair {
+	const topic = "conform.n"
+	return testutil.Pair{
+		Open: func(t *testing.T, addr string, _ func(int)) (io.Closer, io.Closer) {
+			p, err := pubsub.NewPublisher(append(opts, pubsub.WithListen(addr))...)
+			a := testutil.Open(t, p, err)
+			s, err := pubsub.NewSubscriber(append(opts, pubsub.WithDial(addr), pubsub.WithSubscribe(topic))...)
+			return a, testutil.Open(t, s, err)
+		},
+		Send: func(ctx context.Context, a io.Closer, i int) error {
+			return a.(*pubsub.Publisher).Publish(ctx, topic, i)
+		},
+		Recv: func(ctx context.Context, b io.Closer) (int, error) {
+			m, err := b.(*pubsub.Subscriber).Next(ctx)
+			if err != nil {
+				return 0, err
+			}
+			var i int
+			err = m.Decode(&i)
+			return i, err
+		},
+	}
+}
