@@ -1,10 +1,11 @@
 package testutil
 
 import (
-	"github.com/spmesh/spmesh"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/spmesh/spmesh"
 )
 
 func TestMain(m *testing.M) { VerifyTestMain(m) }
