@@ -38,7 +38,8 @@ type Pair struct {
 // peer; N messages (or calls) each arrive exactly once; the sender's Sent
 // equals the receiver's Received (and for calls the reverse: answers), the
 // bytes each side sent equal the bytes the other received, nothing is
-// dropped; after one side closes, the other's Peers returns to 0.
+// dropped; after one side closes, the other's Peers returns to 0; what
+// was sent before the sender's Drain is all delivered.
 func RunPair(t *testing.T, p Pair) {
 	n := p.N
 	if n == 0 {
@@ -86,6 +87,42 @@ func RunPair(t *testing.T, p Pair) {
 
 			if err := a.Close(); err != nil {
 				t.Fatalf("Close %T: %v", a, err)
+			}
+			Eventually(t, 10*time.Second, func() error { return peersAre(b, 0) })
+		})
+		t.Run("DrainSender"+tr.name, func(t *testing.T) {
+			// Drain is the graceful Close: what was sent before it is
+			// delivered, even when the receiver takes it afterwards.
+			seen := newTally(n)
+			a, b := p.Open(t, tr.addr(t), seen.add)
+			defer a.Close()
+			defer b.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			connected(t, ctx, a, b)
+			for i := range n {
+				if err := p.Send(ctx, a, i); err != nil {
+					t.Fatalf("send %d of %d: %v", i, n, err)
+				}
+			}
+			d, ok := a.(drainer)
+			if !ok {
+				t.Fatalf("%T has no Drain(ctx) error", a)
+			}
+			if err := d.Drain(ctx); err != nil {
+				t.Fatalf("%T.Drain: got %v, want nil", a, err)
+			}
+			if p.Recv != nil {
+				for range n {
+					i, err := p.Recv(ctx, b)
+					if err != nil {
+						t.Fatalf("receive after the sender drained, %d of %d: %v", seen.total(), n, err)
+					}
+					seen.add(i)
+				}
+			}
+			if err := seen.check(); err != nil {
+				t.Fatal(err)
 			}
 			Eventually(t, 10*time.Second, func() error { return peersAre(b, 0) })
 		})
