@@ -105,7 +105,8 @@ func confWorker() testutil.Pattern {
 			"queue zero":    func() error { _, err := pipeline.NewWorker(nop, pipeline.WithQueueLen(0)); return err },
 		},
 		Serve: &testutil.Serve{
-			Open: open,
+			Open:  open,
+			Proto: testutil.ProtoReq,
 			Peer: func(t *testing.T, addr string) io.Closer {
 				p, err := pipeline.NewProducer(pipeline.WithDial(addr), pipeline.WithWaitForWorker())
 				return testutil.Open(t, p, err)

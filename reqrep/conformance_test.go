@@ -67,6 +67,10 @@ func confReplier(opts ...reqrep.Option) testutil.Pattern {
 			append(opts, reqrep.WithListen(addr))...)
 		return testutil.Open(t, r, err)
 	}
+	var proto uint16 // bare: any bytes are a request, none hostile
+	if len(opts) == 0 {
+		proto = testutil.ProtoReq
+	}
 	return testutil.Pattern{
 		Open: func(t *testing.T, addr string) io.Closer {
 			return open(t, addr, func(context.Context) error { return nil })
@@ -96,7 +100,8 @@ func confReplier(opts ...reqrep.Option) testutil.Pattern {
 			},
 		},
 		Serve: &testutil.Serve{
-			Open: open,
+			Open:  open,
+			Proto: proto,
 			Peer: func(t *testing.T, addr string) io.Closer {
 				r, err := reqrep.NewRequester(append(opts, reqrep.WithDial(addr), reqrep.WithWaitForReplier())...)
 				return testutil.Open(t, r, err)

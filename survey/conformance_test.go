@@ -77,6 +77,10 @@ func confRespondent(opts ...survey.Option) testutil.Pattern {
 		return testutil.Open(t, r, err)
 	}
 	nop := confAnswers(func(context.Context, int) error { return nil })
+	var proto uint16 // bare: any bytes are a request, none hostile
+	if len(opts) == 0 {
+		proto = testutil.ProtoSurveyor
+	}
 	return testutil.Pattern{
 		Open: func(t *testing.T, addr string) io.Closer {
 			return open(t, addr, func(context.Context) error { return nil })
@@ -102,7 +106,8 @@ func confRespondent(opts ...survey.Option) testutil.Pattern {
 			},
 		},
 		Serve: &testutil.Serve{
-			Open: open,
+			Open:  open,
+			Proto: proto,
 			Peer: func(t *testing.T, addr string) io.Closer {
 				s, err := survey.NewSurveyor(append(opts, survey.WithListen(addr))...)
 				return testutil.Open(t, s, err)

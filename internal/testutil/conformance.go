@@ -2,9 +2,11 @@ package testutil
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,6 +54,14 @@ type Serve struct {
 	// Call makes one call from peer (Request, Produce, Survey) and returns
 	// nil once the serving side's answer reached it, an error otherwise.
 	Call func(ctx context.Context, peer io.Closer) error
+	// Proto, when set, is the counterpart's SP protocol (ProtoReq,
+	// ProtoSurveyor): the suite then connects a raw SP peer of it over TCP
+	// (dialing a listening side, listening for a dialing one) and asks the
+	// serving side the hostile frames: each must be answered (an error
+	// reply, a nack) and counted in DecodeErrors without calling the
+	// handler, and a proper call must work after. 0 for a bare side, to
+	// which any bytes are a request.
+	Proto uint16
 }
 
 // waitPeers is every type's WaitPeers; the default Wait.
@@ -210,6 +220,12 @@ func Run(t *testing.T, p Pattern) {
 		})
 	}
 	if p.Serve != nil {
+		t.Run("HostileRequestsTCP", func(t *testing.T) {
+			if p.Serve.Proto == 0 {
+				t.Skip("no raw peer for this socket")
+			}
+			hostileRequests(t, p.Serve, p.Listens)
+		})
 		for _, tr := range transports {
 			t.Run("Serve"+tr.name, func(t *testing.T) { serveChecks(t, p.Serve, tr.addr) })
 		}
@@ -285,6 +301,64 @@ func serveChecks(t *testing.T, sv *Serve, newAddr func(testing.TB) string) {
 			t.Fatal("call whose handler Close cancelled: got an answer, want an error")
 		}
 	})
+}
+
+// hostileRequests asks a serving side the hostile frames through a raw
+// SP peer over TCP: each is answered and counted as a decode error, the
+// handler never sees one, and a proper call works afterwards.
+func hostileRequests(t *testing.T, sv *Serve, listens bool) {
+	var calls atomic.Int64
+	addr := FreeTCP(t)
+	s := sv.Open(t, addr, func(context.Context) error { calls.Add(1); return nil })
+	defer s.Close()
+	var raw *RawSP
+	if listens {
+		raw = DialSP(t, addr, sv.Proto)
+	} else {
+		raw = ListenSP(t, addr, sv.Proto)
+	}
+	before, err := CommonStats(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := Garbage()
+	for i, f := range frames {
+		id := 0x80000000 | uint32(i+1)
+		if err := raw.Send(f, id); err != nil {
+			t.Fatalf("hostile frame %d: %v", i, err)
+		}
+		b, err := raw.Recv(10 * time.Second)
+		if err != nil {
+			t.Fatalf("hostile frame %d (% x): got %v, want an answer (an error reply)", i, f, err)
+		}
+		if len(b) < 4 || binary.BigEndian.Uint32(b) != id {
+			t.Fatalf("answer to hostile frame %d: got % x, want SP id %08x first", i, b, id)
+		}
+	}
+	Eventually(t, 10*time.Second, func() error {
+		st, err := CommonStats(s)
+		if err != nil {
+			return err
+		}
+		if got := st.DecodeErrors - before.DecodeErrors; got != uint64(len(frames)) {
+			return fmt.Errorf("%T DecodeErrors after %d hostile frames: got %d, want %d", s, len(frames), got, len(frames))
+		}
+		return nil
+	})
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("handler calls for hostile frames: got %d, want 0", n)
+	}
+	raw.C.Close()
+	peer := sv.Peer(t, addr)
+	defer peer.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := sv.Call(ctx, peer); err != nil {
+		t.Fatalf("proper call after the hostile frames: got %v, want its answer", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("handler calls: got %d, want 1 (the proper call)", n)
+	}
 }
 
 // held is a handler that the suite holds until it releases it or the

@@ -57,17 +57,45 @@ func DialSPBuffer(t testing.TB, addr string, proto uint16, rcvbuf int) *RawSP {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	t.Cleanup(func() { c.Close() })
+	if err := handshakeSP(c, proto); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	return &RawSP{C: c}
+}
+
+// ListenSP listens on addr (tcp://host:port), takes one connection within
+// 10s and does the SP handshake as protocol proto: a raw peer for a socket
+// that dials. The listener and connection are closed when the test ends.
+func ListenSP(t testing.TB, addr string, proto uint16) *RawSP {
+	t.Helper()
+	l, err := net.Listen("tcp", strings.TrimPrefix(addr, "tcp://"))
+	if err != nil {
+		t.Fatalf("listen %s: %v", addr, err)
+	}
+	defer l.Close()
+	l.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatalf("accept on %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := handshakeSP(c, proto); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	return &RawSP{C: c}
+}
+
+// handshakeSP exchanges SP headers on c as protocol proto.
+func handshakeSP(c net.Conn, proto uint16) error {
 	hs := []byte{0, 'S', 'P', 0, byte(proto >> 8), byte(proto), 0, 0}
 	c.SetDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetDeadline(time.Time{})
 	if _, err := c.Write(hs); err != nil {
-		t.Fatalf("handshake: %v", err)
+		return err
 	}
 	var peer [8]byte
-	if _, err := io.ReadFull(c, peer[:]); err != nil {
-		t.Fatalf("handshake: %v", err)
-	}
-	c.SetDeadline(time.Time{})
-	return &RawSP{C: c}
+	_, err := io.ReadFull(c, peer[:])
+	return err
 }
 
 // Send writes one frame: the SP header words hdr (each a uint32, big
