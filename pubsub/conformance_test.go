@@ -2,8 +2,11 @@ package pubsub_test
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/spmesh/spmesh/internal/testutil"
 	"github.com/spmesh/spmesh/pubsub"
@@ -13,7 +16,7 @@ import (
 // and bare, and the pair check on the two wired together.
 func TestConformance(t *testing.T) {
 	testutil.Conform(t, map[string]testutil.Pattern{
-		"Publisher":       publisherPattern(),
+		"Publisher":       withHostile(publisherPattern(), hostileSubscriber),
 		"Publisher/bare":  confPublisher(pubsub.WithBareFrames()),
 		"Subscriber":      subscriberPattern(),
 		"Subscriber/bare": bareSubscriberPattern(),
@@ -67,5 +70,51 @@ func confPair(opts ...pubsub.Option) testutil.Pair {
 			err = m.Decode(&i)
 			return i, err
 		},
+	}
+}
+
+func withHostile(p testutil.Pattern, h func(t *testing.T, s io.Closer, addr string, frames [][]byte)) testutil.Pattern {
+	p.Hostile = h
+	return p
+}
+
+// hostileSubscriber sends the publisher s garbage from a raw SP SUB peer
+// over TCP (a subscriber sends only interest frames): each frame is
+// counted as a decode error, and a proper subscriber still gets what is
+// published.
+func hostileSubscriber(t *testing.T, s io.Closer, addr string, frames [][]byte) {
+	if !strings.HasPrefix(addr, "tcp://") {
+		t.Skip("the raw peer speaks SP over TCP")
+	}
+	p := s.(*pubsub.Publisher)
+	raw := testutil.DialSP(t, addr, testutil.ProtoSub)
+	for i, f := range frames {
+		if err := raw.Send(f); err != nil {
+			t.Fatalf("hostile frame %d: %v", i, err)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if got := p.Stats().DecodeErrors; got != uint64(len(frames)) {
+			return fmt.Errorf("DecodeErrors after %d hostile frames: got %d, want %d", len(frames), got, len(frames))
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sub, err := pubsub.NewSubscriber(pubsub.WithDial(addr), pubsub.WithSubscribe("t"))
+	sub = testutil.Open(t, sub, err)
+	if err := p.WaitPeers(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(ctx, "t", 1); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.Next(ctx)
+	if err != nil {
+		t.Fatalf("proper subscriber after the hostile frames: got %v, want the message", err)
+	}
+	var i int
+	if err := m.Decode(&i); err != nil || i != 1 {
+		t.Fatalf("message: got %d, %v, want 1", i, err)
 	}
 }
