@@ -22,9 +22,11 @@ func TestConformance(t *testing.T) {
 		"Producer":    producerPattern(),
 		"Worker":      confWorker(),
 	}, map[string]testutil.Pair{
-		"Pusher+Puller":      confPushPull(),
-		"Pusher+Puller/bare": confPushPull(pipeline.WithBareFrames()),
-		"Producer+Worker":    confProduceWork(),
+		"Pusher+Puller":                 confPushPull(false),
+		"Pusher+Puller/bare":            confPushPull(false, pipeline.WithBareFrames()),
+		"Pusher+Puller/pusherBinds":     confPushPull(true),
+		"Producer+Worker":               confProduceWork(false),
+		"Producer+Worker/producerBinds": confProduceWork(true),
 	})
 }
 
@@ -119,13 +121,24 @@ func confWorker() testutil.Pattern {
 	}
 }
 
-// confPushPull: a puller listens, a pusher dials it; message i is the int i.
-func confPushPull(opts ...pipeline.Option) testutil.Pair {
+// ends are the wiring options of a pair on addr: the binder listens and
+// the connector dials, or the other way round when rev.
+func ends(rev bool, addr string) (binder, connector pipeline.Option) {
+	if rev {
+		return pipeline.WithDial(addr), pipeline.WithListen(addr)
+	}
+	return pipeline.WithListen(addr), pipeline.WithDial(addr)
+}
+
+// confPushPull: a puller listens, a pusher dials it (the other way round
+// when rev); message i is the int i.
+func confPushPull(rev bool, opts ...pipeline.Option) testutil.Pair {
 	return testutil.Pair{
 		Open: func(t *testing.T, addr string, _ func(int)) (io.Closer, io.Closer) {
-			pl, err := pipeline.NewPuller(append(opts, pipeline.WithListen(addr))...)
+			binder, connector := ends(rev, addr)
+			pl, err := pipeline.NewPuller(append(opts, binder)...)
 			b := testutil.Open(t, pl, err)
-			ps, err := pipeline.NewPusher(append(opts, pipeline.WithDial(addr))...)
+			ps, err := pipeline.NewPusher(append(opts, connector)...)
 			return testutil.Open(t, ps, err), b
 		},
 		Send: func(ctx context.Context, a io.Closer, i int) error {
@@ -143,14 +156,16 @@ func confPushPull(opts ...pipeline.Option) testutil.Pair {
 	}
 }
 
-// confProduceWork: a worker listens, a producer dials it; job i is the int
-// i, and Produce returns once it is acked.
-func confProduceWork() testutil.Pair {
+// confProduceWork: a worker listens, a producer dials it (the other way
+// round when rev); job i is the int i, and Produce returns once it is
+// acked.
+func confProduceWork(rev bool) testutil.Pair {
 	return testutil.Pair{
 		Open: func(t *testing.T, addr string, got func(int)) (io.Closer, io.Closer) {
-			w, err := pipeline.NewWorker(confJobs(func(_ context.Context, i int) error { got(i); return nil }), pipeline.WithListen(addr))
+			binder, connector := ends(rev, addr)
+			w, err := pipeline.NewWorker(confJobs(func(_ context.Context, i int) error { got(i); return nil }), binder)
 			b := testutil.Open(t, w, err)
-			p, err := pipeline.NewProducer(pipeline.WithDial(addr), pipeline.WithWaitForWorker())
+			p, err := pipeline.NewProducer(connector, pipeline.WithWaitForWorker())
 			return testutil.Open(t, p, err), b
 		},
 		Send: func(ctx context.Context, a io.Closer, i int) error {

@@ -21,8 +21,9 @@ func TestConformance(t *testing.T) {
 		"Subscriber":      subscriberPattern(),
 		"Subscriber/bare": bareSubscriberPattern(),
 	}, map[string]testutil.Pair{
-		"Publisher+Subscriber":      confPair(),
-		"Publisher+Subscriber/bare": confPair(pubsub.WithBareFrames()),
+		"Publisher+Subscriber":                 confPair(false),
+		"Publisher+Subscriber/bare":            confPair(false, pubsub.WithBareFrames()),
+		"Publisher+Subscriber/subscriberBinds": confPair(true),
 	})
 }
 
@@ -47,15 +48,19 @@ func confPublisher(opts ...pubsub.Option) testutil.Pattern {
 	}
 }
 
-// confPair: a publisher listens, a subscriber of the pair's topic dials it;
-// message i is the int i on that topic.
-func confPair(opts ...pubsub.Option) testutil.Pair {
+// confPair: a publisher listens, a subscriber of the pair's topic dials it
+// (the other way round when rev); message i is the int i on that topic.
+func confPair(rev bool, opts ...pubsub.Option) testutil.Pair {
 	const topic = "conform.n"
 	return testutil.Pair{
 		Open: func(t *testing.T, addr string, _ func(int)) (io.Closer, io.Closer) {
-			p, err := pubsub.NewPublisher(append(opts, pubsub.WithListen(addr))...)
+			listen, dial := pubsub.WithListen(addr), pubsub.WithDial(addr)
+			if rev {
+				listen, dial = dial, listen
+			}
+			p, err := pubsub.NewPublisher(append(opts, listen)...)
 			a := testutil.Open(t, p, err)
-			s, err := pubsub.NewSubscriber(append(opts, pubsub.WithDial(addr), pubsub.WithSubscribe(topic))...)
+			s, err := pubsub.NewSubscriber(append(opts, dial, pubsub.WithSubscribe(topic))...)
 			return a, testutil.Open(t, s, err)
 		},
 		Send: func(ctx context.Context, a io.Closer, i int) error {

@@ -19,8 +19,9 @@ func TestConformance(t *testing.T) {
 		"Replier":        confReplier(),
 		"Replier/bare":   confReplier(reqrep.WithBareFrames()),
 	}, map[string]testutil.Pair{
-		"Requester+Replier":      confPair(),
-		"Requester+Replier/bare": confPair(reqrep.WithBareFrames()),
+		"Requester+Replier":                confPair(false),
+		"Requester+Replier/bare":           confPair(false, reqrep.WithBareFrames()),
+		"Requester+Replier/requesterBinds": confPair(true),
 	})
 }
 
@@ -120,13 +121,19 @@ func confReplier(opts ...reqrep.Option) testutil.Pattern {
 	}
 }
 
-func confPair(opts ...reqrep.Option) testutil.Pair {
+// confPair: a replier listens, a requester dials it (the other way round
+// when rev); request i is the int i, answered with i.
+func confPair(rev bool, opts ...reqrep.Option) testutil.Pair {
 	return testutil.Pair{
 		Open: func(t *testing.T, addr string, got func(int)) (io.Closer, io.Closer) {
+			listen, dial := reqrep.WithListen(addr), reqrep.WithDial(addr)
+			if rev {
+				listen, dial = dial, listen
+			}
 			rp, err := reqrep.NewReplier(confHandler(func(_ context.Context, i int) error { got(i); return nil }),
-				append(opts, reqrep.WithListen(addr))...)
+				append(opts, listen)...)
 			b := testutil.Open(t, rp, err)
-			rq, err := reqrep.NewRequester(append(opts, reqrep.WithDial(addr), reqrep.WithWaitForReplier())...)
+			rq, err := reqrep.NewRequester(append(opts, dial, reqrep.WithWaitForReplier())...)
 			return testutil.Open(t, rq, err), b
 		},
 		Send: func(ctx context.Context, a io.Closer, i int) error {

@@ -20,8 +20,9 @@ func TestConformance(t *testing.T) {
 		"Respondent":      confRespondent(),
 		"Respondent/bare": confRespondent(survey.WithBareFrames()),
 	}, map[string]testutil.Pair{
-		"Surveyor+Respondent":      confPair(),
-		"Surveyor+Respondent/bare": confPair(survey.WithBareFrames()),
+		"Surveyor+Respondent":                 confPair(false),
+		"Surveyor+Respondent/bare":            confPair(false, survey.WithBareFrames()),
+		"Surveyor+Respondent/respondentBinds": confPair(true),
 	})
 }
 
@@ -119,15 +120,19 @@ func confRespondent(opts ...survey.Option) testutil.Pattern {
 	}
 }
 
-// confPair: a surveyor listens, one respondent dials it; survey i is the
-// int i, answered with i.
-func confPair(opts ...survey.Option) testutil.Pair {
+// confPair: a surveyor listens, one respondent dials it (the other way
+// round when rev); survey i is the int i, answered with i.
+func confPair(rev bool, opts ...survey.Option) testutil.Pair {
 	return testutil.Pair{
 		Open: func(t *testing.T, addr string, got func(int)) (io.Closer, io.Closer) {
-			s, err := survey.NewSurveyor(append(opts, survey.WithListen(addr))...)
+			listen, dial := survey.WithListen(addr), survey.WithDial(addr)
+			if rev {
+				listen, dial = dial, listen
+			}
+			s, err := survey.NewSurveyor(append(opts, listen)...)
 			a := testutil.Open(t, s, err)
 			r, err := survey.NewRespondent(confAnswers(func(_ context.Context, i int) error { got(i); return nil }),
-				append(opts, survey.WithDial(addr))...)
+				append(opts, dial)...)
 			return a, testutil.Open(t, r, err)
 		},
 		Send: func(ctx context.Context, a io.Closer, i int) error {
