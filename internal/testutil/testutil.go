@@ -1,6 +1,15 @@
 // Package testutil holds what the spmesh test suites share: a retry-until
 // helper, address helpers, hostile frames and the conformance suite every
 // pattern package runs.
+//
+// The conformance suite: each pattern package's TestConformance calls
+// [Conform] with a [Pattern] per socket type (and per bare variant) and a
+// [Pair] per pattern. Conform fails when a NewX constructor of the package
+// has no Pattern or is no side of a Pair, then runs [Run] (lifecycle,
+// ctx, options, hostile peers; for serving sides, Drain and Close with a
+// handler running) and [RunPair] (every message exactly once, both sides'
+// Stats agree, Peers back to 0 after a Close, Drain delivers what was
+// sent) over inproc and TCP. [Types] lists the ten socket types.
 package testutil
 
 import (
