@@ -261,13 +261,13 @@ func serveChecks(t *testing.T, sv *Serve, newAddr func(testing.TB) string) {
 		case <-time.After(100 * time.Millisecond):
 		}
 		close(h.release)
-		if err := <-h.ctxErr; err != nil {
+		if err := within(t, h.ctxErr, "the released handler"); err != nil {
 			t.Fatalf("handler ctx during Drain: got %v, want not done", err)
 		}
-		if err := <-called; err != nil {
+		if err := within(t, called, "the call"); err != nil {
 			t.Fatalf("call whose handler Drain let finish: got %v, want its answer", err)
 		}
-		if err := <-drained; err != nil {
+		if err := within(t, drained, "Drain"); err != nil {
 			t.Fatalf("Drain: got %v, want nil", err)
 		}
 	})
@@ -283,7 +283,7 @@ func serveChecks(t *testing.T, sv *Serve, newAddr func(testing.TB) string) {
 		defer cancel()
 		called := goErr(func() error { return sv.Call(ctx, peer) })
 		h.waitStarted(t, called)
-		if err := s.Close(); err != nil {
+		if err := within(t, goErr(s.Close), "Close with a handler running"); err != nil {
 			t.Fatalf("Close: got %v, want nil", err)
 		}
 		// Close waits for the handlers that heed their ctx: by now this
@@ -297,10 +297,23 @@ func serveChecks(t *testing.T, sv *Serve, newAddr func(testing.TB) string) {
 			t.Fatal("Close returned before the running handler saw its ctx cancelled")
 		}
 		cancel()
-		if err := <-called; err == nil {
+		if err := within(t, called, "the call, its ctx cancelled"); err == nil {
 			t.Fatal("call whose handler Close cancelled: got an answer, want an error")
 		}
 	})
+}
+
+// within receives from c, failing the test when nothing comes in 20s
+// (what names the awaited end).
+func within(t *testing.T, c <-chan error, what string) error {
+	t.Helper()
+	select {
+	case err := <-c:
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s still blocked after 20s", what)
+		return nil
+	}
 }
 
 // hostileRequests asks a serving side the hostile frames through a raw
