@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"reflect"
@@ -39,7 +40,8 @@ type Pair struct {
 // equals the receiver's Received (and for calls the reverse: answers), the
 // bytes each side sent equal the bytes the other received, nothing is
 // dropped; after one side closes, the other's Peers returns to 0; what
-// was sent before the sender's Drain is all delivered.
+// was sent before the sender's Drain is all delivered; a receiver's Drain
+// hands over everything it had accepted, then closes.
 func RunPair(t *testing.T, p Pair) {
 	n := p.N
 	if n == 0 {
@@ -125,6 +127,62 @@ func RunPair(t *testing.T, p Pair) {
 				t.Fatal(err)
 			}
 			Eventually(t, 10*time.Second, func() error { return peersAre(b, 0) })
+		})
+		t.Run("DrainReceiver"+tr.name, func(t *testing.T) {
+			// A receiver's Drain hands over what it accepted, then
+			// closes (a serving side's Drain is checked by Run).
+			if p.Recv == nil {
+				t.Skip("a serving side: Run checks its Drain")
+			}
+			seen := newTally(n)
+			a, b := p.Open(t, tr.addr(t), seen.add)
+			defer a.Close()
+			defer b.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			connected(t, ctx, a, b)
+			for i := range n {
+				if err := p.Send(ctx, a, i); err != nil {
+					t.Fatalf("send %d of %d: %v", i, n, err)
+				}
+			}
+			Eventually(t, 10*time.Second, func() error {
+				st, err := CommonStats(b)
+				if err != nil {
+					return err
+				}
+				if st.Received != uint64(n) {
+					return fmt.Errorf("%T Received: got %d, want %d", b, st.Received, n)
+				}
+				return nil
+			})
+			d, ok := b.(drainer)
+			if !ok {
+				t.Fatalf("%T has no Drain(ctx) error", b)
+			}
+			drained := goErr(func() error { return d.Drain(ctx) })
+			for range n {
+				i, err := p.Recv(ctx, b)
+				if err != nil {
+					t.Fatalf("receive while draining, after %d of %d: %v", seen.total(), n, err)
+				}
+				seen.add(i)
+			}
+			if err := seen.check(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-drained:
+				if err != nil {
+					t.Fatalf("%T.Drain: got %v, want nil", b, err)
+				}
+			case <-ctx.Done():
+				t.Fatalf("%T.Drain still blocked after every message was taken", b)
+			}
+			if _, err := p.Recv(ctx, b); !errors.Is(err, spmesh.ErrClosed) {
+				t.Fatalf("receive after Drain: got %v, want ErrClosed", err)
+			}
+			Eventually(t, 10*time.Second, func() error { return peersAre(a, 0) })
 		})
 		t.Run("CloseReceiver"+tr.name, func(t *testing.T) {
 			a, b := p.Open(t, tr.addr(t), func(int) {})
