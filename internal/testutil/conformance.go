@@ -210,22 +210,23 @@ func Run(t *testing.T, p Pattern) {
 	})
 	for _, tr := range transports {
 		t.Run("HostilePeer"+tr.name, func(t *testing.T) {
-			if p.Hostile == nil {
+			switch {
+			case p.Hostile != nil:
+				addr := tr.addr(t)
+				s := p.Open(t, addr)
+				defer s.Close()
+				p.Hostile(t, s, addr, Garbage())
+			case p.Serve != nil && p.Serve.Proto != 0:
+				if tr.name != "TCP" {
+					t.Skip("the raw SP peer speaks TCP")
+				}
+				hostileRequests(t, p.Serve, tr.addr(t), p.Listens)
+			default:
 				t.Skip("no hostile peer for this socket")
 			}
-			addr := tr.addr(t)
-			s := p.Open(t, addr)
-			defer s.Close()
-			p.Hostile(t, s, addr, Garbage())
 		})
 	}
 	if p.Serve != nil {
-		t.Run("HostileRequestsTCP", func(t *testing.T) {
-			if p.Serve.Proto == 0 {
-				t.Skip("no raw peer for this socket")
-			}
-			hostileRequests(t, p.Serve, p.Listens)
-		})
 		for _, tr := range transports {
 			t.Run("Serve"+tr.name, func(t *testing.T) { serveChecks(t, p.Serve, tr.addr) })
 		}
@@ -319,9 +320,8 @@ func within(t *testing.T, c <-chan error, what string) error {
 // hostileRequests asks a serving side the hostile frames through a raw
 // SP peer over TCP: each is answered and counted as a decode error, the
 // handler never sees one, and a proper call works afterwards.
-func hostileRequests(t *testing.T, sv *Serve, listens bool) {
+func hostileRequests(t *testing.T, sv *Serve, addr string, listens bool) {
 	var calls atomic.Int64
-	addr := FreeTCP(t)
 	s := sv.Open(t, addr, func(context.Context) error { calls.Add(1); return nil })
 	defer s.Close()
 	var raw *RawSP
