@@ -95,88 +95,96 @@ func Run(t *testing.T, p Pattern) {
 			return w.WaitPeers(ctx, 1)
 		}
 	}
-	t.Run("CloseTwice", func(t *testing.T) {
-		s := p.Open(t, Inproc(t))
-		if err := s.Close(); err != nil {
-			t.Fatalf("first Close: got %v, want nil", err)
+	// The lifecycle checks run over both transports; over inproc they keep
+	// their plain names.
+	for _, tr := range transports {
+		sfx := tr.name
+		if sfx == "Inproc" {
+			sfx = ""
 		}
-		if err := s.Close(); err != nil {
-			t.Fatalf("second Close: got %v, want nil", err)
-		}
-	})
-	t.Run("UseAfterClose", func(t *testing.T) {
-		s := p.Open(t, Inproc(t))
-		s.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := p.Wait(ctx, s); !errors.Is(err, spmesh.ErrClosed) {
-			t.Fatalf("call after Close: got %v, want ErrClosed", err)
-		}
-	})
-	t.Run("CloseUnblocks", func(t *testing.T) {
-		s := p.Open(t, Inproc(t))
-		done := make(chan error, 1)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		go func() { done <- p.Wait(ctx, s) }()
-		s.Close()
-		select {
-		case err := <-done:
-			if !errors.Is(err, spmesh.ErrClosed) {
-				t.Fatalf("call interrupted by Close: got %v, want ErrClosed", err)
+		t.Run("CloseTwice"+sfx, func(t *testing.T) {
+			s := p.Open(t, tr.addr(t))
+			if err := s.Close(); err != nil {
+				t.Fatalf("first Close: got %v, want nil", err)
 			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("call still blocked 10s after Close")
-		}
-	})
-	t.Run("ContextCancel", func(t *testing.T) {
-		s := p.Open(t, Inproc(t))
-		defer s.Close()
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		if err := p.Wait(ctx, s); !errors.Is(err, context.Canceled) {
-			t.Fatalf("pre-cancelled ctx: got %v, want context.Canceled", err)
-		}
-		ctx, cancel = context.WithCancel(context.Background())
-		time.AfterFunc(20*time.Millisecond, cancel)
-		if err := p.Wait(ctx, s); !errors.Is(err, context.Canceled) {
-			t.Fatalf("ctx cancelled while waiting: got %v, want context.Canceled", err)
-		}
-		ctx, cancel = context.WithTimeout(context.Background(), 30*time.Millisecond)
-		defer cancel()
-		if err := p.Wait(ctx, s); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("ctx deadline: got %v, want context.DeadlineExceeded", err)
-		}
-	})
-	t.Run("DrainIdle", func(t *testing.T) {
-		// Every type has Drain(ctx): with nothing in progress it closes
-		// at once; once closed (by Drain or Close) it returns ErrClosed.
-		s := p.Open(t, Inproc(t))
-		defer s.Close()
-		d, ok := s.(drainer)
-		if !ok {
-			t.Fatalf("%T has no Drain(ctx) error", s)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := d.Drain(ctx); err != nil {
-			t.Fatalf("Drain with nothing in progress: got %v, want nil", err)
-		}
-		if err := d.Drain(ctx); !errors.Is(err, spmesh.ErrClosed) {
-			t.Fatalf("second Drain: got %v, want ErrClosed", err)
-		}
-		if err := p.Wait(ctx, s); !errors.Is(err, spmesh.ErrClosed) {
-			t.Fatalf("call after Drain: got %v, want ErrClosed", err)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatalf("Close after Drain: got %v, want nil", err)
-		}
-		s2 := p.Open(t, Inproc(t))
-		s2.Close()
-		if err := s2.(drainer).Drain(ctx); !errors.Is(err, spmesh.ErrClosed) {
-			t.Fatalf("Drain after Close: got %v, want ErrClosed", err)
-		}
-	})
+			if err := s.Close(); err != nil {
+				t.Fatalf("second Close: got %v, want nil", err)
+			}
+		})
+		t.Run("UseAfterClose"+sfx, func(t *testing.T) {
+			s := p.Open(t, tr.addr(t))
+			s.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := p.Wait(ctx, s); !errors.Is(err, spmesh.ErrClosed) {
+				t.Fatalf("call after Close: got %v, want ErrClosed", err)
+			}
+		})
+		t.Run("CloseUnblocks"+sfx, func(t *testing.T) {
+			s := p.Open(t, tr.addr(t))
+			done := make(chan error, 1)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			go func() { done <- p.Wait(ctx, s) }()
+			s.Close()
+			select {
+			case err := <-done:
+				if !errors.Is(err, spmesh.ErrClosed) {
+					t.Fatalf("call interrupted by Close: got %v, want ErrClosed", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("call still blocked 10s after Close")
+			}
+		})
+		t.Run("ContextCancel"+sfx, func(t *testing.T) {
+			s := p.Open(t, tr.addr(t))
+			defer s.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			if err := p.Wait(ctx, s); !errors.Is(err, context.Canceled) {
+				t.Fatalf("pre-cancelled ctx: got %v, want context.Canceled", err)
+			}
+			ctx, cancel = context.WithCancel(context.Background())
+			time.AfterFunc(20*time.Millisecond, cancel)
+			if err := p.Wait(ctx, s); !errors.Is(err, context.Canceled) {
+				t.Fatalf("ctx cancelled while waiting: got %v, want context.Canceled", err)
+			}
+			ctx, cancel = context.WithTimeout(context.Background(), 30*time.Millisecond)
+			defer cancel()
+			if err := p.Wait(ctx, s); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("ctx deadline: got %v, want context.DeadlineExceeded", err)
+			}
+		})
+		t.Run("DrainIdle"+sfx, func(t *testing.T) {
+			// Every type has Drain(ctx): with nothing in progress it closes
+			// at once; once closed (by Drain or Close) it returns ErrClosed.
+			s := p.Open(t, tr.addr(t))
+			defer s.Close()
+			d, ok := s.(drainer)
+			if !ok {
+				t.Fatalf("%T has no Drain(ctx) error", s)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := d.Drain(ctx); err != nil {
+				t.Fatalf("Drain with nothing in progress: got %v, want nil", err)
+			}
+			if err := d.Drain(ctx); !errors.Is(err, spmesh.ErrClosed) {
+				t.Fatalf("second Drain: got %v, want ErrClosed", err)
+			}
+			if err := p.Wait(ctx, s); !errors.Is(err, spmesh.ErrClosed) {
+				t.Fatalf("call after Drain: got %v, want ErrClosed", err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatalf("Close after Drain: got %v, want nil", err)
+			}
+			s2 := p.Open(t, tr.addr(t))
+			s2.Close()
+			if err := s2.(drainer).Drain(ctx); !errors.Is(err, spmesh.ErrClosed) {
+				t.Fatalf("Drain after Close: got %v, want ErrClosed", err)
+			}
+		})
+	}
 	t.Run("Addrs", func(t *testing.T) {
 		// A type that listens tells where: Addrs holds the address it was
 		// opened on when it listens, nothing when it dials.
