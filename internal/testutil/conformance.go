@@ -243,7 +243,8 @@ func Run(t *testing.T, p Pattern) {
 
 // serveChecks are the serving side's checks with a counterpart connected
 // and a handler running: Drain lets the handler finish and its answer
-// reach the peer; Close is immediate and cancels the handler's ctx.
+// reach the peer; so does the peer's own Drain; Close is immediate and
+// cancels the handler's ctx.
 func serveChecks(t *testing.T, sv *Serve, newAddr func(testing.TB) string) {
 	t.Run("DrainFinishesHandler", func(t *testing.T) {
 		addr := newAddr(t)
@@ -278,6 +279,38 @@ func serveChecks(t *testing.T, sv *Serve, newAddr func(testing.TB) string) {
 		}
 		if err := within(t, drained, "Drain"); err != nil {
 			t.Fatalf("Drain: got %v, want nil", err)
+		}
+	})
+	t.Run("PeerDrainWaitsForCall", func(t *testing.T) {
+		// The calling side's Drain is graceful too: it waits for the
+		// call in progress, whose answer still arrives.
+		addr := newAddr(t)
+		h := newHeld()
+		defer h.free()
+		s := sv.Open(t, addr, h.handler)
+		defer s.Close()
+		peer := sv.Peer(t, addr)
+		defer peer.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		called := goErr(func() error { return sv.Call(ctx, peer) })
+		h.waitStarted(t, called)
+		d, ok := peer.(drainer)
+		if !ok {
+			t.Fatalf("%T has no Drain(ctx) error", peer)
+		}
+		drained := goErr(func() error { return d.Drain(ctx) })
+		select {
+		case err := <-drained:
+			t.Fatalf("%T.Drain returned (%v) while its call was in progress, want it to wait", peer, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		close(h.release)
+		if err := within(t, called, "the call"); err != nil {
+			t.Fatalf("call in progress at the caller's Drain: got %v, want its answer", err)
+		}
+		if err := within(t, drained, "the caller's Drain"); err != nil {
+			t.Fatalf("%T.Drain: got %v, want nil", peer, err)
 		}
 	})
 	t.Run("CloseCancelsHandler", func(t *testing.T) {
