@@ -243,8 +243,8 @@ func Run(t *testing.T, p Pattern) {
 
 // serveChecks are the serving side's checks with a counterpart connected
 // and a handler running: Drain lets the handler finish and its answer
-// reach the peer; so does the peer's own Drain; Close is immediate and
-// cancels the handler's ctx.
+// reach the peer; so does the peer's own Drain; the peer's Close ends its
+// call with ErrClosed; Close is immediate and cancels the handler's ctx.
 func serveChecks(t *testing.T, sv *Serve, newAddr func(testing.TB) string) {
 	t.Run("DrainFinishesHandler", func(t *testing.T) {
 		addr := newAddr(t)
@@ -311,6 +311,25 @@ func serveChecks(t *testing.T, sv *Serve, newAddr func(testing.TB) string) {
 		}
 		if err := within(t, drained, "the caller's Drain"); err != nil {
 			t.Fatalf("%T.Drain: got %v, want nil", peer, err)
+		}
+	})
+	t.Run("PeerCloseEndsCall", func(t *testing.T) {
+		// The calling side's Close is immediate: the call in progress
+		// ends with ErrClosed, without waiting for the handler.
+		addr := newAddr(t)
+		h := newHeld()
+		defer h.free()
+		s := sv.Open(t, addr, h.handler)
+		defer s.Close()
+		peer := sv.Peer(t, addr)
+		defer peer.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		called := goErr(func() error { return sv.Call(ctx, peer) })
+		h.waitStarted(t, called)
+		peer.Close() // its own error is checked by CloseTwice
+		if err := within(t, called, "the call, its caller closed"); !errors.Is(err, spmesh.ErrClosed) {
+			t.Fatalf("call in progress at the caller's Close: got %v, want ErrClosed", err)
 		}
 	})
 	t.Run("CloseCancelsHandler", func(t *testing.T) {
