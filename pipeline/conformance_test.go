@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 // Producer+Worker.
 func TestConformance(t *testing.T) {
 	testutil.Conform(t, map[string]testutil.Pattern{
-		"Pusher":      pusherPattern(),
+		"Pusher":      withHostile(pusherPattern(), hostilePuller),
 		"Pusher/bare": confPusher(pipeline.WithBareFrames()),
 		"Puller":      pullerPattern(),
 		"Puller/bare": confPuller(pipeline.WithBareFrames()),
@@ -172,4 +173,38 @@ func confProduceWork(rev bool) testutil.Pair {
 			return a.(*pipeline.Producer).Produce(ctx, i)
 		},
 	}
+}
+
+func withHostile(p testutil.Pattern, h func(t *testing.T, s io.Closer, addr string, frames [][]byte)) testutil.Pattern {
+	p.Hostile = h
+	return p
+}
+
+// hostilePuller sends the pusher s garbage from a raw SP PULL peer over
+// TCP (a puller sends nothing): the pusher discards it and goes on
+// pushing to that very connection.
+func hostilePuller(t *testing.T, s io.Closer, addr string, frames [][]byte) {
+	if !strings.HasPrefix(addr, "tcp://") {
+		t.Skip("the raw peer speaks SP over TCP")
+	}
+	p := s.(*pipeline.Pusher)
+	raw := testutil.ListenSP(t, addr, testutil.ProtoPull) // the pusher dials addr
+	for i, f := range frames {
+		if err := raw.Send(f); err != nil {
+			t.Fatalf("hostile frame %d: %v", i, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Push(ctx, 1); err != nil {
+		t.Fatalf("push after the hostile frames: %v", err)
+	}
+	if b, err := raw.Recv(10 * time.Second); err != nil || len(b) == 0 {
+		t.Fatalf("raw puller after its hostile frames: got %d bytes, %v, want the pushed message", len(b), err)
+	}
+	st := p.Stats()
+	if st.Peers != 1 {
+		t.Fatalf("Peers: got %d, want 1 (the connection is kept)", st.Peers)
+	}
+	t.Logf("pusher stats after %d hostile frames: DecodeErrors %d", len(frames), st.DecodeErrors)
 }

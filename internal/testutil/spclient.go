@@ -17,6 +17,7 @@ const (
 	ProtoReq      = 3<<4 + 0
 	ProtoSub      = 2<<4 + 1
 	ProtoSurveyor = 6<<4 + 2
+	ProtoPull     = 5<<4 + 1
 )
 
 // RawSP is a bare SP/TCP connection for hostile-peer tests: it does the
