@@ -145,6 +145,7 @@ func confPushPull(rev bool, opts ...pipeline.Option) testutil.Pair {
 		Send: func(ctx context.Context, a io.Closer, i int) error {
 			return a.(*pipeline.Pusher).Push(ctx, i)
 		},
+		Ordered: true,
 		Recv: func(ctx context.Context, b io.Closer) (int, error) {
 			m, err := b.(*pipeline.Puller).Next(ctx)
 			if err != nil {

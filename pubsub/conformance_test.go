@@ -66,6 +66,7 @@ func confPair(rev bool, opts ...pubsub.Option) testutil.Pair {
 		Send: func(ctx context.Context, a io.Closer, i int) error {
 			return a.(*pubsub.Publisher).Publish(ctx, topic, i)
 		},
+		Ordered: true,
 		Recv: func(ctx context.Context, b io.Closer) (int, error) {
 			m, err := b.(*pubsub.Subscriber).Next(ctx)
 			if err != nil {

@@ -33,6 +33,10 @@ type Pair struct {
 	Recv func(ctx context.Context, b io.Closer) (int, error)
 	// N is the number of messages sent; 0 means 100.
 	N int
+	// Ordered says that messages from one sender arrive in the order sent
+	// (pub/sub per publisher, push/pull per pusher): Recv must then
+	// return 0, 1, 2...
+	Ordered bool
 }
 
 // RunPair runs the pair check over inproc and TCP: both sides see one
@@ -63,10 +67,13 @@ func RunPair(t *testing.T, p Pair) {
 				}
 			}
 			if p.Recv != nil {
-				for range n {
+				for k := range n {
 					i, err := p.Recv(ctx, b)
 					if err != nil {
 						t.Fatalf("receive after %d of %d: %v", seen.total(), n, err)
+					}
+					if p.Ordered && i != k {
+						t.Fatalf("message %d received as number %d: out of order", i, k)
 					}
 					seen.add(i)
 				}
