@@ -45,7 +45,8 @@ type Pair struct {
 // bytes each side sent equal the bytes the other received, nothing is
 // dropped; after one side closes, the other's Peers returns to 0; what
 // was sent before the sender's Drain is all delivered; a receiver's Drain
-// hands over everything it had accepted, then closes.
+// hands over everything it had accepted, then closes; the same exchange
+// from four goroutines at once is still exactly once.
 func RunPair(t *testing.T, p Pair) {
 	n := p.N
 	if n == 0 {
@@ -98,6 +99,48 @@ func RunPair(t *testing.T, p Pair) {
 				t.Fatalf("Close %T: %v", a, err)
 			}
 			Eventually(t, 10*time.Second, func() error { return peersAre(b, 0) })
+		})
+		t.Run("Concurrent"+tr.name, func(t *testing.T) {
+			// Every type is safe for concurrent use: four goroutines
+			// share the sends, still each message arrives exactly once.
+			const senders = 4
+			seen := newTally(n)
+			a, b := p.Open(t, tr.addr(t), seen.add)
+			defer a.Close()
+			defer b.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			connected(t, ctx, a, b)
+			errs := make(chan error, senders)
+			for g := range senders {
+				go func() {
+					for i := g; i < n; i += senders {
+						if err := p.Send(ctx, a, i); err != nil {
+							errs <- fmt.Errorf("send %d: %w", i, err)
+							return
+						}
+					}
+					errs <- nil
+				}()
+			}
+			for range senders {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if p.Recv != nil {
+				for range n {
+					i, err := p.Recv(ctx, b)
+					if err != nil {
+						t.Fatalf("receive after %d of %d: %v", seen.total(), n, err)
+					}
+					seen.add(i)
+				}
+			}
+			if err := seen.check(); err != nil {
+				t.Fatal(err)
+			}
+			Eventually(t, 10*time.Second, func() error { return statsAgree(a, b, uint64(n), p.Recv == nil) })
 		})
 		t.Run("DrainSender"+tr.name, func(t *testing.T) {
 			// Drain is the graceful Close: what was sent before it is
