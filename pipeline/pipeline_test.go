@@ -326,8 +326,8 @@ func TestDrainDeadline(t *testing.T) {
 	}
 }
 
-func TestConformancePuller(t *testing.T) {
-	testutil.Run(t, testutil.Pattern{
+func pullerPattern() testutil.Pattern {
+	return testutil.Pattern{
 		Open: func(t *testing.T, addr string) io.Closer {
 			return mustPuller(t, pipeline.WithListen(addr))
 		},
@@ -351,7 +351,7 @@ func TestConformancePuller(t *testing.T) {
 			"pusher-only opt": func() error { _, err := pipeline.NewPuller(pipeline.WithNonBlocking()); return err },
 		},
 		Hostile: hostilePusher,
-	})
+	}
 }
 
 // hostilePusher connects a raw mangos PUSH socket to the puller, sends it
@@ -408,8 +408,8 @@ func hostilePusher(t *testing.T, s io.Closer, addr string, frames [][]byte) {
 	}
 }
 
-func TestConformancePusher(t *testing.T) {
-	testutil.Run(t, testutil.Pattern{
+func pusherPattern() testutil.Pattern {
+	return testutil.Pattern{
 		Open: func(t *testing.T, addr string) io.Closer {
 			return mustPusher(t, pipeline.WithDial(addr))
 		},
@@ -425,7 +425,7 @@ func TestConformancePusher(t *testing.T) {
 			"nil TLS":       func() error { _, err := pipeline.NewPusher(pipeline.WithTLS(nil)); return err },
 			"bad service":   func() error { _, err := pipeline.NewPusher(pipeline.WithDiscovery(&registry{}, "a b")); return err },
 		},
-	})
+	}
 }
 
 func TestDecodeNil(t *testing.T) {

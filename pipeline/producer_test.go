@@ -506,9 +506,9 @@ func TestProduceErrors(t *testing.T) {
 	}
 }
 
-func TestConformanceProducer(t *testing.T) {
+func producerPattern() testutil.Pattern {
 	h := pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error { return nil })
-	testutil.Run(t, testutil.Pattern{
+	return testutil.Pattern{
 		Open: func(t *testing.T, addr string) io.Closer {
 			return mustProducer(t, pipeline.WithDial(addr), pipeline.WithWaitForWorker(), pipeline.WithMaxAttempts(2))
 		},
@@ -538,7 +538,7 @@ func TestConformanceProducer(t *testing.T) {
 			"bad worker addr":    func() error { _, err := pipeline.NewWorker(h, pipeline.WithListen("nope")); return err },
 		},
 		Hostile: hostileWorker,
-	})
+	}
 }
 
 // hostileWorker answers the producer's jobs with garbage from a raw mangos

@@ -284,8 +284,8 @@ func TestBareSubscriberQueueDrops(t *testing.T) {
 // A bare Subscriber keeps the contract of every socket (close, ctx,
 // options). The hostile-peer part does not apply: to a bare subscriber
 // every frame is a message.
-func TestBareConformance(t *testing.T) {
-	testutil.Run(t, testutil.Pattern{
+func bareSubscriberPattern() testutil.Pattern {
+	return testutil.Pattern{
 		Open: func(t *testing.T, addr string) io.Closer {
 			return mustSub(t, pubsub.WithListen(addr), pubsub.WithBareFrames(), pubsub.WithSubscribe(""))
 		},
@@ -308,7 +308,7 @@ func TestBareConformance(t *testing.T) {
 				return err
 			},
 		},
-	})
+	}
 }
 
 // A bare PublishBytes allocates nothing per message: the frame comes from

@@ -57,8 +57,8 @@ func TestAddrsListeners(t *testing.T) {
 	}
 }
 
-func TestConformancePublisher(t *testing.T) {
-	testutil.Run(t, testutil.Pattern{
+func publisherPattern() testutil.Pattern {
+	return testutil.Pattern{
 		Open: func(t *testing.T, addr string) io.Closer {
 			return mustPub(t, pubsub.WithListen(addr))
 		},
@@ -72,5 +72,5 @@ func TestConformancePublisher(t *testing.T) {
 			"tiny max size":            func() error { _, err := pubsub.NewPublisher(pubsub.WithMaxMessageSize(1)); return err },
 		},
 		Listens: true,
-	})
+	}
 }

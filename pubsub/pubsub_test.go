@@ -101,8 +101,8 @@ func TestPublishReceive(t *testing.T) {
 	})
 }
 
-func TestConformance(t *testing.T) {
-	testutil.Run(t, testutil.Pattern{
+func subscriberPattern() testutil.Pattern {
+	return testutil.Pattern{
 		Open: func(t *testing.T, addr string) io.Closer {
 			return mustSub(t, pubsub.WithListen(addr), pubsub.WithSubscribe(">"))
 		},
@@ -124,7 +124,7 @@ func TestConformance(t *testing.T) {
 			"nil registry": func() error { _, err := pubsub.NewSubscriber(pubsub.WithDiscovery(nil, "x")); return err },
 		},
 		Hostile: hostile,
-	})
+	}
 }
 
 func TestPublishErrors(t *testing.T) {

@@ -537,8 +537,8 @@ func TestOptions(t *testing.T) {
 	}
 }
 
-func TestConformance(t *testing.T) {
-	testutil.Run(t, testutil.Pattern{
+func requesterPattern() testutil.Pattern {
+	return testutil.Pattern{
 		Open: func(t *testing.T, addr string) io.Closer {
 			return mustRequester(t, reqrep.WithListen(addr), reqrep.WithWaitForReplier())
 		},
@@ -562,7 +562,7 @@ func TestConformance(t *testing.T) {
 			"nil TLS config": func() error { _, err := reqrep.NewRequester(reqrep.WithTLS(nil)); return err },
 		},
 		Hostile: hostileReplies,
-	})
+	}
 }
 
 // hostileReplies answers the requester s with garbage frames from a raw

@@ -149,8 +149,8 @@ func TestBareTooLarge(t *testing.T) {
 // A bare Surveyor keeps the contract of every socket (close, ctx,
 // options). The hostile-peer part does not apply: to a bare socket any
 // bytes are a question or an answer.
-func TestBareConformance(t *testing.T) {
-	testutil.Run(t, testutil.Pattern{
+func bareSurveyorPattern() testutil.Pattern {
+	return testutil.Pattern{
 		Open: func(t *testing.T, addr string) io.Closer {
 			return mustSurveyor(t, survey.WithListen(addr), survey.WithBareFrames(), survey.WithCodec(spmesh.Raw))
 		},
@@ -178,5 +178,5 @@ func TestBareConformance(t *testing.T) {
 				return err
 			},
 		},
-	})
+	}
 }

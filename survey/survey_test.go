@@ -519,8 +519,8 @@ func TestDrainTimeout(t *testing.T) {
 	}
 }
 
-func TestConformance(t *testing.T) {
-	testutil.Run(t, testutil.Pattern{
+func surveyorPattern() testutil.Pattern {
+	return testutil.Pattern{
 		Open: func(t *testing.T, addr string) io.Closer {
 			return mustSurveyor(t, survey.WithListen(addr))
 		},
@@ -557,5 +557,5 @@ func TestConformance(t *testing.T) {
 			"nil option":    func() error { _, err := survey.NewSurveyor(nil); return err },
 		},
 		Hostile: hostileRespondent,
-	})
+	}
 }

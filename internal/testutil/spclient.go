@@ -65,6 +65,29 @@ func DialSPBuffer(t testing.TB, addr string, proto uint16, rcvbuf int) *RawSP {
 	return &RawSP{C: c, hc: hc}
 }
 
+// ListenSP listens on addr (tcp://host:port), takes one connection within
+// 10s and does the SP handshake as protocol proto: a raw peer for a socket
+// that dials. The listener and connection are closed when the test ends.
+func ListenSP(t testing.TB, addr string, proto uint16) *RawSP {
+	t.Helper()
+	l, err := net.Listen("tcp", hostile.HostPort(addr))
+	if err != nil {
+		t.Fatalf("listen %s: %v", addr, err)
+	}
+	defer l.Close()
+	l.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatalf("accept on %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	hc := hostile.NewConn(c)
+	if err := hc.Handshake(proto); err != nil {
+		t.Fatalf("%s: %v", addr, err)
+	}
+	return &RawSP{C: c, hc: hc}
+}
+
 // Send writes one frame: the SP header words hdr (each a uint32, big
 // endian), then body.
 func (r *RawSP) Send(body []byte, hdr ...uint32) error {

@@ -6,6 +6,15 @@
 // Start): the test binary or another program run as a child that is
 // killed at the end of the test and dies with the test process (Linux:
 // the parent death signal), so that no test leaves a process behind.
+//
+// The conformance suite: each pattern package's TestConformance calls
+// [Conform] with a [Pattern] per socket type (and per bare variant) and a
+// [Pair] per pattern. Conform fails when a NewX constructor of the package
+// has no Pattern or is no side of a Pair, then runs [Run] (lifecycle,
+// ctx, options, hostile peers; for serving sides, Drain and Close with a
+// handler running) and [RunPair] (every message exactly once, both sides'
+// Stats agree, Peers back to 0 after a Close, Drain delivers what was
+// sent) over inproc and TCP. [Types] lists the ten socket types.
 package testutil
 
 import (
