@@ -3,9 +3,9 @@
 // directly between Go programs by go.nanomsg.org/mangos/v3 sockets, with
 // services found by name through gossip (package discovery) instead of a broker.
 //
-// This root package holds only the shared vocabulary: errors, [Codec],
-// [Header], [Stats] and the [Registry] seam through which the pattern packages
-// see discovery. The patterns live in their own packages:
+// This root package holds only the shared vocabulary: errors, [Codec] and
+// [Decode], [Header], [ID], [Stats] and the [Registry] seam through which
+// the pattern packages see discovery. The patterns live in their own packages:
 //
 //   - pubsub: Publisher, Subscriber. At most once, per-publisher order; a slow
 //     subscriber drops, never blocks a publisher, and every drop is visible as a

@@ -25,15 +25,20 @@ func TestNilHandlerRefused(t *testing.T) {
 	}
 }
 
-// Decode of nothing is an error wrapping ErrDecode, never a panic.
+// Zero values and nil pointers decode to an error wrapping ErrDecode,
+// through the method and through spmesh.Decode, never a panic.
 func TestZeroValueDecode(t *testing.T) {
-	if _, err := pipeline.Decode[string](nil); !errors.Is(err, spmesh.ErrDecode) {
-		t.Errorf("Decode[string](nil) = %v, want ErrDecode", err)
-	}
-	if _, err := pipeline.Decode[string](&pipeline.Message{}); !errors.Is(err, spmesh.ErrDecode) {
-		t.Errorf("Decode[string](zero Message) = %v, want ErrDecode", err)
-	}
-	if _, err := pipeline.Decode[string](&pipeline.Job{}); !errors.Is(err, spmesh.ErrDecode) {
-		t.Errorf("Decode[string](zero Job) = %v, want ErrDecode", err)
+	for name, d := range map[string]spmesh.Decoder{
+		"zero Message": &pipeline.Message{}, "nil Message": (*pipeline.Message)(nil),
+		"zero Job": &pipeline.Job{}, "nil Job": (*pipeline.Job)(nil),
+		"zero DeadLetter": &pipeline.DeadLetter{}, "nil DeadLetter": (*pipeline.DeadLetter)(nil),
+	} {
+		var v string
+		if err := d.Decode(&v); !errors.Is(err, spmesh.ErrDecode) {
+			t.Errorf("%s: Decode = %v, want ErrDecode", name, err)
+		}
+		if _, err := spmesh.Decode[string](d); !errors.Is(err, spmesh.ErrDecode) {
+			t.Errorf("spmesh.Decode[string](%s) = %v, want ErrDecode", name, err)
+		}
 	}
 }

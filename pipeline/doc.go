@@ -75,7 +75,7 @@
 // # Workflow (at most once)
 //
 //	pl, _ := pipeline.NewPuller(pipeline.WithDiscovery(reg, "thumbnails"))
-//	for m, err := range pl.All(ctx) { ... pipeline.Decode[Job](m) ... }
+//	for m, err := range pl.All(ctx) { ... spmesh.Decode[Job](m) ... }
 //
 //	p, _ := pipeline.NewPusher(pipeline.WithDiscovery(reg, "thumbnails"))
 //	err := p.Push(ctx, Job{Image: "cat.jpg"})

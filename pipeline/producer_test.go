@@ -260,7 +260,7 @@ func TestDeadLetter(t *testing.T) {
 			t.Fatalf("got %d handler calls and %d dead letters, want 3 and 1", calls.Load(), len(dls))
 		}
 		dl := dls[0]
-		v, derr := pipeline.Decode[job](dl)
+		v, derr := spmesh.Decode[job](dl)
 		if dl.ID != r.ID() || dl.Attempts != 3 || dl.Header.Get("k") != "v" || derr != nil || v.N != 7 || !errors.As(dl.Err, &re) {
 			t.Fatalf("dead letter: got %+v (decoded %+v, %v), want job 7, 3 attempts, header and cause", dl, v, derr)
 		}
@@ -495,10 +495,10 @@ func TestProduceErrors(t *testing.T) {
 	if st := p.Stats(); st.Produced != 0 || st.Failed != 0 {
 		t.Errorf("stats: got %+v, want every job refused before it was produced", st)
 	}
-	if _, err := pipeline.Decode[int]((*pipeline.DeadLetter)(nil)); !errors.Is(err, spmesh.ErrDecode) {
+	if _, err := spmesh.Decode[int]((*pipeline.DeadLetter)(nil)); !errors.Is(err, spmesh.ErrDecode) {
 		t.Errorf("nil dead letter: got %v, want ErrDecode", err)
 	}
-	if _, err := pipeline.Decode[int]((*pipeline.Job)(nil)); !errors.Is(err, spmesh.ErrDecode) {
+	if _, err := spmesh.Decode[int]((*pipeline.Job)(nil)); !errors.Is(err, spmesh.ErrDecode) {
 		t.Errorf("nil job: got %v, want ErrDecode", err)
 	}
 	if a, b := pipeline.JobIDOf("cat.jpg"), pipeline.JobIDOf("cat.jpg"); a != b || a.IsZero() || a == pipeline.JobIDOf("dog.jpg") {

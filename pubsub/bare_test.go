@@ -58,7 +58,7 @@ func TestBareBothEnds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n, err := pubsub.Decode[int](&pubsub.Message{}); err == nil {
+		if n, err := spmesh.Decode[int](&pubsub.Message{}); err == nil {
 			t.Fatalf("zero message decoded as %d", n)
 		}
 		if m.Topic != "ab" || string(m.Data[:2]) != ".n" {

@@ -10,17 +10,19 @@ import (
 	"github.com/spmesh/spmesh/pubsub"
 )
 
-// Zero values decode to an error wrapping ErrDecode, never a panic.
+// Zero values and nil pointers decode to an error wrapping ErrDecode,
+// through the method and through spmesh.Decode, never a panic.
 func TestZeroValueDecode(t *testing.T) {
-	var v string
-	if err := (&pubsub.Message{}).Decode(&v); !errors.Is(err, spmesh.ErrDecode) {
-		t.Errorf("zero Message: Decode = %v, want ErrDecode", err)
-	}
-	if err := (*pubsub.Message)(nil).Decode(&v); !errors.Is(err, spmesh.ErrDecode) {
-		t.Errorf("nil Message: Decode = %v, want ErrDecode", err)
-	}
-	if _, err := pubsub.Decode[string](&pubsub.Message{}); !errors.Is(err, spmesh.ErrDecode) {
-		t.Errorf("Decode[string](zero Message) = %v, want ErrDecode", err)
+	for name, d := range map[string]spmesh.Decoder{
+		"zero Message": &pubsub.Message{}, "nil Message": (*pubsub.Message)(nil),
+	} {
+		var v string
+		if err := d.Decode(&v); !errors.Is(err, spmesh.ErrDecode) {
+			t.Errorf("%s: Decode = %v, want ErrDecode", name, err)
+		}
+		if _, err := spmesh.Decode[string](d); !errors.Is(err, spmesh.ErrDecode) {
+			t.Errorf("spmesh.Decode[string](%s) = %v, want ErrDecode", name, err)
+		}
 	}
 }
 

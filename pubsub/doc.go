@@ -189,7 +189,7 @@
 //
 // Subscribe with [WithSubscribe] or [Subscriber.Subscribe], then receive with
 // [Subscriber.Next], the iterator [Subscriber.All], or the channel
-// [Subscriber.C] in a select. [Decode] turns a message into a typed value.
+// [Subscriber.C] in a select. [spmesh.Decode] turns a message into a typed value.
 // [Subscriber.Close] drops what is queued; [Subscriber.Drain] hands it over
 // first. Options of one side only (such as [WithSubscribe] or
 // [WithSlowSubscriber]) are refused by the other side with an error naming

@@ -47,13 +47,6 @@ func (m *Message) Decode(v any) error {
 	return m.codec.Unmarshal(m.Data, v)
 }
 
-// Decode decodes m's body as a T.
-func Decode[T any](m *Message) (T, error) {
-	var v T
-	err := m.Decode(&v)
-	return v, err
-}
-
 // PublisherStats counts what one subscriber saw of one publisher.
 type PublisherStats struct {
 	Received uint64 // messages delivered from this publisher

@@ -11,19 +11,20 @@ import (
 	"github.com/spmesh/spmesh/reqrep"
 )
 
-// Zero values decode to an error wrapping ErrDecode, never a panic.
+// Zero values and nil pointers decode to an error wrapping ErrDecode,
+// through the method and through spmesh.Decode, never a panic.
 func TestZeroValueDecode(t *testing.T) {
-	var v string
-	for name, d := range map[string]interface{ Decode(any) error }{
+	for name, d := range map[string]spmesh.Decoder{
 		"zero Request": &reqrep.Request{}, "nil Request": (*reqrep.Request)(nil),
 		"zero Reply": &reqrep.Reply{}, "nil Reply": (*reqrep.Reply)(nil),
 	} {
+		var v string
 		if err := d.Decode(&v); !errors.Is(err, spmesh.ErrDecode) {
 			t.Errorf("%s: Decode = %v, want ErrDecode", name, err)
 		}
-	}
-	if _, err := reqrep.Decode[string](&reqrep.Request{}); !errors.Is(err, spmesh.ErrDecode) {
-		t.Errorf("Decode[string](zero Request) = %v, want ErrDecode", err)
+		if _, err := spmesh.Decode[string](d); !errors.Is(err, spmesh.ErrDecode) {
+			t.Errorf("spmesh.Decode[string](%s) = %v, want ErrDecode", name, err)
+		}
 	}
 }
 

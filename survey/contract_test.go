@@ -10,19 +10,20 @@ import (
 	"github.com/spmesh/spmesh/survey"
 )
 
-// Zero values decode to an error wrapping ErrDecode, never a panic.
+// Zero values and nil pointers decode to an error wrapping ErrDecode,
+// through the method and through spmesh.Decode, never a panic.
 func TestZeroValueDecode(t *testing.T) {
-	var v string
-	for name, d := range map[string]survey.Decoder{
+	for name, d := range map[string]spmesh.Decoder{
 		"zero Question": &survey.Question{}, "nil Question": (*survey.Question)(nil),
 		"zero Response": &survey.Response{}, "nil Response": (*survey.Response)(nil),
 	} {
+		var v string
 		if err := d.Decode(&v); !errors.Is(err, spmesh.ErrDecode) {
 			t.Errorf("%s: Decode = %v, want ErrDecode", name, err)
 		}
-	}
-	if _, err := survey.Decode[string](nil); !errors.Is(err, spmesh.ErrDecode) {
-		t.Errorf("Decode[string](nil) = %v, want ErrDecode", err)
+		if _, err := spmesh.Decode[string](d); !errors.Is(err, spmesh.ErrDecode) {
+			t.Errorf("spmesh.Decode[string](%s) = %v, want ErrDecode", name, err)
+		}
 	}
 }
 

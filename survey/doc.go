@@ -104,6 +104,6 @@
 //     the host name plus a random suffix) that its answers carry.
 //
 // Call [Surveyor.Survey], then take the answers with [Responses.Next] or the
-// iterator [Responses.All]; [Decode] turns an answer into a typed value, and
+// iterator [Responses.All]; [spmesh.Decode] turns an answer into a typed value, and
 // [Response.From] says who sent it. Several surveys may run at once.
 package survey

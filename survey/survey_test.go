@@ -49,7 +49,7 @@ func mustRespondent(t *testing.T, h survey.Handler, opts ...survey.Option) *surv
 // echo answers a ping with its number and the respondent's name.
 func echo(name string) survey.HandlerFunc {
 	return func(ctx context.Context, q *survey.Question) (any, error) {
-		p, err := survey.Decode[ping](q)
+		p, err := spmesh.Decode[ping](q)
 		if err != nil {
 			return nil, err
 		}
@@ -113,7 +113,7 @@ func TestAllAnswer(t *testing.T) {
 		got := collect(t, rs)
 		var from []string
 		for _, r := range got {
-			p, err := survey.Decode[pong](r)
+			p, err := spmesh.Decode[pong](r)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,7 +186,7 @@ func TestSlowRespondent(t *testing.T) {
 		release := make(chan struct{})
 		mustRespondent(t, survey.HandlerFunc(func(ctx context.Context, q *survey.Question) (any, error) {
 			<-release
-			p, err := survey.Decode[ping](q)
+			p, err := spmesh.Decode[ping](q)
 			return pong{N: p.N, From: "slow"}, err
 		}), survey.WithDial(addr), survey.WithName("slow"))
 		t.Cleanup(func() {
@@ -213,7 +213,7 @@ func TestSlowRespondent(t *testing.T) {
 				t.Fatalf("survey %d: got %d answers, want %d", n, len(got), want)
 			}
 			for _, r := range got {
-				if p, err := survey.Decode[pong](r); err != nil || p.N != n {
+				if p, err := spmesh.Decode[pong](r); err != nil || p.N != n {
 					t.Fatalf("survey %d: got %+v, %v from %s, want pong %d", n, p, err, r.From, n)
 				}
 			}
@@ -271,7 +271,7 @@ func TestConcurrentSurveys(t *testing.T) {
 						errs <- err
 						return
 					}
-					p, err := survey.Decode[pong](r)
+					p, err := spmesh.Decode[pong](r)
 					if err != nil || p.N != i {
 						errs <- fmt.Errorf("survey %d: got %+v, %v, want pong %d", i, p, err, i)
 						return
@@ -342,7 +342,7 @@ func TestHandlerFailures(t *testing.T) {
 			t.Fatalf("decline: got %+v, want declined", resp)
 		}
 		resp = ask("hello")
-		if v, err := survey.Decode[string](resp); err != nil || v != "ok hello" || resp.Header.Get("trace") != "hello" {
+		if v, err := spmesh.Decode[string](resp); err != nil || v != "ok hello" || resp.Header.Get("trace") != "hello" {
 			t.Fatalf("after failures: got %q, %v, header %v, want ok hello", v, err, resp.Header)
 		}
 		testutil.Eventually(t, 10*time.Second, func() error {

@@ -94,21 +94,6 @@ func (r *Response) Decode(v any) error {
 	return r.codec.Unmarshal(r.Data, v)
 }
 
-// Decoder is what [Decode] reads: a [*Response] or a [*Question].
-type Decoder interface {
-	Decode(v any) error
-}
-
-// Decode decodes d (a [*Response] or [*Question]) as a T.
-func Decode[T any](d Decoder) (T, error) {
-	var v T
-	if d == nil {
-		return v, fmt.Errorf("%w: nothing to decode (nil)", spmesh.ErrDecode)
-	}
-	err := d.Decode(&v)
-	return v, err
-}
-
 // SurveyorStats are a Surveyor's counters. Sent counts surveys, Received
 // the answers delivered to [Responses], Dropped the answers that arrived
 // too late or overflowed a survey's queue, and Late the first kind alone.

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/discovery"
 	"github.com/spmesh/spmesh/pipeline"
 )
@@ -111,7 +112,7 @@ func atMostOnce(ctx context.Context, reg *discovery.Static) {
 				if err != nil {
 					return
 				}
-				job, err := pipeline.Decode[Job](m)
+				job, err := spmesh.Decode[Job](m)
 				if err != nil {
 					log.Fatal(err)
 				}
