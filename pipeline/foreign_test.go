@@ -239,8 +239,8 @@ func TestForeignPushTooLarge(t *testing.T) {
 		t.Fatalf("got %v, want the connection closed", err)
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
-		if st := pl.Stats(); st.TooLarge != 1 || st.Dropped != 1 {
-			return fmt.Errorf("got %+v, want 1 too large, 1 dropped", st)
+		if st := pl.Stats(); st.TooLarge != 1 || st.Dropped != 1 || st.DroppedTooLarge != 1 {
+			return fmt.Errorf("got %+v, want 1 too large, 1 dropped (too large)", st)
 		}
 		return nil
 	})

@@ -252,8 +252,8 @@ func TestBareSubscriberQueueDrops(t *testing.T) {
 		}
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
-		if st := s.Stats(); st.Received+st.Dropped != n {
-			return fmt.Errorf("got %d received + %d dropped, want %d", st.Received, st.Dropped, n)
+		if st := s.Stats(); st.Received+st.Dropped != n || st.DroppedQueueFull != st.Dropped {
+			return fmt.Errorf("got %d received + %d dropped (%d queue full), want %d (all queue full)", st.Received, st.Dropped, st.DroppedQueueFull, n)
 		}
 		return nil
 	})

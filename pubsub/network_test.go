@@ -204,8 +204,11 @@ func TestSlowSubscriberDropsVisibly(t *testing.T) {
 		t.Fatalf("got 0 gaps after %d messages into a queue of 16, want drops counted", n)
 	}
 	st := s.Stats()
-	if st.Dropped != ps.Gaps {
-		t.Fatalf("got Stats.Dropped %d, want the gap sum %d", st.Dropped, ps.Gaps)
+	// Gaps are the holes (DroppedGap) and what the subscriber's own queue
+	// dropped (DroppedQueueFull).
+	if st.Dropped != ps.Gaps || st.DroppedGap+st.DroppedQueueFull != ps.Gaps || st.DroppedGap == 0 {
+		t.Fatalf("got Stats.Dropped %d (DroppedGap %d, DroppedQueueFull %d), want the gap sum %d, some holes",
+			st.Dropped, st.DroppedGap, st.DroppedQueueFull, ps.Gaps)
 	}
 	t.Logf("published %d, gaps %d, last seq %d", n, ps.Gaps, last)
 }

@@ -484,7 +484,7 @@ func (p *Publisher) sendFrame(m *sock.Frame, n int, rest []entry) bool {
 func (p *Publisher) dropRest(rest []entry, from int) {
 	for i := range rest {
 		if !rest[i].ctl {
-			p.so.C.Dropped.Add(1)
+			p.so.C.Drop(1, &p.so.C.DroppedClosed)
 		}
 		if f := rest[i].frame; f != nil && i >= from {
 			f.Free()
@@ -531,6 +531,7 @@ func (p *Publisher) Drain(ctx context.Context) error {
 	if !p.closed && !p.draining {
 		p.queueTails() // the last sequence numbers, before draining
 		p.draining = true
+		p.so.C.Draining.Store(true)
 		if p.waiters > 0 {
 			close(p.room) // waiting Publish calls refuse
 			p.room = make(chan struct{})

@@ -50,7 +50,10 @@ func (m *Message) Decode(v any) error {
 // PublisherStats counts what one subscriber saw of one publisher.
 type PublisherStats struct {
 	Received uint64 // messages delivered from this publisher
-	Gaps     uint64 // messages missed: holes in the sequence numbers
+	// Gaps counts the messages the application never got: holes in the
+	// sequence numbers (Stats.DroppedGap) and messages its own full queue
+	// dropped (Stats.DroppedQueueFull).
+	Gaps uint64
 }
 
 // SubscriberStats are a subscriber's counters, with the per-publisher view.
@@ -268,7 +271,9 @@ func (s *Subscriber) Stats() SubscriberStats {
 	if s.bare {
 		// No sequence numbers to reveal what the socket's frame queue
 		// dropped: count it directly.
-		st.Dropped += sock.SubDrops(s.so)
+		d := sock.SubDrops(s.so)
+		st.Dropped += d
+		st.DroppedQueueFull += d
 	}
 	s.seqMu.Lock()
 	for id, ps := range s.pubs {

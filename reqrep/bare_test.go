@@ -58,7 +58,7 @@ func TestBareReplierStockReq(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
-		if n := r.Stats().Errors; n != 1 {
+		if n := r.Stats().HandlerErrors; n != 1 {
 			return fmt.Errorf("got %d handler errors, want 1", n)
 		}
 		return nil

@@ -75,7 +75,7 @@
 //     REQ/REP programs interoperate. Lost: headers (a call with headers
 //     fails; reply headers are dropped), deadlines, ids and attempts (no
 //     de-duplication across resends), remote errors: a bare Replier whose
-//     handler fails sends nothing (counted in Errors, logged) and the
+//     handler fails sends nothing (counted in HandlerErrors, logged) and the
 //     caller times out or resends. Kept: SP request ids, resends, credit
 //     (every bare replier has [WithPeerCredit]).
 //   - [Requester.Drain] refuses new calls at once (an error wrapping

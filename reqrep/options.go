@@ -300,7 +300,7 @@ func WithPeerCredit(n int) Option {
 // deadlines (the handler's ctx has none from the caller), message ids and
 // attempts (a resend looks new to the replier: no de-duplication), and
 // remote errors: a bare Replier whose handler fails sends no reply
-// (counted in Stats().Errors and logged), so the caller times out or
+// (counted in Stats().HandlerErrors and logged), so the caller times out or
 // resends, as with an NNG REP program that does not answer. Both ends
 // must agree: a bare Replier serves spmesh envelopes as opaque bytes, and
 // an enveloped Requester refuses a bare reply (ErrDecode). With

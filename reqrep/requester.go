@@ -382,6 +382,7 @@ func (r *Requester) Drain(ctx context.Context) error {
 	if r.so.Closed() {
 		return spmesh.ErrClosed
 	}
+	r.so.C.Draining.Store(true)
 	r.calls.Stop()
 	err := r.calls.Wait(ctx)
 	if cerr := r.Close(); err == nil {

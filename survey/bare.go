@@ -21,7 +21,7 @@ var (
 func (r *Respondent) serveBare(base context.Context, m *sock.Frame) *sock.Frame {
 	if max := r.so.Settings.MaxMsgSize; len(m.Body) > max {
 		r.so.C.TooLarge.Add(1)
-		r.so.C.Dropped.Add(1)
+		r.so.C.Drop(1, &r.so.C.DroppedTooLarge)
 		return nil
 	}
 	r.so.C.Received.Add(1)

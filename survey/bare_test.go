@@ -69,7 +69,7 @@ func TestBareBothEnds(t *testing.T) {
 		}
 	}
 	st := r.Stats()
-	if st.Received != 4 || st.Sent != 1 || st.Errors != 2 || st.Panics != 1 || st.Declined != 1 || st.DecodeErrors != 0 {
+	if st.Received != 4 || st.Sent != 1 || st.HandlerErrors != 2 || st.Panics != 1 || st.Declined != 1 || st.DecodeErrors != 0 {
 		t.Fatalf("got %+v, want 4 received, 1 sent, 2 errors (1 a panic), 1 declined", st)
 	}
 }
@@ -127,8 +127,9 @@ func TestBareTooLarge(t *testing.T) {
 		}
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
-		if st := r.Stats(); st.TooLarge != 2 || st.Sent != 0 || st.Errors != 1 {
-			return fmt.Errorf("got %d too large, %d sent, %d errors; want 2, 0, 1", st.TooLarge, st.Sent, st.Errors)
+		if st := r.Stats(); st.TooLarge != 2 || st.Sent != 0 || st.HandlerErrors != 1 || st.Dropped != 1 || st.DroppedTooLarge != 1 {
+			return fmt.Errorf("got %d too large, %d sent, %d errors, %d dropped (%d too large); want 2, 0, 1, 1 (1)",
+				st.TooLarge, st.Sent, st.HandlerErrors, st.Dropped, st.DroppedTooLarge)
 		}
 		return nil
 	})

@@ -158,7 +158,7 @@ func TestHostileSurveyor(t *testing.T) {
 			t.Fatalf("got answers to surveys %v, want one per frame", seen)
 		}
 		testutil.Eventually(t, 10*time.Second, func() error {
-			if st := r.Stats(); st.Received != 1 || st.Sent != uint64(len(frames)+1) || st.Errors != 0 {
+			if st := r.Stats(); st.Received != 1 || st.Sent != uint64(len(frames)+1) || st.HandlerErrors != 0 {
 				return fmt.Errorf("got %+v, want 1 survey received, %d answers sent, no handler errors", st, len(frames)+1)
 			}
 			return nil

@@ -306,7 +306,7 @@ func WithExpectFunc(f func() []string) Option {
 // Declined or Err; and it cannot expect respondents by name:
 // [WithExpect] and [WithExpectFunc] are refused, and with [WithDiscovery]
 // a bare survey runs to its deadline. A bare Respondent whose handler
-// fails, panics or declines sends no answer (counted in Errors, Panics or
+// fails, panics or declines sends no answer (counted in HandlerErrors, Panics or
 // Declined, logged), as an NNG RESPONDENT program that does not answer.
 // Both ends must agree: a bare Respondent takes an spmesh envelope as an
 // opaque question, an enveloped Surveyor discards bare answers (counted in

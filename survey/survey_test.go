@@ -232,7 +232,7 @@ func TestSlowRespondent(t *testing.T) {
 		check(ask(2, time.Minute, "r0", "r1"), 2, 2)
 		close(release)
 		testutil.Eventually(t, 10*time.Second, func() error {
-			if st := s.Stats(); st.Late != 1 || st.Dropped != 1 || st.Received != 4 {
+			if st := s.Stats(); st.DroppedLate != 1 || st.Dropped != 1 || st.Received != 4 {
 				return fmt.Errorf("got %+v, want 1 late (dropped), 4 received", st)
 			}
 			return nil
@@ -347,7 +347,7 @@ func TestHandlerFailures(t *testing.T) {
 		}
 		testutil.Eventually(t, 10*time.Second, func() error {
 			// Sent is counted once the answer is queued: it may trail the surveyor.
-			if st := r.Stats(); st.Panics != 1 || st.Errors != 2 || st.Declined != 1 || st.Received != 4 || st.Sent != 4 {
+			if st := r.Stats(); st.Panics != 1 || st.HandlerErrors != 2 || st.Declined != 1 || st.Received != 4 || st.Sent != 4 {
 				return fmt.Errorf("got respondent stats %+v, want 1 panic, 2 errors, 1 declined, 4 received and sent", st)
 			}
 			return nil
@@ -558,4 +558,49 @@ func TestConformance(t *testing.T) {
 		},
 		Hostile: hostileRespondent,
 	})
+}
+
+// TestQueueFullDropped: answers past a survey's queue (WithQueueLen) are
+// dropped and counted as DroppedQueueFull; an open survey is InFlight.
+func TestQueueFullDropped(t *testing.T) {
+	addr := testutil.Inproc(t)
+	s := mustSurveyor(t, survey.WithListen(addr), survey.WithQueueLen(2))
+	const n = 5
+	gates := make([]chan struct{}, n)
+	for i := range gates {
+		gates[i] = make(chan struct{})
+		gate := gates[i]
+		mustRespondent(t, survey.HandlerFunc(func(ctx context.Context, q *survey.Question) (any, error) {
+			select {
+			case <-gate:
+				return "answer", nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}), survey.WithDial(addr))
+	}
+	peers(t, s, n)
+	rs, err := s.Survey(context.Background(), ping{N: 1}, survey.WithTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	// One answer at a time, so that none overflows mangos' own queue.
+	for i, gate := range gates {
+		close(gate)
+		testutil.Eventually(t, 10*time.Second, func() error {
+			if st := s.Stats(); st.Received+st.Dropped != uint64(i+1) {
+				return fmt.Errorf("got %d received, %d dropped, want %d in all", st.Received, st.Dropped, i+1)
+			}
+			return nil
+		})
+	}
+	if st := s.Stats(); st.Received != 2 || st.Dropped != 3 || st.DroppedQueueFull != 3 || st.InFlight != 1 {
+		t.Fatalf("got %d received, %d dropped (%d queue full), %d in flight; want 2, 3 (3), 1",
+			st.Received, st.Dropped, st.DroppedQueueFull, st.InFlight)
+	}
+	rs.Close()
+	if st := s.Stats(); st.InFlight != 0 {
+		t.Fatalf("got %d surveys in flight after Close, want 0", st.InFlight)
+	}
 }

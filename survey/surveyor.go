@@ -7,7 +7,6 @@ import (
 	"iter"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spmesh/spmesh"
@@ -96,10 +95,12 @@ func (r *Response) Decode(v any) error {
 
 // SurveyorStats are a Surveyor's counters. Sent counts surveys, Received
 // the answers delivered to [Responses], Dropped the answers that arrived
-// too late or overflowed a survey's queue, and Late the first kind alone.
+// too late (DroppedLate) or overflowed a survey's queue
+// (DroppedQueueFull).
 type SurveyorStats struct {
 	spmesh.Stats
-	Late uint64 // answers to a survey that had already ended (a subset of Dropped)
+	// InFlight is the number of surveys open (started and not ended).
+	InFlight int
 	// ReplyTime is the distribution of the times from sending a survey
 	// to each of its answers (late ones are not in it).
 	ReplyTime spmesh.Histogram
@@ -114,8 +115,7 @@ type Surveyor struct {
 	bare       bool // WithBareFrames (bare.go)
 	defaults   call
 	expectFunc func() []string
-	roster     *sock.Roster // with discovery: the respondents announced
-	late       atomic.Uint64
+	roster     *sock.Roster   // with discovery: the respondents announced
 	replyTime  sock.Histogram // survey to answer, answers in time only
 
 	mu     sync.Mutex
@@ -383,7 +383,7 @@ func (s *Surveyor) collect(mc sock.SurveyCtx, rs *Responses, lateUntil time.Time
 
 // Stats returns the surveyor's counters.
 func (s *Surveyor) Stats() SurveyorStats {
-	return SurveyorStats{Stats: s.so.Stats(), Late: s.late.Load(), ReplyTime: s.replyTime.Snapshot()}
+	return SurveyorStats{Stats: s.so.Stats(), InFlight: s.surveys.Len(), ReplyTime: s.replyTime.Snapshot()}
 }
 
 // errDraining is Survey's error once Drain was called.
@@ -402,6 +402,7 @@ func (s *Surveyor) Drain(ctx context.Context) error {
 	if s.so.Closed() {
 		return spmesh.ErrClosed
 	}
+	s.so.C.Draining.Store(true)
 	s.surveys.Stop()
 	err := s.surveys.Wait(ctx)
 	if cerr := s.Close(); err == nil {
@@ -481,13 +482,12 @@ func (rs *Responses) add(r *Response) {
 	rs.mu.Lock()
 	if rs.ended {
 		rs.mu.Unlock()
-		rs.s.late.Add(1)
-		c.Dropped.Add(1)
+		c.Drop(1, &c.DroppedLate)
 		return
 	}
 	if len(rs.buf)-rs.head >= rs.max {
 		rs.mu.Unlock()
-		c.Dropped.Add(1)
+		c.Drop(1, &c.DroppedQueueFull)
 		return
 	}
 	rs.buf = append(rs.buf, r)
