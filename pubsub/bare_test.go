@@ -89,8 +89,8 @@ func TestBareHeadersRefused(t *testing.T) {
 		"PublishHeader": p.PublishHeader(ctx, "t", spmesh.Header{"k": "v"}, "x"),
 		"PublishBytes":  p.PublishBytes(ctx, "t", spmesh.Header{"k": "v"}, []byte("x")),
 	} {
-		if err == nil || !strings.Contains(err.Error(), "bare") {
-			t.Errorf("%s with headers: got %v, want an error naming bare frames", name, err)
+		if !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "bare") {
+			t.Errorf("%s with headers: got %v, want ErrInvalidOption naming bare frames", name, err)
 		}
 	}
 	if st := p.Stats(); st.Sent != 0 {

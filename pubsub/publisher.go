@@ -177,7 +177,10 @@ func (p *Publisher) Publish(ctx context.Context, topic string, v any) error {
 	return p.PublishHeader(ctx, topic, nil, v)
 }
 
-// PublishHeader is [Publisher.Publish] with headers that travel with the message.
+// PublishHeader is [Publisher.Publish] with headers that travel with the
+// message ([Message.Header]). A bare Publisher ([WithBareFrames]) carries
+// none: non-empty headers fail with an error wrapping
+// [spmesh.ErrInvalidOption].
 func (p *Publisher) PublishHeader(ctx context.Context, topic string, h spmesh.Header, v any) error {
 	return p.publish(ctx, topic, h, v, nil, false)
 }

@@ -131,3 +131,18 @@ func TestBareBothEnds(t *testing.T) {
 		t.Fatalf("got %d, %v, want 42", got, err)
 	}
 }
+
+// A bare request carries no headers: RequestHeader with some fails with
+// ErrInvalidOption naming bare frames, and nothing is sent.
+func TestBareHeadersRefused(t *testing.T) {
+	rq := mustRequester(t, reqrep.WithListen(testutil.Inproc(t)), reqrep.WithBareFrames())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := rq.RequestHeader(ctx, spmesh.Header{"k": "v"}, "x", nil)
+	if !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "bare") {
+		t.Fatalf("RequestHeader with headers: got %v, want ErrInvalidOption naming bare frames", err)
+	}
+	if st := rq.Stats(); st.Sent != 0 {
+		t.Fatalf("got %d sent, want 0", st.Sent)
+	}
+}

@@ -80,13 +80,13 @@ func TestBareRefusals(t *testing.T) {
 	addr := testutil.Inproc(t)
 	s := mustSurveyor(t, survey.WithListen(addr), survey.WithBareFrames())
 	ctx := bareCtx(t, 10*time.Second)
-	if _, err := s.Survey(ctx, "q", survey.WithHeader(spmesh.Header{"k": "v"})); err == nil || !strings.Contains(err.Error(), "bare") {
-		t.Fatalf("survey with headers: got %v, want an error naming bare frames", err)
+	if _, err := s.SurveyHeader(ctx, spmesh.Header{"k": "v"}, "q"); !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "bare") {
+		t.Fatalf("survey with headers: got %v, want ErrInvalidOption naming bare frames", err)
 	}
 	if _, err := s.Survey(ctx, "q", survey.WithExpect("a")); !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "WithExpect") {
 		t.Fatalf("survey with WithExpect: got %v, want ErrInvalidOption naming WithExpect", err)
 	}
-	for _, o := range []survey.Option{survey.WithExpect("a"), survey.WithExpectFunc(func() []string { return nil }), survey.WithHeader(spmesh.Header{"k": "v"})} {
+	for _, o := range []survey.Option{survey.WithExpect("a"), survey.WithExpectFunc(func() []string { return nil })} {
 		if _, err := survey.NewSurveyor(survey.WithBareFrames(), o); !errors.Is(err, spmesh.ErrInvalidOption) {
 			t.Fatalf("NewSurveyor bare with %T: got %v, want ErrInvalidOption", o, err)
 		}

@@ -24,7 +24,7 @@ var ErrDeclined = errors.New("spmesh: survey declined")
 type Question struct {
 	// ID is the survey's id; every respondent sees the same one.
 	ID spmesh.ID
-	// Header holds the headers the surveyor sent ([WithHeader]).
+	// Header holds the headers the surveyor sent ([Surveyor.SurveyHeader]).
 	Header spmesh.Header
 	// Time is when the survey was sent, by the surveyor's clock.
 	Time time.Time

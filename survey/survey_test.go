@@ -318,8 +318,8 @@ func TestHandlerFailures(t *testing.T) {
 		peers(t, s, 1)
 		ask := func(cmd string) *survey.Response {
 			t.Helper()
-			rs, err := s.Survey(context.Background(), cmd, survey.WithTimeout(time.Minute),
-				survey.WithExpect("solo"), survey.WithHeader(spmesh.Header{"trace": cmd}))
+			rs, err := s.SurveyHeader(context.Background(), spmesh.Header{"trace": cmd}, cmd, survey.WithTimeout(time.Minute),
+				survey.WithExpect("solo"))
 			if err != nil {
 				t.Fatal(err)
 			}

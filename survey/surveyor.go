@@ -167,6 +167,15 @@ func (s *Surveyor) Addrs() []string { return s.so.Bound() }
 // With no respondent connected it still runs to its deadline and collects
 // nothing. Close the returned [Responses] when done with it.
 func (s *Surveyor) Survey(ctx context.Context, question any, opts ...SurveyOption) (*Responses, error) {
+	return s.SurveyHeader(ctx, nil, question, opts...)
+}
+
+// SurveyHeader is [Surveyor.Survey] with headers that travel with the
+// question ([Question.Header]). Each answer carries the headers its
+// respondent set ([Question.SetReplyHeader]) in [Response.Header], as a
+// reqrep reply does. A bare Surveyor ([WithBareFrames]) carries none:
+// non-empty headers fail with an error wrapping [spmesh.ErrInvalidOption].
+func (s *Surveyor) SurveyHeader(ctx context.Context, h spmesh.Header, question any, opts ...SurveyOption) (*Responses, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -184,6 +193,7 @@ func (s *Surveyor) Survey(ctx context.Context, question any, opts ...SurveyOptio
 	}()
 	c := s.defaults
 	c.expectCall = false
+	c.header = h
 	for _, o := range opts {
 		if o == nil {
 			return nil, sock.Invalid("nil survey option")
