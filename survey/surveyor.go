@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/logx"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/wire"
 )
@@ -372,7 +373,11 @@ func (s *Surveyor) collect(mc sock.SurveyCtx, rs *Responses, lateUntil time.Time
 		}
 		if err := wire.Decode(m.Body, &env); err != nil || env.Kind != wire.KindResponse {
 			s.so.C.DecodeErrors.Add(1)
-			s.so.Settings.Logger.Debug("spmesh: discarded bad survey response", "err", err, "kind", env.Kind)
+			if err == nil {
+				err = fmt.Errorf("%w: got a %d frame, want an answer (%d)", spmesh.ErrDecode, env.Kind, wire.KindResponse)
+			}
+			addr := m.From()
+			s.so.WarnPeer(addr, "spmesh: discarded bad survey answer", logx.Remote, addr, logx.Err, err)
 			m.Free()
 			continue
 		}

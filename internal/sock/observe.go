@@ -80,6 +80,10 @@ func (so *Socket) logWarn(addr, msg string, args ...any) {
 	so.logRated(slog.LevelWarn, addr, msg, args...)
 }
 
+// WarnPeer is logWarn for the pattern packages: a refusal or drop of the
+// traffic of the peer at addr, logged at Warn through the socket's limiter.
+func (so *Socket) WarnPeer(addr, msg string, args ...any) { so.logWarn(addr, msg, args...) }
+
 // logRated logs at level through the socket's limiter, keyed by the host
 // of addr ("" for an unknown peer).
 func (so *Socket) logRated(level slog.Level, addr, msg string, args ...any) {
