@@ -97,7 +97,8 @@
 //     it again, but only its own: nothing is shared between workers (a
 //     job without an id, all zero bytes, is never de-duplicated).
 //   - Dead letter, never silently dropped: after [WithMaxAttempts]
-//     deliveries (default 5) the job goes to the function given with
+//     deliveries (default 5; 0 means unbounded, as in reqrep: the job is
+//     delivered until acked or its ctx ends) the job goes to the function given with
 //     [WithDeadLetter] (default: logged at level Error, and the logger is
 //     silent by default), is counted in Stats().DeadLettered, and its
 //     Produce or [Result] fails with an error wrapping [ErrDeadLetter].

@@ -520,7 +520,7 @@ func TestConformanceProducer(t *testing.T) {
 			"nil codec":          func() error { _, err := pipeline.NewProducer(pipeline.WithCodec(nil)); return err },
 			"bad address":        func() error { _, err := pipeline.NewProducer(pipeline.WithDial("foo://x")); return err },
 			"ack timeout < 0":    func() error { _, err := pipeline.NewProducer(pipeline.WithAckTimeout(-1)); return err },
-			"max attempts 0":     func() error { _, err := pipeline.NewProducer(pipeline.WithMaxAttempts(0)); return err },
+			"max attempts -1":    func() error { _, err := pipeline.NewProducer(pipeline.WithMaxAttempts(-1)); return err },
 			"max in flight 0":    func() error { _, err := pipeline.NewProducer(pipeline.WithMaxInFlight(0)); return err },
 			"nil dead letter":    func() error { _, err := pipeline.NewProducer(pipeline.WithDeadLetter(nil)); return err },
 			"worker-only opt":    func() error { _, err := pipeline.NewProducer(pipeline.WithConcurrency(2)); return err },
@@ -736,5 +736,38 @@ func TestProducerDiscovery(t *testing.T) {
 	}
 	if a, b := counts[0].Load(), counts[1].Load(); a != 0 || b != 20 {
 		t.Fatalf("jobs run: got %d at the drained worker and %d at the other, want 0 and 20", a, b)
+	}
+}
+
+// TestMaxAttemptsUnbounded: WithMaxAttempts(0) delivers a job until it is
+// acked, past DefaultMaxAttempts nacks, as reqrep's 0 resends until ctx
+// ends; WithMaxAttempts(1) makes one delivery in all.
+func TestMaxAttemptsUnbounded(t *testing.T) {
+	const fails = 2 * pipeline.DefaultMaxAttempts
+	addr := testutil.Inproc(t)
+	var calls atomic.Int64
+	p, _ := pair(t, addr, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+		if calls.Add(1) <= fails {
+			return errors.New("not yet")
+		}
+		return nil
+	}), []pipeline.Option{pipeline.WithMaxAttempts(0)})
+	if err := p.Produce(ctxT(t, 30*time.Second), job{"stubborn", 1}); err != nil {
+		t.Fatalf("got %v, want the job acked after %d nacks", err, fails)
+	}
+	if got := calls.Load(); got != fails+1 {
+		t.Fatalf("got %d deliveries, want %d", got, fails+1)
+	}
+
+	calls.Store(0)
+	p1, _ := pair(t, testutil.Inproc(t), pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+		calls.Add(1)
+		return errors.New("never")
+	}), []pipeline.Option{pipeline.WithMaxAttempts(1)})
+	if err := p1.Produce(ctxT(t, 30*time.Second), job{"once", 1}); !errors.Is(err, pipeline.ErrDeadLetter) {
+		t.Fatalf("got %v, want ErrDeadLetter after one delivery", err)
+	}
+	if got := calls.Load(); got != 1 {
+		t.Fatalf("got %d deliveries, want 1", got)
 	}
 }

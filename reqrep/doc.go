@@ -17,7 +17,7 @@
 //     whose connection drops when it was the last one. [WithWaitForReplier]
 //     waits for a replier instead, until the caller's ctx ends.
 //   - What blocks: Request blocks until the reply, the caller's ctx, or the
-//     attempts run out ([WithMaxAttempts]); before sending, while every
+//     attempts run out ([WithMaxAttempts]: unbounded by default, 0); before sending, while every
 //     replier is at its credit (see Load). Without a ctx deadline and
 //     without an attempt timeout, a replier that hangs holds the call for
 //     as long as its connection lives.

@@ -386,7 +386,8 @@ func TestAttemptTimeoutResends(t *testing.T) {
 		}
 		return req.Attempt, nil
 	}), reqrep.WithListen(addr))
-	rq := mustRequester(t, reqrep.WithDial(addr), reqrep.WithAttemptTimeout(50*time.Millisecond))
+	// WithMaxAttempts(0), the default: unbounded.
+	rq := mustRequester(t, reqrep.WithDial(addr), reqrep.WithAttemptTimeout(50*time.Millisecond), reqrep.WithMaxAttempts(0))
 	peers(t, rq, 1)
 	got, err := reqrep.Ask[int](ctxT(t, 10*time.Second), rq, "x")
 	if err != nil || got != 3 {
@@ -405,6 +406,9 @@ func TestAttemptTimeoutResends(t *testing.T) {
 	peers(t, rq2, 1)
 	if err := rq2.Request(ctxT(t, 10*time.Second), "x", nil); !errors.Is(err, spmesh.ErrTimeout) {
 		t.Fatalf("max attempts: got %v, want ErrTimeout", err)
+	}
+	if st := rq2.Stats(); st.Sent != 2 || st.Resent != 1 {
+		t.Fatalf("max attempts 2: got %d sent, %d resent, want 2 attempts in all", st.Sent, st.Resent)
 	}
 }
 
