@@ -24,7 +24,7 @@ import (
 // a raw body is nacked with code -3.
 func TestForeignProducer(t *testing.T) {
 	type seen struct {
-		id      pipeline.JobID
+		id      spmesh.ID
 		attempt int
 		body    string
 	}
@@ -117,7 +117,7 @@ func TestForeignProducer(t *testing.T) {
 		if ack := send(tc.frame); ack.ID != [16]byte{} || ack.Flags != 0 || ack.Err != "" {
 			t.Fatalf("job % x: got id %x flags %d err %q, want a plain ack with a zero id", tc.frame, ack.ID, ack.Flags, ack.Err)
 		}
-		handled(&seen{pipeline.JobID{}, tc.attempt, tc.body})
+		handled(&seen{spmesh.ID{}, tc.attempt, tc.body})
 	}
 
 	// A raw body: a nack with code -3 and WIRE.md's message, not run.

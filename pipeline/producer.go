@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,30 +27,21 @@ var ErrDeadLetter = errors.New("spmesh: job dead-lettered")
 // still unacked; errors.As gives the [*UnackedError] listing them.
 var ErrUnacked = errors.New("spmesh: jobs not acked")
 
-// JobID identifies a job. It stays the same across every delivery of the
-// job, so that workers can de-duplicate ([WithDedup]).
-type JobID [16]byte
-
-// JobIDOf returns a stable id derived from key (its SHA-256, truncated):
-// the same key always gives the same id, so a job produced again (after a
-// producer restart, say) is recognised as a duplicate by a worker that
-// acked it within its de-duplication window ([WithDedup]).
-func JobIDOf(key string) JobID {
+// JobIDOf returns a stable job id derived from key (its SHA-256,
+// truncated): the same key always gives the same id, so a job produced
+// again (after a producer restart, say) is recognised as a duplicate by a
+// worker that acked it within its de-duplication window ([WithDedup]). A
+// job's id stays the same across every delivery of the job.
+func JobIDOf(key string) spmesh.ID {
 	sum := sha256.Sum256([]byte(key))
-	return JobID(sum[:16])
+	return spmesh.ID(sum[:16])
 }
-
-// String returns the id in hex.
-func (id JobID) String() string { return hex.EncodeToString(id[:]) }
-
-// IsZero reports whether id is the zero JobID.
-func (id JobID) IsZero() bool { return id == JobID{} }
 
 // Task is a job with every detail under the caller's control, for
 // [Producer.Submit].
 type Task struct {
 	// ID identifies the job; zero picks a fresh one.
-	ID JobID
+	ID spmesh.ID
 	// Header travels with the job to the worker.
 	Header spmesh.Header
 	// Body is the job, encoded with the codec when submitted.
@@ -61,7 +51,7 @@ type Task struct {
 // DeadLetter is a job that ran out of attempts, as the dead-letter function
 // ([WithDeadLetter]) sees it. It stays valid after the function returns.
 type DeadLetter struct {
-	ID       JobID
+	ID       spmesh.ID
 	Header   spmesh.Header
 	Data     []byte // the encoded job; Decode turns it into a value
 	Attempts int    // deliveries made
@@ -81,7 +71,7 @@ func (d *DeadLetter) Decode(v any) error {
 // Result is the future of one job produced with [Producer.ProduceAsync] or
 // [Producer.Submit]. Its methods are safe for concurrent use.
 type Result struct {
-	id     JobID
+	id     spmesh.ID
 	header spmesh.Header
 	data   []byte
 	ctx    context.Context // the job's: it bounds every delivery
@@ -95,7 +85,7 @@ type Result struct {
 }
 
 // ID returns the job's id.
-func (r *Result) ID() JobID { return r.id }
+func (r *Result) ID() spmesh.ID { return r.id }
 
 // Done returns a channel closed when the job is over: acked, dead-lettered,
 // or failed (its ctx ended, the producer closed, no worker to send to).
@@ -206,7 +196,7 @@ type Producer struct {
 	drainOnce sync.Once
 
 	unackedMu sync.Mutex
-	unacked   []JobID // jobs ended by Close
+	unacked   []spmesh.ID // jobs ended by Close
 
 	idPrefix uint64
 	idSeq    atomic.Uint64
@@ -381,8 +371,8 @@ func (p *Producer) bodyHint(v any) int {
 
 // newID returns a fresh job id: the producer's random prefix, then a
 // counter.
-func (p *Producer) newID() JobID {
-	var id JobID
+func (p *Producer) newID() spmesh.ID {
+	var id spmesh.ID
 	binary.BigEndian.PutUint64(id[:8], p.idPrefix)
 	binary.BigEndian.PutUint64(id[8:], p.idSeq.Add(1))
 	return id
@@ -615,7 +605,7 @@ func (p *Producer) Close() error {
 
 // UnackedError lists the jobs a [Producer] abandoned when it closed.
 type UnackedError struct {
-	IDs []JobID
+	IDs []spmesh.ID
 }
 
 // Error implements error.

@@ -49,7 +49,7 @@ func TestProduceAck(t *testing.T) {
 		if err := p.Produce(ctx, job{"img", 50}); err == nil {
 			t.Fatal("job without its header: got acked, want a nack") // the handler checks the header
 		}
-		ids := map[pipeline.JobID]bool{}
+		ids := map[spmesh.ID]bool{}
 		for _, j := range seen {
 			if ids[j.ID] || j.Attempt != 1 || j.Time.IsZero() || j.Deadline.IsZero() {
 				t.Fatalf("got job %+v, want a fresh id, attempt 1, a time and the ctx deadline", j)
@@ -385,7 +385,7 @@ func TestProducerClose(t *testing.T) {
 			return ctx.Err()
 		}), nil)
 		ctx := ctxT(t, 20*time.Second)
-		want := map[pipeline.JobID]bool{}
+		want := map[spmesh.ID]bool{}
 		var rs []*pipeline.Result
 		for i := range 3 {
 			r, err := p.ProduceAsync(ctx, i)
@@ -612,7 +612,7 @@ func TestNackGoesElsewhere(t *testing.T) {
 	transports(t, func(t *testing.T, addr string) {
 		gate := make(chan struct{})
 		var mu sync.Mutex
-		failed := map[pipeline.JobID]int{}
+		failed := map[spmesh.ID]int{}
 		bad := mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
 			<-gate
 			mu.Lock()

@@ -16,7 +16,7 @@ import (
 // valid only until the handler returns: copy what must outlive it.
 type Job struct {
 	// ID identifies the job; every delivery of it carries the same ID.
-	ID JobID
+	ID spmesh.ID
 	// Attempt numbers the delivery, from 1. Above 1, an earlier delivery
 	// failed, timed out or was lost, and may have run (here or elsewhere).
 	Attempt int
@@ -158,7 +158,7 @@ var jobPool = sync.Pool{New: func() any { return new(Job) }}
 func (w *Worker) serve(ctx context.Context, req *reqrep.Request) (any, error) {
 	job := jobPool.Get().(*Job)
 	*job = Job{
-		ID: JobID(req.ID), Attempt: req.Attempt, Header: req.Header,
+		ID: spmesh.ID(req.ID), Attempt: req.Attempt, Header: req.Header,
 		Time: req.Time, Deadline: req.Deadline, Data: req.Data, codec: w.codec,
 	}
 	defer func() { // the handler may not keep job: it is reused
@@ -168,7 +168,7 @@ func (w *Worker) serve(ctx context.Context, req *reqrep.Request) (any, error) {
 	// A job without an id (all zero bytes, as a foreign producer that does
 	// not set key 1 sends) is never de-duplicated: zero ids are not one id.
 	dd := w.dd
-	if job.ID == (JobID{}) {
+	if job.ID == (spmesh.ID{}) {
 		dd = nil
 	}
 	if dd != nil {
@@ -245,14 +245,14 @@ type dedup struct {
 	ttl  time.Duration
 
 	mu      sync.Mutex
-	acked   map[JobID]int // id -> index in ring
+	acked   map[spmesh.ID]int // id -> index in ring
 	ring    []dedupEntry
 	next    int
-	running map[JobID]*dedupRun
+	running map[spmesh.ID]*dedupRun
 }
 
 type dedupEntry struct {
-	id JobID
+	id spmesh.ID
 	at time.Time
 }
 
@@ -265,8 +265,8 @@ func newDedup(size int, ttl time.Duration) *dedup {
 	// The ring grows to size as jobs are acked, then wraps around.
 	return &dedup{
 		size: size, ttl: ttl,
-		acked:   make(map[JobID]int, min(size, 1<<12)),
-		running: map[JobID]*dedupRun{},
+		acked:   make(map[spmesh.ID]int, min(size, 1<<12)),
+		running: map[spmesh.ID]*dedupRun{},
 	}
 }
 
@@ -274,7 +274,7 @@ func newDedup(size int, ttl time.Duration) *dedup {
 // running, it waits for that one: its ack makes this one a duplicate, its
 // failure lets this one run. Otherwise id is marked running, and the
 // caller must call end.
-func (d *dedup) begin(ctx context.Context, id JobID) (dup bool, err error) {
+func (d *dedup) begin(ctx context.Context, id spmesh.ID) (dup bool, err error) {
 	for {
 		d.mu.Lock()
 		if i, ok := d.acked[id]; ok {
@@ -303,7 +303,7 @@ func (d *dedup) begin(ctx context.Context, id JobID) (dup bool, err error) {
 }
 
 // end records the outcome of the delivery of id that begin let run.
-func (d *dedup) end(id JobID, ok bool) {
+func (d *dedup) end(id spmesh.ID, ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	run := d.running[id]

@@ -21,20 +21,20 @@ import (
 // counter is a handler that counts the runs of each job id.
 type counter struct {
 	mu   sync.Mutex
-	runs map[pipeline.JobID]int
+	runs map[spmesh.ID]int
 }
 
 func (c *counter) ServeJob(ctx context.Context, j *pipeline.Job) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.runs == nil {
-		c.runs = map[pipeline.JobID]int{}
+		c.runs = map[spmesh.ID]int{}
 	}
 	c.runs[j.ID]++
 	return nil
 }
 
-func (c *counter) count(id pipeline.JobID) int {
+func (c *counter) count(id spmesh.ID) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.runs[id]
