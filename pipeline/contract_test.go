@@ -59,6 +59,10 @@ func TestStatsDraining(t *testing.T) {
 	}{
 		{"Pusher", func() (socket, error) { return pipeline.NewPusher() }, func(s socket) bool { return s.(*pipeline.Pusher).Stats().Draining }},
 		{"Puller", func() (socket, error) { return pipeline.NewPuller() }, func(s socket) bool { return s.(*pipeline.Puller).Stats().Draining }},
+		{"Producer", func() (socket, error) { return pipeline.NewProducer() }, func(s socket) bool { return s.(*pipeline.Producer).Stats().Draining }},
+		{"Worker", func() (socket, error) {
+			return pipeline.NewWorker(pipeline.HandlerFunc(func(context.Context, *pipeline.Job) error { return nil }))
+		}, func(s socket) bool { return s.(*pipeline.Worker).Stats().Draining }},
 	} {
 		s, err := tc.open()
 		if err != nil {

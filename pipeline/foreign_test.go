@@ -127,7 +127,7 @@ func TestForeignProducer(t *testing.T) {
 	}
 	handled(nil)
 
-	if st := w.Stats(); st.Acked != 5 || st.Nacked != 1 || st.Duplicates != 1 || st.DecodeErrors != 1 {
+	if st := w.Stats(); st.Acked != 5 || st.HandlerErrors != 1 || st.Duplicates != 1 || st.DecodeErrors != 1 {
 		t.Fatalf("got %+v, want 5 acked, 1 nacked, 1 duplicate, 1 decode error", st)
 	}
 }

@@ -141,8 +141,8 @@ type ProducerStats struct {
 	Produced uint64
 	// Acked counts jobs acked by a worker.
 	Acked uint64
-	// Nacked counts deliveries a worker's handler failed.
-	Nacked uint64
+	// RemoteErrors counts deliveries a worker's handler failed (nacks).
+	RemoteErrors uint64
 	// Timeouts counts deliveries not acked within the ack timeout.
 	Timeouts uint64
 	// Lost counts deliveries whose worker connection dropped.
@@ -207,7 +207,7 @@ type Producer struct {
 	recoverWG  sync.WaitGroup
 	recovered  uint64
 
-	produced, acked, nacked, retries, dead, failed atomic.Uint64
+	produced, acked, remoteErrors, retries, dead, failed atomic.Uint64
 	tooLarge                                       atomic.Uint64 // refused before sending
 }
 
@@ -463,10 +463,10 @@ func (p *Producer) deliver(r *Result) (int, error) {
 			// The worker refused the job for its size (or its ack was too
 			// large for this producer): another delivery cannot fare
 			// better. Dead-lettered at once; the error wraps ErrTooLarge.
-			p.nacked.Add(1)
+			p.remoteErrors.Add(1)
 			return rep.Attempt, p.deadLetter(r, rep.Attempt, err)
 		case rep != nil && errors.As(err, &re):
-			p.nacked.Add(1)
+			p.remoteErrors.Add(1)
 			if rep.Attempt < maxAttempts {
 				p.log.Debug("spmesh: job nacked, redelivering", "id", r.id, "attempt", rep.Attempt, "err", err)
 				// The same id's next attempt: the requester sends it
@@ -529,7 +529,7 @@ func (p *Producer) Stats() ProducerStats {
 		Stats:        rs.Stats,
 		Produced:     p.produced.Load(),
 		Acked:        p.acked.Load(),
-		Nacked:       p.nacked.Load(),
+		RemoteErrors: p.remoteErrors.Load(),
 		Timeouts:     rs.Timeouts,
 		Lost:         rs.Lost,
 		DeadLettered: p.dead.Load(),
@@ -541,6 +541,7 @@ func (p *Producer) Stats() ProducerStats {
 	}
 	st.Resent += p.retries.Load()
 	st.TooLarge += p.tooLarge.Load()
+	st.Draining = p.draining.Load() // its requester drains only as it closes
 	return st
 }
 

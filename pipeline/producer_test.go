@@ -57,10 +57,10 @@ func TestProduceAck(t *testing.T) {
 			ids[j.ID] = true
 		}
 		ps, ws := p.Stats(), w.Stats()
-		if ps.Produced != 51 || ps.Acked != 50 || ps.Nacked != 5 || ps.DeadLettered != 1 || ps.InFlight != 0 || ps.Peers != 1 {
+		if ps.Produced != 51 || ps.Acked != 50 || ps.RemoteErrors != 5 || ps.DeadLettered != 1 || ps.InFlight != 0 || ps.Peers != 1 {
 			t.Fatalf("producer stats: got %+v, want 51 produced, 50 acked, 5 nacked, 1 dead letter", ps)
 		}
-		if ws.Acked != 50 || ws.Nacked != 5 || ws.Received != 55 || ws.InFlight != 0 {
+		if ws.Acked != 50 || ws.HandlerErrors != 5 || ws.Received != 55 || ws.InFlight != 0 {
 			t.Fatalf("worker stats: got %+v, want 50 acked, 5 nacked, 55 received", ws)
 		}
 	})
@@ -200,7 +200,7 @@ func TestNackRedelivers(t *testing.T) {
 		if want := []string{id + "/1", id + "/2", id + "/3"}; fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("deliveries: got %v, want %v", got, want)
 		}
-		if st := p.Stats(); st.Nacked != 2 || st.Resent != 2 || st.Sent != 3 || st.Acked != 1 {
+		if st := p.Stats(); st.RemoteErrors != 2 || st.Resent != 2 || st.Sent != 3 || st.Acked != 1 {
 			t.Fatalf("stats: got %+v, want 2 nacked, 2 resent, 3 sent, 1 acked", st)
 		}
 	})
@@ -264,7 +264,7 @@ func TestDeadLetter(t *testing.T) {
 		if dl.ID != r.ID() || dl.Attempts != 3 || dl.Header.Get("k") != "v" || derr != nil || v.N != 7 || !errors.As(dl.Err, &re) {
 			t.Fatalf("dead letter: got %+v (decoded %+v, %v), want job 7, 3 attempts, header and cause", dl, v, derr)
 		}
-		if st := p.Stats(); st.DeadLettered != 1 || st.Nacked != 3 || st.Acked != 0 || st.InFlight != 0 {
+		if st := p.Stats(); st.DeadLettered != 1 || st.RemoteErrors != 3 || st.Acked != 0 || st.InFlight != 0 {
 			t.Fatalf("stats: got %+v, want 1 dead letter, 3 nacks", st)
 		}
 	})
@@ -651,23 +651,23 @@ func TestNackGoesElsewhere(t *testing.T) {
 			t.Fatalf("first job: got %v, want acked by a good worker", err)
 		}
 		// Then a stream of jobs, sequentially: the broken worker gets some.
-		for i := 0; bad.Stats().Nacked < 10 && i < 1000; i++ {
+		for i := 0; bad.Stats().HandlerErrors < 10 && i < 1000; i++ {
 			if err := p.Produce(ctx, i); err != nil {
 				t.Fatalf("job %d: got %v, want acked by a good worker", i, err)
 			}
 		}
 		st := p.Stats()
-		t.Logf("%d jobs, nacked %d, good workers ran %d and %d", st.Produced, st.Nacked, good[0].Load(), good[1].Load())
+		t.Logf("%d jobs, nacked %d, good workers ran %d and %d", st.Produced, st.RemoteErrors, good[0].Load(), good[1].Load())
 		if st.DeadLettered != 0 || st.Acked != st.Produced {
 			t.Fatalf("stats: got %+v, want every job acked, no dead letter", st)
 		}
-		if n := bad.Stats().Nacked; n != st.Nacked {
-			t.Fatalf("broken worker: got %d nacks, producer saw %d, want equal", n, st.Nacked)
+		if n := bad.Stats().HandlerErrors; n != st.RemoteErrors {
+			t.Fatalf("broken worker: got %d nacks, producer saw %d, want equal", n, st.RemoteErrors)
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if len(failed) == 0 || st.Nacked != uint64(len(failed)) {
-			t.Fatalf("broken worker: got %d deliveries of %d jobs, want each job failed there once only", st.Nacked, len(failed))
+		if len(failed) == 0 || st.RemoteErrors != uint64(len(failed)) {
+			t.Fatalf("broken worker: got %d deliveries of %d jobs, want each job failed there once only", st.RemoteErrors, len(failed))
 		}
 	})
 }

@@ -88,15 +88,13 @@ type WorkerStats struct {
 	InFlight int
 	// Acked counts jobs whose handler returned nil (duplicates excluded).
 	Acked uint64
-	// Nacked counts jobs whose handler failed or panicked.
-	Nacked uint64
+	// HandlerErrors counts jobs whose handler failed or panicked (nacked).
+	HandlerErrors uint64
 	// Duplicates counts deliveries acked from the de-duplication window
 	// ([WithDedup]) without running the handler.
 	Duplicates uint64
 	// Panics counts recovered handler panics.
 	Panics uint64
-	// Draining is true once Drain has been called.
-	Draining bool
 	// Abandoned counts handlers still running when Close stopped waiting
 	// for them (they ignored their ctx for [HandlerGrace]).
 	Abandoned uint64
@@ -118,7 +116,7 @@ type Worker struct {
 	codec spmesh.Codec
 	dd    *dedup // nil: no de-duplication
 
-	acked, nacked, dups atomic.Uint64
+	acked, handlerErrors, dups atomic.Uint64
 }
 
 // NewWorker opens a worker running h. Give it an address with [WithListen]
@@ -189,7 +187,7 @@ func (w *Worker) serve(ctx context.Context, req *reqrep.Request) (any, error) {
 		if ok {
 			w.acked.Add(1)
 		} else {
-			w.nacked.Add(1)
+			w.handlerErrors.Add(1)
 		}
 	}()
 	if err := w.h.ServeJob(ctx, job); err != nil {
@@ -213,14 +211,13 @@ func (w *Worker) Addrs() []string { return w.rp.Addrs() }
 func (w *Worker) Stats() WorkerStats {
 	rs := w.rp.Stats()
 	return WorkerStats{
-		Stats:      rs.Stats,
-		InFlight:   rs.InFlight,
-		Acked:      w.acked.Load(),
-		Nacked:     w.nacked.Load(),
-		Duplicates: w.dups.Load(),
-		Panics:     rs.Panics,
-		Draining:   rs.Draining,
-		Abandoned:  rs.Abandoned,
+		Stats:         rs.Stats,
+		InFlight:      rs.InFlight,
+		Acked:         w.acked.Load(),
+		HandlerErrors: w.handlerErrors.Load(),
+		Duplicates:    w.dups.Load(),
+		Panics:        rs.Panics,
+		Abandoned:     rs.Abandoned,
 	}
 }
 

@@ -228,7 +228,7 @@ func TestWorkerPanicNacks(t *testing.T) {
 	if err := r.Wait(ctxT(t, 10*time.Second)); err != nil || r.Attempts() != 2 {
 		t.Fatalf("got %v after %d attempts, want acked at attempt 2", err, r.Attempts())
 	}
-	if st := w.Stats(); st.Panics != 1 || st.Nacked != 1 || st.Acked != 1 {
+	if st := w.Stats(); st.Panics != 1 || st.HandlerErrors != 1 || st.Acked != 1 {
 		t.Fatalf("worker stats: got %+v, want 1 panic, 1 nack, 1 ack", st)
 	}
 }

@@ -84,7 +84,7 @@ func atLeastOnce(ctx context.Context, reg *discovery.Static) {
 	}
 	st := p.Stats()
 	fmt.Printf("at least once: %d jobs acked, %d nacked and delivered again; img-03 took %d attempts\n",
-		st.Acked, st.Nacked, attempts["img-03"])
+		st.Acked, st.RemoteErrors, attempts["img-03"])
 }
 
 // atMostOnce pushes 10 jobs to two pullers.
