@@ -208,7 +208,7 @@ type Producer struct {
 	recovered  uint64
 
 	produced, acked, remoteErrors, retries, dead, failed atomic.Uint64
-	tooLarge                                       atomic.Uint64 // refused before sending
+	tooLarge                                             atomic.Uint64 // refused before sending
 }
 
 // NewProducer opens a producer. Give it workers with [WithDial] (or
