@@ -244,7 +244,9 @@
 //
 //	NewProducer(opts...)      connector: dials workers (WithDial, or every
 //	                          worker of a service with WithDiscovery);
-//	                          Produce, ProduceAsync, Submit, Drain, Close
+//	                          Produce, ProduceHeader (headers),
+//	                          ProduceAsync, Submit (a Task: id and
+//	                          headers), Drain, Close
 //	NewWorker(handler, opts...) binder: listens (WithListen, or advertised
 //	                          with WithDiscovery); runs handler (Handler,
 //	                          HandlerFunc, TypedHandler); Drain, Close

@@ -270,7 +270,16 @@ func (p *Producer) Dial(addr string) error { return p.rq.Dial(addr) }
 // when the job ran out of attempts, and with ctx.Err() when ctx ends first;
 // ctx bounds every delivery, and its deadline travels to the worker.
 func (p *Producer) Produce(ctx context.Context, v any) error {
-	r, err := p.Submit(ctx, Task{Body: v})
+	return p.ProduceHeader(ctx, nil, v)
+}
+
+// ProduceHeader is [Producer.Produce] with headers that travel with the
+// job to the worker ([Job.Header]), as PushHeader, PublishHeader,
+// RequestHeader and SurveyHeader take theirs. [Producer.Submit] with a
+// [Task] is the form that also sets the job's id, without waiting for
+// the ack.
+func (p *Producer) ProduceHeader(ctx context.Context, h spmesh.Header, v any) error {
+	r, err := p.Submit(ctx, Task{Header: h, Body: v})
 	if err != nil {
 		return err
 	}
@@ -289,8 +298,10 @@ func (p *Producer) ProduceAsync(ctx context.Context, v any) (*Result, error) {
 }
 
 // Submit is [Producer.ProduceAsync] with the job's id and headers under the
-// caller's control. Giving a stable id ([JobIDOf]) lets workers recognise a
-// job produced again.
+// caller's control: [Task] is the form that sets the id ([Producer.ProduceHeader]
+// sets headers alone). Giving a stable id ([JobIDOf]) lets workers
+// recognise a job produced again. The Task's Header must not be changed
+// until the job is over.
 func (p *Producer) Submit(ctx context.Context, t Task) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

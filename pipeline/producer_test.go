@@ -771,3 +771,22 @@ func TestMaxAttemptsUnbounded(t *testing.T) {
 		t.Fatalf("got %d deliveries, want 1", got)
 	}
 }
+
+// TestProduceHeader: ProduceHeader's headers reach the worker's Job, as
+// a Task's do, and the call returns once the job is acked.
+func TestProduceHeader(t *testing.T) {
+	seen := make(chan spmesh.Header, 1)
+	p, _ := pair(t, testutil.Inproc(t), pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+		seen <- j.Header.Clone()
+		return nil
+	}), nil)
+	if err := p.ProduceHeader(ctxT(t, 10*time.Second), spmesh.Header{"trace": "t1"}, job{"img", 1}); err != nil {
+		t.Fatalf("ProduceHeader: got %v, want acked", err)
+	}
+	if h := <-seen; h.Get("trace") != "t1" {
+		t.Fatalf("worker saw header %v, want trace=t1", h)
+	}
+	if st := p.Stats(); st.Acked != 1 {
+		t.Fatalf("got %d acked, want 1", st.Acked)
+	}
+}
