@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/testutil"
 	"github.com/spmesh/spmesh/reqrep"
 )
 
@@ -100,5 +101,28 @@ func TestStatsDraining(t *testing.T) {
 			t.Errorf("%s: Draining false after Drain, want true", tc.name)
 		}
 		s.Close()
+	}
+}
+
+// Reply headers come back with the reply, an error reply included: from
+// RequestHeader's result and Reply.Header, as survey answers carry theirs
+// in Response.Header.
+func TestErrorReplyHeaders(t *testing.T) {
+	addr := testutil.Inproc(t)
+	mustReplier(t, reqrep.HandlerFunc(func(ctx context.Context, req *reqrep.Request) (any, error) {
+		req.SetReplyHeader("served-by", "r1")
+		return nil, spmesh.Errorf(7, "refused")
+	}), reqrep.WithListen(addr))
+	rq := mustRequester(t, reqrep.WithDial(addr))
+	peers(t, rq, 1)
+	ctx := ctxT(t, 10*time.Second)
+	var re *spmesh.RemoteError
+	h, err := rq.RequestHeader(ctx, spmesh.Header{"k": "v"}, "x", nil)
+	if !errors.As(err, &re) || re.Code != 7 || h.Get("served-by") != "r1" {
+		t.Fatalf("RequestHeader: got %v, %v, want remote error 7 with header served-by=r1", h, err)
+	}
+	rep, err := rq.Do(ctx, &reqrep.Call{Body: "x"})
+	if !errors.As(err, &re) || rep == nil || rep.Header.Get("served-by") != "r1" {
+		t.Fatalf("Do: got %+v, %v, want remote error with header served-by=r1", rep, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/testutil"
 	"github.com/spmesh/spmesh/survey"
 )
 
@@ -91,5 +92,27 @@ func TestStatsDraining(t *testing.T) {
 			t.Errorf("%s: Draining false after Drain, want true", tc.name)
 		}
 		s.Close()
+	}
+}
+
+// Answer headers come back in Response.Header, a failed answer's included,
+// as reqrep replies carry theirs.
+func TestErrorAnswerHeaders(t *testing.T) {
+	addr := testutil.Inproc(t)
+	s := mustSurveyor(t, survey.WithListen(addr))
+	mustRespondent(t, survey.HandlerFunc(func(ctx context.Context, q *survey.Question) (any, error) {
+		q.SetReplyHeader("echo", q.Header.Get("k"))
+		return nil, spmesh.Errorf(7, "refused")
+	}), survey.WithDial(addr), survey.WithName("r1"))
+	peers(t, s, 1)
+	rs, err := s.SurveyHeader(context.Background(), spmesh.Header{"k": "v"}, "x", survey.WithExpect("r1"), survey.WithTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	got := collect(t, rs)
+	var re *spmesh.RemoteError
+	if len(got) != 1 || !errors.As(got[0].Err, &re) || re.Code != 7 || got[0].Header.Get("echo") != "v" {
+		t.Fatalf("got %+v, want one failed answer (code 7) with header echo=v", got)
 	}
 }
