@@ -70,10 +70,10 @@ type Stats struct {
 	// peer did not take them within the send timeout (a peer that stopped
 	// reading) or while another reply to it was waiting (also in Dropped
 	// and DroppedSendTimeout), and subscribers cut off for stalling with
-	// WithBackpressure. Either way its
-	// connection is then closed, so that the peer resends what it had in
-	// flight when it reconnects: a dropped reply costs a resend, never a
-	// call that waits for it forever.
+	// WithBackpressure. Either way its connection is then closed, so that
+	// the peer resends what it had in flight when it reconnects: a
+	// dropped reply costs a resend, never a call that waits for it
+	// forever.
 	SendTimeouts uint64
 	// ConnsRefused counts incoming connections refused at the listener's
 	// connection cap.
