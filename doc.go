@@ -3,9 +3,9 @@
 // directly between Go programs by go.nanomsg.org/mangos/v3 sockets, with
 // services found by name through gossip (package discovery) instead of a broker.
 //
-// This root package holds only the shared vocabulary: errors, [Codec],
-// [Header], [Stats] and the [Registry] seam through which the pattern packages
-// see discovery. The patterns live in their own packages:
+// This root package holds only the shared vocabulary: errors, [Codec] and
+// [Decode], [Header], [ID], [Stats] and the [Registry] seam through which
+// the pattern packages see discovery. The patterns live in their own packages:
 //
 //   - pubsub: Publisher, Subscriber. At most once, per-publisher order; a slow
 //     subscriber drops, never blocks a publisher, and every drop is visible as a
@@ -91,6 +91,65 @@
 // line after that carries suppressed=N. The counters in [Stats] count
 // every one. At most 1024 peers are remembered; past that, the others
 // share one line per kind per interval.
+//
+// # Stats
+//
+// Every socket type has a Stats method. The ten return [Stats] (Publisher,
+// Pusher, Puller) or a struct embedding it with the figures of their
+// pattern; a name means the same thing wherever it appears (the types
+// column says where a figure can be non-zero):
+//
+//	field               what it counts                                           types
+//	Sent                messages handed to the transport (Requester, Producer:   all
+//	                    attempts; Surveyor: surveys; servers: replies, acks)
+//	Received            messages delivered to the application (Requester:       all
+//	                    replies; Producer: acks and nacks)
+//	Resent              retransmissions: requests resent, jobs redelivered       all
+//	DecodeErrors        frames or payloads discarded undecoded                   all
+//	Peers               connections established                                  all
+//	BytesSent/Received  frame bodies written to / read from connections          all
+//	Draining            Drain was called: no new work taken                      all
+//	Dropped             messages known lost: the sum of the seven causes below   all
+//	 DroppedQueueFull   a queue was full (publisher's per subscriber, a          all
+//	                    receive queue, a survey's answer queue)
+//	 DroppedClosed      its connection or socket closed while it was queued      all
+//	 DroppedTooLarge    received over the size limit (also in TooLarge)          all
+//	 DroppedSendTimeout a reply, ack or answer the peer did not take in time     all
+//	                    (also in SendTimeouts)
+//	 DroppedExpired     a request or job that arrived past its deadline          Replier, Worker
+//	 DroppedGap         holes in a publisher's sequence numbers                  Subscriber
+//	 DroppedLate        answers after their survey ended                         Surveyor
+//	TooLarge            messages refused for size, sent or received              all
+//	SendTimeouts        replies, acks, answers not taken in time; stalled        all
+//	                    subscribers cut off
+//	ConnsRefused        connections refused at the connection cap                all
+//	ConnTimeouts        connections closed on a frame or idle timeout            all
+//	HandshakeErrors     failed SP or TLS handshakes                              all
+//	EndpointsRefused    discovered endpoints refused (security policy, framing)  all
+//	LastError           the last connection-level error, with the peer           all
+//	InFlight            handlers running (Replier, Worker, Respondent); calls    Requester, Replier, Producer,
+//	                    or jobs outstanding (Requester, Producer); surveys       Worker, Surveyor, Respondent
+//	                    open (Surveyor)
+//	HandlerErrors       this socket's own handler failed or panicked             Replier, Worker, Respondent
+//	Panics              of which: recovered panics                               Replier, Worker, Respondent
+//	Abandoned           handlers still running when Close stopped waiting        Replier, Worker, Respondent
+//	RemoteErrors        replies carrying the peer's handler error (Producer:     Requester, Producer
+//	                    nacks)
+//	Timeouts            attempts or deliveries unanswered within their timeout   Requester, Producer
+//	Lost                attempts or deliveries whose connection dropped          Requester, Producer
+//	PerPeer             the dispatch counters of each connected peer             Requester, Producer
+//	ReplyTime           send to reply, ack or in-time answer ([Histogram])       Requester, Producer, Surveyor
+//	Acked               jobs acked                                               Producer, Worker
+//	Produced, DeadLettered, Failed, Recovered: jobs accepted, out of attempts,   Producer
+//	                    ended otherwise unacked, resent from the outbox
+//	Duplicates          deliveries acked from the dedup window                   Worker
+//	Declined            answers that declined                                    Respondent
+//	Publishers          per publisher: messages received and gaps                Subscriber
+//
+// Every drop the library makes is in Dropped and in exactly one of its
+// causes; a refusal that is not a message lost (a send refused for size,
+// a connection refused) has its own counter. Package metrics exports each
+// field under one Prometheus name.
 //
 // # Tracing
 //

@@ -10,7 +10,7 @@ import "time"
 type Stats struct {
 	Sent         uint64 // messages handed to the transport
 	Received     uint64 // messages delivered to the application
-	Dropped      uint64 // messages known lost (queue overflow, sequence gaps, late answers)
+	Dropped      uint64 // messages known lost: the sum of the Dropped* causes below
 	Resent       uint64 // retransmissions (requests, redelivered jobs)
 	DecodeErrors uint64 // frames or payloads that failed to decode and were discarded
 	Peers        int    // connections currently established
@@ -29,27 +29,51 @@ type Stats struct {
 	// answer to a survey it has expired) is not counted.
 	BytesSent, BytesReceived uint64
 
-	// DroppedQueueFull and DroppedClosed break down Dropped where the
-	// cause is known when the drop is counted (both are also in Dropped).
+	// The Dropped* fields break Dropped down by cause: every message
+	// counted in Dropped is counted in exactly one of them, so Dropped is
+	// their sum (read while traffic goes on, they may disagree by the
+	// drops being counted).
+	//
 	// DroppedQueueFull: a queue was full: a publisher's queue for a
-	// subscriber that does not keep up, a subscriber's own receive queue
-	// (its oldest message goes). DroppedClosed: the message's connection
-	// or socket closed while it was queued or being sent (a pusher's
-	// queued messages for a puller that went, a reply whose requester's
-	// connection closed, messages still queued at Close). The rest of
-	// Dropped is told by TooLarge, SendTimeouts and the patterns' own
-	// counters (a subscriber's gaps, a surveyor's late answers).
-	DroppedQueueFull, DroppedClosed uint64
+	// subscriber that does not keep up, a subscriber's or puller's own
+	// receive queue (its oldest message goes), a survey's answer queue.
+	DroppedQueueFull uint64
+	// DroppedClosed: the message's connection or socket closed while it
+	// was queued or being sent (a pusher's queued messages for a puller
+	// that went, a reply whose requester's connection closed, messages
+	// still queued at Close, a request or survey caught by Drain).
+	DroppedClosed uint64
+	// DroppedTooLarge: a received message over the size limit, discarded
+	// (also counted in TooLarge, which counts sends refused too).
+	DroppedTooLarge uint64
+	// DroppedSendTimeout: a reply, ack or answer the peer did not take
+	// within the send timeout (also counted in SendTimeouts).
+	DroppedSendTimeout uint64
+	// DroppedExpired: a request or job that arrived after its caller's
+	// deadline, not handed to the handler (Replier, Worker; answered with
+	// an error).
+	DroppedExpired uint64
+	// DroppedGap: messages a subscriber never received: holes in a
+	// publisher's sequence numbers (lost in the publisher's queue for
+	// it, in its own frame queue, or with a connection). The
+	// per-publisher view is in the Subscriber's Stats.
+	DroppedGap uint64
+	// DroppedLate: answers that arrived after their survey ended
+	// (Surveyor).
+	DroppedLate uint64
 
 	// TooLarge counts messages refused for size, on send or on receive
-	// (also counted in Dropped when a received one is discarded).
+	// (a received one discarded is also counted in Dropped and
+	// DroppedTooLarge).
 	TooLarge uint64
 	// SendTimeouts counts replies, acks and answers dropped because the
 	// peer did not take them within the send timeout (a peer that stopped
-	// reading) or while another reply to it was waiting. Either way its
-	// connection is then closed, so that the peer resends what it had in
-	// flight when it reconnects: a dropped reply costs a resend, never a
-	// call that waits for it forever.
+	// reading) or while another reply to it was waiting (also in Dropped
+	// and DroppedSendTimeout), and subscribers cut off for stalling with
+	// WithBackpressure. Either way its connection is then closed, so that
+	// the peer resends what it had in flight when it reconnects: a
+	// dropped reply costs a resend, never a call that waits for it
+	// forever.
 	SendTimeouts uint64
 	// ConnsRefused counts incoming connections refused at the listener's
 	// connection cap.
@@ -65,6 +89,9 @@ type Stats struct {
 	// because their framing is not the socket's (a bare endpoint for an
 	// enveloped socket, or the reverse: see Endpoint.Bare).
 	EndpointsRefused uint64
+	// Draining is true once Drain has been called: the socket takes no new
+	// work (it stays true once Drain has closed the socket).
+	Draining bool
 	// LastError is the last connection-level error (dial, handshake, TLS),
 	// with the peer's address; empty when there was none.
 	LastError string

@@ -134,7 +134,7 @@ func TestBarePullersMarked(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v, err := pipeline.Decode[int](m); err != nil || v != i {
+			if v, err := spmesh.Decode[int](m); err != nil || v != i {
 				t.Fatalf("%s puller: got %d, %v, want %d", tc.name, v, err, i)
 			}
 		}

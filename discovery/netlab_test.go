@@ -149,7 +149,7 @@ var childCommands = netlab.Commands{
 		kid.closers = append(kid.closers, func() { s.Close() })
 		kid.wg.Go(func() {
 			for m := range s.C() {
-				if from, err := pubsub.Decode[string](m); err == nil {
+				if from, err := spmesh.Decode[string](m); err == nil {
 					kidLocked(func() any { kid.heard[from] = time.Now(); return nil })
 				}
 			}

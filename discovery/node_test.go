@@ -137,7 +137,7 @@ func pubSubRoundTrip(t *testing.T, pubReg, subReg spmesh.Registry, service strin
 		if err != nil {
 			return fmt.Errorf("subscriber received nothing: %w", err)
 		}
-		if v, err := pubsub.Decode[string](m); err != nil || v != "world" {
+		if v, err := spmesh.Decode[string](m); err != nil || v != "world" {
 			return fmt.Errorf("got %q, %v, want \"world\"", v, err)
 		}
 		return nil
@@ -556,7 +556,7 @@ func TestPatternsWiredByName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, err := pipeline.Decode[int](m); err != nil || v != 7 {
+	if v, err := spmesh.Decode[int](m); err != nil || v != 7 {
 		t.Fatalf("pulled: got %v, %v, want 7", v, err)
 	}
 

@@ -25,44 +25,49 @@
 //
 // # Metrics
 //
-// The same name means the same thing on every socket type that has it. A
-// socket type without the figure does not export the series.
+// The same name means the same thing on every socket type that has it,
+// and each is the field of the socket's Stats named in parentheses (the
+// vocabulary of the table in package spmesh's doc). A socket type without
+// the figure does not export the series.
 //
-//	metric                          type     meaning                                          socket types
-//	spmesh_messages_sent_total      counter  messages handed to the transport                 all
-//	spmesh_messages_received_total  counter  messages delivered to the application            all
-//	spmesh_dropped_total            counter  messages known lost (overflow, gaps, late)       all
-//	spmesh_dropped_queue_full_total counter  of which: a queue was full                       all (spmesh.Stats.DroppedQueueFull)
-//	spmesh_dropped_closed_total     counter  of which: connection or socket closed            all (spmesh.Stats.DroppedClosed)
-//	spmesh_retries_total            counter  requests resent, jobs redelivered                all (spmesh.Stats.Resent)
-//	spmesh_decode_errors_total      counter  frames or payloads discarded undecoded           all
-//	spmesh_too_large_total          counter  messages refused for size                        all
-//	spmesh_send_timeouts_total      counter  replies/acks/answers a peer did not take in time all
-//	spmesh_conns_refused_total      counter  connections refused at the connection cap        all
-//	spmesh_conn_timeouts_total      counter  connections closed on frame or idle timeout      all
-//	spmesh_handshake_errors_total   counter  failed SP or TLS handshakes                      all
-//	spmesh_endpoints_refused_total  counter  discovered endpoints refused by the TLS policy    all
-//	spmesh_peers                    gauge    connections established                          all
-//	spmesh_sent_bytes_total         counter  frame bytes written, per connection written to   all (spmesh.Stats.BytesSent)
-//	spmesh_received_bytes_total     counter  frame bytes read from connections                all (spmesh.Stats.BytesReceived)
-//	spmesh_reply_seconds            histogram send to reply, ack or in-time answer            Requester, Producer, Surveyor (ReplyTime)
-//	spmesh_in_flight                gauge    calls, jobs or handlers in progress              Requester, Replier, Producer, Worker, Respondent
-//	spmesh_timeouts_total           counter  attempts/deliveries unanswered in time           Requester, Producer
-//	spmesh_lost_total               counter  attempts/deliveries whose connection dropped     Requester, Producer
-//	spmesh_remote_errors_total      counter  replies carrying a handler error; nacks          Requester (RemoteErrors), Producer (Nacked)
-//	spmesh_handler_errors_total     counter  local handler failures, panics included          Replier (Errors), Worker (Nacked), Respondent (Errors)
-//	spmesh_handler_panics_total     counter  recovered handler panics                         Replier, Worker, Respondent
-//	spmesh_handlers_abandoned_total counter  handlers still running when Close gave up        Replier, Worker, Respondent
-//	spmesh_draining                 gauge    1 once Drain was called                          Replier, Worker
-//	spmesh_acked_total              counter  jobs acked                                       Producer, Worker
-//	spmesh_produced_total           counter  jobs accepted                                    Producer
-//	spmesh_dead_lettered_total      counter  jobs out of attempts                             Producer
-//	spmesh_failed_total             counter  jobs ended otherwise unacked                     Producer
-//	spmesh_recovered_total          counter  jobs resent from the outbox at open              Producer
-//	spmesh_duplicates_total         counter  deliveries acked from the dedup window           Worker
-//	spmesh_declined_total           counter  survey answers that declined                     Respondent
-//	spmesh_late_total               counter  answers after the survey ended (in dropped)      Surveyor
-//	spmesh_gaps_total               counter  sequence holes, all publishers (in dropped)      Subscriber
+//	metric                             type      meaning                                          socket types (field)
+//	spmesh_messages_sent_total         counter   messages handed to the transport                 all (Sent)
+//	spmesh_messages_received_total     counter   messages delivered to the application            all (Received)
+//	spmesh_dropped_total               counter   messages known lost: the sum of the causes below all (Dropped)
+//	spmesh_dropped_queue_full_total    counter   of which: a queue was full                       all (DroppedQueueFull)
+//	spmesh_dropped_closed_total        counter   of which: connection or socket closed            all (DroppedClosed)
+//	spmesh_dropped_too_large_total     counter   of which: received over the size limit           all (DroppedTooLarge)
+//	spmesh_dropped_send_timeout_total  counter   of which: a peer did not take it in time         all (DroppedSendTimeout)
+//	spmesh_dropped_expired_total       counter   of which: arrived past its caller's deadline     all (DroppedExpired)
+//	spmesh_dropped_gap_total           counter   of which: sequence holes, all publishers         all (DroppedGap)
+//	spmesh_dropped_late_total          counter   of which: answers after the survey ended         all (DroppedLate)
+//	spmesh_retries_total               counter   requests resent, jobs redelivered                all (Resent)
+//	spmesh_decode_errors_total         counter   frames or payloads discarded undecoded           all (DecodeErrors)
+//	spmesh_too_large_total             counter   messages refused for size                        all (TooLarge)
+//	spmesh_send_timeouts_total         counter   replies/acks/answers a peer did not take in time all (SendTimeouts)
+//	spmesh_conns_refused_total         counter   connections refused at the connection cap        all (ConnsRefused)
+//	spmesh_conn_timeouts_total         counter   connections closed on frame or idle timeout      all (ConnTimeouts)
+//	spmesh_handshake_errors_total      counter   failed SP or TLS handshakes                      all (HandshakeErrors)
+//	spmesh_endpoints_refused_total     counter   discovered endpoints refused by the TLS policy    all (EndpointsRefused)
+//	spmesh_peers                       gauge     connections established                          all (Peers)
+//	spmesh_sent_bytes_total            counter   frame bytes written, per connection written to   all (BytesSent)
+//	spmesh_received_bytes_total        counter   frame bytes read from connections                all (BytesReceived)
+//	spmesh_draining                    gauge     1 once Drain was called                          all (Draining)
+//	spmesh_reply_seconds               histogram send to reply, ack or in-time answer            Requester, Producer, Surveyor (ReplyTime)
+//	spmesh_in_flight                   gauge     calls, jobs, surveys or handlers in progress     Requester, Replier, Producer, Worker, Surveyor, Respondent (InFlight)
+//	spmesh_timeouts_total              counter   attempts/deliveries unanswered in time           Requester, Producer (Timeouts)
+//	spmesh_lost_total                  counter   attempts/deliveries whose connection dropped     Requester, Producer (Lost)
+//	spmesh_remote_errors_total         counter   replies carrying the peer's handler error        Requester, Producer (RemoteErrors)
+//	spmesh_handler_errors_total        counter   own handler failures, panics included            Replier, Worker, Respondent (HandlerErrors)
+//	spmesh_handler_panics_total        counter   recovered handler panics                         Replier, Worker, Respondent (Panics)
+//	spmesh_handlers_abandoned_total    counter   handlers still running when Close gave up        Replier, Worker, Respondent (Abandoned)
+//	spmesh_acked_total                 counter   jobs acked                                       Producer, Worker (Acked)
+//	spmesh_produced_total              counter   jobs accepted                                    Producer (Produced)
+//	spmesh_dead_lettered_total         counter   jobs out of attempts                             Producer (DeadLettered)
+//	spmesh_failed_total                counter   jobs ended otherwise unacked                     Producer (Failed)
+//	spmesh_recovered_total             counter   jobs resent from the outbox at open              Producer (Recovered)
+//	spmesh_duplicates_total            counter   deliveries acked from the dedup window           Worker (Duplicates)
+//	spmesh_declined_total              counter   survey answers that declined                     Respondent (Declined)
 //	spmesh_peer_in_flight           gauge    requests/jobs at the peer, unanswered            Requester, Producer (label peer)
 //	spmesh_peer_credit              gauge    requests/jobs the peer takes at once             Requester, Producer (label peer)
 //	spmesh_peer_done_total          counter  replies (acks, nacks) from the peer              Requester, Producer (label peer)

@@ -119,7 +119,7 @@ func TestServeMesh(t *testing.T) {
 	if got := ss.Value("messages_received_total"); got != n {
 		t.Errorf("subscriber received: got %v, want %d", got, n)
 	}
-	if got := ss.Value("dropped_total") + ss.Value("gaps_total"); got != 0 {
+	if got := ss.Value("dropped_total") + ss.Value("dropped_gap_total"); got != 0 {
 		t.Errorf("subscriber dropped and gaps: got %v, want 0", got)
 	}
 	if _, ok := na.Discovery["pull_errors_total"]; !ok {

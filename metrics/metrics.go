@@ -63,7 +63,7 @@ func gauge(name, help string) *metric {
 var (
 	mSent             = counter("spmesh_messages_sent_total", "Messages handed to the transport.")
 	mReceived         = counter("spmesh_messages_received_total", "Messages delivered to the application.")
-	mDropped          = counter("spmesh_dropped_total", "Messages known lost: queue overflow, sequence gaps, late answers, refused frames.")
+	mDropped          = counter("spmesh_dropped_total", "Messages known lost: the sum of the spmesh_dropped_*_total causes.")
 	mRetries          = counter("spmesh_retries_total", "Retransmissions: requests resent, jobs redelivered.")
 	mDecodeErrors     = counter("spmesh_decode_errors_total", "Frames or payloads that failed to decode and were discarded.")
 	mTooLarge         = counter("spmesh_too_large_total", "Messages refused for size, on send or on receive.")
@@ -77,18 +77,24 @@ var (
 	mDroppedQueueFull = counter("spmesh_dropped_queue_full_total", "Messages dropped because a queue was full (also in spmesh_dropped_total).")
 	mDroppedClosed    = counter("spmesh_dropped_closed_total", "Messages dropped because their connection or socket closed while queued or being sent (also in spmesh_dropped_total).")
 	mBytesReceived    = counter("spmesh_received_bytes_total", "Bytes of the frames read from connections (frame bodies: envelope and payload).")
+
+	mDroppedTooLarge    = counter("spmesh_dropped_too_large_total", "Received messages over the size limit, discarded (also in spmesh_dropped_total and spmesh_too_large_total).")
+	mDroppedSendTimeout = counter("spmesh_dropped_send_timeout_total", "Replies, acks and answers the peer did not take in time (also in spmesh_dropped_total and spmesh_send_timeouts_total).")
+	mDroppedExpired     = counter("spmesh_dropped_expired_total", "Requests and jobs that arrived after their caller's deadline, not handled (also in spmesh_dropped_total).")
+	mDroppedGap         = counter("spmesh_dropped_gap_total", "Messages a subscriber never received: holes in the publishers' sequence numbers (also in spmesh_dropped_total).")
+	mDroppedLate        = counter("spmesh_dropped_late_total", "Answers to a survey that had already ended (also in spmesh_dropped_total).")
+	mDraining           = gauge("spmesh_draining", "1 once Drain has been called: the socket takes no new work.")
 )
 
 // Per-type metrics: the same name for the same thing across socket types.
 var (
-	mInFlight      = gauge("spmesh_in_flight", "Requests, jobs or surveys in progress: calls waiting (requester), jobs unacked (producer), handlers running (replier, worker, respondent).")
+	mInFlight      = gauge("spmesh_in_flight", "Requests, jobs or surveys in progress: calls waiting (requester), jobs unacked (producer), surveys open (surveyor), handlers running (replier, worker, respondent).")
 	mTimeouts      = counter("spmesh_timeouts_total", "Attempts or deliveries that got no reply or ack within their timeout.")
 	mLost          = counter("spmesh_lost_total", "Attempts or deliveries whose connection dropped before the reply or ack.")
-	mRemoteErrors  = counter("spmesh_remote_errors_total", "Replies that carried a handler error (requester), deliveries nacked by a worker (producer).")
-	mHandlerErrors = counter("spmesh_handler_errors_total", "Local handler failures, panics included (replier, respondent errors; worker nacks).")
+	mRemoteErrors  = counter("spmesh_remote_errors_total", "Replies that carried the peer's handler error: error replies (requester), nacks (producer).")
+	mHandlerErrors = counter("spmesh_handler_errors_total", "This socket's own handler failed or panicked (replier, worker, respondent).")
 	mPanics        = counter("spmesh_handler_panics_total", "Recovered handler panics.")
 	mAbandoned     = counter("spmesh_handlers_abandoned_total", "Handlers still running when Close stopped waiting for them.")
-	mDraining      = gauge("spmesh_draining", "1 once Drain has been called: no more requests or jobs are taken.")
 	mAcked         = counter("spmesh_acked_total", "Jobs acked: by a worker (producer), handler returned nil (worker).")
 	mProduced      = counter("spmesh_produced_total", "Jobs accepted by Produce, ProduceAsync or Submit.")
 	mDeadLettered  = counter("spmesh_dead_lettered_total", "Jobs that ran out of attempts.")
@@ -96,8 +102,6 @@ var (
 	mRecovered     = counter("spmesh_recovered_total", "Jobs found in the outbox at open and sent again.")
 	mDuplicates    = counter("spmesh_duplicates_total", "Deliveries acked from the de-duplication window without running the handler.")
 	mDeclined      = counter("spmesh_declined_total", "Survey answers that declined.")
-	mLate          = counter("spmesh_late_total", "Answers to a survey that had already ended (also in spmesh_dropped_total).")
-	mGaps          = counter("spmesh_gaps_total", "Messages missed: holes in the publishers' sequence numbers (also in spmesh_dropped_total).")
 	mReplyTime     = def("spmesh_reply_seconds", "Time from sending a request, job delivery or survey to its reply, ack or answer.", prometheus.UntypedValue, sockLabels)
 )
 
@@ -321,6 +325,12 @@ func (e *emitter) base(st spmesh.Stats) {
 	e.u(mBytesReceived, st.BytesReceived)
 	e.u(mDroppedQueueFull, st.DroppedQueueFull)
 	e.u(mDroppedClosed, st.DroppedClosed)
+	e.u(mDroppedTooLarge, st.DroppedTooLarge)
+	e.u(mDroppedSendTimeout, st.DroppedSendTimeout)
+	e.u(mDroppedExpired, st.DroppedExpired)
+	e.u(mDroppedGap, st.DroppedGap)
+	e.u(mDroppedLate, st.DroppedLate)
+	e.b(mDraining, st.Draining)
 }
 
 // histogram sends h as a Prometheus histogram (cumulative buckets, in
@@ -379,15 +389,7 @@ func reader(s any) (func(*emitter), error) {
 	case interface{ Stats() spmesh.Stats }:
 		return func(e *emitter) { e.base(s.Stats()) }, nil
 	case interface{ Stats() pubsub.SubscriberStats }:
-		return func(e *emitter) {
-			st := s.Stats()
-			e.base(st.Stats)
-			var gaps uint64
-			for _, p := range st.Publishers {
-				gaps += p.Gaps
-			}
-			e.u(mGaps, gaps)
-		}, nil
+		return func(e *emitter) { e.base(s.Stats().Stats) }, nil
 	case interface{ Stats() reqrep.RequesterStats }:
 		return func(e *emitter) {
 			st := s.Stats()
@@ -404,10 +406,9 @@ func reader(s any) (func(*emitter), error) {
 			st := s.Stats()
 			e.base(st.Stats)
 			e.i(mInFlight, st.InFlight)
-			e.u(mHandlerErrors, st.Errors)
+			e.u(mHandlerErrors, st.HandlerErrors)
 			e.u(mPanics, st.Panics)
 			e.u(mAbandoned, st.Abandoned)
-			e.b(mDraining, st.Draining)
 		}, nil
 	case interface{ Stats() pipeline.ProducerStats }:
 		return func(e *emitter) {
@@ -416,7 +417,7 @@ func reader(s any) (func(*emitter), error) {
 			e.i(mInFlight, st.InFlight)
 			e.u(mTimeouts, st.Timeouts)
 			e.u(mLost, st.Lost)
-			e.u(mRemoteErrors, st.Nacked)
+			e.u(mRemoteErrors, st.RemoteErrors)
 			e.u(mAcked, st.Acked)
 			e.u(mProduced, st.Produced)
 			e.u(mDeadLettered, st.DeadLettered)
@@ -430,18 +431,17 @@ func reader(s any) (func(*emitter), error) {
 			st := s.Stats()
 			e.base(st.Stats)
 			e.i(mInFlight, st.InFlight)
-			e.u(mHandlerErrors, st.Nacked)
+			e.u(mHandlerErrors, st.HandlerErrors)
 			e.u(mAcked, st.Acked)
 			e.u(mDuplicates, st.Duplicates)
 			e.u(mPanics, st.Panics)
 			e.u(mAbandoned, st.Abandoned)
-			e.b(mDraining, st.Draining)
 		}, nil
 	case interface{ Stats() survey.SurveyorStats }:
 		return func(e *emitter) {
 			st := s.Stats()
 			e.base(st.Stats)
-			e.u(mLate, st.Late)
+			e.i(mInFlight, st.InFlight)
 			e.histogram(mReplyTime, st.ReplyTime)
 		}, nil
 	case interface{ Stats() survey.RespondentStats }:
@@ -449,7 +449,7 @@ func reader(s any) (func(*emitter), error) {
 			st := s.Stats()
 			e.base(st.Stats)
 			e.i(mInFlight, st.InFlight)
-			e.u(mHandlerErrors, st.Errors)
+			e.u(mHandlerErrors, st.HandlerErrors)
 			e.u(mDeclined, st.Declined)
 			e.u(mPanics, st.Panics)
 			e.u(mAbandoned, st.Abandoned)

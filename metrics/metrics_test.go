@@ -127,7 +127,7 @@ func TestPubSubScrape(t *testing.T) {
 	want(t, got, "spmesh_messages_sent_total"+pub, n)
 	want(t, got, "spmesh_messages_received_total"+sub, n)
 	want(t, got, "spmesh_dropped_total"+sub, 0)
-	want(t, got, "spmesh_gaps_total"+sub, 0)
+	want(t, got, "spmesh_dropped_gap_total"+sub, 0)
 	want(t, got, "spmesh_decode_errors_total"+sub, 0)
 	want(t, got, "spmesh_peers"+pub, 1)
 	want(t, got, "spmesh_peers"+sub, 1)

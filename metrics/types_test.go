@@ -59,17 +59,18 @@ func TestEveryType(t *testing.T) {
 		t.Fatalf("Gather: %v", err)
 	}
 	for name, want := range map[string]int{
-		"spmesh_messages_sent_total":  10,
-		"spmesh_peers":                10,
-		"spmesh_in_flight":            5, // requester, replier, producer, worker, respondent
-		"spmesh_handler_errors_total": 3, // replier, worker, respondent
-		"spmesh_remote_errors_total":  2, // requester, producer
-		"spmesh_draining":             2, // replier, worker
-		"spmesh_gaps_total":           1,
-		"spmesh_late_total":           1,
-		"spmesh_sent_bytes_total":     10,
-		"spmesh_received_bytes_total": 10,
-		"spmesh_reply_seconds":        3, // requester, producer, surveyor
+		"spmesh_messages_sent_total":   10,
+		"spmesh_peers":                 10,
+		"spmesh_in_flight":             6, // requester, replier, producer, worker, surveyor, respondent
+		"spmesh_handler_errors_total":  3, // replier, worker, respondent
+		"spmesh_remote_errors_total":   2, // requester, producer
+		"spmesh_draining":              10,
+		"spmesh_dropped_gap_total":     10,
+		"spmesh_dropped_late_total":    10,
+		"spmesh_dropped_expired_total": 10,
+		"spmesh_sent_bytes_total":      10,
+		"spmesh_received_bytes_total":  10,
+		"spmesh_reply_seconds":         3, // requester, producer, surveyor
 	} {
 		if got := promtest.CollectAndCount(c, name); got != want {
 			t.Errorf("%s: got %d series, want %d", name, got, want)

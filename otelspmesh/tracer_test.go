@@ -246,7 +246,7 @@ func TestTraceSurveyPush(t *testing.T) {
 
 	ctx, root := test.Start(ctx, "root", trace.WithSpanKind(trace.SpanKindInternal))
 	h := spmesh.Header{"app": "1"}
-	res, err := sv.Survey(ctx, "who", survey.WithExpect("r1"), survey.WithHeader(h))
+	res, err := sv.SurveyHeader(ctx, h, "who", survey.WithExpect("r1"))
 	fatal(t, err)
 	n := 0
 	for _, err := range res.All(ctx) {

@@ -48,7 +48,7 @@ func TestBareBothEnds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v, err := pipeline.Decode[int](m); err != nil || v != i {
+		if v, err := spmesh.Decode[int](m); err != nil || v != i {
 			t.Fatalf("got %d, %v, want %d", v, err, i)
 		}
 		if m.ID != (spmesh.ID{}) || m.Header != nil || m.Time.IsZero() {

@@ -166,7 +166,7 @@ func TestChaosWorkersKilled(t *testing.T) {
 	}
 	st := p.Stats()
 	t.Logf("%d jobs acked in %v with %d workers killed: %d duplicate runs (at most %d runs of one job); producer: %d resent, %d lost, %d timeouts, %d nacked",
-		jobs, took.Round(time.Millisecond), kills, dups, maxRuns, st.Resent, st.Lost, st.Timeouts, st.Nacked)
+		jobs, took.Round(time.Millisecond), kills, dups, maxRuns, st.Resent, st.Lost, st.Timeouts, st.RemoteErrors)
 	if st.Acked != jobs || st.DeadLettered != 0 || st.Failed != 0 {
 		t.Fatalf("producer stats: got %+v, want %d acked, none dead-lettered or failed", st, jobs)
 	}

@@ -111,7 +111,7 @@ func TestDiscovery(t *testing.T) {
 		if err != nil {
 			t.Fatalf("job %d: %v", i, err)
 		}
-		if v, err := pipeline.Decode[int](m); err != nil || v != i {
+		if v, err := spmesh.Decode[int](m); err != nil || v != i {
 			t.Fatalf("got %d, %v, want %d", v, err, i)
 		}
 	}

@@ -75,7 +75,7 @@
 // # Workflow (at most once)
 //
 //	pl, _ := pipeline.NewPuller(pipeline.WithDiscovery(reg, "thumbnails"))
-//	for m, err := range pl.All(ctx) { ... pipeline.Decode[Job](m) ... }
+//	for m, err := range pl.All(ctx) { ... spmesh.Decode[Job](m) ... }
 //
 //	p, _ := pipeline.NewPusher(pipeline.WithDiscovery(reg, "thumbnails"))
 //	err := p.Push(ctx, Job{Image: "cat.jpg"})
@@ -97,7 +97,8 @@
 //     it again, but only its own: nothing is shared between workers (a
 //     job without an id, all zero bytes, is never de-duplicated).
 //   - Dead letter, never silently dropped: after [WithMaxAttempts]
-//     deliveries (default 5) the job goes to the function given with
+//     deliveries (default 5; 0 means unbounded, as in reqrep: the job is
+//     delivered until acked or its ctx ends) the job goes to the function given with
 //     [WithDeadLetter] (default: logged at level Error, and the logger is
 //     silent by default), is counted in Stats().DeadLettered, and its
 //     Produce or [Result] fails with an error wrapping [ErrDeadLetter].
@@ -243,7 +244,9 @@
 //
 //	NewProducer(opts...)      connector: dials workers (WithDial, or every
 //	                          worker of a service with WithDiscovery);
-//	                          Produce, ProduceAsync, Submit, Drain, Close
+//	                          Produce, ProduceHeader (headers),
+//	                          ProduceAsync, Submit (a Task: id and
+//	                          headers), Drain, Close
 //	NewWorker(handler, opts...) binder: listens (WithListen, or advertised
 //	                          with WithDiscovery); runs handler (Handler,
 //	                          HandlerFunc, TypedHandler); Drain, Close

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/pipeline"
 )
 
@@ -37,7 +38,7 @@ func Example() {
 		if err != nil {
 			panic(err)
 		}
-		job, err := pipeline.Decode[Job](m)
+		job, err := spmesh.Decode[Job](m)
 		if err != nil {
 			panic(err)
 		}

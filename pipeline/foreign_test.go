@@ -24,7 +24,7 @@ import (
 // a raw body is nacked with code -3.
 func TestForeignProducer(t *testing.T) {
 	type seen struct {
-		id      pipeline.JobID
+		id      spmesh.ID
 		attempt int
 		body    string
 	}
@@ -117,7 +117,7 @@ func TestForeignProducer(t *testing.T) {
 		if ack := send(tc.frame); ack.ID != [16]byte{} || ack.Flags != 0 || ack.Err != "" {
 			t.Fatalf("job % x: got id %x flags %d err %q, want a plain ack with a zero id", tc.frame, ack.ID, ack.Flags, ack.Err)
 		}
-		handled(&seen{pipeline.JobID{}, tc.attempt, tc.body})
+		handled(&seen{spmesh.ID{}, tc.attempt, tc.body})
 	}
 
 	// A raw body: a nack with code -3 and WIRE.md's message, not run.
@@ -127,7 +127,7 @@ func TestForeignProducer(t *testing.T) {
 	}
 	handled(nil)
 
-	if st := w.Stats(); st.Acked != 5 || st.Nacked != 1 || st.Duplicates != 1 || st.DecodeErrors != 1 {
+	if st := w.Stats(); st.Acked != 5 || st.HandlerErrors != 1 || st.Duplicates != 1 || st.DecodeErrors != 1 {
 		t.Fatalf("got %+v, want 5 acked, 1 nacked, 1 duplicate, 1 decode error", st)
 	}
 }
@@ -239,8 +239,8 @@ func TestForeignPushTooLarge(t *testing.T) {
 		t.Fatalf("got %v, want the connection closed", err)
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
-		if st := pl.Stats(); st.TooLarge != 1 || st.Dropped != 1 {
-			return fmt.Errorf("got %+v, want 1 too large, 1 dropped", st)
+		if st := pl.Stats(); st.TooLarge != 1 || st.Dropped != 1 || st.DroppedTooLarge != 1 {
+			return fmt.Errorf("got %+v, want 1 too large, 1 dropped (too large)", st)
 		}
 		return nil
 	})

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/spmesh/spmesh"
@@ -299,18 +300,29 @@ func WithAckTimeout(d time.Duration) Option {
 	}}
 }
 
-// WithMaxAttempts sets how many deliveries a [Producer] makes of one job
-// (default [DefaultMaxAttempts], at least 1) before it hands the job to the
-// dead letter ([WithDeadLetter]). Producer only.
+// WithMaxAttempts bounds the deliveries a [Producer] makes of one job
+// before it hands the job to the dead letter ([WithDeadLetter]): n >= 1
+// means at most n deliveries in all (the first included; default
+// [DefaultMaxAttempts]); 0 means unbounded: the job is delivered until it
+// is acked or its ctx ends, never dead-lettered for its attempts; a
+// negative n is refused. reqrep.WithMaxAttempts means the same for a
+// request's attempts. Producer only.
 func WithMaxAttempts(n int) Option {
 	return option{name: "WithMaxAttempts", fits: forProducer, set: func(c *config) error {
-		if n < 1 || n > 1<<20 {
-			return sock.Invalid("max attempts %d out of range [1, 1048576]", n)
+		if n < 0 {
+			return sock.Invalid("max attempts %d is negative", n)
+		}
+		if n == 0 || n > unboundedAttempts {
+			n = unboundedAttempts
 		}
 		c.producer.maxAttempts = n
 		return nil
 	}}
 }
+
+// unboundedAttempts stands for WithMaxAttempts(0): more deliveries than a
+// job can get (attempt numbers are 32-bit on the wire and in the outbox).
+const unboundedAttempts = math.MaxInt32
 
 // WithMaxInFlight bounds the jobs a [Producer] has sent and not yet seen
 // acked or given up (default [DefaultMaxInFlight]): the async window.

@@ -57,7 +57,7 @@ var outboxBucket = []byte("jobs")
 // number, big endian, so that recovery resends in submit order).
 type record struct {
 	seq     uint64
-	id      JobID
+	id      spmesh.ID
 	attempt int // the attempt the next delivery makes
 	header  spmesh.Header
 	data    []byte

@@ -21,13 +21,13 @@ import (
 // seen records the deliveries a worker ran, per job id.
 type seen struct {
 	mu       sync.Mutex
-	runs     map[pipeline.JobID]int
-	attempts map[pipeline.JobID]int // the last delivery's attempt
-	bodies   map[pipeline.JobID]string
+	runs     map[spmesh.ID]int
+	attempts map[spmesh.ID]int // the last delivery's attempt
+	bodies   map[spmesh.ID]string
 }
 
 func newSeen() *seen {
-	return &seen{runs: map[pipeline.JobID]int{}, attempts: map[pipeline.JobID]int{}, bodies: map[pipeline.JobID]string{}}
+	return &seen{runs: map[spmesh.ID]int{}, attempts: map[spmesh.ID]int{}, bodies: map[spmesh.ID]string{}}
 }
 
 func (s *seen) handler() pipeline.Handler {

@@ -38,7 +38,7 @@ func TestPushPull(t *testing.T) {
 			if err != nil {
 				t.Fatalf("message %d: %v", i, err)
 			}
-			j, err := pipeline.Decode[job](m)
+			j, err := spmesh.Decode[job](m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,7 +76,7 @@ func TestPullerDials(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s, err := pipeline.Decode[string](m); err != nil || s != "hello" {
+		if s, err := spmesh.Decode[string](m); err != nil || s != "hello" {
 			t.Fatalf("got %q, %v, want \"hello\", nil", s, err)
 		}
 	})
@@ -100,7 +100,7 @@ func TestLoadSpread(t *testing.T) {
 					if err != nil {
 						return
 					}
-					j, err := pipeline.Decode[job](m)
+					j, err := spmesh.Decode[job](m)
 					if err != nil {
 						t.Error(err)
 						return
@@ -389,7 +389,7 @@ func hostilePusher(t *testing.T, s io.Closer, addr string, frames [][]byte) {
 	if err != nil {
 		t.Fatalf("good frame after garbage: got %v, want a message", err)
 	}
-	if v, err := pipeline.Decode[string](m); err != nil || v != "ok" {
+	if v, err := spmesh.Decode[string](m); err != nil || v != "ok" {
 		t.Fatalf("good frame after garbage: got %q, %v, want \"ok\", nil", v, err)
 	}
 	// One connection, so the garbage came first and was counted already.
@@ -403,7 +403,7 @@ func hostilePusher(t *testing.T, s io.Closer, addr string, frames [][]byte) {
 	if m, err = pl.Next(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pipeline.Decode[string](m); !errors.Is(err, spmesh.ErrDecode) {
+	if _, err := spmesh.Decode[string](m); !errors.Is(err, spmesh.ErrDecode) {
 		t.Fatalf("bad body: got %v, want ErrDecode", err)
 	}
 }
@@ -429,10 +429,10 @@ func pusherPattern() testutil.Pattern {
 }
 
 func TestDecodeNil(t *testing.T) {
-	if _, err := pipeline.Decode[int]((*pipeline.Message)(nil)); !errors.Is(err, spmesh.ErrDecode) {
+	if _, err := spmesh.Decode[int]((*pipeline.Message)(nil)); !errors.Is(err, spmesh.ErrDecode) {
 		t.Fatalf("nil message: got %v, want ErrDecode", err)
 	}
-	if _, err := pipeline.Decode[int](&pipeline.Message{}); !errors.Is(err, spmesh.ErrDecode) {
+	if _, err := spmesh.Decode[int](&pipeline.Message{}); !errors.Is(err, spmesh.ErrDecode) {
 		t.Fatalf("zero message: got %v, want ErrDecode", err)
 	}
 }
@@ -488,7 +488,7 @@ func TestHostileOversized(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if v, err := pipeline.Decode[int](m); err != nil || v != 7 {
+		if v, err := spmesh.Decode[int](m); err != nil || v != 7 {
 			t.Fatalf("got %d, %v, want 7, nil", v, err)
 		}
 		return nil

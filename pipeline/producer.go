@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,30 +27,21 @@ var ErrDeadLetter = errors.New("spmesh: job dead-lettered")
 // still unacked; errors.As gives the [*UnackedError] listing them.
 var ErrUnacked = errors.New("spmesh: jobs not acked")
 
-// JobID identifies a job. It stays the same across every delivery of the
-// job, so that workers can de-duplicate ([WithDedup]).
-type JobID [16]byte
-
-// JobIDOf returns a stable id derived from key (its SHA-256, truncated):
-// the same key always gives the same id, so a job produced again (after a
-// producer restart, say) is recognised as a duplicate by a worker that
-// acked it within its de-duplication window ([WithDedup]).
-func JobIDOf(key string) JobID {
+// JobIDOf returns a stable job id derived from key (its SHA-256,
+// truncated): the same key always gives the same id, so a job produced
+// again (after a producer restart, say) is recognised as a duplicate by a
+// worker that acked it within its de-duplication window ([WithDedup]). A
+// job's id stays the same across every delivery of the job.
+func JobIDOf(key string) spmesh.ID {
 	sum := sha256.Sum256([]byte(key))
-	return JobID(sum[:16])
+	return spmesh.ID(sum[:16])
 }
-
-// String returns the id in hex.
-func (id JobID) String() string { return hex.EncodeToString(id[:]) }
-
-// IsZero reports whether id is the zero JobID.
-func (id JobID) IsZero() bool { return id == JobID{} }
 
 // Task is a job with every detail under the caller's control, for
 // [Producer.Submit].
 type Task struct {
 	// ID identifies the job; zero picks a fresh one.
-	ID JobID
+	ID spmesh.ID
 	// Header travels with the job to the worker.
 	Header spmesh.Header
 	// Body is the job, encoded with the codec when submitted.
@@ -61,7 +51,7 @@ type Task struct {
 // DeadLetter is a job that ran out of attempts, as the dead-letter function
 // ([WithDeadLetter]) sees it. It stays valid after the function returns.
 type DeadLetter struct {
-	ID       JobID
+	ID       spmesh.ID
 	Header   spmesh.Header
 	Data     []byte // the encoded job; Decode turns it into a value
 	Attempts int    // deliveries made
@@ -81,7 +71,7 @@ func (d *DeadLetter) Decode(v any) error {
 // Result is the future of one job produced with [Producer.ProduceAsync] or
 // [Producer.Submit]. Its methods are safe for concurrent use.
 type Result struct {
-	id     JobID
+	id     spmesh.ID
 	header spmesh.Header
 	data   []byte
 	ctx    context.Context // the job's: it bounds every delivery
@@ -95,7 +85,7 @@ type Result struct {
 }
 
 // ID returns the job's id.
-func (r *Result) ID() JobID { return r.id }
+func (r *Result) ID() spmesh.ID { return r.id }
 
 // Done returns a channel closed when the job is over: acked, dead-lettered,
 // or failed (its ctx ended, the producer closed, no worker to send to).
@@ -151,8 +141,8 @@ type ProducerStats struct {
 	Produced uint64
 	// Acked counts jobs acked by a worker.
 	Acked uint64
-	// Nacked counts deliveries a worker's handler failed.
-	Nacked uint64
+	// RemoteErrors counts deliveries a worker's handler failed (nacks).
+	RemoteErrors uint64
 	// Timeouts counts deliveries not acked within the ack timeout.
 	Timeouts uint64
 	// Lost counts deliveries whose worker connection dropped.
@@ -206,7 +196,7 @@ type Producer struct {
 	drainOnce sync.Once
 
 	unackedMu sync.Mutex
-	unacked   []JobID // jobs ended by Close
+	unacked   []spmesh.ID // jobs ended by Close
 
 	idPrefix uint64
 	idSeq    atomic.Uint64
@@ -217,8 +207,8 @@ type Producer struct {
 	recoverWG  sync.WaitGroup
 	recovered  uint64
 
-	produced, acked, nacked, retries, dead, failed atomic.Uint64
-	tooLarge                                       atomic.Uint64 // refused before sending
+	produced, acked, remoteErrors, retries, dead, failed atomic.Uint64
+	tooLarge                                             atomic.Uint64 // refused before sending
 }
 
 // NewProducer opens a producer. Give it workers with [WithDial] (or
@@ -280,7 +270,16 @@ func (p *Producer) Dial(addr string) error { return p.rq.Dial(addr) }
 // when the job ran out of attempts, and with ctx.Err() when ctx ends first;
 // ctx bounds every delivery, and its deadline travels to the worker.
 func (p *Producer) Produce(ctx context.Context, v any) error {
-	r, err := p.Submit(ctx, Task{Body: v})
+	return p.ProduceHeader(ctx, nil, v)
+}
+
+// ProduceHeader is [Producer.Produce] with headers that travel with the
+// job to the worker ([Job.Header]), as PushHeader, PublishHeader,
+// RequestHeader and SurveyHeader take theirs. [Producer.Submit] with a
+// [Task] is the form that also sets the job's id, without waiting for
+// the ack.
+func (p *Producer) ProduceHeader(ctx context.Context, h spmesh.Header, v any) error {
+	r, err := p.Submit(ctx, Task{Header: h, Body: v})
 	if err != nil {
 		return err
 	}
@@ -299,8 +298,10 @@ func (p *Producer) ProduceAsync(ctx context.Context, v any) (*Result, error) {
 }
 
 // Submit is [Producer.ProduceAsync] with the job's id and headers under the
-// caller's control. Giving a stable id ([JobIDOf]) lets workers recognise a
-// job produced again.
+// caller's control: [Task] is the form that sets the id ([Producer.ProduceHeader]
+// sets headers alone). Giving a stable id ([JobIDOf]) lets workers
+// recognise a job produced again. The Task's Header must not be changed
+// until the job is over.
 func (p *Producer) Submit(ctx context.Context, t Task) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -381,8 +382,8 @@ func (p *Producer) bodyHint(v any) int {
 
 // newID returns a fresh job id: the producer's random prefix, then a
 // counter.
-func (p *Producer) newID() JobID {
-	var id JobID
+func (p *Producer) newID() spmesh.ID {
+	var id spmesh.ID
 	binary.BigEndian.PutUint64(id[:8], p.idPrefix)
 	binary.BigEndian.PutUint64(id[8:], p.idSeq.Add(1))
 	return id
@@ -473,10 +474,10 @@ func (p *Producer) deliver(r *Result) (int, error) {
 			// The worker refused the job for its size (or its ack was too
 			// large for this producer): another delivery cannot fare
 			// better. Dead-lettered at once; the error wraps ErrTooLarge.
-			p.nacked.Add(1)
+			p.remoteErrors.Add(1)
 			return rep.Attempt, p.deadLetter(r, rep.Attempt, err)
 		case rep != nil && errors.As(err, &re):
-			p.nacked.Add(1)
+			p.remoteErrors.Add(1)
 			if rep.Attempt < maxAttempts {
 				p.log.Debug("spmesh: job nacked, redelivering", "id", r.id, "attempt", rep.Attempt, "err", err)
 				// The same id's next attempt: the requester sends it
@@ -539,7 +540,7 @@ func (p *Producer) Stats() ProducerStats {
 		Stats:        rs.Stats,
 		Produced:     p.produced.Load(),
 		Acked:        p.acked.Load(),
-		Nacked:       p.nacked.Load(),
+		RemoteErrors: p.remoteErrors.Load(),
 		Timeouts:     rs.Timeouts,
 		Lost:         rs.Lost,
 		DeadLettered: p.dead.Load(),
@@ -551,6 +552,7 @@ func (p *Producer) Stats() ProducerStats {
 	}
 	st.Resent += p.retries.Load()
 	st.TooLarge += p.tooLarge.Load()
+	st.Draining = p.draining.Load() // its requester drains only as it closes
 	return st
 }
 
@@ -615,7 +617,7 @@ func (p *Producer) Close() error {
 
 // UnackedError lists the jobs a [Producer] abandoned when it closed.
 type UnackedError struct {
-	IDs []JobID
+	IDs []spmesh.ID
 }
 
 // Error implements error.

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/pipeline"
 )
 
@@ -36,7 +37,7 @@ func ExampleProducer() {
 		pipeline.WithWaitForWorker(),
 		pipeline.WithMaxAttempts(2),
 		pipeline.WithDeadLetter(func(dl *pipeline.DeadLetter) {
-			r, _ := pipeline.Decode[Resize](dl)
+			r, _ := spmesh.Decode[Resize](dl)
 			fmt.Printf("dead letter: %s after %d attempts\n", r.Image, dl.Attempts)
 		}))
 	if err != nil {

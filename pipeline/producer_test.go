@@ -49,7 +49,7 @@ func TestProduceAck(t *testing.T) {
 		if err := p.Produce(ctx, job{"img", 50}); err == nil {
 			t.Fatal("job without its header: got acked, want a nack") // the handler checks the header
 		}
-		ids := map[pipeline.JobID]bool{}
+		ids := map[spmesh.ID]bool{}
 		for _, j := range seen {
 			if ids[j.ID] || j.Attempt != 1 || j.Time.IsZero() || j.Deadline.IsZero() {
 				t.Fatalf("got job %+v, want a fresh id, attempt 1, a time and the ctx deadline", j)
@@ -57,10 +57,10 @@ func TestProduceAck(t *testing.T) {
 			ids[j.ID] = true
 		}
 		ps, ws := p.Stats(), w.Stats()
-		if ps.Produced != 51 || ps.Acked != 50 || ps.Nacked != 5 || ps.DeadLettered != 1 || ps.InFlight != 0 || ps.Peers != 1 {
+		if ps.Produced != 51 || ps.Acked != 50 || ps.RemoteErrors != 5 || ps.DeadLettered != 1 || ps.InFlight != 0 || ps.Peers != 1 {
 			t.Fatalf("producer stats: got %+v, want 51 produced, 50 acked, 5 nacked, 1 dead letter", ps)
 		}
-		if ws.Acked != 50 || ws.Nacked != 5 || ws.Received != 55 || ws.InFlight != 0 {
+		if ws.Acked != 50 || ws.HandlerErrors != 5 || ws.Received != 55 || ws.InFlight != 0 {
 			t.Fatalf("worker stats: got %+v, want 50 acked, 5 nacked, 55 received", ws)
 		}
 	})
@@ -200,7 +200,7 @@ func TestNackRedelivers(t *testing.T) {
 		if want := []string{id + "/1", id + "/2", id + "/3"}; fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("deliveries: got %v, want %v", got, want)
 		}
-		if st := p.Stats(); st.Nacked != 2 || st.Resent != 2 || st.Sent != 3 || st.Acked != 1 {
+		if st := p.Stats(); st.RemoteErrors != 2 || st.Resent != 2 || st.Sent != 3 || st.Acked != 1 {
 			t.Fatalf("stats: got %+v, want 2 nacked, 2 resent, 3 sent, 1 acked", st)
 		}
 	})
@@ -260,11 +260,11 @@ func TestDeadLetter(t *testing.T) {
 			t.Fatalf("got %d handler calls and %d dead letters, want 3 and 1", calls.Load(), len(dls))
 		}
 		dl := dls[0]
-		v, derr := pipeline.Decode[job](dl)
+		v, derr := spmesh.Decode[job](dl)
 		if dl.ID != r.ID() || dl.Attempts != 3 || dl.Header.Get("k") != "v" || derr != nil || v.N != 7 || !errors.As(dl.Err, &re) {
 			t.Fatalf("dead letter: got %+v (decoded %+v, %v), want job 7, 3 attempts, header and cause", dl, v, derr)
 		}
-		if st := p.Stats(); st.DeadLettered != 1 || st.Nacked != 3 || st.Acked != 0 || st.InFlight != 0 {
+		if st := p.Stats(); st.DeadLettered != 1 || st.RemoteErrors != 3 || st.Acked != 0 || st.InFlight != 0 {
 			t.Fatalf("stats: got %+v, want 1 dead letter, 3 nacks", st)
 		}
 	})
@@ -385,7 +385,7 @@ func TestProducerClose(t *testing.T) {
 			return ctx.Err()
 		}), nil)
 		ctx := ctxT(t, 20*time.Second)
-		want := map[pipeline.JobID]bool{}
+		want := map[spmesh.ID]bool{}
 		var rs []*pipeline.Result
 		for i := range 3 {
 			r, err := p.ProduceAsync(ctx, i)
@@ -495,10 +495,10 @@ func TestProduceErrors(t *testing.T) {
 	if st := p.Stats(); st.Produced != 0 || st.Failed != 0 {
 		t.Errorf("stats: got %+v, want every job refused before it was produced", st)
 	}
-	if _, err := pipeline.Decode[int]((*pipeline.DeadLetter)(nil)); !errors.Is(err, spmesh.ErrDecode) {
+	if _, err := spmesh.Decode[int]((*pipeline.DeadLetter)(nil)); !errors.Is(err, spmesh.ErrDecode) {
 		t.Errorf("nil dead letter: got %v, want ErrDecode", err)
 	}
-	if _, err := pipeline.Decode[int]((*pipeline.Job)(nil)); !errors.Is(err, spmesh.ErrDecode) {
+	if _, err := spmesh.Decode[int]((*pipeline.Job)(nil)); !errors.Is(err, spmesh.ErrDecode) {
 		t.Errorf("nil job: got %v, want ErrDecode", err)
 	}
 	if a, b := pipeline.JobIDOf("cat.jpg"), pipeline.JobIDOf("cat.jpg"); a != b || a.IsZero() || a == pipeline.JobIDOf("dog.jpg") {
@@ -520,7 +520,7 @@ func producerPattern() testutil.Pattern {
 			"nil codec":          func() error { _, err := pipeline.NewProducer(pipeline.WithCodec(nil)); return err },
 			"bad address":        func() error { _, err := pipeline.NewProducer(pipeline.WithDial("foo://x")); return err },
 			"ack timeout < 0":    func() error { _, err := pipeline.NewProducer(pipeline.WithAckTimeout(-1)); return err },
-			"max attempts 0":     func() error { _, err := pipeline.NewProducer(pipeline.WithMaxAttempts(0)); return err },
+			"max attempts -1":    func() error { _, err := pipeline.NewProducer(pipeline.WithMaxAttempts(-1)); return err },
 			"max in flight 0":    func() error { _, err := pipeline.NewProducer(pipeline.WithMaxInFlight(0)); return err },
 			"nil dead letter":    func() error { _, err := pipeline.NewProducer(pipeline.WithDeadLetter(nil)); return err },
 			"worker-only opt":    func() error { _, err := pipeline.NewProducer(pipeline.WithConcurrency(2)); return err },
@@ -612,7 +612,7 @@ func TestNackGoesElsewhere(t *testing.T) {
 	transports(t, func(t *testing.T, addr string) {
 		gate := make(chan struct{})
 		var mu sync.Mutex
-		failed := map[pipeline.JobID]int{}
+		failed := map[spmesh.ID]int{}
 		bad := mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
 			<-gate
 			mu.Lock()
@@ -651,23 +651,23 @@ func TestNackGoesElsewhere(t *testing.T) {
 			t.Fatalf("first job: got %v, want acked by a good worker", err)
 		}
 		// Then a stream of jobs, sequentially: the broken worker gets some.
-		for i := 0; bad.Stats().Nacked < 10 && i < 1000; i++ {
+		for i := 0; bad.Stats().HandlerErrors < 10 && i < 1000; i++ {
 			if err := p.Produce(ctx, i); err != nil {
 				t.Fatalf("job %d: got %v, want acked by a good worker", i, err)
 			}
 		}
 		st := p.Stats()
-		t.Logf("%d jobs, nacked %d, good workers ran %d and %d", st.Produced, st.Nacked, good[0].Load(), good[1].Load())
+		t.Logf("%d jobs, nacked %d, good workers ran %d and %d", st.Produced, st.RemoteErrors, good[0].Load(), good[1].Load())
 		if st.DeadLettered != 0 || st.Acked != st.Produced {
 			t.Fatalf("stats: got %+v, want every job acked, no dead letter", st)
 		}
-		if n := bad.Stats().Nacked; n != st.Nacked {
-			t.Fatalf("broken worker: got %d nacks, producer saw %d, want equal", n, st.Nacked)
+		if n := bad.Stats().HandlerErrors; n != st.RemoteErrors {
+			t.Fatalf("broken worker: got %d nacks, producer saw %d, want equal", n, st.RemoteErrors)
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if len(failed) == 0 || st.Nacked != uint64(len(failed)) {
-			t.Fatalf("broken worker: got %d deliveries of %d jobs, want each job failed there once only", st.Nacked, len(failed))
+		if len(failed) == 0 || st.RemoteErrors != uint64(len(failed)) {
+			t.Fatalf("broken worker: got %d deliveries of %d jobs, want each job failed there once only", st.RemoteErrors, len(failed))
 		}
 	})
 }
@@ -736,5 +736,57 @@ func TestProducerDiscovery(t *testing.T) {
 	}
 	if a, b := counts[0].Load(), counts[1].Load(); a != 0 || b != 20 {
 		t.Fatalf("jobs run: got %d at the drained worker and %d at the other, want 0 and 20", a, b)
+	}
+}
+
+// TestMaxAttemptsUnbounded: WithMaxAttempts(0) delivers a job until it is
+// acked, past DefaultMaxAttempts nacks, as reqrep's 0 resends until ctx
+// ends; WithMaxAttempts(1) makes one delivery in all.
+func TestMaxAttemptsUnbounded(t *testing.T) {
+	const fails = 2 * pipeline.DefaultMaxAttempts
+	addr := testutil.Inproc(t)
+	var calls atomic.Int64
+	p, _ := pair(t, addr, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+		if calls.Add(1) <= fails {
+			return errors.New("not yet")
+		}
+		return nil
+	}), []pipeline.Option{pipeline.WithMaxAttempts(0)})
+	if err := p.Produce(ctxT(t, 30*time.Second), job{"stubborn", 1}); err != nil {
+		t.Fatalf("got %v, want the job acked after %d nacks", err, fails)
+	}
+	if got := calls.Load(); got != fails+1 {
+		t.Fatalf("got %d deliveries, want %d", got, fails+1)
+	}
+
+	calls.Store(0)
+	p1, _ := pair(t, testutil.Inproc(t), pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+		calls.Add(1)
+		return errors.New("never")
+	}), []pipeline.Option{pipeline.WithMaxAttempts(1)})
+	if err := p1.Produce(ctxT(t, 30*time.Second), job{"once", 1}); !errors.Is(err, pipeline.ErrDeadLetter) {
+		t.Fatalf("got %v, want ErrDeadLetter after one delivery", err)
+	}
+	if got := calls.Load(); got != 1 {
+		t.Fatalf("got %d deliveries, want 1", got)
+	}
+}
+
+// TestProduceHeader: ProduceHeader's headers reach the worker's Job, as
+// a Task's do, and the call returns once the job is acked.
+func TestProduceHeader(t *testing.T) {
+	seen := make(chan spmesh.Header, 1)
+	p, _ := pair(t, testutil.Inproc(t), pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+		seen <- j.Header.Clone()
+		return nil
+	}), nil)
+	if err := p.ProduceHeader(ctxT(t, 10*time.Second), spmesh.Header{"trace": "t1"}, job{"img", 1}); err != nil {
+		t.Fatalf("ProduceHeader: got %v, want acked", err)
+	}
+	if h := <-seen; h.Get("trace") != "t1" {
+		t.Fatalf("worker saw header %v, want trace=t1", h)
+	}
+	if st := p.Stats(); st.Acked != 1 {
+		t.Fatalf("got %d acked, want 1", st.Acked)
 	}
 }

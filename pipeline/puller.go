@@ -42,18 +42,6 @@ func (m *Message) Decode(v any) error {
 	return m.codec.Unmarshal(m.Data, v)
 }
 
-// Decode decodes m's body as a T. m is a received [*Message]; any type of
-// this package with a Decode method (such as the at-least-once half's jobs)
-// works the same way.
-func Decode[T any](m interface{ Decode(v any) error }) (T, error) {
-	var v T
-	if m == nil {
-		return v, fmt.Errorf("%w: nothing to decode (nil)", spmesh.ErrDecode)
-	}
-	err := m.Decode(&v)
-	return v, err
-}
-
 // Puller receives the messages that connected [Pusher]s send it, its share
 // of their load. Messages from one pusher arrive in the order pushed.
 // Frames that are not valid pipeline messages are discarded and counted as

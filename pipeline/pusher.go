@@ -209,6 +209,7 @@ func (p *Pusher) Drain(ctx context.Context) error {
 	if p.so.Closed() {
 		return spmesh.ErrClosed
 	}
+	p.so.C.Draining.Store(true)
 	p.calls.Stop()
 	err := p.calls.Wait(ctx)
 	if err == nil {

@@ -38,7 +38,7 @@ func TestPushOrderMixedContexts(t *testing.T) {
 			if err != nil {
 				t.Fatalf("message %d: %v", want, err)
 			}
-			got, err := pipeline.Decode[int](m)
+			got, err := spmesh.Decode[int](m)
 			if err != nil || got != want {
 				t.Fatalf("got message %d (%v), want %d", got, err, want)
 			}

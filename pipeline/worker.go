@@ -16,7 +16,7 @@ import (
 // valid only until the handler returns: copy what must outlive it.
 type Job struct {
 	// ID identifies the job; every delivery of it carries the same ID.
-	ID JobID
+	ID spmesh.ID
 	// Attempt numbers the delivery, from 1. Above 1, an earlier delivery
 	// failed, timed out or was lost, and may have run (here or elsewhere).
 	Attempt int
@@ -88,15 +88,13 @@ type WorkerStats struct {
 	InFlight int
 	// Acked counts jobs whose handler returned nil (duplicates excluded).
 	Acked uint64
-	// Nacked counts jobs whose handler failed or panicked.
-	Nacked uint64
+	// HandlerErrors counts jobs whose handler failed or panicked (nacked).
+	HandlerErrors uint64
 	// Duplicates counts deliveries acked from the de-duplication window
 	// ([WithDedup]) without running the handler.
 	Duplicates uint64
 	// Panics counts recovered handler panics.
 	Panics uint64
-	// Draining is true once Drain has been called.
-	Draining bool
 	// Abandoned counts handlers still running when Close stopped waiting
 	// for them (they ignored their ctx for [HandlerGrace]).
 	Abandoned uint64
@@ -118,7 +116,7 @@ type Worker struct {
 	codec spmesh.Codec
 	dd    *dedup // nil: no de-duplication
 
-	acked, nacked, dups atomic.Uint64
+	acked, handlerErrors, dups atomic.Uint64
 }
 
 // NewWorker opens a worker running h. Give it an address with [WithListen]
@@ -158,7 +156,7 @@ var jobPool = sync.Pool{New: func() any { return new(Job) }}
 func (w *Worker) serve(ctx context.Context, req *reqrep.Request) (any, error) {
 	job := jobPool.Get().(*Job)
 	*job = Job{
-		ID: JobID(req.ID), Attempt: req.Attempt, Header: req.Header,
+		ID: spmesh.ID(req.ID), Attempt: req.Attempt, Header: req.Header,
 		Time: req.Time, Deadline: req.Deadline, Data: req.Data, codec: w.codec,
 	}
 	defer func() { // the handler may not keep job: it is reused
@@ -168,7 +166,7 @@ func (w *Worker) serve(ctx context.Context, req *reqrep.Request) (any, error) {
 	// A job without an id (all zero bytes, as a foreign producer that does
 	// not set key 1 sends) is never de-duplicated: zero ids are not one id.
 	dd := w.dd
-	if job.ID == (JobID{}) {
+	if job.ID == (spmesh.ID{}) {
 		dd = nil
 	}
 	if dd != nil {
@@ -189,7 +187,7 @@ func (w *Worker) serve(ctx context.Context, req *reqrep.Request) (any, error) {
 		if ok {
 			w.acked.Add(1)
 		} else {
-			w.nacked.Add(1)
+			w.handlerErrors.Add(1)
 		}
 	}()
 	if err := w.h.ServeJob(ctx, job); err != nil {
@@ -213,14 +211,13 @@ func (w *Worker) Addrs() []string { return w.rp.Addrs() }
 func (w *Worker) Stats() WorkerStats {
 	rs := w.rp.Stats()
 	return WorkerStats{
-		Stats:      rs.Stats,
-		InFlight:   rs.InFlight,
-		Acked:      w.acked.Load(),
-		Nacked:     w.nacked.Load(),
-		Duplicates: w.dups.Load(),
-		Panics:     rs.Panics,
-		Draining:   rs.Draining,
-		Abandoned:  rs.Abandoned,
+		Stats:         rs.Stats,
+		InFlight:      rs.InFlight,
+		Acked:         w.acked.Load(),
+		HandlerErrors: w.handlerErrors.Load(),
+		Duplicates:    w.dups.Load(),
+		Panics:        rs.Panics,
+		Abandoned:     rs.Abandoned,
 	}
 }
 
@@ -245,14 +242,14 @@ type dedup struct {
 	ttl  time.Duration
 
 	mu      sync.Mutex
-	acked   map[JobID]int // id -> index in ring
+	acked   map[spmesh.ID]int // id -> index in ring
 	ring    []dedupEntry
 	next    int
-	running map[JobID]*dedupRun
+	running map[spmesh.ID]*dedupRun
 }
 
 type dedupEntry struct {
-	id JobID
+	id spmesh.ID
 	at time.Time
 }
 
@@ -265,8 +262,8 @@ func newDedup(size int, ttl time.Duration) *dedup {
 	// The ring grows to size as jobs are acked, then wraps around.
 	return &dedup{
 		size: size, ttl: ttl,
-		acked:   make(map[JobID]int, min(size, 1<<12)),
-		running: map[JobID]*dedupRun{},
+		acked:   make(map[spmesh.ID]int, min(size, 1<<12)),
+		running: map[spmesh.ID]*dedupRun{},
 	}
 }
 
@@ -274,7 +271,7 @@ func newDedup(size int, ttl time.Duration) *dedup {
 // running, it waits for that one: its ack makes this one a duplicate, its
 // failure lets this one run. Otherwise id is marked running, and the
 // caller must call end.
-func (d *dedup) begin(ctx context.Context, id JobID) (dup bool, err error) {
+func (d *dedup) begin(ctx context.Context, id spmesh.ID) (dup bool, err error) {
 	for {
 		d.mu.Lock()
 		if i, ok := d.acked[id]; ok {
@@ -303,7 +300,7 @@ func (d *dedup) begin(ctx context.Context, id JobID) (dup bool, err error) {
 }
 
 // end records the outcome of the delivery of id that begin let run.
-func (d *dedup) end(id JobID, ok bool) {
+func (d *dedup) end(id spmesh.ID, ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	run := d.running[id]

@@ -21,20 +21,20 @@ import (
 // counter is a handler that counts the runs of each job id.
 type counter struct {
 	mu   sync.Mutex
-	runs map[pipeline.JobID]int
+	runs map[spmesh.ID]int
 }
 
 func (c *counter) ServeJob(ctx context.Context, j *pipeline.Job) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.runs == nil {
-		c.runs = map[pipeline.JobID]int{}
+		c.runs = map[spmesh.ID]int{}
 	}
 	c.runs[j.ID]++
 	return nil
 }
 
-func (c *counter) count(id pipeline.JobID) int {
+func (c *counter) count(id spmesh.ID) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.runs[id]
@@ -228,7 +228,7 @@ func TestWorkerPanicNacks(t *testing.T) {
 	if err := r.Wait(ctxT(t, 10*time.Second)); err != nil || r.Attempts() != 2 {
 		t.Fatalf("got %v after %d attempts, want acked at attempt 2", err, r.Attempts())
 	}
-	if st := w.Stats(); st.Panics != 1 || st.Nacked != 1 || st.Acked != 1 {
+	if st := w.Stats(); st.Panics != 1 || st.HandlerErrors != 1 || st.Acked != 1 {
 		t.Fatalf("worker stats: got %+v, want 1 panic, 1 nack, 1 ack", st)
 	}
 }

@@ -1,7 +1,7 @@
 package pubsub
 
 import (
-	"errors"
+	"fmt"
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
@@ -10,7 +10,7 @@ import (
 // Bare frames (WithBareFrames): the topic's bytes followed by the body's,
 // no envelope, as NNG and nanomsg PUB/SUB programs send them.
 
-var errBareHeaders = errors.New("spmesh: headers on a bare publisher: bare frames carry none (WithBareFrames)")
+var errBareHeaders = fmt.Errorf("%w: headers on a bare publisher: bare frames carry none (WithBareFrames)", spmesh.ErrInvalidOption)
 
 // publishBare sends one bare frame: topic then v encoded by the codec, or
 // data as is when raw. No sequence number, no batching: every message is

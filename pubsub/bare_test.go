@@ -58,7 +58,7 @@ func TestBareBothEnds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n, err := pubsub.Decode[int](&pubsub.Message{}); err == nil {
+		if n, err := spmesh.Decode[int](&pubsub.Message{}); err == nil {
 			t.Fatalf("zero message decoded as %d", n)
 		}
 		if m.Topic != "ab" || string(m.Data[:2]) != ".n" {
@@ -89,8 +89,8 @@ func TestBareHeadersRefused(t *testing.T) {
 		"PublishHeader": p.PublishHeader(ctx, "t", spmesh.Header{"k": "v"}, "x"),
 		"PublishBytes":  p.PublishBytes(ctx, "t", spmesh.Header{"k": "v"}, []byte("x")),
 	} {
-		if err == nil || !strings.Contains(err.Error(), "bare") {
-			t.Errorf("%s with headers: got %v, want an error naming bare frames", name, err)
+		if !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "bare") {
+			t.Errorf("%s with headers: got %v, want ErrInvalidOption naming bare frames", name, err)
 		}
 	}
 	if st := p.Stats(); st.Sent != 0 {
@@ -252,8 +252,8 @@ func TestBareSubscriberQueueDrops(t *testing.T) {
 		}
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
-		if st := s.Stats(); st.Received+st.Dropped != n {
-			return fmt.Errorf("got %d received + %d dropped, want %d", st.Received, st.Dropped, n)
+		if st := s.Stats(); st.Received+st.Dropped != n || st.DroppedQueueFull != st.Dropped {
+			return fmt.Errorf("got %d received + %d dropped (%d queue full), want %d (all queue full)", st.Received, st.Dropped, st.DroppedQueueFull, n)
 		}
 		return nil
 	})

@@ -192,7 +192,7 @@ func TestBatchesInterleaved(t *testing.T) {
 				if !want[m.Topic] {
 					continue // a probe
 				}
-				ev, err := pubsub.Decode[event](m)
+				ev, err := spmesh.Decode[event](m)
 				if err != nil {
 					t.Fatal(err)
 				}

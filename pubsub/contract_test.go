@@ -1,6 +1,7 @@
 package pubsub_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -10,17 +11,19 @@ import (
 	"github.com/spmesh/spmesh/pubsub"
 )
 
-// Zero values decode to an error wrapping ErrDecode, never a panic.
+// Zero values and nil pointers decode to an error wrapping ErrDecode,
+// through the method and through spmesh.Decode, never a panic.
 func TestZeroValueDecode(t *testing.T) {
-	var v string
-	if err := (&pubsub.Message{}).Decode(&v); !errors.Is(err, spmesh.ErrDecode) {
-		t.Errorf("zero Message: Decode = %v, want ErrDecode", err)
-	}
-	if err := (*pubsub.Message)(nil).Decode(&v); !errors.Is(err, spmesh.ErrDecode) {
-		t.Errorf("nil Message: Decode = %v, want ErrDecode", err)
-	}
-	if _, err := pubsub.Decode[string](&pubsub.Message{}); !errors.Is(err, spmesh.ErrDecode) {
-		t.Errorf("Decode[string](zero Message) = %v, want ErrDecode", err)
+	for name, d := range map[string]spmesh.Decoder{
+		"zero Message": &pubsub.Message{}, "nil Message": (*pubsub.Message)(nil),
+	} {
+		var v string
+		if err := d.Decode(&v); !errors.Is(err, spmesh.ErrDecode) {
+			t.Errorf("%s: Decode = %v, want ErrDecode", name, err)
+		}
+		if _, err := spmesh.Decode[string](d); !errors.Is(err, spmesh.ErrDecode) {
+			t.Errorf("spmesh.Decode[string](%s) = %v, want ErrDecode", name, err)
+		}
 	}
 }
 
@@ -64,4 +67,38 @@ func TestSidedOptionNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
+}
+
+// Stats().Draining is false until Drain is called, then true, also once
+// Drain has closed the socket.
+func TestStatsDraining(t *testing.T) {
+	type socket interface {
+		Drain(context.Context) error
+		Close() error
+	}
+	for _, tc := range []struct {
+		name     string
+		open     func() (socket, error)
+		draining func(socket) bool
+	}{
+		{"Publisher", func() (socket, error) { return pubsub.NewPublisher() }, func(s socket) bool { return s.(*pubsub.Publisher).Stats().Draining }},
+		{"Subscriber", func() (socket, error) { return pubsub.NewSubscriber() }, func(s socket) bool { return s.(*pubsub.Subscriber).Stats().Draining }},
+	} {
+		s, err := tc.open()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if tc.draining(s) {
+			t.Errorf("%s: Draining before Drain, want false", tc.name)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.Drain(ctx); err != nil {
+			t.Errorf("%s: Drain = %v, want nil (idle)", tc.name, err)
+		}
+		cancel()
+		if !tc.draining(s) {
+			t.Errorf("%s: Draining false after Drain, want true", tc.name)
+		}
+		s.Close()
+	}
 }

@@ -9,7 +9,7 @@
 //   - Drops are visible: every message carries its publisher's id and a
 //     sequence number per publisher and topic. A [Subscriber] counts the
 //     holes per publisher in [Subscriber.Stats] (Publishers[id].Gaps, and
-//     their sum in Dropped), and tells [WithGapHandler] of each. A loss at
+//     their sum in Dropped and DroppedGap), and tells [WithGapHandler] of each. A loss at
 //     the end of a burst is counted too: a publisher idle for
 //     [WithTailInterval] (200 ms) after publishing on a topic sends the
 //     topic's last sequence number in a tail frame (and at Close), so such
@@ -33,7 +33,7 @@
 //   - A [Subscriber] holds at most [WithQueueLen] messages and
 //     [WithQueueBytes] bytes that its application has not taken: past
 //     either, its oldest queued messages are dropped to make room, counted
-//     as gaps of their publisher (and in Dropped). Its reader keeps reading
+//     as gaps of their publisher (and in Dropped and DroppedQueueFull). Its reader keeps reading
 //     meanwhile, so its socket's own queue stays short: a stalled
 //     subscriber holds about WithQueueBytes whatever the message size.
 //   - Frames that fail to decode (a foreign or hostile peer) are discarded
@@ -99,8 +99,8 @@
 //     empty). Its reader goroutine empties it as fast as it decodes, never
 //     waiting for the application: it fills only while the reader is
 //     behind the network (a CPU-starved host); full, its oldest frames are
-//     dropped until the new one fits (seen as gaps, and counted per frame
-//     in Stats().DroppedQueueFull). With [WithBackpressure] nothing is
+//     dropped until the new one fits (seen as gaps: Stats().DroppedGap; a
+//     bare subscriber counts the frames in DroppedQueueFull). With [WithBackpressure] nothing is
 //     dropped there: full, it stops reading its connections (TCP flow
 //     control then holds the publishers back).
 //  5. The subscriber's queue for the application (what Next, All and C
@@ -194,7 +194,7 @@
 //
 // Subscribe with [WithSubscribe] or [Subscriber.Subscribe], then receive with
 // [Subscriber.Next], the iterator [Subscriber.All], or the channel
-// [Subscriber.C] in a select. [Decode] turns a message into a typed value.
+// [Subscriber.C] in a select. [spmesh.Decode] turns a message into a typed value.
 // [Subscriber.Close] drops what is queued; [Subscriber.Drain] hands it over
 // first. Options of one side only (such as [WithSubscribe] or
 // [WithSlowSubscriber]) are refused by the other side with an error naming

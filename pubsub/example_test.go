@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/pubsub"
 )
 
@@ -38,7 +39,7 @@ func Example() {
 		if err != nil {
 			continue
 		}
-		img, _ := pubsub.Decode[ImageReady](m)
+		img, _ := spmesh.Decode[ImageReady](m)
 		fmt.Println(m.Topic, img.Path, img.Width, img.Height)
 		return
 	}

@@ -23,12 +23,12 @@ type fuzzItem struct {
 // decodeAll decodes m's body into each type a typed consumer might use;
 // it returns the error of the decode into any.
 func decodeAll(m *pubsub.Message) error {
-	_, _ = pubsub.Decode[map[string]any](m)
-	_, _ = pubsub.Decode[[]fuzzItem](m)
-	_, _ = pubsub.Decode[[]int64](m)
-	_, _ = pubsub.Decode[[]byte](m)
-	_, _ = pubsub.Decode[string](m)
-	_, err := pubsub.Decode[any](m)
+	_, _ = spmesh.Decode[map[string]any](m)
+	_, _ = spmesh.Decode[[]fuzzItem](m)
+	_, _ = spmesh.Decode[[]int64](m)
+	_, _ = spmesh.Decode[[]byte](m)
+	_, _ = spmesh.Decode[string](m)
+	_, err := spmesh.Decode[any](m)
 	return err
 }
 

@@ -112,7 +112,8 @@ func (d *frameDecoder) decode(s *Subscriber, m *sock.Frame, emit func(*Message) 
 		s.track(msgs)
 		for i := range msgs {
 			if !emit(&msgs[i]) {
-				s.so.C.Dropped.Add(uint64(len(msgs) - i - 1 + n))
+				// Closing: the rest of the frame goes with it.
+				s.so.C.Drop(uint64(len(msgs)-i-1+n), &s.so.C.DroppedClosed)
 				return nil
 			}
 		}
@@ -178,7 +179,7 @@ func (s *Subscriber) track(msgs []Message) {
 		if m.Seq > *last+1 {
 			gap := m.Seq - *last - 1
 			ps.Gaps += gap
-			s.so.C.Dropped.Add(gap)
+			s.so.C.Drop(gap, &s.so.C.DroppedGap)
 			if s.onGap != nil {
 				s.gaps = append(s.gaps, Gap{Publisher: m.Publisher, Topic: m.Topic, Missed: gap, Seq: m.Seq})
 			}
@@ -210,7 +211,7 @@ func (s *Subscriber) tail(pub uint64, topic string, seq uint64) {
 	if seq > *last {
 		gap := seq - *last
 		ps.Gaps += gap
-		s.so.C.Dropped.Add(gap)
+		s.so.C.Drop(gap, &s.so.C.DroppedGap)
 		*last = seq
 		if s.onGap != nil {
 			s.gaps = append(s.gaps, Gap{Publisher: pub, Topic: topic, Missed: gap, Seq: seq, Tail: true})

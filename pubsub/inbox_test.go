@@ -99,7 +99,7 @@ func TestHostileBatchBounded(t *testing.T) {
 	}
 	const queue = 1000 // the queue takes this many, then the inbox closes
 	got = 0
-	dropped := s.so.C.Dropped.Load()
+	dropped, closed := s.so.C.Dropped.Load(), s.so.C.DroppedClosed.Load()
 	alloc = allocatedBy(func() {
 		err = d.decode(s, &sock.Frame{Body: minimal}, func(*Message) bool { got++; return got <= queue })
 	})
@@ -109,8 +109,25 @@ func TestHostileBatchBounded(t *testing.T) {
 	if d := s.so.C.Dropped.Load() - dropped; d != n-queue-1 {
 		t.Errorf("minimal entries: %d counted as dropped, want %d", d, n-queue-1)
 	}
+	if d := s.so.C.DroppedClosed.Load() - closed; d != n-queue-1 {
+		t.Errorf("minimal entries: %d counted as dropped (closed), want %d", d, n-queue-1)
+	}
 	t.Logf("%d minimal entries (%d bytes), queue stops at %d: %d bytes allocated", n, len(minimal), queue, alloc)
 	if max := uint64((queue + 2*batchChunk) * int(unsafe.Sizeof(Message{}))); alloc > max+64<<10 {
 		t.Errorf("minimal entries: allocated %d bytes, want at most %d", alloc, max)
+	}
+}
+
+// TestDropRestCounted: messages a closed publisher could not send are
+// counted in Dropped and DroppedClosed (tail frames are no messages).
+func TestDropRestCounted(t *testing.T) {
+	p, err := NewPublisher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.dropRest([]entry{{}, {ctl: true}, {}}, 3)
+	if st := p.Stats(); st.Dropped != 2 || st.DroppedClosed != 2 {
+		t.Fatalf("got %d dropped (%d closed), want 2 (2)", st.Dropped, st.DroppedClosed)
 	}
 }

@@ -177,7 +177,10 @@ func (p *Publisher) Publish(ctx context.Context, topic string, v any) error {
 	return p.PublishHeader(ctx, topic, nil, v)
 }
 
-// PublishHeader is [Publisher.Publish] with headers that travel with the message.
+// PublishHeader is [Publisher.Publish] with headers that travel with the
+// message ([Message.Header]). A bare Publisher ([WithBareFrames]) carries
+// none: non-empty headers fail with an error wrapping
+// [spmesh.ErrInvalidOption].
 func (p *Publisher) PublishHeader(ctx context.Context, topic string, h spmesh.Header, v any) error {
 	return p.publish(ctx, topic, h, v, nil, false)
 }
@@ -484,7 +487,7 @@ func (p *Publisher) sendFrame(m *sock.Frame, n int, rest []entry) bool {
 func (p *Publisher) dropRest(rest []entry, from int) {
 	for i := range rest {
 		if !rest[i].ctl {
-			p.so.C.Dropped.Add(1)
+			p.so.C.Drop(1, &p.so.C.DroppedClosed)
 		}
 		if f := rest[i].frame; f != nil && i >= from {
 			f.Free()
@@ -531,6 +534,7 @@ func (p *Publisher) Drain(ctx context.Context) error {
 	if !p.closed && !p.draining {
 		p.queueTails() // the last sequence numbers, before draining
 		p.draining = true
+		p.so.C.Draining.Store(true)
 		if p.waiters > 0 {
 			close(p.room) // waiting Publish calls refuse
 			p.room = make(chan struct{})

@@ -87,7 +87,7 @@ func TestPublishReceive(t *testing.T) {
 			if err != nil {
 				t.Fatalf("message %d: %v", i, err)
 			}
-			ev, err := pubsub.Decode[event](m)
+			ev, err := spmesh.Decode[event](m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,7 +164,7 @@ func TestPublishBytes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev, err := pubsub.Decode[event](m)
+		ev, err := spmesh.Decode[event](m)
 		if err != nil || ev.N != want || m.Header.Get("i") != fmt.Sprint(i) {
 			t.Fatalf("message %d: got %d, header %v (%v), want %d", i, ev.N, m.Header, err, want)
 		}

@@ -47,17 +47,13 @@ func (m *Message) Decode(v any) error {
 	return m.codec.Unmarshal(m.Data, v)
 }
 
-// Decode decodes m's body as a T.
-func Decode[T any](m *Message) (T, error) {
-	var v T
-	err := m.Decode(&v)
-	return v, err
-}
-
 // PublisherStats counts what one subscriber saw of one publisher.
 type PublisherStats struct {
 	Received uint64 // messages delivered from this publisher
-	Gaps     uint64 // messages missed: holes in the sequence numbers
+	// Gaps counts the messages the application never got: holes in the
+	// sequence numbers (Stats.DroppedGap) and messages its own full queue
+	// dropped (Stats.DroppedQueueFull).
+	Gaps uint64
 }
 
 // SubscriberStats are a subscriber's counters, with the per-publisher view.
@@ -273,7 +269,9 @@ func (s *Subscriber) Stats() SubscriberStats {
 	if s.bare {
 		// No sequence numbers to reveal what the socket's frame queue
 		// dropped: count it directly.
-		st.Dropped += sock.SubDrops(s.so)
+		d := sock.SubDrops(s.so)
+		st.Dropped += d
+		st.DroppedQueueFull += d
 	}
 	s.seqMu.Lock()
 	for id, ps := range s.pubs {

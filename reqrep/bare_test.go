@@ -58,7 +58,7 @@ func TestBareReplierStockReq(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
-		if n := r.Stats().Errors; n != 1 {
+		if n := r.Stats().HandlerErrors; n != 1 {
 			return fmt.Errorf("got %d handler errors, want 1", n)
 		}
 		return nil
@@ -129,5 +129,20 @@ func TestBareBothEnds(t *testing.T) {
 	got, err := reqrep.Ask[int](ctxT(t, 20*time.Second), rq, 21)
 	if err != nil || got != 42 {
 		t.Fatalf("got %d, %v, want 42", got, err)
+	}
+}
+
+// A bare request carries no headers: RequestHeader with some fails with
+// ErrInvalidOption naming bare frames, and nothing is sent.
+func TestBareHeadersRefused(t *testing.T) {
+	rq := mustRequester(t, reqrep.WithListen(testutil.Inproc(t)), reqrep.WithBareFrames())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := rq.RequestHeader(ctx, spmesh.Header{"k": "v"}, "x", nil)
+	if !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "bare") {
+		t.Fatalf("RequestHeader with headers: got %v, want ErrInvalidOption naming bare frames", err)
+	}
+	if st := rq.Stats(); st.Sent != 0 {
+		t.Fatalf("got %d sent, want 0", st.Sent)
 	}
 }

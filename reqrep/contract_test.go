@@ -8,22 +8,24 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/testutil"
 	"github.com/spmesh/spmesh/reqrep"
 )
 
-// Zero values decode to an error wrapping ErrDecode, never a panic.
+// Zero values and nil pointers decode to an error wrapping ErrDecode,
+// through the method and through spmesh.Decode, never a panic.
 func TestZeroValueDecode(t *testing.T) {
-	var v string
-	for name, d := range map[string]interface{ Decode(any) error }{
+	for name, d := range map[string]spmesh.Decoder{
 		"zero Request": &reqrep.Request{}, "nil Request": (*reqrep.Request)(nil),
 		"zero Reply": &reqrep.Reply{}, "nil Reply": (*reqrep.Reply)(nil),
 	} {
+		var v string
 		if err := d.Decode(&v); !errors.Is(err, spmesh.ErrDecode) {
 			t.Errorf("%s: Decode = %v, want ErrDecode", name, err)
 		}
-	}
-	if _, err := reqrep.Decode[string](&reqrep.Request{}); !errors.Is(err, spmesh.ErrDecode) {
-		t.Errorf("Decode[string](zero Request) = %v, want ErrDecode", err)
+		if _, err := spmesh.Decode[string](d); !errors.Is(err, spmesh.ErrDecode) {
+			t.Errorf("spmesh.Decode[string](%s) = %v, want ErrDecode", name, err)
+		}
 	}
 }
 
@@ -63,5 +65,64 @@ func TestSidedOptionNamed(t *testing.T) {
 	_, err = reqrep.NewReplier(h, reqrep.WithConcurrency(2), reqrep.WithMaxAttempts(3))
 	if !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "WithMaxAttempts") {
 		t.Errorf("NewReplier(..., WithMaxAttempts) = %v, want ErrInvalidOption naming WithMaxAttempts", err)
+	}
+}
+
+// Stats().Draining is false until Drain is called, then true, also once
+// Drain has closed the socket.
+func TestStatsDraining(t *testing.T) {
+	type socket interface {
+		Drain(context.Context) error
+		Close() error
+	}
+	for _, tc := range []struct {
+		name     string
+		open     func() (socket, error)
+		draining func(socket) bool
+	}{
+		{"Requester", func() (socket, error) { return reqrep.NewRequester() }, func(s socket) bool { return s.(*reqrep.Requester).Stats().Draining }},
+		{"Replier", func() (socket, error) {
+			return reqrep.NewReplier(reqrep.HandlerFunc(func(context.Context, *reqrep.Request) (any, error) { return nil, nil }))
+		}, func(s socket) bool { return s.(*reqrep.Replier).Stats().Draining }},
+	} {
+		s, err := tc.open()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if tc.draining(s) {
+			t.Errorf("%s: Draining before Drain, want false", tc.name)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.Drain(ctx); err != nil {
+			t.Errorf("%s: Drain = %v, want nil (idle)", tc.name, err)
+		}
+		cancel()
+		if !tc.draining(s) {
+			t.Errorf("%s: Draining false after Drain, want true", tc.name)
+		}
+		s.Close()
+	}
+}
+
+// Reply headers come back with the reply, an error reply included: from
+// RequestHeader's result and Reply.Header, as survey answers carry theirs
+// in Response.Header.
+func TestErrorReplyHeaders(t *testing.T) {
+	addr := testutil.Inproc(t)
+	mustReplier(t, reqrep.HandlerFunc(func(ctx context.Context, req *reqrep.Request) (any, error) {
+		req.SetReplyHeader("served-by", "r1")
+		return nil, spmesh.Errorf(7, "refused")
+	}), reqrep.WithListen(addr))
+	rq := mustRequester(t, reqrep.WithDial(addr))
+	peers(t, rq, 1)
+	ctx := ctxT(t, 10*time.Second)
+	var re *spmesh.RemoteError
+	h, err := rq.RequestHeader(ctx, spmesh.Header{"k": "v"}, "x", nil)
+	if !errors.As(err, &re) || re.Code != 7 || h.Get("served-by") != "r1" {
+		t.Fatalf("RequestHeader: got %v, %v, want remote error 7 with header served-by=r1", h, err)
+	}
+	rep, err := rq.Do(ctx, &reqrep.Call{Body: "x"})
+	if !errors.As(err, &re) || rep == nil || rep.Header.Get("served-by") != "r1" {
+		t.Fatalf("Do: got %+v, %v, want remote error with header served-by=r1", rep, err)
 	}
 }

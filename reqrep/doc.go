@@ -17,7 +17,7 @@
 //     whose connection drops when it was the last one. [WithWaitForReplier]
 //     waits for a replier instead, until the caller's ctx ends.
 //   - What blocks: Request blocks until the reply, the caller's ctx, or the
-//     attempts run out ([WithMaxAttempts]); before sending, while every
+//     attempts run out ([WithMaxAttempts]: unbounded by default, 0); before sending, while every
 //     replier is at its credit (see Load). Without a ctx deadline and
 //     without an attempt timeout, a replier that hangs holds the call for
 //     as long as its connection lives.
@@ -75,7 +75,7 @@
 //     REQ/REP programs interoperate. Lost: headers (a call with headers
 //     fails; reply headers are dropped), deadlines, ids and attempts (no
 //     de-duplication across resends), remote errors: a bare Replier whose
-//     handler fails sends nothing (counted in Errors, logged) and the
+//     handler fails sends nothing (counted in HandlerErrors, logged) and the
 //     caller times out or resends. Kept: SP request ids, resends, credit
 //     (every bare replier has [WithPeerCredit]).
 //   - [Requester.Drain] refuses new calls at once (an error wrapping

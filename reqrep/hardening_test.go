@@ -94,8 +94,9 @@ func TestSlowReaderIsolated(t *testing.T) {
 	p99b, p99d := testutil.Percentile(before, 0.99), testutil.Percentile(during, 0.99)
 	t.Logf("legit p99 %v without attack, %v during (ratio %.1f); replier: %d sent, %d send timeouts, %d dropped",
 		p99b, p99d, float64(p99d)/float64(p99b), st.Sent, st.SendTimeouts, st.Dropped)
-	if st.SendTimeouts > st.Dropped {
-		t.Fatalf("got %d send timeouts > %d dropped, want each counted as dropped too", st.SendTimeouts, st.Dropped)
+	if st.SendTimeouts > st.Dropped || st.DroppedSendTimeout != st.SendTimeouts {
+		t.Fatalf("got %d send timeouts, %d dropped (%d for a send timeout), want each counted as dropped too, for a send timeout",
+			st.SendTimeouts, st.Dropped, st.DroppedSendTimeout)
 	}
 	// The attacker's connection is closed.
 	testutil.Eventually(t, 3*sendTimeout, func() error {

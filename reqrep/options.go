@@ -218,10 +218,12 @@ func WithAttemptTimeout(d time.Duration) Option {
 	})
 }
 
-// WithMaxAttempts bounds the attempts of one request (default 0: unbounded,
-// the caller's ctx alone ends the call). When the last attempt times out or
-// loses its connection, the call fails with an error wrapping
-// [spmesh.ErrTimeout]. Requester only.
+// WithMaxAttempts bounds the attempts of one request: n >= 1 means at most
+// n attempts in all (the first included); 0 means unbounded, the caller's
+// ctx alone ends the call (the default); a negative n is refused. When the
+// last attempt times out or loses its connection, the call fails with an
+// error wrapping [spmesh.ErrTimeout]. pipeline.WithMaxAttempts means the
+// same for a job's deliveries. Requester only.
 func WithMaxAttempts(n int) Option {
 	return sided(forRequester, "WithMaxAttempts", func(c *config) error {
 		if n < 0 {
@@ -300,7 +302,7 @@ func WithPeerCredit(n int) Option {
 // deadlines (the handler's ctx has none from the caller), message ids and
 // attempts (a resend looks new to the replier: no de-duplication), and
 // remote errors: a bare Replier whose handler fails sends no reply
-// (counted in Stats().Errors and logged), so the caller times out or
+// (counted in Stats().HandlerErrors and logged), so the caller times out or
 // resends, as with an NNG REP program that does not answer. Both ends
 // must agree: a bare Replier serves spmesh envelopes as opaque bytes, and
 // an enveloped Requester refuses a bare reply (ErrDecode). With

@@ -14,20 +14,19 @@ import (
 // ReplierStats are a replier's counters. Received counts requests handed to
 // the handler, Sent the replies (error replies included), DecodeErrors the
 // frames that were not requests (each answered with an error reply), and
-// Dropped the requests not handed to the handler: oversized, expired on
-// arrival (both answered with an error), or caught by Drain (resent by
-// their callers).
+// Dropped the requests not handed to the handler: oversized
+// (DroppedTooLarge), expired on arrival (DroppedExpired; both answered
+// with an error), or caught by Drain (DroppedClosed; resent by their
+// callers), and the replies a requester did not take in time
+// (DroppedSendTimeout).
 type ReplierStats struct {
 	spmesh.Stats
 	// InFlight is the number of handlers running.
 	InFlight int
-	// Errors counts handler errors (panics included).
-	Errors uint64
+	// HandlerErrors counts handler errors (panics included).
+	HandlerErrors uint64
 	// Panics counts recovered handler panics.
 	Panics uint64
-	// Draining is true once Drain has been called: the replier takes no
-	// more requests.
-	Draining bool
 	// Abandoned counts handlers still running when Close stopped waiting
 	// for them (they ignored their ctx for [HandlerGrace]).
 	Abandoned uint64
@@ -99,7 +98,7 @@ func (r *Replier) handle(base context.Context, m *sock.Frame) *sock.Frame {
 		// Transports that do not refuse it on receipt (inproc): answered
 		// here, without calling the handler.
 		r.so.C.TooLarge.Add(1)
-		r.so.C.Dropped.Add(1)
+		r.so.C.Drop(1, &r.so.C.DroppedTooLarge)
 		return r.srv.Reply(&wire.Msg{Kind: r.fr.reply, ID: env.ID, Attempt: env.Attempt, Credit: r.credit}, nil,
 			spmesh.Errorf(spmesh.CodeTooLarge, "spmesh: message too large: %d bytes, the receiver's limit is %d", len(m.Body), max), r.fr.errFlags)
 	}
@@ -114,7 +113,7 @@ func (r *Replier) handle(base context.Context, m *sock.Frame) *sock.Frame {
 	renv := wire.Msg{Kind: r.fr.reply, ID: env.ID, Attempt: env.Attempt, Credit: r.credit}
 	if env.Deadline != 0 && time.Now().UnixNano() >= env.Deadline {
 		// Abandoned before it was taken: don't do the work.
-		r.so.C.Dropped.Add(1)
+		r.so.C.Drop(1, &r.so.C.DroppedExpired)
 		return r.srv.Reply(&renv, nil, fmt.Errorf("spmesh: request expired before it was handled: %w", context.DeadlineExceeded), r.fr.errFlags)
 	}
 	req := r.pool.Get().(*Request)
@@ -142,11 +141,10 @@ func (r *Replier) handle(base context.Context, m *sock.Frame) *sock.Frame {
 // Stats returns the replier's counters.
 func (r *Replier) Stats() ReplierStats {
 	return ReplierStats{
-		Stats:    r.so.Stats(),
-		InFlight: int(r.srv.InFlight.Load()),
-		Errors:   r.srv.Errors.Load(),
-		Panics:   r.srv.Panics.Load(),
-		Draining: r.srv.Draining(),
+		Stats:         r.so.Stats(),
+		InFlight:      int(r.srv.InFlight.Load()),
+		HandlerErrors: r.srv.Errors.Load(),
+		Panics:        r.srv.Panics.Load(),
 
 		Abandoned: r.srv.Abandoned.Load(),
 	}
@@ -169,11 +167,11 @@ func (r *Replier) Close() error { return r.srv.Close() }
 // handleBare answers one bare request frame (WithBareFrames): the body is
 // the request; the reply is the handler's value alone. There is no way to
 // carry an error: a failed handler, or a reply that cannot be encoded,
-// sends nothing (counted in Errors).
+// sends nothing (counted in HandlerErrors).
 func (r *Replier) handleBare(base context.Context, m *sock.Frame) *sock.Frame {
 	if max := r.so.Settings.MaxMsgSize; len(m.Body) > max {
 		r.so.C.TooLarge.Add(1)
-		r.so.C.Dropped.Add(1)
+		r.so.C.Drop(1, &r.so.C.DroppedTooLarge)
 		return nil
 	}
 	r.so.C.Received.Add(1)

@@ -212,7 +212,7 @@ func TestRemoteErrors(t *testing.T) {
 	if err := rq.Request(ctx, "fine", &got); err != nil || got != "ok" {
 		t.Fatalf("after panic: got %q, %v, want ok", got, err)
 	}
-	if st := rp.Stats(); st.Panics != 1 || st.Errors != 4 {
+	if st := rp.Stats(); st.Panics != 1 || st.HandlerErrors != 4 {
 		t.Fatalf("replier stats: got %+v, want 1 panic, 4 errors", st)
 	}
 	if st := rq.Stats(); st.RemoteErrors != 4 {
@@ -386,7 +386,8 @@ func TestAttemptTimeoutResends(t *testing.T) {
 		}
 		return req.Attempt, nil
 	}), reqrep.WithListen(addr))
-	rq := mustRequester(t, reqrep.WithDial(addr), reqrep.WithAttemptTimeout(50*time.Millisecond))
+	// WithMaxAttempts(0), the default: unbounded.
+	rq := mustRequester(t, reqrep.WithDial(addr), reqrep.WithAttemptTimeout(50*time.Millisecond), reqrep.WithMaxAttempts(0))
 	peers(t, rq, 1)
 	got, err := reqrep.Ask[int](ctxT(t, 10*time.Second), rq, "x")
 	if err != nil || got != 3 {
@@ -405,6 +406,9 @@ func TestAttemptTimeoutResends(t *testing.T) {
 	peers(t, rq2, 1)
 	if err := rq2.Request(ctxT(t, 10*time.Second), "x", nil); !errors.Is(err, spmesh.ErrTimeout) {
 		t.Fatalf("max attempts: got %v, want ErrTimeout", err)
+	}
+	if st := rq2.Stats(); st.Sent != 2 || st.Resent != 1 {
+		t.Fatalf("max attempts 2: got %d sent, %d resent, want 2 attempts in all", st.Sent, st.Resent)
 	}
 }
 
@@ -683,8 +687,8 @@ func TestHostileRequests(t *testing.T) {
 			if err != nil || wire.Decode(b, &env) != nil || !strings.Contains(env.Err, "too large") {
 				t.Fatalf("oversized over inproc: got %+v, %v, want an error reply saying too large", env, err)
 			}
-			if st := rp.Stats(); st.Dropped != 1 {
-				t.Fatalf("oversized over inproc: got %d dropped, want 1", st.Dropped)
+			if st := rp.Stats(); st.Dropped != 1 || st.DroppedTooLarge != 1 {
+				t.Fatalf("oversized over inproc: got %d dropped (%d too large), want 1 (1)", st.Dropped, st.DroppedTooLarge)
 			}
 		} else if err == nil {
 			t.Fatalf("oversized over TCP: got a reply %q, want the connection dropped", b)
@@ -750,8 +754,8 @@ func TestExpiredOnArrival(t *testing.T) {
 			t.Fatalf("deadline %v: got reply %+v, want expired=%v for id 07", tc.deadline, env, tc.expired)
 		}
 	}
-	if n, st := calls.Load(), rp.Stats(); n != 1 || st.Dropped != 1 {
-		t.Fatalf("got %d handler calls, %d dropped, want 1 and 1", n, st.Dropped)
+	if n, st := calls.Load(), rp.Stats(); n != 1 || st.Dropped != 1 || st.DroppedExpired != 1 {
+		t.Fatalf("got %d handler calls, %d dropped (%d expired), want 1 and 1 (1)", n, st.Dropped, st.DroppedExpired)
 	}
 }
 

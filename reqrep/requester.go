@@ -2,7 +2,6 @@ package reqrep
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -97,7 +96,10 @@ func (r *Requester) Request(ctx context.Context, req, resp any) error {
 }
 
 // RequestHeader is [Requester.Request] with headers that travel with the
-// request; it returns the headers of the reply.
+// request ([Request.Header]); it returns the headers the replier set
+// ([Request.SetReplyHeader]), as [Reply.Header] holds them for
+// [Requester.Do]. A bare Requester ([WithBareFrames]) carries none:
+// non-empty headers fail with an error wrapping [spmesh.ErrInvalidOption].
 func (r *Requester) RequestHeader(ctx context.Context, h spmesh.Header, req, resp any) (spmesh.Header, error) {
 	var env wire.Msg
 	c := Call{Header: h, Body: req}
@@ -382,6 +384,7 @@ func (r *Requester) Drain(ctx context.Context) error {
 	if r.so.Closed() {
 		return spmesh.ErrClosed
 	}
+	r.so.C.Draining.Store(true)
 	r.calls.Stop()
 	err := r.calls.Wait(ctx)
 	if cerr := r.Close(); err == nil {
@@ -396,4 +399,4 @@ func (r *Requester) Close() error {
 	return r.so.Close()
 }
 
-var errBareHeaders = errors.New("spmesh: headers on a bare requester: bare frames carry none (WithBareFrames)")
+var errBareHeaders = fmt.Errorf("%w: headers on a bare requester: bare frames carry none (WithBareFrames)", spmesh.ErrInvalidOption)

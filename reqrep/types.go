@@ -52,13 +52,6 @@ func (r *Request) SetReplyHeader(key, value string) {
 	r.reply[key] = value
 }
 
-// Decode decodes the body of r as a T.
-func Decode[T any](r *Request) (T, error) {
-	var v T
-	err := r.Decode(&v)
-	return v, err
-}
-
 // Handler serves requests for a [Replier]. ServeRequest returns the reply
 // value (encoded with the codec; nil encodes the codec's nil) or an error,
 // which reaches the caller as a [*spmesh.RemoteError] carrying the error's

@@ -3,7 +3,9 @@ package survey
 import (
 	"context"
 	"errors"
+	"fmt"
 
+	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
 )
 
@@ -11,7 +13,7 @@ import (
 // is in the SP header, where mangos puts it.
 
 var (
-	errBareHeaders = errors.New("spmesh: headers on a bare surveyor: bare frames carry none (WithBareFrames)")
+	errBareHeaders = fmt.Errorf("%w: headers on a bare surveyor: bare frames carry none (WithBareFrames)", spmesh.ErrInvalidOption)
 	errBareExpect  = errors.New("bare answers carry no respondent name to expect (WithBareFrames)")
 )
 
@@ -21,7 +23,7 @@ var (
 func (r *Respondent) serveBare(base context.Context, m *sock.Frame) *sock.Frame {
 	if max := r.so.Settings.MaxMsgSize; len(m.Body) > max {
 		r.so.C.TooLarge.Add(1)
-		r.so.C.Dropped.Add(1)
+		r.so.C.Drop(1, &r.so.C.DroppedTooLarge)
 		return nil
 	}
 	r.so.C.Received.Add(1)

@@ -69,7 +69,7 @@ func TestBareBothEnds(t *testing.T) {
 		}
 	}
 	st := r.Stats()
-	if st.Received != 4 || st.Sent != 1 || st.Errors != 2 || st.Panics != 1 || st.Declined != 1 || st.DecodeErrors != 0 {
+	if st.Received != 4 || st.Sent != 1 || st.HandlerErrors != 2 || st.Panics != 1 || st.Declined != 1 || st.DecodeErrors != 0 {
 		t.Fatalf("got %+v, want 4 received, 1 sent, 2 errors (1 a panic), 1 declined", st)
 	}
 }
@@ -80,13 +80,13 @@ func TestBareRefusals(t *testing.T) {
 	addr := testutil.Inproc(t)
 	s := mustSurveyor(t, survey.WithListen(addr), survey.WithBareFrames())
 	ctx := bareCtx(t, 10*time.Second)
-	if _, err := s.Survey(ctx, "q", survey.WithHeader(spmesh.Header{"k": "v"})); err == nil || !strings.Contains(err.Error(), "bare") {
-		t.Fatalf("survey with headers: got %v, want an error naming bare frames", err)
+	if _, err := s.SurveyHeader(ctx, spmesh.Header{"k": "v"}, "q"); !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "bare") {
+		t.Fatalf("survey with headers: got %v, want ErrInvalidOption naming bare frames", err)
 	}
 	if _, err := s.Survey(ctx, "q", survey.WithExpect("a")); !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "WithExpect") {
 		t.Fatalf("survey with WithExpect: got %v, want ErrInvalidOption naming WithExpect", err)
 	}
-	for _, o := range []survey.Option{survey.WithExpect("a"), survey.WithExpectFunc(func() []string { return nil }), survey.WithHeader(spmesh.Header{"k": "v"})} {
+	for _, o := range []survey.Option{survey.WithExpect("a"), survey.WithExpectFunc(func() []string { return nil })} {
 		if _, err := survey.NewSurveyor(survey.WithBareFrames(), o); !errors.Is(err, spmesh.ErrInvalidOption) {
 			t.Fatalf("NewSurveyor bare with %T: got %v, want ErrInvalidOption", o, err)
 		}
@@ -127,8 +127,9 @@ func TestBareTooLarge(t *testing.T) {
 		}
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
-		if st := r.Stats(); st.TooLarge != 2 || st.Sent != 0 || st.Errors != 1 {
-			return fmt.Errorf("got %d too large, %d sent, %d errors; want 2, 0, 1", st.TooLarge, st.Sent, st.Errors)
+		if st := r.Stats(); st.TooLarge != 2 || st.Sent != 0 || st.HandlerErrors != 1 || st.Dropped != 1 || st.DroppedTooLarge != 1 {
+			return fmt.Errorf("got %d too large, %d sent, %d errors, %d dropped (%d too large); want 2, 0, 1, 1 (1)",
+				st.TooLarge, st.Sent, st.HandlerErrors, st.Dropped, st.DroppedTooLarge)
 		}
 		return nil
 	})

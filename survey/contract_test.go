@@ -5,24 +5,27 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/testutil"
 	"github.com/spmesh/spmesh/survey"
 )
 
-// Zero values decode to an error wrapping ErrDecode, never a panic.
+// Zero values and nil pointers decode to an error wrapping ErrDecode,
+// through the method and through spmesh.Decode, never a panic.
 func TestZeroValueDecode(t *testing.T) {
-	var v string
-	for name, d := range map[string]survey.Decoder{
+	for name, d := range map[string]spmesh.Decoder{
 		"zero Question": &survey.Question{}, "nil Question": (*survey.Question)(nil),
 		"zero Response": &survey.Response{}, "nil Response": (*survey.Response)(nil),
 	} {
+		var v string
 		if err := d.Decode(&v); !errors.Is(err, spmesh.ErrDecode) {
 			t.Errorf("%s: Decode = %v, want ErrDecode", name, err)
 		}
-	}
-	if _, err := survey.Decode[string](nil); !errors.Is(err, spmesh.ErrDecode) {
-		t.Errorf("Decode[string](nil) = %v, want ErrDecode", err)
+		if _, err := spmesh.Decode[string](d); !errors.Is(err, spmesh.ErrDecode) {
+			t.Errorf("spmesh.Decode[string](%s) = %v, want ErrDecode", name, err)
+		}
 	}
 }
 
@@ -53,5 +56,63 @@ func TestSidedOptionNamed(t *testing.T) {
 	_, err = survey.NewSurveyor(survey.WithConcurrency(2))
 	if !errors.Is(err, spmesh.ErrInvalidOption) || !strings.Contains(err.Error(), "WithConcurrency") {
 		t.Errorf("NewSurveyor(WithConcurrency) = %v, want ErrInvalidOption naming WithConcurrency", err)
+	}
+}
+
+// Stats().Draining is false until Drain is called, then true, also once
+// Drain has closed the socket.
+func TestStatsDraining(t *testing.T) {
+	type socket interface {
+		Drain(context.Context) error
+		Close() error
+	}
+	for _, tc := range []struct {
+		name     string
+		open     func() (socket, error)
+		draining func(socket) bool
+	}{
+		{"Surveyor", func() (socket, error) { return survey.NewSurveyor() }, func(s socket) bool { return s.(*survey.Surveyor).Stats().Draining }},
+		{"Respondent", func() (socket, error) {
+			return survey.NewRespondent(survey.HandlerFunc(func(context.Context, *survey.Question) (any, error) { return nil, nil }))
+		}, func(s socket) bool { return s.(*survey.Respondent).Stats().Draining }},
+	} {
+		s, err := tc.open()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if tc.draining(s) {
+			t.Errorf("%s: Draining before Drain, want false", tc.name)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.Drain(ctx); err != nil {
+			t.Errorf("%s: Drain = %v, want nil (idle)", tc.name, err)
+		}
+		cancel()
+		if !tc.draining(s) {
+			t.Errorf("%s: Draining false after Drain, want true", tc.name)
+		}
+		s.Close()
+	}
+}
+
+// Answer headers come back in Response.Header, a failed answer's included,
+// as reqrep replies carry theirs.
+func TestErrorAnswerHeaders(t *testing.T) {
+	addr := testutil.Inproc(t)
+	s := mustSurveyor(t, survey.WithListen(addr))
+	mustRespondent(t, survey.HandlerFunc(func(ctx context.Context, q *survey.Question) (any, error) {
+		q.SetReplyHeader("echo", q.Header.Get("k"))
+		return nil, spmesh.Errorf(7, "refused")
+	}), survey.WithDial(addr), survey.WithName("r1"))
+	peers(t, s, 1)
+	rs, err := s.SurveyHeader(context.Background(), spmesh.Header{"k": "v"}, "x", survey.WithExpect("r1"), survey.WithTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	got := collect(t, rs)
+	var re *spmesh.RemoteError
+	if len(got) != 1 || !errors.As(got[0].Err, &re) || re.Code != 7 || got[0].Header.Get("echo") != "v" {
+		t.Fatalf("got %+v, want one failed answer (code 7) with header echo=v", got)
 	}
 }

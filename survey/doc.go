@@ -18,7 +18,7 @@
 //   - Answers arriving after the end are never delivered, nor mixed into
 //     another survey: each survey has its own mangos context and survey id.
 //     For as long as the survey lasted (at least 1 s, at most 10 s) after it
-//     ends they are counted in [SurveyorStats] Late and Dropped; after that
+//     ends they are counted in Stats().Dropped and DroppedLate; after that
 //     mangos discards them uncounted. A survey that ended because every
 //     expected respondent answered stops listening at once, so a stray
 //     answer from an unexpected respondent is then discarded uncounted too.
@@ -104,6 +104,6 @@
 //     the host name plus a random suffix) that its answers carry.
 //
 // Call [Surveyor.Survey], then take the answers with [Responses.Next] or the
-// iterator [Responses.All]; [Decode] turns an answer into a typed value, and
+// iterator [Responses.All]; [spmesh.Decode] turns an answer into a typed value, and
 // [Response.From] says who sent it. Several surveys may run at once.
 package survey

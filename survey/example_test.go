@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/survey"
 )
 
@@ -59,7 +60,7 @@ func Example() {
 		if err != nil {
 			panic(err)
 		}
-		c, err := survey.Decode[Capacity](resp)
+		c, err := spmesh.Decode[Capacity](resp)
 		switch {
 		case resp.Declined:
 			lines = append(lines, resp.From+" declined")

@@ -68,7 +68,7 @@ func TestForeignSurveyor(t *testing.T) {
 	if a := ask(4, "hello", true); a.Code != -3 || a.Err != rawHelloErr {
 		t.Fatalf("raw question: got code %d error %q, want -3, %q", a.Code, a.Err, rawHelloErr)
 	}
-	if st := r.Stats(); st.Received != 3 || st.DecodeErrors != 1 || st.Declined != 1 || st.Errors != 1 {
+	if st := r.Stats(); st.Received != 3 || st.DecodeErrors != 1 || st.Declined != 1 || st.HandlerErrors != 1 {
 		t.Fatalf("got %+v, want 3 received, 1 decode error, 1 declined, 1 error", st)
 	}
 }

@@ -71,7 +71,7 @@ func hostileRespondent(t *testing.T, s io.Closer, addr string, frames [][]byte) 
 	if err != nil {
 		t.Fatalf("after garbage: got %v, want the valid answer", err)
 	}
-	if p, err := survey.Decode[pong](r); err != nil || p.N != 1 || r.From != "raw" {
+	if p, err := spmesh.Decode[pong](r); err != nil || p.N != 1 || r.From != "raw" {
 		t.Fatalf("got %+v, %v from %q, want pong 1 from raw", p, err, r.From)
 	}
 	if st := sv.Stats(); st.DecodeErrors != uint64(len(frames)+1) || st.Received != 1 {
@@ -158,7 +158,7 @@ func TestHostileSurveyor(t *testing.T) {
 			t.Fatalf("got answers to surveys %v, want one per frame", seen)
 		}
 		testutil.Eventually(t, 10*time.Second, func() error {
-			if st := r.Stats(); st.Received != 1 || st.Sent != uint64(len(frames)+1) || st.Errors != 0 {
+			if st := r.Stats(); st.Received != 1 || st.Sent != uint64(len(frames)+1) || st.HandlerErrors != 0 {
 				return fmt.Errorf("got %+v, want 1 survey received, %d answers sent, no handler errors", st, len(frames)+1)
 			}
 			return nil

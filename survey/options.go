@@ -53,7 +53,7 @@ type call struct {
 	expect  []string // nil: unknown
 	// expectCall is set by a WithExpect given to this very survey.
 	expectCall bool
-	header     spmesh.Header
+	header     spmesh.Header // SurveyHeader's
 }
 
 type optionFunc func(*config) error
@@ -112,8 +112,6 @@ func newConfig(s side, opts []Option) (config, error) {
 			return c, sock.Invalid("WithExpectFunc: %v", errBareExpect)
 		case c.call.expect != nil:
 			return c, sock.Invalid("WithExpect: %v", errBareExpect)
-		case len(c.call.header) > 0:
-			return c, sock.Invalid("WithHeader: %v", errBareHeaders)
 		}
 	}
 	return c, nil
@@ -264,16 +262,6 @@ func WithExpect(names ...string) SurveyOption {
 	}}
 }
 
-// WithHeader sets headers that travel with the question ([Question.Header]).
-// Surveyor only.
-func WithHeader(h spmesh.Header) SurveyOption {
-	h = h.Clone()
-	return surveyOption{"WithHeader", func(c *call) error {
-		c.header = h
-		return nil
-	}}
-}
-
 // WithExpectFunc makes a Surveyor ask f, at the start of every survey that
 // has no [WithExpect] of its own, which respondents are expected. This is
 // the seam through which discovery supplies the current members of a
@@ -298,7 +286,7 @@ func WithExpectFunc(f func() []string) Option {
 // at its deadline (counting late answers).
 //
 // What a bare socket loses is what the envelope carries: headers (a survey
-// with [WithHeader] fails), the deadline (the respondent's handler ctx has
+// with [Surveyor.SurveyHeader] fails), the deadline (the respondent's handler ctx has
 // none from the surveyor), the survey id and time ([Question].ID and Time
 // are zero), the respondent's name, declines and remote errors. So a bare
 // Surveyor's [Response] has From set to the respondent connection's
@@ -306,7 +294,7 @@ func WithExpectFunc(f func() []string) Option {
 // Declined or Err; and it cannot expect respondents by name:
 // [WithExpect] and [WithExpectFunc] are refused, and with [WithDiscovery]
 // a bare survey runs to its deadline. A bare Respondent whose handler
-// fails, panics or declines sends no answer (counted in Errors, Panics or
+// fails, panics or declines sends no answer (counted in HandlerErrors, Panics or
 // Declined, logged), as an NNG RESPONDENT program that does not answer.
 // Both ends must agree: a bare Respondent takes an spmesh envelope as an
 // opaque question, an enveloped Surveyor discards bare answers (counted in

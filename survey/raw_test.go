@@ -39,7 +39,7 @@ func TestNNGCatRawSurveyorGetsError(t *testing.T) {
 	if env.Err != want {
 		t.Errorf("got error %q, want %q", env.Err, want)
 	}
-	if st := r.Stats(); st.DecodeErrors != 1 || st.Received != 0 || st.Sent != 1 || st.Errors != 0 {
+	if st := r.Stats(); st.DecodeErrors != 1 || st.Received != 0 || st.Sent != 1 || st.HandlerErrors != 0 {
 		t.Errorf("got %+v, want 1 decode error answered, nothing received", st)
 	}
 }

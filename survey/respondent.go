@@ -24,7 +24,7 @@ var ErrDeclined = errors.New("spmesh: survey declined")
 type Question struct {
 	// ID is the survey's id; every respondent sees the same one.
 	ID spmesh.ID
-	// Header holds the headers the surveyor sent ([WithHeader]).
+	// Header holds the headers the surveyor sent ([Surveyor.SurveyHeader]).
 	Header spmesh.Header
 	// Time is when the survey was sent, by the surveyor's clock.
 	Time time.Time
@@ -97,10 +97,10 @@ func TypedHandler[In, Out any](f func(ctx context.Context, q *Question, in In) (
 // calling the handler).
 type RespondentStats struct {
 	spmesh.Stats
-	InFlight int    // handlers running
-	Declined uint64 // answers that declined
-	Errors   uint64 // handler errors, panics included, and answers that failed to encode
-	Panics   uint64 // recovered handler panics
+	InFlight      int    // handlers running
+	Declined      uint64 // answers that declined
+	HandlerErrors uint64 // handler errors, panics included, and answers that failed to encode
+	Panics        uint64 // recovered handler panics
 	// Abandoned counts handlers still running when Close stopped waiting
 	// for them (they ignored their ctx for [HandlerGrace]).
 	Abandoned uint64
@@ -210,11 +210,11 @@ func (r *Respondent) serve(base context.Context, m *sock.Frame) *sock.Frame {
 // Stats returns the respondent's counters.
 func (r *Respondent) Stats() RespondentStats {
 	return RespondentStats{
-		Stats:    r.so.Stats(),
-		InFlight: int(r.srv.InFlight.Load()),
-		Declined: r.declined.Load(),
-		Errors:   r.srv.Errors.Load(),
-		Panics:   r.srv.Panics.Load(),
+		Stats:         r.so.Stats(),
+		InFlight:      int(r.srv.InFlight.Load()),
+		Declined:      r.declined.Load(),
+		HandlerErrors: r.srv.Errors.Load(),
+		Panics:        r.srv.Panics.Load(),
 
 		Abandoned: r.srv.Abandoned.Load(),
 	}

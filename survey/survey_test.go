@@ -49,7 +49,7 @@ func mustRespondent(t *testing.T, h survey.Handler, opts ...survey.Option) *surv
 // echo answers a ping with its number and the respondent's name.
 func echo(name string) survey.HandlerFunc {
 	return func(ctx context.Context, q *survey.Question) (any, error) {
-		p, err := survey.Decode[ping](q)
+		p, err := spmesh.Decode[ping](q)
 		if err != nil {
 			return nil, err
 		}
@@ -113,7 +113,7 @@ func TestAllAnswer(t *testing.T) {
 		got := collect(t, rs)
 		var from []string
 		for _, r := range got {
-			p, err := survey.Decode[pong](r)
+			p, err := spmesh.Decode[pong](r)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,7 +186,7 @@ func TestSlowRespondent(t *testing.T) {
 		release := make(chan struct{})
 		mustRespondent(t, survey.HandlerFunc(func(ctx context.Context, q *survey.Question) (any, error) {
 			<-release
-			p, err := survey.Decode[ping](q)
+			p, err := spmesh.Decode[ping](q)
 			return pong{N: p.N, From: "slow"}, err
 		}), survey.WithDial(addr), survey.WithName("slow"))
 		t.Cleanup(func() {
@@ -213,7 +213,7 @@ func TestSlowRespondent(t *testing.T) {
 				t.Fatalf("survey %d: got %d answers, want %d", n, len(got), want)
 			}
 			for _, r := range got {
-				if p, err := survey.Decode[pong](r); err != nil || p.N != n {
+				if p, err := spmesh.Decode[pong](r); err != nil || p.N != n {
 					t.Fatalf("survey %d: got %+v, %v from %s, want pong %d", n, p, err, r.From, n)
 				}
 			}
@@ -232,7 +232,7 @@ func TestSlowRespondent(t *testing.T) {
 		check(ask(2, time.Minute, "r0", "r1"), 2, 2)
 		close(release)
 		testutil.Eventually(t, 10*time.Second, func() error {
-			if st := s.Stats(); st.Late != 1 || st.Dropped != 1 || st.Received != 4 {
+			if st := s.Stats(); st.DroppedLate != 1 || st.Dropped != 1 || st.Received != 4 {
 				return fmt.Errorf("got %+v, want 1 late (dropped), 4 received", st)
 			}
 			return nil
@@ -271,7 +271,7 @@ func TestConcurrentSurveys(t *testing.T) {
 						errs <- err
 						return
 					}
-					p, err := survey.Decode[pong](r)
+					p, err := spmesh.Decode[pong](r)
 					if err != nil || p.N != i {
 						errs <- fmt.Errorf("survey %d: got %+v, %v, want pong %d", i, p, err, i)
 						return
@@ -318,8 +318,8 @@ func TestHandlerFailures(t *testing.T) {
 		peers(t, s, 1)
 		ask := func(cmd string) *survey.Response {
 			t.Helper()
-			rs, err := s.Survey(context.Background(), cmd, survey.WithTimeout(time.Minute),
-				survey.WithExpect("solo"), survey.WithHeader(spmesh.Header{"trace": cmd}))
+			rs, err := s.SurveyHeader(context.Background(), spmesh.Header{"trace": cmd}, cmd, survey.WithTimeout(time.Minute),
+				survey.WithExpect("solo"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -342,12 +342,12 @@ func TestHandlerFailures(t *testing.T) {
 			t.Fatalf("decline: got %+v, want declined", resp)
 		}
 		resp = ask("hello")
-		if v, err := survey.Decode[string](resp); err != nil || v != "ok hello" || resp.Header.Get("trace") != "hello" {
+		if v, err := spmesh.Decode[string](resp); err != nil || v != "ok hello" || resp.Header.Get("trace") != "hello" {
 			t.Fatalf("after failures: got %q, %v, header %v, want ok hello", v, err, resp.Header)
 		}
 		testutil.Eventually(t, 10*time.Second, func() error {
 			// Sent is counted once the answer is queued: it may trail the surveyor.
-			if st := r.Stats(); st.Panics != 1 || st.Errors != 2 || st.Declined != 1 || st.Received != 4 || st.Sent != 4 {
+			if st := r.Stats(); st.Panics != 1 || st.HandlerErrors != 2 || st.Declined != 1 || st.Received != 4 || st.Sent != 4 {
 				return fmt.Errorf("got respondent stats %+v, want 1 panic, 2 errors, 1 declined, 4 received and sent", st)
 			}
 			return nil
@@ -557,5 +557,50 @@ func surveyorPattern() testutil.Pattern {
 			"nil option":    func() error { _, err := survey.NewSurveyor(nil); return err },
 		},
 		Hostile: hostileRespondent,
+	}
+}
+
+// TestQueueFullDropped: answers past a survey's queue (WithQueueLen) are
+// dropped and counted as DroppedQueueFull; an open survey is InFlight.
+func TestQueueFullDropped(t *testing.T) {
+	addr := testutil.Inproc(t)
+	s := mustSurveyor(t, survey.WithListen(addr), survey.WithQueueLen(2))
+	const n = 5
+	gates := make([]chan struct{}, n)
+	for i := range gates {
+		gates[i] = make(chan struct{})
+		gate := gates[i]
+		mustRespondent(t, survey.HandlerFunc(func(ctx context.Context, q *survey.Question) (any, error) {
+			select {
+			case <-gate:
+				return "answer", nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}), survey.WithDial(addr))
+	}
+	peers(t, s, n)
+	rs, err := s.Survey(context.Background(), ping{N: 1}, survey.WithTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	// One answer at a time, so that none overflows mangos' own queue.
+	for i, gate := range gates {
+		close(gate)
+		testutil.Eventually(t, 10*time.Second, func() error {
+			if st := s.Stats(); st.Received+st.Dropped != uint64(i+1) {
+				return fmt.Errorf("got %d received, %d dropped, want %d in all", st.Received, st.Dropped, i+1)
+			}
+			return nil
+		})
+	}
+	if st := s.Stats(); st.Received != 2 || st.Dropped != 3 || st.DroppedQueueFull != 3 || st.InFlight != 1 {
+		t.Fatalf("got %d received, %d dropped (%d queue full), %d in flight; want 2, 3 (3), 1",
+			st.Received, st.Dropped, st.DroppedQueueFull, st.InFlight)
+	}
+	rs.Close()
+	if st := s.Stats(); st.InFlight != 0 {
+		t.Fatalf("got %d surveys in flight after Close, want 0", st.InFlight)
 	}
 }

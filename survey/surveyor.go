@@ -7,10 +7,10 @@ import (
 	"iter"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/logx"
 	"github.com/spmesh/spmesh/internal/sock"
 	"github.com/spmesh/spmesh/internal/wire"
 )
@@ -94,27 +94,14 @@ func (r *Response) Decode(v any) error {
 	return r.codec.Unmarshal(r.Data, v)
 }
 
-// Decoder is what [Decode] reads: a [*Response] or a [*Question].
-type Decoder interface {
-	Decode(v any) error
-}
-
-// Decode decodes d (a [*Response] or [*Question]) as a T.
-func Decode[T any](d Decoder) (T, error) {
-	var v T
-	if d == nil {
-		return v, fmt.Errorf("%w: nothing to decode (nil)", spmesh.ErrDecode)
-	}
-	err := d.Decode(&v)
-	return v, err
-}
-
 // SurveyorStats are a Surveyor's counters. Sent counts surveys, Received
 // the answers delivered to [Responses], Dropped the answers that arrived
-// too late or overflowed a survey's queue, and Late the first kind alone.
+// too late (DroppedLate) or overflowed a survey's queue
+// (DroppedQueueFull).
 type SurveyorStats struct {
 	spmesh.Stats
-	Late uint64 // answers to a survey that had already ended (a subset of Dropped)
+	// InFlight is the number of surveys open (started and not ended).
+	InFlight int
 	// ReplyTime is the distribution of the times from sending a survey
 	// to each of its answers (late ones are not in it).
 	ReplyTime spmesh.Histogram
@@ -129,8 +116,7 @@ type Surveyor struct {
 	bare       bool // WithBareFrames (bare.go)
 	defaults   call
 	expectFunc func() []string
-	roster     *sock.Roster // with discovery: the respondents announced
-	late       atomic.Uint64
+	roster     *sock.Roster   // with discovery: the respondents announced
 	replyTime  sock.Histogram // survey to answer, answers in time only
 
 	mu     sync.Mutex
@@ -182,6 +168,15 @@ func (s *Surveyor) Addrs() []string { return s.so.Bound() }
 // With no respondent connected it still runs to its deadline and collects
 // nothing. Close the returned [Responses] when done with it.
 func (s *Surveyor) Survey(ctx context.Context, question any, opts ...SurveyOption) (*Responses, error) {
+	return s.SurveyHeader(ctx, nil, question, opts...)
+}
+
+// SurveyHeader is [Surveyor.Survey] with headers that travel with the
+// question ([Question.Header]). Each answer carries the headers its
+// respondent set ([Question.SetReplyHeader]) in [Response.Header], as a
+// reqrep reply does. A bare Surveyor ([WithBareFrames]) carries none:
+// non-empty headers fail with an error wrapping [spmesh.ErrInvalidOption].
+func (s *Surveyor) SurveyHeader(ctx context.Context, h spmesh.Header, question any, opts ...SurveyOption) (*Responses, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -199,6 +194,7 @@ func (s *Surveyor) Survey(ctx context.Context, question any, opts ...SurveyOptio
 	}()
 	c := s.defaults
 	c.expectCall = false
+	c.header = h
 	for _, o := range opts {
 		if o == nil {
 			return nil, sock.Invalid("nil survey option")
@@ -377,7 +373,11 @@ func (s *Surveyor) collect(mc sock.SurveyCtx, rs *Responses, lateUntil time.Time
 		}
 		if err := wire.Decode(m.Body, &env); err != nil || env.Kind != wire.KindResponse {
 			s.so.C.DecodeErrors.Add(1)
-			s.so.Settings.Logger.Debug("spmesh: discarded bad survey response", "err", err, "kind", env.Kind)
+			if err == nil {
+				err = fmt.Errorf("%w: got a %d frame, want an answer (%d)", spmesh.ErrDecode, env.Kind, wire.KindResponse)
+			}
+			addr := m.From()
+			s.so.WarnPeer(addr, "spmesh: discarded bad survey answer", logx.Remote, addr, logx.Err, err)
 			m.Free()
 			continue
 		}
@@ -398,7 +398,7 @@ func (s *Surveyor) collect(mc sock.SurveyCtx, rs *Responses, lateUntil time.Time
 
 // Stats returns the surveyor's counters.
 func (s *Surveyor) Stats() SurveyorStats {
-	return SurveyorStats{Stats: s.so.Stats(), Late: s.late.Load(), ReplyTime: s.replyTime.Snapshot()}
+	return SurveyorStats{Stats: s.so.Stats(), InFlight: s.surveys.Len(), ReplyTime: s.replyTime.Snapshot()}
 }
 
 // errDraining is Survey's error once Drain was called.
@@ -417,6 +417,7 @@ func (s *Surveyor) Drain(ctx context.Context) error {
 	if s.so.Closed() {
 		return spmesh.ErrClosed
 	}
+	s.so.C.Draining.Store(true)
 	s.surveys.Stop()
 	err := s.surveys.Wait(ctx)
 	if cerr := s.Close(); err == nil {
@@ -496,13 +497,12 @@ func (rs *Responses) add(r *Response) {
 	rs.mu.Lock()
 	if rs.ended {
 		rs.mu.Unlock()
-		rs.s.late.Add(1)
-		c.Dropped.Add(1)
+		c.Drop(1, &c.DroppedLate)
 		return
 	}
 	if len(rs.buf)-rs.head >= rs.max {
 		rs.mu.Unlock()
-		c.Dropped.Add(1)
+		c.Drop(1, &c.DroppedQueueFull)
 		return
 	}
 	rs.buf = append(rs.buf, r)

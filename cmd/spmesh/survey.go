@@ -86,10 +86,7 @@ bare respondent that fails sends nothing).`,
 			if len(expect) > 0 {
 				sopts = append(sopts, survey.WithExpect(expect...))
 			}
-			if len(s.header) > 0 {
-				sopts = append(sopts, survey.WithHeader(s.header))
-			}
-			res, err := sv.Survey(ctx, question, sopts...)
+			res, err := sv.SurveyHeader(ctx, s.header, question, sopts...)
 			if err != nil {
 				return err
 			}

@@ -110,7 +110,7 @@ With --dial/--listen and no mesh, give no SERVICE.`,
 			defer cancel()
 			w.Drain(dctx)
 			st := w.Stats()
-			s.logf("acked %d jobs, nacked %d, %d duplicates acked without running", st.Acked, st.Nacked, st.Duplicates)
+			s.logf("acked %d jobs, nacked %d, %d duplicates acked without running", st.Acked, st.HandlerErrors, st.Duplicates)
 			return nil
 		},
 	}

@@ -371,7 +371,7 @@ func surveyLoop(ctx context.Context, sv *survey.Surveyor, pub *pubsub.Publisher,
 			if err != nil {
 				break
 			}
-			if l, err := survey.Decode[Load](resp); err == nil {
+			if l, err := spmesh.Decode[Load](resp); err == nil {
 				loads = append(loads, l)
 			}
 		}

@@ -570,7 +570,7 @@ func (s *supervisor) watchEvents(sub *pubsub.Subscriber) {
 			s.seen++
 			s.loadMu.Unlock()
 		case topicLoad:
-			loads, err := pubsub.Decode[[]Load](m)
+			loads, err := spmesh.Decode[[]Load](m)
 			if err != nil {
 				continue
 			}

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/discovery"
 	"github.com/spmesh/spmesh/pipeline"
 )
@@ -83,7 +84,7 @@ func atLeastOnce(ctx context.Context, reg *discovery.Static) {
 	}
 	st := p.Stats()
 	fmt.Printf("at least once: %d jobs acked, %d nacked and delivered again; img-03 took %d attempts\n",
-		st.Acked, st.Nacked, attempts["img-03"])
+		st.Acked, st.RemoteErrors, attempts["img-03"])
 }
 
 // atMostOnce pushes 10 jobs to two pullers.
@@ -111,7 +112,7 @@ func atMostOnce(ctx context.Context, reg *discovery.Static) {
 				if err != nil {
 					return
 				}
-				job, err := pipeline.Decode[Job](m)
+				job, err := spmesh.Decode[Job](m)
 				if err != nil {
 					log.Fatal(err)
 				}

@@ -13,6 +13,7 @@ import (
 	"log"
 	"time"
 
+	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/discovery"
 	"github.com/spmesh/spmesh/pubsub"
 )
@@ -68,7 +69,7 @@ func main() {
 			if err != nil {
 				log.Fatal(err)
 			}
-			img, err := pubsub.Decode[ImageReady](m)
+			img, err := spmesh.Decode[ImageReady](m)
 			if err != nil {
 				log.Fatal(err)
 			}

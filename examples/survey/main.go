@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/discovery"
 	"github.com/spmesh/spmesh/survey"
 )
@@ -68,7 +69,7 @@ func main() {
 			lines = append(lines, resp.From+": declined")
 			continue
 		}
-		l, err := survey.Decode[Load](resp)
+		l, err := spmesh.Decode[Load](resp)
 		if err != nil {
 			log.Fatal(err)
 		}

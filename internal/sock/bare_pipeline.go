@@ -5,7 +5,7 @@ package sock
 // a decode error. convert turns the body into a message (it may keep it),
 // or reports false to skip it. A frame over Settings.MaxMsgSize that the
 // transport let through (inproc://) is dropped and counted in TooLarge and
-// Dropped. Bodies are copied out of pooled buffers as in NewInbox.
+// Dropped (DroppedTooLarge). Bodies are copied out of pooled buffers as in NewInbox.
 func NewBareInbox[T any](so *Socket, convert func(body []byte) (T, bool)) *Inbox[T] {
 	var slab []byte
 	max := so.Settings.MaxMsgSize
@@ -13,7 +13,7 @@ func NewBareInbox[T any](so *Socket, convert func(body []byte) (T, bool)) *Inbox
 		if len(m.Body) > max {
 			m.Free()
 			so.C.TooLarge.Add(1)
-			so.C.Dropped.Add(1)
+			so.C.Drop(1, &so.C.DroppedTooLarge)
 			return nil
 		}
 		body := m.Body

@@ -20,6 +20,10 @@ type Counters struct {
 	// DroppedQueueFull and DroppedClosed: the drops (also in Dropped)
 	// whose cause is known where they are counted.
 	DroppedQueueFull, DroppedClosed atomic.Uint64
+	// The other causes of Dropped (see Drop and spmesh.Stats).
+	DroppedTooLarge, DroppedSendTimeout, DroppedExpired, DroppedGap, DroppedLate atomic.Uint64
+	// Draining: Drain was called (spmesh.Stats.Draining).
+	Draining atomic.Bool
 
 	lastErr atomic.Pointer[string]
 }
@@ -55,6 +59,13 @@ func (so *Socket) Stats() spmesh.Stats {
 		DroppedQueueFull: so.C.DroppedQueueFull.Load(),
 		DroppedClosed:    so.C.DroppedClosed.Load(),
 
+		DroppedTooLarge:    so.C.DroppedTooLarge.Load(),
+		DroppedSendTimeout: so.C.DroppedSendTimeout.Load(),
+		DroppedExpired:     so.C.DroppedExpired.Load(),
+		DroppedGap:         so.C.DroppedGap.Load(),
+		DroppedLate:        so.C.DroppedLate.Load(),
+		Draining:           so.C.Draining.Load(),
+
 		TooLarge:         so.C.TooLarge.Load(),
 		SendTimeouts:     so.C.SendTimeouts.Load(),
 		ConnsRefused:     so.C.ConnsRefused.Load(),
@@ -63,4 +74,12 @@ func (so *Socket) Stats() spmesh.Stats {
 		EndpointsRefused: so.C.EndpointsRefused.Load(),
 		LastError:        so.C.LastError(),
 	}
+}
+
+// Drop counts n messages dropped, in Dropped and in cause, one of the
+// Dropped* counters of c: every drop has exactly one cause, so that
+// Dropped is the sum of the causes (spmesh.Stats).
+func (c *Counters) Drop(n uint64, cause *atomic.Uint64) {
+	c.Dropped.Add(n)
+	cause.Add(n)
 }

@@ -394,6 +394,7 @@ func (in *Inbox[T]) Drain(ctx context.Context) error {
 		return spmesh.ErrClosed
 	}
 	in.drain.Store(true)
+	in.so.C.Draining.Store(true)
 	in.so.Close() // the reader returns after its last message and closes ch
 	t := time.NewTicker(time.Millisecond)
 	defer t.Stop()

@@ -59,7 +59,7 @@ func (o *observer) DialError(addr string, err error) {
 // whatever OversizeFrame makes of it).
 func (o *observer) Oversize(remote string, peerProto uint16, prefix []byte, size uint64) []byte {
 	o.so.C.TooLarge.Add(1)
-	o.so.C.Dropped.Add(1)
+	o.so.C.Drop(1, &o.so.C.DroppedTooLarge)
 	o.so.logWarn(remote, "spmesh: received frame over the size limit dropped",
 		logx.Remote, remote, "size", size, "max", o.so.Settings.MaxMsgSize)
 	return o.so.OversizeFrame(peerProto, prefix, size)
@@ -69,7 +69,7 @@ func (o *observer) Oversize(remote string, peerProto uint16, prefix []byte, size
 // connection (no reply channel, or a claim far past the limit).
 func (o *observer) FrameRefused(remote string, peerProto uint16, size uint64) {
 	o.so.C.TooLarge.Add(1)
-	o.so.C.Dropped.Add(1)
+	o.so.C.Drop(1, &o.so.C.DroppedTooLarge)
 	o.so.logWarn(remote, "spmesh: frame over the size limit: connection closed",
 		logx.Remote, remote, "size", size, "max", o.so.Settings.MaxMsgSize)
 }
@@ -79,6 +79,10 @@ func (o *observer) FrameRefused(remote string, peerProto uint16, size uint64) {
 func (so *Socket) logWarn(addr, msg string, args ...any) {
 	so.logRated(slog.LevelWarn, addr, msg, args...)
 }
+
+// WarnPeer is logWarn for the pattern packages: a refusal or drop of the
+// traffic of the peer at addr, logged at Warn through the socket's limiter.
+func (so *Socket) WarnPeer(addr, msg string, args ...any) { so.logWarn(addr, msg, args...) }
 
 // logRated logs at level through the socket's limiter, keyed by the host
 // of addr ("" for an unknown peer).

@@ -306,7 +306,7 @@ func (s *Server) hangUp(p mangos.Pipe, st *pipeState) {
 func (s *Server) dropSlow(p mangos.Pipe, reply *mangos.Message) {
 	reply.Free()
 	s.so.C.SendTimeouts.Add(1)
-	s.so.C.Dropped.Add(1)
+	s.so.C.Drop(1, &s.so.C.DroppedSendTimeout)
 	addr := pipeAddr(p)
 	s.so.logRated(slog.LevelDebug, addr, "spmesh: reply dropped: the peer is not taking replies",
 		logx.Remote, addr, "send_timeout", s.sendTimeout)
@@ -469,6 +469,7 @@ func (s *Server) Drain(ctx context.Context) error {
 		return spmesh.ErrClosed
 	}
 	s.drain.Store(true)
+	s.so.C.Draining.Store(true)
 	for _, w := range s.workers {
 		if w.state.CompareAndSwap(idle, stopped) {
 			w.mc.Close()

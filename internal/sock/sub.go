@@ -138,15 +138,15 @@ func (s *subProto) drop1(q chan *mangos.Message, m *mangos.Message) {
 }
 
 // dropOldest drops the oldest frame of q, if any, counting it in drops
-// and in the socket's DroppedQueueFull (a frame, whatever the messages it
-// carries: a subscriber's Dropped counts those as gaps).
+// only: an enveloped subscriber counts the messages it carried as gaps
+// (Dropped, DroppedGap), a bare one adds SubDrops to Dropped and
+// DroppedQueueFull.
 func (s *subProto) dropOldest(q chan *mangos.Message) bool {
 	select {
 	case old := <-q:
 		s.held.Add(-int64(len(old.Body)))
 		old.Free()
 		s.drops.Add(1)
-		s.c.DroppedQueueFull.Add(1)
 		return true
 	default:
 		return false

@@ -375,7 +375,7 @@ func legitPublish(c *hostile.Conn, s *pubsub.Subscriber) {
 	if err != nil {
 		fail("legit message: %v", err)
 	}
-	if v, err := pubsub.Decode[string](m); err != nil || v != "legit" {
+	if v, err := spmesh.Decode[string](m); err != nil || v != "legit" {
 		fail("legit message: got %q, %v, want legit (a phantom message?)", v, err)
 	}
 	say("LEGIT ok")
