@@ -95,15 +95,18 @@
 //
 // With [WithTracer] a Requester starts one client span per call (resends
 // carry the same context) and a Replier's handler runs in the server span
-// continuing it; Producer and Worker jobs ride here as op "job". See
-// [spmesh.Tracer].
+// continuing it. See [spmesh.Tracer].
+//
+// The dispatcher (credits, resends, the serving side) is spmesh's own and
+// shared with the pipeline's Producer and Worker, which speak jobs and
+// acks instead: a Requester and a Worker, or a Producer and a Replier,
+// refuse each other's frames (ErrDecode).
 //
 // # Constructors
 //
 //   - [NewRequester](opts...): the calling side. [Requester.Request],
 //     [Requester.RequestHeader], the typed [Ask], and [Requester.Do] for full
-//     control over ID, attempts and timeouts (what layered packages such as
-//     the pipeline's Producer use).
+//     control over ID, attempts and timeouts.
 //   - [NewReplier](handler, opts...): the serving side, with [HandlerFunc]
 //     and the typed [TypedHandler] adapters.
 //
