@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/foreign"
 	"github.com/spmesh/spmesh/internal/testutil"
 	"github.com/spmesh/spmesh/internal/wire"
 	"github.com/spmesh/spmesh/pipeline"
 	"github.com/spmesh/spmesh/reqrep"
 	"go.nanomsg.org/mangos/v3/protocol/rep"
+	"go.nanomsg.org/mangos/v3/protocol/req"
 )
 
 // Jobs and acks are not requests and replies: a reqrep Requester sending
@@ -120,5 +122,57 @@ func TestPipelineOffReqrep(t *testing.T) {
 		if d == "github.com/spmesh/spmesh/reqrep" || d == "github.com/spmesh/spmesh/internal/layer" {
 			t.Errorf("pipeline depends on %s, want it off reqrep", d)
 		}
+	}
+}
+
+// A job over the Worker's size limit is nacked with code -2, and that
+// nack announces the worker's credit like every ack: over TCP (refused as
+// it arrives, without reading it whole) and over inproc (refused when
+// taken).
+func TestWorkerTooLargeNackCarriesCredit(t *testing.T) {
+	w := mustWorker(t, pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+		t.Error("handler ran for a job over the limit")
+		return nil
+	}), pipeline.WithMaxMessageSize(1024), pipeline.WithCredit(4), pipeline.WithCodec(spmesh.Raw))
+	job := (&foreign.Envelope{Kind: foreign.KindJob, ID: [16]byte{1}, Attempt: 1, Body: make([]byte, 2048)}).Append(nil)
+	check := func(how string, b []byte) {
+		t.Helper()
+		nack, err := foreign.Parse(b)
+		if err != nil {
+			t.Fatalf("%s: nack % x: %v", how, b, err)
+		}
+		if nack.Kind != foreign.KindAck || nack.Code != -2 || nack.Flags&foreign.FlagNack == 0 || nack.Credit != 4 || nack.ID != [16]byte{1} {
+			t.Fatalf("%s: got kind %d code %d flags %d credit %d id %x, want a nack (6) with code -2 and credit 4 for id 01..", how, nack.Kind, nack.Code, nack.Flags, nack.Credit, nack.ID)
+		}
+	}
+
+	c, err := foreign.Dial(listen(t, w, "tcp"), foreign.Req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, err := c.Request(1, job, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("tcp", b)
+
+	raw, err := req.NewSocket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if err := raw.Dial(listen(t, w, testutil.Inproc(t))); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Send(job); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = raw.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	check("inproc", b)
+	if st := w.Stats(); st.TooLarge != 2 {
+		t.Fatalf("worker TooLarge: got %d, want 2", st.TooLarge)
 	}
 }
