@@ -170,7 +170,7 @@ var jobPool = sync.Pool{New: func() any { return new(Job) }}
 
 // serve runs one delivery of a job. The ack is the reply, sent by the
 // server after serve returns nil; an error reply is the nack.
-func (w *Worker) serve(ctx context.Context, env *wire.Msg) (any, spmesh.Header, error) {
+func (w *Worker) serve(ctx context.Context, env wire.Msg) (any, spmesh.Header, error) {
 	job := jobPool.Get().(*Job)
 	*job = Job{
 		ID: JobID(env.ID), Attempt: max(1, int(env.Attempt)), Header: env.Header,

@@ -96,7 +96,7 @@ func (r *Replier) handle(base context.Context, m *sock.Frame) *sock.Frame {
 }
 
 // serve runs the handler on one decoded request.
-func (r *Replier) serve(ctx context.Context, env *wire.Msg) (any, spmesh.Header, error) {
+func (r *Replier) serve(ctx context.Context, env wire.Msg) (any, spmesh.Header, error) {
 	req := r.pool.Get().(*Request)
 	*req = Request{
 		ID: env.ID, Attempt: int(env.Attempt), Header: env.Header,

@@ -388,10 +388,11 @@ func (s *Server) replyEnv(k wire.Kind, id wire.ID, attempt uint32) wire.Msg {
 }
 
 // EnvelopeHandler serves one request decoded by [Server.ServeEnvelope]:
-// env is its envelope (Body aliases the frame: valid until it returns). It
-// returns the reply value (encoded with the codec), the reply's headers,
-// and the handler's error.
-type EnvelopeHandler func(ctx context.Context, env *wire.Msg) (v any, h spmesh.Header, err error)
+// env is its envelope (Body aliases the frame: valid until it returns;
+// given by value, so that the decoded envelope stays on the server's
+// stack). It returns the reply value (encoded with the codec), the reply's
+// headers, and the handler's error.
+type EnvelopeHandler func(ctx context.Context, env wire.Msg) (v any, h spmesh.Header, err error)
 
 // ServeEnvelope answers one enveloped request frame m of f's flavour,
 // the serving half shared by reqrep's Replier and the pipeline's Worker.
@@ -432,7 +433,7 @@ func (s *Server) ServeEnvelope(base context.Context, m *Frame, f Frames, h Envel
 	hctx, end := s.so.Settings.TraceReceive(ctx, f.Op(), s.so.Settings.Service, env.Header)
 	var rh spmesh.Header
 	v, err := s.Call(f.Op(), env.ID, func() (v any, err error) {
-		v, rh, err = h(hctx, &env)
+		v, rh, err = h(hctx, env)
 		return v, err
 	})
 	end(err)
