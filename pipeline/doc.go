@@ -57,10 +57,12 @@
 // With [WithTracer] a Producer starts one producer span per job (ended by
 // its ack, its dead letter or its failure: redeliveries after a nack, an
 // ack timeout or a lost worker are within it and carry its trace context)
-// and a Worker's handler runs in the consumer span continuing it; with an
+// and a Worker's handler runs in the consumer span continuing it. With an
 // outbox the job's headers are stored with that trace context, and a job
-// recovered after a restart hands them to the tracer's Send again; a Pusher's push is a producer span ended once queued, and
-// a Puller's [Message.Context] carries the consumer span. See
+// recovered after a restart hands them to the tracer's Send again (whether
+// its new span joins the old trace is the tracer's choice: the headers are
+// its only link to it). A Pusher's push is a producer span ended once
+// queued, and a Puller's [Message.Context] carries the consumer span. See
 // [spmesh.Tracer].
 //
 // # Constructors
