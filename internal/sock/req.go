@@ -355,6 +355,9 @@ func (t *Ticket) SetCredit(n int) {
 func (t *Ticket) SetLoad(running int) {
 	p := t.pipe
 	others := int32(min(max(running-t.outAt, 0), maxCredit))
+	if p.others.Load() == others {
+		return // the usual case: no write to the shared counter
+	}
 	if old := p.others.Swap(others); old > others {
 		// Room grew: requests waiting for room look again.
 		d := t.d
