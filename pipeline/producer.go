@@ -244,15 +244,16 @@ func NewProducer(opts ...Option) (*Producer, error) {
 		}
 		return nil, err
 	}
+	cc := sock.CallerConfig{
+		Frames:         sock.JobFrames,
+		AttemptTimeout: c.producer.ackTimeout,
+		MaxAttempts:    c.producer.maxAttempts,
+		Wait:           c.producer.wait || c.producer.outbox != "",
+		PeerCredit:     2 * DefaultConcurrency, // until a worker announces its own
+	}
 	p := &Producer{
-		so: so, codec: c.sock.Codec,
-		c: sock.NewCaller(so, sock.CallerConfig{
-			Frames:         sock.JobFrames,
-			AttemptTimeout: c.producer.ackTimeout,
-			MaxAttempts:    c.producer.maxAttempts,
-			Wait:           c.producer.wait || c.producer.outbox != "",
-			PeerCredit:     2 * DefaultConcurrency, // until a worker announces its own
-		}), maxSize: c.sock.MaxMsgSize, log: c.sock.Logger, cfg: c.producer,
+		so: so, c: sock.NewCaller(so, cc),
+		codec: c.sock.Codec, maxSize: c.sock.MaxMsgSize, log: c.sock.Logger, cfg: c.producer,
 		slots:    make(chan struct{}, c.producer.maxInFlight),
 		work:     make(chan *Result),
 		done:     make(chan struct{}),
