@@ -43,7 +43,9 @@
 //     connection, and a caller's own retry of a failed call (same
 //     [Call.ID], next [Call.Attempt]), go to another replier when one has
 //     room. Stats().PerPeer shows each replier's credit, requests in
-//     flight, done and failed.
+//     flight, done and failed. A Replier does not report how many
+//     requests it runs for other requesters (a pipeline Worker does), so
+//     requesters sharing repliers each count only their own requests.
 //   - Limits: a request over the Requester's own [WithMaxMessageSize] fails
 //     at once with [spmesh.ErrTooLarge], before it is encoded when its size
 //     is known ([]byte, string). A request over the Replier's limit is read
