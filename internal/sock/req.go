@@ -420,7 +420,7 @@ func (d *Dispatch) Peers() []spmesh.PeerStats {
 		if c == 0 {
 			c = d.credit
 		}
-		ps := spmesh.PeerStats{Addr: p.addr, Credit: c, InFlight: int(p.out.Load()), Done: p.done, Failed: p.failed}
+		ps := spmesh.PeerStats{Addr: p.addr, Credit: c, InFlight: int(p.out.Load()), Done: p.done, Failed: p.failed, Others: int(p.others.Load())}
 		if p.done > 0 {
 			ps.MeanReplyTime = p.replyTime / time.Duration(p.done)
 		}
