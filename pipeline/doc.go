@@ -142,7 +142,7 @@
 //     running. A job nacked by one worker, or whose delivery timed out or
 //     was lost, is delivered again to another worker when one has room.
 //     Stats().PerPeer shows each worker's credit, jobs in flight, done and
-//     failed.
+//     failed, and what it last said it runs for other producers (Others).
 //   - Order: none. Jobs run concurrently and redeliveries overtake.
 //   - Too large: a job over the Producer's own [WithMaxMessageSize] fails at
 //     once with [spmesh.ErrTooLarge]. A job over a Worker's limit is
