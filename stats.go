@@ -106,6 +106,10 @@ type PeerStats struct {
 	InFlight int    // requests (jobs) sent to it and not answered yet
 	Done     uint64 // replies (acks and nacks) received from it
 	Failed   uint64 // requests sent to it that were lost, timed out or abandoned
+	// Others is what the peer runs for other requesters or producers, as
+	// its last reply said (a Worker's acks carry it; 0 for a Replier): it
+	// counts as load there and is taken off its Credit, down to 1.
+	Others int
 	// MeanReplyTime is the mean time from sending a request (job) to it to
 	// its reply (ack or nack): its service time plus the network.
 	MeanReplyTime time.Duration

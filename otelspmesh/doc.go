@@ -13,7 +13,8 @@
 //
 // Spans: a Requester's call and a Surveyor's survey are client spans, a
 // Replier's and a Respondent's handler run in the server span continuing
-// them; a Producer's delivery (ended by its ack or nack), a Publisher's
+// them; a Producer's job (ended by its ack, dead letter or failure: its
+// redeliveries carry the same context), a Publisher's
 // publication and a Pusher's push (ended once queued) are producer spans;
 // a Worker's handler runs in the consumer span continuing its job, and a
 // Subscriber or Puller starts a consumer span per message, ended when the

@@ -71,21 +71,26 @@ func NewTracer(opts ...Option) *Tracer {
 }
 
 // Send starts the span of a message sent and returns a copy of h with its
-// trace context.
+// trace context. Its parent is ctx's span or, when ctx has none, the trace
+// context h already carries (a job recovered from a producer's outbox
+// after a restart continues the trace it was first sent in).
 func (t *Tracer) Send(ctx context.Context, op, dest string, h spmesh.Header) (context.Context, spmesh.Header, func(error)) {
+	if len(h) > 0 && !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = t.prop.Extract(ctx, propagation.MapCarrier(h))
+	}
 	start := startProducer
 	if answered(op) {
 		start = startClient
 	}
 	ctx, span := t.tr.Start(ctx, spanName(op, dest), start...)
+	if !span.SpanContext().IsValid() {
+		return ctx, h, endFunc(span, op, dest) // nothing to add: send h as it is
+	}
 	out := make(spmesh.Header, len(h)+2)
 	for k, v := range h {
 		out[k] = v
 	}
-	t.prop.Inject(ctx, propagation.MapCarrier(out))
-	if len(out) == len(h) {
-		out = h // nothing to add (no valid span): send h as it is
-	}
+	t.prop.Inject(ctx, propagation.MapCarrier(out)) // replaces a trace context h carried
 	return ctx, out, endFunc(span, op, dest)
 }
 

@@ -54,11 +54,15 @@
 //
 // # Tracing
 //
-// With [WithTracer] a Producer starts a producer span per delivery (ended
-// by its ack or nack; a redelivery after a nack is a new span, a resend
-// within one is not) and a Worker's handler runs in the consumer span
-// continuing it; a Pusher's push is a producer span ended once queued, and
-// a Puller's [Message.Context] carries the consumer span. See
+// With [WithTracer] a Producer starts one producer span per job (ended by
+// its ack, its dead letter or its failure: redeliveries after a nack, an
+// ack timeout or a lost worker are within it and carry its trace context)
+// and a Worker's handler runs in the consumer span continuing it. With an
+// outbox the job's headers are stored with that trace context, and a job
+// recovered after a restart hands them to the tracer's Send again (whether
+// its new span joins the old trace is the tracer's choice: the headers are
+// its only link to it). A Pusher's push is a producer span ended once
+// queued, and a Puller's [Message.Context] carries the consumer span. See
 // [spmesh.Tracer].
 //
 // # Constructors
@@ -82,9 +86,10 @@
 //
 // # Traps first: at least once
 //
-// [Producer] / [Worker] ride on the reqrep engine (SP REQ/REP, spmesh
-// choosing each job's worker): a job is a request, the worker's reply is
-// its ack.
+// [Producer] / [Worker] speak SP REQ/REP with spmesh's own dispatcher
+// (shared with package reqrep, not built on its API): a job is a request,
+// the worker's reply is its ack, and the Producer chooses each job's
+// worker.
 //
 //   - Duplicates: a job is delivered again when its worker fails it (the
 //     handler returned an error or panicked: a nack), does not ack it within
@@ -121,16 +126,24 @@
 //     ties round robin. A worker's credit is how many jobs it takes at once
 //     from one producer; it announces it in every ack (twice its
 //     [WithConcurrency], default 8, so that a job waits ready for each
-//     handler; [WithCredit] sets another). So equal
-//     workers get equal shares, a worker 4x slower gets about a quarter of
-//     a fast one's share, and a worker that joins a busy pipeline gets jobs
-//     as soon as it is connected. While every worker is at its credit, jobs
-//     wait at the Producer (within [WithMaxInFlight]); a job sent waits at
-//     its worker at most behind one job per handler, its ack timer running. A
-//     job nacked by one worker, or whose delivery timed out or was lost, is
-//     delivered again to another worker when one has room.
+//     handler; [WithCredit] sets another), together with the number of
+//     jobs it is running for all its producers. A worker shared by several
+//     producers is given by each no more than its credit less what it runs
+//     for the others (its report less this producer's own jobs in flight
+//     there, never below zero), and always at least one job, so that a
+//     busy worker is still probed and its next ack says when it has room.
+//     So equal workers get equal shares, a worker 4x slower gets about a
+//     quarter of a fast one's share, a worker kept busy by another
+//     producer gets fewer, and a worker that joins a busy pipeline gets jobs
+//     as soon as it is connected. Until a worker's first ack, and for
+//     foreign workers that announce nothing, the Producer assumes a credit
+//     of twice [DefaultConcurrency]. While every worker is at its credit,
+//     jobs wait at the Producer (within [WithMaxInFlight]); a job sent
+//     waits at its worker at most behind one job per handler, its ack timer
+//     running. A job nacked by one worker, or whose delivery timed out or
+//     was lost, is delivered again to another worker when one has room.
 //     Stats().PerPeer shows each worker's credit, jobs in flight, done and
-//     failed.
+//     failed, and what it last said it runs for other producers (Others).
 //   - Order: none. Jobs run concurrently and redeliveries overtake.
 //   - Too large: a job over the Producer's own [WithMaxMessageSize] fails at
 //     once with [spmesh.ErrTooLarge]. A job over a Worker's limit is
@@ -148,9 +161,13 @@
 //     [HandlerGrace] (1s) for them; a handler that ignores its ctx goes on
 //     running in the background (its ack is never sent, so the job is
 //     delivered again), logged and counted in [WorkerStats].Abandoned.
-//   - Wire: Producer and Worker speak reqrep's frames as pipeline jobs and
-//     acks, so they neither serve nor call plain reqrep peers, and Pushers
-//     and Pullers never mix with them (different protocols and roles).
+//   - Wire: Producer and Worker speak jobs and acks (WIRE.md, kinds 5 and
+//     6), so they neither serve nor call reqrep peers (a request is nacked
+//     as not decodable, a job answered by a Replier fails with
+//     [spmesh.ErrDecode]), and Pushers and Pullers never mix with them
+//     (different protocols and roles). A job from a foreign producer that
+//     carries no attempt number is [Job.Attempt] 1; every ack, a refusal
+//     for size (code -2) included, carries the worker's credit.
 //
 // # Durable: the outbox
 //

@@ -111,8 +111,8 @@ func TestForeignProducer(t *testing.T) {
 	}{
 		{job([16]byte{}, 1, "anon"), 1, "anon"},
 		{job([16]byte{}, 1, "anon"), 1, "anon"},
-		{[]byte{1, 5, 0x80, 'x'}, 0, "x"}, // key 6 absent: zero, as WIRE.md says
-		{[]byte{1, 5, 0x80, 'x'}, 0, "x"},
+		{[]byte{1, 5, 0x80, 'x'}, 1, "x"}, // key 6 absent: attempt 1, as WIRE.md says
+		{[]byte{1, 5, 0x80, 'x'}, 1, "x"},
 	} {
 		if ack := send(tc.frame); ack.ID != [16]byte{} || ack.Flags != 0 || ack.Err != "" {
 			t.Fatalf("job % x: got id %x flags %d err %q, want a plain ack with a zero id", tc.frame, ack.ID, ack.Flags, ack.Err)

@@ -8,9 +8,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
-	"github.com/spmesh/spmesh/internal/layer"
 	"github.com/spmesh/spmesh/internal/sock"
-	"github.com/spmesh/spmesh/reqrep"
 )
 
 // Option configures the types of this package. The options shared by every
@@ -484,46 +482,4 @@ func WithDedup(size int, ttl time.Duration) Option {
 		c.worker.dedupSize, c.worker.dedupTTL = size, ttl
 		return nil
 	}}
-}
-
-// reqrepOptions carries the shared settings over to the reqrep socket that
-// a Producer or Worker rides on. Every field of sock.Settings that the
-// pipeline's options can set must appear here.
-func reqrepOptions(s *sock.Settings) []reqrep.Option {
-	opts := []reqrep.Option{
-		layer.ReqrepWorker().(reqrep.Option), // jobs and acks, role worker
-		reqrep.WithCodec(s.Codec),
-		reqrep.WithLogger(s.Logger),
-		reqrep.WithMaxMessageSize(s.MaxMsgSize),
-		reqrep.WithQueueLen(s.SendQueue),
-		reqrep.WithReconnect(s.ReconnectMin, s.ReconnectMax),
-	}
-	if s.StockTCP {
-		opts = append(opts, reqrep.WithStockTCP())
-	} else {
-		opts = append(opts, reqrep.WithMaxConns(s.MaxConns), reqrep.WithFrameTimeout(s.FrameTimeout),
-			reqrep.WithIdleTimeout(s.IdleTimeout), reqrep.WithHandshakeTimeout(s.HandshakeTimeout))
-	}
-	if s.SendTimeout != sock.DefaultSendTimeout {
-		opts = append(opts, reqrep.WithSendTimeout(s.SendTimeout))
-	}
-	for _, a := range s.Listen {
-		opts = append(opts, reqrep.WithListen(a))
-	}
-	for _, a := range s.Dial {
-		opts = append(opts, reqrep.WithDial(a))
-	}
-	if s.TLS != nil {
-		opts = append(opts, reqrep.WithTLS(s.TLS))
-	}
-	if s.RequireTLS {
-		opts = append(opts, reqrep.WithRequireTLS())
-	}
-	if s.Tracer != nil {
-		opts = append(opts, reqrep.WithTracer(s.Tracer))
-	}
-	if s.Registry != nil {
-		opts = append(opts, reqrep.WithDiscovery(s.Registry, s.Service))
-	}
-	return opts
 }

@@ -1,34 +1,30 @@
 package pipeline
 
 import (
-	"strings"
+	"context"
 	"testing"
-
-	"github.com/spmesh/spmesh/reqrep"
 )
 
-// WithStockTCP reaches the reqrep socket of a Producer and a Worker: that
-// socket then refuses the sptcp-only limits, which it only does with the
-// stock transport set.
+// The options reach the socket of a Producer and a Worker as they are (no
+// copy of each setting to miss): WithStockTCP there, and the sptcp-only
+// limits are refused with it on the pipeline's side.
 func TestStockTCPCarriedOver(t *testing.T) {
-	for _, tg := range []target{forProducer, forWorker} {
-		c, err := newConfig(tg, []Option{WithStockTCP()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !c.sock.StockTCP {
-			t.Fatalf("%v: WithStockTCP not set", tg)
-		}
-		opts := append(reqrepOptions(&c.sock), reqrep.WithMaxConns(8))
-		rq, err := reqrep.NewRequester(opts...)
-		if rq != nil {
-			rq.Close()
-		}
-		if err == nil || !strings.Contains(err.Error(), "stock TCP") {
-			t.Errorf("%v: reqrep socket with the carried options and WithMaxConns = %v, want the stock TCP refusal", tg, err)
-		}
+	p, err := NewProducer(WithStockTCP())
+	if err != nil {
+		t.Fatal(err)
 	}
-	// And the limits are refused on the pipeline's side too.
+	defer p.Close()
+	if !p.so.Settings.StockTCP {
+		t.Error("Producer: WithStockTCP did not reach its socket")
+	}
+	w, err := NewWorker(HandlerFunc(func(ctx context.Context, j *Job) error { return nil }), WithStockTCP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if !w.so.Settings.StockTCP {
+		t.Error("Worker: WithStockTCP did not reach its socket")
+	}
 	if _, err := newConfig(forWorker, []Option{WithStockTCP(), WithMaxConns(8)}); err == nil {
 		t.Error("WithStockTCP with WithMaxConns accepted")
 	}

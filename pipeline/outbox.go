@@ -532,8 +532,12 @@ func (p *Producer) startOutbox(ob *outbox, recs []*record) {
 				id: rec.id, header: rec.header, data: rec.data, ctx: context.Background(),
 				done: make(chan struct{}), seq: rec.seq, attempt: rec.attempt,
 			}
+			// The stored header holds the trace context the job was
+			// first sent with: the tracer gets it again.
+			p.trace(r)
 			if err := p.dispatch(r); err != nil {
 				p.release()
+				r.traced(err)
 				return
 			}
 		}
@@ -557,7 +561,8 @@ func (p *Producer) waitRecovered(ctx context.Context) error {
 	}
 }
 
-// store writes r to the outbox (fsynced) as its first attempt.
+// store writes r to the outbox (fsynced) as its first attempt, with its
+// header as sent (with a tracer: the trace context of its span included).
 func (p *Producer) store(ctx context.Context, r *Result) error {
 	rec := &record{id: r.id, attempt: 1, header: r.header, data: r.data}
 	if err := p.ob.put(ctx, p.done, rec); err != nil {

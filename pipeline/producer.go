@@ -12,9 +12,8 @@ import (
 	"sync/atomic"
 
 	"github.com/spmesh/spmesh"
-	"github.com/spmesh/spmesh/internal/layer"
 	"github.com/spmesh/spmesh/internal/sock"
-	"github.com/spmesh/spmesh/reqrep"
+	"github.com/spmesh/spmesh/internal/wire"
 )
 
 // ErrDeadLetter is wrapped by the error of a job that ran out of attempts
@@ -80,8 +79,9 @@ type Result struct {
 	err      error
 	attempts int
 
-	seq     uint64 // its place in the outbox; 0: none
-	attempt int    // the first delivery's attempt number (recovered: > 1)
+	seq     uint64      // its place in the outbox; 0: none
+	attempt int         // the first delivery's attempt number (recovered: > 1)
+	end     func(error) // ends the job's span (with a tracer); nil: none
 }
 
 // ID returns the job's id.
@@ -171,9 +171,10 @@ type ProducerStats struct {
 // than once. Up to [WithMaxInFlight] jobs are in flight at once, each sent
 // to the worker with the fewest jobs in flight among those below their
 // credit (ties round robin), a redelivery to another worker when one has
-// room. A Producer rides on reqrep's engine; it is safe for concurrent use.
+// room. A Producer is safe for concurrent use.
 type Producer struct {
-	rq      *reqrep.Requester
+	so      *sock.Socket
+	c       *sock.Caller // sends, resends, credits: shared with reqrep's Requester
 	codec   spmesh.Codec
 	maxSize int
 	log     *slog.Logger
@@ -219,13 +220,6 @@ func NewProducer(opts ...Option) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	ro := append(reqrepOptions(&c.sock),
-		reqrep.WithMaxAttempts(c.producer.maxAttempts),
-		reqrep.WithAttemptTimeout(c.producer.ackTimeout),
-		reqrep.WithPeerCredit(2*DefaultConcurrency)) // until a worker announces its own
-	if c.producer.wait || c.producer.outbox != "" {
-		ro = append(ro, reqrep.WithWaitForReplier())
-	}
 	var ob *outbox
 	var recs []*record
 	if c.producer.outbox != "" {
@@ -233,15 +227,23 @@ func NewProducer(opts ...Option) (*Producer, error) {
 			return nil, err
 		}
 	}
-	rq, err := reqrep.NewRequester(ro...)
+	so, err := sock.Open(sock.Dispatcher, c.sock, sock.Wiring{Watch: spmesh.RoleWorker})
 	if err != nil {
 		if ob != nil {
 			ob.close()
 		}
 		return nil, err
 	}
+	cc := sock.CallerConfig{
+		Frames:         sock.JobFrames,
+		AttemptTimeout: c.producer.ackTimeout,
+		MaxAttempts:    c.producer.maxAttempts,
+		Wait:           c.producer.wait || c.producer.outbox != "",
+		PeerCredit:     2 * DefaultConcurrency, // until a worker announces its own
+	}
 	p := &Producer{
-		rq: rq, codec: c.sock.Codec, maxSize: c.sock.MaxMsgSize, log: c.sock.Logger, cfg: c.producer,
+		so: so, c: sock.NewCaller(so, cc),
+		codec: c.sock.Codec, maxSize: c.sock.MaxMsgSize, log: c.sock.Logger, cfg: c.producer,
 		slots:    make(chan struct{}, c.producer.maxInFlight),
 		work:     make(chan *Result),
 		done:     make(chan struct{}),
@@ -255,13 +257,13 @@ func NewProducer(opts ...Option) (*Producer, error) {
 }
 
 // Listen listens on addr for workers to dial, returning the bound address.
-func (p *Producer) Listen(addr string) (string, error) { return p.rq.Listen(addr) }
+func (p *Producer) Listen(addr string) (string, error) { return p.so.Listen(addr) }
 
 // Addrs returns the addresses the producer listens on.
-func (p *Producer) Addrs() []string { return p.rq.Addrs() }
+func (p *Producer) Addrs() []string { return p.so.Bound() }
 
 // Dial connects to a worker listening at addr, in the background.
-func (p *Producer) Dial(addr string) error { return p.rq.Dial(addr) }
+func (p *Producer) Dial(addr string) error { return p.so.Dial(addr) }
 
 // Produce sends v as a job (with a fresh id) and waits until a worker acks
 // it. It blocks while the window ([WithMaxInFlight]) is full. It fails at
@@ -323,15 +325,15 @@ func (p *Producer) Submit(ctx context.Context, t Task) (*Result, error) {
 		return nil, fmt.Errorf("spmesh: encode %T: %w", t.Body, err)
 	}
 	if data == nil {
-		data = []byte{} // nil would mean "no pre-encoded body" to reqrep
+		data = []byte{} // nil would mean "no pre-encoded body" to the Caller
 	}
 	if len(data) > p.maxSize {
 		p.tooLarge.Add(1)
 		return nil, fmt.Errorf("%w: job of %d bytes, limit %d", spmesh.ErrTooLarge, len(data), p.maxSize)
 	}
 	p.lastSize.Store(int64(len(data)))
-	if !p.cfg.wait && layer.ReqrepPeers(p.rq) == 0 {
-		return nil, sock.NoPeersError("no worker connected", p.rq.Stats().LastError)
+	if !p.cfg.wait && p.so.Peers() == 0 {
+		return nil, sock.NoPeersError("no worker connected", p.so.C.LastError())
 	}
 	if p.ob != nil {
 		if err := p.waitRecovered(ctx); err != nil {
@@ -354,18 +356,41 @@ func (p *Producer) Submit(ctx context.Context, t Task) (*Result, error) {
 		id = p.newID()
 	}
 	r := &Result{id: id, header: t.Header, data: data, ctx: ctx, done: make(chan struct{})}
+	p.trace(r)
 	if p.ob != nil {
 		if err := p.store(ctx, r); err != nil { // durable before accepted
 			p.release()
+			r.traced(err)
 			return nil, err
 		}
 	}
 	if err := p.dispatch(r); err != nil {
 		p.release()
+		r.traced(err)
 		return nil, err
 	}
 	p.produced.Add(1)
 	return r, nil
+}
+
+// trace starts r's span when the producer has a tracer: one per job, from
+// here to its ack, dead letter or failure (nacks and redeliveries
+// included); r's header becomes the tracer's, with the span's trace
+// context, sent with every delivery and stored in the outbox, so that a
+// job recovered after a restart gives it to the tracer again.
+func (p *Producer) trace(r *Result) {
+	if !p.so.Settings.Traced() {
+		return
+	}
+	r.ctx, r.header, r.end = p.so.Settings.TraceSend(r.ctx, spmesh.TraceJob, p.so.Settings.Service, r.header)
+}
+
+// traced ends r's span, if any, with the job's outcome.
+func (r *Result) traced(err error) {
+	if r.end != nil {
+		r.end(err)
+		r.end = nil
+	}
 }
 
 // bodyHint guesses the encoded size of v, so that it is encoded into one
@@ -429,6 +454,7 @@ func (p *Producer) sender(r *Result) {
 			p.settle(r, err)
 		}
 		p.release() // first, so a caller woken by the result finds room
+		r.traced(err)
 		r.finish(attempts, err)
 		select {
 		case r = <-p.work:
@@ -446,61 +472,66 @@ func (p *Producer) release() {
 	}
 }
 
-// deliver sends r until it is acked, runs out of attempts, or fails.
-// reqrep resends it after an ack timeout or a lost connection; a nack
-// comes back as a remote error, after which the job is sent again as the
-// next attempt, with the same id.
+// deliver sends r until it is acked, runs out of attempts, or fails. The
+// Caller resends it after an ack timeout or a lost connection; after a
+// nack the job is sent again as the next attempt, with the same id, to
+// another worker when one has room.
 func (p *Producer) deliver(r *Result) (int, error) {
 	// A job recovered from the outbox goes on from its stored attempt
 	// number, with a full budget of deliveries in this run.
 	maxAttempts := p.cfg.maxAttempts + max(1, r.attempt) - 1
-	call := reqrep.Call{
-		ID: reqrep.ID(r.id), Header: r.header,
+	call := sock.Call{
+		ID: wire.ID(r.id), Header: r.header, Data: r.data,
 		Attempt: max(1, r.attempt), MaxAttempts: maxAttempts, AttemptTimeout: p.cfg.ackTimeout,
 	}
-	layer.ReqrepCallData(&call, r.data)
 	if call.AttemptTimeout == 0 {
-		call.AttemptTimeout = -1 // no timer (0 would mean the requester's default)
+		call.AttemptTimeout = -1 // no timer (0 would mean the Caller's default)
 	}
+	var env wire.Msg
 	for {
-		rep, err := p.rq.Do(r.ctx, &call)
+		m, attempt, pipe, err := p.c.Do(r.ctx, &call, &env)
 		if err == nil {
-			p.acked.Add(1)
-			return rep.Attempt, nil
+			if !sock.JobFrames.Failed(&env) {
+				m.Free()
+				p.acked.Add(1)
+				return attempt, nil
+			}
+			err = p.c.RemoteErr(r.ctx, &env)
+			m.Free()
+			var re *spmesh.RemoteError
+			switch {
+			case errors.As(err, &re) && re.Code == spmesh.CodeTooLarge:
+				// The worker refused the job for its size (or its ack was
+				// too large for this producer): another delivery cannot
+				// fare better. Dead-lettered at once; the error wraps
+				// ErrTooLarge.
+				p.remoteErrors.Add(1)
+				return attempt, p.deadLetter(r, attempt, err)
+			case errors.As(err, &re):
+				p.remoteErrors.Add(1)
+				if attempt < maxAttempts {
+					p.log.Debug("spmesh: job nacked, redelivering", "id", r.id, "attempt", attempt, "err", err)
+					call.Attempt, call.Avoid = attempt+1, pipe
+					p.retries.Add(1)
+					continue
+				}
+				return attempt, p.deadLetter(r, attempt, err)
+			}
+			// The job's ctx ended (its deadline made the worker fail it).
 		}
-		var re *spmesh.RemoteError
 		switch {
-		case rep != nil && errors.As(err, &re) && re.Code == spmesh.CodeTooLarge:
-			// The worker refused the job for its size (or its ack was too
-			// large for this producer): another delivery cannot fare
-			// better. Dead-lettered at once; the error wraps ErrTooLarge.
-			p.remoteErrors.Add(1)
-			return rep.Attempt, p.deadLetter(r, rep.Attempt, err)
-		case rep != nil && errors.As(err, &re):
-			p.remoteErrors.Add(1)
-			if rep.Attempt < maxAttempts {
-				p.log.Debug("spmesh: job nacked, redelivering", "id", r.id, "attempt", rep.Attempt, "err", err)
-				// The same id's next attempt: the requester sends it
-				// to another worker when one has room.
-				call.Attempt = rep.Attempt + 1
-				p.retries.Add(1)
-				continue
-			}
-			return rep.Attempt, p.deadLetter(r, rep.Attempt, err)
-		case rep == nil && errors.Is(err, spmesh.ErrDecode) && r.ctx.Err() == nil:
+		case errors.Is(err, spmesh.ErrDecode) && r.ctx.Err() == nil:
 			// Not an ack (a confused or hostile peer): the job's fate is
-			// unknown, so it goes out again like a nacked one. The
-			// attempts reqrep made are not reported with this error:
-			// count one.
-			if call.Attempt < maxAttempts {
-				call.Attempt++
+			// unknown, so it goes out again like a nacked one.
+			if attempt < maxAttempts {
+				call.Attempt, call.Avoid = attempt+1, pipe
 				p.retries.Add(1)
 				continue
 			}
-			return call.Attempt, p.deadLetter(r, call.Attempt, err)
+			return attempt, p.deadLetter(r, attempt, err)
 		case errors.Is(err, spmesh.ErrTimeout) && r.ctx.Err() == nil:
-			// reqrep gave up: the last attempt timed out or lost its worker.
-			return maxAttempts, p.deadLetter(r, maxAttempts, err)
+			// The last attempt timed out or lost its worker.
+			return attempt, p.deadLetter(r, attempt, err)
 		default:
 			p.failed.Add(1)
 			if errors.Is(err, spmesh.ErrClosed) {
@@ -508,7 +539,7 @@ func (p *Producer) deliver(r *Result) (int, error) {
 				p.unacked = append(p.unacked, r.id)
 				p.unackedMu.Unlock()
 			}
-			return call.Attempt, err
+			return attempt, err
 		}
 	}
 }
@@ -535,19 +566,19 @@ func (p *Producer) deadLetter(r *Result, attempts int, cause error) error {
 
 // Stats returns the producer's counters.
 func (p *Producer) Stats() ProducerStats {
-	rs := p.rq.Stats()
+	d := p.c.Dispatch()
 	st := ProducerStats{
-		Stats:        rs.Stats,
+		Stats:        p.so.Stats(),
 		Produced:     p.produced.Load(),
 		Acked:        p.acked.Load(),
 		RemoteErrors: p.remoteErrors.Load(),
-		Timeouts:     rs.Timeouts,
-		Lost:         rs.Lost,
+		Timeouts:     p.c.Timeouts.Load(),
+		Lost:         p.c.Lost.Load(),
 		DeadLettered: p.dead.Load(),
 		Failed:       p.failed.Load(),
 		InFlight:     len(p.slots),
-		PerPeer:      rs.PerPeer,
-		ReplyTime:    rs.ReplyTime,
+		PerPeer:      d.Peers(),
+		ReplyTime:    d.ReplyTime(),
 		Recovered:    p.recovered,
 	}
 	st.Resent += p.retries.Load()
@@ -595,7 +626,7 @@ func (p *Producer) Close() error {
 		p.closed.Store(true) // no sender starts after this
 		p.mu.Unlock()
 		close(p.done)
-		err := p.rq.Close() // every delivery in progress returns ErrClosed
+		err := p.so.Close() // every delivery in progress returns ErrClosed
 		p.senders.Wait()
 		if p.ob != nil {
 			p.recoverWG.Wait()

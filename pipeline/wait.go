@@ -23,7 +23,7 @@ func (pl *Puller) WaitPeers(ctx context.Context, n int) error {
 // ends (ctx's error, wrapped with the number connected and the last
 // connection error). It waits on connection events; it does not poll.
 func (p *Producer) WaitPeers(ctx context.Context, n int) error {
-	return p.rq.WaitPeers(ctx, n)
+	return p.so.WaitPeers(ctx, n)
 }
 
 // WaitPeers waits until at least n producers are connected, the worker
@@ -31,5 +31,5 @@ func (p *Producer) WaitPeers(ctx context.Context, n int) error {
 // number connected and the last connection error). It waits on connection
 // events; it does not poll.
 func (w *Worker) WaitPeers(ctx context.Context, n int) error {
-	return w.rp.WaitPeers(ctx, n)
+	return w.so.WaitPeers(ctx, n)
 }

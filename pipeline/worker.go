@@ -9,7 +9,7 @@ import (
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
-	"github.com/spmesh/spmesh/reqrep"
+	"github.com/spmesh/spmesh/internal/wire"
 )
 
 // Job is one delivery of a job, as a [Handler] sees it. It and its Data are
@@ -19,6 +19,7 @@ type Job struct {
 	ID spmesh.ID
 	// Attempt numbers the delivery, from 1. Above 1, an earlier delivery
 	// failed, timed out or was lost, and may have run (here or elsewhere).
+	// A job whose producer sent no attempt (a foreign one) is attempt 1.
 	Attempt int
 	// Header holds the producer's headers (nil when it sent none).
 	Header spmesh.Header
@@ -104,14 +105,16 @@ type WorkerStats struct {
 // their ctx is cancelled. A handler still running then goes on in the
 // background (its ack is never sent, so the job is delivered again); it is
 // logged and counted in [WorkerStats].Abandoned.
-const HandlerGrace = reqrep.HandlerGrace
+const HandlerGrace = sock.HandlerGrace
 
 // Worker runs the jobs that connected [Producer]s send it with a [Handler],
 // up to [WithConcurrency] at once, and acks each one after the handler
-// returns nil. A Worker rides on a reqrep Replier; it is safe for
-// concurrent use.
+// returns nil. Each ack announces the worker's credit and the jobs it is
+// running (see the package documentation). A Worker is safe for concurrent
+// use.
 type Worker struct {
-	rp    *reqrep.Replier
+	so    *sock.Socket
+	srv   *sock.Server // the serving side shared by reqrep's Replier
 	h     Handler
 	codec spmesh.Codec
 	dd    *dedup // nil: no de-duplication
@@ -137,27 +140,42 @@ func NewWorker(h Handler, opts ...Option) (*Worker, error) {
 	if c.worker.dedupSize > 0 {
 		w.dd = newDedup(c.worker.dedupSize, c.worker.dedupTTL)
 	}
-	ro := append(reqrepOptions(&c.sock), reqrep.WithConcurrency(c.worker.concurrency))
-	if c.worker.credit > 0 {
-		ro = append(ro, reqrep.WithCredit(c.worker.credit))
-	}
-	rp, err := reqrep.NewReplier(reqrep.HandlerFunc(w.serve), ro...)
+	so, err := sock.Open(sock.Rep, c.sock, sock.Wiring{Bind: spmesh.RoleWorker})
 	if err != nil {
 		return nil, err
 	}
-	w.rp = rp
+	w.so = so
+	if w.srv, err = sock.NewServer(so, c.worker.concurrency, w.handle); err != nil {
+		so.Close()
+		return nil, err
+	}
+	credit := c.worker.credit
+	if credit == 0 {
+		credit = min(2*c.worker.concurrency, 1<<16)
+	}
+	w.srv.Credit = uint32(credit)
+	w.srv.ReportLoad = true
+	w.srv.Start()
 	return w, nil
+}
+
+// handle answers one frame: a job is acked (or nacked) once served.
+func (w *Worker) handle(base context.Context, m *sock.Frame) *sock.Frame {
+	return w.srv.ServeEnvelope(base, m, sock.JobFrames, w.serve)
 }
 
 var jobPool = sync.Pool{New: func() any { return new(Job) }}
 
-// serve is the reqrep handler: one delivery of a job. The ack is the reply,
-// sent by reqrep after serve returns nil; an error reply is the nack.
-func (w *Worker) serve(ctx context.Context, req *reqrep.Request) (any, error) {
+// serve runs one delivery of a job. The ack is the reply, sent by the
+// server after serve returns nil; an error reply is the nack.
+func (w *Worker) serve(ctx context.Context, env wire.Msg) (any, spmesh.Header, error) {
 	job := jobPool.Get().(*Job)
 	*job = Job{
-		ID: spmesh.ID(req.ID), Attempt: req.Attempt, Header: req.Header,
-		Time: req.Time, Deadline: req.Deadline, Data: req.Data, codec: w.codec,
+		ID: spmesh.ID(env.ID), Attempt: max(1, int(env.Attempt)), Header: env.Header,
+		Time: time.Unix(0, env.Time), Data: env.Body, codec: w.codec,
+	}
+	if env.Deadline != 0 {
+		job.Deadline = time.Unix(0, env.Deadline)
 	}
 	defer func() { // the handler may not keep job: it is reused
 		*job = Job{}
@@ -172,15 +190,15 @@ func (w *Worker) serve(ctx context.Context, req *reqrep.Request) (any, error) {
 	if dd != nil {
 		dup, err := dd.begin(ctx, job.ID)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if dup {
 			w.dups.Add(1)
-			return nil, nil
+			return nil, nil, nil
 		}
 	}
 	ok := false
-	defer func() { // also on a panic, which reqrep recovers
+	defer func() { // also on a panic, which the server recovers
 		if dd != nil {
 			dd.end(job.ID, ok)
 		}
@@ -191,33 +209,32 @@ func (w *Worker) serve(ctx context.Context, req *reqrep.Request) (any, error) {
 		}
 	}()
 	if err := w.h.ServeJob(ctx, job); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ok = true
-	return nil, nil
+	return nil, nil, nil
 }
 
 // Listen listens on addr for producers to dial, returning the bound address
 // (port 0 resolved).
-func (w *Worker) Listen(addr string) (string, error) { return w.rp.Listen(addr) }
+func (w *Worker) Listen(addr string) (string, error) { return w.so.Listen(addr) }
 
 // Dial connects to a producer listening at addr, in the background.
-func (w *Worker) Dial(addr string) error { return w.rp.Dial(addr) }
+func (w *Worker) Dial(addr string) error { return w.so.Dial(addr) }
 
 // Addrs returns the addresses the worker listens on.
-func (w *Worker) Addrs() []string { return w.rp.Addrs() }
+func (w *Worker) Addrs() []string { return w.so.Bound() }
 
 // Stats returns the worker's counters.
 func (w *Worker) Stats() WorkerStats {
-	rs := w.rp.Stats()
 	return WorkerStats{
-		Stats:         rs.Stats,
-		InFlight:      rs.InFlight,
+		Stats:         w.so.Stats(),
+		InFlight:      int(w.srv.InFlight.Load()),
 		Acked:         w.acked.Load(),
 		HandlerErrors: w.handlerErrors.Load(),
 		Duplicates:    w.dups.Load(),
-		Panics:        rs.Panics,
-		Abandoned:     rs.Abandoned,
+		Panics:        w.srv.Panics.Load(),
+		Abandoned:     w.srv.Abandoned.Load(),
 	}
 }
 
@@ -226,14 +243,14 @@ func (w *Worker) Stats() WorkerStats {
 // again by their producers when the connections close. If ctx ends first,
 // Drain closes at once (running handlers see their ctx cancelled, their
 // jobs are delivered again) and returns ctx.Err().
-func (w *Worker) Drain(ctx context.Context) error { return w.rp.Drain(ctx) }
+func (w *Worker) Drain(ctx context.Context) error { return w.srv.Drain(ctx) }
 
 // Close closes the worker at once: running handlers see their ctx
 // cancelled and their acks are not sent, so their producers deliver the
 // jobs again elsewhere. Close returns once the handlers have returned, or
 // after [HandlerGrace] if some ignore their ctx (they go on running; see
 // [WorkerStats].Abandoned). It is idempotent.
-func (w *Worker) Close() error { return w.rp.Close() }
+func (w *Worker) Close() error { return w.srv.Close() }
 
 // dedup is a worker's de-duplication window: the ids of the jobs acked
 // lately (a ring of size entries, each good for ttl) and of those running.

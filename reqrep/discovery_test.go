@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/pipeline"
 	"github.com/spmesh/spmesh/reqrep"
 )
 
@@ -86,7 +87,15 @@ func TestDiscovery(t *testing.T) {
 	a := mustReplier(t, thumbnailer("a"), reqrep.WithDiscovery(reg, "thumbs"))
 	mustReplier(t, thumbnailer("b"), reqrep.WithDiscovery(reg, "thumbs"))
 	// Same service, another role: a plain requester must not dial it.
-	mustReplier(t, thumbnailer("worker"), reqrep.WithDiscovery(reg, "thumbs"), workerFrames())
+	worked := make(chan struct{}, 1)
+	w, err := pipeline.NewWorker(pipeline.HandlerFunc(func(ctx context.Context, j *pipeline.Job) error {
+		worked <- struct{}{}
+		return nil
+	}), pipeline.WithDiscovery(reg, "thumbs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
 	mustReplier(t, thumbnailer("other"), reqrep.WithDiscovery(reg, "other"))
 
 	rq := mustRequester(t, reqrep.WithDiscovery(reg, "thumbs"))
@@ -122,11 +131,17 @@ func TestDiscovery(t *testing.T) {
 		t.Fatalf("after a left: got %+v, %v, want b", got, err)
 	}
 
-	// A worker-role requester finds only the worker.
-	wq := mustRequester(t, reqrep.WithDiscovery(reg, "thumbs"), workerFrames())
-	peers(t, wq, 1)
-	if got, err := reqrep.Ask[thumb](ctx, wq, resize{"x", 1}); err != nil || got.By != "worker" {
-		t.Fatalf("worker role: got %+v, %v, want worker", got, err)
+	// A producer of the same service finds only the worker.
+	wq, err := pipeline.NewProducer(pipeline.WithDiscovery(reg, "thumbs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { wq.Close() })
+	if err := wq.WaitPeers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := wq.Produce(ctx, resize{"x", 1}); err != nil || len(worked) != 1 || wq.Stats().Peers != 1 {
+		t.Fatalf("producer: got %v, %d jobs worked, %d peers, want nil, 1 and 1 (the worker alone)", err, len(worked), wq.Stats().Peers)
 	}
 
 	// Nobody advertises this service: ErrNoPeers.

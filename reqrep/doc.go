@@ -43,7 +43,9 @@
 //     connection, and a caller's own retry of a failed call (same
 //     [Call.ID], next [Call.Attempt]), go to another replier when one has
 //     room. Stats().PerPeer shows each replier's credit, requests in
-//     flight, done and failed.
+//     flight, done and failed. A Replier does not report how many
+//     requests it runs for other requesters (a pipeline Worker does), so
+//     requesters sharing repliers each count only their own requests.
 //   - Limits: a request over the Requester's own [WithMaxMessageSize] fails
 //     at once with [spmesh.ErrTooLarge], before it is encoded when its size
 //     is known ([]byte, string). A request over the Replier's limit is read
@@ -95,15 +97,18 @@
 //
 // With [WithTracer] a Requester starts one client span per call (resends
 // carry the same context) and a Replier's handler runs in the server span
-// continuing it; Producer and Worker jobs ride here as op "job". See
-// [spmesh.Tracer].
+// continuing it. See [spmesh.Tracer].
+//
+// The dispatcher (credits, resends, the serving side) is spmesh's own and
+// shared with the pipeline's Producer and Worker, which speak jobs and
+// acks instead: a Requester and a Worker, or a Producer and a Replier,
+// refuse each other's frames (ErrDecode).
 //
 // # Constructors
 //
 //   - [NewRequester](opts...): the calling side. [Requester.Request],
 //     [Requester.RequestHeader], the typed [Ask], and [Requester.Do] for full
-//     control over ID, attempts and timeouts (what layered packages such as
-//     the pipeline's Producer use).
+//     control over ID, attempts and timeouts.
 //   - [NewReplier](handler, opts...): the serving side, with [HandlerFunc]
 //     and the typed [TypedHandler] adapters.
 //

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh"
-	"github.com/spmesh/spmesh/internal/layer"
 	"github.com/spmesh/spmesh/internal/sock"
 )
 
@@ -30,7 +29,6 @@ const (
 
 type config struct {
 	sock sock.Settings
-	role spmesh.Role
 	side side // the type being configured
 
 	// Requester.
@@ -72,7 +70,7 @@ func (s side) String() string {
 }
 
 func newConfig(s side, opts []Option) (config, error) {
-	c := config{side: s, sock: sock.DefaultSettings(), role: spmesh.RoleReplier, concurrency: DefaultConcurrency, peerCredit: 2 * DefaultConcurrency}
+	c := config{side: s, sock: sock.DefaultSettings(), concurrency: DefaultConcurrency, peerCredit: 2 * DefaultConcurrency}
 	for _, o := range opts {
 		if o == nil {
 			return c, sock.Invalid("nil option")
@@ -80,9 +78,6 @@ func newConfig(s side, opts []Option) (config, error) {
 		if err := o.apply(&c); err != nil {
 			return c, err
 		}
-	}
-	if c.bare && c.role == spmesh.RoleWorker {
-		return c, sock.Invalid("WithBareFrames: pipeline jobs need the envelope")
 	}
 	if c.credit == 0 {
 		c.credit = min(2*c.concurrency, 1<<16)
@@ -184,24 +179,6 @@ func WithHandshakeTimeout(d time.Duration) Option { return wrap(sock.WithHandsha
 // hangs up on those that leave.
 func WithDiscovery(reg spmesh.Registry, service string) Option {
 	return wrap(sock.WithDiscovery(reg, service))
-}
-
-// withRole sets the role advertised (Replier) or watched (Requester) in
-// discovery; the default is [spmesh.RoleReplier]. The pipeline's Producer
-// and Worker (through internal/layer) use [spmesh.RoleWorker], so that
-// their peers do not mix with plain repliers of the same service; that
-// role also changes the frames (see frames.go).
-func withRole(r spmesh.Role) Option {
-	return optionFunc(func(c *config) error {
-		c.role = r
-		return nil
-	})
-}
-
-func init() {
-	layer.ReqrepWorker = func() any { return withRole(spmesh.RoleWorker) }
-	layer.ReqrepCallData = func(c any, data []byte) { c.(*Call).data = data }
-	layer.ReqrepPeers = func(rq any) int { return rq.(*Requester).so.Peers() }
 }
 
 // WithAttemptTimeout makes a Requester resend a request that got no reply

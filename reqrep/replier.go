@@ -2,7 +2,6 @@ package reqrep
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -42,13 +41,12 @@ const HandlerGrace = sock.HandlerGrace
 // ([WithConcurrency]) handlers at once, each on its own mangos context.
 // A Replier is safe for concurrent use.
 type Replier struct {
-	so     *sock.Socket
-	srv    *sock.Server
-	h      Handler
-	codec  spmesh.Codec
-	fr     frames
-	credit uint32    // announced in every reply
-	pool   sync.Pool // *Request
+	so    *sock.Socket
+	srv   *sock.Server
+	h     Handler
+	codec spmesh.Codec
+	fr    sock.Frames
+	pool  sync.Pool // *Request
 }
 
 // NewReplier opens a replier serving h. Give it addresses with [WithListen]
@@ -64,15 +62,16 @@ func NewReplier(h Handler, opts ...Option) (*Replier, error) {
 	if err != nil {
 		return nil, err
 	}
-	so, err := sock.Open(sock.Rep, c.sock, sock.Wiring{Bind: c.role, Bare: c.bare})
+	so, err := sock.Open(sock.Rep, c.sock, sock.Wiring{Bind: spmesh.RoleReplier, Bare: c.bare})
 	if err != nil {
 		return nil, err
 	}
-	r := &Replier{so: so, h: h, codec: c.sock.Codec, fr: framesFor(&c), credit: uint32(c.credit)}
+	r := &Replier{so: so, h: h, codec: c.sock.Codec, fr: framesFor(&c)}
 	r.pool.New = func() any { return &Request{} }
 	if r.srv, err = sock.NewServer(so, c.concurrency, r.handle); err != nil {
 		return nil, err
 	}
+	r.srv.Credit = uint32(c.credit)
 	r.srv.Start()
 	return r, nil
 }
@@ -89,33 +88,14 @@ func (r *Replier) Addrs() []string { return r.so.Bound() }
 
 // handle answers one request frame.
 func (r *Replier) handle(base context.Context, m *sock.Frame) *sock.Frame {
-	if r.fr.bare {
+	if r.fr.Bare {
 		return r.handleBare(base, m)
 	}
-	var env wire.Msg
-	err := wire.Decode(m.Body, &env)
-	if max := r.so.Settings.MaxMsgSize; len(m.Body) > max {
-		// Transports that do not refuse it on receipt (inproc): answered
-		// here, without calling the handler.
-		r.so.C.TooLarge.Add(1)
-		r.so.C.Drop(1, &r.so.C.DroppedTooLarge)
-		return r.srv.Reply(&wire.Msg{Kind: r.fr.reply, ID: env.ID, Attempt: env.Attempt, Credit: r.credit}, nil,
-			spmesh.Errorf(spmesh.CodeTooLarge, "spmesh: message too large: %d bytes, the receiver's limit is %d", len(m.Body), max), r.fr.errFlags)
-	}
-	if err != nil || env.Kind != r.fr.request {
-		r.so.C.DecodeErrors.Add(1)
-		if err == nil {
-			err = fmt.Errorf("%w: got a %d frame, want a request (%d)", spmesh.ErrDecode, env.Kind, r.fr.request)
-		}
-		return r.srv.Reply(&wire.Msg{Kind: r.fr.reply, ID: env.ID, Credit: r.credit}, nil, err, r.fr.errFlags)
-	}
-	r.so.C.Received.Add(1)
-	renv := wire.Msg{Kind: r.fr.reply, ID: env.ID, Attempt: env.Attempt, Credit: r.credit}
-	if env.Deadline != 0 && time.Now().UnixNano() >= env.Deadline {
-		// Abandoned before it was taken: don't do the work.
-		r.so.C.Drop(1, &r.so.C.DroppedExpired)
-		return r.srv.Reply(&renv, nil, fmt.Errorf("spmesh: request expired before it was handled: %w", context.DeadlineExceeded), r.fr.errFlags)
-	}
+	return r.srv.ServeEnvelope(base, m, r.fr, r.serve)
+}
+
+// serve runs the handler on one decoded request.
+func (r *Replier) serve(ctx context.Context, env wire.Msg) (any, spmesh.Header, error) {
 	req := r.pool.Get().(*Request)
 	*req = Request{
 		ID: env.ID, Attempt: int(env.Attempt), Header: env.Header,
@@ -124,18 +104,12 @@ func (r *Replier) handle(base context.Context, m *sock.Frame) *sock.Frame {
 	if env.Deadline != 0 {
 		req.Deadline = time.Unix(0, env.Deadline)
 	}
-	ctx, cancel := r.srv.HandlerContext(base, env.Deadline)
-	hctx, end := r.so.Settings.TraceReceive(ctx, r.fr.op(), r.so.Settings.Service, env.Header)
-	v, err := r.srv.Call("request", req.ID, func() (any, error) { return r.h.ServeRequest(hctx, req) })
-	end(err)
-	cancel()
-	renv.Header = req.reply
-	*req = Request{}
-	r.pool.Put(req)
-	if err != nil {
-		r.srv.Errors.Add(1)
-	}
-	return r.srv.Reply(&renv, v, err, r.fr.errFlags)
+	defer func() { // also on a panic, which the server recovers
+		*req = Request{}
+		r.pool.Put(req)
+	}()
+	v, err := r.h.ServeRequest(ctx, req)
+	return v, req.reply, err
 }
 
 // Stats returns the replier's counters.

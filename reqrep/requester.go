@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/sock"
@@ -41,21 +39,15 @@ type RequesterStats struct {
 // robin. Many goroutines may call it at once; calls never see each other's
 // replies. A Requester is safe for concurrent use.
 type Requester struct {
-	so             *sock.Socket
-	d              *sock.Dispatch
-	codec          spmesh.Codec
-	fr             frames
-	attemptTimeout time.Duration
-	maxAttempts    int
-	wait           bool
+	so    *sock.Socket
+	c     *sock.Caller // sends, resends, credits: shared with the pipeline's Producer
+	codec spmesh.Codec
+	fr    sock.Frames
 
 	failMu sync.Mutex
 	failed map[wire.ID]uint32 // request -> connection whose handler failed it
 
-	calls        sock.Pending // calls in progress (InFlight); stopped by Drain
-	timeouts     atomic.Uint64
-	lost         atomic.Uint64
-	remoteErrors atomic.Uint64
+	calls sock.Pending // calls in progress (InFlight); stopped by Drain
 }
 
 // NewRequester opens a requester. Give it addresses with [WithDial] or
@@ -66,15 +58,17 @@ func NewRequester(opts ...Option) (*Requester, error) {
 	if err != nil {
 		return nil, err
 	}
-	so, err := sock.Open(sock.Dispatcher, c.sock, sock.Wiring{Watch: c.role, Bare: c.bare})
+	so, err := sock.Open(sock.Dispatcher, c.sock, sock.Wiring{Watch: spmesh.RoleReplier, Bare: c.bare})
 	if err != nil {
 		return nil, err
 	}
-	d := sock.DispatchOf(so)
-	d.SetDefaultCredit(c.peerCredit)
+	fr := framesFor(&c)
 	return &Requester{
-		so: so, d: d, codec: c.sock.Codec, fr: framesFor(&c),
-		attemptTimeout: c.attemptTimeout, maxAttempts: c.maxAttempts, wait: c.wait,
+		so: so, codec: c.sock.Codec, fr: fr,
+		c: sock.NewCaller(so, sock.CallerConfig{
+			Frames: fr, AttemptTimeout: c.attemptTimeout, MaxAttempts: c.maxAttempts,
+			Wait: c.wait, PeerCredit: c.peerCredit,
+		}),
 	}, nil
 }
 
@@ -108,8 +102,8 @@ func (r *Requester) RequestHeader(ctx context.Context, h spmesh.Header, req, res
 		return nil, err
 	}
 	defer m.Free()
-	if r.fr.failed(&env) {
-		return env.Header, r.remoteErr(ctx, &env)
+	if r.fr.Failed(&env) {
+		return env.Header, r.c.RemoteErr(ctx, &env)
 	}
 	if resp != nil {
 		if err := r.codec.Unmarshal(env.Body, resp); err != nil {
@@ -141,8 +135,8 @@ func (r *Requester) Do(ctx context.Context, c *Call) (*Reply, error) {
 	}
 	// The reply keeps m's body: m goes to the garbage collector, not the pool.
 	rep := &Reply{ID: ID(env.ID), Header: env.Header, Attempt: attempt, Data: env.Body, codec: r.codec}
-	if r.fr.failed(&env) {
-		return rep, r.remoteErr(ctx, &env)
+	if r.fr.Failed(&env) {
+		return rep, r.c.RemoteErr(ctx, &env)
 	}
 	return rep, nil
 }
@@ -161,22 +155,22 @@ func (r *Requester) roundTrip(ctx context.Context, c *Call, env *wire.Msg) (*soc
 		return nil, 0, errDraining
 	}
 	defer r.calls.Done(1)
-	if r.so.Settings.Traced() && !r.fr.bare {
+	if r.so.Settings.Traced() && !r.fr.Bare {
 		return r.tracedRoundTrip(ctx, c, env)
 	}
-	return r.sendUntilReply(ctx, c, c.Header, env)
+	return r.send(ctx, c, c.Header, env)
 }
 
 // tracedRoundTrip is roundTrip with the socket's tracer: one span per call,
 // its trace context in the headers of every attempt, ended with the reply
-// (a handler error, nack included, ends it with the remote error).
+// (a handler error ends it with the remote error).
 func (r *Requester) tracedRoundTrip(ctx context.Context, c *Call, env *wire.Msg) (*sock.Frame, int, error) {
-	ctx, h, end := r.so.Settings.TraceSend(ctx, r.fr.op(), r.so.Settings.Service, c.Header)
-	m, attempt, err := r.sendUntilReply(ctx, c, h, env)
+	ctx, h, end := r.so.Settings.TraceSend(ctx, r.fr.Op(), r.so.Settings.Service, c.Header)
+	m, attempt, err := r.send(ctx, c, h, env)
 	switch {
 	case err != nil:
 		end(err)
-	case r.fr.failed(env):
+	case r.fr.Failed(env):
 		end(&spmesh.RemoteError{Code: int(env.Code), Message: env.Err})
 	default:
 		end(nil)
@@ -184,96 +178,24 @@ func (r *Requester) tracedRoundTrip(ctx context.Context, c *Call, env *wire.Msg)
 	return m, attempt, err
 }
 
-// sendUntilReply sends c with headers h until a reply comes (see
-// roundTrip).
-func (r *Requester) sendUntilReply(ctx context.Context, c *Call, h spmesh.Header, env *wire.Msg) (*sock.Frame, int, error) {
-	id := wire.ID(c.ID)
-	if id == (wire.ID{}) {
-		id = r.so.NewID()
+// send sends c with headers h through the Caller until a reply comes (see
+// roundTrip). A caller's retry of a failed request (same ID) goes to
+// another replier than the one that failed it, when one has room.
+func (r *Requester) send(ctx context.Context, c *Call, h spmesh.Header, env *wire.Msg) (*sock.Frame, int, error) {
+	call := sock.Call{
+		ID: wire.ID(c.ID), Header: h, Body: c.Body,
+		Attempt: c.Attempt, MaxAttempts: c.MaxAttempts, AttemptTimeout: c.AttemptTimeout,
 	}
-	attempt := max(c.Attempt, 1)
-	maxAttempts := c.MaxAttempts
-	if maxAttempts == 0 {
-		maxAttempts = r.maxAttempts
+	if call.ID == (wire.ID{}) {
+		call.ID = r.so.NewID()
+	} else if c.Attempt > 1 {
+		call.Avoid = r.failedOn(call.ID)
 	}
-	if maxAttempts > 0 && attempt > maxAttempts {
-		return nil, 0, sock.Invalid("first attempt %d above max attempts %d", attempt, maxAttempts)
+	m, attempt, pipe, err := r.c.Do(ctx, &call, env)
+	if err == nil && r.fr.Failed(env) {
+		r.failedAt(call.ID, pipe)
 	}
-	timeout := r.attemptTimeout
-	if c.AttemptTimeout > 0 {
-		timeout = c.AttemptTimeout
-	} else if c.AttemptTimeout < 0 {
-		timeout = 0
-	}
-	var deadline int64
-	if d, ok := ctx.Deadline(); ok {
-		deadline = d.UnixNano()
-	}
-
-	var avoid uint32
-	if attempt > 1 {
-		avoid = r.failedOn(id)
-	}
-	for {
-		m, err := r.encode(id, attempt, deadline, c, h)
-		if err != nil {
-			return nil, attempt, err
-		}
-		t, err := r.d.Send(ctx, m, avoid, r.wait)
-		if err != nil {
-			return nil, attempt, r.err(ctx, err)
-		}
-		r.so.C.Sent.Add(1)
-		reply, err := t.Wait(ctx, timeout)
-		if err == nil && r.fr.bare {
-			// No envelope: the SP request id matched; the body is the reply.
-			*env = wire.Msg{Kind: r.fr.reply, ID: id, Body: reply.Body}
-			t.Release()
-			r.so.C.Received.Add(1)
-			return reply, attempt, nil
-		}
-		if err == nil {
-			if derr := wire.Decode(reply.Body, env); derr != nil || env.Kind != r.fr.reply || env.ID != id {
-				t.Release()
-				reply.Free()
-				r.so.C.DecodeErrors.Add(1)
-				if derr == nil {
-					derr = fmt.Errorf("%w: got a %d frame for request %s, want its reply", spmesh.ErrDecode, env.Kind, id)
-				}
-				return nil, attempt, fmt.Errorf("spmesh: reply: %w", derr)
-			}
-			if env.Credit != 0 {
-				t.SetCredit(int(env.Credit))
-			}
-			if r.fr.failed(env) {
-				r.failedAt(id, t.Pipe())
-			}
-			t.Release()
-			r.so.C.Received.Add(1)
-			return reply, attempt, nil
-		}
-		avoid = t.Pipe() // the resend goes elsewhere when it can
-		t.Release()
-		why := "connection lost"
-		switch {
-		case sock.IsRecvTimeout(err):
-			why = "attempt timed out"
-			r.timeouts.Add(1)
-		case sock.IsCanceled(err):
-			r.lost.Add(1)
-		default:
-			return nil, attempt, r.err(ctx, err)
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, attempt, err
-		}
-		if maxAttempts > 0 && attempt >= maxAttempts {
-			return nil, attempt, fmt.Errorf("%w: request %s: no reply after attempt %d (%s)", spmesh.ErrTimeout, id, attempt, why)
-		}
-		r.so.Settings.Logger.Debug("spmesh: resending request", "id", id, "attempt", attempt+1, "reason", why)
-		attempt++
-		r.so.C.Resent.Add(1)
-	}
+	return m, attempt, err
 }
 
 // failedAt remembers that the replier on connection pipe failed request
@@ -300,70 +222,17 @@ func (r *Requester) failedOn(id wire.ID) uint32 {
 	return p
 }
 
-// remoteErr returns the error of an error reply: ctx's error when the
-// caller's deadline has passed (the handler's ctx ended with it, which is
-// most likely why it failed; the reply can beat the caller's own timer),
-// else a *spmesh.RemoteError.
-func (r *Requester) remoteErr(ctx context.Context, env *wire.Msg) error {
-	r.remoteErrors.Add(1)
-	if env.Code == spmesh.CodeTooLarge && !sock.RefusedOnReceipt(env) {
-		// The replier refused the request for its size: counted on both
-		// sides. (A reply refused here was counted on receipt.)
-		r.so.C.TooLarge.Add(1)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
-		return context.DeadlineExceeded
-	}
-	msg := env.Err
-	if msg == "" {
-		msg = "nack"
-	}
-	return &spmesh.RemoteError{Code: int(env.Code), Message: msg}
-}
-
-// err translates an error of a send or receive: the caller's ctx, then
-// Close, then the socket's own.
-func (r *Requester) err(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil {
-		return r.so.Explain(cerr)
-	}
-	if r.so.Closed() {
-		return spmesh.ErrClosed
-	}
-	return r.so.Explain(sock.Err(err))
-}
-
-// encode builds the frame of one attempt of c, with headers h: c.data as
-// is when set, else c.Body encoded with the codec.
-func (r *Requester) encode(id wire.ID, attempt int, deadline int64, c *Call, h spmesh.Header) (*sock.Frame, error) {
-	codec, body := r.codec, c.Body
-	if c.data != nil {
-		codec, body = spmesh.Raw, c.data
-	}
-	if r.fr.bare {
-		if len(c.Header) > 0 {
-			return nil, errBareHeaders
-		}
-		return r.so.EncodeWith(codec, nil, body)
-	}
-	env := wire.Msg{Kind: r.fr.request, ID: id, Time: time.Now().UnixNano(), Header: h, Attempt: uint32(attempt), Deadline: deadline}
-	return r.so.EncodeWith(codec, &env, body)
-}
-
 // Stats returns the requester's counters: Sent counts attempts (Resent the
 // attempts after the first), Received the replies.
 func (r *Requester) Stats() RequesterStats {
 	return RequesterStats{
 		Stats:        r.so.Stats(),
 		InFlight:     r.calls.Len(),
-		Timeouts:     r.timeouts.Load(),
-		Lost:         r.lost.Load(),
-		RemoteErrors: r.remoteErrors.Load(),
-		PerPeer:      r.d.Peers(),
-		ReplyTime:    r.d.ReplyTime(),
+		Timeouts:     r.c.Timeouts.Load(),
+		Lost:         r.c.Lost.Load(),
+		RemoteErrors: r.c.RemoteErrors.Load(),
+		PerPeer:      r.c.Dispatch().Peers(),
+		ReplyTime:    r.c.Dispatch().ReplyTime(),
 	}
 }
 
@@ -398,5 +267,3 @@ func (r *Requester) Drain(ctx context.Context) error {
 func (r *Requester) Close() error {
 	return r.so.Close()
 }
-
-var errBareHeaders = fmt.Errorf("%w: headers on a bare requester: bare frames carry none (WithBareFrames)", spmesh.ErrInvalidOption)

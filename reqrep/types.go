@@ -113,8 +113,6 @@ type Call struct {
 	// AttemptTimeout overrides [WithAttemptTimeout] for this call when
 	// positive; negative disables the per-attempt timeout.
 	AttemptTimeout time.Duration
-
-	data []byte // the body already encoded (set through internal/layer)
 }
 
 // Reply is the answer to a [Call].

@@ -25,9 +25,16 @@ import (
 // room (backpressure) until its ctx ends.
 //
 // A peer's credit is what it announced (SetCredit, from the credit its
-// replies carry), else the default (SetDefaultCredit). A request whose
-// caller stops waiting (attempt timeout, ctx) gives its slot back at once:
-// its late reply is dropped.
+// replies carry), else the default (SetDefaultCredit). A peer shared with
+// other requesters may also report how many requests it is running for all
+// of them together (SetLoad, from a worker's acks). The part of it that is
+// not this requester's (the report less this requester's outstanding
+// requests there, never negative) counts in the choice as requests
+// outstanding, and is taken off the peer's credit, but never below 1, so
+// that a peer busy with others' requests is still probed with one request
+// whose reply refreshes the report. A peer that reports nothing (a REP
+// peer, a Replier) is chosen by this requester's own requests alone. A request whose caller stops waiting (attempt
+// timeout, ctx) gives its slot back at once: its late reply is dropped.
 //
 // The wire protocol is standard SP REQ: each request carries a 32-bit id
 // with the high bit set in its header, which the REP peer echoes; replies
@@ -54,9 +61,10 @@ type reqPipe struct {
 	addr   string
 	sendMu sync.Mutex
 	known  atomic.Int32 // credit announced (mirrors credit, read without d.mu)
+	others atomic.Int32 // requests the peer runs for other requesters, as last reported (SetLoad)
+	out    atomic.Int32 // requests outstanding; written under Dispatch.mu
 
 	// Under Dispatch.mu.
-	out          int // requests outstanding
 	credit       int // announced; 0: the default
 	gone         bool
 	done, failed uint64
@@ -66,11 +74,12 @@ type reqPipe struct {
 // Ticket is one request sent on one connection, until its reply comes,
 // its connection drops, or its caller gives up (Release).
 type Ticket struct {
-	d    *Dispatch
-	id   uint32
-	sent time.Time
-	pipe *reqPipe
-	ch   chan *mangos.Message // the reply; nil: the connection dropped
+	d     *Dispatch
+	id    uint32
+	sent  time.Time
+	pipe  *reqPipe
+	ch    chan *mangos.Message // the reply; nil: the connection dropped
+	outAt int                  // the pipe's requests outstanding once the reply came
 }
 
 // DefaultCredit is the credit of a peer that announced none.
@@ -95,26 +104,14 @@ func newReqSocket(c *Counters) mangos.Socket {
 // Dispatch sends through Send and Ticket only.
 type dispatchProto struct{ *Dispatch }
 
-// DispatchOf returns the Dispatch of a socket opened with protocol Req (nil
-// for any other), and makes it learn its peers' addresses.
+// DispatchOf returns the Dispatch of a socket opened with protocol
+// Dispatcher (nil for any other).
 func DispatchOf(so *Socket) *Dispatch {
 	v, err := so.m.GetOption(optDispatch)
 	d, _ := v.(*Dispatch)
 	if err != nil || d == nil {
 		return nil
 	}
-	so.onPipe(func(ev mangos.PipeEvent, mp mangos.Pipe) {
-		if ev != mangos.PipeEventAttached {
-			return
-		}
-		d.mu.Lock()
-		for _, p := range d.pipes {
-			if p.p.ID() == mp.ID() {
-				p.addr = pipeAddr(mp)
-			}
-		}
-		d.mu.Unlock()
-	})
 	return d
 }
 
@@ -181,8 +178,7 @@ func (d *Dispatch) Send(ctx context.Context, f *Frame, avoid uint32, wait bool) 
 	}
 	t.sent = time.Now()
 	d.byID[t.id] = t
-	p.out++
-	busy := p.out > 1
+	busy := p.out.Add(1) > 1
 	d.mu.Unlock()
 
 	m.Header = binary.BigEndian.AppendUint32(m.Header[:0], t.id)
@@ -219,23 +215,21 @@ func (d *Dispatch) Send(ctx context.Context, f *Frame, avoid uint32, wait bool) 
 func (d *Dispatch) choose(avoid uint32) *reqPipe {
 	n := len(d.pipes)
 	var best, other *reqPipe
-	bi := 0
+	bi, bestLoad := 0, 0
 	for k := range n {
 		i := (d.next + k) % n
 		p := d.pipes[i]
-		c := p.credit
-		if c == 0 {
-			c = d.credit
-		}
-		if p.out >= c {
+		out := int(p.out.Load())
+		if out >= p.limit(d.credit) {
 			continue
 		}
+		load := out + int(p.others.Load())
 		if avoid != 0 && p.p.ID() == avoid {
 			other = p
 			continue
 		}
-		if best == nil || p.out < best.out {
-			best, bi = p, i
+		if best == nil || load < bestLoad {
+			best, bi, bestLoad = p, i, load
 		}
 	}
 	if best == nil {
@@ -252,7 +246,7 @@ func (d *Dispatch) finish(t *Ticket, m *mangos.Message) bool {
 		return false
 	}
 	delete(d.byID, t.id)
-	t.pipe.out--
+	t.outAt = int(t.pipe.out.Add(-1))
 	if m != nil {
 		rt := time.Since(t.sent)
 		t.pipe.done++
@@ -351,6 +345,44 @@ func (t *Ticket) SetCredit(n int) {
 	d.mu.Unlock()
 }
 
+// SetLoad records the number of requests that t's peer reported running
+// for every requester together (in its reply, which no longer counts):
+// what this requester's requests outstanding there when the reply came do
+// not account for runs for others (see Dispatch). Replies on one
+// connection come in order, so each of this requester's requests the peer
+// was running when it replied was still outstanding then: the estimate
+// never exceeds what the others run. 0 clears it.
+func (t *Ticket) SetLoad(running int) {
+	p := t.pipe
+	others := int32(min(max(running-t.outAt, 0), maxCredit))
+	if p.others.Load() == others {
+		return // the usual case: no write to the shared counter
+	}
+	if old := p.others.Swap(others); old > others {
+		// Room grew: requests waiting for room look again.
+		d := t.d
+		d.mu.Lock()
+		if len(d.waiters) > 0 {
+			d.wakeAll()
+		}
+		d.mu.Unlock()
+	}
+}
+
+// limit is how many requests p may have outstanding: its credit (def when
+// it announced none) less what it runs for other requesters, at least 1.
+// Called with d.mu held.
+func (p *reqPipe) limit(def int) int {
+	c := p.credit
+	if c == 0 {
+		c = def
+	}
+	if o := int(p.others.Load()); o > 0 {
+		c = max(1, c-o)
+	}
+	return c
+}
+
 // Release ends t: if no reply came, its slot is given back and a late
 // reply is dropped. t must not be used afterwards.
 func (t *Ticket) Release() {
@@ -358,7 +390,7 @@ func (t *Ticket) Release() {
 	d.mu.Lock()
 	if d.byID[t.id] == t {
 		delete(d.byID, t.id)
-		t.pipe.out--
+		t.pipe.out.Add(-1)
 		t.pipe.failed++
 		d.wakeOne()
 	}
@@ -388,7 +420,7 @@ func (d *Dispatch) Peers() []spmesh.PeerStats {
 		if c == 0 {
 			c = d.credit
 		}
-		ps := spmesh.PeerStats{Addr: p.addr, Credit: c, InFlight: p.out, Done: p.done, Failed: p.failed}
+		ps := spmesh.PeerStats{Addr: p.addr, Credit: c, InFlight: int(p.out.Load()), Done: p.done, Failed: p.failed, Others: int(p.others.Load())}
 		if p.done > 0 {
 			ps.MeanReplyTime = p.replyTime / time.Duration(p.done)
 		}
@@ -419,12 +451,19 @@ func (d dispatchProto) GetOption(name string) (any, error) {
 
 // AddPipe implements protocol.Protocol.
 func (d dispatchProto) AddPipe(pp protocol.Pipe) error {
+	// The peer's address, for Peers: known here, before any request can
+	// go to it. (A pipe event hook registered after Open missed the
+	// connections that the socket's dials made meanwhile.)
+	var addr string
+	if mp, ok := pp.(mangos.Pipe); ok {
+		addr = pipeAddr(mp)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return protocol.ErrClosed
 	}
-	p := &reqPipe{d: d.Dispatch, p: pp}
+	p := &reqPipe{d: d.Dispatch, p: pp, addr: addr}
 	pp.SetPrivate(p)
 	d.pipes = append(d.pipes, p)
 	d.wakeAll()

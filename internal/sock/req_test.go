@@ -3,6 +3,7 @@ package sock_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -151,5 +152,109 @@ func TestDispatchCloseWakesWaiters(t *testing.T) {
 	}
 	if _, err := tk.Wait(ctx, 0); !errors.Is(err, mangos.ErrClosed) {
 		t.Fatalf("request in flight: got %v, want ErrClosed", err)
+	}
+}
+
+// A peer that reports requests running for others (SetLoad, from a
+// worker's ack) counts them as load and has them taken off its credit,
+// down to 1; a report of 0 gives the room back. Every peer's address is
+// known as soon as it is connected.
+func TestDispatchLoad(t *testing.T) {
+	_, d, reps := dispatcher(t, 2)
+	d.SetDefaultCredit(4)
+	for _, p := range d.Peers() {
+		if p.Addr == "" {
+			t.Fatalf("peers: got %+v, want every address known", d.Peers())
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// answer has the REP peer holding request body answer it (the others
+	// read theirs, which stay unanswered), and waits for the reply to tk.
+	answer := func(tk *sock.Ticket, body string) {
+		t.Helper()
+		for _, r := range reps {
+			m := sock.Mangos(r)
+			if err := m.SetOption(mangos.OptionRecvDeadline, 20*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			if b, err := m.Recv(); err == nil && string(b) == body {
+				if err := m.Send([]byte("re:" + body)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		reply, err := tk.Wait(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply.Free()
+	}
+	// One request, answered: its peer then reports 3 requests running,
+	// none of them ours.
+	tk, err := d.Send(ctx, msg("a"), 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := tk.Pipe()
+	answer(tk, "a")
+	tk.SetLoad(3)
+	tk.Release()
+
+	// Five requests: the idle peer takes them until its load equals the
+	// busy one's (3 + 0), then each gets its turn, the busy one at most
+	// 4 - 3 = 1; a sixth waits for room.
+	var held []*sock.Ticket
+	defer func() {
+		for _, tk := range held {
+			tk.Release()
+		}
+	}()
+	perPipe := map[uint32]int{}
+	var onBusy *sock.Ticket
+	var busyBody string
+	for i := range 5 {
+		tk, err := d.Send(ctx, msg(fmt.Sprint("x", i)), 0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, tk)
+		perPipe[tk.Pipe()]++
+		if tk.Pipe() == busy {
+			onBusy, busyBody = tk, fmt.Sprint("x", i)
+		}
+	}
+	if perPipe[busy] != 1 || len(perPipe) != 2 {
+		t.Fatalf("5 requests went %v, want 1 to the busy peer %d and 4 to the other", perPipe, busy)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancelShort()
+	if _, err := d.Send(short, msg("y"), 0, false); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("sixth request: got %v, want it to wait for room", err)
+	}
+	// A request waits (or comes later); the busy peer answers, reporting
+	// nothing running: its whole credit is free again, and the request
+	// goes there (the other peer is at its credit).
+	done := make(chan *sock.Ticket, 1)
+	go func() {
+		tk, err := d.Send(ctx, msg("z"), 0, false)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- tk
+	}()
+	answer(onBusy, busyBody)
+	onBusy.SetLoad(0)
+	select {
+	case tk := <-done:
+		if tk == nil {
+			t.FailNow()
+		}
+		held = append(held, tk)
+		if tk.Pipe() != busy {
+			t.Fatalf("waiting request went to peer %d, want the one no longer busy, %d", tk.Pipe(), busy)
+		}
+	case <-ctx.Done():
+		t.Fatal("the waiting request got no room once the busy peer reported none running")
 	}
 }

@@ -67,6 +67,12 @@ type Server struct {
 	endOnce sync.Once
 	ended   chan struct{} // closed once every worker has returned
 
+	// Credit is announced in every reply of ServeEnvelope and tooLarge
+	// (0: none); with ReportLoad they also carry InFlight (acks). Set
+	// before Start.
+	Credit     uint32
+	ReportLoad bool
+
 	InFlight  atomic.Int64  // handlers running
 	Errors    atomic.Uint64 // handler errors (panics included) and replies that failed to encode
 	Panics    atomic.Uint64 // recovered handler panics
@@ -356,7 +362,7 @@ func pipeAddr(p mangos.Pipe) string {
 // the size limit (see OversizeFrame): the caller gets ErrTooLarge at once
 // instead of resending.
 func (s *Server) tooLarge(o oversize) *Frame {
-	env := wire.Msg{ID: o.id, Attempt: o.attempt}
+	env := s.replyEnv(0, o.id, o.attempt)
 	var flags uint64
 	switch o.kind {
 	case wire.KindJob:
@@ -368,6 +374,78 @@ func (s *Server) tooLarge(o oversize) *Frame {
 	}
 	err := spmesh.Errorf(spmesh.CodeTooLarge, "spmesh: message too large: %d bytes, the receiver's limit is %d", o.size, s.so.Settings.MaxMsgSize)
 	return s.Reply(&env, nil, err, flags)
+}
+
+// replyEnv is the envelope of a reply of kind k to request id: it echoes
+// the id and attempt, and announces the credit and, with ReportLoad, the
+// handlers running (the one replying has returned: not counted).
+func (s *Server) replyEnv(k wire.Kind, id wire.ID, attempt uint32) wire.Msg {
+	env := wire.Msg{Kind: k, ID: id, Attempt: attempt, Credit: s.Credit}
+	if s.ReportLoad {
+		env.InFlight = uint32(min(max(s.InFlight.Load(), 0), 1<<32-1))
+	}
+	return env
+}
+
+// EnvelopeHandler serves one request decoded by [Server.ServeEnvelope]:
+// env is its envelope (Body aliases the frame: valid until it returns;
+// given by value, so that the decoded envelope stays on the server's
+// stack). It returns the reply value (encoded with the codec), the reply's
+// headers, and the handler's error.
+type EnvelopeHandler func(ctx context.Context, env wire.Msg) (v any, h spmesh.Header, err error)
+
+// ServeEnvelope answers one enveloped request frame m of f's flavour,
+// the serving half shared by reqrep's Replier and the pipeline's Worker.
+// Without calling h it answers with an error (flagged with f.ErrFlags) a
+// frame over the size limit (code -2: transports that do not refuse it on
+// receipt, inproc), one that does not decode or is not f.Request (code -3,
+// counted in DecodeErrors), and one whose deadline has passed (counted in
+// Dropped). Otherwise h runs in a context that ends at the sender's
+// deadline or at Close, in the tracer's server span, with panics recovered
+// (code -1); its error is counted in HandlerErrors. Every reply echoes the id and
+// attempt and announces the credit (see replyEnv).
+func (s *Server) ServeEnvelope(base context.Context, m *Frame, f Frames, h EnvelopeHandler) *Frame {
+	var env wire.Msg
+	err := wire.Decode(m.Body, &env)
+	if max := s.so.Settings.MaxMsgSize; len(m.Body) > max {
+		s.so.C.TooLarge.Add(1)
+		s.so.C.Drop(1, &s.so.C.DroppedTooLarge)
+		renv := s.replyEnv(f.Reply, env.ID, env.Attempt)
+		return s.Reply(&renv, nil,
+			spmesh.Errorf(spmesh.CodeTooLarge, "spmesh: message too large: %d bytes, the receiver's limit is %d", len(m.Body), max), f.ErrFlags)
+	}
+	if err != nil || env.Kind != f.Request {
+		s.so.C.DecodeErrors.Add(1)
+		if err == nil {
+			err = fmt.Errorf("%w: got a %d frame, want a %s (%d)", spmesh.ErrDecode, env.Kind, f.Op(), f.Request)
+		}
+		renv := s.replyEnv(f.Reply, env.ID, 0)
+		return s.Reply(&renv, nil, err, f.ErrFlags)
+	}
+	s.so.C.Received.Add(1)
+	renv := s.replyEnv(f.Reply, env.ID, env.Attempt)
+	if env.Deadline != 0 && time.Now().UnixNano() >= env.Deadline {
+		// Abandoned before it was taken: don't do the work.
+		s.so.C.Drop(1, &s.so.C.DroppedExpired)
+		return s.Reply(&renv, nil, fmt.Errorf("spmesh: %s expired before it was handled: %w", f.Op(), context.DeadlineExceeded), f.ErrFlags)
+	}
+	ctx, cancel := s.HandlerContext(base, env.Deadline)
+	hctx, end := s.so.Settings.TraceReceive(ctx, f.Op(), s.so.Settings.Service, env.Header)
+	var rh spmesh.Header
+	v, err := s.Call(f.Op(), env.ID, func() (v any, err error) {
+		v, rh, err = h(hctx, env)
+		return v, err
+	})
+	end(err)
+	cancel()
+	if err != nil {
+		s.Errors.Add(1)
+	}
+	if s.ReportLoad { // the handler has returned: counted no more
+		renv.InFlight = uint32(min(max(s.InFlight.Load(), 0), 1<<32-1))
+	}
+	renv.Header = rh
+	return s.Reply(&renv, v, err, f.ErrFlags)
 }
 
 // Draining reports whether Drain was called.

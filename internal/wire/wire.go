@@ -38,6 +38,7 @@
 //	10 from      str        responses: the survey respondent's name
 //	11 flags     uint       bit 0: declined (survey), bit 1: nack (jobs)
 //	12 credit    uint       replies, acks: how many requests the sender takes at once
+//	13 inflight  uint       acks: jobs the worker is running (every producer's) as it sends it
 //
 // Keys may appear in any order; absent keys take their zero value; unknown
 // keys are skipped, so later versions can add keys. Integers may use any
@@ -207,6 +208,7 @@ type Msg struct {
 	From     string
 	Flags    uint64
 	Credit   uint32 // replies and acks: the replier's or worker's credit
+	InFlight uint32 // acks: the jobs the worker was running, for every producer, when it sent this
 	Body     []byte
 }
 
@@ -261,6 +263,7 @@ const (
 	keyFrom
 	keyFlags
 	keyCredit
+	keyInFlight
 )
 
 // ValidTopicByte reports whether c may appear in a topic.
@@ -317,6 +320,9 @@ func appendHeader(dst []byte, m *Msg, extra int) []byte {
 	if m.Credit != 0 {
 		n++
 	}
+	if m.InFlight != 0 {
+		n++
+	}
 	dst = appendMapLen(dst, n)
 	dst = appendBin(append(dst, keyID), m.ID[:])
 	dst = appendInt(append(dst, keyTime), m.Time)
@@ -352,6 +358,9 @@ func appendHeader(dst []byte, m *Msg, extra int) []byte {
 	}
 	if m.Credit != 0 {
 		dst = appendUint(append(dst, keyCredit), uint64(m.Credit))
+	}
+	if m.InFlight != 0 {
+		dst = appendUint(append(dst, keyInFlight), uint64(m.InFlight))
 	}
 	return dst
 }
@@ -504,6 +513,13 @@ func (m *Msg) field(r *reader, key uint64, keep bool) error {
 				return errRange
 			}
 			m.Credit = uint32(u)
+		}
+	case keyInFlight:
+		if u, err = r.uint(); err == nil {
+			if u > 1<<32-1 {
+				return errRange
+			}
+			m.InFlight = uint32(u)
 		}
 	default:
 		err = r.skip(8)

@@ -15,7 +15,7 @@ func full() *Msg {
 	return &Msg{
 		Kind: KindPublish, Topic: "images.ready", ID: ID{1, 2, 3, 15: 16}, Time: 1700000000123456789,
 		Header: spmesh.Header{"trace": "abc", "k": "v"}, Pub: 1 << 40, Seq: 300,
-		Attempt: 3, Deadline: -5, Code: -70000, Err: "boom", From: "worker-1", Flags: FlagNack, Credit: 16,
+		Attempt: 3, Deadline: -5, Code: -70000, Err: "boom", From: "worker-1", Flags: FlagNack, Credit: 16, InFlight: 5,
 	}
 }
 

@@ -48,7 +48,7 @@ func wireExamples() []wireExample {
 	add("reply-error", &Msg{Kind: KindReply, ID: id, Attempt: 1, Code: 42, Err: "no such order", Credit: 16})
 	add("push", &Msg{Kind: KindPush, ID: id, Time: exTime, Body: []byte("hi")})
 	add("job", &Msg{Kind: KindJob, ID: id, Time: exTime, Attempt: 2, Body: []byte("hi")})
-	add("ack", &Msg{Kind: KindAck, ID: id, Attempt: 2, Credit: 16})
+	add("ack", &Msg{Kind: KindAck, ID: id, Attempt: 2, Credit: 16, InFlight: 3})
 	add("nack", &Msg{Kind: KindAck, ID: id, Attempt: 2, Code: 42, Err: "busy", Flags: FlagNack, Credit: 16})
 	add("survey", &Msg{Kind: KindSurvey, ID: id, Time: exTime, Deadline: exTime + 1e9, Body: []byte("hi")})
 	add("answer", &Msg{Kind: KindResponse, ID: id, From: "node-a", Body: []byte("ok")})
