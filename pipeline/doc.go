@@ -114,9 +114,11 @@
 //   - What blocks: Produce until the ack (or one of the ends above);
 //     Produce and ProduceAsync while [WithMaxInFlight] jobs (default 64)
 //     are in flight. With no worker connected they fail at once with
-//     [spmesh.ErrNoPeers], and so does a job whose worker is lost while no
-//     other is connected; [WithWaitForWorker] waits for one instead, until
-//     the job's ctx ends.
+//     [spmesh.ErrNoPeers]. A job whose worker is lost while no other is
+//     connected waits for one to redeliver to, for the ack timeout (or,
+//     without one, twice the longest redial interval: 4 s by default), then
+//     fails with [spmesh.ErrNoPeers]; [WithWaitForWorker] waits for a
+//     worker instead, until the job's ctx ends.
 //   - ctx: the ctx given to Produce or ProduceAsync bounds the whole job,
 //     every delivery included, and its deadline travels to the worker, whose
 //     handler ctx ends at the same instant (clocks must agree). For

@@ -13,9 +13,15 @@
 //     to an earlier attempt that arrives after a resend is dropped.
 //   - No replier, no wait: with nobody connected, a call fails at once with
 //     [spmesh.ErrNoPeers] (like NATS's no-responders); this includes the
-//     moment right after Dial, before the connection is up, and a request
-//     whose connection drops when it was the last one. [WithWaitForReplier]
-//     waits for a replier instead, until the caller's ctx ends.
+//     moment right after Dial, before the connection is up. A request
+//     already under way whose connection drops when it was the last one
+//     waits for a replier to resend to, for the attempt timeout if there
+//     is one, else twice the longest redial interval (4 s by default, at
+//     least 1 s), then fails with [spmesh.ErrNoPeers]: a replier that hangs
+//     up on a requester whose replies back up (see
+//     [spmesh.Stats].SendTimeouts) is redialled and the call goes on.
+//     [WithWaitForReplier] waits for a replier instead, until the caller's
+//     ctx ends.
 //   - What blocks: Request blocks until the reply, the caller's ctx, or the
 //     attempts run out ([WithMaxAttempts]: unbounded by default, 0); before sending, while every
 //     replier is at its credit (see Load). Without a ctx deadline and

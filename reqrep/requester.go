@@ -83,7 +83,9 @@ func (r *Requester) Dial(addr string) error { return r.so.Dial(addr) }
 // replier is connected (unless [WithWaitForReplier]), a [*spmesh.RemoteError]
 // when the handler failed, and ctx.Err() when ctx ends first. The request is
 // resent after a lost connection or an attempt timeout, so it may be handled
-// more than once.
+// more than once; after a lost connection with no replier left, it waits
+// for one to connect for a while (see the package doc) before failing with
+// [spmesh.ErrNoPeers].
 func (r *Requester) Request(ctx context.Context, req, resp any) error {
 	_, err := r.RequestHeader(ctx, nil, req, resp)
 	return err

@@ -2,12 +2,14 @@ package sock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/wire"
+	"go.nanomsg.org/mangos/v3/protocol"
 )
 
 // Frames are the envelope kinds a [Caller] sends and a [Server] answers
@@ -144,12 +146,13 @@ func (c *Caller) Do(ctx context.Context, call *Call, env *wire.Msg) (*Frame, int
 	}
 
 	avoid := call.Avoid
+	lost := false // the previous attempt's connection dropped
 	for {
 		m, err := c.encode(id, attempt, deadline, call)
 		if err != nil {
 			return nil, attempt, 0, err
 		}
-		t, err := c.d.Send(ctx, m, avoid, c.wait)
+		t, err := c.send(ctx, m, avoid, lost, timeout)
 		if err != nil {
 			return nil, attempt, 0, c.Err(ctx, err)
 		}
@@ -190,6 +193,7 @@ func (c *Caller) Do(ctx context.Context, call *Call, env *wire.Msg) (*Frame, int
 			c.Timeouts.Add(1)
 		case IsCanceled(err):
 			c.Lost.Add(1)
+			lost = true
 		default:
 			return nil, attempt, pipe, c.Err(ctx, err)
 		}
@@ -203,6 +207,36 @@ func (c *Caller) Do(ctx context.Context, call *Call, env *wire.Msg) (*Frame, int
 		attempt++
 		c.so.C.Resent.Add(1)
 	}
+}
+
+// send sends m on a connection chosen by the Dispatch. After a lost
+// connection (lost), a Caller that does not wait for peers still waits for
+// one for a while (ResendWait) when none is left: a call already under way
+// is resent when its replier reconnects (a replier hangs up on a requester
+// whose replies back up: see spmesh.Stats.SendTimeouts), rather than
+// failing with ErrNoPeers in the moment between the two connections.
+func (c *Caller) send(ctx context.Context, m *Frame, avoid uint32, lost bool, timeout time.Duration) (*Ticket, error) {
+	if c.wait || !lost {
+		return c.d.Send(ctx, m, avoid, c.wait)
+	}
+	wctx, cancel := context.WithTimeout(ctx, ResendWait(c.so.Settings.ReconnectMax, timeout))
+	defer cancel()
+	t, err := c.d.Send(wctx, m, avoid, true)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, protocol.ErrNoPeers
+	}
+	return t, err
+}
+
+// ResendWait is how long a call whose connection dropped waits for a peer
+// to resend to, when none is left and the caller does not wait for peers:
+// the attempt timeout when there is one, else twice the longest redial
+// interval (reconnectMax), at least a second.
+func ResendWait(reconnectMax, attemptTimeout time.Duration) time.Duration {
+	if attemptTimeout > 0 {
+		return attemptTimeout
+	}
+	return max(2*reconnectMax, time.Second)
 }
 
 // encode builds the frame of one attempt of call: call.Data as is when
