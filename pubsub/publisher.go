@@ -462,6 +462,13 @@ func (p *Publisher) flush(w *pending) {
 	start := 0 // content offset of ents[0]
 	for len(ents) > 0 {
 		first := &ents[0]
+		if first.frame != nil && !first.ctl && p.pub.Shedding() && p.pub.Shed(first.topic, 1) {
+			// Every subscriber that wants it sheds: not queued (counted).
+			first.frame.Free()
+			p.so.C.Sent.Add(1)
+			ents = ents[1:]
+			continue
+		}
 		if first.frame != nil {
 			if first.ctl {
 				if p.pub.SendControl(first.frame) != nil {
@@ -491,6 +498,14 @@ func (p *Publisher) flush(w *pending) {
 			size += wire.EntryOverhead(l) + l
 			end = e.end
 			n++
+		}
+		if p.pub.Shedding() && p.pub.Shed(first.topic, n) {
+			// Accepted before the subscribers' queues began shedding:
+			// dropped without building the frame (counted).
+			p.so.C.Sent.Add(uint64(n))
+			ents = ents[n:]
+			start = end
+			continue
 		}
 		base := wire.Msg{Topic: first.topic, ID: first.id, Time: now, Pub: p.id, Seq: first.seq}
 		var m *sock.Frame
