@@ -68,9 +68,8 @@
 // Stats().SendTimeouts, what was queued for it counted in Dropped) so that
 // it cannot stall the others forever; it reconnects, and counts what it
 // missed as gaps. In this mode the queues below hold the publisher back
-// instead of dropping, and the subscriber socket's frame queue is bounded
-// by the same options as in the default mode (so a stalled application
-// holds up to twice WithQueueBytes: that queue and its own).
+// instead of dropping, and the subscriber socket's frame queue is a few
+// frames (its bytes bounded like a Puller's).
 //
 // # Queues
 //

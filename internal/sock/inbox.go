@@ -31,13 +31,12 @@ import (
 //     keeps reading, so the socket's own queue stays short;
 //   - on other sockets (PULL, SubHold), the reader waits: the socket's receive queue
 //     fills, then the connections stop being read and the senders block.
-//     That queue holds about QueueBytes at most: SubHold's is bounded in
-//     bytes (sub.go) and RecvQueue frames; PULL's is sized
-//     max(2, QueueBytes/MaxMsgSize) frames (at most RecvQueue).
+//     That queue is sized max(2, QueueBytes/MaxMsgSize) frames (at most
+//     RecvQueue) so that it too holds about QueueBytes at most.
 //
 // Besides, each connection holds the frame being read and the transport's
 // buffers. So a stalled application holds about QueueBytes (SUB) or
-// 2 x QueueBytes (PULL, SubHold), whatever the message size.
+// 2 x QueueBytes (PULL), whatever the message size.
 type Inbox[T any] struct {
 	so      *Socket
 	ch      chan T
@@ -164,10 +163,6 @@ func NewFrameInbox[T any](so *Socket, decode FrameFunc[T]) *Inbox[T] {
 		// the network; a full one drops its oldest frame (a gap the
 		// subscriber counts).
 		_ = so.m.SetOption(mangos.OptionReadQLen, LossyFrameQueue(st))
-	} else if so.m.Info().Self == mangos.ProtoSub {
-		// SubHold: the socket's own queue is bounded in bytes (sub.go);
-		// in frames only by RecvQueue.
-		_ = so.m.SetOption(mangos.OptionReadQLen, st.RecvQueue)
 	} else {
 		// The socket's own queue, in frames, bounded in bytes too (see Inbox).
 		qlen := min(st.RecvQueue, max(2, in.maxBytes/max(st.MaxMsgSize, 1)))
