@@ -193,8 +193,8 @@ func PubOf(so *Socket) *Fanout {
 }
 
 // Send queues m, a frame carrying n messages, for every subscriber
-// connection; a connection whose queue is full (in messages or bytes)
-// drops it (counted). It never blocks. It takes m.
+// connection; a connection whose queue is full (in messages or bytes), or
+// sheds (see Fanout), drops it (counted). It never blocks. It takes m.
 func (s *Fanout) Send(m *Frame, n int) error { return s.send(m.msg(), n, false) }
 
 // SendControl queues m, a control frame that carries no message (a tail
