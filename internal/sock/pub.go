@@ -29,11 +29,11 @@ import (
 // bytes: the memory it holds); a frame larger than maxBytes is still queued when
 // the queue is empty.
 //
-// A queue that filled sheds: from the first frame it drops until it has
-// drained to half of both bounds, it drops every new frame (counted), so
-// that an overloaded connection loses whole runs of messages rather than
-// one frame in two, and its publisher can skip the work for them
-// altogether (Shed) while it drains.
+// A queue that filled sheds: from the first frame it drops for want of
+// room until it has drained to half of both bounds, it drops every new
+// frame (counted), so that an overloaded connection loses whole runs of
+// messages rather than one frame in two, and its publisher can skip the
+// work for them altogether (Shed) while it drains.
 type Fanout struct {
 	mu       sync.Mutex
 	closed   bool
