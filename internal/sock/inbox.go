@@ -45,9 +45,9 @@ type Inbox[T any] struct {
 	once    sync.Once
 	drainMu sync.Mutex
 	drain   atomic.Bool
-	emptied chan struct{} // capacity 1: Next took the last queued message during a Drain
-	usedC   atomic.Bool   // C was called: the application may take messages without Next
-	parked  atomic.Int32  // times Drain waited on the application alone (the reader had ended; for tests)
+	emptied chan struct{}           // capacity 1: Next took the last queued message during a Drain
+	usedC   atomic.Bool             // C was called: the application may take messages without Next
+	parked  atomic.Int32            // times Drain waited on the application alone (the reader had ended; for tests)
 	lossy   bool                    // drop the oldest rather than wait (SUB)
 	bytes   bool                    // count received bytes here (PULL; SUB counts its own, sub.go)
 	onDrop  atomic.Pointer[func(T)] // told of each message dropped to make room
