@@ -90,7 +90,15 @@
 //     batched messages: bounded by both options, counting the messages
 //     (and bytes) the frames carry. Full, the new frames for that
 //     subscriber are dropped: counted in the publisher's Stats().Dropped,
-//     per subscriber in [Publisher.SubscriberDrops], logged.
+//     per subscriber in [Publisher.SubscriberDrops], logged. A queue that
+//     filled sheds until it has drained to half of both bounds: every new
+//     frame for it is dropped meanwhile, so that an overloaded subscriber
+//     loses runs of messages (few, long gaps) rather than one frame in
+//     two; and while every subscriber that wants a topic sheds, Publish
+//     drops its messages on that topic before encoding them (counted the
+//     same, the same gaps), so that dropping costs the publisher next to
+//     nothing (a []byte or string body with the raw or msgpack codec;
+//     another is encoded first, to check its size).
 //  3. The kernel's and transport's buffers on the TCP connection (a few
 //     MiB at most); TCP flow control, nothing dropped.
 //  4. The subscriber socket's frame queue, shared by all its connections:

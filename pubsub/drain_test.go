@@ -74,3 +74,54 @@ func publisherPattern() testutil.Pattern {
 		Listens: true,
 	}
 }
+
+// A subscriber's Drain returns once the application has taken, with Next,
+// every message queued, and Next then reports the subscriber closed
+// (internal/sock's TestInboxDrainWokenByNext checks that Next wakes it).
+func TestSubscriberDrainWokenByNext(t *testing.T) {
+	const n = 100
+	addr := testutil.FreeTCP(t)
+	p := mustPub(t, pubsub.WithListen(addr), pubsub.WithCodec(spmesh.Raw))
+	s := mustSub(t, pubsub.WithDial(addr), pubsub.WithCodec(spmesh.Raw), pubsub.WithSubscribe("drain"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.WaitPeers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := p.PublishBytes(ctx, "drain", nil, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testutil.Until(10*time.Second, func() error {
+		if got := s.Stats().Received; got != n {
+			return fmt.Errorf("%d of %d queued", got, n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	drained := make(chan error, 1)
+	go func() { drained <- s.Drain(ctx) }()
+	// Drain closes the socket first: from then on it waits for the
+	// application, with every message still queued.
+	if err := testutil.Until(10*time.Second, func() error {
+		if err := s.Unsubscribe("none"); !errors.Is(err, spmesh.ErrClosed) {
+			return fmt.Errorf("Unsubscribe = %v: Drain has not started", err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := s.Next(ctx); err != nil {
+			t.Fatalf("Next %d of %d: %v", i, n, err)
+		}
+	}
+	if err := <-drained; err != nil {
+		t.Fatalf("Drain = %v, want nil: not woken when the last message was taken", err)
+	}
+	if _, err := s.Next(ctx); !errors.Is(err, spmesh.ErrClosed) {
+		t.Fatalf("Next after Drain = %v, want ErrClosed", err)
+	}
+}

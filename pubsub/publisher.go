@@ -223,6 +223,10 @@ func (p *Publisher) publishEnv(ctx context.Context, topic string, h spmesh.Heade
 	if raw {
 		codec = spmesh.Raw
 	}
+	if p.pub.Shedding() && p.shedEarly(ts, topic, h, codec, v, data, raw) {
+		p.mu.Unlock()
+		return nil
+	}
 	if !p.batching {
 		if raw {
 			v = data // boxed only here and for a large body
@@ -266,6 +270,13 @@ func (p *Publisher) publishEnv(ctx context.Context, topic string, h spmesh.Heade
 		p.mu.Unlock()
 		return p.so.CheckSize(n) // counted
 	}
+	if p.pub.Shedding() && p.pub.Shed(topic, 1) {
+		// Encoded (to check its size) but not worth sending.
+		p.pend.buf = b[:off]
+		p.shed(ts)
+		p.mu.Unlock()
+		return nil
+	}
 	ts.seq++
 	p.touched(ts)
 	p.pend.buf = b
@@ -273,6 +284,46 @@ func (p *Publisher) publishEnv(ctx context.Context, topic string, h spmesh.Heade
 	p.wakeFlusher()
 	p.mu.Unlock()
 	return nil
+}
+
+// shedEarly drops a message before encoding it when every subscriber
+// connection that wants topic sheds (sock.Fanout.Shed: its queue filled
+// and has not drained to half yet), as that queue would drop its frame:
+// counted the same, and the subscribers see the same gap, without the
+// cost of encoding, batching and queueing it. Only a message whose
+// encoded size is known without encoding it (a []byte or string body
+// with the raw or msgpack codec) and is well within the size limit is
+// dropped here: a message over the limit still fails with ErrTooLarge,
+// whatever the load. The caller holds p.mu.
+func (p *Publisher) shedEarly(ts *topicSeq, topic string, h spmesh.Header, codec spmesh.Codec, v any, data []byte, raw bool) bool {
+	size := len(data)
+	if !raw {
+		if size = sock.KnownSize(codec, v); size == 0 {
+			return false
+		}
+	}
+	off := len(p.pend.buf)
+	head := len(wire.AppendEntryHead(p.pend.buf, h)) - off
+	// Slack: msgpack's header of a []byte or string (at most 5 bytes),
+	// and a plain frame's envelope against a batch entry's.
+	const slack = 64
+	if size+head+wire.PublishOverhead(topic)+slack > p.so.Settings.MaxMsgSize {
+		return false
+	}
+	if !p.pub.Shed(topic, 1) {
+		return false
+	}
+	p.shed(ts)
+	return true
+}
+
+// shed records a message dropped by Shed: its sequence number is used
+// (the subscribers see the gap), and it counts as sent, like one that a
+// queue dropped. The caller holds p.mu.
+func (p *Publisher) shed(ts *topicSeq) {
+	ts.seq++
+	p.touched(ts)
+	p.so.C.Sent.Add(1)
 }
 
 // wakeFlusher wakes the flusher if it waits. The caller holds p.mu.
@@ -414,6 +465,13 @@ func (p *Publisher) flush(w *pending) {
 	start := 0 // content offset of ents[0]
 	for len(ents) > 0 {
 		first := &ents[0]
+		if first.frame != nil && !first.ctl && p.pub.Shedding() && p.pub.Shed(first.topic, 1) {
+			// Every subscriber that wants it sheds: not queued (counted).
+			first.frame.Free()
+			p.so.C.Sent.Add(1)
+			ents = ents[1:]
+			continue
+		}
 		if first.frame != nil {
 			if first.ctl {
 				if p.pub.SendControl(first.frame) != nil {
@@ -443,6 +501,14 @@ func (p *Publisher) flush(w *pending) {
 			size += wire.EntryOverhead(l) + l
 			end = e.end
 			n++
+		}
+		if p.pub.Shedding() && p.pub.Shed(first.topic, n) {
+			// Accepted before the subscribers' queues began shedding:
+			// dropped without building the frame (counted).
+			p.so.C.Sent.Add(uint64(n))
+			ents = ents[n:]
+			start = end
+			continue
 		}
 		base := wire.Msg{Topic: first.topic, ID: first.id, Time: now, Pub: p.id, Seq: first.seq}
 		var m *sock.Frame

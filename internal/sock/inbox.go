@@ -45,6 +45,9 @@ type Inbox[T any] struct {
 	once    sync.Once
 	drainMu sync.Mutex
 	drain   atomic.Bool
+	emptied chan struct{}           // capacity 1: Next took the last queued message during a Drain
+	usedC   atomic.Bool             // C was called: the application may take messages without Next
+	parked  atomic.Int32            // times Drain waited on the application alone (the reader had ended; for tests)
 	lossy   bool                    // drop the oldest rather than wait (SUB)
 	bytes   bool                    // count received bytes here (PULL; SUB counts its own, sub.go)
 	onDrop  atomic.Pointer[func(T)] // told of each message dropped to make room
@@ -146,6 +149,7 @@ func NewFrameInbox[T any](so *Socket, decode FrameFunc[T]) *Inbox[T] {
 		maxBytes: st.QueueBytes,
 		sizes:    make([]int32, st.RecvQueue+1),
 		room:     make(chan struct{}, 1),
+		emptied:  make(chan struct{}, 1),
 	}
 	if in.maxBytes <= 0 {
 		in.maxBytes = DefaultQueueBytes
@@ -325,11 +329,18 @@ func (in *Inbox[T]) waitBytes(c int) bool {
 	}
 }
 
-// took tells a reader waiting for bytes that a message was taken.
+// took tells a reader waiting for bytes that a message was taken, and a
+// Drain that the queue is empty.
 func (in *Inbox[T]) took() {
 	if in.waiting.Load() {
 		select {
 		case in.room <- struct{}{}:
+		default:
+		}
+	}
+	if in.drain.Load() && len(in.ch) == 0 {
+		select {
+		case in.emptied <- struct{}{}:
 		default:
 		}
 	}
@@ -366,7 +377,10 @@ func (in *Inbox[T]) Next(ctx context.Context) (T, error) {
 }
 
 // C is the inbox's channel; it is closed on Close, or by Drain once empty.
-func (in *Inbox[T]) C() <-chan T { return in.ch }
+func (in *Inbox[T]) C() <-chan T {
+	in.usedC.Store(true)
+	return in.ch
+}
 
 // All iterates until ctx ends or the inbox closes; a final error other than
 // closing is yielded once.
@@ -396,15 +410,26 @@ func (in *Inbox[T]) Drain(ctx context.Context) error {
 	in.drain.Store(true)
 	in.so.C.Draining.Store(true)
 	in.so.Close() // the reader returns after its last message and closes ch
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
+	// Next tells when it took the last message (emptied); a receive
+	// from C tells nothing, so an application that was given C is
+	// polled for.
+	var poll <-chan time.Time
+	if in.usedC.Load() {
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		poll = t.C
+	}
 	var err error
-	ended := false
-	for err == nil && (!ended || len(in.ch) > 0) {
+	ended := in.ended // nil once closed: a closed channel is always ready
+	for err == nil && (ended != nil || len(in.ch) > 0) {
+		if ended == nil {
+			in.parked.Add(1)
+		}
 		select {
-		case <-in.ended:
-			ended = true
-		case <-t.C:
+		case <-ended:
+			ended = nil
+		case <-in.emptied:
+		case <-poll:
 		case <-ctx.Done():
 			err = ctx.Err()
 		}

@@ -3,6 +3,7 @@ package sock
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,10 +28,17 @@ import (
 // (Settings.QueueBytes, each frame charged its buffer's capacity plus 128
 // bytes: the memory it holds); a frame larger than maxBytes is still queued when
 // the queue is empty.
+//
+// A queue that filled sheds: from the first frame it drops for want of
+// room until it has drained to half of both bounds, it drops every new
+// frame (counted), so that an overloaded connection loses whole runs of
+// messages rather than one frame in two, and its publisher can skip the
+// work for them altogether (Shed) while it drains.
 type Fanout struct {
 	mu       sync.Mutex
 	closed   bool
 	pipes    map[uint32]*pubPipe
+	list     []*pubPipe // pipes' values, for Shed (a map's iteration costs more)
 	maxMsgs  int
 	maxBytes int
 	so       atomic.Pointer[Socket]                   // set by PubOf; nil: drops counted per pipe only
@@ -46,6 +54,10 @@ type Fanout struct {
 	scratch []*pubPipe
 
 	out Pending // frames queued for, or being written to, a connection (Flushed)
+
+	// shedding counts the connections whose queue sheds (pubPipe.shed):
+	// Shed looks no further while it is 0.
+	shedding atomic.Int32
 }
 
 // Flushed returns nil once every frame queued so far has been written to
@@ -131,6 +143,12 @@ type pubPipe struct {
 	dropped     uint64    // messages (under Fanout.mu)
 	reported    uint64    // dropped at the last OnSlow call (under Fanout.mu)
 	reportedAt  time.Time // when (under Fanout.mu)
+
+	// shed is set (under qmu) when the queue drops a frame for want of
+	// room, and cleared by next once the queue is down to lowMsgs and
+	// lowBytes (half the bounds): meanwhile every new frame is dropped.
+	shed              atomic.Bool
+	lowMsgs, lowBytes int
 }
 
 // optPub is the option through which PubOf finds a socket's Fanout.
@@ -175,8 +193,8 @@ func PubOf(so *Socket) *Fanout {
 }
 
 // Send queues m, a frame carrying n messages, for every subscriber
-// connection; a connection whose queue is full (in messages or bytes)
-// drops it (counted). It never blocks. It takes m.
+// connection; a connection whose queue is full (in messages or bytes), or
+// sheds (see Fanout), drops it (counted). It never blocks. It takes m.
 func (s *Fanout) Send(m *Frame, n int) error { return s.send(m.msg(), n, false) }
 
 // SendControl queues m, a control frame that carries no message (a tail
@@ -207,7 +225,11 @@ func (s *Fanout) send(m *mangos.Message, n int, ctl bool) error {
 		if ctl {
 			ok = p.ctl < maxCtl
 		} else {
-			ok = p.msgs == 0 || p.msgs+n <= s.maxMsgs && p.bytes+size <= s.maxBytes
+			ok = !p.shed.Load() && (p.msgs == 0 || p.msgs+n <= s.maxMsgs && p.bytes+size <= s.maxBytes)
+			if !ok && !p.shed.Load() {
+				p.shed.Store(true)
+				s.shedding.Add(1)
+			}
 		}
 		if ok {
 			m.Clone()
@@ -240,8 +262,78 @@ func (s *Fanout) send(m *mangos.Message, n int, ctl bool) error {
 	return nil
 }
 
-// next takes the oldest queued frame, or reports false when none.
-func (p *pubPipe) next() (queued, bool) {
+// Shedding reports whether some connection's queue sheds (a cheap look:
+// Shed may still refuse).
+func (s *Fanout) Shedding() bool { return s.shedding.Load() > 0 }
+
+// Shed counts n messages on topic as dropped for every connection that
+// wants topic, and reports true, when each of those connections' queues
+// sheds (it filled and has not yet drained to half): the publisher then
+// drops the messages before encoding them, as the queues would drop their
+// frames. It reports false, counting nothing, when any connection may
+// take them, when none wants them, or with Hold. Frames start with their
+// topic and a 0 byte (pub/sub's envelope).
+func (s *Fanout) Shed(topic string, n int) bool {
+	if s.shedding.Load() == 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.stall > 0 {
+		return false
+	}
+	some := false
+	for _, p := range s.list {
+		want, sure := p.wantsTopic(topic)
+		if !sure || want && !p.shed.Load() {
+			return false
+		}
+		some = some || want
+	}
+	if !some {
+		return false
+	}
+	so := s.so.Load()
+	for _, p := range s.list {
+		if want, _ := p.wantsTopic(topic); want {
+			s.dropped(p, n)
+			if so != nil {
+				so.C.DroppedQueueFull.Add(uint64(n))
+			}
+		}
+	}
+	return true
+}
+
+// wantsTopic reports whether the subscriber's interest covers the frames
+// on topic, and false for sure when it cannot tell without the frame (a
+// prefix longer than the topic and its 0 byte).
+func (p *pubPipe) wantsTopic(topic string) (want, sure bool) {
+	in := p.interest.Load()
+	if in == nil {
+		return true, true
+	}
+	sure = true
+	for _, pre := range *in {
+		switch {
+		case len(pre) > len(topic)+1:
+			if pre[len(topic)] == 0 && string(pre[:len(topic)]) == topic {
+				sure = false
+			}
+		case len(pre) == len(topic)+1:
+			if pre[len(topic)] == 0 && string(pre[:len(topic)]) == topic {
+				return true, true
+			}
+		case string(pre) == topic[:len(pre)]:
+			return true, true
+		}
+	}
+	return false, sure
+}
+
+// next takes the oldest queued frame, or reports false when none. s is
+// p's Fanout.
+func (p *pubPipe) next(s *Fanout) (queued, bool) {
 	p.qmu.Lock()
 	defer p.qmu.Unlock()
 	if p.head == len(p.q) {
@@ -259,6 +351,10 @@ func (p *pubPipe) next() (queued, bool) {
 		p.ctl--
 	} else {
 		p.bytes -= frameCost(f.m)
+	}
+	if p.shed.Load() && p.msgs <= p.lowMsgs && p.bytes <= p.lowBytes {
+		p.shed.Store(false)
+		s.shedding.Add(-1)
 	}
 	if p.head == len(p.q) {
 		// Empty: start over at the front, keeping a modest buffer.
@@ -417,9 +513,10 @@ func (s fanoutProto) AddPipe(pp protocol.Pipe) error {
 	if s.closed {
 		return protocol.ErrClosed
 	}
-	p := &pubPipe{p: pp, closeq: make(chan struct{}), wake: make(chan struct{}, 1)}
+	p := &pubPipe{p: pp, closeq: make(chan struct{}), wake: make(chan struct{}, 1), lowMsgs: s.maxMsgs / 2, lowBytes: s.maxBytes / 2}
 	pp.SetPrivate(p)
 	s.pipes[pp.ID()] = p
+	s.list = append(s.list, p)
 	go p.sender(s.Fanout)
 	go p.receiver(s.Fanout)
 	return nil
@@ -430,6 +527,7 @@ func (s fanoutProto) RemovePipe(pp protocol.Pipe) {
 	p := pp.GetPrivate().(*pubPipe)
 	s.mu.Lock()
 	delete(s.pipes, pp.ID())
+	s.list = slices.DeleteFunc(s.list, func(q *pubPipe) bool { return q == p })
 	close(p.closeq)
 	s.mu.Unlock()
 }
@@ -462,7 +560,7 @@ func (p *pubPipe) sender(s *Fanout) {
 	defer func() {
 		lost := 0
 		for {
-			f, ok := p.next()
+			f, ok := p.next(s)
 			if !ok {
 				break
 			}
@@ -478,7 +576,7 @@ func (p *pubPipe) sender(s *Fanout) {
 		}
 	}()
 	for {
-		f, ok := p.next()
+		f, ok := p.next(s)
 		if !ok {
 			select {
 			case <-p.closeq:

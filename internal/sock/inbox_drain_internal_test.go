@@ -1,0 +1,71 @@
+package sock
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/spmesh/spmesh/internal/testutil"
+)
+
+// Drain returns once the application has taken, with Next, every message
+// queued: Next wakes it (it does not poll when C was never handed out),
+// so a Drain that is never told ends with its ctx's error instead.
+func TestInboxDrainWokenByNext(t *testing.T) {
+	const n = 50
+	so, err := Open(Pull, DefaultSettings(), Wiring{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := so.Listen("tcp://127.0.0.1:0")
+	if err != nil {
+		so.Close()
+		t.Fatal(err)
+	}
+	in := NewFrameInbox(so, func(m *Frame, emit func(int) bool) error {
+		m.Free()
+		emit(1)
+		return nil
+	})
+	defer in.Close()
+	push := testutil.DialSP(t, addr, 5<<4) // PUSH
+	for range n {
+		if err := push.Send([]byte("job")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testutil.Until(10*time.Second, func() error {
+		if got := so.C.Received.Load(); got != n {
+			return fmt.Errorf("%d of %d queued", got, n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	drained := make(chan error, 1)
+	go func() { drained <- in.Drain(ctx) }()
+	for i := range n - 1 {
+		if _, err := in.Next(ctx); err != nil {
+			t.Fatalf("Next %d of %d: %v", i, n, err)
+		}
+	}
+	// Once the reader has stopped and Drain waits on the application
+	// alone, the last message taken must wake it.
+	if err := testutil.Until(10*time.Second, func() error {
+		if in.parked.Load() == 0 {
+			return fmt.Errorf("Drain not waiting on the application")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Next(ctx); err != nil {
+		t.Fatalf("last Next: %v", err)
+	}
+	if err := <-drained; err != nil {
+		t.Fatalf("Drain = %v, want nil: not woken when the last message was taken", err)
+	}
+}
