@@ -3,8 +3,10 @@ package pubsub_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/testutil"
