@@ -45,6 +45,7 @@ type Envelope struct {
 	From     string            // key 10
 	Flags    uint64            // key 11
 	Credit   uint64            // key 12
+	InFlight uint64            // key 13
 	Body     []byte            // what follows the map (a batch's entries)
 	Keys     map[uint64]bool   // the keys present
 }
@@ -102,6 +103,9 @@ func (e *Envelope) Append(b []byte) []byte {
 	}
 	if e.Credit != 0 {
 		pairs = append(pairs, kv{12, func(b []byte) []byte { return appendUint(b, e.Credit) }})
+	}
+	if e.InFlight != 0 {
+		pairs = append(pairs, kv{13, func(b []byte) []byte { return appendUint(b, e.InFlight) }})
 	}
 	b = appendMapLen(b, len(pairs))
 	for _, p := range pairs {
@@ -217,6 +221,8 @@ func (r *reader) header(e *Envelope) error {
 			e.Flags, err = r.uint()
 		case 12:
 			e.Credit, err = r.uint()
+		case 13:
+			e.InFlight, err = r.uint()
 		default:
 			err = r.skip(0)
 		}

@@ -83,7 +83,7 @@ func TestDocExamples(t *testing.T) {
 		"reply-error":     {Kind: KindReply, ID: exID, Attempt: 1, Code: 42, Err: "no such order", Credit: 16},
 		"push":            {Kind: KindPush, ID: exID, Time: exTime, Body: []byte("hi")},
 		"job":             {Kind: KindJob, ID: exID, Time: exTime, Attempt: 2, Body: []byte("hi")},
-		"ack":             {Kind: KindAck, ID: exID, Attempt: 2, Credit: 16},
+		"ack":             {Kind: KindAck, ID: exID, Attempt: 2, Credit: 16, InFlight: 3},
 		"nack":            {Kind: KindAck, ID: exID, Attempt: 2, Code: 42, Err: "busy", Flags: FlagNack, Credit: 16},
 		"survey":          {Kind: KindSurvey, ID: exID, Time: exTime, Deadline: exTime + 1e9, Body: []byte("hi")},
 		"answer":          {Kind: KindResponse, ID: exID, From: "node-a", Body: []byte("ok")},
