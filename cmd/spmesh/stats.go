@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spmesh/spmesh"
@@ -163,8 +162,7 @@ a socket of it.`,
 var statsColumns = []string{"messages_sent_total", "messages_received_total", "dropped_total", "peers", "in_flight"}
 
 func printStats(w io.Writer, ms *metrics.MeshStats) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tALIVE\tSUSPECT\tLEFT\tFAILED\tSOCKETS")
+	tw := newTable(w, "NODE\tALIVE\tSUSPECT\tLEFT\tFAILED\tSOCKETS")
 	for _, n := range ms.Nodes {
 		socks := strconv.Itoa(len(n.Sockets))
 		if n.Omitted > 0 {
