@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -85,18 +86,9 @@ func (st *statsSurveyor) warnMissing(ms *metrics.MeshStats) {
 	if len(ms.Missing) > 0 {
 		st.s.warnf("no stats from %s", strings.Join(ms.Missing, ", "))
 	}
-	for _, from := range sortedKeys(ms.Errors) {
+	for _, from := range slices.Sorted(maps.Keys(ms.Errors)) {
 		st.s.warnf("stats from %s: %s", from, ms.Errors[from])
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func statsCommand() *cli.Command {
@@ -190,7 +182,7 @@ func printStats(w io.Writer, ms *metrics.MeshStats) error {
 // its peers' mean reply times.
 func otherFigures(s metrics.SocketSnapshot) string {
 	var out []string
-	for _, k := range sortedKeys(s.Values) {
+	for _, k := range slices.Sorted(maps.Keys(s.Values)) {
 		if v := s.Values[k]; v != 0 && !slices.Contains(statsColumns, k) {
 			out = append(out, strings.TrimSuffix(k, "_total")+"="+num(v))
 		}
