@@ -137,13 +137,8 @@ caller times out or resends), and message ids and attempts (requests are
 printed without them, SPMESH_REQUEST_ID is empty, and a resend is answered
 again). Both ends must be bare.`,
 		Flags: flags(meshFlags(), addrFlags(), answerFlags()),
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			srv, service, err := openServing(ctx, cmd)
-			if err != nil {
-				return err
-			}
+		Action: serveAction(func(ctx context.Context, cmd *cli.Command, srv *serving, service string) error {
 			s := srv.s
-			defer s.close()
 			h := reqrep.HandlerFunc(func(ctx context.Context, req *reqrep.Request) (any, error) {
 				return srv.received(ctx, "request", req.ID, req.Attempt, req.Header, req.Data)
 			})
@@ -156,7 +151,7 @@ again). Both ends must be bare.`,
 			defer r.Close()
 			s.logf("serving %s at %s", orDefault(service, "requests"), strings.Join(r.Addrs(), " "))
 			return srv.serve(ctx, r.Drain)
-		},
+		}),
 	}
 }
 

@@ -35,18 +35,22 @@ func newServing(s *session, cmd *cli.Command, service string) (*serving, error) 
 	return &serving{s: s, ans: ans, quiet: cmd.Bool(flagQuiet), left: count, count: count > 0, end: make(chan struct{})}, nil
 }
 
-// openServing opens the session of a serving command (reply, respond)
-// and reads its flags; the caller closes srv.s.
-func openServing(ctx context.Context, cmd *cli.Command) (srv *serving, service string, err error) {
-	s, service, err := openService(ctx, cmd)
-	if err != nil {
-		return nil, "", err
+// serveAction is the Action of a serving command (reply, respond): run
+// gets the serving state of the session it opens (srv.s), closed when run
+// returns, and the SERVICE argument.
+func serveAction(run func(ctx context.Context, cmd *cli.Command, srv *serving, service string) error) cli.ActionFunc {
+	return func(ctx context.Context, cmd *cli.Command) error {
+		s, service, err := openService(ctx, cmd)
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		srv, err := newServing(s, cmd, service)
+		if err != nil {
+			return err
+		}
+		return run(ctx, cmd, srv, service)
 	}
-	if srv, err = newServing(s, cmd, service); err != nil {
-		s.close()
-		return nil, "", err
-	}
-	return srv, service, nil
 }
 
 // received prints and answers one request or survey question: kind names

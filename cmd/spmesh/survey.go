@@ -228,13 +228,8 @@ survey's id and deadline (SPMESH_SURVEY_ID is empty; --command is not
 killed at a deadline), the name, and error answers: a failing --command
 sends no answer.`,
 		Flags: flags(meshFlags(), addrFlags(), answerFlags()),
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			srv, service, err := openServing(ctx, cmd)
-			if err != nil {
-				return err
-			}
+		Action: serveAction(func(ctx context.Context, cmd *cli.Command, srv *serving, service string) error {
 			s := srv.s
-			defer s.close()
 			h := survey.HandlerFunc(func(ctx context.Context, q *survey.Question) (any, error) {
 				return srv.received(ctx, "survey", q.ID, 0, q.Header, q.Data)
 			})
@@ -254,7 +249,7 @@ sends no answer.`,
 			defer r.Close()
 			s.logf("answering surveys of %s as %s", orDefault(service, "any surveyor"), r.Name())
 			return srv.serve(ctx, r.Drain)
-		},
+		}),
 	}
 }
 
