@@ -8,14 +8,24 @@ import (
 )
 
 // NotifyJoin records a new (or returning) member.
-func (e *mlEvents) NotifyJoin(nd *memberlist.Node) { (*Node)(e).noteMember(nd, EventJoin) }
+func (e *mlEvents) NotifyJoin(nd *memberlist.Node) {
+	(*Node)(e).onMember(nd, func(n *Node) { n.noteMember(nd, EventJoin) })
+}
 
 // NotifyUpdate takes in a member's new metadata (or address).
-func (e *mlEvents) NotifyUpdate(nd *memberlist.Node) { (*Node)(e).noteMember(nd, EventUpdate) }
+func (e *mlEvents) NotifyUpdate(nd *memberlist.Node) {
+	(*Node)(e).onMember(nd, func(n *Node) { n.noteMember(nd, EventUpdate) })
+}
 
-// noteMember records nd (joined or updated), emits ev and takes in its
-// metadata.
-func (n *Node) noteMember(nd *memberlist.Node, ev EventType) {
+// NotifyLeave drops a member that left or failed, with its endpoints, and
+// remembers its address for re-joins.
+func (e *mlEvents) NotifyLeave(nd *memberlist.Node) {
+	(*Node)(e).onMember(nd, func(n *Node) { n.noteGone(nd) })
+}
+
+// onMember runs f with n.mu held for an event about the member nd: not for
+// this node's own events, nor once n is closed.
+func (n *Node) onMember(nd *memberlist.Node, f func(*Node)) {
 	if nd.Name == n.name {
 		return
 	}
@@ -24,6 +34,12 @@ func (n *Node) noteMember(nd *memberlist.Node, ev EventType) {
 	if n.closed {
 		return
 	}
+	f(n)
+}
+
+// noteMember records nd (joined or updated), emits ev and takes in its
+// metadata. n.mu is held.
+func (n *Node) noteMember(nd *memberlist.Node, ev EventType) {
 	p := n.peers[nd.Name]
 	if p == nil {
 		p = &peer{full: true}
@@ -46,18 +62,9 @@ func (n *Node) noteMember(nd *memberlist.Node, ev EventType) {
 	n.applyMeta(p, nd.Meta)
 }
 
-// NotifyLeave drops a member that left or failed, with its endpoints, and
-// remembers its address for re-joins.
-func (e *mlEvents) NotifyLeave(nd *memberlist.Node) {
-	n := (*Node)(e)
-	if nd.Name == n.name {
-		return
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
-		return
-	}
+// noteGone drops nd, a member that left or failed, with its endpoints, and
+// remembers its address for re-joins. n.mu is held.
+func (n *Node) noteGone(nd *memberlist.Node) {
 	addr := nodeAddr(nd)
 	p := n.peers[nd.Name]
 	// memberlist does not tell a leave from a failure here: a leaving node

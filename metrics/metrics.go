@@ -383,6 +383,30 @@ func (e *emitter) peers(ps []spmesh.PeerStats) {
 	}
 }
 
+// server sends the figures every serving side (Replier, Worker,
+// Respondent) has: its socket's, handlers running, failed, panicked and
+// abandoned.
+func (e *emitter) server(st spmesh.Stats, inFlight int, handlerErrors, panics, abandoned uint64) {
+	e.base(st)
+	e.i(mInFlight, inFlight)
+	e.u(mHandlerErrors, handlerErrors)
+	e.u(mPanics, panics)
+	e.u(mAbandoned, abandoned)
+}
+
+// caller sends the figures every calling side (Requester, Producer) has:
+// its socket's, calls in progress, attempts timed out, lost and failed
+// remotely, the reply times and the per-peer dispatch counters.
+func (e *emitter) caller(st spmesh.Stats, inFlight int, timeouts, lost, remoteErrors uint64, replyTime spmesh.Histogram, perPeer []spmesh.PeerStats) {
+	e.base(st)
+	e.i(mInFlight, inFlight)
+	e.u(mTimeouts, timeouts)
+	e.u(mLost, lost)
+	e.u(mRemoteErrors, remoteErrors)
+	e.histogram(mReplyTime, replyTime)
+	e.peers(perPeer)
+}
+
 // reader returns the function that reads s at scrape time.
 func reader(s any) (func(*emitter), error) {
 	switch s := s.(type) {
@@ -393,49 +417,29 @@ func reader(s any) (func(*emitter), error) {
 	case interface{ Stats() reqrep.RequesterStats }:
 		return func(e *emitter) {
 			st := s.Stats()
-			e.base(st.Stats)
-			e.i(mInFlight, st.InFlight)
-			e.u(mTimeouts, st.Timeouts)
-			e.u(mLost, st.Lost)
-			e.u(mRemoteErrors, st.RemoteErrors)
-			e.histogram(mReplyTime, st.ReplyTime)
-			e.peers(st.PerPeer)
+			e.caller(st.Stats, st.InFlight, st.Timeouts, st.Lost, st.RemoteErrors, st.ReplyTime, st.PerPeer)
 		}, nil
 	case interface{ Stats() reqrep.ReplierStats }:
 		return func(e *emitter) {
 			st := s.Stats()
-			e.base(st.Stats)
-			e.i(mInFlight, st.InFlight)
-			e.u(mHandlerErrors, st.HandlerErrors)
-			e.u(mPanics, st.Panics)
-			e.u(mAbandoned, st.Abandoned)
+			e.server(st.Stats, st.InFlight, st.HandlerErrors, st.Panics, st.Abandoned)
 		}, nil
 	case interface{ Stats() pipeline.ProducerStats }:
 		return func(e *emitter) {
 			st := s.Stats()
-			e.base(st.Stats)
-			e.i(mInFlight, st.InFlight)
-			e.u(mTimeouts, st.Timeouts)
-			e.u(mLost, st.Lost)
-			e.u(mRemoteErrors, st.RemoteErrors)
+			e.caller(st.Stats, st.InFlight, st.Timeouts, st.Lost, st.RemoteErrors, st.ReplyTime, st.PerPeer)
 			e.u(mAcked, st.Acked)
 			e.u(mProduced, st.Produced)
 			e.u(mDeadLettered, st.DeadLettered)
 			e.u(mFailed, st.Failed)
 			e.u(mRecovered, st.Recovered)
-			e.histogram(mReplyTime, st.ReplyTime)
-			e.peers(st.PerPeer)
 		}, nil
 	case interface{ Stats() pipeline.WorkerStats }:
 		return func(e *emitter) {
 			st := s.Stats()
-			e.base(st.Stats)
-			e.i(mInFlight, st.InFlight)
-			e.u(mHandlerErrors, st.HandlerErrors)
+			e.server(st.Stats, st.InFlight, st.HandlerErrors, st.Panics, st.Abandoned)
 			e.u(mAcked, st.Acked)
 			e.u(mDuplicates, st.Duplicates)
-			e.u(mPanics, st.Panics)
-			e.u(mAbandoned, st.Abandoned)
 		}, nil
 	case interface{ Stats() survey.SurveyorStats }:
 		return func(e *emitter) {
@@ -447,12 +451,8 @@ func reader(s any) (func(*emitter), error) {
 	case interface{ Stats() survey.RespondentStats }:
 		return func(e *emitter) {
 			st := s.Stats()
-			e.base(st.Stats)
-			e.i(mInFlight, st.InFlight)
-			e.u(mHandlerErrors, st.HandlerErrors)
+			e.server(st.Stats, st.InFlight, st.HandlerErrors, st.Panics, st.Abandoned)
 			e.u(mDeclined, st.Declined)
-			e.u(mPanics, st.Panics)
-			e.u(mAbandoned, st.Abandoned)
 		}, nil
 	}
 	return nil, ErrUnsupported

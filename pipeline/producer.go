@@ -61,10 +61,10 @@ type DeadLetter struct {
 
 // Decode decodes the job into v (a pointer) with the producer's codec.
 func (d *DeadLetter) Decode(v any) error {
-	if d == nil || d.codec == nil {
-		return fmt.Errorf("%w: no dead letter (a nil or zero DeadLetter)", spmesh.ErrDecode)
+	if d == nil {
+		return sock.NoValue("DeadLetter")
 	}
-	return d.codec.Unmarshal(d.Data, v)
+	return sock.DecodeBody(d.codec, d.Data, v, "DeadLetter")
 }
 
 // Result is the future of one job produced with [Producer.ProduceAsync] or

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"fmt"
 	"iter"
 	"time"
 
@@ -36,10 +35,10 @@ func (m *Message) Context() context.Context {
 
 // Decode decodes the body into v (a pointer) with the puller's codec.
 func (m *Message) Decode(v any) error {
-	if m == nil || m.codec == nil {
-		return fmt.Errorf("%w: no message (a nil or zero Message)", spmesh.ErrDecode)
+	if m == nil {
+		return sock.NoValue("Message")
 	}
-	return m.codec.Unmarshal(m.Data, v)
+	return sock.DecodeBody(m.codec, m.Data, v, "Message")
 }
 
 // Puller receives the messages that connected [Pusher]s send it, its share

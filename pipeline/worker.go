@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,10 +35,10 @@ type Job struct {
 
 // Decode decodes the job into v (a pointer) with the worker's codec.
 func (j *Job) Decode(v any) error {
-	if j == nil || j.codec == nil {
-		return fmt.Errorf("%w: no job (a nil or zero Job)", spmesh.ErrDecode)
+	if j == nil {
+		return sock.NoValue("Job")
 	}
-	return j.codec.Unmarshal(j.Data, v)
+	return sock.DecodeBody(j.codec, j.Data, v, "Job")
 }
 
 // Handler runs jobs for a [Worker]. ServeJob returning nil acks the job;

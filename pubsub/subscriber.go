@@ -41,10 +41,10 @@ func (m *Message) Context() context.Context {
 
 // Decode decodes the body into v (a pointer) with the subscriber's codec.
 func (m *Message) Decode(v any) error {
-	if m == nil || m.codec == nil {
-		return fmt.Errorf("%w: no message (a nil or zero Message)", spmesh.ErrDecode)
+	if m == nil {
+		return sock.NoValue("Message")
 	}
-	return m.codec.Unmarshal(m.Data, v)
+	return sock.DecodeBody(m.codec, m.Data, v, "Message")
 }
 
 // PublisherStats counts what one subscriber saw of one publisher.

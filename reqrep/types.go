@@ -2,10 +2,10 @@ package reqrep
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/sock"
 )
 
 // ID identifies a request. It stays the same across the resends of one call
@@ -37,19 +37,16 @@ type Request struct {
 
 // Decode decodes the request body into v (a pointer) with the replier's codec.
 func (r *Request) Decode(v any) error {
-	if r == nil || r.codec == nil {
-		return fmt.Errorf("%w: no request (a nil or zero Request)", spmesh.ErrDecode)
+	if r == nil {
+		return sock.NoValue("Request")
 	}
-	return r.codec.Unmarshal(r.Data, v)
+	return sock.DecodeBody(r.codec, r.Data, v, "Request")
 }
 
 // SetReplyHeader sets a header that travels back with the reply (also with
 // an error reply).
 func (r *Request) SetReplyHeader(key, value string) {
-	if r.reply == nil {
-		r.reply = spmesh.Header{}
-	}
-	r.reply[key] = value
+	sock.SetHeader(&r.reply, key, value)
 }
 
 // Handler serves requests for a [Replier]. ServeRequest returns the reply
@@ -131,8 +128,8 @@ type Reply struct {
 
 // Decode decodes the reply body into v (a pointer) with the requester's codec.
 func (r *Reply) Decode(v any) error {
-	if r == nil || r.codec == nil {
-		return fmt.Errorf("%w: no reply (a nil or zero Reply)", spmesh.ErrDecode)
+	if r == nil {
+		return sock.NoValue("Reply")
 	}
-	return r.codec.Unmarshal(r.Data, v)
+	return sock.DecodeBody(r.codec, r.Data, v, "Reply")
 }

@@ -41,19 +41,16 @@ type Question struct {
 
 // Decode decodes the question into v (a pointer) with the respondent's codec.
 func (q *Question) Decode(v any) error {
-	if q == nil || q.codec == nil {
-		return fmt.Errorf("%w: no question (a nil or zero Question)", spmesh.ErrDecode)
+	if q == nil {
+		return sock.NoValue("Question")
 	}
-	return q.codec.Unmarshal(q.Data, v)
+	return sock.DecodeBody(q.codec, q.Data, v, "Question")
 }
 
 // SetReplyHeader sets a header on the answer ([Response.Header]). Call it
 // from the handler, before it returns.
 func (q *Question) SetReplyHeader(key, value string) {
-	if q.reply == nil {
-		q.reply = spmesh.Header{}
-	}
-	q.reply[key] = value
+	sock.SetHeader(&q.reply, key, value)
 }
 
 // Handler answers surveys. ServeSurvey returns the answer (encoded with the

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spmesh/spmesh"
@@ -92,18 +91,12 @@ State is "alive", or "syncing" while a member's records are still being
 fetched. Services are listed as service/role@address; a role ends in
 "+bare" when the endpoint speaks bare SP frames (--bare).`,
 		Flags: flags(meshFlags()),
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			s, err := openMesh(ctx, cmd)
-			if err != nil {
-				return err
-			}
-			defer s.close()
+		Action: inMesh(func(ctx context.Context, cmd *cli.Command, s *session) error {
 			ms := s.members(ctx)
 			if s.json {
 				return printJSON(s.stdout, membersJSON(ms))
 			}
-			tw := tabwriter.NewWriter(s.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tADDR\tSTATE\tSERVICES")
+			tw := newTable(s.stdout, "NAME\tADDR\tSTATE\tSERVICES")
 			for _, m := range ms {
 				var svcs []string
 				for _, ep := range m.Endpoints {
@@ -117,7 +110,7 @@ fetched. Services are listed as service/role@address; a role ends in
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, m.Addr, memberState(m), strings.Join(svcs, " "))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 }
 
@@ -133,12 +126,7 @@ rep (replier), pull (puller), work (worker), surveyor; "+bare" marks an
 endpoint that speaks bare SP frames (only --bare sockets dial it). Connectors
 (subscribers, requesters, pushers, respondents) do not advertise.`,
 		Flags: flags(meshFlags()),
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			s, err := openMesh(ctx, cmd)
-			if err != nil {
-				return err
-			}
-			defer s.close()
+		Action: inMesh(func(ctx context.Context, cmd *cli.Command, s *session) error {
 			want := map[string]bool{}
 			for _, a := range cmd.Args().Slice() {
 				want[a] = true
@@ -147,8 +135,7 @@ endpoint that speaks bare SP frames (only --bare sockets dial it). Connectors
 			if s.json {
 				return printJSON(s.stdout, servicesJSON(eps))
 			}
-			tw := tabwriter.NewWriter(s.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SERVICE\tROLE\tNODE\tADDR")
+			tw := newTable(s.stdout, "SERVICE\tROLE\tNODE\tADDR")
 			for i, ep := range eps {
 				name := ep.Service
 				if i > 0 && eps[i-1].Service == ep.Service {
@@ -163,7 +150,7 @@ endpoint that speaks bare SP frames (only --bare sockets dial it). Connectors
 				return withCode(exitNoService, fmt.Errorf("no such service: nobody advertises %s", strings.Join(cmd.Args().Slice(), ", ")))
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -276,12 +263,7 @@ cannot take are dropped and reported.`,
 		Flags: flags(meshFlags(), []cli.Flag{
 			&cli.IntFlag{Name: flagCount, Aliases: []string{"n"}, Usage: "exit after this many events (0: until interrupted)"},
 		}),
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			s, err := openMesh(ctx, cmd)
-			if err != nil {
-				return err
-			}
-			defer s.close()
+		Action: inMesh(func(ctx context.Context, cmd *cli.Command, s *session) error {
 			count, seen := cmd.Int(flagCount), 0
 			var dropped uint64
 			for {
@@ -316,7 +298,7 @@ cannot take are dropped and reported.`,
 					}
 				}
 			}
-		},
+		}),
 	}
 }
 

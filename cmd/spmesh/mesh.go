@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spmesh/spmesh"
@@ -192,6 +193,27 @@ func openMesh(ctx context.Context, cmd *cli.Command) (*session, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// inMesh is the Action of a command that needs the mesh: run gets the
+// session of openMesh, closed when run returns.
+func inMesh(run func(ctx context.Context, cmd *cli.Command, s *session) error) cli.ActionFunc {
+	return func(ctx context.Context, cmd *cli.Command) error {
+		s, err := openMesh(ctx, cmd)
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		return run(ctx, cmd, s)
+	}
+}
+
+// newTable starts a table on w, its columns aligned (tab-separated cells),
+// with the header line given; Flush ends it.
+func newTable(w io.Writer, header string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	return tw
 }
 
 // openPattern starts a command that talks through a pattern socket and

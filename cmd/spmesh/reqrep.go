@@ -137,27 +137,10 @@ caller times out or resends), and message ids and attempts (requests are
 printed without them, SPMESH_REQUEST_ID is empty, and a resend is answered
 again). Both ends must be bare.`,
 		Flags: flags(meshFlags(), addrFlags(), answerFlags()),
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			s, service, err := openService(ctx, cmd)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			srv, err := newServing(s, cmd, service)
-			if err != nil {
-				return err
-			}
+		Action: serveAction(func(ctx context.Context, cmd *cli.Command, srv *serving, service string) error {
+			s := srv.s
 			h := reqrep.HandlerFunc(func(ctx context.Context, req *reqrep.Request) (any, error) {
-				if s.bare {
-					return srv.answer(ctx, request{fields: map[string]any{}, prefix: "request", data: req.Data,
-						env: requestEnv("REQUEST", "", 0, nil)})
-				}
-				return srv.answer(ctx, request{
-					fields: map[string]any{"id": req.ID.String(), "attempt": req.Attempt},
-					prefix: fmt.Sprintf("request %s attempt=%d", req.ID, req.Attempt),
-					header: req.Header, data: req.Data,
-					env: requestEnv("REQUEST", req.ID.String(), req.Attempt, req.Header),
-				})
+				return srv.received(ctx, "request", req.ID, req.Attempt, req.Header, req.Data)
 			})
 			opts := append([]reqrep.Option{reqrep.WithCodec(s.codec), reqrep.WithConcurrency(max(cmd.Int(flagConcurrency), 1))}, s.bareOption()...)
 			opts = append(opts, wiring(s, service, reqrep.WithDiscovery, reqrep.WithListen, reqrep.WithDial, reqrep.WithTLS, reqrep.WithRequireTLS)...)
@@ -168,7 +151,7 @@ again). Both ends must be bare.`,
 			defer r.Close()
 			s.logf("serving %s at %s", orDefault(service, "requests"), strings.Join(r.Addrs(), " "))
 			return srv.serve(ctx, r.Drain)
-		},
+		}),
 	}
 }
 

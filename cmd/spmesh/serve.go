@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +33,45 @@ func newServing(s *session, cmd *cli.Command, service string) (*serving, error) 
 	}
 	count := cmd.Int(flagCount)
 	return &serving{s: s, ans: ans, quiet: cmd.Bool(flagQuiet), left: count, count: count > 0, end: make(chan struct{})}, nil
+}
+
+// serveAction is the Action of a serving command (reply, respond): run
+// gets the serving state of the session it opens (srv.s), closed when run
+// returns, and the SERVICE argument.
+func serveAction(run func(ctx context.Context, cmd *cli.Command, srv *serving, service string) error) cli.ActionFunc {
+	return func(ctx context.Context, cmd *cli.Command) error {
+		s, service, err := openService(ctx, cmd)
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		srv, err := newServing(s, cmd, service)
+		if err != nil {
+			return err
+		}
+		return run(ctx, cmd, srv, service)
+	}
+}
+
+// received prints and answers one request or survey question: kind names
+// it ("request", "survey"), id and attempt (0: none) identify it. A bare
+// session has neither, nor headers.
+func (v *serving) received(ctx context.Context, kind string, id spmesh.ID, attempt int, h spmesh.Header, data []byte) (any, error) {
+	envKind := strings.ToUpper(kind)
+	if v.s.bare {
+		return v.answer(ctx, request{fields: map[string]any{}, prefix: kind, data: data, env: requestEnv(envKind, "", 0, nil)})
+	}
+	r := request{
+		fields: map[string]any{"id": id.String()},
+		prefix: kind + " " + id.String(),
+		header: h, data: data,
+		env: requestEnv(envKind, id.String(), attempt, h),
+	}
+	if attempt > 0 {
+		r.fields["attempt"] = attempt
+		r.prefix += " attempt=" + strconv.Itoa(attempt)
+	}
+	return v.answer(ctx, r)
 }
 
 // request is a request (or a survey's question) as a serving command shows

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spmesh/spmesh"
@@ -86,18 +86,9 @@ func (st *statsSurveyor) warnMissing(ms *metrics.MeshStats) {
 	if len(ms.Missing) > 0 {
 		st.s.warnf("no stats from %s", strings.Join(ms.Missing, ", "))
 	}
-	for _, from := range sortedKeys(ms.Errors) {
+	for _, from := range slices.Sorted(maps.Keys(ms.Errors)) {
 		st.s.warnf("stats from %s: %s", from, ms.Errors[from])
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func statsCommand() *cli.Command {
@@ -163,8 +154,7 @@ a socket of it.`,
 var statsColumns = []string{"messages_sent_total", "messages_received_total", "dropped_total", "peers", "in_flight"}
 
 func printStats(w io.Writer, ms *metrics.MeshStats) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tALIVE\tSUSPECT\tLEFT\tFAILED\tSOCKETS")
+	tw := newTable(w, "NODE\tALIVE\tSUSPECT\tLEFT\tFAILED\tSOCKETS")
 	for _, n := range ms.Nodes {
 		socks := strconv.Itoa(len(n.Sockets))
 		if n.Omitted > 0 {
@@ -192,7 +182,7 @@ func printStats(w io.Writer, ms *metrics.MeshStats) error {
 // its peers' mean reply times.
 func otherFigures(s metrics.SocketSnapshot) string {
 	var out []string
-	for _, k := range sortedKeys(s.Values) {
+	for _, k := range slices.Sorted(maps.Keys(s.Values)) {
 		if v := s.Values[k]; v != 0 && !slices.Contains(statsColumns, k) {
 			out = append(out, strings.TrimSuffix(k, "_total")+"="+num(v))
 		}

@@ -228,27 +228,10 @@ survey's id and deadline (SPMESH_SURVEY_ID is empty; --command is not
 killed at a deadline), the name, and error answers: a failing --command
 sends no answer.`,
 		Flags: flags(meshFlags(), addrFlags(), answerFlags()),
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			s, service, err := openService(ctx, cmd)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			srv, err := newServing(s, cmd, service)
-			if err != nil {
-				return err
-			}
+		Action: serveAction(func(ctx context.Context, cmd *cli.Command, srv *serving, service string) error {
+			s := srv.s
 			h := survey.HandlerFunc(func(ctx context.Context, q *survey.Question) (any, error) {
-				if s.bare {
-					return srv.answer(ctx, request{fields: map[string]any{}, prefix: "survey", data: q.Data,
-						env: requestEnv("SURVEY", "", 0, nil)})
-				}
-				return srv.answer(ctx, request{
-					fields: map[string]any{"id": q.ID.String()},
-					prefix: "survey " + q.ID.String(),
-					header: q.Header, data: q.Data,
-					env: requestEnv("SURVEY", q.ID.String(), 0, q.Header),
-				})
+				return srv.received(ctx, "survey", q.ID, 0, q.Header, q.Data)
 			})
 			name := cmd.String(flagName)
 			if name == "" && s.node != nil {
@@ -266,7 +249,7 @@ sends no answer.`,
 			defer r.Close()
 			s.logf("answering surveys of %s as %s", orDefault(service, "any surveyor"), r.Name())
 			return srv.serve(ctx, r.Drain)
-		},
+		}),
 	}
 }
 

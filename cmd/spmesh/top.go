@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spmesh/spmesh/discovery"
@@ -221,8 +220,7 @@ func printTop(s *session, sample topSample, clear bool) error {
 		fmt.Fprintf(&b, "  (no answer: %s)", strings.Join(sample.Missing, ", "))
 	}
 	b.WriteString("\n\n")
-	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tALIVE\tSUSPECT\tLEFT\tFAILED")
+	tw := newTable(&b, "NODE\tALIVE\tSUSPECT\tLEFT\tFAILED")
 	for _, n := range sample.Nodes {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", n.Node, n.Members.Alive, n.Members.Suspect, n.Members.Left, n.Members.Failed)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/spmesh/spmesh/discovery"
 	"github.com/spmesh/spmesh/metrics"
 	"github.com/spmesh/spmesh/pipeline"
+	"github.com/spmesh/spmesh/pubsub"
 	"github.com/spmesh/spmesh/survey"
 )
 
@@ -26,6 +27,45 @@ type observer struct {
 	resp *survey.Respondent
 	srv  *http.Server
 	done chan struct{}
+}
+
+// member is a role process's place in the mesh: its discovery node and
+// the observer of its sockets.
+type member struct {
+	node *discovery.Node
+	obs  *observer
+	log  *slog.Logger
+}
+
+// joinMesh starts the node of a role process and its observer; leave undoes
+// both.
+func (c *config) joinMesh(log *slog.Logger) (*member, error) {
+	node, err := c.newNode(log)
+	if err != nil {
+		return nil, err
+	}
+	obs, err := observe(*c, node, log)
+	if err != nil {
+		leave(node, log)
+		return nil, err
+	}
+	return &member{node: node, obs: obs, log: log}, nil
+}
+
+// leave stops the observer, then leaves the mesh.
+func (m *member) leave() {
+	m.obs.close()
+	leave(m.node, m.log)
+}
+
+// events opens the publisher of the run's events (svcEvents), observed.
+func (m *member) events() (*pubsub.Publisher, error) {
+	pub, err := pubsub.NewPublisher(pubsub.WithDiscovery(m.node, svcEvents))
+	if err != nil {
+		return nil, err
+	}
+	m.obs.add(svcEvents, "publisher", pub)
+	return pub, nil
 }
 
 // observe starts the observer of a role process. Its failures are logged,

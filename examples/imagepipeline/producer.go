@@ -87,23 +87,18 @@ func runProducer(ctx context.Context, c config, stdout io.Writer, log *slog.Logg
 	if run == "" {
 		run = newRunID()
 	}
-	node, err := c.newNode(log)
+	m, err := c.joinMesh(log)
 	if err != nil {
 		return err
 	}
-	defer leave(node, log)
-	obs, err := observe(c, node, log)
-	if err != nil {
-		return err
-	}
-	defer obs.close()
+	defer m.leave()
+	node, obs := m.node, m.obs
 
-	pub, err := pubsub.NewPublisher(pubsub.WithDiscovery(node, svcEvents))
+	pub, err := m.events()
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
-	obs.add(svcEvents, "publisher", pub)
 	// The workers' respondents announce themselves through discovery: a
 	// survey ends as soon as every one of them has answered.
 	sv, err := survey.NewSurveyor(survey.WithDiscovery(node, svcLoad), survey.WithTimeout(400*time.Millisecond))
@@ -350,11 +345,9 @@ func (b *loadBoard) get() map[string]Load {
 	return b.loads
 }
 
-// surveyLoop asks the workers for their load twice a second and publishes
-// the answers (topicLoad) for whoever shows progress; after each round it
-// calls report.
-func surveyLoop(ctx context.Context, sv *survey.Surveyor, pub *pubsub.Publisher, board *loadBoard, report func()) {
-	tick := time.NewTicker(500 * time.Millisecond)
+// every calls f every d until ctx ends or f returns false.
+func every(ctx context.Context, d time.Duration, f func() bool) {
+	tick := time.NewTicker(d)
 	defer tick.Stop()
 	for {
 		select {
@@ -362,9 +355,20 @@ func surveyLoop(ctx context.Context, sv *survey.Surveyor, pub *pubsub.Publisher,
 			return
 		case <-tick.C:
 		}
+		if !f() {
+			return
+		}
+	}
+}
+
+// surveyLoop asks the workers for their load twice a second and publishes
+// the answers (topicLoad) for whoever shows progress; after each round it
+// calls report.
+func surveyLoop(ctx context.Context, sv *survey.Surveyor, pub *pubsub.Publisher, board *loadBoard, report func()) {
+	every(ctx, 500*time.Millisecond, func() bool {
 		rs, err := sv.Survey(ctx, "load?")
 		if err != nil {
-			return
+			return false
 		}
 		var loads []Load
 		for resp, err := range rs.All(ctx) {
@@ -380,20 +384,14 @@ func surveyLoop(ctx context.Context, sv *survey.Surveyor, pub *pubsub.Publisher,
 		slices.SortFunc(loads, func(a, b Load) int { return strings.Compare(a.Worker, b.Worker) })
 		board.set(loads)
 		_ = pub.Publish(ctx, topicLoad, loads)
-	}
+		return true
+	})
 }
 
 // showProgress draws the producer's progress line (with -role producer).
 func showProgress(ctx context.Context, con *console, jobs *pipeline.Producer, total int, board *loadBoard) {
 	start := time.Now()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, 200*time.Millisecond, func() bool {
 		acked := int(jobs.Stats().Acked)
 		loads := board.get()
 		per := map[string]int{}
@@ -401,5 +399,6 @@ func showProgress(ctx context.Context, con *console, jobs *pipeline.Producer, to
 			per[w] = l.Done
 		}
 		con.Progress(progressLine(acked, total, float64(acked)/time.Since(start).Seconds(), per, loads, 20))
-	}
+		return true
+	})
 }

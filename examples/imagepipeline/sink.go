@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/spmesh/spmesh/pipeline"
-	"github.com/spmesh/spmesh/pubsub"
 	"github.com/spmesh/spmesh/reqrep"
 )
 
@@ -29,23 +28,18 @@ func runSink(ctx context.Context, c config, stdout io.Writer, log *slog.Logger) 
 		return err
 	}
 	defer st.close()
-	node, err := c.newNode(log)
+	m, err := c.joinMesh(log)
 	if err != nil {
 		return err
 	}
-	defer leave(node, log)
-	obs, err := observe(c, node, log)
-	if err != nil {
-		return err
-	}
-	defer obs.close()
+	defer m.leave()
+	node, obs := m.node, m.obs
 
-	pub, err := pubsub.NewPublisher(pubsub.WithDiscovery(node, svcEvents))
+	pub, err := m.events()
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
-	obs.add(svcEvents, "publisher", pub)
 
 	// A result is acked only once its files and index line are written: a
 	// sink killed before that gets it again (from the worker), one killed

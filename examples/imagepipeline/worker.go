@@ -16,16 +16,12 @@ import (
 // only once the sink has acked the result: an acked image is a stored image.
 // It answers the producer's load surveys.
 func runWorker(ctx context.Context, c config, log *slog.Logger) error {
-	node, err := c.newNode(log)
+	m, err := c.joinMesh(log)
 	if err != nil {
 		return err
 	}
-	defer leave(node, log)
-	obs, err := observe(c, node, log)
-	if err != nil {
-		return err
-	}
-	defer obs.close()
+	defer m.leave()
+	node, obs := m.node, m.obs
 
 	// Results are jobs too: if the sink is down or restarts, they wait here
 	// and are delivered again, so none is lost.

@@ -148,25 +148,5 @@ func (e *Entries) next(m *Msg) error {
 	return m.fields(&r)
 }
 
-// bin reads a msgpack bin and returns a slice of the frame.
-func (r *reader) bin() ([]byte, error) {
-	c, err := r.byte1()
-	if err != nil {
-		return nil, err
-	}
-	var n uint64
-	switch c {
-	case 0xc4:
-		n, err = r.be(1)
-	case 0xc5:
-		n, err = r.be(2)
-	case 0xc6:
-		n, err = r.be(4)
-	default:
-		return nil, errType
-	}
-	if err != nil {
-		return nil, err
-	}
-	return r.take(n)
-}
+// bin reads a msgpack bin (not a str) and returns a slice of the frame.
+func (r *reader) bin() ([]byte, error) { return r.bytes(false) }

@@ -185,20 +185,24 @@ func (r *reader) uint() (uint64, error) {
 }
 
 // str reads a msgpack str (or bin) and returns a slice of the frame.
-func (r *reader) str() ([]byte, error) {
+func (r *reader) str() ([]byte, error) { return r.bytes(true) }
+
+// bytes reads a msgpack bin, or with str a str too, and returns a slice of
+// the frame.
+func (r *reader) bytes(str bool) ([]byte, error) {
 	c, err := r.byte1()
 	if err != nil {
 		return nil, err
 	}
 	var n uint64
 	switch {
-	case c&0xe0 == 0xa0:
+	case str && c&0xe0 == 0xa0:
 		n = uint64(c & 0x1f)
-	case c == 0xd9, c == 0xc4:
+	case c == 0xc4, str && c == 0xd9:
 		n, err = r.be(1)
-	case c == 0xda, c == 0xc5:
+	case c == 0xc5, str && c == 0xda:
 		n, err = r.be(2)
-	case c == 0xdb, c == 0xc6:
+	case c == 0xc6, str && c == 0xdb:
 		n, err = r.be(4)
 	default:
 		return nil, errType

@@ -214,19 +214,26 @@ func legitRequest(addr string, v any) {
 	say("LEGIT ok")
 }
 
+// attackServer sends every attack, as a kind frame, to the server (a
+// replier or a worker) at addr over one connection, and expects an error
+// answer to each; name prefixes the cases' names.
+func attackServer(name, addr string, kind wire.Kind) {
+	c := must(hostile.Dial(addr, hostile.ProtoReq))
+	defer c.Close()
+	for i, a := range attacks() {
+		name := name + "/" + a.Name
+		measure(name, func() (int64, string) {
+			sent, outcome := call(c, hostile.ReqID(uint32(i)), hostile.Envelope(kind, "", a.B))
+			expectErr(name, outcome)
+			return sent, outcome
+		})
+	}
+}
+
 func replier() {
 	for _, typ := range types {
 		rp := must(reqrep.NewReplier(reqHandler(typ), reqrep.WithListen("tcp://127.0.0.1:0"), reqrep.WithMaxMessageSize(maxMsg)))
-		c := must(hostile.Dial(rp.Addrs()[0], hostile.ProtoReq))
-		for i, a := range attacks() {
-			name := "replier/" + typ + "/" + a.Name
-			measure(name, func() (int64, string) {
-				sent, outcome := call(c, hostile.ReqID(uint32(i)), hostile.Envelope(wire.KindRequest, "", a.B))
-				expectErr(name, outcome)
-				return sent, outcome
-			})
-		}
-		c.Close()
+		attackServer("replier/"+typ, rp.Addrs()[0], wire.KindRequest)
 		legitRequest(rp.Addrs()[0], legitValue(typ))
 		rp.Close()
 	}
@@ -266,16 +273,7 @@ func jobHandler(typ string) pipeline.Handler {
 func worker() {
 	for _, typ := range types {
 		w := must(pipeline.NewWorker(jobHandler(typ), pipeline.WithListen("tcp://127.0.0.1:0"), pipeline.WithMaxMessageSize(maxMsg)))
-		c := must(hostile.Dial(w.Addrs()[0], hostile.ProtoReq))
-		for i, a := range attacks() {
-			name := "worker/" + typ + "/" + a.Name
-			measure(name, func() (int64, string) {
-				sent, outcome := call(c, hostile.ReqID(uint32(i)), hostile.Envelope(wire.KindJob, "", a.B))
-				expectErr(name, outcome)
-				return sent, outcome
-			})
-		}
-		c.Close()
+		attackServer("worker/"+typ, w.Addrs()[0], wire.KindJob)
 		p := must(pipeline.NewProducer(pipeline.WithDial(w.Addrs()[0]), pipeline.WithMaxMessageSize(maxMsg), pipeline.WithWaitForWorker()))
 		cx, cancel := ctx()
 		if err := p.Produce(cx, legitValue(typ)); err != nil {
