@@ -241,7 +241,12 @@ func TestConcurrentNoCrossTalk(t *testing.T) {
 			err := req.Decode(&n)
 			return n * 2, err
 		}), reqrep.WithListen(addr))
-		rq := mustRequester(t, reqrep.WithDial(addr))
+		// WithWaitForReplier: on a loaded machine the replier may hang up
+		// on this requester when its replies back up behind 100 callers
+		// (Stats.SendTimeouts), and a call started before the redial
+		// would fail with ErrNoPeers by design ("no replier, no wait").
+		// This test is about replies reaching their own callers.
+		rq := mustRequester(t, reqrep.WithDial(addr), reqrep.WithWaitForReplier())
 		peers(t, rq, 1)
 		ctx := ctxT(t, 60*time.Second)
 		var wg sync.WaitGroup
