@@ -92,9 +92,12 @@ func (r *Response) Decode(v any) error {
 }
 
 // SurveyorStats are a Surveyor's counters. Sent counts surveys, Received
-// the answers delivered to [Responses], Dropped the answers that arrived
-// too late (DroppedLate) or overflowed a survey's queue
-// (DroppedQueueFull).
+// the answers delivered to [Responses], Dropped every answer that arrived
+// and was not delivered: too late (DroppedLate), over a survey's queue
+// (DroppedQueueFull), still queued when the Surveyor closed
+// (DroppedClosed); and the questions not sent to a respondent whose send
+// queue was full (DroppedQueueFull) or whose connection went
+// (DroppedClosed).
 type SurveyorStats struct {
 	spmesh.Stats
 	// InFlight is the number of surveys open (started and not ended).
