@@ -3,11 +3,14 @@ package survey_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/spmesh/spmesh/internal/testutil"
 	"github.com/spmesh/spmesh/survey"
+	"go.nanomsg.org/mangos/v3"
 )
 
 // TestEveryAnswerCounted: N respondents answer a survey whose queue holds
@@ -70,4 +73,49 @@ func TestCompletedSurveyCountsStragglers(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// TestFramesWithoutSurveyIDCounted: frames that answer no survey of the
+// surveyor (too short for an id, or an id it never issued) are counted in
+// DecodeErrors; before spmesh's own SURVEYOR, mangos freed them uncounted.
+func TestFramesWithoutSurveyIDCounted(t *testing.T) {
+	addr := testutil.FreeTCP(t)
+	garbageRespondent(t, mustSurveyor(t, survey.WithListen(addr)), addr, testutil.Garbage())
+}
+
+// garbageRespondent sends the surveyor s garbage from a raw SP RESPONDENT
+// over TCP, answering no survey (no survey id, or one s never issued):
+// each frame is discarded and counted in DecodeErrors, the connection is
+// kept, and the next survey reaches that very peer.
+func garbageRespondent(t *testing.T, s io.Closer, addr string, frames [][]byte) {
+	if !strings.HasPrefix(addr, "tcp://") {
+		t.Skip("the raw peer speaks SP over TCP")
+	}
+	sv := s.(*survey.Surveyor)
+	raw := testutil.DialSP(t, addr, mangos.ProtoRespondent)
+	peers(t, sv, 1)
+	for i, f := range frames {
+		if err := raw.Send(f); err != nil {
+			t.Fatalf("hostile frame %d: %v", i, err)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		st := sv.Stats()
+		if st.DecodeErrors != uint64(len(frames)) || st.Dropped != 0 || st.Received != 0 {
+			return fmt.Errorf("after %d hostile frames: got %d decode errors, %d dropped, %d received; want %d, 0, 0",
+				len(frames), st.DecodeErrors, st.Dropped, st.Received, len(frames))
+		}
+		return nil
+	})
+	rs, err := sv.Survey(context.Background(), ping{N: 1}, survey.WithTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	if b, err := raw.Recv(10 * time.Second); err != nil || len(b) <= 4 {
+		t.Fatalf("raw respondent after its hostile frames: got % x, %v, want the question", b, err)
+	}
+	if st := sv.Stats(); st.Peers != 1 {
+		t.Fatalf("Peers: got %d, want 1 (the connection is kept)", st.Peers)
+	}
 }
