@@ -25,7 +25,9 @@ import (
 // its buffer's capacity plus 128 bytes); a frame larger than maxBytes is
 // still queued when the queue is empty. Send waits while every queue is
 // full or there is no connection. What is queued for a connection when it
-// goes, or when the socket closes, is lost and counted as Dropped.
+// goes, or when the socket closes, is lost and counted as Dropped. A
+// frame a puller sends (a PULL sends nothing) is discarded and counted in
+// DecodeErrors; its connection is kept.
 type Spread struct {
 	mu       sync.Mutex
 	closed   bool
