@@ -22,11 +22,11 @@ type Stats struct {
 	// nor the transport's length prefix. A frame is counted once per
 	// connection it is written to: a publisher's frame sent to three
 	// subscribers counts three times, a survey once per respondent
-	// connected when it starts. Frames the transport refused for size
-	// are not counted here (see TooLarge). Replier, Worker, Respondent,
-	// Puller and Surveyor count a received frame when mangos' protocol
-	// hands it over: one it discards itself (a malformed SP header, an
-	// answer to a survey it has expired) is not counted.
+	// it is written to. Frames the transport refused for size
+	// are not counted here (see TooLarge). Replier, Worker, Respondent
+	// and Puller count a received frame when mangos' protocol
+	// hands it over: one it discards itself (a malformed SP header) is
+	// not counted. A Surveyor counts every answer read (late ones too).
 	BytesSent, BytesReceived uint64
 
 	// The Dropped* fields break Dropped down by cause: every message

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -203,9 +204,16 @@ func hostilePuller(t *testing.T, s io.Closer, addr string, frames [][]byte) {
 	if b, err := raw.Recv(10 * time.Second); err != nil || len(b) == 0 {
 		t.Fatalf("raw puller after its hostile frames: got %d bytes, %v, want the pushed message", len(b), err)
 	}
-	st := p.Stats()
-	if st.Peers != 1 {
-		t.Fatalf("Peers: got %d, want 1 (the connection is kept)", st.Peers)
-	}
-	t.Logf("pusher stats after %d hostile frames: DecodeErrors %d", len(frames), st.DecodeErrors)
+	// Every frame is discarded and counted as not a valid message; the
+	// connection is kept.
+	testutil.Eventually(t, 10*time.Second, func() error {
+		st := p.Stats()
+		if st.DecodeErrors != uint64(len(frames)) {
+			return fmt.Errorf("DecodeErrors after %d hostile frames: got %d, want %d", len(frames), st.DecodeErrors, len(frames))
+		}
+		if st.Peers != 1 {
+			return fmt.Errorf("Peers: got %d, want 1 (the connection is kept)", st.Peers)
+		}
+		return nil
+	})
 }

@@ -38,7 +38,9 @@
 //   - Order: messages from one pusher to one puller arrive in the order
 //     pushed; across pullers there is no order.
 //   - Bad frames (garbage, other kinds, from a non-spmesh peer) are discarded
-//     by the Puller and counted in Stats().DecodeErrors.
+//     by the Puller and counted in Stats().DecodeErrors. A puller sends
+//     nothing: any frame a Pusher receives from one (bare or not) is
+//     discarded, counted in DecodeErrors, and its connection kept.
 //   - Bare frames ([WithBareFrames], Pusher and Puller only): each message
 //     is one frame holding exactly the codec's bytes, no envelope, to talk
 //     to unmodified NNG, nanomsg or pynng PUSH/PULL programs. Spreading,

@@ -1,6 +1,7 @@
 // Package survey asks every peer a question and gathers their answers until
-// a deadline, over mangos SURVEYOR/RESPONDENT sockets: health checks, "who
-// has capacity?", cluster-wide queries.
+// a deadline, over SP SURVEYOR/RESPONDENT sockets (the Surveyor speaks
+// spmesh's own SURVEYOR, the standard wire protocol with counted queues):
+// health checks, "who has capacity?", cluster-wide queries.
 //
 // # What is dropped, what blocks
 //
@@ -15,30 +16,34 @@
 //     with [WithDiscovery], the respondents announced for the service at the
 //     survey's start. A declined answer counts as an answer.
 //     [Responses.Missing] lists the expected that did not answer.
-//   - Answers arriving after the end are never delivered, nor mixed into
-//     another survey: each survey has its own mangos context and survey id.
-//     For as long as the survey lasted (at least 1 s, at most 10 s) after it
-//     ends they are counted in Stats().Dropped and DroppedLate; after that
-//     mangos discards them uncounted. A survey that ended because every
-//     expected respondent answered stops listening at once, so a stray
-//     answer from an unexpected respondent is then discarded uncounted too.
-//     Any other survey, even one ended early by its context, keeps one
-//     goroutine and one mangos context busy until its deadline plus that
-//     late window; the Surveyor reuses idle contexts, so it holds as many
-//     as it has had surveys in that state at once. [Responses.Close]
-//     releases both within 50 ms (late answers to a closed survey are not
-//     counted): a caller that stops reading a survey should close it.
+//   - Every answer that arrives is delivered or counted, once. Answers
+//     arriving after the end are never delivered, nor mixed into another
+//     survey: each survey has its own survey id and queue. They are counted
+//     in Stats().Dropped and DroppedLate, however late (any id the Surveyor
+//     issued), and so are the stray answers (an unexpected respondent's, a
+//     slow one's) to a survey that ended because every expected respondent
+//     answered: it stops listening at once. Any other survey, even one
+//     ended early by its context, keeps one goroutine and one survey
+//     context busy until its deadline plus a late window (as long as the
+//     survey lasted, at least 1 s, at most 10 s); the Surveyor reuses idle
+//     contexts, so it holds as many as it has had surveys in that state at
+//     once. [Responses.Close] releases both within 50 ms: a caller that
+//     stops reading a survey should close it. Answers still queued when the
+//     Surveyor closes are counted in DroppedClosed.
 //   - Each survey buffers up to [WithQueueLen] answers (default 1024) until
-//     [Responses.Next] takes them; more are dropped and counted in Dropped.
+//     [Responses.Next] takes them; more are dropped and counted in Dropped
+//     and DroppedQueueFull (also those that overflow the protocol's queue
+//     of the same size, should a burst outrun the survey's collector).
 //   - Frames that fail to decode (a foreign or hostile peer) are counted in
 //     Stats().DecodeErrors, on both sides. A Surveyor discards them; a
 //     Respondent answers each one that is not a survey (a stock SURVEYOR's
 //     raw bytes, say) with an error answer, code [spmesh.CodeDecode], whose
 //     message says it is not an spmesh envelope and points to WIRE.md,
-//     without calling its handler. Answers that carry no valid survey id
-//     never get past mangos and are not counted.
+//     without calling its handler. Answers with no survey id, or one the
+//     Surveyor never issued, are discarded and counted in DecodeErrors.
 //   - [Surveyor.Survey] does not wait for answers: it encodes and queues the
-//     question (to a peer whose send queue is full, it is dropped) and
+//     question (to a peer whose send queue is full, it is dropped, counted in
+//     Dropped and DroppedQueueFull) and
 //     returns. [Responses.Next] blocks until an answer arrives, the survey
 //     ends (an error matching [ErrDone]) or its ctx ends.
 //   - [Surveyor.Drain] refuses new surveys at once (an error wrapping

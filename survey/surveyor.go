@@ -47,11 +47,8 @@ const (
 )
 
 // closeCheck bounds how long a survey's collector (a goroutine and a
-// mangos context) outlives Responses.Close. mangos cannot wake a context's
-// RecvMsg but by closing the context for good, and its surveyor keeps
-// every context it ever opened until the socket closes (so closing one per
-// survey would leak): the collector waits in steps of closeCheck instead,
-// and stops at the first step after Close.
+// survey context) outlives Responses.Close: the collector waits for
+// answers in steps of closeCheck, and stops at the first step after Close.
 const closeCheck = 50 * time.Millisecond
 
 // Response is one respondent's answer.
@@ -95,9 +92,12 @@ func (r *Response) Decode(v any) error {
 }
 
 // SurveyorStats are a Surveyor's counters. Sent counts surveys, Received
-// the answers delivered to [Responses], Dropped the answers that arrived
-// too late (DroppedLate) or overflowed a survey's queue
-// (DroppedQueueFull).
+// the answers delivered to [Responses], Dropped every answer that arrived
+// and was not delivered: too late (DroppedLate), over a survey's queue
+// (DroppedQueueFull), still queued when the Surveyor closed
+// (DroppedClosed); and the questions not sent to a respondent whose send
+// queue was full (DroppedQueueFull) or whose connection went
+// (DroppedClosed).
 type SurveyorStats struct {
 	spmesh.Stats
 	// InFlight is the number of surveys open (started and not ended).
@@ -243,10 +243,12 @@ func (s *Surveyor) SurveyHeader(ctx context.Context, h spmesh.Header, question a
 		tend(err)
 		return nil, err
 	}
-	// The mangos queue only absorbs bursts while collect is descheduled
-	// (collect moves answers on into rs at once), but what overflows it is
-	// dropped uncounted: size it for every answer when the respondents are
-	// unknown, for the expected ones and some strays otherwise.
+	// The protocol's queue only absorbs bursts while collect is
+	// descheduled (collect moves answers on into rs at once); what
+	// overflows it is counted (DroppedQueueFull), as is what arrives after
+	// the survey's context ended (DroppedLate): size it for every answer
+	// when the respondents are unknown, for the expected ones and some
+	// strays otherwise.
 	qlen := s.so.Settings.RecvQueue
 	if rs.expected != nil {
 		qlen = min(qlen, len(rs.expected)+64)
@@ -289,10 +291,8 @@ func (s *Surveyor) SurveyHeader(ctx context.Context, h spmesh.Header, question a
 	return rs, nil
 }
 
-// acquire takes an idle mangos context or opens one, and counts a
-// collector in s.wg. Contexts are reused rather than closed because the
-// mangos surveyor keeps every context it ever opened until the socket
-// closes.
+// acquire takes an idle survey context or opens one, and counts a
+// collector in s.wg. Contexts are reused rather than opened per survey.
 func (s *Surveyor) acquire() (sock.SurveyCtx, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -313,7 +313,10 @@ func (s *Surveyor) acquire() (sock.SurveyCtx, error) {
 	return mc, nil
 }
 
+// release ends mc's survey (whatever it still holds or receives from now
+// on is counted as late) and keeps mc for reuse.
 func (s *Surveyor) release(mc sock.SurveyCtx) {
+	mc.End()
 	s.mu.Lock()
 	if !s.closed {
 		s.free = append(s.free, mc)
@@ -321,7 +324,7 @@ func (s *Surveyor) release(mc sock.SurveyCtx) {
 	s.mu.Unlock()
 }
 
-// collect reads the answers of one survey from its mangos context: into
+// collect reads the answers of one survey from its survey context: into
 // rs until the survey ends, then, counted as late, until lateUntil. It
 // returns the context for reuse at once when every expected respondent
 // has answered.
@@ -333,9 +336,9 @@ func (s *Surveyor) collect(mc sock.SurveyCtx, rs *Responses, lateUntil time.Time
 		ended, complete, closed := rs.ended, rs.complete, rs.closed
 		rs.mu.Unlock()
 		if complete || closed {
-			// Closed: nobody takes the answers, late ones are not
-			// counted. The context is reused at once (a new survey
-			// on it cancels this one in mangos, freeing what it holds).
+			// Complete or closed: nobody takes more answers. The
+			// context's survey ends here (release), so that what it
+			// holds and what still arrives is counted as late.
 			break
 		}
 		until := rs.deadline
@@ -359,7 +362,7 @@ func (s *Surveyor) collect(mc sock.SurveyCtx, rs *Responses, lateUntil time.Time
 			rs.finish(spmesh.ErrClosed)
 			return
 		default:
-			// The mangos survey itself expired: nothing more can arrive.
+			// The protocol's survey itself expired: nothing more can arrive.
 			rs.finish(rs.timeoutEnd)
 			s.release(mc)
 			return
@@ -433,7 +436,7 @@ func (s *Surveyor) Close() error {
 	s.closed = true
 	s.free = nil
 	s.mu.Unlock()
-	err := s.so.Close() // closes every mangos context: collectors return
+	err := s.so.Close() // ends every survey context: collectors return
 	s.wg.Wait()
 	if s.roster != nil {
 		s.roster.Close()

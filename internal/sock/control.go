@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"go.nanomsg.org/mangos/v3"
+	"go.nanomsg.org/mangos/v3/protocol"
 )
 
 // The options and events the pattern packages need, behind Socket methods
@@ -61,59 +62,54 @@ func (so *Socket) OnPipe(f PipeFunc) {
 	})
 }
 
-// SurveyCtx is one survey on a Surveyor socket: its own mangos context and
-// survey id, so that several surveys run at once, each receiving only its
-// own answers. A new survey sent on a context cancels the previous one,
-// so contexts are reused (the mangos surveyor keeps every context it
-// opened until the socket closes). The zero value is not usable.
+// SurveyCtx is one survey at a time on a Surveyor socket (spmesh's own
+// SURVEYOR protocol, surveyor.go): its own survey id and answer queue, so
+// that several surveys run at once, each receiving only its own answers.
+// A new survey started on a context ends the previous one, so contexts are
+// reused. Recv is called by one goroutine at a time. The zero value is not
+// usable.
 type SurveyCtx struct {
-	c  mangos.Context
-	so *Socket
+	c *pollCtx
 }
 
 // OpenSurvey opens a survey context on so, a Surveyor socket.
 func (so *Socket) OpenSurvey() (SurveyCtx, error) {
-	c, err := so.m.OpenContext()
-	if err != nil {
-		return SurveyCtx{}, Err(err)
+	v, err := so.m.GetOption(optPoll)
+	p, _ := v.(*Poll)
+	if err != nil || p == nil {
+		return SurveyCtx{}, Err(protocol.ErrProtoOp)
 	}
-	return SurveyCtx{c, so}, nil
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return SurveyCtx{}, Err(protocol.ErrClosed)
+	}
+	return SurveyCtx{&pollCtx{p: p, qlen: p.qlen}}, nil
 }
 
-// Start sends question f as a new survey on the context, answers to be
-// received until expire from now, at most qlen of them queued before
-// Recv takes them (what overflows is dropped, uncounted). It takes f,
-// whether or not it fails.
+// Start sends question f as a new survey on the context (ending the
+// context's previous survey), its answers to be received until expire
+// from now, at most qlen of them queued before Recv takes them: every
+// answer not taken is counted in the socket's Dropped (see Poll). It
+// takes f, whether or not it fails.
 func (sc SurveyCtx) Start(f *Frame, qlen int, expire time.Duration) error {
-	if err := sc.c.SetOption(mangos.OptionReadQLen, qlen); err != nil {
+	if qlen < 0 {
 		f.Free()
-		return Err(err)
+		return Err(protocol.ErrBadValue)
 	}
-	if err := sc.c.SetOption(mangos.OptionSurveyTime, expire); err != nil {
-		f.Free()
-		return Err(err)
-	}
-	n := len(f.Body) // SendMsg takes f
-	if err := sc.c.SendMsg(f.msg()); err != nil {
-		return Err(err)
-	}
-	// mangos' surveyor queues the question for every connection: count
-	// it once per respondent connected.
-	sc.so.C.BytesSent.Add(uint64(n * sc.so.Peers()))
-	return nil
+	_, err := sc.c.start(f, qlen, expire)
+	return Err(err)
 }
+
+// End ends the context's survey: answers to it from now on, and those it
+// still holds, are dropped and counted as late (DroppedLate).
+func (sc SurveyCtx) End() { sc.c.stop() }
 
 // Recv waits at most timeout for the next answer to the context's survey.
 // Its error is untranslated: IsRecvTimeout after timeout, IsClosed once
-// the socket closed, any other once the survey expired (nothing more can
+// the socket closed, any other once the survey ended (nothing more can
 // arrive).
 func (sc SurveyCtx) Recv(timeout time.Duration) (*Frame, error) {
-	if err := sc.c.SetOption(mangos.OptionRecvDeadline, timeout); err != nil {
-		return nil, err
-	}
-	m, err := sc.c.RecvMsg()
-	if m != nil {
-		sc.so.C.BytesReceived.Add(uint64(len(m.Body)))
-	}
+	m, err := sc.c.recv(timeout)
 	return frame(m), err
 }

@@ -8,7 +8,6 @@ import (
 	"go.nanomsg.org/mangos/v3/protocol/rep"
 	"go.nanomsg.org/mangos/v3/protocol/req"
 	"go.nanomsg.org/mangos/v3/protocol/respondent"
-	"go.nanomsg.org/mangos/v3/protocol/surveyor"
 )
 
 // Proto is a mangos protocol.
@@ -50,7 +49,7 @@ func (p Proto) open(c *Counters) (mangos.Socket, error) {
 	case Pull:
 		return pull.NewSocket()
 	case Surveyor:
-		return surveyor.NewSocket()
+		return newSurveyorSocket(c), nil // counting every answer it discards (surveyor.go)
 	case Respondent:
 		return respondent.NewSocket()
 	case Dispatcher:

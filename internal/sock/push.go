@@ -2,9 +2,12 @@ package sock
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
+	"github.com/spmesh/spmesh"
+	"github.com/spmesh/spmesh/internal/logx"
 	"go.nanomsg.org/mangos/v3"
 	"go.nanomsg.org/mangos/v3/protocol"
 )
@@ -22,7 +25,9 @@ import (
 // its buffer's capacity plus 128 bytes); a frame larger than maxBytes is
 // still queued when the queue is empty. Send waits while every queue is
 // full or there is no connection. What is queued for a connection when it
-// goes, or when the socket closes, is lost and counted as Dropped.
+// goes, or when the socket closes, is lost and counted as Dropped. A
+// frame a puller sends (a PULL sends nothing) is discarded and counted in
+// DecodeErrors; its connection is kept.
 type Spread struct {
 	mu       sync.Mutex
 	closed   bool
@@ -258,14 +263,25 @@ func (s *Spread) dropped(n int) {
 // what was queued is then counted as Dropped.
 func (s *Spread) Wait() { s.senders.Wait() }
 
-// receiver reads (and discards) what the puller sends: a PULL sends
-// nothing, so this only notices the connection closing.
+// errPullerSent is why a frame from a puller is discarded.
+var errPullerSent = fmt.Errorf("%w: a frame from a PULL peer, which sends nothing", spmesh.ErrDecode)
+
+// receiver notices the connection closing. A PULL sends nothing: any
+// frame its peer sends is not a valid message, so it is discarded and
+// counted in DecodeErrors (logged at Warn, rate limited), and the
+// connection is kept, as NNG's PUSH keeps it.
 func (p *pushPipe) receiver() {
 	defer p.p.Close()
 	for {
 		m := p.p.RecvMsg()
 		if m == nil {
 			return
+		}
+		p.s.c.DecodeErrors.Add(1)
+		if so := p.s.so.Load(); so != nil {
+			addr := pipeAddr(m.Pipe)
+			so.WarnPeer(addr, "spmesh: discarded a frame from a puller (a puller sends nothing)",
+				logx.Remote, addr, logx.Err, errPullerSent)
 		}
 		m.Free()
 	}
