@@ -140,6 +140,9 @@ func NewPublisher(opts ...Option) (*Publisher, error) {
 	if c.hold > 0 {
 		p.pub.Hold(c.hold)
 	}
+	if c.shedSet {
+		p.pub.ShedWait(c.shedWait)
+	}
 	if c.slow != nil {
 		f := c.slow
 		p.pub.OnSlow(func(addr string, dropped, since uint64) {

@@ -15,8 +15,9 @@ import (
 )
 
 // Fanout is spmesh's PUB protocol: mangos' semantics (one send queue per
-// subscriber connection; the publisher never blocks; a full queue drops the
-// new frame, the subscriber sees the gap), with queues bounded in messages
+// subscriber connection; a full queue drops the new frame, the subscriber
+// sees the gap; the publisher does not block, but for one short wait per
+// shedding episode: ShedWait), with queues bounded in messages
 // and bytes rather than frames, plus counting: every frame dropped for a
 // connection counts the messages it carried in the socket's Dropped and in
 // that connection's drops, and the first drop of a run is logged
@@ -65,8 +66,11 @@ type Fanout struct {
 }
 
 // DefaultShedWait is the default ShedWait: a burst that fills a queue
-// costs its publisher at most this long per shedding episode.
-const DefaultShedWait = time.Millisecond
+// costs its publisher at most this long per shedding episode. 5 ms rather
+// than 1: on loopback a full queue's sender moves in steps of the
+// kernel's write wake-ups (about a millisecond each), so that a 1 ms wait
+// nearly always timed out and changed nothing (bench/RESULTS.md).
+const DefaultShedWait = 5 * time.Millisecond
 
 // ShedWait sets how long the first Send that finds a connection's queue
 // full waits, per shedding episode, for that queue to drain to half
@@ -224,7 +228,9 @@ func PubOf(so *Socket) *Fanout {
 
 // Send queues m, a frame carrying n messages, for every subscriber
 // connection; a connection whose queue is full (in messages or bytes), or
-// sheds (see Fanout), drops it (counted). It never blocks. It takes m.
+// sheds (see Fanout), drops it (counted). It blocks only when it finds a
+// queue full first (a new shedding episode): then it waits up to ShedWait
+// for that queue to drain (see ShedWait). It takes m.
 func (s *Fanout) Send(m *Frame, n int) error { return s.send(m.msg(), n, false) }
 
 // SendControl queues m, a control frame that carries no message (a tail
