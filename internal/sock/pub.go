@@ -303,9 +303,10 @@ func (s *Fanout) send(m *mangos.Message, n int, ctl bool) error {
 		default:
 		}
 	}
+	bound := s.shedWait
 	s.mu.Unlock()
 	if len(wait) > 0 {
-		s.waitDrained(wait, m, n)
+		s.waitDrained(wait, m, n, bound)
 	}
 	m.Free()
 	return nil
@@ -318,12 +319,12 @@ type heldPipe struct {
 	drained chan struct{}
 }
 
-// waitDrained waits, up to shedWait in all, for each connection in ps
+// waitDrained waits, up to bound (ShedWait) in all, for each connection in ps
 // (whose queue send found full, starting a shedding episode) to drain to
 // half, then queues m for those that did and drops it (counted) for the
 // others, whose episode goes on.
-func (s *Fanout) waitDrained(ps []heldPipe, m *mangos.Message, n int) {
-	t := time.NewTimer(s.shedWait)
+func (s *Fanout) waitDrained(ps []heldPipe, m *mangos.Message, n int, bound time.Duration) {
+	t := time.NewTimer(bound)
 	defer t.Stop()
 	expired := false
 	for _, h := range ps {
