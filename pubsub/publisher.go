@@ -35,7 +35,8 @@ const (
 )
 
 // Publisher sends messages on topics to every connected [Subscriber]. It
-// never blocks on a slow subscriber: that subscriber's messages are dropped
+// does not block on a slow subscriber beyond one short wait per shedding
+// episode ([WithShedWait], 5 ms): that subscriber's messages are dropped
 // and the subscriber sees the gap (with [WithBackpressure] it waits for the
 // subscriber instead). A Publisher is safe for concurrent use.
 type Publisher struct {
