@@ -72,7 +72,6 @@ func TestShedWaitOncePerEpisode(t *testing.T) {
 	t.Logf("fast subscriber: %d received, %d gaps; publisher drops per subscriber %v", got.Load(), fast.Stats().Publishers[p.ID()].Gaps, drops)
 }
 
-
 // WithShedWait validates its range and is for publishers only.
 func TestShedWaitOption(t *testing.T) {
 	for _, d := range []time.Duration{-time.Millisecond, 2 * time.Second} {
