@@ -2,10 +2,12 @@
 //
 // # What is dropped, what blocks
 //
-//   - Delivery is at most once. A [Publisher] never blocks on a slow or dead
-//     subscriber: when the queue it keeps for that subscriber is full
-//     ([WithQueueLen] messages, [WithQueueBytes] bytes; see "Queues"),
-//     messages for it are dropped.
+//   - Delivery is at most once. A [Publisher] never waits on a slow or dead
+//     subscriber beyond one short bound per shedding episode
+//     ([WithShedWait], default 5 ms): when the queue it keeps for that
+//     subscriber is full ([WithQueueLen] messages, [WithQueueBytes] bytes;
+//     see "Queues"), it waits that long once for the queue to drain to
+//     half, then drops messages for it until it has.
 //   - Drops are visible: every message carries its publisher's id and a
 //     sequence number per publisher and topic. A [Subscriber] counts the
 //     holes per publisher in [Subscriber.Stats] (Publishers[id].Gaps, and
@@ -50,8 +52,10 @@
 //   - [Subscriber.Next] blocks until a message arrives or its ctx ends.
 //     Publish blocks only to encode and queue, and, when it runs ahead of
 //     its publisher's own sender by 256 KiB or 4096 messages, until that
-//     sender (CPU-bound, never waiting on a subscriber) catches up or ctx
-//     ends.
+//     sender catches up or ctx ends. The sender is CPU-bound, except that
+//     it waits up to [WithShedWait] (5 ms) when a subscriber's queue
+//     fills, once per shedding episode (see "Queues"): a stalled
+//     subscriber costs one such wait, not one per message.
 //   - A message that Publish accepted is sent even if Close follows at once;
 //     what is still queued for a connection at Close is dropped (counted in
 //     Dropped and DroppedClosed). [Publisher.Drain] is the graceful form:
@@ -85,14 +89,21 @@
 //
 //  1. The publisher's pending buffer (256 KiB or 4096 messages), between
 //     Publish and its sender goroutine: full, Publish waits (CPU-bound,
-//     never on a subscriber). Nothing is dropped there.
+//     or while the sender waits once per shedding episode, see 2).
+//     Nothing is dropped there.
 //  2. The publisher's queue per subscriber connection, in frames of
 //     batched messages: bounded by both options, counting the messages
 //     (and bytes) the frames carry. Full, the new frames for that
-//     subscriber are dropped: counted in the publisher's Stats().Dropped,
-//     per subscriber in [Publisher.SubscriberDrops], logged. A queue that
-//     filled sheds until it has drained to half of both bounds: every new
-//     frame for it is dropped meanwhile, so that an overloaded subscriber
+//     subscriber are dropped (after one wait, below): counted in the publisher's Stats().Dropped,
+//     per subscriber in [Publisher.SubscriberDrops], logged. When the
+//     queue fills, a shedding episode starts: the first frame that finds
+//     it full waits up to [WithShedWait] (default 5 ms; the publisher's
+//     sender waits, Publish may block on its pending buffer meanwhile)
+//     for the queue to drain to half of both bounds. Drained in time,
+//     that frame is queued, the episode ends and nothing is lost (a
+//     burst absorbed). Not, the frame is dropped and the queue sheds
+//     until it has drained to half, with no other wait: every new
+//     frame for it is dropped at once meanwhile, so that an overloaded subscriber
 //     loses runs of messages (few, long gaps) rather than one frame in
 //     two; and while every subscriber that wants a topic sheds, Publish
 //     drops its messages on that topic before encoding them (counted the

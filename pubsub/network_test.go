@@ -162,7 +162,10 @@ func TestReconnectAfterPublisherRestart(t *testing.T) {
 
 func TestSlowSubscriberDropsVisibly(t *testing.T) {
 	addr := testutil.Inproc(t)
-	p := mustPub(t, pubsub.WithListen(addr), pubsub.WithQueueLen(16))
+	// No shed wait: the publisher's queue drops at once, so that some
+	// losses are holes (DroppedGap); with one, an inproc subscriber's
+	// reader may drain it each time and every loss is at its own queue.
+	p := mustPub(t, pubsub.WithListen(addr), pubsub.WithQueueLen(16), pubsub.WithShedWait(0))
 	s := mustSub(t, pubsub.WithDial(addr), pubsub.WithSubscribe("t"), pubsub.WithQueueLen(16))
 	connected(t, p, s, "t")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

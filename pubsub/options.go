@@ -15,15 +15,17 @@ import (
 type Option interface{ apply(*config) error }
 
 type config struct {
-	side    side // the type being configured
-	sock    sock.Settings
-	subs    []string
-	noBatch bool
-	tail    time.Duration // WithTailInterval
-	slow    func(SlowSubscriber)
-	gap     func(Gap)
-	hold    time.Duration // WithBackpressure; 0: drop
-	bare    bool          // WithBareFrames
+	side     side // the type being configured
+	sock     sock.Settings
+	subs     []string
+	noBatch  bool
+	tail     time.Duration // WithTailInterval
+	slow     func(SlowSubscriber)
+	gap      func(Gap)
+	hold     time.Duration // WithBackpressure; 0: drop
+	shedWait time.Duration // WithShedWait, if shedSet
+	shedSet  bool
+	bare     bool // WithBareFrames
 }
 
 type optionFunc func(*config) error
@@ -302,6 +304,31 @@ func WithBackpressure(stall time.Duration) Option {
 			return sock.Invalid("WithBackpressure: stall %v out of range [1ms, 1h]", stall)
 		}
 		c.hold = stall
+		return nil
+	})
+}
+
+// DefaultShedWait is a [Publisher]'s default [WithShedWait].
+const DefaultShedWait = sock.DefaultShedWait
+
+// WithShedWait sets how long a [Publisher] waits, once per shedding
+// episode, for a full subscriber queue to drain before dropping (see
+// "Queues" in the package doc): when its queue for a subscriber fills,
+// the first frame that finds it full waits up to d for it to drain to
+// half (Publish may block meanwhile, bounded by its ctx, as when it runs
+// ahead of its sender); drained in time, the frame is queued and nothing
+// is lost; not, it is dropped and so is every new frame for that
+// subscriber, at once, until its queue has drained to half. A stalled
+// subscriber thus costs the publisher one wait of d, not one per message.
+// 0 drops at once (mangos PUB, ZeroMQ). Default [DefaultShedWait] (5
+// ms); d is in [0, 1s]. Ignored with [WithBackpressure], which waits
+// for room instead. Publisher only: a Subscriber refuses it.
+func WithShedWait(d time.Duration) Option {
+	return sided(forPublisher, "WithShedWait", func(c *config) error {
+		if d < 0 || d > time.Second {
+			return sock.Invalid("WithShedWait: %v out of range [0, 1s]", d)
+		}
+		c.shedWait, c.shedSet = d, true
 		return nil
 	})
 }

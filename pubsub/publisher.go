@@ -35,7 +35,8 @@ const (
 )
 
 // Publisher sends messages on topics to every connected [Subscriber]. It
-// never blocks on a slow subscriber: that subscriber's messages are dropped
+// does not block on a slow subscriber beyond one short wait per shedding
+// episode ([WithShedWait], 5 ms): that subscriber's messages are dropped
 // and the subscriber sees the gap (with [WithBackpressure] it waits for the
 // subscriber instead). A Publisher is safe for concurrent use.
 type Publisher struct {
@@ -139,6 +140,9 @@ func NewPublisher(opts ...Option) (*Publisher, error) {
 	}
 	if c.hold > 0 {
 		p.pub.Hold(c.hold)
+	}
+	if c.shedSet {
+		p.pub.ShedWait(c.shedWait)
 	}
 	if c.slow != nil {
 		f := c.slow

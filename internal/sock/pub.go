@@ -15,8 +15,9 @@ import (
 )
 
 // Fanout is spmesh's PUB protocol: mangos' semantics (one send queue per
-// subscriber connection; the publisher never blocks; a full queue drops the
-// new frame, the subscriber sees the gap), with queues bounded in messages
+// subscriber connection; a full queue drops the new frame, the subscriber
+// sees the gap; the publisher does not block, but for one short wait per
+// shedding episode: ShedWait), with queues bounded in messages
 // and bytes rather than frames, plus counting: every frame dropped for a
 // connection counts the messages it carried in the socket's Dropped and in
 // that connection's drops, and the first drop of a run is logged
@@ -58,6 +59,33 @@ type Fanout struct {
 	// shedding counts the connections whose queue sheds (pubPipe.shed):
 	// Shed looks no further while it is 0.
 	shedding atomic.Int32
+
+	// shedWait is how long the first Send that finds a connection's queue
+	// full waits for it to drain to half (ShedWait); 0: it drops at once.
+	shedWait time.Duration
+}
+
+// DefaultShedWait is the default ShedWait: a burst that fills a queue
+// costs its publisher at most this long per shedding episode. 5 ms rather
+// than 1: on loopback a full queue's sender moves in steps of the
+// kernel's write wake-ups (about a millisecond each), so that a 1 ms wait
+// nearly always timed out and changed nothing (bench/RESULTS.md).
+const DefaultShedWait = 5 * time.Millisecond
+
+// ShedWait sets how long the first Send that finds a connection's queue
+// full waits, per shedding episode, for that queue to drain to half
+// before dropping (0: it drops at once, as mangos PUB). Meanwhile the
+// connection's queue counts as shedding for Send (concurrent Sends drop
+// for it) but not for Shed (the publisher does not drop before encoding:
+// it waits for its sender). An episode whose wait ends in time ends
+// there, with the frame queued; one whose wait times out goes on (every
+// new frame dropped) until the queue drains to half, with no other wait:
+// a stalled subscriber costs the publisher one wait, not one per
+// message. Call it before any connection.
+func (s *Fanout) ShedWait(d time.Duration) {
+	s.mu.Lock()
+	s.shedWait = d
+	s.mu.Unlock()
 }
 
 // Flushed returns nil once every frame queued so far has been written to
@@ -149,6 +177,12 @@ type pubPipe struct {
 	// lowBytes (half the bounds): meanwhile every new frame is dropped.
 	shed              atomic.Bool
 	lowMsgs, lowBytes int
+
+	// held is set (under qmu) while a Send waits (ShedWait) for the
+	// queue to drain to half, holding its frame: next then closes drained
+	// instead of clearing shed, and the waiter queues its frame first.
+	held    atomic.Bool
+	drained chan struct{}
 }
 
 // optPub is the option through which PubOf finds a socket's Fanout.
@@ -156,7 +190,7 @@ const optPub = "SPMESH-PUB"
 
 // newPubSocket opens a mangos socket speaking Fanout.
 func newPubSocket(c *Counters) mangos.Socket {
-	return protocol.MakeSocket(fanoutProto{&Fanout{c: c, pipes: map[uint32]*pubPipe{}, maxMsgs: DefaultQueue, maxBytes: DefaultQueueBytes, abort: make(chan struct{})}})
+	return protocol.MakeSocket(fanoutProto{&Fanout{c: c, pipes: map[uint32]*pubPipe{}, maxMsgs: DefaultQueue, maxBytes: DefaultQueueBytes, shedWait: DefaultShedWait, abort: make(chan struct{})}})
 }
 
 // fanoutProto is Fanout as mangos drives it: the protocol.Protocol methods
@@ -194,7 +228,9 @@ func PubOf(so *Socket) *Fanout {
 
 // Send queues m, a frame carrying n messages, for every subscriber
 // connection; a connection whose queue is full (in messages or bytes), or
-// sheds (see Fanout), drops it (counted). It never blocks. It takes m.
+// sheds (see Fanout), drops it (counted). It blocks only when it finds a
+// queue full first (a new shedding episode): then it waits up to ShedWait
+// for that queue to drain (see ShedWait). It takes m.
 func (s *Fanout) Send(m *Frame, n int) error { return s.send(m.msg(), n, false) }
 
 // SendControl queues m, a control frame that carries no message (a tail
@@ -216,6 +252,8 @@ func (s *Fanout) send(m *mangos.Message, n int, ctl bool) error {
 		return protocol.ErrClosed
 	}
 	size := frameCost(m)
+	var waitBuf [4]heldPipe
+	wait := waitBuf[:0] // connections whose queue this Send found full first
 	for _, p := range s.pipes {
 		if !p.wants(m) {
 			continue
@@ -229,6 +267,14 @@ func (s *Fanout) send(m *mangos.Message, n int, ctl bool) error {
 			if !ok && !p.shed.Load() {
 				p.shed.Store(true)
 				s.shedding.Add(1)
+				if s.shedWait > 0 {
+					// A new episode: wait for the queue to drain, below.
+					p.held.Store(true)
+					p.drained = make(chan struct{})
+					wait = append(wait, heldPipe{p, p.drained})
+					p.qmu.Unlock()
+					continue
+				}
 			}
 		}
 		if ok {
@@ -257,9 +303,83 @@ func (s *Fanout) send(m *mangos.Message, n int, ctl bool) error {
 		default:
 		}
 	}
+	bound := s.shedWait
 	s.mu.Unlock()
+	if len(wait) > 0 {
+		s.waitDrained(wait, m, n, bound)
+	}
 	m.Free()
 	return nil
+}
+
+// heldPipe is a connection whose queue a Send found full, and the channel
+// its sender closes when the queue has drained to half.
+type heldPipe struct {
+	p       *pubPipe
+	drained chan struct{}
+}
+
+// waitDrained waits, up to bound (ShedWait) in all, for each connection in ps
+// (whose queue send found full, starting a shedding episode) to drain to
+// half, then queues m for those that did and drops it (counted) for the
+// others, whose episode goes on.
+func (s *Fanout) waitDrained(ps []heldPipe, m *mangos.Message, n int, bound time.Duration) {
+	t := time.NewTimer(bound)
+	defer t.Stop()
+	expired := false
+	for _, h := range ps {
+		p := h.p
+		if !expired {
+			select {
+			case <-h.drained:
+			case <-p.closeq:
+			case <-s.abort:
+			case <-t.C:
+				expired = true
+			}
+		}
+		s.mu.Lock()
+		gone := s.closed || s.pipes[p.p.ID()] != p
+		p.qmu.Lock()
+		ended := false
+		select {
+		case <-h.drained:
+			ended = true
+		default:
+			ended = p.msgs <= p.lowMsgs && p.bytes <= p.lowBytes
+		}
+		p.held.Store(false)
+		p.drained = nil
+		if ended {
+			// The episode ended while m was held: it ends with m queued.
+			p.shed.Store(false)
+			s.shedding.Add(-1)
+		}
+		if ended && !gone {
+			m.Clone()
+			s.out.Add(1)
+			p.q = append(p.q, queued{m, n, false})
+			p.msgs += n
+			p.bytes += frameCost(m)
+		}
+		p.qmu.Unlock()
+		if !ended || gone {
+			s.dropped(p, n)
+			if so := s.so.Load(); so != nil {
+				if gone {
+					so.C.DroppedClosed.Add(uint64(n))
+				} else {
+					so.C.DroppedQueueFull.Add(uint64(n))
+				}
+			}
+		} else {
+			select {
+			case p.wake <- struct{}{}:
+			default:
+			}
+		}
+		s.mu.Unlock()
+	}
 }
 
 // Shedding reports whether some connection's queue sheds (a cheap look:
@@ -285,7 +405,7 @@ func (s *Fanout) Shed(topic string, n int) bool {
 	some := false
 	for _, p := range s.list {
 		want, sure := p.wantsTopic(topic)
-		if !sure || want && !p.shed.Load() {
+		if !sure || want && (!p.shed.Load() || p.held.Load()) {
 			return false
 		}
 		some = some || want
@@ -353,8 +473,16 @@ func (p *pubPipe) next(s *Fanout) (queued, bool) {
 		p.bytes -= frameCost(f.m)
 	}
 	if p.shed.Load() && p.msgs <= p.lowMsgs && p.bytes <= p.lowBytes {
-		p.shed.Store(false)
-		s.shedding.Add(-1)
+		if p.held.Load() {
+			// A Send waits for this: it ends the episode, its frame first.
+			if p.drained != nil {
+				close(p.drained)
+				p.drained = nil
+			}
+		} else {
+			p.shed.Store(false)
+			s.shedding.Add(-1)
+		}
 	}
 	if p.head == len(p.q) {
 		// Empty: start over at the front, keeping a modest buffer.
