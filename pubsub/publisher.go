@@ -102,17 +102,6 @@ func (pd *pending) full() bool {
 	return len(pd.buf)+pd.large >= maxPendingBytes || len(pd.ents) >= maxPendingMsgs
 }
 
-// bodySize is the size of v's body when known before encoding.
-func bodySize(v any) int {
-	switch b := v.(type) {
-	case []byte:
-		return len(b)
-	case string:
-		return len(b)
-	}
-	return 0
-}
-
 // NewPublisher opens a publisher. Give it addresses with [WithListen] or
 // [WithDial] (or call [Publisher.Listen] and [Publisher.Dial] later), or a
 // registry with [WithDiscovery].
@@ -253,7 +242,7 @@ func (p *Publisher) publishEnv(ctx context.Context, topic string, h spmesh.Heade
 	if raw && len(data) >= alone {
 		return p.appendLarge(ts, topic, h, codec, data) // unlocks
 	}
-	if !raw && bodySize(v) >= alone {
+	if !raw && sock.BodyLen(v) >= alone {
 		return p.appendLarge(ts, topic, h, codec, v) // unlocks
 	}
 	off := len(p.pend.buf)

@@ -88,6 +88,12 @@ func knownSize(c spmesh.Codec, v any) int {
 	if c != spmesh.Msgpack && c != spmesh.Raw {
 		return 0
 	}
+	return BodyLen(v)
+}
+
+// BodyLen is the length of a []byte or string body, 0 for any other value:
+// the size of its payload before any codec.
+func BodyLen(v any) int {
 	switch b := v.(type) {
 	case []byte:
 		return len(b)
