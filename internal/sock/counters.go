@@ -3,6 +3,8 @@ package sock
 import (
 	"sync/atomic"
 
+	"go.nanomsg.org/mangos/v3"
+
 	"github.com/spmesh/spmesh"
 )
 
@@ -82,4 +84,20 @@ func (so *Socket) Stats() spmesh.Stats {
 func (c *Counters) Drop(n uint64, cause *atomic.Uint64) {
 	c.Dropped.Add(n)
 	cause.Add(n)
+}
+
+// dropQueued frees what is left in q and counts it as dropped for cause,
+// without waiting: the caller has made sure nothing is queued to q any
+// more, so what is left is taken here or by a receiver under way, each
+// frame once.
+func (c *Counters) dropQueued(q chan *mangos.Message, cause *atomic.Uint64) {
+	for {
+		select {
+		case m := <-q:
+			m.Free()
+			c.Drop(1, cause)
+		default:
+			return
+		}
+	}
 }

@@ -156,15 +156,7 @@ func (p *Poll) end(sv *survey, cause *atomic.Uint64) {
 	p.mu.Unlock()
 	// Nothing is queued to sv any more (only under p.mu, while open): what
 	// is left is taken here or by a Recv under way, each frame once.
-	for {
-		select {
-		case m := <-sv.q:
-			m.Free()
-			p.c.Drop(1, cause)
-		default:
-			return
-		}
-	}
+	p.c.dropQueued(sv.q, cause)
 }
 
 // recv waits at most timeout for the next answer to c's survey.
@@ -308,15 +300,7 @@ func (p pollProto) RemovePipe(pp protocol.Pipe) {
 	delete(p.pipes, pp.ID())
 	close(q.closeq)
 	p.mu.Unlock()
-	for {
-		select {
-		case m := <-q.sendq:
-			m.Free()
-			p.c.Drop(1, &p.c.DroppedClosed)
-		default:
-			return
-		}
-	}
+	p.c.dropQueued(q.sendq, &p.c.DroppedClosed)
 }
 
 // SendMsg implements protocol.Protocol: questions go through SurveyCtx.
