@@ -245,19 +245,29 @@ func Run(t *testing.T, p Pattern) {
 // and a handler running: Drain lets the handler finish and its answer
 // reach the peer; so does the peer's own Drain; the peer's Close ends its
 // call with ErrClosed; Close is immediate and cancels the handler's ctx.
+// inCall opens the serving side with a held handler and its peer at a new
+// address, and starts one call, returning once the handler runs: the
+// setup of every serving check. Both sockets close, the handler is
+// released and ctx is cancelled when the test ends.
+func inCall(t *testing.T, sv *Serve, newAddr func(testing.TB) string) (s, peer io.Closer, h *held, ctx context.Context, cancel context.CancelFunc, called <-chan error) {
+	t.Helper()
+	addr := newAddr(t)
+	h = newHeld()
+	t.Cleanup(h.free)
+	s = sv.Open(t, addr, h.handler)
+	t.Cleanup(func() { s.Close() })
+	peer = sv.Peer(t, addr)
+	t.Cleanup(func() { peer.Close() })
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	called = goErr(func() error { return sv.Call(ctx, peer) })
+	h.waitStarted(t, called)
+	return s, peer, h, ctx, cancel, called
+}
+
 func serveChecks(t *testing.T, sv *Serve, newAddr func(testing.TB) string) {
 	t.Run("DrainFinishesHandler", func(t *testing.T) {
-		addr := newAddr(t)
-		h := newHeld()
-		defer h.free()
-		s := sv.Open(t, addr, h.handler)
-		defer s.Close()
-		peer := sv.Peer(t, addr)
-		defer peer.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		called := goErr(func() error { return sv.Call(ctx, peer) })
-		h.waitStarted(t, called)
+		s, _, h, ctx, _, called := inCall(t, sv, newAddr)
 		d, ok := s.(drainer)
 		if !ok {
 			t.Fatalf("%T has no Drain(ctx) error", s)
@@ -284,17 +294,7 @@ func serveChecks(t *testing.T, sv *Serve, newAddr func(testing.TB) string) {
 	t.Run("PeerDrainWaitsForCall", func(t *testing.T) {
 		// The calling side's Drain is graceful too: it waits for the
 		// call in progress, whose answer still arrives.
-		addr := newAddr(t)
-		h := newHeld()
-		defer h.free()
-		s := sv.Open(t, addr, h.handler)
-		defer s.Close()
-		peer := sv.Peer(t, addr)
-		defer peer.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		called := goErr(func() error { return sv.Call(ctx, peer) })
-		h.waitStarted(t, called)
+		_, peer, h, ctx, _, called := inCall(t, sv, newAddr)
 		d, ok := peer.(drainer)
 		if !ok {
 			t.Fatalf("%T has no Drain(ctx) error", peer)
@@ -316,34 +316,14 @@ func serveChecks(t *testing.T, sv *Serve, newAddr func(testing.TB) string) {
 	t.Run("PeerCloseEndsCall", func(t *testing.T) {
 		// The calling side's Close is immediate: the call in progress
 		// ends with ErrClosed, without waiting for the handler.
-		addr := newAddr(t)
-		h := newHeld()
-		defer h.free()
-		s := sv.Open(t, addr, h.handler)
-		defer s.Close()
-		peer := sv.Peer(t, addr)
-		defer peer.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		called := goErr(func() error { return sv.Call(ctx, peer) })
-		h.waitStarted(t, called)
+		_, peer, _, _, _, called := inCall(t, sv, newAddr)
 		peer.Close() // its own error is checked by CloseTwice
 		if err := within(t, called, "the call, its caller closed"); !errors.Is(err, spmesh.ErrClosed) {
 			t.Fatalf("call in progress at the caller's Close: got %v, want ErrClosed", err)
 		}
 	})
 	t.Run("CloseCancelsHandler", func(t *testing.T) {
-		addr := newAddr(t)
-		h := newHeld()
-		defer h.free()
-		s := sv.Open(t, addr, h.handler)
-		defer s.Close()
-		peer := sv.Peer(t, addr)
-		defer peer.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		called := goErr(func() error { return sv.Call(ctx, peer) })
-		h.waitStarted(t, called)
+		s, _, h, _, cancel, called := inCall(t, sv, newAddr)
 		if err := within(t, goErr(s.Close), "Close with a handler running"); err != nil {
 			t.Fatalf("Close: got %v, want nil", err)
 		}
