@@ -1,10 +1,8 @@
 package pipeline_test
 
 import (
-	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/pipeline"
@@ -42,43 +40,5 @@ func TestZeroValueDecode(t *testing.T) {
 		if _, err := spmesh.Decode[string](d); !errors.Is(err, spmesh.ErrDecode) {
 			t.Errorf("spmesh.Decode[string](%s) = %v, want ErrDecode", name, err)
 		}
-	}
-}
-
-// Stats().Draining is false until Drain is called, then true, also once
-// Drain has closed the socket.
-func TestStatsDraining(t *testing.T) {
-	type socket interface {
-		Drain(context.Context) error
-		Close() error
-	}
-	for _, tc := range []struct {
-		name     string
-		open     func() (socket, error)
-		draining func(socket) bool
-	}{
-		{"Pusher", func() (socket, error) { return pipeline.NewPusher() }, func(s socket) bool { return s.(*pipeline.Pusher).Stats().Draining }},
-		{"Puller", func() (socket, error) { return pipeline.NewPuller() }, func(s socket) bool { return s.(*pipeline.Puller).Stats().Draining }},
-		{"Producer", func() (socket, error) { return pipeline.NewProducer() }, func(s socket) bool { return s.(*pipeline.Producer).Stats().Draining }},
-		{"Worker", func() (socket, error) {
-			return pipeline.NewWorker(pipeline.HandlerFunc(func(context.Context, *pipeline.Job) error { return nil }))
-		}, func(s socket) bool { return s.(*pipeline.Worker).Stats().Draining }},
-	} {
-		s, err := tc.open()
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if tc.draining(s) {
-			t.Errorf("%s: Draining before Drain, want false", tc.name)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := s.Drain(ctx); err != nil {
-			t.Errorf("%s: Drain = %v, want nil (idle)", tc.name, err)
-		}
-		cancel()
-		if !tc.draining(s) {
-			t.Errorf("%s: Draining false after Drain, want true", tc.name)
-		}
-		s.Close()
 	}
 }

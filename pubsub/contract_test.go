@@ -1,7 +1,6 @@
 package pubsub_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -67,38 +66,4 @@ func TestSidedOptionNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-}
-
-// Stats().Draining is false until Drain is called, then true, also once
-// Drain has closed the socket.
-func TestStatsDraining(t *testing.T) {
-	type socket interface {
-		Drain(context.Context) error
-		Close() error
-	}
-	for _, tc := range []struct {
-		name     string
-		open     func() (socket, error)
-		draining func(socket) bool
-	}{
-		{"Publisher", func() (socket, error) { return pubsub.NewPublisher() }, func(s socket) bool { return s.(*pubsub.Publisher).Stats().Draining }},
-		{"Subscriber", func() (socket, error) { return pubsub.NewSubscriber() }, func(s socket) bool { return s.(*pubsub.Subscriber).Stats().Draining }},
-	} {
-		s, err := tc.open()
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if tc.draining(s) {
-			t.Errorf("%s: Draining before Drain, want false", tc.name)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := s.Drain(ctx); err != nil {
-			t.Errorf("%s: Drain = %v, want nil (idle)", tc.name, err)
-		}
-		cancel()
-		if !tc.draining(s) {
-			t.Errorf("%s: Draining false after Drain, want true", tc.name)
-		}
-		s.Close()
-	}
 }

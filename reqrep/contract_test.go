@@ -68,42 +68,6 @@ func TestSidedOptionNamed(t *testing.T) {
 	}
 }
 
-// Stats().Draining is false until Drain is called, then true, also once
-// Drain has closed the socket.
-func TestStatsDraining(t *testing.T) {
-	type socket interface {
-		Drain(context.Context) error
-		Close() error
-	}
-	for _, tc := range []struct {
-		name     string
-		open     func() (socket, error)
-		draining func(socket) bool
-	}{
-		{"Requester", func() (socket, error) { return reqrep.NewRequester() }, func(s socket) bool { return s.(*reqrep.Requester).Stats().Draining }},
-		{"Replier", func() (socket, error) {
-			return reqrep.NewReplier(reqrep.HandlerFunc(func(context.Context, *reqrep.Request) (any, error) { return nil, nil }))
-		}, func(s socket) bool { return s.(*reqrep.Replier).Stats().Draining }},
-	} {
-		s, err := tc.open()
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if tc.draining(s) {
-			t.Errorf("%s: Draining before Drain, want false", tc.name)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := s.Drain(ctx); err != nil {
-			t.Errorf("%s: Drain = %v, want nil (idle)", tc.name, err)
-		}
-		cancel()
-		if !tc.draining(s) {
-			t.Errorf("%s: Draining false after Drain, want true", tc.name)
-		}
-		s.Close()
-	}
-}
-
 // Reply headers come back with the reply, an error reply included: from
 // RequestHeader's result and Reply.Header, as survey answers carry theirs
 // in Response.Header.

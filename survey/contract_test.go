@@ -59,42 +59,6 @@ func TestSidedOptionNamed(t *testing.T) {
 	}
 }
 
-// Stats().Draining is false until Drain is called, then true, also once
-// Drain has closed the socket.
-func TestStatsDraining(t *testing.T) {
-	type socket interface {
-		Drain(context.Context) error
-		Close() error
-	}
-	for _, tc := range []struct {
-		name     string
-		open     func() (socket, error)
-		draining func(socket) bool
-	}{
-		{"Surveyor", func() (socket, error) { return survey.NewSurveyor() }, func(s socket) bool { return s.(*survey.Surveyor).Stats().Draining }},
-		{"Respondent", func() (socket, error) {
-			return survey.NewRespondent(survey.HandlerFunc(func(context.Context, *survey.Question) (any, error) { return nil, nil }))
-		}, func(s socket) bool { return s.(*survey.Respondent).Stats().Draining }},
-	} {
-		s, err := tc.open()
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if tc.draining(s) {
-			t.Errorf("%s: Draining before Drain, want false", tc.name)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := s.Drain(ctx); err != nil {
-			t.Errorf("%s: Drain = %v, want nil (idle)", tc.name, err)
-		}
-		cancel()
-		if !tc.draining(s) {
-			t.Errorf("%s: Draining false after Drain, want true", tc.name)
-		}
-		s.Close()
-	}
-}
-
 // Answer headers come back in Response.Header, a failed answer's included,
 // as reqrep replies carry theirs.
 func TestErrorAnswerHeaders(t *testing.T) {

@@ -158,6 +158,8 @@ func Run(t *testing.T, p Pattern) {
 		t.Run("DrainIdle"+sfx, func(t *testing.T) {
 			// Every type has Drain(ctx): with nothing in progress it closes
 			// at once; once closed (by Drain or Close) it returns ErrClosed.
+			// Stats().Draining is false until Drain, then true, also once
+			// Drain has closed the socket.
 			s := p.Open(t, tr.addr(t))
 			defer s.Close()
 			d, ok := s.(drainer)
@@ -166,8 +168,21 @@ func Run(t *testing.T, p Pattern) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
+			draining := func() bool {
+				st, err := CommonStats(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return st.Draining
+			}
+			if draining() {
+				t.Fatal("Stats().Draining before Drain: got true, want false")
+			}
 			if err := d.Drain(ctx); err != nil {
 				t.Fatalf("Drain with nothing in progress: got %v, want nil", err)
+			}
+			if !draining() {
+				t.Fatal("Stats().Draining after Drain closed the socket: got false, want true")
 			}
 			if err := d.Drain(ctx); !errors.Is(err, spmesh.ErrClosed) {
 				t.Fatalf("second Drain: got %v, want ErrClosed", err)
