@@ -139,9 +139,15 @@
 // A [Publisher] encodes each message into a pending buffer and wakes its
 // sender goroutine, which takes everything pending at once: a lone message
 // goes out at once as a plain frame; a burst on one topic goes out in batch
-// frames (up to 256 messages or 8 KiB each, the wire format is in
-// internal/wire), so that a burst costs one frame per batch on both sides.
-// Consequences:
+// frames (up to 256 messages each, the wire format is in WIRE.md), so that
+// a burst costs one frame per batch on both sides. A batch frame holds up
+// to 64 KiB - 1 bytes, and no more than any connected subscriber accepts:
+// each spmesh Subscriber announces its receive limit (WithMaxMessageSize)
+// to its publishers, and while one has not (a subscriber of an spmesh
+// older than WIRE.md key 14, a stock SUB, or one whose announcement is on
+// its way) batch frames stay under 8 KiB, as they always were. A frame built before a subscriber
+// connected may still reach it; one over its limit is refused there
+// (counted in its TooLarge). Consequences:
 //
 //   - [Message.Time] is when the publisher's sender took the message, one
 //     clock reading for everything it took together (within microseconds

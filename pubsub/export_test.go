@@ -1,7 +1,10 @@
 package pubsub
 
+import "github.com/spmesh/spmesh/internal/sock"
+
 // Limits for the tests in package pubsub_test.
 const (
-	MaxBatchFrame   = maxBatchFrame
-	MaxPendingBytes = maxPendingBytes
+	MaxBatchFrame    = sock.MaxBatchFrame
+	LegacyBatchFrame = sock.LegacyBatchFrame
+	MaxPendingBytes  = maxPendingBytes
 )

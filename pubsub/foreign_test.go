@@ -151,7 +151,7 @@ func TestForeignSubscriber(t *testing.T) {
 			}
 			defer c.Close()
 			if interest {
-				if err := c.Send(foreign.AppendInterest(nil, topic+"\x00", "sync\x00")); err != nil {
+				if err := c.Send(foreign.AppendInterest(nil, 0, topic+"\x00", "sync\x00")); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -380,5 +380,93 @@ func TestForeignPublisher(t *testing.T) {
 	}
 	if st := s.Stats(); st.DecodeErrors != 0 || st.Dropped != 0 {
 		t.Fatalf("got %+v, want no decode errors or drops", st.Stats)
+	}
+}
+
+// A publisher's batch frames stay within what its subscribers accept
+// (WIRE.md, interest key 14): under 8 KiB for a subscriber that announced
+// no limit (a stock SUB, or an interest frame without the key), within
+// the limit one announced, and past 8 KiB when every subscriber takes it.
+func TestForeignSubscriberBatchFrames(t *testing.T) {
+	const (
+		topic = "frames"
+		n     = 50000
+	)
+	for _, tc := range []struct {
+		name     string
+		interest bool
+		limit    uint64 // key 14
+		max      int    // the largest frame allowed
+		big      bool   // some frame must be over 8 KiB
+	}{
+		{"stock", false, 0, pubsub.LegacyBatchFrame, false},
+		{"no limit said", true, 0, pubsub.LegacyBatchFrame, false},
+		{"limit 12 KiB", true, 12 << 10, 12 << 10, true},
+		{"limit 8 MiB", true, 8 << 20, pubsub.MaxBatchFrame, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := testutil.FreeTCP(t)
+			p := mustPub(t, pubsub.WithListen(addr), pubsub.WithCodec(spmesh.Raw), pubsub.WithBackpressure(time.Minute))
+			c, err := foreign.Dial(addr, foreign.Sub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if tc.interest {
+				if err := c.Send(foreign.AppendInterest(nil, tc.limit, topic+"\x00")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx := ctxT(t, time.Minute)
+			if err := p.WaitPeers(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				body := make([]byte, 256)
+				for range n {
+					if err := p.PublishBytes(ctx, topic, nil, body); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+			got, largest, frames := 0, 0, 0
+			for got < n {
+				f, err := c.Recv(30 * time.Second)
+				if err != nil {
+					t.Fatalf("after %d messages: %v", got, err)
+				}
+				e, err := foreign.Parse(f)
+				if err != nil {
+					t.Fatalf("frame % x: %v", f[:min(len(f), 64)], err)
+				}
+				switch e.Kind {
+				case foreign.KindPublish:
+					got++
+				case foreign.KindBatch:
+					es, err := foreign.Entries(e)
+					if err != nil {
+						t.Fatalf("batch: %v", err)
+					}
+					got += len(es)
+				default:
+					continue
+				}
+				frames++
+				if len(f) > tc.max {
+					t.Fatalf("got a frame of %d bytes, want at most %d", len(f), tc.max)
+				}
+				largest = max(largest, len(f))
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d messages in %d frames, the largest %d bytes", got, frames, largest)
+			if tc.big && largest <= pubsub.LegacyBatchFrame {
+				t.Fatalf("got frames of at most %d bytes, want some over %d (the subscriber takes %d)", largest, pubsub.LegacyBatchFrame, tc.limit)
+			}
+		})
 	}
 }

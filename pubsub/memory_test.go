@@ -23,13 +23,16 @@ func TestStalledSubscriberMemoryBounded(t *testing.T) {
 		queue = 256 // WithQueueLen: frames per peer on send, frames and messages on receive
 	)
 	// What may be held at once, both ends being in this process:
-	//   the publisher's per-connection queue: queue frames of at most 8 KiB
-	//   the subscriber's socket queue:        queue frames of at most 8 KiB
+	//   the publisher's per-connection queue: queue messages, in frames
+	//                                         whose buffers are at most
+	//                                         twice what they hold, plus
+	//                                         one batch frame's buffer
+	//   the subscriber's socket queue:        queue frames of at most 64 KiB
 	//   the subscriber's channel:             queue messages (struct, body)
 	//   the publisher's pending buffers:      2 x MaxPendingBytes
 	//   the transport's buffers:              write high water + read buffer, each side
 	const frame = pubsub.MaxBatchFrame + 1
-	held := 2*queue*frame + queue*(size+256) + 2*pubsub.MaxPendingBytes + 2*(sptcp.HighWater+sptcp.ReadBuffer)
+	held := 2*queue*(size+256) + frame + queue*frame + queue*(size+256) + 2*pubsub.MaxPendingBytes + 2*(sptcp.HighWater+sptcp.ReadBuffer)
 	// Garbage awaits collection until the heap doubles (GOGC=100), and
 	// mangos' message pools keep freed frames for up to two collections:
 	// three times what is held, plus 4 MiB, over the heap before the test.

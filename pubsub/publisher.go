@@ -15,10 +15,6 @@ import (
 
 // Batching limits (see the package doc).
 const (
-	// maxBatchFrame is the largest batch frame. Below 8 KiB, so that a
-	// batch fits mangos' 8 KiB buffer class on both sides: every queued
-	// frame then costs at most 8 KiB, whatever it holds.
-	maxBatchFrame = 8<<10 - 1
 	// maxBatchMsgs bounds the messages in one batch frame.
 	maxBatchMsgs = 256
 	// maxPendingBytes and maxPendingMsgs bound what Publish accepts ahead
@@ -29,9 +25,10 @@ const (
 	// large message's buffer is dropped).
 	keepPending = 1 << 20
 	// alone is the size from which a []byte or string body is encoded
-	// straight into its own plain frame at Publish, sparing a copy: no
-	// batch could hold two such messages anyway.
-	alone = maxBatchFrame / 2
+	// straight into its own plain frame at Publish, sparing a copy: a
+	// batch under the subscribers' legacy bound could not hold two such
+	// messages.
+	alone = sock.LegacyBatchFrame / 2
 )
 
 // Publisher sends messages on topics to every connected [Subscriber]. It
@@ -46,7 +43,7 @@ type Publisher struct {
 	codec    spmesh.Codec
 	batching bool
 	bare     bool // WithBareFrames: topic + body frames, no envelope (bare.go)
-	maxFrame int  // largest batch frame
+	maxFrame int  // largest batch frame this side allows (the subscribers' bound is pub.BatchLimit)
 
 	mu        sync.Mutex // orders sequence numbers with sends
 	closed    bool
@@ -116,7 +113,7 @@ func NewPublisher(opts ...Option) (*Publisher, error) {
 	}
 	p := &Publisher{
 		so: so, pub: sock.PubOf(so), id: sock.RandomUint64(), codec: c.sock.Codec,
-		batching: !c.noBatch && !c.bare, bare: c.bare, maxFrame: min(maxBatchFrame, c.sock.MaxMsgSize),
+		batching: !c.noBatch && !c.bare, bare: c.bare, maxFrame: min(sock.MaxBatchFrame, c.sock.MaxMsgSize),
 		topics: map[string]*topicSeq{},
 		wake:   make(chan struct{}, 1),
 		room:   make(chan struct{}),
@@ -454,6 +451,7 @@ func (p *Publisher) flusher() {
 // flush sends w's messages in order. All of them carry the same time: now.
 func (p *Publisher) flush(w *pending) {
 	now := time.Now().UnixNano()
+	maxFrame := min(p.maxFrame, p.pub.BatchLimit())
 	ents := w.ents
 	start := 0 // content offset of ents[0]
 	for len(ents) > 0 {
@@ -488,7 +486,7 @@ func (p *Publisher) flush(w *pending) {
 				break
 			}
 			l := e.end - end
-			if n > 0 && size+wire.EntryOverhead(l)+l > p.maxFrame {
+			if n > 0 && size+wire.EntryOverhead(l)+l > maxFrame {
 				break
 			}
 			size += wire.EntryOverhead(l) + l

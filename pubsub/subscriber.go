@@ -14,7 +14,7 @@ import (
 
 // Message is one received publication. Messages that arrived in one batch
 // frame share its memory: holding one keeps the batch's bodies (at most
-// 8 KiB) alive.
+// 64 KiB) alive; copy Data to keep a few messages of a burst for long.
 type Message struct {
 	Topic     string
 	Header    spmesh.Header

@@ -46,6 +46,7 @@ type Envelope struct {
 	Flags    uint64            // key 11
 	Credit   uint64            // key 12
 	InFlight uint64            // key 13
+	Frame    uint64            // key 14
 	Body     []byte            // what follows the map (a batch's entries)
 	Keys     map[uint64]bool   // the keys present
 }
@@ -106,6 +107,9 @@ func (e *Envelope) Append(b []byte) []byte {
 	}
 	if e.InFlight != 0 {
 		pairs = append(pairs, kv{13, func(b []byte) []byte { return appendUint(b, e.InFlight) }})
+	}
+	if e.Frame != 0 {
+		pairs = append(pairs, kv{14, func(b []byte) []byte { return appendUint(b, e.Frame) }})
 	}
 	b = appendMapLen(b, len(pairs))
 	for _, p := range pairs {
@@ -223,6 +227,8 @@ func (r *reader) header(e *Envelope) error {
 			e.Credit, err = r.uint()
 		case 13:
 			e.InFlight, err = r.uint()
+		case 14:
+			e.Frame, err = r.uint()
 		default:
 			err = r.skip(0)
 		}
@@ -268,10 +274,16 @@ func Entries(b *Envelope) ([]*Envelope, error) {
 	return out, nil
 }
 
-// AppendInterest appends an interest frame (kind 11): version, kind, an
-// empty map, then each prefix as a bin.
-func AppendInterest(b []byte, prefixes ...string) []byte {
-	b = append(b, 1, KindInterest, 0x80)
+// AppendInterest appends an interest frame (kind 11): version, kind, a map
+// holding key 14 (the largest frame accepted; an empty map when frame is
+// 0), then each prefix as a bin.
+func AppendInterest(b []byte, frame uint64, prefixes ...string) []byte {
+	b = append(b, 1, KindInterest)
+	if frame == 0 {
+		b = append(b, 0x80)
+	} else {
+		b = appendUint(append(b, 0x81, 14), frame)
+	}
 	for _, p := range prefixes {
 		b = appendBin(b, []byte(p))
 	}

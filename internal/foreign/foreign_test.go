@@ -138,12 +138,15 @@ func TestDocExamples(t *testing.T) {
 		}
 	}
 
-	if b := AppendInterest(nil, "orders.", "t\x00"); !bytes.Equal(b, ex["interest"]) {
+	if b := AppendInterest(nil, 8<<20, "orders.", "t\x00"); !bytes.Equal(b, ex["interest"]) {
 		t.Errorf("interest: encoded % x, WIRE.md has % x", b, ex["interest"])
 	}
 	in, err := Parse(ex["interest"])
 	if err != nil {
 		t.Fatal(err)
+	}
+	if in.Frame != 8<<20 {
+		t.Errorf("interest: frame limit %d, want %d", in.Frame, 8<<20)
 	}
 	if ps, err := Prefixes(in); err != nil || !reflect.DeepEqual(ps, []string{"orders.", "t\x00"}) {
 		t.Errorf("interest: got prefixes %q, %v", ps, err)

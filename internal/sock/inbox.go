@@ -11,6 +11,7 @@ import (
 
 	"github.com/spmesh/spmesh"
 	"github.com/spmesh/spmesh/internal/logx"
+	"github.com/spmesh/spmesh/internal/sptcp"
 	"github.com/spmesh/spmesh/internal/wire"
 	"go.nanomsg.org/mangos/v3"
 )
@@ -68,13 +69,12 @@ type Inbox[T any] struct {
 // struct, header map and channel slot, roughly.
 const itemOverhead = 256
 
-// pooledMax is the largest frame whose buffer mangos recycles.
-const pooledMax = 64 << 10
-
-// Pooled reports whether m's buffer goes back to mangos' pool when freed:
-// a receiver copies what it keeps out of such a frame and frees it, and
-// keeps a larger frame's buffer as is.
-func Pooled(m *Frame) bool { return len(m.Body) <= pooledMax }
+// Pooled reports whether a receiver copies what it keeps out of m and
+// frees it, so that its buffer goes back to mangos' pool (a frame of up to
+// sptcp.PooledMax bytes), rather than keeping m's buffer as is: SP/TCP
+// reads a larger frame into a buffer of its own (over inproc, a pooled
+// buffer kept is only not recycled).
+func Pooled(m *Frame) bool { return len(m.Body) <= sptcp.PooledMax }
 
 // FrameFunc turns one received frame into messages, handing each to emit
 // in order; emit reports false once the inbox is closing (stop then). It

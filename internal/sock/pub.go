@@ -63,6 +63,44 @@ type Fanout struct {
 	// shedWait is how long the first Send that finds a connection's queue
 	// full waits for it to drain to half (ShedWait); 0: it drops at once.
 	shedWait time.Duration
+
+	// batch is BatchLimit: the smallest frame limit the connections
+	// announced (LegacyBatchFrame for one that announced none), at most
+	// MaxBatchFrame. Set under mu.
+	batch atomic.Int64
+}
+
+// Batch frame bounds (BatchLimit).
+const (
+	// MaxBatchFrame is the largest batch frame: below 64 KiB, so that a
+	// full one fits mangos' 64 KiB buffer class on both sides.
+	MaxBatchFrame = 64<<10 - 1
+	// LegacyBatchFrame bounds batch frames while a subscriber has not
+	// announced its receive limit (a stock SUB, an spmesh subscriber
+	// before wire key 14, or one whose interest frame is on its way):
+	// below 8 KiB, as spmesh's batch frames always were.
+	LegacyBatchFrame = 8<<10 - 1
+)
+
+// BatchLimit returns how large a batch frame the connected subscribers
+// all accept: the smallest receive limit they announced in their interest
+// frames (wire key 14), LegacyBatchFrame while one has announced none, at
+// most MaxBatchFrame. A frame built under it may still reach a subscriber
+// that connects meanwhile; one larger than that subscriber's limit is
+// refused there (counted in its TooLarge), like any oversized frame.
+func (s *Fanout) BatchLimit() int { return int(s.batch.Load()) }
+
+// rebatch recomputes BatchLimit. s.mu is held.
+func (s *Fanout) rebatch() {
+	b := uint32(MaxBatchFrame)
+	for _, p := range s.list {
+		f := p.frame.Load()
+		if f == 0 {
+			f = LegacyBatchFrame
+		}
+		b = min(b, f)
+	}
+	s.batch.Store(int64(b))
 }
 
 // DefaultShedWait is the default ShedWait: a burst that fills a queue
@@ -161,6 +199,9 @@ type pubPipe struct {
 	// (wire kind 11): only frames starting with one are queued for it.
 	// nil: none received (a stock SUB), everything is.
 	interest atomic.Pointer[[][]byte]
+	// frame is the receive limit from the last interest frame (wire key
+	// 14); 0: none announced (BatchLimit).
+	frame atomic.Uint32
 
 	qmu         sync.Mutex
 	q           []queued // q[head:] waits to be sent
@@ -190,7 +231,9 @@ const optPub = "SPMESH-PUB"
 
 // newPubSocket opens a mangos socket speaking Fanout.
 func newPubSocket(c *Counters) mangos.Socket {
-	return protocol.MakeSocket(fanoutProto{&Fanout{c: c, pipes: map[uint32]*pubPipe{}, maxMsgs: DefaultQueue, maxBytes: DefaultQueueBytes, shedWait: DefaultShedWait, abort: make(chan struct{})}})
+	f := &Fanout{c: c, pipes: map[uint32]*pubPipe{}, maxMsgs: DefaultQueue, maxBytes: DefaultQueueBytes, shedWait: DefaultShedWait, abort: make(chan struct{})}
+	f.batch.Store(MaxBatchFrame)
+	return protocol.MakeSocket(fanoutProto{f})
 }
 
 // fanoutProto is Fanout as mangos drives it: the protocol.Protocol methods
@@ -645,6 +688,7 @@ func (s fanoutProto) AddPipe(pp protocol.Pipe) error {
 	pp.SetPrivate(p)
 	s.pipes[pp.ID()] = p
 	s.list = append(s.list, p)
+	s.rebatch()
 	go p.sender(s.Fanout)
 	go p.receiver(s.Fanout)
 	return nil
@@ -656,6 +700,7 @@ func (s fanoutProto) RemovePipe(pp protocol.Pipe) {
 	s.mu.Lock()
 	delete(s.pipes, pp.ID())
 	s.list = slices.DeleteFunc(s.list, func(q *pubPipe) bool { return q == p })
+	s.rebatch()
 	close(p.closeq)
 	s.mu.Unlock()
 }
@@ -774,6 +819,12 @@ func (p *pubPipe) receiver(s *Fanout) {
 				own[i] = append([]byte(nil), pre[i]...)
 			}
 			p.interest.Store(&own)
+			if p.frame.Load() != env.Frame {
+				s.mu.Lock()
+				p.frame.Store(env.Frame)
+				s.rebatch()
+				s.mu.Unlock()
+			}
 		} else if so := s.so.Load(); so != nil {
 			so.C.DecodeErrors.Add(1)
 		}

@@ -101,6 +101,7 @@ func Open(p Proto, s Settings, w Wiring) (*Socket, error) {
 	// Queue lengths: not every protocol has both; ignore the ones it lacks.
 	_ = m.SetOption(mangos.OptionReadQLen, s.RecvQueue)
 	_ = m.SetOption(optQueueBytes, s.QueueBytes) // SUB: its frame queue in bytes too (sub.go)
+	_ = m.SetOption(optFrame, s.MaxMsgSize)      // SUB: the receive limit it announces (sub.go)
 	sendQ := s.SendQueue
 	if p == Rep || p == Respondent {
 		sendQ = ServerSendQueue(s) // replies per peer, bounded in bytes too

@@ -16,7 +16,8 @@ import (
 //   - it announces its prefixes to each publisher in an interest frame
 //     (wire kind 11), when the connection is established and after each
 //     change, so that a publisher speaking Fanout sends it only what
-//     matches (a stock PUB ignores the frame);
+//     matches (a stock PUB ignores the frame), and with them its receive
+//     limit (optFrame), which bounds the publisher's batch frames;
 //   - its receive queue, shared by all its connections, is bounded in
 //     frames (OptionReadQLen) and in bytes (Settings.QueueBytes, set by
 //     Open: the frames' body sizes); a frame larger than the byte bound
@@ -44,6 +45,7 @@ type subProto struct {
 	mu       sync.Mutex
 	closed   bool
 	subs     [][]byte
+	frame    uint32 // the largest frame accepted, announced with subs
 	pipes    map[uint32]*subPipe
 	recvQ    chan *mangos.Message
 	closeq   chan struct{}
@@ -70,6 +72,10 @@ const (
 	optQueueBytes = "SPMESH-SUB-QUEUE-BYTES"
 	optQueued     = "SPMESH-SUB-QUEUED"
 )
+
+// optFrame sets the receive limit a SUB socket announces (0: none, sent as
+// the largest value the key holds).
+const optFrame = "SPMESH-SUB-FRAME"
 
 // Holds reports whether so's receive queue holds its connections back
 // rather than dropping (a SubHold socket).
@@ -198,7 +204,7 @@ func (s *subProto) announcer(sp *subPipe) {
 	for {
 		s.mu.Lock()
 		m := mangos.NewMessage(64)
-		m.Body = wire.AppendInterest(m.Body[:0], s.subs)
+		m.Body = wire.AppendInterest(m.Body[:0], s.frame, s.subs)
 		s.mu.Unlock()
 		n := len(m.Body) // SendMsg takes m
 		if err := sp.p.SendMsg(m); err != nil {
@@ -282,6 +288,16 @@ func (s *subProto) SetOption(name string, v any) error {
 			return protocol.ErrBadValue
 		}
 		s.maxBytes.Store(int64(n))
+		return nil
+	case optFrame:
+		n, ok := v.(int)
+		if !ok || n < 0 {
+			return protocol.ErrBadValue
+		}
+		s.frame = uint32(min(uint64(n), 1<<32-1))
+		if n == 0 {
+			s.frame = 1<<32 - 1
+		}
 		return nil
 	case mangos.OptionReadQLen:
 		n, ok := v.(int)

@@ -24,6 +24,11 @@ const (
 	// body may be allocated at once; past it the body grows as bytes
 	// arrive.
 	growStep = 64 << 10
+	// PooledMax is the largest frame read into a buffer from mangos'
+	// pool; a larger one gets a buffer of its own, of its exact size, so
+	// that a receiver keeps it as is rather than copying out of it (the
+	// batch frames of pub/sub go up to 64 KiB).
+	PooledMax = 8 << 10
 	// giveWayBelow is the batch size (bytes waiting) under which the
 	// flusher may give way before writing: past it a write's fixed cost
 	// is small next to its bytes.
@@ -382,8 +387,7 @@ func (p *pipe) recv() (*mangos.Message, error) {
 	n := int(sz)
 	if p.br.Buffered() >= n {
 		// The whole frame is buffered: no wait, no deadline.
-		m := mangos.NewMessage(n)
-		m.Body = m.Body[:n]
+		m := newFrame(n)
 		_, _ = p.br.Read(m.Body)
 		p.framed()
 		return m, nil
@@ -393,8 +397,7 @@ func (p *pipe) recv() (*mangos.Message, error) {
 		// At most growStep bytes beyond those already buffered are
 		// allocated on the length prefix's word (a 64 KiB body plus its
 		// header is read in one piece, not grown and copied).
-		m := mangos.NewMessage(n)
-		m.Body = m.Body[:n]
+		m := newFrame(n)
 		if err := p.fill(m.Body); err != nil {
 			m.Free()
 			return nil, err
@@ -403,6 +406,19 @@ func (p *pipe) recv() (*mangos.Message, error) {
 		return m, nil
 	}
 	return p.recvGrowing(n)
+}
+
+// newFrame returns a message with an n-byte body to read a frame into:
+// pooled up to PooledMax, else of its own.
+func newFrame(n int) *mangos.Message {
+	if n <= PooledMax {
+		m := mangos.NewMessage(n)
+		m.Body = m.Body[:n]
+		return m
+	}
+	m := mangos.NewMessage(0)
+	m.Body = make([]byte, n)
+	return m
 }
 
 // head waits until a frame's 8-byte length prefix is buffered (n bytes

@@ -39,6 +39,7 @@
 //	11 flags     uint       bit 0: declined (survey), bit 1: nack (jobs)
 //	12 credit    uint       replies, acks: how many requests the sender takes at once
 //	13 inflight  uint       acks: jobs the worker is running (every producer's) as it sends it
+//	14 frame     uint       interest: the largest frame the subscriber accepts, bytes
 //
 // Keys may appear in any order; absent keys take their zero value; unknown
 // keys are skipped, so later versions can add keys. Integers may use any
@@ -124,7 +125,9 @@
 //
 //	version        1 byte, 0x01
 //	kind           1 byte, 0x0b
-//	header         one msgpack map: empty (0x80); keys are ignored
+//	header         one msgpack map: key 14 (frame), the largest frame the
+//	               subscriber accepts, in bytes (its receive limit); absent
+//	               or 0: not said; other keys are ignored
 //	prefixes       zero or more msgpack bins to the end of the frame: the
 //	               whole set of prefixes (replacing any earlier one); an
 //	               empty bin matches every frame
@@ -132,10 +135,13 @@
 // At most [MaxInterest] (1,024) prefixes of at most 1,024 bytes each; a
 // frame past either, or malformed, is discarded and the publisher sends
 // that subscriber everything. A publisher that has received no interest
-// frame on a connection (a stock SUB peer) sends it everything.
-// Example: prefixes "a." and "b\x00":
+// frame on a connection (a stock SUB peer) sends it everything. The frame
+// key sizes batch frames: a publisher's batch frames stay within the
+// smallest limit its subscribers said, and within 8 KiB - 1 while any of
+// them has said none (spmesh before key 14, a stock SUB). Example:
+// prefixes "a." and "b\x00", frames up to 8 MiB:
 //
-//	01 0b 80 c4 02 61 2e c4 02 62 00
+//	01 0b 81 0e ce 00 80 00 00 c4 02 61 2e c4 02 62 00
 //
 // # Limits
 //
@@ -209,6 +215,7 @@ type Msg struct {
 	Flags    uint64
 	Credit   uint32 // replies and acks: the replier's or worker's credit
 	InFlight uint32 // acks: the jobs the worker was running, for every producer, when it sent this
+	Frame    uint32 // interest: the largest frame the subscriber accepts (0: not said)
 	Body     []byte
 }
 
@@ -264,6 +271,7 @@ const (
 	keyFlags
 	keyCredit
 	keyInFlight
+	keyFrame
 )
 
 // ValidTopicByte reports whether c may appear in a topic.
@@ -323,6 +331,9 @@ func appendHeader(dst []byte, m *Msg, extra int) []byte {
 	if m.InFlight != 0 {
 		n++
 	}
+	if m.Frame != 0 {
+		n++
+	}
 	dst = appendMapLen(dst, n)
 	dst = appendBin(append(dst, keyID), m.ID[:])
 	dst = appendInt(append(dst, keyTime), m.Time)
@@ -361,6 +372,9 @@ func appendHeader(dst []byte, m *Msg, extra int) []byte {
 	}
 	if m.InFlight != 0 {
 		dst = appendUint(append(dst, keyInFlight), uint64(m.InFlight))
+	}
+	if m.Frame != 0 {
+		dst = appendUint(append(dst, keyFrame), uint64(m.Frame))
 	}
 	return dst
 }
@@ -521,6 +535,13 @@ func (m *Msg) field(r *reader, key uint64, keep bool) error {
 			}
 			m.InFlight = uint32(u)
 		}
+	case keyFrame:
+		if u, err = r.uint(); err == nil {
+			if u > 1<<32-1 {
+				return errRange
+			}
+			m.Frame = uint32(u)
+		}
 	default:
 		err = r.skip(8)
 	}
@@ -583,9 +604,16 @@ const MaxInterest = 1024
 // maxPrefix bounds one prefix of an interest frame.
 const maxPrefix = 1024
 
-// AppendInterest appends an interest frame announcing prefixes to dst.
-func AppendInterest(dst []byte, prefixes [][]byte) []byte {
-	dst = append(dst, Version, byte(KindInterest), 0x80)
+// AppendInterest appends an interest frame announcing prefixes to dst,
+// and frame, the largest frame the subscriber accepts (key 14; 0 leaves the
+// header map empty).
+func AppendInterest(dst []byte, frame uint32, prefixes [][]byte) []byte {
+	dst = append(dst, Version, byte(KindInterest))
+	if frame == 0 {
+		dst = append(dst, 0x80)
+	} else {
+		dst = appendUint(append(dst, 0x81, keyFrame), uint64(frame))
+	}
 	for _, p := range prefixes {
 		dst = appendBin(dst, p)
 	}

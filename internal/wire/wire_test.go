@@ -115,7 +115,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(append(AppendHeader(nil, &Msg{Kind: KindTail, Topic: "a.b", Pub: 1 << 63, Seq: 1 << 40}), 'x'))
 	// Interest frames (kind 11).
 	f.Add([]byte{1, 0x0b, 0x80, 0xc4, 2, 'a', '.', 0xc4, 2, 'b', 0})
-	f.Add(AppendInterest(nil, [][]byte{{}, []byte("x.y.")}))
+	f.Add(AppendInterest(nil, 64<<10, [][]byte{{}, []byte("x.y.")}))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		var m Msg
 		if err := Decode(frame, &m); err != nil {
@@ -229,23 +229,28 @@ func TestTailFrame(t *testing.T) {
 // The interest frame of the package doc decodes as documented, and the
 // limits hold.
 func TestInterestFrame(t *testing.T) {
-	frame := []byte{1, 0x0b, 0x80, 0xc4, 2, 'a', '.', 0xc4, 2, 'b', 0}
-	if got := AppendInterest(nil, [][]byte{[]byte("a."), []byte("b\x00")}); string(got) != string(frame) {
+	frame := []byte{1, 0x0b, 0x81, 0x0e, 0xce, 0, 0x80, 0, 0, 0xc4, 2, 'a', '.', 0xc4, 2, 'b', 0}
+	if got := AppendInterest(nil, 8<<20, [][]byte{[]byte("a."), []byte("b\x00")}); string(got) != string(frame) {
 		t.Fatalf("encoded % x, want % x", got, frame)
 	}
 	var m Msg
-	if err := Decode(frame, &m); err != nil || m.Kind != KindInterest {
+	if err := Decode(frame, &m); err != nil || m.Kind != KindInterest || m.Frame != 8<<20 {
 		t.Fatalf("got %+v, %v", m, err)
+	}
+	// A subscriber that says no limit (spmesh before key 14) sends an
+	// empty map.
+	if got := AppendInterest(nil, 0, nil); string(got) != "\x01\x0b\x80" {
+		t.Fatalf("no frame limit: encoded % x", got)
 	}
 	ps, err := ParseInterest(m.Body)
 	if err != nil || len(ps) != 2 || string(ps[0]) != "a." || string(ps[1]) != "b\x00" {
 		t.Fatalf("got %q, %v", ps, err)
 	}
 	many := make([][]byte, MaxInterest+1)
-	if _, err := ParseInterest(AppendInterest(nil, many)[3:]); err == nil {
+	if _, err := ParseInterest(AppendInterest(nil, 0, many)[3:]); err == nil {
 		t.Fatal("over MaxInterest prefixes parsed")
 	}
-	if _, err := ParseInterest(AppendInterest(nil, [][]byte{make([]byte, 1025)})[3:]); err == nil {
+	if _, err := ParseInterest(AppendInterest(nil, 0, [][]byte{make([]byte, 1025)})[3:]); err == nil {
 		t.Fatal("a prefix over 1024 bytes parsed")
 	}
 	if _, err := ParseInterest([]byte{0xc4, 9, 'x'}); err == nil {

@@ -60,7 +60,7 @@ func wireExamples() []wireExample {
 	b = AppendEntry(b, append(AppendEntryHead(nil, spmesh.Header{"k": "v"}), "bc"...))
 	out = append(out, wireExample{name: "batch", frame: b})
 
-	out = append(out, wireExample{name: "interest", frame: AppendInterest(nil, [][]byte{[]byte("orders."), []byte("t\x00")})})
+	out = append(out, wireExample{name: "interest", frame: AppendInterest(nil, 8<<20, [][]byte{[]byte("orders."), []byte("t\x00")})})
 
 	// The request above as it goes over SP/TCP: 64-bit length, the REQ
 	// request id (high bit set), the envelope.
