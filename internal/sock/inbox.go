@@ -339,10 +339,7 @@ func (in *Inbox[T]) took() {
 		}
 	}
 	if in.drain.Load() && len(in.ch) == 0 {
-		select {
-		case in.emptied <- struct{}{}:
-		default:
-		}
+		in.wakeDrain()
 	}
 }
 
@@ -378,8 +375,18 @@ func (in *Inbox[T]) Next(ctx context.Context) (T, error) {
 
 // C is the inbox's channel; it is closed on Close, or by Drain once empty.
 func (in *Inbox[T]) C() <-chan T {
-	in.usedC.Store(true)
+	if !in.usedC.Swap(true) {
+		in.wakeDrain() // a Drain under way polls from now on
+	}
 	return in.ch
+}
+
+// wakeDrain wakes a Drain waiting for the queue to empty, if any.
+func (in *Inbox[T]) wakeDrain() {
+	select {
+	case in.emptied <- struct{}{}:
+	default:
+	}
 }
 
 // All iterates until ctx ends or the inbox closes; a final error other than
@@ -412,16 +419,17 @@ func (in *Inbox[T]) Drain(ctx context.Context) error {
 	in.so.Close() // the reader returns after its last message and closes ch
 	// Next tells when it took the last message (emptied); a receive
 	// from C tells nothing, so an application that was given C is
-	// polled for.
+	// polled for (C wakes this loop when it is first called during
+	// the Drain, so that the polling starts).
 	var poll <-chan time.Time
-	if in.usedC.Load() {
-		t := time.NewTicker(time.Millisecond)
-		defer t.Stop()
-		poll = t.C
-	}
 	var err error
 	ended := in.ended // nil once closed: a closed channel is always ready
 	for err == nil && (ended != nil || len(in.ch) > 0) {
+		if poll == nil && in.usedC.Load() {
+			t := time.NewTicker(time.Millisecond)
+			defer t.Stop()
+			poll = t.C
+		}
 		if ended == nil {
 			in.parked.Add(1)
 		}

@@ -69,3 +69,67 @@ func TestInboxDrainWokenByNext(t *testing.T) {
 		t.Fatalf("Drain = %v, want nil: not woken when the last message was taken", err)
 	}
 }
+
+// An application that first calls C after Drain has begun (a consumer
+// goroutine starting late) still lets Drain end as soon as it has taken
+// every message: C wakes Drain, which polls from then on, instead of
+// waiting for Next's signal that never comes.
+func TestInboxDrainCalledBeforeC(t *testing.T) {
+	const n = 50
+	so, err := Open(Pull, DefaultSettings(), Wiring{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := so.Listen("tcp://127.0.0.1:0")
+	if err != nil {
+		so.Close()
+		t.Fatal(err)
+	}
+	in := NewFrameInbox(so, func(m *Frame, emit func(int) bool) error {
+		m.Free()
+		emit(1)
+		return nil
+	})
+	defer in.Close()
+	push := testutil.DialSP(t, addr, 5<<4) // PUSH
+	for range n {
+		if err := push.Send([]byte("job")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testutil.Until(10*time.Second, func() error {
+		if got := so.C.Received.Load(); got != n {
+			return fmt.Errorf("%d of %d queued", got, n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	drained := make(chan error, 1)
+	go func() { drained <- in.Drain(ctx) }()
+	if err := testutil.Until(10*time.Second, func() error {
+		if in.parked.Load() == 0 {
+			return fmt.Errorf("Drain not waiting on the application")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for range in.C() {
+		got++
+	}
+	if got != n {
+		t.Fatalf("got %d messages from C, want %d", got, n)
+	}
+	select {
+	case err := <-drained:
+		if err != nil {
+			t.Fatalf("Drain = %v, want nil", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Drain did not return after C was emptied: not woken by C")
+	}
+}
