@@ -1,6 +1,7 @@
 package pubsub_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync/atomic"
@@ -62,8 +63,16 @@ func TestBackpressureSlowSubscriberLosesNothing(t *testing.T) {
 // A subscriber that takes nothing is cut off after the stall time, and
 // the others go on receiving everything.
 func TestBackpressureStalledSubscriberCutOff(t *testing.T) {
+	// The stall time is all the slack the publisher gives any subscriber,
+	// the good one too, whose reads in this process (under -race, on a
+	// loaded machine) pause as well: under CPU load its publisher waited
+	// up to 155 ms for room in its queue, and with a stall of 200 ms it
+	// was sometimes cut off itself (a gap, or its last messages lost).
+	// 2 s is far beyond such pauses, and is waited once: for the stalled
+	// subscriber, after which no more than as much again is published.
+	const stall = 2 * time.Second
 	addr := testutil.FreeTCP(t)
-	small := []pubsub.Option{pubsub.WithBackpressure(200 * time.Millisecond), pubsub.WithQueueLen(64), pubsub.WithQueueBytes(64 << 10), pubsub.WithCodec(spmesh.Raw)}
+	small := []pubsub.Option{pubsub.WithBackpressure(stall), pubsub.WithQueueLen(64), pubsub.WithQueueBytes(64 << 10), pubsub.WithCodec(spmesh.Raw)}
 	p := mustPub(t, append([]pubsub.Option{pubsub.WithListen(addr)}, small...)...)
 	good := mustSub(t, append([]pubsub.Option{pubsub.WithDial(addr), pubsub.WithSubscribe("bp")}, small...)...)
 	stalled := mustSub(t, append([]pubsub.Option{pubsub.WithDial(addr), pubsub.WithSubscribe("bp")}, small...)...)
@@ -73,36 +82,53 @@ func TestBackpressureStalledSubscriberCutOff(t *testing.T) {
 	if err := p.WaitPeers(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	const n = 20_000
-	body := make([]byte, 1024)
+	body, last := make([]byte, 1024), []byte("last")
 	done := make(chan error, 1)
 	go func() {
-		for i := range n {
+		for want := uint64(1); ; want++ {
 			m, err := good.Next(ctx)
 			if err != nil {
-				done <- fmt.Errorf("after %d: %w", i, err)
+				done <- fmt.Errorf("after %d: %w", want-1, err)
 				return
 			}
-			if m.Seq != uint64(i+1) {
-				done <- fmt.Errorf("got seq %d, want %d", m.Seq, i+1)
+			if m.Seq != want {
+				done <- fmt.Errorf("got seq %d, want %d", m.Seq, want)
+				return
+			}
+			if bytes.Equal(m.Data, last) {
+				done <- nil
 				return
 			}
 		}
-		done <- nil
 	}()
-	for i := range n {
-		if err := p.PublishBytes(ctx, "bp", nil, body); err != nil {
+	publish := func(i int, b []byte) {
+		if err := p.PublishBytes(ctx, "bp", nil, b); err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}
 	}
+	// Until the stalled subscriber is cut off (once its queues and the
+	// kernel's buffers, a few MB, are full), then as much again, then the
+	// last message: the good one gets every one, in order.
+	const most = 100_000 // 100 MB: far more than the queues and the kernel's buffers hold
+	n := 0
+	for ; n%64 != 0 || p.Stats().SendTimeouts == 0; n++ {
+		if n == most {
+			t.Fatalf("published %d without cutting the stalled subscriber off: %+v", n, p.Stats())
+		}
+		publish(n, body)
+	}
+	for i := range n {
+		publish(n+i, body)
+	}
+	publish(2*n, last)
 	if err := <-done; err != nil {
-		t.Fatal(err)
+		t.Fatalf("good subscriber: %v; publisher: %+v", err, p.Stats())
 	}
 	st := p.Stats()
 	if st.SendTimeouts == 0 || st.Dropped == 0 {
 		t.Fatalf("got %+v, want the stalled subscriber cut off (SendTimeouts) and its messages dropped", st)
 	}
-	t.Logf("publisher: %d cut off, %d dropped for the stalled subscriber; last error %q", st.SendTimeouts, st.Dropped, st.LastError)
+	t.Logf("publisher: %d cut off, %d dropped for the stalled subscriber after %d of %d messages; last error %q", st.SendTimeouts, st.Dropped, n, 2*n+1, st.LastError)
 }
 
 // A lossless subscriber filters like the default one: by pattern, and

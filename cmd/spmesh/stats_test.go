@@ -349,6 +349,17 @@ func TestRates(t *testing.T) {
 
 // TestTopSlowPeer: a producer with a fast and a slow worker; top flags the
 // slow one among the producer's peers.
+//
+// A peer's mean reply time is its mean since it connected, so one late
+// reply (the process starved for a moment on a loaded machine) weighs on
+// it by how few replies it has. Produced one at a time, jobs alternated
+// between the two workers (the one with the fewest in flight, ties round
+// robin): the fast one had 5 or 6 replies when top looked, and a single
+// one 750 ms late would have made it half as slow as the slow one, which
+// top then did not flag. With four jobs in flight the slow worker holds
+// about two (its concurrency) and the fast one takes the rest; top looks
+// once the fast one has 100 replies. Its 5 ms of work keeps it from
+// spinning a core for the whole test.
 func TestTopSlowPeer(t *testing.T) {
 	t.Parallel()
 	_, addr := seed(t)
@@ -373,7 +384,7 @@ func TestTopSlowPeer(t *testing.T) {
 		_, hostPort, _ := strings.Cut(w.Addrs()[0], "://")
 		return hostPort
 	}
-	worker("slow-fast", 0)
+	worker("slow-fast", 5*time.Millisecond)
 	slowAddr := worker("slow-slow", 300*time.Millisecond)
 	p, err := pipeline.NewProducer(pipeline.WithDiscovery(a, "jobs"), pipeline.WithMaxInFlight(8))
 	if err != nil {
@@ -392,18 +403,20 @@ func TestTopSlowPeer(t *testing.T) {
 	if err := p.WaitPeers(wctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	wg.Go(func() {
-		for i := 0; ctx.Err() == nil; i++ {
-			if err := p.Produce(ctx, i); err != nil {
-				return
+	for range 4 {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				if err := p.Produce(ctx, i); err != nil {
+					return
+				}
 			}
-		}
-	})
-	// Both workers have replied before top looks.
+		})
+	}
+	// Both workers have replied, the fast one many times, before top looks.
 	testutil.Eventually(t, waitReady, func() error {
 		ps := p.Stats().PerPeer
-		if len(ps) != 2 || ps[0].Done == 0 || ps[1].Done == 0 {
-			return fmt.Errorf("got peers %+v, want two that replied", ps)
+		if len(ps) != 2 || min(ps[0].Done, ps[1].Done) == 0 || max(ps[0].Done, ps[1].Done) < 100 {
+			return fmt.Errorf("got peers %+v, want two that replied, one 100 times", ps)
 		}
 		return nil
 	})
