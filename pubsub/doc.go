@@ -75,8 +75,10 @@
 // back. A subscriber that takes nothing for the stall time given is cut
 // off by the publisher (its connection closed, counted in the publisher's
 // Stats().SendTimeouts, what was queued for it counted in Dropped) so that
-// it cannot stall the others forever; it reconnects, and counts what it
-// missed as gaps. In this mode the queues below hold the publisher back
+// it cannot stall the others forever. The subscriber notices the cut only
+// when its application takes messages again (its connections are not read
+// meanwhile, and its Stats().Peers still counts the connection); it then
+// reconnects and counts what it missed as gaps. In this mode the queues below hold the publisher back
 // instead of dropping, and the subscriber socket's frame queue is a few
 // frames (its bytes bounded like a Puller's).
 //
