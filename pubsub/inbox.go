@@ -121,13 +121,19 @@ func (d *frameDecoder) decode(s *Subscriber, m *sock.Frame, emit func(*Message) 
 	return nil
 }
 
-// message fills m from env; m.Data aliases env.Body.
+// message fills m, a zero Message, from env; m.Data aliases env.Body.
+// Field by field, the zero ones left alone: a composite literal would be
+// built aside and copied over with a write barrier for the whole struct.
 func (s *Subscriber) message(m *Message, env *wire.Msg) {
-	*m = Message{
-		Topic: env.Topic, Header: env.Header, ID: env.ID,
-		Publisher: env.Pub, Seq: env.Seq, Time: time.Unix(0, env.Time),
-		Data: env.Body, codec: s.codec,
+	m.Topic = env.Topic
+	if env.Header != nil {
+		m.Header = env.Header
 	}
+	m.ID = env.ID
+	m.Publisher, m.Seq = env.Pub, env.Seq
+	m.Time = time.Unix(0, env.Time)
+	m.Data = env.Body
+	m.codec = s.codec
 	if s.so.Settings.Traced() {
 		// The consumer span ends here: the message is received; its
 		// processing starts from m.Context().
