@@ -20,7 +20,7 @@ func TestStalledSubscriberMemoryBounded(t *testing.T) {
 	const (
 		n     = 1_000_000
 		size  = 256
-		queue = 256 // WithQueueLen: frames per peer on send, frames and messages on receive
+		queue = 128 // WithQueueLen: messages per peer on send, frames and messages on receive
 	)
 	// What may be held at once, both ends being in this process:
 	//   the publisher's per-connection queue: queue messages, in frames
