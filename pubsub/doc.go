@@ -147,9 +147,12 @@
 // each spmesh Subscriber announces its receive limit (WithMaxMessageSize)
 // to its publishers, and while one has not (a subscriber of an spmesh
 // older than WIRE.md key 14, a stock SUB, or one whose announcement is on
-// its way) batch frames stay under 8 KiB, as they always were. A frame built before a subscriber
-// connected may still reach it; one over its limit is refused there
-// (counted in its TooLarge). Consequences:
+// its way) batch frames stay under 8 KiB, as they always were. A limit
+// under 8 KiB counts as 8 KiB (a subscriber cannot shrink everyone's
+// frames; one with so small a WithMaxMessageSize refuses larger frames, as
+// it always did). A frame built before a subscriber connected may still
+// reach it; one over its limit is refused there (counted in its
+// TooLarge). Consequences:
 //
 //   - [Message.Time] is when the publisher's sender took the message, one
 //     clock reading for everything it took together (within microseconds

@@ -397,11 +397,12 @@ func TestForeignSubscriberBatchFrames(t *testing.T) {
 		interest bool
 		limit    uint64 // key 14
 		max      int    // the largest frame allowed
-		big      bool   // some frame must be over 8 KiB
+		big      bool   // some frame must be over 8 KiB (else over 4 KiB)
 	}{
 		{"stock", false, 0, pubsub.LegacyBatchFrame, false},
 		{"no limit said", true, 0, pubsub.LegacyBatchFrame, false},
 		{"limit 12 KiB", true, 12 << 10, 12 << 10, true},
+		{"limit 1 KiB counts as 8 KiB", true, 1 << 10, pubsub.LegacyBatchFrame, false},
 		{"limit 8 MiB", true, 8 << 20, pubsub.MaxBatchFrame, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -466,6 +467,9 @@ func TestForeignSubscriberBatchFrames(t *testing.T) {
 			t.Logf("%d messages in %d frames, the largest %d bytes", got, frames, largest)
 			if tc.big && largest <= pubsub.LegacyBatchFrame {
 				t.Fatalf("got frames of at most %d bytes, want some over %d (the subscriber takes %d)", largest, pubsub.LegacyBatchFrame, tc.limit)
+			}
+			if !tc.big && largest <= 4<<10 {
+				t.Fatalf("got frames of at most %d bytes, want some over 4 KiB (batch frames up to 8 KiB - 1 whatever key 14 says)", largest)
 			}
 		})
 	}

@@ -85,20 +85,21 @@ const (
 // BatchLimit returns how large a batch frame the connected subscribers
 // all accept: the smallest receive limit they announced in their interest
 // frames (wire key 14), LegacyBatchFrame while one has announced none, at
-// most MaxBatchFrame. A frame built under it may still reach a subscriber
-// that connects meanwhile; one larger than that subscriber's limit is
-// refused there (counted in its TooLarge), like any oversized frame.
+// most MaxBatchFrame. An announcement below LegacyBatchFrame counts as
+// LegacyBatchFrame: the key only raises the bound, so that a subscriber
+// cannot make its publisher send everyone one message per frame (a
+// subscriber whose limit is that small has frames of its publishers
+// refused, as before the key). A frame built under it may still reach a
+// subscriber that connects meanwhile; one larger than that subscriber's
+// limit is refused there (counted in its TooLarge), like any oversized
+// frame.
 func (s *Fanout) BatchLimit() int { return int(s.batch.Load()) }
 
 // rebatch recomputes BatchLimit. s.mu is held.
 func (s *Fanout) rebatch() {
 	b := uint32(MaxBatchFrame)
 	for _, p := range s.list {
-		f := p.frame.Load()
-		if f == 0 {
-			f = LegacyBatchFrame
-		}
-		b = min(b, f)
+		b = min(b, max(p.frame.Load(), LegacyBatchFrame))
 	}
 	s.batch.Store(int64(b))
 }

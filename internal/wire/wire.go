@@ -138,7 +138,8 @@
 // frame on a connection (a stock SUB peer) sends it everything. The frame
 // key sizes batch frames: a publisher's batch frames stay within the
 // smallest limit its subscribers said, and within 8 KiB - 1 while any of
-// them has said none (spmesh before key 14, a stock SUB). Example:
+// them has said none (spmesh before key 14, a stock SUB); a limit below
+// 8 KiB - 1 counts as 8 KiB - 1 (the key only raises the bound). Example:
 // prefixes "a." and "b\x00", frames up to 8 MiB:
 //
 //	01 0b 81 0e ce 00 80 00 00 c4 02 61 2e c4 02 62 00
