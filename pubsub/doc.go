@@ -142,7 +142,8 @@
 // sender goroutine, which takes everything pending at once: a lone message
 // goes out at once as a plain frame; a burst on one topic goes out in batch
 // frames (up to 256 messages each, the wire format is in WIRE.md), so that
-// a burst costs one frame per batch on both sides. A batch frame holds up
+// a burst costs one frame per batch on both sides; a message of half the
+// batch bound or more goes in a frame of its own. A batch frame holds up
 // to 64 KiB - 1 bytes, and no more than any connected subscriber accepts:
 // each spmesh Subscriber announces its receive limit (WithMaxMessageSize)
 // to its publishers, and while one has not (a subscriber of an spmesh

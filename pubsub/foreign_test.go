@@ -387,6 +387,8 @@ func TestForeignPublisher(t *testing.T) {
 // (WIRE.md, interest key 14): under 8 KiB for a subscriber that announced
 // no limit (a stock SUB, or an interest frame without the key), within
 // the limit one announced, and past 8 KiB when every subscriber takes it.
+// 4 KiB messages travel one per frame under the 8 KiB bound, and share
+// batch frames when every subscriber takes 64 KiB.
 func TestForeignSubscriberBatchFrames(t *testing.T) {
 	const (
 		topic = "frames"
@@ -398,12 +400,15 @@ func TestForeignSubscriberBatchFrames(t *testing.T) {
 		limit    uint64 // key 14
 		max      int    // the largest frame allowed
 		big      bool   // some frame must be over 8 KiB (else over 4 KiB)
+		size     int    // bodies (0: 256 B)
 	}{
-		{"stock", false, 0, pubsub.LegacyBatchFrame, false},
-		{"no limit said", true, 0, pubsub.LegacyBatchFrame, false},
-		{"limit 12 KiB", true, 12 << 10, 12 << 10, true},
-		{"limit 1 KiB counts as 8 KiB", true, 1 << 10, pubsub.LegacyBatchFrame, false},
-		{"limit 8 MiB", true, 8 << 20, pubsub.MaxBatchFrame, true},
+		{"stock", false, 0, pubsub.LegacyBatchFrame, false, 0},
+		{"no limit said", true, 0, pubsub.LegacyBatchFrame, false, 0},
+		{"limit 12 KiB", true, 12 << 10, 12 << 10, true, 0},
+		{"limit 1 KiB counts as 8 KiB", true, 1 << 10, pubsub.LegacyBatchFrame, false, 0},
+		{"limit 8 MiB", true, 8 << 20, pubsub.MaxBatchFrame, true, 0},
+		{"4 KiB bodies, stock", false, 0, pubsub.LegacyBatchFrame, false, 4 << 10},
+		{"4 KiB bodies, limit 8 MiB", true, 8 << 20, pubsub.MaxBatchFrame, true, 4 << 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := testutil.FreeTCP(t)
@@ -422,9 +427,13 @@ func TestForeignSubscriberBatchFrames(t *testing.T) {
 			if err := p.WaitPeers(ctx, 1); err != nil {
 				t.Fatal(err)
 			}
+			n := n
+			if tc.size > 0 {
+				n = 5000
+			}
 			done := make(chan error, 1)
 			go func() {
-				body := make([]byte, 256)
+				body := make([]byte, max(tc.size, 256))
 				for range n {
 					if err := p.PublishBytes(ctx, topic, nil, body); err != nil {
 						done <- err
@@ -470,6 +479,9 @@ func TestForeignSubscriberBatchFrames(t *testing.T) {
 			}
 			if !tc.big && largest <= 4<<10 {
 				t.Fatalf("got frames of at most %d bytes, want some over 4 KiB (batch frames up to 8 KiB - 1 whatever key 14 says)", largest)
+			}
+			if tc.size > 0 && !tc.big && frames != got {
+				t.Fatalf("got %d messages of %d B in %d frames, want one frame each under the 8 KiB bound", got, tc.size, frames)
 			}
 		})
 	}

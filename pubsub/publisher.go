@@ -24,11 +24,6 @@ const (
 	// keepPending is the largest pending buffer kept after a flush (a
 	// large message's buffer is dropped).
 	keepPending = 1 << 20
-	// alone is the size from which a []byte or string body is encoded
-	// straight into its own plain frame at Publish, sparing a copy: a
-	// batch under the subscribers' legacy bound could not hold two such
-	// messages.
-	alone = sock.LegacyBatchFrame / 2
 )
 
 // Publisher sends messages on topics to every connected [Subscriber]. It
@@ -201,6 +196,14 @@ func (p *Publisher) publish(ctx context.Context, topic string, h spmesh.Header, 
 	return p.publishEnv(ctx, topic, h, v, data, raw)
 }
 
+// alone returns the size from which a []byte or string body is encoded
+// straight into its own plain frame at Publish, sparing a copy: half the
+// batch frame the subscribers take (at least half of the legacy bound), so
+// that a batch could not hold two such messages anyway.
+func (p *Publisher) alone() int {
+	return max(sock.LegacyBatchFrame, min(p.maxFrame, p.pub.BatchLimit())) / 2
+}
+
 // publishEnv publishes in an envelope, in a batch or alone.
 func (p *Publisher) publishEnv(ctx context.Context, topic string, h spmesh.Header, v any, data []byte, raw bool) error {
 	p.mu.Lock()
@@ -236,10 +239,11 @@ func (p *Publisher) publishEnv(ctx context.Context, topic string, h spmesh.Heade
 		p.mu.Unlock()
 		return errDraining
 	}
-	if raw && len(data) >= alone {
+	lone := p.alone()
+	if raw && len(data) >= lone {
 		return p.appendLarge(ts, topic, h, codec, data) // unlocks
 	}
-	if !raw && sock.BodyLen(v) >= alone {
+	if !raw && sock.BodyLen(v) >= lone {
 		return p.appendLarge(ts, topic, h, codec, v) // unlocks
 	}
 	off := len(p.pend.buf)
