@@ -9,11 +9,10 @@ import (
 	"github.com/spmesh/spmesh/internal/testutil"
 )
 
-// Drain returns once the application has taken, with Next, every message
-// queued: Next wakes it (it does not poll when C was never handed out),
-// so a Drain that is never told ends with its ctx's error instead.
-func TestInboxDrainWokenByNext(t *testing.T) {
-	const n = 50
+// queuedInbox returns a PULL inbox over TCP holding n queued messages,
+// closed when the test ends.
+func queuedInbox(t *testing.T, n int) *Inbox[int] {
+	t.Helper()
 	so, err := Open(Pull, DefaultSettings(), Wiring{})
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +27,7 @@ func TestInboxDrainWokenByNext(t *testing.T) {
 		emit(1)
 		return nil
 	})
-	defer in.Close()
+	t.Cleanup(func() { in.Close() })
 	push := testutil.DialSP(t, addr, 5<<4) // PUSH
 	for range n {
 		if err := push.Send([]byte("job")); err != nil {
@@ -36,13 +35,22 @@ func TestInboxDrainWokenByNext(t *testing.T) {
 		}
 	}
 	if err := testutil.Until(10*time.Second, func() error {
-		if got := so.C.Received.Load(); got != n {
+		if got := so.C.Received.Load(); got != uint64(n) {
 			return fmt.Errorf("%d of %d queued", got, n)
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return in
+}
+
+// Drain returns once the application has taken, with Next, every message
+// queued: Next wakes it (it does not poll when C was never handed out),
+// so a Drain that is never told ends with its ctx's error instead.
+func TestInboxDrainWokenByNext(t *testing.T) {
+	const n = 50
+	in := queuedInbox(t, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	drained := make(chan error, 1)
@@ -76,35 +84,7 @@ func TestInboxDrainWokenByNext(t *testing.T) {
 // waiting for Next's signal that never comes.
 func TestInboxDrainCalledBeforeC(t *testing.T) {
 	const n = 50
-	so, err := Open(Pull, DefaultSettings(), Wiring{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := so.Listen("tcp://127.0.0.1:0")
-	if err != nil {
-		so.Close()
-		t.Fatal(err)
-	}
-	in := NewFrameInbox(so, func(m *Frame, emit func(int) bool) error {
-		m.Free()
-		emit(1)
-		return nil
-	})
-	defer in.Close()
-	push := testutil.DialSP(t, addr, 5<<4) // PUSH
-	for range n {
-		if err := push.Send([]byte("job")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := testutil.Until(10*time.Second, func() error {
-		if got := so.C.Received.Load(); got != n {
-			return fmt.Errorf("%d of %d queued", got, n)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	in := queuedInbox(t, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	drained := make(chan error, 1)
