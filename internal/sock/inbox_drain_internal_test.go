@@ -45,23 +45,20 @@ func queuedInbox(t *testing.T, n int) *Inbox[int] {
 	return in
 }
 
-// Drain returns once the application has taken, with Next, every message
-// queued: Next wakes it (it does not poll when C was never handed out),
-// so a Drain that is never told ends with its ctx's error instead.
-func TestInboxDrainWokenByNext(t *testing.T) {
-	const n = 50
-	in := queuedInbox(t, n)
+// startDrain starts in.Drain with a 20 s ctx, which it returns with the
+// channel Drain's result arrives on.
+func startDrain(t *testing.T, in *Inbox[int]) (context.Context, <-chan error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	drained := make(chan error, 1)
 	go func() { drained <- in.Drain(ctx) }()
-	for i := range n - 1 {
-		if _, err := in.Next(ctx); err != nil {
-			t.Fatalf("Next %d of %d: %v", i, n, err)
-		}
-	}
-	// Once the reader has stopped and Drain waits on the application
-	// alone, the last message taken must wake it.
+	return ctx, drained
+}
+
+// waitParked waits until Drain waits on the application alone (the reader
+// has stopped).
+func waitParked(t *testing.T, in *Inbox[int]) {
+	t.Helper()
 	if err := testutil.Until(10*time.Second, func() error {
 		if in.parked.Load() == 0 {
 			return fmt.Errorf("Drain not waiting on the application")
@@ -70,6 +67,23 @@ func TestInboxDrainWokenByNext(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Drain returns once the application has taken, with Next, every message
+// queued: Next wakes it (it does not poll when C was never handed out),
+// so a Drain that is never told ends with its ctx's error instead.
+func TestInboxDrainWokenByNext(t *testing.T) {
+	const n = 50
+	in := queuedInbox(t, n)
+	ctx, drained := startDrain(t, in)
+	for i := range n - 1 {
+		if _, err := in.Next(ctx); err != nil {
+			t.Fatalf("Next %d of %d: %v", i, n, err)
+		}
+	}
+	// Once the reader has stopped and Drain waits on the application
+	// alone, the last message taken must wake it.
+	waitParked(t, in)
 	if _, err := in.Next(ctx); err != nil {
 		t.Fatalf("last Next: %v", err)
 	}
@@ -85,18 +99,8 @@ func TestInboxDrainWokenByNext(t *testing.T) {
 func TestInboxDrainCalledBeforeC(t *testing.T) {
 	const n = 50
 	in := queuedInbox(t, n)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	drained := make(chan error, 1)
-	go func() { drained <- in.Drain(ctx) }()
-	if err := testutil.Until(10*time.Second, func() error {
-		if in.parked.Load() == 0 {
-			return fmt.Errorf("Drain not waiting on the application")
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	ctx, drained := startDrain(t, in)
+	waitParked(t, in)
 	got := 0
 	for range in.C() {
 		got++
